@@ -1,0 +1,219 @@
+//! Commands and batches, and their binary encoding (the payload of a journal frame).
+//!
+//! A command is one request's worth of work (for example, 8,189 transfers). A batch is the
+//! commands that the sequencer gathered from many connections, stamped with one timestamp.
+//! The journal stores the encoded commands; the frame header carries the timestamp and the
+//! sequence number, so they are not repeated here.
+//!
+//! Encoding (little-endian): `u32 command_count`, then per command `u8 kind`, `u32 len`,
+//! `len` bytes. Accounts and transfers are arrays of 128-byte records. New command kinds get
+//! new `kind` numbers; existing numbers never change meaning.
+
+use crate::ledger::{Account, AccountOutcome, Transfer, TransferOutcome, RECORD_BYTES};
+use thiserror::Error;
+
+/// The most items in one command, as in TigerBeetle (a 1 MiB message of 128-byte records
+/// less its header). Larger requests must be split by the client.
+pub const ITEMS_PER_COMMAND_MAX: usize = 8190;
+
+const KIND_CREATE_ACCOUNTS: u8 = 1;
+const KIND_CREATE_TRANSFERS: u8 = 2;
+
+/// One state change requested by a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Create accounts; one result per account.
+    CreateAccounts(Vec<Account>),
+    /// Create transfers; one result per transfer.
+    CreateTransfers(Vec<Transfer>),
+}
+
+impl Command {
+    /// How many events (timestamps) the command uses.
+    pub fn events(&self) -> usize {
+        match self {
+            Command::CreateAccounts(a) => a.len(),
+            Command::CreateTransfers(t) => t.len(),
+        }
+    }
+}
+
+/// The result of one command, in the same order as its items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Results of `CreateAccounts`.
+    CreateAccounts(Vec<AccountOutcome>),
+    /// Results of `CreateTransfers`.
+    CreateTransfers(Vec<TransferOutcome>),
+}
+
+/// Commands applied together with one timestamp.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Nanoseconds since the Unix epoch, assigned by the sequencer; strictly greater than the
+    /// last event timestamp of the previous batch.
+    pub timestamp: u64,
+    /// The commands, applied in order.
+    pub commands: Vec<Command>,
+}
+
+/// A journal payload that cannot be decoded. Carries where it went wrong.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The payload ended early.
+    #[error("payload truncated: needed {needed} bytes at offset {offset}, found {found}")]
+    Truncated {
+        /// Where the read started.
+        offset: usize,
+        /// How many bytes it needed.
+        needed: usize,
+        /// How many were left.
+        found: usize,
+    },
+    /// An unknown command kind.
+    #[error("unknown command kind {kind} at offset {offset}")]
+    UnknownKind {
+        /// The kind byte.
+        kind: u8,
+        /// Where it was.
+        offset: usize,
+    },
+    /// A command whose length is not a whole number of records, or too many items.
+    #[error("command at offset {offset} has {len} bytes, expected a multiple of 128 up to {max} records")]
+    BadLength {
+        /// Where the command started.
+        offset: usize,
+        /// Its length.
+        len: usize,
+        /// The item limit.
+        max: usize,
+    },
+    /// Bytes after the last command.
+    #[error("{extra} bytes after the last command")]
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
+    /// A snapshot that is not a snapshot of this version.
+    #[error("snapshot {0}")]
+    Snapshot(String),
+}
+
+/// Reads a byte slice front to back with bounds checks that name the offset.
+pub(crate) struct Cursor<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, at: 0 }
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let left = self.bytes.len() - self.at;
+        if n > left {
+            return Err(DecodeError::Truncated { offset: self.at, needed: n, found: left });
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    pub(crate) fn u128(&mut self) -> Result<u128, DecodeError> {
+        Ok(u128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes")))
+    }
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+}
+
+/// Appends the encoding of `commands` to `out`.
+pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(commands.len() as u32).to_le_bytes());
+    for command in commands {
+        let (kind, count) = match command {
+            Command::CreateAccounts(a) => (KIND_CREATE_ACCOUNTS, a.len()),
+            Command::CreateTransfers(t) => (KIND_CREATE_TRANSFERS, t.len()),
+        };
+        out.push(kind);
+        out.extend_from_slice(&((count * RECORD_BYTES) as u32).to_le_bytes());
+        out.reserve(count * RECORD_BYTES);
+        match command {
+            Command::CreateAccounts(accounts) => accounts.iter().for_each(|a| a.encode(out)),
+            Command::CreateTransfers(transfers) => transfers.iter().for_each(|t| t.encode(out)),
+        }
+    }
+}
+
+/// Decodes commands written by [`encode_commands`]. Never panics on bad bytes.
+pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
+    let mut c = Cursor::new(bytes);
+    let count = c.u32()? as usize;
+    let mut commands = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let offset = c.at;
+        let kind = c.u8()?;
+        let len = c.u32()? as usize;
+        if len % RECORD_BYTES != 0 || len / RECORD_BYTES > ITEMS_PER_COMMAND_MAX {
+            return Err(DecodeError::BadLength { offset, len, max: ITEMS_PER_COMMAND_MAX });
+        }
+        let body = c.take(len)?;
+        let records = body.chunks_exact(RECORD_BYTES).map(|r| r.try_into().expect("128-byte chunk"));
+        commands.push(match kind {
+            KIND_CREATE_ACCOUNTS => Command::CreateAccounts(records.map(Account::decode).collect()),
+            KIND_CREATE_TRANSFERS => Command::CreateTransfers(records.map(Transfer::decode).collect()),
+            kind => return Err(DecodeError::UnknownKind { kind, offset }),
+        });
+    }
+    if c.remaining() != 0 {
+        return Err(DecodeError::TrailingBytes { extra: c.remaining() });
+    }
+    Ok(commands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::TransferFlags;
+
+    #[test]
+    fn commands_round_trip() {
+        let commands = vec![
+            Command::CreateAccounts(vec![Account { id: 1, ledger: 1, code: 1, ..Default::default() }]),
+            Command::CreateTransfers(vec![Transfer {
+                id: 2,
+                amount: 5,
+                flags: TransferFlags(TransferFlags::LINKED),
+                ..Default::default()
+            }]),
+            Command::CreateTransfers(vec![]),
+        ];
+        let mut bytes = Vec::new();
+        encode_commands(&commands, &mut bytes);
+        assert_eq!(decode_commands(&bytes).unwrap(), commands);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let commands = vec![Command::CreateTransfers(vec![Transfer::default(); 3])];
+        let mut bytes = Vec::new();
+        encode_commands(&commands, &mut bytes);
+        for len in 0..bytes.len() {
+            assert!(decode_commands(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
+        }
+        let mut bad_kind = bytes.clone();
+        bad_kind[4] = 99;
+        assert_eq!(decode_commands(&bad_kind), Err(DecodeError::UnknownKind { kind: 99, offset: 4 }));
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert_eq!(decode_commands(&extra), Err(DecodeError::TrailingBytes { extra: 1 }));
+    }
+}

@@ -1,0 +1,1105 @@
+//! The double-entry ledger: accounts, transfers, two-phase transfers with timeouts, linked
+//! chains, balancing and closing transfers, with TigerBeetle's semantics and result codes.
+//!
+//! Every change goes through [`Ledger::create_accounts`], [`Ledger::create_transfers`] or
+//! [`Ledger::expire_pending`], and each of them keeps the invariant that, per ledger, the sum
+//! of debits equals the sum of credits (pending and posted alike), because every transfer adds
+//! the same amount to one account's debits and another's credits. A failed item changes nothing;
+//! a failed linked chain is rolled back with an undo log. Domain commands (wallets, payments)
+//! post their transfers through the same functions inside a [`Scope`], so that they can roll
+//! back their own linked transfers together.
+//!
+//! The ledger reads no clock: the caller passes each event's timestamp.
+
+mod results;
+mod store;
+mod types;
+
+pub use results::{CreateAccountResult, CreateTransferResult, PendingStatus};
+pub use store::NONE;
+pub use types::{Account, AccountFlags, Transfer, TransferFlags, RECORD_BYTES};
+
+use std::collections::{BTreeMap, BTreeSet};
+use store::{Chunked, IdIndex};
+
+/// Nanoseconds per second, for pending-transfer timeouts given in seconds.
+pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// The balance of an account with the `history` flag right after a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountBalance {
+    /// The timestamp of the transfer that produced this balance.
+    pub timestamp: u64,
+    /// Pending debits after the transfer.
+    pub debits_pending: u128,
+    /// Posted debits after the transfer.
+    pub debits_posted: u128,
+    /// Pending credits after the transfer.
+    pub credits_pending: u128,
+    /// Posted credits after the transfer.
+    pub credits_posted: u128,
+}
+
+/// What a successful (or already existing) transfer ended up as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferOutcome {
+    /// The result code.
+    pub result: CreateTransferResult,
+    /// For `ok` and `exists`: the transfer's timestamp; otherwise 0.
+    pub timestamp: u64,
+    /// For `ok` and `exists`: the amount actually moved (balancing and post may move less than
+    /// asked); otherwise 0.
+    pub amount: u128,
+}
+
+impl TransferOutcome {
+    fn failed(result: CreateTransferResult) -> Self {
+        TransferOutcome { result, timestamp: 0, amount: 0 }
+    }
+}
+
+/// What a successful (or already existing) account ended up as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountOutcome {
+    /// The result code.
+    pub result: CreateAccountResult,
+    /// For `ok` and `exists`: the account's timestamp; otherwise 0.
+    pub timestamp: u64,
+}
+
+/// One step to take back if the linked chain it belongs to fails.
+#[derive(Clone, Debug)]
+enum Undo {
+    AccountCreated,
+    TransferCreated,
+    Account { position: u32, before: Account },
+    Pending { position: u32, before: Option<PendingStatus> },
+    ExpiryAdded { key: (u64, u32) },
+    ExpiryRemoved { key: (u64, u32) },
+    BalancePushed { account: u32 },
+}
+
+/// A mark in the undo log: everything done after it can be rolled back as one.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope {
+    undo_len: usize,
+}
+
+/// The ledger state. See the module documentation.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    accounts: Chunked<Account>,
+    account_index: IdIndex,
+    /// Per account position: the position of its newest transfer (`NONE` if none). Together
+    /// with `transfer_links` this is each account's history, newest first, at 4 bytes an entry.
+    account_heads: Chunked<u32>,
+    transfers: Chunked<Transfer>,
+    transfer_index: IdIndex,
+    /// Per transfer position: the previous transfer of its debit account and of its credit
+    /// account (`NONE` if none).
+    transfer_links: Chunked<[u32; 2]>,
+    /// Status of every pending transfer, by position. A BTreeMap, not a HashMap, so that
+    /// iteration order (for the state hash and snapshots) is deterministic.
+    pending: BTreeMap<u32, PendingStatus>,
+    /// Open pending transfers with a timeout, by (expires_at, position).
+    expiries: BTreeSet<(u64, u32)>,
+    /// Balance history of accounts with the `history` flag, by account position.
+    balances: BTreeMap<u32, Vec<AccountBalance>>,
+    undo: Vec<Undo>,
+    /// Depth of open scopes; the undo log is only kept while one is open.
+    scopes: usize,
+}
+
+/// A sum of `u128` values that cannot overflow: each account's counters fit in 128 bits, but
+/// their sum over a ledger may not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WideSum {
+    /// How many times the low part wrapped.
+    pub carries: u64,
+    /// The low 128 bits.
+    pub low: u128,
+}
+
+impl WideSum {
+    fn add(&mut self, value: u128) {
+        let (low, carried) = self.low.overflowing_add(value);
+        self.low = low;
+        self.carries += carried as u64;
+    }
+}
+
+impl std::fmt::Display for WideSum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.carries == 0 {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}*2^128+{}", self.carries, self.low)
+        }
+    }
+}
+
+/// Totals of one ledger, for the conservation check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerTotals {
+    /// Sum of pending debits over all accounts.
+    pub debits_pending: WideSum,
+    /// Sum of posted debits over all accounts.
+    pub debits_posted: WideSum,
+    /// Sum of pending credits over all accounts.
+    pub credits_pending: WideSum,
+    /// Sum of posted credits over all accounts.
+    pub credits_posted: WideSum,
+    /// Number of accounts.
+    pub accounts: u64,
+}
+
+impl Ledger {
+    /// Number of accounts.
+    pub fn accounts_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Number of transfers.
+    pub fn transfers_count(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Bytes of memory held by the ledger's arrays and indexes (an estimate that ignores the
+    /// small maps), for the memory benchmark.
+    pub fn bytes_allocated(&self) -> usize {
+        self.accounts.bytes_allocated()
+            + self.account_index.bytes_allocated()
+            + self.account_heads.bytes_allocated()
+            + self.transfers.bytes_allocated()
+            + self.transfer_index.bytes_allocated()
+            + self.transfer_links.bytes_allocated()
+    }
+
+    fn account_position(&self, id: u128) -> Option<u32> {
+        let accounts = &self.accounts;
+        self.account_index.find(id, |p| accounts.get(p).id)
+    }
+
+    fn transfer_position(&self, id: u128) -> Option<u32> {
+        let transfers = &self.transfers;
+        self.transfer_index.find(id, |p| transfers.get(p).id)
+    }
+
+    /// The account with this id.
+    pub fn account(&self, id: u128) -> Option<&Account> {
+        self.account_position(id).map(|p| self.accounts.get(p))
+    }
+
+    /// The transfer with this id.
+    pub fn transfer(&self, id: u128) -> Option<&Transfer> {
+        self.transfer_position(id).map(|p| self.transfers.get(p))
+    }
+
+    /// For a pending transfer: whether it is still open or how it was resolved.
+    pub fn pending_status(&self, id: u128) -> Option<PendingStatus> {
+        self.transfer_position(id).and_then(|p| self.pending.get(&p).copied())
+    }
+
+    /// All accounts in creation order.
+    pub fn accounts(&self) -> impl DoubleEndedIterator<Item = &Account> + '_ {
+        self.accounts.iter()
+    }
+
+    /// All transfers in creation (and timestamp) order.
+    pub fn transfers(&self) -> impl DoubleEndedIterator<Item = &Transfer> + '_ {
+        self.transfers.iter()
+    }
+
+    /// Every pending transfer's status, by transfer position, in position order.
+    pub fn pending_statuses(&self) -> impl Iterator<Item = (u32, PendingStatus)> + '_ {
+        self.pending.iter().map(|(&p, &s)| (p, s))
+    }
+
+    /// The earliest expiry time of an open pending transfer, so the sequencer knows when to
+    /// send a batch that lets it expire.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.expiries.first().map(|&(at, _)| at)
+    }
+
+    /// Balance history of an account with the `history` flag, oldest first.
+    pub fn account_balances(&self, id: u128) -> &[AccountBalance] {
+        self.account_position(id).and_then(|p| self.balances.get(&p)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The transfers of an account, newest first, with timestamps in `[min, max]` (0 = no
+    /// bound), at most `limit`. Walks the account's history chain; a cursor is just `max` set
+    /// to one less than the last timestamp seen.
+    pub fn account_transfers(&self, id: u128, timestamp_min: u64, timestamp_max: u64, limit: usize) -> Vec<Transfer> {
+        let Some(account) = self.account_position(id) else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut position = *self.account_heads.get(account);
+        // With an upper bound, start from the newest transfer at or before it (the transfer
+        // array is sorted by timestamp) rather than walking down from the head.
+        if timestamp_max != 0 && position != NONE && self.transfers.get(position).timestamp > timestamp_max {
+            let start = self.partition_point(timestamp_max);
+            position = NONE;
+            let mut p = start;
+            while p > 0 {
+                p -= 1;
+                let t = self.transfers.get(p);
+                if t.debit_account_id == id || t.credit_account_id == id {
+                    position = p;
+                    break;
+                }
+                // Scanning the array is only cheap near the bound; fall back to the chain.
+                if start - p > 4096 {
+                    position = *self.account_heads.get(account);
+                    while position != NONE && self.transfers.get(position).timestamp > timestamp_max {
+                        position = self.next_in_history(position, id);
+                    }
+                    break;
+                }
+            }
+        }
+        while position != NONE && out.len() < limit {
+            let t = self.transfers.get(position);
+            if timestamp_min != 0 && t.timestamp < timestamp_min {
+                break;
+            }
+            out.push(*t);
+            position = self.next_in_history(position, id);
+        }
+        out
+    }
+
+    fn next_in_history(&self, position: u32, account_id: u128) -> u32 {
+        let links = self.transfer_links.get(position);
+        if self.transfers.get(position).debit_account_id == account_id {
+            links[0]
+        } else {
+            links[1]
+        }
+    }
+
+    /// Number of transfers with a timestamp at or below `timestamp`.
+    fn partition_point(&self, timestamp: u64) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.transfers.len() as u32);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.transfers.get(mid).timestamp <= timestamp {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Sums balances per ledger, checking on the way that no account breaks its flags.
+    /// Returns the first broken account as an error message.
+    pub fn totals(&self) -> Result<BTreeMap<u32, LedgerTotals>, String> {
+        let mut totals: BTreeMap<u32, LedgerTotals> = BTreeMap::new();
+        for a in self.accounts.iter() {
+            let t = totals.entry(a.ledger).or_default();
+            t.debits_pending.add(a.debits_pending);
+            t.debits_posted.add(a.debits_posted);
+            t.credits_pending.add(a.credits_pending);
+            t.credits_posted.add(a.credits_posted);
+            t.accounts += 1;
+            let debits = a.debits().ok_or_else(|| format!("account {} debits overflow", a.id))?;
+            let credits = a.credits().ok_or_else(|| format!("account {} credits overflow", a.id))?;
+            if a.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits > a.credits_posted {
+                return Err(format!(
+                    "account {} has debits_must_not_exceed_credits but debits {} exceed posted credits {}",
+                    a.id, debits, a.credits_posted
+                ));
+            }
+            if a.flags.has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS) && credits > a.debits_posted {
+                return Err(format!(
+                    "account {} has credits_must_not_exceed_debits but credits {} exceed posted debits {}",
+                    a.id, credits, a.debits_posted
+                ));
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Checks every invariant: per ledger debits equal credits (pending and posted), no
+    /// account breaks its flags, each pending transfer is resolved at most once and open
+    /// reservations add up to the accounts' pending balances.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (ledger, t) in self.totals()? {
+            if t.debits_pending != t.credits_pending || t.debits_posted != t.credits_posted {
+                return Err(format!(
+                    "ledger {ledger} does not balance: debits pending {} posted {}, credits pending {} posted {}",
+                    t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted
+                ));
+            }
+        }
+        // Each pending transfer is resolved by at most one post or void, and open ones are
+        // exactly the reservations held in the accounts' pending balances.
+        let mut resolutions: BTreeMap<u128, u32> = BTreeMap::new();
+        let mut pending_debits: BTreeMap<u128, WideSum> = BTreeMap::new();
+        let mut pending_credits: BTreeMap<u128, WideSum> = BTreeMap::new();
+        for (position, t) in self.transfers.iter().enumerate() {
+            if t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER) {
+                *resolutions.entry(t.pending_id).or_default() += 1;
+            }
+            if t.flags.has(TransferFlags::PENDING) {
+                let status = self.pending.get(&(position as u32)).copied();
+                if status == Some(PendingStatus::Pending) {
+                    pending_debits.entry(t.debit_account_id).or_default().add(t.amount);
+                    pending_credits.entry(t.credit_account_id).or_default().add(t.amount);
+                } else if status.is_none() {
+                    return Err(format!("pending transfer {} has no status", t.id));
+                }
+            }
+        }
+        if let Some((id, n)) = resolutions.iter().find(|(_, &n)| n > 1) {
+            return Err(format!("pending transfer {id} was resolved {n} times"));
+        }
+        for a in self.accounts.iter() {
+            let dp = pending_debits.get(&a.id).copied().unwrap_or_default();
+            let cp = pending_credits.get(&a.id).copied().unwrap_or_default();
+            if (WideSum { carries: 0, low: a.debits_pending }) != dp
+                || (WideSum { carries: 0, low: a.credits_pending }) != cp
+            {
+                return Err(format!(
+                    "account {} pending balances ({}, {}) differ from its open pending transfers ({dp}, {cp})",
+                    a.id, a.debits_pending, a.credits_pending
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Scopes: all-or-nothing groups of changes.
+
+    /// Opens a scope: until [`Ledger::commit`] or [`Ledger::rollback`], every change is logged
+    /// so that it can be undone.
+    pub fn begin(&mut self) -> Scope {
+        self.scopes += 1;
+        Scope { undo_len: self.undo.len() }
+    }
+
+    /// Keeps the changes made since `scope` began.
+    pub fn commit(&mut self, scope: Scope) {
+        assert!(self.scopes > 0);
+        self.scopes -= 1;
+        if self.scopes == 0 {
+            self.undo.clear();
+        } else {
+            debug_assert!(self.undo.len() >= scope.undo_len);
+        }
+    }
+
+    /// Undoes every change made since `scope` began, newest first.
+    pub fn rollback(&mut self, scope: Scope) {
+        assert!(self.scopes > 0);
+        while self.undo.len() > scope.undo_len {
+            let step = self.undo.pop().expect("undo log shorter than its scope");
+            self.undo_step(step);
+        }
+        self.scopes -= 1;
+    }
+
+    fn log(&mut self, step: Undo) {
+        if self.scopes > 0 {
+            self.undo.push(step);
+        }
+    }
+
+    fn undo_step(&mut self, step: Undo) {
+        match step {
+            Undo::AccountCreated => {
+                let account = self.accounts.pop().expect("undo of a missing account");
+                let accounts = &self.accounts;
+                let popped = account.id;
+                // The popped record is gone from the array, so answer its id by hand.
+                let len = accounts.len() as u32;
+                self.account_index.remove(popped, |p| if p == len { popped } else { accounts.get(p).id });
+                self.account_heads.pop();
+            }
+            Undo::TransferCreated => {
+                let transfer = self.transfers.pop().expect("undo of a missing transfer");
+                let links = self.transfer_links.pop().expect("links shorter than transfers");
+                let transfers = &self.transfers;
+                let len = transfers.len() as u32;
+                let popped = transfer.id;
+                self.transfer_index.remove(popped, |p| if p == len { popped } else { transfers.get(p).id });
+                let dr = self.account_position(transfer.debit_account_id).expect("debit account of a transfer");
+                let cr = self.account_position(transfer.credit_account_id).expect("credit account of a transfer");
+                *self.account_heads.get_mut(dr) = links[0];
+                *self.account_heads.get_mut(cr) = links[1];
+            }
+            Undo::Account { position, before } => *self.accounts.get_mut(position) = before,
+            Undo::Pending { position, before } => match before {
+                Some(status) => {
+                    self.pending.insert(position, status);
+                }
+                None => {
+                    self.pending.remove(&position);
+                }
+            },
+            Undo::ExpiryAdded { key } => {
+                self.expiries.remove(&key);
+            }
+            Undo::ExpiryRemoved { key } => {
+                self.expiries.insert(key);
+            }
+            Undo::BalancePushed { account } => {
+                let history = self.balances.get_mut(&account).expect("balance history");
+                history.pop();
+                if history.is_empty() {
+                    self.balances.remove(&account);
+                }
+            }
+        }
+    }
+
+    fn set_account(&mut self, position: u32, account: Account) {
+        let before = *self.accounts.get(position);
+        self.log(Undo::Account { position, before });
+        *self.accounts.get_mut(position) = account;
+    }
+
+    fn set_pending(&mut self, position: u32, status: PendingStatus) {
+        let before = self.pending.insert(position, status);
+        self.log(Undo::Pending { position, before });
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Accounts.
+
+    /// Creates accounts; `timestamp_first` is the timestamp of the first event, and event `i`
+    /// gets `timestamp_first + i`. Linked chains succeed or fail as one.
+    pub fn create_accounts(&mut self, accounts: &[Account], timestamp_first: u64) -> Vec<AccountOutcome> {
+        let mut out = Vec::with_capacity(accounts.len());
+        run_chains(
+            accounts.len(),
+            |i| accounts[i].flags.has(AccountFlags::LINKED),
+            self,
+            |ledger, i| ledger.create_account(&accounts[i], timestamp_first + i as u64),
+            |result| AccountOutcome { result, timestamp: 0 },
+            CreateAccountResult::LinkedEventFailed,
+            CreateAccountResult::LinkedEventChainOpen,
+            &mut out,
+            |o: &AccountOutcome| o.result.is_success(),
+        );
+        out
+    }
+
+    fn create_account(&mut self, a: &Account, timestamp: u64) -> AccountOutcome {
+        use CreateAccountResult as R;
+        let fail = |result| AccountOutcome { result, timestamp: 0 };
+        if a.timestamp != 0 {
+            return fail(R::TimestampMustBeZero);
+        }
+        if a.reserved != 0 {
+            return fail(R::ReservedField);
+        }
+        if a.flags.0 & !AccountFlags::KNOWN != 0 {
+            return fail(R::ReservedFlag);
+        }
+        if a.id == 0 {
+            return fail(R::IdMustNotBeZero);
+        }
+        if a.id == u128::MAX {
+            return fail(R::IdMustNotBeIntMax);
+        }
+        if let Some(position) = self.account_position(a.id) {
+            let e = self.accounts.get(position);
+            let result = if e.flags.0 & !AccountFlags::CLOSED != a.flags.0 & !AccountFlags::CLOSED {
+                R::ExistsWithDifferentFlags
+            } else if e.user_data_128 != a.user_data_128 {
+                R::ExistsWithDifferentUserData128
+            } else if e.user_data_64 != a.user_data_64 {
+                R::ExistsWithDifferentUserData64
+            } else if e.user_data_32 != a.user_data_32 {
+                R::ExistsWithDifferentUserData32
+            } else if e.ledger != a.ledger {
+                R::ExistsWithDifferentLedger
+            } else if e.code != a.code {
+                R::ExistsWithDifferentCode
+            } else {
+                return AccountOutcome { result: R::Exists, timestamp: e.timestamp };
+            };
+            return fail(result);
+        }
+        if a.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            && a.flags.has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        {
+            return fail(R::FlagsAreMutuallyExclusive);
+        }
+        if a.debits_pending != 0 {
+            return fail(R::DebitsPendingMustBeZero);
+        }
+        if a.debits_posted != 0 {
+            return fail(R::DebitsPostedMustBeZero);
+        }
+        if a.credits_pending != 0 {
+            return fail(R::CreditsPendingMustBeZero);
+        }
+        if a.credits_posted != 0 {
+            return fail(R::CreditsPostedMustBeZero);
+        }
+        if a.ledger == 0 {
+            return fail(R::LedgerMustNotBeZero);
+        }
+        if a.code == 0 {
+            return fail(R::CodeMustNotBeZero);
+        }
+        let mut account = *a;
+        account.timestamp = timestamp;
+        let position = self.accounts.push(account);
+        let accounts = &self.accounts;
+        self.account_index.insert(account.id, position, |p| accounts.get(p).id);
+        self.account_heads.push(NONE);
+        self.log(Undo::AccountCreated);
+        AccountOutcome { result: R::Ok, timestamp }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Transfers.
+
+    /// Creates transfers; event `i` gets timestamp `timestamp_first + i`. Linked chains succeed
+    /// or fail as one.
+    pub fn create_transfers(&mut self, transfers: &[Transfer], timestamp_first: u64) -> Vec<TransferOutcome> {
+        let mut out = Vec::with_capacity(transfers.len());
+        run_chains(
+            transfers.len(),
+            |i| transfers[i].flags.has(TransferFlags::LINKED),
+            self,
+            |ledger, i| ledger.create_transfer(&transfers[i], timestamp_first + i as u64),
+            TransferOutcome::failed,
+            CreateTransferResult::LinkedEventFailed,
+            CreateTransferResult::LinkedEventChainOpen,
+            &mut out,
+            |o: &TransferOutcome| o.result.is_success(),
+        );
+        out
+    }
+
+    /// Creates one transfer at `timestamp`. Public so that domain commands can post transfers
+    /// inside their own scope; they must pass strictly increasing timestamps.
+    pub fn create_transfer(&mut self, t: &Transfer, timestamp: u64) -> TransferOutcome {
+        use CreateTransferResult as R;
+        let fail = TransferOutcome::failed;
+        let flags = t.flags;
+        if t.timestamp != 0 {
+            return fail(R::TimestampMustBeZero);
+        }
+        if flags.0 & !TransferFlags::KNOWN != 0 {
+            return fail(R::ReservedFlag);
+        }
+        if t.id == 0 {
+            return fail(R::IdMustNotBeZero);
+        }
+        if t.id == u128::MAX {
+            return fail(R::IdMustNotBeIntMax);
+        }
+        if let Some(position) = self.transfer_position(t.id) {
+            return self.transfer_exists(t, position);
+        }
+        let post = flags.has(TransferFlags::POST_PENDING_TRANSFER);
+        let void = flags.has(TransferFlags::VOID_PENDING_TRANSFER);
+        let pending = flags.has(TransferFlags::PENDING);
+        let balancing = flags.has(TransferFlags::BALANCING_DEBIT) || flags.has(TransferFlags::BALANCING_CREDIT);
+        let closing = flags.has(TransferFlags::CLOSING_DEBIT) || flags.has(TransferFlags::CLOSING_CREDIT);
+        if (pending as u8 + post as u8 + void as u8) > 1 || ((post || void) && (balancing || closing)) {
+            return fail(R::FlagsAreMutuallyExclusive);
+        }
+        if post || void {
+            return self.resolve_pending(t, timestamp);
+        }
+        if t.debit_account_id == 0 {
+            return fail(R::DebitAccountIdMustNotBeZero);
+        }
+        if t.debit_account_id == u128::MAX {
+            return fail(R::DebitAccountIdMustNotBeIntMax);
+        }
+        if t.credit_account_id == 0 {
+            return fail(R::CreditAccountIdMustNotBeZero);
+        }
+        if t.credit_account_id == u128::MAX {
+            return fail(R::CreditAccountIdMustNotBeIntMax);
+        }
+        if t.debit_account_id == t.credit_account_id {
+            return fail(R::AccountsMustBeDifferent);
+        }
+        if t.pending_id != 0 {
+            return fail(R::PendingIdMustBeZero);
+        }
+        if !pending && t.timeout != 0 {
+            return fail(R::TimeoutReservedForPendingTransfer);
+        }
+        if closing && !pending {
+            return fail(R::ClosingTransferMustBePending);
+        }
+        if t.amount == 0 {
+            return fail(R::AmountMustNotBeZero);
+        }
+        if t.ledger == 0 {
+            return fail(R::LedgerMustNotBeZero);
+        }
+        if t.code == 0 {
+            return fail(R::CodeMustNotBeZero);
+        }
+        let Some(dr_position) = self.account_position(t.debit_account_id) else {
+            return fail(R::DebitAccountNotFound);
+        };
+        let Some(cr_position) = self.account_position(t.credit_account_id) else {
+            return fail(R::CreditAccountNotFound);
+        };
+        let mut dr = *self.accounts.get(dr_position);
+        let mut cr = *self.accounts.get(cr_position);
+        if dr.ledger != cr.ledger {
+            return fail(R::AccountsMustHaveTheSameLedger);
+        }
+        if t.ledger != dr.ledger {
+            return fail(R::TransferMustHaveTheSameLedgerAsAccounts);
+        }
+        if dr.flags.has(AccountFlags::CLOSED) {
+            return fail(R::DebitAccountAlreadyClosed);
+        }
+        if cr.flags.has(AccountFlags::CLOSED) {
+            return fail(R::CreditAccountAlreadyClosed);
+        }
+        let mut amount = t.amount;
+        if flags.has(TransferFlags::BALANCING_DEBIT) {
+            let debits = dr.debits().unwrap_or(u128::MAX);
+            amount = amount.min(dr.credits_posted.saturating_sub(debits));
+            if amount == 0 {
+                return fail(R::ExceedsCredits);
+            }
+        }
+        if flags.has(TransferFlags::BALANCING_CREDIT) {
+            let credits = cr.credits().unwrap_or(u128::MAX);
+            amount = amount.min(cr.debits_posted.saturating_sub(credits));
+            if amount == 0 {
+                return fail(R::ExceedsDebits);
+            }
+        }
+        if pending {
+            if dr.debits_pending.checked_add(amount).is_none() {
+                return fail(R::OverflowsDebitsPending);
+            }
+            if cr.credits_pending.checked_add(amount).is_none() {
+                return fail(R::OverflowsCreditsPending);
+            }
+        }
+        if dr.debits_posted.checked_add(amount).is_none() {
+            return fail(R::OverflowsDebitsPosted);
+        }
+        if cr.credits_posted.checked_add(amount).is_none() {
+            return fail(R::OverflowsCreditsPosted);
+        }
+        let Some(debits_after) = dr.debits().and_then(|d| d.checked_add(amount)) else {
+            return fail(R::OverflowsDebits);
+        };
+        let Some(credits_after) = cr.credits().and_then(|c| c.checked_add(amount)) else {
+            return fail(R::OverflowsCredits);
+        };
+        let expires_at = if pending && t.timeout != 0 {
+            match (t.timeout as u64).checked_mul(NANOS_PER_SECOND).and_then(|ns| timestamp.checked_add(ns)) {
+                Some(at) => Some(at),
+                None => return fail(R::OverflowsTimeout),
+            }
+        } else {
+            None
+        };
+        if dr.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits_after > dr.credits_posted {
+            return fail(R::ExceedsCredits);
+        }
+        if cr.flags.has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS) && credits_after > cr.debits_posted {
+            return fail(R::ExceedsDebits);
+        }
+
+        // Every check passed: from here on nothing can fail.
+        if pending {
+            dr.debits_pending += amount;
+            cr.credits_pending += amount;
+            if flags.has(TransferFlags::CLOSING_DEBIT) {
+                dr.flags.0 |= AccountFlags::CLOSED;
+            }
+            if flags.has(TransferFlags::CLOSING_CREDIT) {
+                cr.flags.0 |= AccountFlags::CLOSED;
+            }
+        } else {
+            dr.debits_posted += amount;
+            cr.credits_posted += amount;
+        }
+        let mut stored = *t;
+        stored.amount = amount;
+        stored.timestamp = timestamp;
+        let position = self.insert_transfer(stored, dr_position, cr_position);
+        self.set_account(dr_position, dr);
+        self.set_account(cr_position, cr);
+        self.record_balances(dr_position, &dr, timestamp);
+        self.record_balances(cr_position, &cr, timestamp);
+        if pending {
+            self.set_pending(position, PendingStatus::Pending);
+            if let Some(at) = expires_at {
+                self.expiries.insert((at, position));
+                self.log(Undo::ExpiryAdded { key: (at, position) });
+            }
+        }
+        TransferOutcome { result: R::Ok, timestamp, amount }
+    }
+
+    fn insert_transfer(&mut self, transfer: Transfer, dr_position: u32, cr_position: u32) -> u32 {
+        let position = self.transfers.push(transfer);
+        let transfers = &self.transfers;
+        self.transfer_index.insert(transfer.id, position, |p| transfers.get(p).id);
+        let links = [*self.account_heads.get(dr_position), *self.account_heads.get(cr_position)];
+        self.transfer_links.push(links);
+        *self.account_heads.get_mut(dr_position) = position;
+        *self.account_heads.get_mut(cr_position) = position;
+        self.log(Undo::TransferCreated);
+        position
+    }
+
+    fn record_balances(&mut self, position: u32, account: &Account, timestamp: u64) {
+        if !account.flags.has(AccountFlags::HISTORY) {
+            return;
+        }
+        self.balances.entry(position).or_default().push(AccountBalance {
+            timestamp,
+            debits_pending: account.debits_pending,
+            debits_posted: account.debits_posted,
+            credits_pending: account.credits_pending,
+            credits_posted: account.credits_posted,
+        });
+        self.log(Undo::BalancePushed { account: position });
+    }
+
+    fn transfer_exists(&self, t: &Transfer, position: u32) -> TransferOutcome {
+        use CreateTransferResult as R;
+        let e = self.transfers.get(position);
+        let resolving =
+            t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER);
+        let balancing = t.flags.has(TransferFlags::BALANCING_DEBIT) || t.flags.has(TransferFlags::BALANCING_CREDIT);
+        // Post and void inherit omitted (zero) fields from the pending transfer, so a zero in
+        // the retry matches whatever was stored.
+        let differs = |asked: u128, stored: u128| !(resolving && asked == 0) && asked != stored;
+        let result = if e.flags != t.flags {
+            R::ExistsWithDifferentFlags
+        } else if e.pending_id != t.pending_id {
+            R::ExistsWithDifferentPendingId
+        } else if e.timeout != t.timeout {
+            R::ExistsWithDifferentTimeout
+        } else if differs(t.debit_account_id, e.debit_account_id) {
+            R::ExistsWithDifferentDebitAccountId
+        } else if differs(t.credit_account_id, e.credit_account_id) {
+            R::ExistsWithDifferentCreditAccountId
+        } else if if balancing {
+            e.amount > t.amount
+        } else if resolving {
+            t.amount != 0 && t.amount != u128::MAX && t.amount != e.amount
+        } else {
+            t.amount != e.amount
+        } {
+            R::ExistsWithDifferentAmount
+        } else if differs(t.user_data_128, e.user_data_128) {
+            R::ExistsWithDifferentUserData128
+        } else if differs(t.user_data_64 as u128, e.user_data_64 as u128) {
+            R::ExistsWithDifferentUserData64
+        } else if differs(t.user_data_32 as u128, e.user_data_32 as u128) {
+            R::ExistsWithDifferentUserData32
+        } else if differs(t.ledger as u128, e.ledger as u128) {
+            R::ExistsWithDifferentLedger
+        } else if differs(t.code as u128, e.code as u128) {
+            R::ExistsWithDifferentCode
+        } else {
+            return TransferOutcome { result: R::Exists, timestamp: e.timestamp, amount: e.amount };
+        };
+        TransferOutcome::failed(result)
+    }
+
+    fn resolve_pending(&mut self, t: &Transfer, timestamp: u64) -> TransferOutcome {
+        use CreateTransferResult as R;
+        let fail = TransferOutcome::failed;
+        let post = t.flags.has(TransferFlags::POST_PENDING_TRANSFER);
+        if t.pending_id == 0 {
+            return fail(R::PendingIdMustNotBeZero);
+        }
+        if t.pending_id == u128::MAX {
+            return fail(R::PendingIdMustNotBeIntMax);
+        }
+        if t.pending_id == t.id {
+            return fail(R::PendingIdMustBeDifferent);
+        }
+        if t.timeout != 0 {
+            return fail(R::TimeoutReservedForPendingTransfer);
+        }
+        let Some(p_position) = self.transfer_position(t.pending_id) else {
+            return fail(R::PendingTransferNotFound);
+        };
+        let p = *self.transfers.get(p_position);
+        if !p.flags.has(TransferFlags::PENDING) {
+            return fail(R::PendingTransferNotPending);
+        }
+        if t.debit_account_id != 0 && t.debit_account_id != p.debit_account_id {
+            return fail(R::PendingTransferHasDifferentDebitAccountId);
+        }
+        if t.credit_account_id != 0 && t.credit_account_id != p.credit_account_id {
+            return fail(R::PendingTransferHasDifferentCreditAccountId);
+        }
+        if t.ledger != 0 && t.ledger != p.ledger {
+            return fail(R::PendingTransferHasDifferentLedger);
+        }
+        if t.code != 0 && t.code != p.code {
+            return fail(R::PendingTransferHasDifferentCode);
+        }
+        // Zero (or the maximum, as in TigerBeetle) means "the whole pending amount".
+        let whole = t.amount == 0 || t.amount == u128::MAX;
+        let amount = if whole { p.amount } else { t.amount };
+        if post && amount > p.amount {
+            return fail(R::ExceedsPendingTransferAmount);
+        }
+        if !post && amount != p.amount {
+            return fail(R::PendingTransferHasDifferentAmount);
+        }
+        match self.pending.get(&p_position).copied() {
+            Some(PendingStatus::Pending) => {}
+            Some(PendingStatus::Posted) => return fail(R::PendingTransferAlreadyPosted),
+            Some(PendingStatus::Voided) => return fail(R::PendingTransferAlreadyVoided),
+            Some(PendingStatus::Expired) => return fail(R::PendingTransferExpired),
+            None => unreachable!("pending transfer {} without a status", p.id),
+        }
+        let expires_at = expiry_of(&p);
+        if let Some(at) = expires_at {
+            if at <= timestamp {
+                return fail(R::PendingTransferExpired);
+            }
+        }
+        let dr_position = self.account_position(p.debit_account_id).expect("debit account of a pending transfer");
+        let cr_position = self.account_position(p.credit_account_id).expect("credit account of a pending transfer");
+        let mut dr = *self.accounts.get(dr_position);
+        let mut cr = *self.accounts.get(cr_position);
+        let closed_by_this = |flag: u16| p.flags.has(flag);
+        if post {
+            if dr.flags.has(AccountFlags::CLOSED) && !closed_by_this(TransferFlags::CLOSING_DEBIT) {
+                return fail(R::DebitAccountAlreadyClosed);
+            }
+            if cr.flags.has(AccountFlags::CLOSED) && !closed_by_this(TransferFlags::CLOSING_CREDIT) {
+                return fail(R::CreditAccountAlreadyClosed);
+            }
+            // Posting moves value from pending to posted; the totals were checked when the
+            // reservation was made, but posted counters can still overflow on their own.
+            if dr.debits_posted.checked_add(amount).is_none() {
+                return fail(R::OverflowsDebitsPosted);
+            }
+            if cr.credits_posted.checked_add(amount).is_none() {
+                return fail(R::OverflowsCreditsPosted);
+            }
+        }
+
+        dr.debits_pending -= p.amount;
+        cr.credits_pending -= p.amount;
+        if post {
+            dr.debits_posted += amount;
+            cr.credits_posted += amount;
+        } else {
+            if closed_by_this(TransferFlags::CLOSING_DEBIT) {
+                dr.flags.0 &= !AccountFlags::CLOSED;
+            }
+            if closed_by_this(TransferFlags::CLOSING_CREDIT) {
+                cr.flags.0 &= !AccountFlags::CLOSED;
+            }
+        }
+        let stored = Transfer {
+            id: t.id,
+            debit_account_id: p.debit_account_id,
+            credit_account_id: p.credit_account_id,
+            amount,
+            pending_id: t.pending_id,
+            user_data_128: if t.user_data_128 != 0 { t.user_data_128 } else { p.user_data_128 },
+            user_data_64: if t.user_data_64 != 0 { t.user_data_64 } else { p.user_data_64 },
+            user_data_32: if t.user_data_32 != 0 { t.user_data_32 } else { p.user_data_32 },
+            timeout: 0,
+            ledger: p.ledger,
+            code: p.code,
+            flags: t.flags,
+            timestamp,
+        };
+        self.insert_transfer(stored, dr_position, cr_position);
+        self.set_account(dr_position, dr);
+        self.set_account(cr_position, cr);
+        self.record_balances(dr_position, &dr, timestamp);
+        self.record_balances(cr_position, &cr, timestamp);
+        self.set_pending(p_position, if post { PendingStatus::Posted } else { PendingStatus::Voided });
+        if let Some(at) = expires_at {
+            self.expiries.remove(&(at, p_position));
+            self.log(Undo::ExpiryRemoved { key: (at, p_position) });
+        }
+        TransferOutcome { result: R::Ok, timestamp, amount }
+    }
+
+    /// Releases every pending transfer whose timeout has passed at `now`, oldest first, and
+    /// returns how many expired. Deterministic: it depends only on `now` and the state.
+    pub fn expire_pending(&mut self, now: u64) -> usize {
+        let mut expired = 0;
+        while let Some(&(at, position)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            let p = *self.transfers.get(position);
+            debug_assert_eq!(self.pending.get(&position), Some(&PendingStatus::Pending));
+            let dr_position = self.account_position(p.debit_account_id).expect("debit account");
+            let cr_position = self.account_position(p.credit_account_id).expect("credit account");
+            let mut dr = *self.accounts.get(dr_position);
+            let mut cr = *self.accounts.get(cr_position);
+            dr.debits_pending -= p.amount;
+            cr.credits_pending -= p.amount;
+            if p.flags.has(TransferFlags::CLOSING_DEBIT) {
+                dr.flags.0 &= !AccountFlags::CLOSED;
+            }
+            if p.flags.has(TransferFlags::CLOSING_CREDIT) {
+                cr.flags.0 &= !AccountFlags::CLOSED;
+            }
+            self.set_account(dr_position, dr);
+            self.set_account(cr_position, cr);
+            self.record_balances(dr_position, &dr, at);
+            self.record_balances(cr_position, &cr, at);
+            self.set_pending(position, PendingStatus::Expired);
+            expired += 1;
+        }
+        expired
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Snapshots: the ledger is rebuilt from its accounts, transfers, pending statuses and
+    // balance histories; indexes and history links are derived.
+
+    /// Rebuilds a ledger from its canonical parts (as written by a snapshot). Returns an error
+    /// if the parts are inconsistent (duplicate ids, unknown accounts, bad positions).
+    pub fn from_parts(
+        accounts: Vec<Account>,
+        transfers: impl IntoIterator<Item = Transfer>,
+        pending: Vec<(u32, PendingStatus)>,
+        balances: Vec<(u32, Vec<AccountBalance>)>,
+    ) -> Result<Ledger, String> {
+        let mut ledger = Ledger::default();
+        for a in accounts {
+            if a.id == 0 || a.id == u128::MAX || ledger.account_position(a.id).is_some() {
+                return Err(format!("account id {} is invalid or repeated", a.id));
+            }
+            let position = ledger.accounts.push(a);
+            let accounts = &ledger.accounts;
+            ledger.account_index.insert(a.id, position, |p| accounts.get(p).id);
+            ledger.account_heads.push(NONE);
+        }
+        let mut last_timestamp = 0;
+        for t in transfers {
+            if t.id == 0 || t.id == u128::MAX || ledger.transfer_position(t.id).is_some() {
+                return Err(format!("transfer id {} is invalid or repeated", t.id));
+            }
+            if t.timestamp <= last_timestamp {
+                return Err(format!("transfer {} is out of timestamp order", t.id));
+            }
+            last_timestamp = t.timestamp;
+            let dr = ledger.account_position(t.debit_account_id);
+            let cr = ledger.account_position(t.credit_account_id);
+            let (Some(dr), Some(cr)) = (dr, cr) else {
+                return Err(format!("transfer {} names an unknown account", t.id));
+            };
+            if dr == cr {
+                return Err(format!("transfer {} debits and credits one account", t.id));
+            }
+            ledger.insert_transfer(t, dr, cr);
+        }
+        for (position, status) in pending {
+            if position as usize >= ledger.transfers.len()
+                || !ledger.transfers.get(position).flags.has(TransferFlags::PENDING)
+            {
+                return Err(format!("pending status names position {position}, which is not a pending transfer"));
+            }
+            if status == PendingStatus::Pending {
+                if let Some(at) = expiry_of(ledger.transfers.get(position)) {
+                    ledger.expiries.insert((at, position));
+                }
+            }
+            ledger.pending.insert(position, status);
+        }
+        for (position, history) in balances {
+            if position as usize >= ledger.accounts.len() {
+                return Err(format!("balance history names account position {position}, which does not exist"));
+            }
+            ledger.balances.insert(position, history);
+        }
+        Ok(ledger)
+    }
+
+    /// Balance histories by account position, in position order.
+    pub fn balance_histories(&self) -> impl Iterator<Item = (u32, &[AccountBalance])> + '_ {
+        self.balances.iter().map(|(&p, h)| (p, h.as_slice()))
+    }
+}
+
+fn expiry_of(p: &Transfer) -> Option<u64> {
+    if p.timeout == 0 {
+        None
+    } else {
+        // Checked when the pending transfer was created (`overflows_timeout`).
+        Some(p.timestamp + p.timeout as u64 * NANOS_PER_SECOND)
+    }
+}
+
+/// Runs events in linked chains: a chain is a run of events with the `linked` flag plus the
+/// first event without it. If any event of a chain fails, every change of the chain is rolled
+/// back, the failing event keeps its own result and the others get `linked_failed`. A chain
+/// still open at the end of the batch fails with `chain_open` on its last event.
+#[allow(clippy::too_many_arguments)]
+fn run_chains<O: Copy, R: Copy>(
+    count: usize,
+    linked: impl Fn(usize) -> bool,
+    ledger: &mut Ledger,
+    mut apply: impl FnMut(&mut Ledger, usize) -> O,
+    failed: impl Fn(R) -> O,
+    linked_failed: R,
+    chain_open: R,
+    out: &mut Vec<O>,
+    is_success: impl Fn(&O) -> bool,
+) {
+    let mut i = 0;
+    while i < count {
+        if !linked(i) {
+            // The common case, a lone event: checks come before changes, so a failure changed
+            // nothing and needs no undo log.
+            out.push(apply(ledger, i));
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i;
+        while end < count && linked(end) {
+            end += 1;
+        }
+        // `end` is the first unlinked event (the chain's last), or `count` if the chain is open.
+        let open = end == count;
+        let last = if open { count - 1 } else { end };
+        let scope = ledger.begin();
+        let mut failure = None;
+        for j in start..=last {
+            let outcome = if open && j == last { failed(chain_open) } else { apply(ledger, j) };
+            out.push(outcome);
+            if !is_success(&outcome) {
+                failure = Some(j);
+                break;
+            }
+        }
+        match failure {
+            None => ledger.commit(scope),
+            Some(failed_at) => {
+                ledger.rollback(scope);
+                for (j, slot) in out[start..].iter_mut().enumerate() {
+                    if start + j != failed_at {
+                        *slot = failed(linked_failed);
+                    }
+                }
+                for _ in failed_at + 1..=last {
+                    out.push(failed(linked_failed));
+                }
+            }
+        }
+        i = last + 1;
+    }
+}

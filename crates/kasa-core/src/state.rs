@@ -1,0 +1,264 @@
+//! The whole deterministic state and the one function that changes it: [`State::apply`].
+//!
+//! `apply` takes a batch (commands plus a timestamp chosen by the sequencer) and returns one
+//! outcome per command. It reads no clock, does no I/O and uses no randomness, so the same
+//! batches applied to an empty state give the same state, byte for byte; [`State::hash`]
+//! proves it. Snapshots are the same canonical byte stream that the hash is computed over.
+
+use crate::command::{Batch, Command, Cursor, DecodeError, Outcome};
+use crate::ledger::{Account, AccountBalance, Ledger, PendingStatus, Transfer, RECORD_BYTES};
+use thiserror::Error;
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"KASASTAT";
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// The most balance entries one account's history may claim in a snapshot; guards the
+/// decoder's allocation against a corrupt count.
+const HISTORY_ENTRIES_MAX: u64 = 1 << 32;
+
+fn records<'a>(c: &mut Cursor<'a>, what: &str) -> Result<&'a [u8], DecodeError> {
+    let count = c.u64()?;
+    let bytes = count
+        .checked_mul(RECORD_BYTES as u64)
+        .filter(|&b| b <= c.remaining() as u64)
+        .ok_or_else(|| DecodeError::Snapshot(format!("claims {count} {what}, more than its bytes hold")))?;
+    c.take(bytes as usize)
+}
+
+/// A batch that the state refuses as a whole. Only a buggy sequencer or a journal that was
+/// tampered with produces one; the state is unchanged.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ApplyError {
+    /// Batch timestamps must move forward past every event of the previous batch.
+    #[error("batch timestamp {found} is not after the last event timestamp {last}")]
+    TimestampNotIncreasing {
+        /// The last event timestamp in the state.
+        last: u64,
+        /// The batch's timestamp.
+        found: u64,
+    },
+    /// The batch's events would run past the largest timestamp.
+    #[error("batch timestamp {timestamp} with {events} events overflows")]
+    TimestampOverflow {
+        /// The batch's timestamp.
+        timestamp: u64,
+        /// Its number of events.
+        events: usize,
+    },
+}
+
+/// Everything Kasa knows. See the module documentation.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    ledger: Ledger,
+    /// Timestamp of the last event applied (or of the last empty batch).
+    last_timestamp: u64,
+    /// Number of batches applied.
+    batches: u64,
+}
+
+/// Where canonical bytes go: into a snapshot buffer, or into a hasher.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for blake3::Hasher {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl State {
+    /// The ledger, for queries.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The timestamp of the last event; the next batch must be stamped after it.
+    pub fn last_timestamp(&self) -> u64 {
+        self.last_timestamp
+    }
+
+    /// Number of batches applied since the beginning.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// The earliest time at which a batch (even an empty one) would change the state by
+    /// expiring a pending transfer.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.ledger.next_expiry()
+    }
+
+    /// Applies a batch: first expires pending transfers whose timeout has passed at the
+    /// batch's timestamp, then runs each command. Event `i` of the batch (counting items
+    /// across commands) gets timestamp `batch.timestamp + i`.
+    pub fn apply(&mut self, batch: &Batch) -> Result<Vec<Outcome>, ApplyError> {
+        if batch.timestamp <= self.last_timestamp {
+            return Err(ApplyError::TimestampNotIncreasing { last: self.last_timestamp, found: batch.timestamp });
+        }
+        let events: usize = batch.commands.iter().map(Command::events).sum();
+        if batch.timestamp.checked_add(events as u64).is_none() {
+            return Err(ApplyError::TimestampOverflow { timestamp: batch.timestamp, events });
+        }
+        self.ledger.expire_pending(batch.timestamp);
+        let mut next = batch.timestamp;
+        let mut outcomes = Vec::with_capacity(batch.commands.len());
+        for command in &batch.commands {
+            outcomes.push(match command {
+                Command::CreateAccounts(accounts) => {
+                    Outcome::CreateAccounts(self.ledger.create_accounts(accounts, next))
+                }
+                Command::CreateTransfers(transfers) => {
+                    Outcome::CreateTransfers(self.ledger.create_transfers(transfers, next))
+                }
+            });
+            next += command.events() as u64;
+        }
+        self.last_timestamp = if events == 0 { batch.timestamp } else { next - 1 };
+        self.batches += 1;
+        Ok(outcomes)
+    }
+
+    /// The BLAKE3 hash of the canonical state (the snapshot bytes).
+    pub fn hash(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        self.write_canonical(&mut hasher);
+        *hasher.finalize().as_bytes()
+    }
+
+    /// The snapshot: the canonical state as bytes.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let size = 64 + (self.ledger.accounts_count() + self.ledger.transfers_count()) * RECORD_BYTES;
+        let mut out = Vec::with_capacity(size);
+        self.write_canonical(&mut out);
+        out
+    }
+
+    fn write_canonical(&self, sink: &mut impl Sink) {
+        sink.put(SNAPSHOT_MAGIC);
+        sink.put(&SNAPSHOT_VERSION.to_le_bytes());
+        sink.put(&self.last_timestamp.to_le_bytes());
+        sink.put(&self.batches.to_le_bytes());
+        // Records go out in groups to keep the per-call overhead of the sink low.
+        let mut buffer = Vec::with_capacity(RECORD_BYTES * 512);
+        sink.put(&(self.ledger.accounts_count() as u64).to_le_bytes());
+        for account in self.ledger.accounts() {
+            account.encode(&mut buffer);
+            if buffer.len() >= RECORD_BYTES * 512 {
+                sink.put(&buffer);
+                buffer.clear();
+            }
+        }
+        sink.put(&buffer);
+        buffer.clear();
+        sink.put(&(self.ledger.transfers_count() as u64).to_le_bytes());
+        for transfer in self.ledger.transfers() {
+            transfer.encode(&mut buffer);
+            if buffer.len() >= RECORD_BYTES * 512 {
+                sink.put(&buffer);
+                buffer.clear();
+            }
+        }
+        sink.put(&buffer);
+        buffer.clear();
+        let pending: Vec<(u32, PendingStatus)> = self.ledger.pending_statuses().collect();
+        sink.put(&(pending.len() as u64).to_le_bytes());
+        for (position, status) in pending {
+            buffer.extend_from_slice(&position.to_le_bytes());
+            buffer.push(status as u8);
+        }
+        sink.put(&buffer);
+        buffer.clear();
+        let histories: Vec<(u32, &[AccountBalance])> = self.ledger.balance_histories().collect();
+        sink.put(&(histories.len() as u64).to_le_bytes());
+        for (position, history) in histories {
+            buffer.extend_from_slice(&position.to_le_bytes());
+            buffer.extend_from_slice(&(history.len() as u64).to_le_bytes());
+            for b in history {
+                buffer.extend_from_slice(&b.timestamp.to_le_bytes());
+                buffer.extend_from_slice(&b.debits_pending.to_le_bytes());
+                buffer.extend_from_slice(&b.debits_posted.to_le_bytes());
+                buffer.extend_from_slice(&b.credits_pending.to_le_bytes());
+                buffer.extend_from_slice(&b.credits_posted.to_le_bytes());
+            }
+            sink.put(&buffer);
+            buffer.clear();
+        }
+    }
+
+    /// Rebuilds a state from a snapshot. Every count and position is checked; bad bytes give
+    /// an error, never a panic.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<State, DecodeError> {
+        let mut c = Cursor::new(bytes);
+        if c.take(8)? != SNAPSHOT_MAGIC {
+            return Err(DecodeError::Snapshot("does not start with the state magic".into()));
+        }
+        let version = c.u32()?;
+        if version != SNAPSHOT_VERSION {
+            return Err(DecodeError::Snapshot(format!("has version {version}, expected {SNAPSHOT_VERSION}")));
+        }
+        let last_timestamp = c.u64()?;
+        let batches = c.u64()?;
+        let accounts: Vec<Account> = records(&mut c, "accounts")?
+            .chunks_exact(RECORD_BYTES)
+            .map(|r| Account::decode(r.try_into().expect("128 bytes")))
+            .collect();
+        let transfer_bytes = records(&mut c, "transfers")?;
+        let transfers =
+            transfer_bytes.chunks_exact(RECORD_BYTES).map(|r| Transfer::decode(r.try_into().expect("128 bytes")));
+        let pending_count = c.u64()?;
+        if pending_count.saturating_mul(5) > c.remaining() as u64 {
+            return Err(DecodeError::Snapshot(format!(
+                "claims {pending_count} pending statuses, more than its bytes hold"
+            )));
+        }
+        let mut pending = Vec::with_capacity(pending_count as usize);
+        for _ in 0..pending_count {
+            let position = c.u32()?;
+            let byte = c.u8()?;
+            let status = PendingStatus::from_u8(byte)
+                .ok_or_else(|| DecodeError::Snapshot(format!("pending status byte {byte} is unknown")))?;
+            pending.push((position, status));
+        }
+        let history_count = c.u64()?;
+        let mut balances = Vec::new();
+        for _ in 0..history_count {
+            let position = c.u32()?;
+            let n = c.u64()?;
+            if n > HISTORY_ENTRIES_MAX || n.saturating_mul(72) > c.remaining() as u64 {
+                return Err(DecodeError::Snapshot(format!("claims {n} balance entries, more than its bytes hold")));
+            }
+            let mut history = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                history.push(AccountBalance {
+                    timestamp: c.u64()?,
+                    debits_pending: c.u128()?,
+                    debits_posted: c.u128()?,
+                    credits_pending: c.u128()?,
+                    credits_posted: c.u128()?,
+                });
+            }
+            balances.push((position, history));
+        }
+        if c.remaining() != 0 {
+            return Err(DecodeError::TrailingBytes { extra: c.remaining() });
+        }
+        let ledger = Ledger::from_parts(accounts, transfers, pending, balances).map_err(DecodeError::Snapshot)?;
+        if ledger.transfers().next_back().is_some_and(|t| t.timestamp > last_timestamp) {
+            return Err(DecodeError::Snapshot("has a transfer newer than its last timestamp".into()));
+        }
+        Ok(State { ledger, last_timestamp, batches })
+    }
+
+    /// Checks every invariant of the state (see [`Ledger::check_invariants`]).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.ledger.check_invariants()
+    }
+}

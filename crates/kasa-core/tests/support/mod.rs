@@ -1,0 +1,100 @@
+//! Shared helpers for the state machine tests: short constructors and a harness that stamps
+//! batches with increasing timestamps.
+
+#![allow(dead_code)]
+
+use kasa_core::{Account, AccountFlags, Batch, Command, Outcome, State, Transfer, TransferFlags};
+
+pub const LEDGER: u32 = 1;
+pub const SECOND: u64 = 1_000_000_000;
+
+pub fn account(id: u128, ledger: u32, flags: u16) -> Account {
+    Account { id, ledger, code: 1, flags: AccountFlags(flags), ..Default::default() }
+}
+
+pub fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: LEDGER,
+        code: 1,
+        ..Default::default()
+    }
+}
+
+pub fn with_flags(mut t: Transfer, flags: u16) -> Transfer {
+    t.flags = TransferFlags(t.flags.0 | flags);
+    t
+}
+
+pub fn pending(id: u128, debit: u128, credit: u128, amount: u128, timeout: u32) -> Transfer {
+    let mut t = with_flags(transfer(id, debit, credit, amount), TransferFlags::PENDING);
+    t.timeout = timeout;
+    t
+}
+
+pub fn post(id: u128, pending_id: u128, amount: u128) -> Transfer {
+    Transfer {
+        id,
+        pending_id,
+        amount,
+        flags: TransferFlags(TransferFlags::POST_PENDING_TRANSFER),
+        ..Default::default()
+    }
+}
+
+pub fn void(id: u128, pending_id: u128) -> Transfer {
+    Transfer { id, pending_id, flags: TransferFlags(TransferFlags::VOID_PENDING_TRANSFER), ..Default::default() }
+}
+
+/// Applies batches one at a time with timestamps one second apart (or more, by `advance`).
+pub struct Harness {
+    pub state: State,
+    pub now: u64,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness { state: State::default(), now: 1_700_000_000 * SECOND }
+    }
+}
+
+impl Harness {
+    pub fn starting_at(now: u64) -> Self {
+        Harness { state: State::default(), now }
+    }
+
+    pub fn advance(&mut self, nanos: u64) {
+        self.now += nanos;
+    }
+
+    pub fn apply(&mut self, commands: Vec<Command>) -> Vec<Outcome> {
+        self.now = self.now.max(self.state.last_timestamp() + 1);
+        let batch = Batch { timestamp: self.now, commands };
+        let outcomes = self.state.apply(&batch).expect("batch accepted");
+        self.now = self.state.last_timestamp() + 1;
+        self.state.check_invariants().expect("invariants hold after every batch");
+        outcomes
+    }
+
+    pub fn accounts(&mut self, accounts: Vec<Account>) -> Vec<&'static str> {
+        match &self.apply(vec![Command::CreateAccounts(accounts)])[0] {
+            Outcome::CreateAccounts(r) => r.iter().map(|o| o.result.name()).collect(),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    pub fn transfers(&mut self, transfers: Vec<Transfer>) -> Vec<&'static str> {
+        match &self.apply(vec![Command::CreateTransfers(transfers)])[0] {
+            Outcome::CreateTransfers(r) => r.iter().map(|o| o.result.name()).collect(),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    pub fn balance(&self, id: u128) -> (u128, u128, u128, u128) {
+        let a = self.state.ledger().account(id).expect("account exists");
+        (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+    }
+}
