@@ -162,7 +162,7 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
         let offset = c.at;
         let kind = c.u8()?;
         let len = c.u32()? as usize;
-        if len % RECORD_BYTES != 0 || len / RECORD_BYTES > ITEMS_PER_COMMAND_MAX {
+        if !len.is_multiple_of(RECORD_BYTES) || len / RECORD_BYTES > ITEMS_PER_COMMAND_MAX {
             return Err(DecodeError::BadLength { offset, len, max: ITEMS_PER_COMMAND_MAX });
         }
         let body = c.take(len)?;

@@ -34,8 +34,10 @@ fn t_with(mut t: Transfer, f: impl FnOnce(&mut Transfer)) -> Transfer {
     t
 }
 
-/// (name, batches before, last batch, expected results of the last batch)
-fn transfer_cases() -> Vec<(&'static str, Vec<Vec<Transfer>>, Vec<Transfer>, Vec<&'static str>)> {
+/// One scenario: (name, batches before, last batch, expected results of the last batch).
+type Case = (&'static str, Vec<Vec<Transfer>>, Vec<Transfer>, Vec<&'static str>);
+
+fn transfer_cases() -> Vec<Case> {
     let base = transfer(10, 1, 2, 10);
     vec![
         ("ok", vec![], vec![base], vec!["ok"]),

@@ -1,1 +1,16 @@
-//! placeholder
+//! The engine: recovery, the single-writer sequencer with group commit, and snapshots.
+//!
+//! How the pieces fit: [`Engine::start`] recovers a [`Writer`] from the journal (newest
+//! snapshot plus the frames after it) and hands it to the sequencer thread. Connections call
+//! [`Engine::submit`] with a command or [`Engine::read`] with a query; both go through one
+//! bounded queue. The sequencer gathers what is queued into a batch, and the writer appends
+//! it to the journal, syncs, and applies it; only then are the requests answered. This crate
+//! knows nothing of HTTP or JSON; it reads the clock only to stamp batches.
+
+mod metrics;
+mod sequencer;
+mod writer;
+
+pub use metrics::{Histogram, Metrics};
+pub use sequencer::{hex, Engine, EngineOptions, Health, SubmitError};
+pub use writer::{apply_frame, CommitError, EngineError, RecoveryReport, Writer, WriterOptions};

@@ -1,1 +1,126 @@
-//! placeholder
+//! Kasa's HTTP API: routes, JSON shapes, problem+json errors, operator authentication and
+//! the Prometheus endpoint, on axum.
+//!
+//! How the pieces fit: [`router`] builds the axum router over an [`AppState`] that holds the
+//! [`Engine`]. Handlers in `routes` parse requests (`json`), submit commands or reads to the
+//! engine, and map results to responses; every error is a [`Problem`]. Only this crate knows
+//! HTTP and JSON; it holds no ledger state of its own.
+
+pub mod json;
+pub mod problem;
+pub mod routes;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use kasa_engine::Engine;
+pub use problem::Problem;
+use std::fmt;
+use std::sync::Arc;
+
+/// A secret string whose `Debug` and `Display` print `***`, so it never reaches a log.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares with `candidate` in time that does not depend on where they differ.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        if expected.len() != candidate.len() {
+            return false;
+        }
+        expected.iter().zip(candidate).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The operator key that the ledger API requires.
+    pub operator_key: Secret,
+}
+
+async fn require_operator(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(|token| app.operator_key.matches(token));
+    if !authorized {
+        return Problem::unauthorized().into_response();
+    }
+    next.run(request).await
+}
+
+async fn fallback(request: Request) -> Response {
+    Problem::not_found(format!("no route for {} {}", request.method(), request.uri().path())).into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+    )
+    .into_response()
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    use routes::{ledger, ops};
+    let api = Router::new()
+        .route("/v1/ledger/accounts", post(ledger::create_accounts))
+        .route("/v1/ledger/accounts/lookup", post(ledger::lookup_accounts))
+        .route("/v1/ledger/accounts/{id}", get(ledger::get_account))
+        .route("/v1/ledger/accounts/{id}/transfers", get(ledger::account_transfers))
+        .route("/v1/ledger/accounts/{id}/balances", get(ledger::account_balances))
+        .route("/v1/ledger/transfers", post(ledger::create_transfers))
+        .route("/v1/ledger/transfers/lookup", post(ledger::lookup_transfers))
+        .route("/v1/ledger/transfers/{id}", get(ledger::get_transfer))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(api)
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

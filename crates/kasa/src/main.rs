@@ -1,1 +1,50 @@
-fn main() {}
+//! The `kasa` command: `serve` runs the engine and the HTTP API on a data directory,
+//! `verify` checks a data directory offline, `bench` measures a real server over loopback.
+
+mod bench;
+mod serve;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Kasa: a mobile payments and wallet platform on a durable double-entry ledger.
+#[derive(Parser)]
+#[command(name = "kasa", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the engine and the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Check a data directory offline: every frame's checksum, the hash chain, a full replay
+    /// and the ledger invariants. Exits non-zero on any problem.
+    Verify {
+        /// The data directory.
+        #[arg(long, default_value = "./kasa-data")]
+        data: PathBuf,
+    },
+    /// Benchmarks against a real server over loopback.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Serve(args) => serve::run(args),
+        Commands::Verify { data } => verify::run(&data),
+        Commands::Bench(command) => bench::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

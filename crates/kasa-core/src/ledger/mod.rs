@@ -850,7 +850,7 @@ impl Ledger {
         // Zero (or the maximum, as in TigerBeetle) means "the whole pending amount".
         let whole = t.amount == 0 || t.amount == u128::MAX;
         let amount = if whole { p.amount } else { t.amount };
-        if post && amount > p.amount {
+        if amount > p.amount {
             return fail(R::ExceedsPendingTransferAmount);
         }
         if !post && amount != p.amount {
@@ -957,8 +957,10 @@ impl Ledger {
             }
             self.set_account(dr_position, dr);
             self.set_account(cr_position, cr);
-            self.record_balances(dr_position, &dr, at);
-            self.record_balances(cr_position, &cr, at);
+            // Recorded at `now`, when the release is applied: `at` may be earlier than events of
+            // the previous batch, and a balance history never goes back in time.
+            self.record_balances(dr_position, &dr, now);
+            self.record_balances(cr_position, &cr, now);
             self.set_pending(position, PendingStatus::Expired);
             expired += 1;
         }
@@ -1097,6 +1099,10 @@ fn run_chains<O: Copy, R: Copy>(
                 }
                 for _ in failed_at + 1..=last {
                     out.push(failed(linked_failed));
+                }
+                // An open chain says so on its last event, whatever failed before it.
+                if open {
+                    out[last] = failed(chain_open);
                 }
             }
         }

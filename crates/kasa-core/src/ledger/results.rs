@@ -1,9 +1,11 @@
-//! Result codes of `create_accounts` and `create_transfers`: one per item, ordered by the
-//! precedence in which the ledger checks them (the first failing check wins), with stable
-//! snake_case names. The HTTP layer maps them to status codes; nothing here knows about HTTP.
+//! Result codes of `create_accounts` and `create_transfers`: one per item, listed in about the
+//! order in which the ledger checks them (the first failing check wins; post and void run their
+//! own checks after `flags_are_mutually_exclusive`), with stable snake_case names. The HTTP
+//! layer maps them to status codes; nothing here knows about HTTP.
 //!
-//! The numeric values are part of the journal-independent API (they are never written to disk,
-//! because results are recomputed by replay), but the names are a public contract: never rename.
+//! Results are never written to disk (replay recomputes them), but both the names and the
+//! numbers (a variant's position, used by the binary API) are public: append new codes at the
+//! end, never rename or reorder.
 
 macro_rules! result_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
@@ -157,6 +159,10 @@ result_enum! {
         AccountsMustHaveTheSameLedger = "accounts_must_have_the_same_ledger",
         /// The transfer's ledger must be the accounts' ledger.
         TransferMustHaveTheSameLedgerAsAccounts = "transfer_must_have_the_same_ledger_as_accounts",
+        /// The debit account is closed.
+        DebitAccountAlreadyClosed = "debit_account_already_closed",
+        /// The credit account is closed.
+        CreditAccountAlreadyClosed = "credit_account_already_closed",
         /// No transfer has the pending id.
         PendingTransferNotFound = "pending_transfer_not_found",
         /// The transfer named by the pending id is not a pending transfer.
@@ -197,10 +203,6 @@ result_enum! {
         ExceedsCredits = "exceeds_credits",
         /// The credit account's credits would exceed its debits.
         ExceedsDebits = "exceeds_debits",
-        /// The debit account is closed.
-        DebitAccountAlreadyClosed = "debit_account_already_closed",
-        /// The credit account is closed.
-        CreditAccountAlreadyClosed = "credit_account_already_closed",
     }
 }
 

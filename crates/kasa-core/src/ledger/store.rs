@@ -33,7 +33,7 @@ impl<T: Copy> Chunked<T> {
     /// Appends a record and returns its position.
     pub fn push(&mut self, value: T) -> u32 {
         assert!(self.len < RECORDS_MAX, "ledger array is full");
-        if self.len % CHUNK_RECORDS == 0 && self.chunks.len() == self.len / CHUNK_RECORDS {
+        if self.len.is_multiple_of(CHUNK_RECORDS) && self.chunks.len() == self.len / CHUNK_RECORDS {
             self.chunks.push(Vec::with_capacity(CHUNK_RECORDS));
         }
         self.chunks[self.len / CHUNK_RECORDS].push(value);
@@ -212,17 +212,17 @@ mod tests {
             state ^= state >> 7;
             state ^= state << 17;
             let id = (state % 5_000) as u128 * 0x1_0000_0001;
-            if state % 3 == 0 {
+            if state.is_multiple_of(3) {
                 if let Some(&position) = model.get(&id) {
                     index.remove(id, |p| ids[p as usize]);
                     model.remove(&id);
                     ids[position as usize] = u128::MAX;
                 }
-            } else if !model.contains_key(&id) {
+            } else if let std::collections::hash_map::Entry::Vacant(slot) = model.entry(id) {
                 ids.push(id);
                 let position = (ids.len() - 1) as u32;
                 index.insert(id, position, |p| ids[p as usize]);
-                model.insert(id, position);
+                slot.insert(position);
             }
             if step % 997 == 0 {
                 for (&id, &position) in &model {

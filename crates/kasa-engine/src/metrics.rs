@@ -1,0 +1,138 @@
+//! Counters and histograms that the sequencer updates and the HTTP layer renders as
+//! Prometheus text. Plain atomics with relaxed ordering: a scrape may see a batch counted in
+//! one metric and not yet in another, which is fine for monitoring and costs nothing on the
+//! write path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A fixed-bucket histogram (cumulative on render, as Prometheus expects).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// Sum in millionths of the unit, so that it fits an integer atomic.
+    sum_micro: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micro: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| value <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micro.fetch_add((value * 1e6) as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micro.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Batch commit latency buckets, in seconds: from 100 µs (a small batch on a fast disk) to
+/// 1 s (something is wrong).
+const LATENCY_BOUNDS_S: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+/// Events per batch buckets.
+const BATCH_EVENTS_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 8190.0, 16384.0, 32768.0];
+
+/// Everything the engine measures.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Batches committed (written, synced and applied).
+    pub batches_total: AtomicU64,
+    /// Commands committed.
+    pub commands_total: AtomicU64,
+    /// Events (accounts and transfers, created or failed) committed.
+    pub events_total: AtomicU64,
+    /// Requests rejected because the queue was full.
+    pub rejected_busy_total: AtomicU64,
+    /// Batches rejected because the disk was full.
+    pub rejected_storage_full_total: AtomicU64,
+    /// Requests waiting for the sequencer.
+    pub queue_depth: AtomicU64,
+    /// Bytes in the journal.
+    pub journal_bytes: AtomicU64,
+    /// Accounts in the ledger.
+    pub accounts: AtomicU64,
+    /// Transfers in the ledger.
+    pub transfers: AtomicU64,
+    /// Snapshots written since start.
+    pub snapshots_total: AtomicU64,
+    /// Time from the start of the journal write to the end of apply, per batch.
+    pub commit_latency_seconds: Histogram,
+    /// Events per batch.
+    pub batch_events: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            batches_total: AtomicU64::new(0),
+            commands_total: AtomicU64::new(0),
+            events_total: AtomicU64::new(0),
+            rejected_busy_total: AtomicU64::new(0),
+            rejected_storage_full_total: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
+            journal_bytes: AtomicU64::new(0),
+            accounts: AtomicU64::new(0),
+            transfers: AtomicU64::new(0),
+            snapshots_total: AtomicU64::new(0),
+            commit_latency_seconds: Histogram::new(LATENCY_BOUNDS_S),
+            batch_events: Histogram::new(BATCH_EVENTS_BOUNDS),
+        }
+    }
+}
+
+impl Metrics {
+    /// Renders every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let counters: [(&str, &str, &AtomicU64, &str); 10] = [
+            ("kasa_batches_total", "Batches committed.", &self.batches_total, "counter"),
+            ("kasa_commands_total", "Commands committed.", &self.commands_total, "counter"),
+            ("kasa_events_total", "Accounts and transfers processed.", &self.events_total, "counter"),
+            ("kasa_rejected_busy_total", "Requests rejected with a full queue.", &self.rejected_busy_total, "counter"),
+            (
+                "kasa_rejected_storage_full_total",
+                "Batches rejected with a full disk.",
+                &self.rejected_storage_full_total,
+                "counter",
+            ),
+            ("kasa_snapshots_total", "Snapshots written since start.", &self.snapshots_total, "counter"),
+            ("kasa_queue_depth", "Requests waiting for the sequencer.", &self.queue_depth, "gauge"),
+            ("kasa_journal_bytes", "Bytes in the journal.", &self.journal_bytes, "gauge"),
+            ("kasa_accounts", "Accounts in the ledger.", &self.accounts, "gauge"),
+            ("kasa_transfers", "Transfers in the ledger.", &self.transfers, "gauge"),
+        ];
+        for (name, help, value, kind) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Relaxed));
+        }
+        self.commit_latency_seconds.render(
+            &mut out,
+            "kasa_commit_latency_seconds",
+            "Journal write, sync and apply time per batch.",
+        );
+        self.batch_events.render(&mut out, "kasa_batch_events", "Events per batch.");
+        out
+    }
+}

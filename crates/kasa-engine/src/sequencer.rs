@@ -1,0 +1,323 @@
+//! The single writer: one thread owns the [`Writer`] (state plus journal); requests from any
+//! number of connections wait in one bounded queue; the thread takes everything waiting (up
+//! to a limit), commits it as one batch with one disk sync (group commit), then answers every
+//! request of the batch. Reads run on the same thread after the batch, so they see exactly
+//! the committed state and never a result that is not yet durable.
+//!
+//! The thread also keeps engine time moving: when a pending transfer is due to expire and no
+//! request arrives, it commits an empty batch, so that expiry is a journaled, replayable event.
+
+use crate::metrics::Metrics;
+use crate::writer::{CommitError, EngineError, RecoveryReport, Writer, WriterOptions};
+use kasa_core::{Command, Outcome, State};
+use kasa_journal::Storage;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::sync::{oneshot, watch};
+
+/// Why a request was not answered with a result.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue is full: try again shortly (HTTP 503 with Retry-After).
+    #[error("the engine is busy: its queue is full")]
+    Busy,
+    /// The disk is full: the batch was not written and nothing changed (HTTP 507).
+    #[error("the disk is full: nothing was written")]
+    StorageFull,
+    /// The engine stopped (shutting down, or a fatal disk error).
+    #[error("the engine is not accepting requests")]
+    Unavailable,
+}
+
+/// Limits of the sequencer.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Requests that may wait in the queue; beyond it requests get `Busy`. 4,096 covers
+    /// thousands of connections with one request each, and bounds memory to a few GiB even
+    /// if every request were a full 8,190-item batch.
+    pub queue_depth_max: usize,
+    /// Events (accounts plus transfers) in one batch. Four full requests: enough to amortise
+    /// the sync, small enough that one batch's apply stays within a few milliseconds.
+    pub batch_events_max: usize,
+    /// Commands in one batch, so that many tiny requests do not make one huge frame.
+    pub batch_commands_max: usize,
+    /// Options of the writer.
+    pub writer: WriterOptions,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            queue_depth_max: 4096,
+            batch_events_max: 4 * kasa_core::ITEMS_PER_COMMAND_MAX,
+            batch_commands_max: 1024,
+            writer: WriterOptions::default(),
+        }
+    }
+}
+
+/// The engine's health, for `/readyz` and for the process to exit on a fatal error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    /// Recovered and accepting requests.
+    Ready = 1,
+    /// Draining after a shutdown request.
+    Stopping = 2,
+    /// A fatal disk error: acknowledging nothing more; the process must exit non-zero.
+    Failed = 3,
+}
+
+type ReadFn = Box<dyn FnOnce(&State) + Send>;
+
+enum Request {
+    Command { command: Command, reply: oneshot::Sender<Result<Outcome, SubmitError>> },
+    Read(ReadFn),
+}
+
+/// A handle to the running engine, shared by every connection.
+pub struct Engine {
+    sender: Mutex<Option<SyncSender<Request>>>,
+    metrics: Arc<Metrics>,
+    health: Arc<AtomicU8>,
+    health_changes: watch::Receiver<Health>,
+    thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+impl Engine {
+    /// Recovers the state from `storage` and starts the sequencer thread.
+    pub fn start<S: Storage>(storage: S, options: EngineOptions) -> Result<(Engine, RecoveryReport), EngineError> {
+        let (writer, report) = Writer::recover(storage, options.writer.clone())?;
+        let metrics = Arc::new(Metrics::default());
+        publish_state_metrics(&metrics, &writer);
+        let (sender, receiver) = sync_channel(options.queue_depth_max);
+        let health = Arc::new(AtomicU8::new(Health::Ready as u8));
+        let (health_tx, health_changes) = watch::channel(Health::Ready);
+        let thread = {
+            let metrics = metrics.clone();
+            let health = health.clone();
+            std::thread::Builder::new()
+                .name("kasa-sequencer".into())
+                .spawn(move || run(writer, receiver, metrics, health, health_tx, options))
+                .expect("spawn the sequencer thread")
+        };
+        let engine = Engine {
+            sender: Mutex::new(Some(sender)),
+            metrics,
+            health,
+            health_changes,
+            thread: Mutex::new(Some(thread)),
+        };
+        Ok((engine, report))
+    }
+
+    fn enqueue(&self, request: Request) -> Result<(), SubmitError> {
+        let guard = self.sender.lock().expect("sender lock");
+        let Some(sender) = guard.as_ref() else { return Err(SubmitError::Unavailable) };
+        if self.health() != Health::Ready {
+            return Err(SubmitError::Unavailable);
+        }
+        self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+        match sender.try_send(request) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                self.metrics.rejected_busy_total.fetch_add(1, Ordering::Relaxed);
+                Err(SubmitError::Busy)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                Err(SubmitError::Unavailable)
+            }
+        }
+    }
+
+    /// Submits a command and waits until its batch is durable and applied.
+    pub async fn submit(&self, command: Command) -> Result<Outcome, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        self.enqueue(Request::Command { command, reply })?;
+        receiver.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    /// Runs `read` on the committed state, after every batch queued before it.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&State) -> R + Send + 'static,
+    ) -> Result<R, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        self.enqueue(Request::Read(Box::new(move |state| {
+            let _ = reply.send(read(state));
+        })))?;
+        receiver.await.map_err(|_| SubmitError::Unavailable)
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The engine's health right now.
+    pub fn health(&self) -> Health {
+        match self.health.load(Ordering::Acquire) {
+            1 => Health::Ready,
+            2 => Health::Stopping,
+            _ => Health::Failed,
+        }
+    }
+
+    /// A receiver that changes when the health does (the server watches it to exit on a
+    /// fatal error).
+    pub fn health_changes(&self) -> watch::Receiver<Health> {
+        self.health_changes.clone()
+    }
+
+    /// Stops accepting requests, lets the sequencer finish everything queued, writes a
+    /// snapshot, and waits for the thread. Returns the thread's error, if it failed.
+    pub fn shutdown(&self) -> Result<(), String> {
+        if self.health() == Health::Ready {
+            self.health.store(Health::Stopping as u8, Ordering::Release);
+        }
+        drop(self.sender.lock().expect("sender lock").take());
+        match self.thread.lock().expect("thread lock").take() {
+            Some(thread) => thread.join().unwrap_or_else(|_| Err("the sequencer thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn publish_state_metrics<S: Storage>(metrics: &Metrics, writer: &Writer<S>) {
+    let ledger = writer.state().ledger();
+    metrics.accounts.store(ledger.accounts_count() as u64, Ordering::Relaxed);
+    metrics.transfers.store(ledger.transfers_count() as u64, Ordering::Relaxed);
+    metrics.journal_bytes.store(writer.journal_bytes(), Ordering::Relaxed);
+}
+
+/// The longest the thread sleeps without a request: it bounds how late an expiry can be if
+/// the clock jumps.
+const IDLE_WAIT_MAX: Duration = Duration::from_secs(1);
+
+fn run<S: Storage>(
+    mut writer: Writer<S>,
+    receiver: Receiver<Request>,
+    metrics: Arc<Metrics>,
+    health: Arc<AtomicU8>,
+    health_tx: watch::Sender<Health>,
+    options: EngineOptions,
+) -> Result<(), String> {
+    let mut commands: Vec<Command> = Vec::new();
+    let mut replies: Vec<oneshot::Sender<Result<Outcome, SubmitError>>> = Vec::new();
+    let mut reads: Vec<ReadFn> = Vec::new();
+    let fail = |error: String, receiver: &Receiver<Request>| -> Result<(), String> {
+        tracing::error!(%error, "fatal journal error: no longer acknowledging; restart to recover");
+        health.store(Health::Failed as u8, Ordering::Release);
+        let _ = health_tx.send(Health::Failed);
+        // Answer (with an error) everything still queued until the handles are dropped.
+        while let Ok(request) = receiver.recv() {
+            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            if let Request::Command { reply, .. } = request {
+                let _ = reply.send(Err(SubmitError::Unavailable));
+            }
+        }
+        Err(error)
+    };
+    loop {
+        let wait = match writer.state().next_expiry() {
+            Some(at) => Duration::from_nanos(at.saturating_sub(now_nanos())).min(IDLE_WAIT_MAX),
+            None => IDLE_WAIT_MAX,
+        };
+        let first = match receiver.recv_timeout(wait) {
+            Ok(request) => Some(request),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut events = 0;
+        let mut next = first;
+        while let Some(request) = next.take() {
+            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            match request {
+                Request::Command { command, reply } => {
+                    events += command.events();
+                    commands.push(command);
+                    replies.push(reply);
+                }
+                Request::Read(read) => reads.push(read),
+            }
+            if events >= options.batch_events_max || commands.len() >= options.batch_commands_max {
+                break;
+            }
+            next = receiver.try_recv().ok();
+        }
+        let now = now_nanos();
+        if !commands.is_empty() || writer.expiry_due(now) {
+            let started = Instant::now();
+            let batch_commands = commands.len() as u64;
+            match writer.commit(std::mem::take(&mut commands), now) {
+                Ok(outcomes) => {
+                    metrics.commit_latency_seconds.observe(started.elapsed().as_secs_f64());
+                    metrics.batch_events.observe(events as f64);
+                    metrics.batches_total.fetch_add(1, Ordering::Relaxed);
+                    metrics.commands_total.fetch_add(batch_commands, Ordering::Relaxed);
+                    metrics.events_total.fetch_add(events as u64, Ordering::Relaxed);
+                    publish_state_metrics(&metrics, &writer);
+                    for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(CommitError::StorageFull) => {
+                    tracing::warn!(commands = batch_commands, "disk full: batch rejected, nothing written");
+                    metrics.rejected_storage_full_total.fetch_add(1, Ordering::Relaxed);
+                    for reply in replies.drain(..) {
+                        let _ = reply.send(Err(SubmitError::StorageFull));
+                    }
+                }
+                Err(CommitError::Fatal(error)) => {
+                    for reply in replies.drain(..) {
+                        let _ = reply.send(Err(SubmitError::Unavailable));
+                    }
+                    reads.clear();
+                    return fail(error, &receiver);
+                }
+            }
+        }
+        for read in reads.drain(..) {
+            read(writer.state());
+        }
+        if writer.snapshot_due() {
+            let started = Instant::now();
+            if let Err(error) = writer.snapshot() {
+                return fail(format!("snapshot: {error}"), &receiver);
+            }
+            metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(seq = writer.last_seq(), ms = started.elapsed().as_millis() as u64, "snapshot written");
+        }
+    }
+    // Every handle is gone: the queue is drained. A snapshot makes the next start fast.
+    let started = Instant::now();
+    writer.snapshot().map_err(|error| format!("final snapshot: {error}"))?;
+    tracing::info!(
+        seq = writer.last_seq(),
+        ms = started.elapsed().as_millis() as u64,
+        state_hash = %hex(&writer.state().hash()),
+        "sequencer stopped after a final snapshot"
+    );
+    Ok(())
+}
+
+/// Lower-case hex of a hash, for logs and reports.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

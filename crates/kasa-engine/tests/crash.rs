@@ -1,0 +1,217 @@
+//! Crash safety of the whole write path (core + journal) on fault-injecting storage.
+//!
+//! For one workload, crash at every mutating storage call in turn; after each crash, restart
+//! the disk as a power loss would leave it, recover, and check that every acknowledged batch
+//! is there, no partial batch is, the ledger invariants hold, and the state hash equals a
+//! clean replay of the same batches. Also: a full disk rejects a batch cleanly and the engine
+//! carries on; a failed sync is fatal and recovery keeps only what was synced.
+
+use kasa_core::{Account, AccountFlags, Command, Transfer, TransferFlags};
+use kasa_engine::{CommitError, Writer, WriterOptions};
+use kasa_journal::{FaultStorage, Options};
+
+const SECOND: u64 = 1_000_000_000;
+const START: u64 = 1_800_000_000 * SECOND;
+
+fn options() -> WriterOptions {
+    // Small segments so that the workload rolls over several times, and a snapshot every few
+    // batches so that crashes also land inside snapshot writes.
+    WriterOptions { journal: Options { segment_bytes_max: 4096, ..Options::default() }, snapshot_interval_bytes: 3000 }
+}
+
+/// A deterministic workload: accounts, then plain, pending (with timeouts), posted, voided,
+/// linked and failing transfers, with time moving so that some pending transfers expire.
+fn workload() -> Vec<(u64, Vec<Command>)> {
+    let mut batches = Vec::new();
+    let accounts = (1..=6u128)
+        .map(|id| Account {
+            id,
+            ledger: 1,
+            code: 1,
+            flags: AccountFlags(if id <= 3 { AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS } else { 0 }),
+            ..Default::default()
+        })
+        .collect();
+    batches.push((START, vec![Command::CreateAccounts(accounts)]));
+    let mut id = 100u128;
+    for round in 0..12u64 {
+        let mut transfers = Vec::new();
+        for k in 0..4u128 {
+            id += 1;
+            let debit = 4 + (k % 3);
+            let credit = 1 + ((k + round as u128) % 3);
+            transfers.push(Transfer {
+                id,
+                debit_account_id: debit,
+                credit_account_id: credit,
+                amount: 10 + k,
+                ledger: 1,
+                code: 1,
+                ..Default::default()
+            });
+        }
+        id += 1;
+        let pending_id = id;
+        transfers.push(Transfer {
+            id,
+            debit_account_id: 1 + (round as u128 % 3),
+            credit_account_id: 5,
+            amount: 7,
+            ledger: 1,
+            code: 1,
+            timeout: 1 + (round % 3) as u32,
+            flags: TransferFlags(TransferFlags::PENDING),
+            ..Default::default()
+        });
+        id += 1;
+        transfers.push(Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 6,
+            amount: 1_000_000,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        });
+        let mut second = Vec::new();
+        id += 1;
+        let flags =
+            if round % 2 == 0 { TransferFlags::POST_PENDING_TRANSFER } else { TransferFlags::VOID_PENDING_TRANSFER };
+        second.push(Transfer {
+            id,
+            pending_id,
+            flags: TransferFlags(flags | TransferFlags::LINKED),
+            ..Default::default()
+        });
+        id += 1;
+        second.push(Transfer {
+            id,
+            debit_account_id: 2,
+            credit_account_id: 4,
+            amount: 3,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        });
+        let now = START + (round + 1) * SECOND * 2;
+        batches.push((now, vec![Command::CreateTransfers(transfers), Command::CreateTransfers(second)]));
+        // An empty batch in between lets pending transfers expire by engine time.
+        batches.push((now + SECOND + SECOND / 2, vec![]));
+    }
+    batches
+}
+
+fn clean_hash(batches: &[(u64, Vec<Command>)], count: usize) -> [u8; 32] {
+    let (mut writer, _) = Writer::recover(FaultStorage::new(0), options()).expect("empty disk recovers");
+    for (now, commands) in &batches[..count] {
+        writer.commit(commands.clone(), *now).expect("clean commit");
+    }
+    writer.state().hash()
+}
+
+/// Runs the workload on `disk` until the first failure; returns how many batches were
+/// acknowledged (their commit returned Ok).
+fn run_until_failure(disk: &FaultStorage, batches: &[(u64, Vec<Command>)]) -> usize {
+    let Ok((mut writer, _)) = Writer::recover(disk.clone(), options()) else { return 0 };
+    let mut acknowledged = 0;
+    for (now, commands) in batches {
+        if writer.commit(commands.clone(), *now).is_err() {
+            break;
+        }
+        acknowledged += 1;
+        if writer.snapshot_due() && writer.snapshot().is_err() {
+            break;
+        }
+    }
+    acknowledged
+}
+
+#[test]
+fn crash_at_every_storage_call_loses_no_acknowledged_batch() {
+    let batches = workload();
+    let total_calls = {
+        let disk = FaultStorage::new(1);
+        assert_eq!(run_until_failure(&disk, &batches), batches.len());
+        disk.calls()
+    };
+    assert!(total_calls > 50, "the workload makes {total_calls} storage calls");
+    eprintln!("workload: {} batches, {total_calls} storage calls", batches.len());
+    let mut hashes = vec![None; batches.len() + 1];
+    for crash_at in 1..=total_calls {
+        for seed in [crash_at, crash_at * 7 + 3] {
+            let disk = FaultStorage::new(seed);
+            disk.crash_after_calls(crash_at);
+            let acknowledged = run_until_failure(&disk, &batches);
+            let restarted = disk.restart();
+            let (writer, _) = Writer::recover(restarted.clone(), options())
+                .unwrap_or_else(|e| panic!("crash at call {crash_at} (seed {seed}): recovery failed: {e}"));
+            let recovered = writer.last_seq() as usize;
+            assert!(
+                recovered >= acknowledged,
+                "crash at call {crash_at} (seed {seed}): {acknowledged} batches acknowledged, {recovered} recovered"
+            );
+            assert!(
+                recovered <= acknowledged + 1,
+                "crash at call {crash_at} (seed {seed}): {recovered} recovered but only {acknowledged} acknowledged"
+            );
+            writer.state().check_invariants().unwrap_or_else(|e| panic!("crash at call {crash_at}: {e}"));
+            let expected = *hashes[recovered].get_or_insert_with(|| clean_hash(&batches, recovered));
+            assert_eq!(
+                writer.state().hash(),
+                expected,
+                "crash at call {crash_at} (seed {seed}): state differs from a clean replay"
+            );
+            // The recovered engine accepts the rest of the workload.
+            let mut writer = writer;
+            for (now, commands) in &batches[recovered..] {
+                writer.commit(commands.clone(), *now).expect("commit after recovery");
+            }
+            assert_eq!(
+                writer.state().hash(),
+                *hashes[batches.len()].get_or_insert_with(|| clean_hash(&batches, batches.len()))
+            );
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_rejects_the_batch_cleanly_and_the_engine_carries_on() {
+    let batches = workload();
+    let disk = FaultStorage::new(9);
+    let (mut writer, _) =
+        Writer::recover(disk.clone(), WriterOptions { snapshot_interval_bytes: 0, ..options() }).unwrap();
+    writer.commit(batches[0].1.clone(), batches[0].0).unwrap();
+    let before = writer.state().hash();
+    disk.disk_full_after_bytes(writer.journal_bytes() + 100);
+    match writer.commit(batches[1].1.clone(), batches[1].0) {
+        Err(CommitError::StorageFull) => {}
+        other => panic!("expected StorageFull, found {other:?}"),
+    }
+    assert_eq!(writer.state().hash(), before, "a rejected batch changed the state");
+    disk.clear_disk_full();
+    writer.commit(batches[1].1.clone(), batches[1].0).unwrap();
+    let hash = writer.state().hash();
+    let (recovered, _) = Writer::recover(disk.restart(), options()).unwrap();
+    assert_eq!(recovered.last_seq(), 2);
+    assert_eq!(recovered.state().hash(), hash);
+}
+
+#[test]
+fn a_failed_sync_is_fatal_and_recovery_keeps_what_was_synced() {
+    let batches = workload();
+    let disk = FaultStorage::new(11);
+    let (mut writer, _) =
+        Writer::recover(disk.clone(), WriterOptions { snapshot_interval_bytes: 0, ..options() }).unwrap();
+    writer.commit(batches[0].1.clone(), batches[0].0).unwrap();
+    let synced = writer.state().hash();
+    disk.fail_next_sync();
+    assert!(matches!(writer.commit(batches[1].1.clone(), batches[1].0), Err(CommitError::Fatal(_))));
+    // Poisoned: nothing more is acknowledged, even if the disk would now work.
+    assert!(matches!(writer.commit(batches[1].1.clone(), batches[1].0), Err(CommitError::Fatal(_))));
+    let (recovered, _) = Writer::recover(disk.restart(), options()).unwrap();
+    assert!(recovered.last_seq() <= 2);
+    if recovered.last_seq() == 1 {
+        assert_eq!(recovered.state().hash(), synced);
+    }
+    recovered.state().check_invariants().unwrap();
+}

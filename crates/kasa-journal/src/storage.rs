@@ -1,0 +1,169 @@
+//! The storage seam: a flat directory of named files, and the real file-system backend.
+//!
+//! Every byte the journal reads or writes goes through [`Storage`], so tests can swap in
+//! [`FaultStorage`](crate::FaultStorage) and crash, tear, flip bits or fill the disk at will.
+//! The trait is deliberately small (redb's seam has a similar handful of methods): no
+//! directories, no metadata beyond length, no locking, no memory mapping. This module does
+//! not know about frames or snapshots; it moves bytes.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// A flat directory of named files. All disk access of the journal goes through this trait.
+///
+/// Names are plain file names (no separators). Methods take `&mut self` so that
+/// implementations can cache handles without interior mutability.
+pub trait Storage: Send + 'static {
+    /// Names of the files in the directory, in no particular order.
+    fn list(&mut self) -> io::Result<Vec<String>>;
+    /// Length in bytes of the file `name`.
+    fn len(&mut self, name: &str) -> io::Result<u64>;
+    /// Reads exactly `buf.len()` bytes at `offset`; fails with
+    /// [`io::ErrorKind::UnexpectedEof`] if the file is shorter.
+    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Writes all of `data` at `offset`, creating the file if it is missing. On error a
+    /// prefix of `data` may have been written.
+    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Makes the written bytes of one file durable (fdatasync).
+    fn sync(&mut self, name: &str) -> io::Result<()>;
+    /// Sets the length of the file `name` to `len`.
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes the file `name`.
+    fn remove(&mut self, name: &str) -> io::Result<()>;
+    /// Makes file creations, renames and removals in the directory durable.
+    fn sync_dir(&mut self) -> io::Result<()>;
+}
+
+/// How many file handles [`FileStorage`] keeps open. The journal appends to one segment and
+/// touches a snapshot now and then; recovery walks every segment once, and without a bound a
+/// journal of thousands of segments would hold thousands of descriptors.
+const OPEN_FILES_MAX: usize = 16;
+
+/// One cached handle.
+struct OpenFile {
+    file: File,
+    /// Whether the handle has written or truncated since its last sync. Such a handle is never
+    /// evicted: on Linux a writeback error is reported to descriptors that were open when it
+    /// happened, so closing and reopening could hide a failed write from the next fsync.
+    dirty: bool,
+}
+
+/// [`Storage`] on a real directory.
+///
+/// Keeps open `std::fs::File` handles per name (bounded by an internal limit), because the
+/// journal appends to the same segment many times a second. It takes no lock on the directory:
+/// running two writers on one journal is the caller's bug to prevent.
+pub struct FileStorage {
+    dir: PathBuf,
+    files: HashMap<String, OpenFile>,
+}
+
+impl FileStorage {
+    /// Opens the directory `dir`, creating it (and its parents) if missing.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(FileStorage { dir: dir.to_path_buf(), files: HashMap::new() })
+    }
+
+    /// The directory this storage works in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> io::Result<PathBuf> {
+        // A name with a separator or a dot-dot would escape the directory.
+        let plain = !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\\');
+        if !plain {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("expected a plain file name, found {name:?}"),
+            ));
+        }
+        Ok(self.dir.join(name))
+    }
+
+    fn file(&mut self, name: &str, create: bool) -> io::Result<&mut OpenFile> {
+        if !self.files.contains_key(name) {
+            let path = self.path(name)?;
+            let file = OpenOptions::new().read(true).write(true).create(create).open(path)?;
+            if self.files.len() >= OPEN_FILES_MAX {
+                self.files.retain(|_, open| open.dirty);
+            }
+            self.files.insert(name.to_string(), OpenFile { file, dirty: false });
+        }
+        Ok(self.files.get_mut(name).expect("inserted above"))
+    }
+}
+
+impl Storage for FileStorage {
+    fn list(&mut self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            // Names the journal writes are ASCII; anything else is not ours.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn len(&mut self, name: &str) -> io::Result<u64> {
+        if let Some(open) = self.files.get(name) {
+            return Ok(open.file.metadata()?.len());
+        }
+        Ok(fs::metadata(self.path(name)?)?.len())
+    }
+
+    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let open = self.file(name, false)?;
+        open.file.seek(SeekFrom::Start(offset))?;
+        open.file.read_exact(buf)
+    }
+
+    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> io::Result<()> {
+        let open = self.file(name, true)?;
+        open.dirty = true;
+        open.file.seek(SeekFrom::Start(offset))?;
+        open.file.write_all(data)
+    }
+
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        let open = self.file(name, false)?;
+        open.file.sync_data()?;
+        open.dirty = false;
+        Ok(())
+    }
+
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        let open = self.file(name, false)?;
+        open.dirty = true;
+        open.file.set_len(len)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        let from_path = self.path(from)?;
+        let to_path = self.path(to)?;
+        self.files.remove(from);
+        self.files.remove(to);
+        fs::rename(from_path, to_path)
+    }
+
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        let path = self.path(name)?;
+        self.files.remove(name);
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&mut self) -> io::Result<()> {
+        // Opening a directory read-only and fsyncing it is how POSIX makes entries durable.
+        File::open(&self.dir)?.sync_all()
+    }
+}

@@ -1,0 +1,13 @@
+//! The journal's contract, tested through its public API on `FaultStorage` (and once on real
+//! files). One binary with a module per concern keeps link time down.
+
+mod common;
+
+mod corruption;
+mod crash;
+mod disk_full;
+mod file_storage;
+mod round_trip;
+mod sync_failure;
+mod torn_tail;
+mod verify;

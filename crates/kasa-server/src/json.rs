@@ -1,0 +1,366 @@
+//! The JSON shapes of the ledger API. Field names follow TigerBeetle's. Integers that can
+//! pass 2^53 (ids, amounts, balances, user_data_128/64, timestamps) are decimal strings, so
+//! that a JavaScript client never loses precision; on input, a plain JSON integer is also
+//! accepted when it fits in 64 bits. Flags are lists of names. Unknown fields are refused.
+
+use kasa_core::{Account, AccountBalance, AccountFlags, PendingStatus, Transfer, TransferFlags};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+
+/// A `u128` written as a decimal string.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dec128(pub u128);
+
+/// A `u64` written as a decimal string.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dec64(pub u64);
+
+impl Serialize for Dec128 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl Serialize for Dec64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+struct DecimalVisitor {
+    max: u128,
+    what: &'static str,
+}
+
+impl Visitor<'_> for DecimalVisitor {
+    type Value = u128;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} as a decimal string of digits (0 to {})", self.what, self.max)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u128, E> {
+        if v.is_empty() || v.len() > 39 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(E::invalid_value(de::Unexpected::Str(v), &self));
+        }
+        match v.parse::<u128>() {
+            Ok(n) if n <= self.max => Ok(n),
+            _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u128, E> {
+        if v as u128 <= self.max {
+            Ok(v as u128)
+        } else {
+            Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u128, E> {
+        if v >= 0 {
+            self.visit_u64(v as u64)
+        } else {
+            Err(E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u128, E> {
+        Err(E::invalid_value(de::Unexpected::Float(v), &self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dec128 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DecimalVisitor { max: u128::MAX, what: "a 128-bit unsigned integer" }).map(Dec128)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dec64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DecimalVisitor { max: u64::MAX as u128, what: "a 64-bit unsigned integer" })
+            .map(|v| Dec64(v as u64))
+    }
+}
+
+/// Flags as a list of names, decoded against a table of (name, bit).
+fn flags_from_names<'de, D: Deserializer<'de>>(d: D, table: &'static [(&'static str, u16)]) -> Result<u16, D::Error> {
+    let names: Vec<String> = Vec::deserialize(d)?;
+    let mut bits = 0;
+    for name in names {
+        match table.iter().find(|(n, _)| *n == name) {
+            Some((_, bit)) => bits |= bit,
+            None => {
+                let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+                return Err(de::Error::custom(format!("unknown flag '{name}', expected one of {}", known.join(", "))));
+            }
+        }
+    }
+    Ok(bits)
+}
+
+fn flag_names(bits: u16, table: &'static [(&'static str, u16)]) -> Vec<&'static str> {
+    table.iter().filter(|(_, bit)| bits & bit != 0).map(|(name, _)| *name).collect()
+}
+
+fn account_flags<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    flags_from_names(d, AccountFlags::NAMES)
+}
+
+fn transfer_flags<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    flags_from_names(d, TransferFlags::NAMES)
+}
+
+/// An account to create. Balances and timestamp are accepted only so that a client that
+/// sends a full TigerBeetle account gets the ledger's result code for them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    id: Dec128,
+    #[serde(default)]
+    debits_pending: Dec128,
+    #[serde(default)]
+    debits_posted: Dec128,
+    #[serde(default)]
+    credits_pending: Dec128,
+    #[serde(default)]
+    credits_posted: Dec128,
+    #[serde(default)]
+    user_data_128: Dec128,
+    #[serde(default)]
+    user_data_64: Dec64,
+    #[serde(default)]
+    user_data_32: u32,
+    ledger: u32,
+    code: u16,
+    #[serde(default, deserialize_with = "account_flags")]
+    flags: u16,
+    #[serde(default)]
+    timestamp: Dec64,
+}
+
+impl From<AccountInput> for Account {
+    fn from(a: AccountInput) -> Account {
+        Account {
+            id: a.id.0,
+            debits_pending: a.debits_pending.0,
+            debits_posted: a.debits_posted.0,
+            credits_pending: a.credits_pending.0,
+            credits_posted: a.credits_posted.0,
+            user_data_128: a.user_data_128.0,
+            user_data_64: a.user_data_64.0,
+            user_data_32: a.user_data_32,
+            reserved: 0,
+            ledger: a.ledger,
+            code: a.code,
+            flags: AccountFlags(a.flags),
+            timestamp: a.timestamp.0,
+        }
+    }
+}
+
+/// A transfer to create. Only `id` is required; what else is needed depends on the flags,
+/// and the ledger says what is missing with its result code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferInput {
+    id: Dec128,
+    #[serde(default)]
+    debit_account_id: Dec128,
+    #[serde(default)]
+    credit_account_id: Dec128,
+    #[serde(default)]
+    amount: Dec128,
+    #[serde(default)]
+    pending_id: Dec128,
+    #[serde(default)]
+    user_data_128: Dec128,
+    #[serde(default)]
+    user_data_64: Dec64,
+    #[serde(default)]
+    user_data_32: u32,
+    #[serde(default)]
+    timeout: u32,
+    #[serde(default)]
+    ledger: u32,
+    #[serde(default)]
+    code: u16,
+    #[serde(default, deserialize_with = "transfer_flags")]
+    flags: u16,
+    #[serde(default)]
+    timestamp: Dec64,
+}
+
+impl From<TransferInput> for Transfer {
+    fn from(t: TransferInput) -> Transfer {
+        Transfer {
+            id: t.id.0,
+            debit_account_id: t.debit_account_id.0,
+            credit_account_id: t.credit_account_id.0,
+            amount: t.amount.0,
+            pending_id: t.pending_id.0,
+            user_data_128: t.user_data_128.0,
+            user_data_64: t.user_data_64.0,
+            user_data_32: t.user_data_32,
+            timeout: t.timeout,
+            ledger: t.ledger,
+            code: t.code,
+            flags: TransferFlags(t.flags),
+            timestamp: t.timestamp.0,
+        }
+    }
+}
+
+/// An account as the API returns it.
+#[derive(Debug, Serialize)]
+pub struct AccountOutput {
+    id: Dec128,
+    debits_pending: Dec128,
+    debits_posted: Dec128,
+    credits_pending: Dec128,
+    credits_posted: Dec128,
+    user_data_128: Dec128,
+    user_data_64: Dec64,
+    user_data_32: u32,
+    ledger: u32,
+    code: u16,
+    flags: Vec<&'static str>,
+    timestamp: Dec64,
+}
+
+impl From<&Account> for AccountOutput {
+    fn from(a: &Account) -> Self {
+        AccountOutput {
+            id: Dec128(a.id),
+            debits_pending: Dec128(a.debits_pending),
+            debits_posted: Dec128(a.debits_posted),
+            credits_pending: Dec128(a.credits_pending),
+            credits_posted: Dec128(a.credits_posted),
+            user_data_128: Dec128(a.user_data_128),
+            user_data_64: Dec64(a.user_data_64),
+            user_data_32: a.user_data_32,
+            ledger: a.ledger,
+            code: a.code,
+            flags: flag_names(a.flags.0, AccountFlags::NAMES),
+            timestamp: Dec64(a.timestamp),
+        }
+    }
+}
+
+/// A transfer as the API returns it; pending transfers also say whether they are still open.
+#[derive(Debug, Serialize)]
+pub struct TransferOutput {
+    id: Dec128,
+    debit_account_id: Dec128,
+    credit_account_id: Dec128,
+    amount: Dec128,
+    pending_id: Dec128,
+    user_data_128: Dec128,
+    user_data_64: Dec64,
+    user_data_32: u32,
+    timeout: u32,
+    ledger: u32,
+    code: u16,
+    flags: Vec<&'static str>,
+    timestamp: Dec64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_status: Option<&'static str>,
+}
+
+impl TransferOutput {
+    /// The output shape of `t`, with the status if it is a pending transfer.
+    pub fn new(t: &Transfer, pending_status: Option<PendingStatus>) -> Self {
+        TransferOutput {
+            id: Dec128(t.id),
+            debit_account_id: Dec128(t.debit_account_id),
+            credit_account_id: Dec128(t.credit_account_id),
+            amount: Dec128(t.amount),
+            pending_id: Dec128(t.pending_id),
+            user_data_128: Dec128(t.user_data_128),
+            user_data_64: Dec64(t.user_data_64),
+            user_data_32: t.user_data_32,
+            timeout: t.timeout,
+            ledger: t.ledger,
+            code: t.code,
+            flags: flag_names(t.flags.0, TransferFlags::NAMES),
+            timestamp: Dec64(t.timestamp),
+            pending_status: pending_status.map(PendingStatus::name),
+        }
+    }
+}
+
+/// One entry of an account's balance history.
+#[derive(Debug, Serialize)]
+pub struct BalanceOutput {
+    timestamp: Dec64,
+    debits_pending: Dec128,
+    debits_posted: Dec128,
+    credits_pending: Dec128,
+    credits_posted: Dec128,
+}
+
+impl From<&AccountBalance> for BalanceOutput {
+    fn from(b: &AccountBalance) -> Self {
+        BalanceOutput {
+            timestamp: Dec64(b.timestamp),
+            debits_pending: Dec128(b.debits_pending),
+            debits_posted: Dec128(b.debits_posted),
+            credits_pending: Dec128(b.credits_pending),
+            credits_posted: Dec128(b.credits_posted),
+        }
+    }
+}
+
+/// The result of one item of a batch.
+#[derive(Debug, Serialize)]
+pub struct ItemResult {
+    /// The item's position in the request.
+    pub index: usize,
+    /// The stable result code.
+    pub result: &'static str,
+    /// For `ok` and `exists`: the object's timestamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Dec64>,
+    /// For transfers that are `ok` or `exists`: the amount moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Dec128>,
+}
+
+/// A batch response: one result per item, in order.
+#[derive(Debug, Serialize)]
+pub struct BatchResults {
+    /// The results.
+    pub results: Vec<ItemResult>,
+}
+
+/// A page of a list, Stripe-style.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// Always "list".
+    pub object: &'static str,
+    /// The items, newest first.
+    pub data: Vec<T>,
+    /// Whether more items follow.
+    pub has_more: bool,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A batch lookup request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupInput {
+    /// The ids to look up.
+    pub ids: Vec<Dec128>,
+}
+
+/// A batch lookup response: found objects in request order, and the ids not found.
+#[derive(Debug, Serialize)]
+pub struct LookupOutput<T> {
+    /// The objects found, in the order asked.
+    pub data: Vec<T>,
+    /// The ids with no object.
+    pub not_found: Vec<Dec128>,
+}

@@ -1,0 +1,460 @@
+//! The ledger API: create accounts and transfers (one object, a JSON batch, or a binary
+//! batch of 128-byte records), look them up, and list an account's transfers and balances.
+//!
+//! A JSON array gets `200` and one result per item, whatever each result is: that is the
+//! batch contract, as in TigerBeetle. A single JSON object gets a Stripe-like answer: `201`
+//! and the object when created, `200` when it already existed identically, and a
+//! problem+json with the result code as `code` otherwise (`409` for `exists_with_*`, `422`
+//! for the rest). A body that is not valid JSON, or has an unknown field, a negative or
+//! overflowing number, or an unknown flag, is refused as a whole with `400`/`422` before it
+//! reaches the engine, so it changes nothing.
+
+use crate::json::{
+    AccountInput, AccountOutput, BalanceOutput, BatchResults, Dec128, Dec64, ItemResult, LookupInput, LookupOutput,
+    Page, TransferInput, TransferOutput,
+};
+use crate::problem::Problem;
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kasa_core::ledger::RECORD_BYTES;
+use kasa_core::{
+    Account, AccountOutcome, Command, CreateAccountResult, CreateTransferResult, Outcome, Transfer, TransferOutcome,
+    ITEMS_PER_COMMAND_MAX,
+};
+use serde::de::DeserializeOwned;
+
+/// Largest request body. A full JSON batch of 8,190 transfers with every field spelled out
+/// is about 3.5 MiB; 8 MiB leaves room for whitespace without inviting abuse.
+pub const BODY_BYTES_MAX: usize = 8 << 20;
+
+/// Most items per page of a list.
+pub const PAGE_LIMIT_MAX: usize = 1000;
+/// Items per page when the client does not say.
+pub const PAGE_LIMIT_DEFAULT: usize = 100;
+
+/// The content types the create endpoints accept.
+enum Format {
+    Json,
+    Binary,
+}
+
+fn format_of(headers: &HeaderMap) -> Result<Format, Problem> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(Format::Json) };
+    let value = value.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or("").trim();
+    match essence {
+        "application/json" => Ok(Format::Json),
+        "application/octet-stream" => Ok(Format::Binary),
+        other => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported content type",
+            format!("expected application/json or application/octet-stream, found '{other}'"),
+        )),
+    }
+}
+
+/// Reads the whole body, refusing more than [`BODY_BYTES_MAX`] with a problem (axum's own
+/// limit answers in plain text). A declared `Content-Length` over the limit is refused before
+/// a byte of the body is read, so that the client hears at once instead of sending it all.
+pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "The body is too large",
+            format!("the body must be at most {BODY_BYTES_MAX} bytes"),
+        )
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, BODY_BYTES_MAX).await.map_err(|_| too_large())
+}
+
+fn json_problem(error: serde_json::Error) -> Problem {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Data => Problem::invalid_field(error.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => Problem::malformed_json(error.to_string()),
+    }
+}
+
+/// Parses a JSON body that is either one object or an array of them.
+fn parse_one_or_many<T: DeserializeOwned>(body: &[u8]) -> Result<(Vec<T>, bool), Problem> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        Some(b'[') => {
+            let items: Vec<T> = serde_json::from_slice(body).map_err(json_problem)?;
+            Ok((items, true))
+        }
+        Some(b'{') => Ok((vec![serde_json::from_slice(body).map_err(json_problem)?], false)),
+        Some(_) => Err(Problem::malformed_json("expected a JSON object or an array of objects")),
+        None => Err(Problem::malformed_json("the body is empty; expected a JSON object or an array of objects")),
+    }
+}
+
+fn check_batch_len(len: usize) -> Result<(), Problem> {
+    if len > ITEMS_PER_COMMAND_MAX {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_items",
+            "Too many items in one batch",
+            format!("a batch holds at most {ITEMS_PER_COMMAND_MAX} items, found {len}"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_records<T>(body: &[u8], decode: fn(&[u8; RECORD_BYTES]) -> T) -> Result<Vec<T>, Problem> {
+    if !body.len().is_multiple_of(RECORD_BYTES) {
+        return Err(Problem::invalid_field(format!(
+            "a binary body is a whole number of {RECORD_BYTES}-byte records, found {} bytes",
+            body.len()
+        )));
+    }
+    check_batch_len(body.len() / RECORD_BYTES)?;
+    Ok(body.chunks_exact(RECORD_BYTES).map(|r| decode(r.try_into().expect("record"))).collect())
+}
+
+/// A binary result: `u32` result code (its position in the documented order), `u32` zero,
+/// `u64` timestamp, `u128` amount; 32 bytes, little-endian.
+pub const BINARY_RESULT_BYTES: usize = 32;
+
+fn binary_response(results: impl Iterator<Item = (u32, u64, u128)>) -> Response {
+    let mut out = Vec::new();
+    for (code, timestamp, amount) in results {
+        out.extend_from_slice(&code.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&timestamp.to_le_bytes());
+        out.extend_from_slice(&amount.to_le_bytes());
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], out).into_response()
+}
+
+fn single_failure(name: &'static str, exists_with: bool) -> Problem {
+    if exists_with {
+        Problem::new(
+            StatusCode::CONFLICT,
+            name,
+            "An object with this id exists with different fields",
+            format!("{name}: the id is taken by an object with other fields; use a new id"),
+        )
+    } else {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, name, "The ledger refused the request", name.replace('_', " "))
+    }
+}
+
+/// `POST /v1/ledger/accounts`.
+pub async fn create_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+    let format = format_of(&headers)?;
+    let body = read_body(&headers, body).await?;
+    let (accounts, many): (Vec<Account>, bool) = match format {
+        Format::Binary => (parse_records(&body, Account::decode)?, true),
+        Format::Json => {
+            let (inputs, many) = parse_one_or_many::<AccountInput>(&body)?;
+            check_batch_len(inputs.len())?;
+            (inputs.into_iter().map(Account::from).collect(), many)
+        }
+    };
+    if accounts.is_empty() {
+        return Ok(Json(BatchResults { results: Vec::new() }).into_response());
+    }
+    let id = accounts[0].id;
+    let Outcome::CreateAccounts(outcomes) = app.engine.submit(Command::CreateAccounts(accounts)).await? else {
+        unreachable!("create_accounts answers with account outcomes")
+    };
+    if let Format::Binary = format {
+        return Ok(binary_response(outcomes.iter().map(|o| (o.result as u32, o.timestamp, 0))));
+    }
+    if many {
+        let results = outcomes.iter().enumerate().map(|(index, o)| account_item(index, o)).collect();
+        return Ok(Json(BatchResults { results }).into_response());
+    }
+    let outcome = outcomes[0];
+    match outcome.result {
+        CreateAccountResult::Ok | CreateAccountResult::Exists => {
+            let account = app.engine.read(move |s| s.ledger().account(id).copied()).await?;
+            let account = account.expect("an account that was just created exists");
+            let status = if outcome.result == CreateAccountResult::Ok { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(AccountOutput::from(&account))).into_response())
+        }
+        r => Err(single_failure(r.name(), r.name().starts_with("exists_with"))),
+    }
+}
+
+fn account_item(index: usize, o: &AccountOutcome) -> ItemResult {
+    ItemResult {
+        index,
+        result: o.result.name(),
+        timestamp: o.result.is_success().then_some(Dec64(o.timestamp)),
+        amount: None,
+    }
+}
+
+fn transfer_item(index: usize, o: &TransferOutcome) -> ItemResult {
+    let success = o.result.is_success();
+    ItemResult {
+        index,
+        result: o.result.name(),
+        timestamp: success.then_some(Dec64(o.timestamp)),
+        amount: success.then_some(Dec128(o.amount)),
+    }
+}
+
+/// `POST /v1/ledger/transfers`.
+pub async fn create_transfers(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let format = format_of(&headers)?;
+    let body = read_body(&headers, body).await?;
+    let (transfers, many): (Vec<Transfer>, bool) = match format {
+        Format::Binary => (parse_records(&body, Transfer::decode)?, true),
+        Format::Json => {
+            let (inputs, many) = parse_one_or_many::<TransferInput>(&body)?;
+            check_batch_len(inputs.len())?;
+            (inputs.into_iter().map(Transfer::from).collect(), many)
+        }
+    };
+    if transfers.is_empty() {
+        return Ok(Json(BatchResults { results: Vec::new() }).into_response());
+    }
+    let id = transfers[0].id;
+    let Outcome::CreateTransfers(outcomes) = app.engine.submit(Command::CreateTransfers(transfers)).await? else {
+        unreachable!("create_transfers answers with transfer outcomes")
+    };
+    if let Format::Binary = format {
+        return Ok(binary_response(outcomes.iter().map(|o| (o.result as u32, o.timestamp, o.amount))));
+    }
+    if many {
+        let results = outcomes.iter().enumerate().map(|(index, o)| transfer_item(index, o)).collect();
+        return Ok(Json(BatchResults { results }).into_response());
+    }
+    let outcome = outcomes[0];
+    match outcome.result {
+        CreateTransferResult::Ok | CreateTransferResult::Exists => {
+            let found = app
+                .engine
+                .read(move |s| s.ledger().transfer(id).map(|t| TransferOutput::new(t, s.ledger().pending_status(id))))
+                .await?;
+            let transfer = found.expect("a transfer that was just created exists");
+            let status = if outcome.result == CreateTransferResult::Ok { StatusCode::CREATED } else { StatusCode::OK };
+            Ok((status, Json(transfer)).into_response())
+        }
+        r => Err(single_failure(r.name(), r.name().starts_with("exists_with"))),
+    }
+}
+
+/// Parses a decimal 128-bit id from a path segment.
+fn parse_id(raw: &str) -> Result<u128, Problem> {
+    if raw.is_empty() || raw.len() > 39 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::invalid_parameter(format!("the id must be a decimal 128-bit integer, found '{raw}'")));
+    }
+    raw.parse().map_err(|_| Problem::invalid_parameter(format!("the id must fit in 128 bits, found '{raw}'")))
+}
+
+/// `GET /v1/ledger/accounts/{id}`.
+pub async fn get_account(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
+    let id = parse_id(&raw)?;
+    match app.engine.read(move |s| s.ledger().account(id).map(AccountOutput::from)).await? {
+        Some(account) => Ok(Json(account).into_response()),
+        None => Err(Problem::not_found(format!("no account has id {id}"))),
+    }
+}
+
+/// `GET /v1/ledger/transfers/{id}`.
+pub async fn get_transfer(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
+    let id = parse_id(&raw)?;
+    let found = app
+        .engine
+        .read(move |s| s.ledger().transfer(id).map(|t| TransferOutput::new(t, s.ledger().pending_status(id))));
+    match found.await? {
+        Some(transfer) => Ok(Json(transfer).into_response()),
+        None => Err(Problem::not_found(format!("no transfer has id {id}"))),
+    }
+}
+
+fn parse_lookup(body: &[u8]) -> Result<Vec<u128>, Problem> {
+    let input: LookupInput = serde_json::from_slice(body).map_err(json_problem)?;
+    check_batch_len(input.ids.len())?;
+    Ok(input.ids.into_iter().map(|d| d.0).collect())
+}
+
+/// `POST /v1/ledger/accounts/lookup`: `{"ids": [...]}`.
+pub async fn lookup_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+    let ids = parse_lookup(&read_body(&headers, body).await?)?;
+    let output = app
+        .engine
+        .read(move |s| {
+            let mut out = LookupOutput { data: Vec::new(), not_found: Vec::new() };
+            for id in ids {
+                match s.ledger().account(id) {
+                    Some(a) => out.data.push(AccountOutput::from(a)),
+                    None => out.not_found.push(Dec128(id)),
+                }
+            }
+            out
+        })
+        .await?;
+    Ok(Json(output).into_response())
+}
+
+/// `POST /v1/ledger/transfers/lookup`: `{"ids": [...]}`.
+pub async fn lookup_transfers(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let ids = parse_lookup(&read_body(&headers, body).await?)?;
+    let output = app
+        .engine
+        .read(move |s| {
+            let mut out = LookupOutput { data: Vec::new(), not_found: Vec::new() };
+            for id in ids {
+                match s.ledger().transfer(id) {
+                    Some(t) => out.data.push(TransferOutput::new(t, s.ledger().pending_status(id))),
+                    None => out.not_found.push(Dec128(id)),
+                }
+            }
+            out
+        })
+        .await?;
+    Ok(Json(output).into_response())
+}
+
+/// Query parameters of a list: `limit`, `timestamp_min`, `timestamp_max`, `cursor`.
+struct ListQuery {
+    limit: usize,
+    timestamp_min: u64,
+    timestamp_max: u64,
+}
+
+fn parse_list_query(raw: Option<String>) -> Result<ListQuery, Problem> {
+    let mut q = ListQuery { limit: PAGE_LIMIT_DEFAULT, timestamp_min: 0, timestamp_max: 0 };
+    let mut cursor = None;
+    for pair in raw.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = |what: &str| -> Result<u64, Problem> {
+            value.parse::<u64>().map_err(|_| {
+                Problem::invalid_parameter(format!("{what} must be a non-negative integer, found '{value}'"))
+            })
+        };
+        match key {
+            "limit" => {
+                let limit = number("limit")? as usize;
+                if limit == 0 || limit > PAGE_LIMIT_MAX {
+                    return Err(Problem::invalid_parameter(format!(
+                        "limit must be between 1 and {PAGE_LIMIT_MAX}, found {limit}"
+                    )));
+                }
+                q.limit = limit;
+            }
+            "timestamp_min" => q.timestamp_min = number("timestamp_min")?,
+            "timestamp_max" => q.timestamp_max = number("timestamp_max")?,
+            "cursor" => {
+                let ts = value.strip_prefix("t_").and_then(|v| v.parse::<u64>().ok()).filter(|&t| t > 0);
+                cursor = Some(ts.ok_or_else(|| {
+                    Problem::invalid_parameter(format!("cursor '{value}' is not one this API returned"))
+                })?);
+            }
+            other => {
+                return Err(Problem::invalid_parameter(format!(
+                    "unknown parameter '{other}'; expected limit, timestamp_min, timestamp_max or cursor"
+                )))
+            }
+        }
+    }
+    if let Some(ts) = cursor {
+        // The cursor is the timestamp of the last item seen: continue strictly below it.
+        let below = ts - 1;
+        q.timestamp_max = if q.timestamp_max == 0 { below } else { q.timestamp_max.min(below) };
+    }
+    Ok(q)
+}
+
+fn page<T>(mut data: Vec<T>, limit: usize, timestamp_of: impl Fn(&T) -> u64) -> Page<T> {
+    let has_more = data.len() > limit;
+    data.truncate(limit);
+    let next_cursor = if has_more { data.last().map(|t| format!("t_{}", timestamp_of(t))) } else { None };
+    Page { object: "list", data, has_more, next_cursor }
+}
+
+/// `GET /v1/ledger/accounts/{id}/transfers`: newest first, cursor pagination.
+pub async fn account_transfers(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let id = parse_id(&raw)?;
+    let q = parse_list_query(query)?;
+    if q.timestamp_max != 0 && q.timestamp_max < q.timestamp_min {
+        return Ok(Json(Page::<TransferOutput> { object: "list", data: vec![], has_more: false, next_cursor: None })
+            .into_response());
+    }
+    let found = app
+        .engine
+        .read(move |s| {
+            s.ledger().account(id)?;
+            let transfers = s.ledger().account_transfers(id, q.timestamp_min, q.timestamp_max, q.limit + 1);
+            Some(
+                transfers
+                    .iter()
+                    .map(|t| (t.timestamp, TransferOutput::new(t, s.ledger().pending_status(t.id))))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+    let Some(items) = found else { return Err(Problem::not_found(format!("no account has id {id}"))) };
+    let p = page(items, q.limit, |(ts, _)| *ts);
+    let out = Page {
+        object: p.object,
+        data: p.data.into_iter().map(|(_, t)| t).collect(),
+        has_more: p.has_more,
+        next_cursor: p.next_cursor,
+    };
+    Ok(Json(out).into_response())
+}
+
+/// `GET /v1/ledger/accounts/{id}/balances`: balance history of an account with the
+/// `history` flag, newest first, cursor pagination.
+pub async fn account_balances(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let id = parse_id(&raw)?;
+    let q = parse_list_query(query)?;
+    let found = app
+        .engine
+        .read(move |s| {
+            s.ledger().account(id)?;
+            let balances = s.ledger().account_balances(id);
+            let items: Vec<(u64, BalanceOutput)> = balances
+                .iter()
+                .rev()
+                .filter(|b| q.timestamp_max == 0 || b.timestamp <= q.timestamp_max)
+                .take_while(|b| b.timestamp >= q.timestamp_min)
+                .take(q.limit + 1)
+                .map(|b| (b.timestamp, BalanceOutput::from(b)))
+                .collect();
+            Some(items)
+        })
+        .await?;
+    let Some(items) = found else { return Err(Problem::not_found(format!("no account has id {id}"))) };
+    let p = page(items, q.limit, |(ts, _)| *ts);
+    let out = Page {
+        object: p.object,
+        data: p.data.into_iter().map(|(_, b)| b).collect(),
+        has_more: p.has_more,
+        next_cursor: p.next_cursor,
+    };
+    Ok(Json(out).into_response())
+}

@@ -1,0 +1,30 @@
+//! Liveness, readiness and Prometheus metrics. These need no authentication: they reveal
+//! counts, never data.
+
+use crate::problem::Problem;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kasa_engine::Health;
+
+/// `GET /healthz`: the process is up and serving HTTP.
+pub async fn healthz() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#).into_response()
+}
+
+/// `GET /readyz`: recovered and accepting requests.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    match app.engine.health() {
+        Health::Ready => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ready"}"#).into_response()
+        }
+        Health::Stopping | Health::Failed => Problem::unavailable().into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let body = app.engine.metrics().render();
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

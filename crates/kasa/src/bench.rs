@@ -1,0 +1,329 @@
+//! `kasa bench ledger`: the workload of TigerBeetle's `tigerbeetle benchmark`. Create
+//! accounts, then transfers between random pairs in batches, sent by client threads over
+//! loopback to a real `kasa serve` with its journal on disk; print throughput and batch
+//! latency percentiles. When it starts the server itself, it also measures the server's
+//! resident memory and how long recovery takes after `kill -9` (journal replay) and after a
+//! clean stop (snapshot load).
+
+use anyhow::{bail, Context};
+use kasa::client::Client;
+use kasa_core::{Account, Transfer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Benchmarks.
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Accounts, then transfers between random pairs, over HTTP to a real server.
+    Ledger(LedgerArgs),
+}
+
+/// Arguments of `kasa bench ledger`.
+#[derive(clap::Args, Clone)]
+pub struct LedgerArgs {
+    /// Accounts to create.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+    /// Transfers to create.
+    #[arg(long, default_value_t = 10_000_000)]
+    transfers: u64,
+    /// Transfers per request.
+    #[arg(long, default_value_t = 8_189)]
+    batch_size: usize,
+    /// Concurrent connections, each sending one request at a time.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// A running server to use instead of starting one (needs KASA_OPERATOR_KEY).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Request encoding: `binary` (128-byte records) or `json`.
+    #[arg(long, default_value = "binary")]
+    format: String,
+    /// Data directory for the server the benchmark starts (default: a new temporary one).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Skip the recovery measurements.
+    #[arg(long)]
+    no_recovery: bool,
+    /// Seed of the random account pairs.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// Runs a benchmark.
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ledger(args) => ledger(args),
+    }
+}
+
+/// The server the benchmark started, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &std::path::Path, key: &str) -> anyhow::Result<(Server, Duration)> {
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("KASA_OPERATOR_KEY", key)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting kasa serve")?;
+    let addr = kasa::client::wait_for_listening(child.stdout.take().context("stdout")?)?;
+    Ok((Server { child, addr }, started.elapsed()))
+}
+
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// xorshift64*: the benchmark's only randomness, seeded, so runs are repeatable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn encode_accounts(accounts: &[Account], json: bool) -> Vec<u8> {
+    if json {
+        let items: Vec<String> = accounts
+            .iter()
+            .map(|a| format!(r#"{{"id":"{}","ledger":{},"code":{}}}"#, a.id, a.ledger, a.code))
+            .collect();
+        format!("[{}]", items.join(",")).into_bytes()
+    } else {
+        let mut out = Vec::with_capacity(accounts.len() * 128);
+        accounts.iter().for_each(|a| a.encode(&mut out));
+        out
+    }
+}
+
+fn encode_transfers(transfers: &[Transfer], json: bool, out: &mut Vec<u8>) {
+    out.clear();
+    if json {
+        use std::io::Write;
+        out.push(b'[');
+        for (i, t) in transfers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = write!(
+                out,
+                r#"{{"id":"{}","debit_account_id":"{}","credit_account_id":"{}","amount":"{}","ledger":{},"code":{}}}"#,
+                t.id, t.debit_account_id, t.credit_account_id, t.amount, t.ledger, t.code
+            );
+        }
+        out.push(b']');
+    } else {
+        transfers.iter().for_each(|t| t.encode(out));
+    }
+}
+
+/// Counts non-ok results in a response body.
+fn failures(body: &[u8], json: bool) -> anyhow::Result<u64> {
+    if json {
+        let parsed: serde_json::Value = serde_json::from_slice(body)?;
+        let results = parsed["results"].as_array().context("no results array")?;
+        Ok(results.iter().filter(|r| r["result"] != "ok").count() as u64)
+    } else {
+        Ok(body.chunks_exact(32).filter(|r| u32::from_le_bytes(r[0..4].try_into().expect("4")) != 0).count() as u64)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
+    let json = match args.format.as_str() {
+        "json" => true,
+        "binary" => false,
+        other => bail!("--format must be binary or json, found {other}"),
+    };
+    if args.batch_size == 0 || args.batch_size > kasa_core::ITEMS_PER_COMMAND_MAX {
+        bail!("--batch-size must be between 1 and {}", kasa_core::ITEMS_PER_COMMAND_MAX);
+    }
+    if args.accounts < 2 || args.clients == 0 {
+        bail!("need at least 2 accounts and 1 client");
+    }
+    let content_type = if json { "application/json" } else { "application/octet-stream" };
+    let temp;
+    let mut server = None;
+    let key;
+    let addr = match args.addr {
+        Some(addr) => {
+            key = std::env::var("KASA_OPERATOR_KEY").context("--addr needs KASA_OPERATOR_KEY")?;
+            addr
+        }
+        None => {
+            key = "bench-operator-key-0123456789".to_string();
+            let data = match &args.data {
+                Some(d) => d.clone(),
+                None => {
+                    temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
+                    temp.path().to_path_buf()
+                }
+            };
+            let (s, _) = start_server(&data, &key)?;
+            let addr = s.addr;
+            server = Some((s, data));
+            addr
+        }
+    };
+    println!(
+        "kasa bench ledger: {} accounts, {} transfers, batch size {}, {} client(s), {} over loopback to {addr}",
+        args.accounts, args.transfers, args.batch_size, args.clients, args.format
+    );
+    // Ids start at a random-ish base so that reruns against a running server do not collide.
+    let base = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()) << 32;
+    let mut client = Client::connect(addr, &key)?;
+    let accounts: Vec<Account> = (0..args.accounts)
+        .map(|i| Account { id: base + i as u128 + 1, ledger: 1, code: 1, ..Default::default() })
+        .collect();
+    let started = Instant::now();
+    for chunk in accounts.chunks(kasa_core::ITEMS_PER_COMMAND_MAX) {
+        let r = client.send("POST", "/v1/ledger/accounts", content_type, &encode_accounts(chunk, json))?;
+        if r.status != 200 || failures(&r.body, json)? != 0 {
+            bail!("creating accounts failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
+        }
+    }
+    println!("accounts created in {:.2?}", started.elapsed());
+    let rss_before = server.as_ref().and_then(|(s, _)| rss_bytes(s.child.id()));
+
+    let batches_total = args.transfers.div_ceil(args.batch_size as u64);
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let next_batch = next_batch.clone();
+            let key = key.clone();
+            let args = args.clone();
+            std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, u64)> {
+                let mut client = Client::connect(addr, &key)?;
+                let mut rng = Rng(args.seed.wrapping_mul(c as u64 + 1) | 1);
+                let mut latencies = Vec::new();
+                let mut failed = 0;
+                let mut body = Vec::with_capacity(args.batch_size * 256);
+                let mut transfers = Vec::with_capacity(args.batch_size);
+                loop {
+                    let b = next_batch.fetch_add(1, Ordering::Relaxed);
+                    if b >= batches_total {
+                        break;
+                    }
+                    let first = b * args.batch_size as u64;
+                    let count = (args.transfers - first).min(args.batch_size as u64);
+                    transfers.clear();
+                    for i in 0..count {
+                        let debit = rng.next() % args.accounts;
+                        let mut credit = rng.next() % args.accounts;
+                        if credit == debit {
+                            credit = (credit + 1) % args.accounts;
+                        }
+                        transfers.push(Transfer {
+                            id: base + (first + i) as u128 + 1,
+                            debit_account_id: base + debit as u128 + 1,
+                            credit_account_id: base + credit as u128 + 1,
+                            amount: 1 + rng.next() as u128 % 100,
+                            ledger: 1,
+                            code: 1,
+                            ..Default::default()
+                        });
+                    }
+                    encode_transfers(&transfers, json, &mut body);
+                    let sent = Instant::now();
+                    let r = client.send("POST", "/v1/ledger/transfers", content_type, &body)?;
+                    latencies.push(sent.elapsed());
+                    if r.status != 200 {
+                        bail!("transfers failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
+                    }
+                    failed += failures(&r.body, json)?;
+                }
+                Ok((latencies, failed))
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for t in threads {
+        let (l, f) = t.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        latencies.extend(l);
+        failed += f;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let rate = args.transfers as f64 / elapsed.as_secs_f64();
+    println!("transfers: {} in {:.2?}: {:.0} transfers/s ({} not ok)", args.transfers, elapsed, rate, failed);
+    println!(
+        "batch latency: p1 {:.2?}  p50 {:.2?}  p99 {:.2?}  p100 {:.2?}  ({} requests)",
+        percentile(&latencies, 0.01),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        latencies.len()
+    );
+    if failed != 0 {
+        bail!("{failed} transfers were not ok");
+    }
+    let Some((server, data)) = server else { return Ok(()) };
+    if let (Some(before), Some(after)) = (rss_before, rss_bytes(server.child.id())) {
+        println!(
+            "server memory: {:.1} MiB resident after accounts, {:.1} MiB after transfers: {:.1} bytes per transfer",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / args.transfers as f64
+        );
+    }
+    if args.no_recovery {
+        return Ok(());
+    }
+    // kill -9: the next start replays the journal after the last snapshot.
+    drop(server);
+    let (server, took) = start_server(&data, &key)?;
+    println!("recovery after kill -9 (journal replay): ready in {took:.2?}");
+    // A clean stop writes a snapshot; the next start loads it.
+    stop(server)?;
+    let (server, took) = start_server(&data, &key)?;
+    println!("recovery after a clean stop (snapshot load): ready in {took:.2?}");
+    stop(server)?;
+    Ok(())
+}
+
+/// Stops a server with SIGTERM and waits for it.
+fn stop(mut server: Server) -> anyhow::Result<()> {
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status()?;
+    if !status.success() {
+        bail!("kill -TERM failed");
+    }
+    let exit = server.child.wait()?;
+    if !exit.success() {
+        bail!("the server exited with {exit} after SIGTERM");
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! A minimal blocking HTTP/1.1 client over one keep-alive TCP connection, for the benchmark.
+//! It speaks only what `kasa serve` answers (Content-Length bodies), so that the client's own
+//! overhead is a few syscalls per request and the numbers measure the server.
+
+use anyhow::{bail, Context};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+/// One connection to the server.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    host: String,
+    key: String,
+    request: Vec<u8>,
+}
+
+/// A response: status, headers (names in lower case) and body.
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Client {
+    /// Connects to `addr`, authenticating requests with the operator `key`.
+    pub fn connect(addr: SocketAddr, key: &str) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            reader: BufReader::with_capacity(1 << 16, stream.try_clone()?),
+            writer: stream,
+            host: addr.to_string(),
+            key: key.to_string(),
+            request: Vec::with_capacity(1 << 20),
+        })
+    }
+
+    /// Sends a request with an `Authorization` header of your own (or none) instead of the
+    /// operator key: for tests of authentication.
+    pub fn send_raw(&mut self, head: &str, body: &[u8]) -> anyhow::Result<Response> {
+        self.request.clear();
+        self.request.extend_from_slice(head.as_bytes());
+        write!(self.request, "Host: {}\r\nContent-Length: {}\r\n\r\n", self.host, body.len())?;
+        self.request.extend_from_slice(body);
+        self.writer.write_all(&self.request)?;
+        self.read_response()
+    }
+
+    /// Writes `raw` bytes as they are (a hand-made request, possibly incomplete) and reads a
+    /// response: for tests of what the server does with odd requests.
+    pub fn send_bytes(&mut self, raw: &[u8]) -> anyhow::Result<Response> {
+        self.writer.write_all(raw)?;
+        self.read_response()
+    }
+
+    /// Sends one request and reads its response.
+    pub fn send(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Response> {
+        self.request.clear();
+        write!(
+            self.request,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            self.key,
+            body.len()
+        )?;
+        self.request.extend_from_slice(body);
+        self.writer.write_all(&self.request)?;
+        self.read_response()
+    }
+
+    fn read_response(&mut self) -> anyhow::Result<Response> {
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 =
+            line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {line:?}"))?;
+        let mut length = None;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("connection closed in the headers");
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                let name = name.to_ascii_lowercase();
+                if name == "content-length" {
+                    length = Some(value.trim().parse::<usize>()?);
+                }
+                headers.push((name, value.trim().to_string()));
+            }
+        }
+        let mut body = vec![0; length.context("response without Content-Length")?];
+        self.reader.read_exact(&mut body)?;
+        Ok(Response { status, headers, body })
+    }
+}
+
+/// Reads a starting `kasa serve`'s stdout until it says where it listens (it does so once
+/// recovery is done and the port is bound), then keeps draining stdout in the background.
+pub fn wait_for_listening(stdout: std::process::ChildStdout) -> anyhow::Result<SocketAddr> {
+    let mut lines = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line)? == 0 {
+            bail!("kasa serve exited before it listened");
+        }
+        if let Some(addr) = line.trim().strip_prefix("kasa listening on http://") {
+            let addr = addr.parse()?;
+            std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+            return Ok(addr);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `kasa serve`: recover the engine from the data directory, serve HTTP until SIGTERM or
+//! SIGINT (then drain, snapshot and exit 0), or until a fatal disk error (exit 1).
+//!
+//! Data directory layout: `journal/` holds the journal segments and snapshots,
+//! `operator.key` the generated operator key (mode 0600), and `LOCK` a lock that keeps a
+//! second server off the same directory.
+
+use anyhow::{bail, Context};
+use kasa_engine::{hex, Engine, EngineOptions, Health};
+use kasa_journal::FileStorage;
+use kasa_server::{AppState, Secret};
+use std::fs::{self, File};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Arguments of `kasa serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The data directory (created if missing).
+    #[arg(long, default_value = "./kasa-data")]
+    data: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7300")]
+    listen: SocketAddr,
+    /// Write a snapshot every this many MiB of journal (0: only at shutdown).
+    #[arg(long, default_value_t = 2048)]
+    snapshot_interval_mib: u64,
+}
+
+/// The operator key's length in random bytes: 256 bits.
+const OPERATOR_KEY_BYTES: usize = 32;
+
+fn operator_key(data: &Path) -> anyhow::Result<Secret> {
+    if let Ok(key) = std::env::var("KASA_OPERATOR_KEY") {
+        if key.len() < 16 {
+            bail!("KASA_OPERATOR_KEY must be at least 16 characters, found {}", key.len());
+        }
+        tracing::info!("operator key taken from KASA_OPERATOR_KEY");
+        return Ok(Secret::new(key));
+    }
+    let path = data.join("operator.key");
+    if path.exists() {
+        let key = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        tracing::info!(path = %path.display(), "operator key loaded");
+        return Ok(Secret::new(key.trim().to_string()));
+    }
+    let mut bytes = [0u8; OPERATOR_KEY_BYTES];
+    getrandom::getrandom(&mut bytes).context("reading the operating system's randomness")?;
+    let key = format!("kasa_op_{}", hex(&bytes));
+    let tmp = data.join("operator.key.tmp");
+    {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(key.as_bytes())?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, &path)?;
+    File::open(data)?.sync_all()?;
+    // Printed once, to the terminal, never to the log.
+    println!("operator key (saved in {}; shown only now): {key}", path.display());
+    Ok(Secret::new(key))
+}
+
+/// Runs the server until it is told to stop.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
+    tracing::info!(data = %args.data.display(), "starting");
+    let lock = File::create(args.data.join("LOCK"))?;
+    if lock.try_lock().is_err() {
+        bail!("{} is in use by another kasa process", args.data.display());
+    }
+    let operator_key = operator_key(&args.data)?;
+    let storage = FileStorage::open(&args.data.join("journal")).context("opening the journal directory")?;
+    let mut options = EngineOptions::default();
+    options.writer.snapshot_interval_bytes = args.snapshot_interval_mib << 20;
+    let (engine, report) = Engine::start(storage, options).context("recovering the journal")?;
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(torn_tail = %torn, "cut a torn last frame (a crash during an append)");
+    }
+    tracing::info!(
+        snapshot_seq = report.snapshot_seq.unwrap_or(0),
+        frames_replayed = report.frames_replayed,
+        last_seq = report.last_seq,
+        ms = report.duration.as_millis() as u64,
+        state_hash = %hex(&report.state_hash),
+        "recovered"
+    );
+    let engine = Arc::new(engine);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key));
+    tracing::info!("draining the sequencer");
+    let stopped = engine.shutdown();
+    result?;
+    if let Err(error) = stopped {
+        bail!("the engine stopped with an error: {error}");
+    }
+    if engine.health() == Health::Failed {
+        bail!("the engine stopped after a fatal disk error; restart to recover");
+    }
+    tracing::info!("stopped cleanly");
+    drop(lock);
+    Ok(())
+}
+
+async fn serve(listen: SocketAddr, engine: Arc<Engine>, operator_key: Secret) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, "listening");
+    // On stdout, for people and for scripts that started us with port 0 to learn the port.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "kasa listening on http://{bound}")?;
+        out.flush()?;
+    }
+    let mut health = engine.health_changes();
+    let shutdown = async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = health.wait_for(|h| *h == Health::Failed) => tracing::error!("fatal engine error: shutting down"),
+        }
+    };
+    kasa_server::serve(listener, AppState { engine: engine.clone(), operator_key }, shutdown).await?;
+    Ok(())
+}

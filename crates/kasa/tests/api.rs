@@ -1,0 +1,296 @@
+//! The HTTP API end to end against the real binary: the happy paths, and bad input that must
+//! get a 4xx problem+json and change nothing.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+fn balances(client: &mut kasa::client::Client, id: u128) -> Value {
+    let r = get(client, &format!("/v1/ledger/accounts/{id}"));
+    assert_eq!(r.status, 200);
+    let a = r.json();
+    json!([a["debits_pending"], a["debits_posted"], a["credits_pending"], a["credits_posted"]])
+}
+
+fn setup(client: &mut kasa::client::Client) {
+    let r = post(
+        client,
+        "/v1/ledger/accounts",
+        &json!(
+            [account(1, 1, &["debits_must_not_exceed_credits", "history"]), account(2, 1, &[]), account(3, 2, &[]),]
+        ),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["results"],
+        json!([
+            {"index": 0, "result": "ok", "timestamp": r.json()["results"][0]["timestamp"]},
+            {"index": 1, "result": "ok", "timestamp": r.json()["results"][1]["timestamp"]},
+            {"index": 2, "result": "ok", "timestamp": r.json()["results"][2]["timestamp"]},
+        ])
+    );
+    let r = post(client, "/v1/ledger/transfers", &transfer(100, 2, 1, 1_000));
+    assert_eq!(r.status, 201, "{}", r.json());
+}
+
+#[test]
+fn ledger_api_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    setup(&mut c);
+
+    // A single object: 201 with the object, then 200 for an identical retry, 409 for a
+    // different body under the same id.
+    let r = post(&mut c, "/v1/ledger/transfers", &transfer(101, 1, 2, 300));
+    assert_eq!(r.status, 201);
+    let created = r.json();
+    assert_eq!(created["amount"], "300");
+    assert_eq!(created["flags"], json!([]));
+    assert!(created["timestamp"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    let r = post(&mut c, "/v1/ledger/transfers", &transfer(101, 1, 2, 300));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["timestamp"], created["timestamp"]);
+    assert_problem(
+        &post(&mut c, "/v1/ledger/transfers", &transfer(101, 1, 2, 301)),
+        409,
+        "exists_with_different_amount",
+    );
+    assert_problem(&post(&mut c, "/v1/ledger/transfers", &transfer(102, 1, 2, 10_000)), 422, "exceeds_credits");
+    assert_eq!(balances(&mut c, 1), json!(["0", "300", "0", "1000"]));
+
+    // A batch: one result per item, in order, whatever each result is.
+    let mut pending = transfer(200, 1, 2, 500);
+    pending["flags"] = json!(["pending"]);
+    pending["timeout"] = json!(3600);
+    let r = post(
+        &mut c,
+        "/v1/ledger/transfers",
+        &json!([pending, transfer(201, 1, 3, 1), transfer(202, 1, 2, 1_000_000), transfer(203, 2, 1, 5)]),
+    );
+    assert_eq!(r.status, 200);
+    let results = r.json()["results"].clone();
+    let codes: Vec<&str> = results.as_array().unwrap().iter().map(|x| x["result"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["ok", "accounts_must_have_the_same_ledger", "exceeds_credits", "ok"]);
+    assert_eq!(results[0]["index"], 0);
+    assert_eq!(balances(&mut c, 1), json!(["500", "300", "0", "1005"]));
+
+    // Two-phase: post part of the pending amount.
+    let r = post(
+        &mut c,
+        "/v1/ledger/transfers",
+        &json!({"id": "204", "pending_id": "200", "amount": "200", "flags": ["post_pending_transfer"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["debit_account_id"], "1");
+    assert_eq!(balances(&mut c, 1), json!(["0", "500", "0", "1005"]));
+    let r = get(&mut c, "/v1/ledger/transfers/200");
+    assert_eq!(r.json()["pending_status"], "posted");
+    assert_problem(
+        &post(
+            &mut c,
+            "/v1/ledger/transfers",
+            &json!({"id": "205", "pending_id": "200", "flags": ["void_pending_transfer"]}),
+        ),
+        422,
+        "pending_transfer_already_posted",
+    );
+
+    // Lookups.
+    let r = post(&mut c, "/v1/ledger/accounts/lookup", &json!({"ids": ["1", "99", "2"]}));
+    let found = r.json();
+    assert_eq!(found["data"].as_array().unwrap().len(), 2);
+    assert_eq!(found["not_found"], json!(["99"]));
+    let r = post(&mut c, "/v1/ledger/transfers/lookup", &json!({"ids": ["100", "101"]}));
+    assert_eq!(r.json()["data"][1]["id"], "101");
+    assert_problem(&get(&mut c, "/v1/ledger/accounts/99"), 404, "not_found");
+    assert_problem(&get(&mut c, "/v1/ledger/transfers/99"), 404, "not_found");
+
+    // History, newest first, with cursor pagination.
+    let r = get(&mut c, "/v1/ledger/accounts/1/transfers?limit=2");
+    let page = r.json();
+    let ids: Vec<&str> = page["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["204", "203"]);
+    assert_eq!(page["has_more"], true);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let r = get(&mut c, &format!("/v1/ledger/accounts/1/transfers?limit=10&cursor={cursor}"));
+    let page = r.json();
+    let ids: Vec<&str> = page["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["200", "101", "100"]);
+    assert_eq!(page["has_more"], false);
+    let ts_101: u64 = get(&mut c, "/v1/ledger/transfers/101").json()["timestamp"].as_str().unwrap().parse().unwrap();
+    let r = get(&mut c, &format!("/v1/ledger/accounts/1/transfers?timestamp_max={ts_101}&timestamp_min={ts_101}"));
+    assert_eq!(r.json()["data"][0]["id"], "101");
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
+    let r = get(&mut c, "/v1/ledger/accounts/1/balances?limit=1");
+    assert_eq!(r.json()["data"][0]["debits_posted"], "500");
+    assert_problem(&get(&mut c, "/v1/ledger/accounts/1/transfers?limit=0"), 400, "invalid_parameter");
+    assert_problem(&get(&mut c, "/v1/ledger/accounts/1/transfers?cursor=zzz"), 400, "invalid_parameter");
+    assert_problem(&get(&mut c, "/v1/ledger/accounts/1/transfers?colour=red"), 400, "invalid_parameter");
+    assert_problem(&get(&mut c, "/v1/ledger/accounts/99/transfers"), 404, "not_found");
+
+    // Operations endpoints.
+    assert_eq!(get(&mut c, "/healthz").status, 200);
+    assert_eq!(get(&mut c, "/readyz").status, 200);
+    let metrics = String::from_utf8(get(&mut c, "/metrics").body).unwrap();
+    assert!(metrics.contains("kasa_accounts 3"), "{metrics}");
+    assert!(metrics.contains("kasa_commit_latency_seconds_bucket"));
+    assert!(metrics.contains("kasa_queue_depth"));
+    assert!(metrics.contains("kasa_journal_bytes"));
+    let transfers_line = metrics.lines().find(|l| l.starts_with("kasa_transfers ")).unwrap();
+    assert_eq!(transfers_line, "kasa_transfers 5");
+
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+    assert!(report.contains("5 transfers"), "{report}");
+}
+
+#[test]
+fn bad_input_gets_a_problem_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    setup(&mut c);
+    let before = (balances(&mut c, 1), balances(&mut c, 2));
+    let t = |f: &dyn Fn(&mut Value)| {
+        let mut v = transfer(500, 2, 1, 10);
+        f(&mut v);
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("malformed", b"{\"id\": \"500\",".to_vec(), 400, "malformed_json"),
+        ("not json", b"hello".to_vec(), 400, "malformed_json"),
+        ("empty", b"".to_vec(), 400, "malformed_json"),
+        ("unknown field", t(&|v| v["colour"] = json!("red")).to_string().into_bytes(), 422, "invalid_field"),
+        ("negative amount", t(&|v| v["amount"] = json!(-10)).to_string().into_bytes(), 422, "invalid_field"),
+        ("negative string amount", t(&|v| v["amount"] = json!("-10")).to_string().into_bytes(), 422, "invalid_field"),
+        ("fractional amount", t(&|v| v["amount"] = json!(1.5)).to_string().into_bytes(), 422, "invalid_field"),
+        (
+            "overflowing amount",
+            t(&|v| v["amount"] = json!("340282366920938463463374607431768211456")).to_string().into_bytes(),
+            422,
+            "invalid_field",
+        ),
+        ("huge number", t(&|v| v["amount"] = json!(1e40)).to_string().into_bytes(), 422, "invalid_field"),
+        ("amount with spaces", t(&|v| v["amount"] = json!(" 10")).to_string().into_bytes(), 422, "invalid_field"),
+        ("unknown flag", t(&|v| v["flags"] = json!(["turbo"])).to_string().into_bytes(), 422, "invalid_field"),
+        ("ledger too big", t(&|v| v["ledger"] = json!(4294967296u64)).to_string().into_bytes(), 422, "invalid_field"),
+        ("id wrong type", t(&|v| v["id"] = json!(true)).to_string().into_bytes(), 422, "invalid_field"),
+        ("zero amount", t(&|v| v["amount"] = json!("0")).to_string().into_bytes(), 422, "amount_must_not_be_zero"),
+        ("id zero", t(&|v| v["id"] = json!("0")).to_string().into_bytes(), 422, "id_must_not_be_zero"),
+        (
+            "id max",
+            t(&|v| v["id"] = json!(u128::MAX.to_string())).to_string().into_bytes(),
+            422,
+            "id_must_not_be_int_max",
+        ),
+        (
+            "ledgers differ",
+            t(&|v| v["credit_account_id"] = json!("3")).to_string().into_bytes(),
+            422,
+            "accounts_must_have_the_same_ledger",
+        ),
+        (
+            "wrong ledger",
+            t(&|v| v["ledger"] = json!(2)).to_string().into_bytes(),
+            422,
+            "transfer_must_have_the_same_ledger_as_accounts",
+        ),
+        (
+            "unknown account",
+            t(&|v| v["debit_account_id"] = json!("77")).to_string().into_bytes(),
+            422,
+            "debit_account_not_found",
+        ),
+        (
+            "same account",
+            t(&|v| v["debit_account_id"] = json!("1")).to_string().into_bytes(),
+            422,
+            "accounts_must_be_different",
+        ),
+        ("timestamp set", t(&|v| v["timestamp"] = json!("5")).to_string().into_bytes(), 422, "timestamp_must_be_zero"),
+    ];
+    for (name, body, status, code) in cases {
+        let r = c.send("POST", "/v1/ledger/transfers", "application/json", &body).unwrap();
+        assert_eq!(r.status, status, "case {name}: {}", r.json());
+        assert_problem(&r, status, code);
+    }
+    // Too many items, and a body over the limit.
+    let many: Vec<Value> = (0..8191u128).map(|i| transfer(1000 + i, 2, 1, 1)).collect();
+    assert_problem(&post(&mut c, "/v1/ledger/transfers", &json!(many)), 422, "too_many_items");
+    // The server refuses a body over the limit from its Content-Length, before reading it.
+    let head = format!(
+        "POST /v1/ledger/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n[",
+        9 << 20
+    );
+    let mut big = server.client();
+    assert_problem(&big.send_bytes(head.as_bytes()).unwrap(), 413, "body_too_large");
+    // Binary bodies must be whole records.
+    assert_problem(
+        &c.send("POST", "/v1/ledger/transfers", "application/octet-stream", &[0u8; 130]).unwrap(),
+        422,
+        "invalid_field",
+    );
+    assert_problem(
+        &c.send("POST", "/v1/ledger/transfers", "text/plain", b"{}").unwrap(),
+        415,
+        "unsupported_media_type",
+    );
+    // Bad path ids.
+    assert_problem(&get(&mut c, "/v1/ledger/accounts/abc"), 400, "invalid_parameter");
+    assert_problem(
+        &get(&mut c, "/v1/ledger/accounts/340282366920938463463374607431768211456"),
+        400,
+        "invalid_parameter",
+    );
+    // Authentication, unknown routes and methods.
+    let r = c.send_raw("GET /v1/ledger/accounts/1 HTTP/1.1\r\n", b"").unwrap();
+    assert_problem(&r, 401, "unauthorized");
+    let r = c.send_raw("GET /v1/ledger/accounts/1 HTTP/1.1\r\nAuthorization: Bearer wrong-key\r\n", b"").unwrap();
+    assert_problem(&r, 401, "unauthorized");
+    assert_problem(&get(&mut c, "/v2/nothing"), 404, "not_found");
+    assert_problem(
+        &c.send("DELETE", "/v1/ledger/accounts/1", "application/json", b"").unwrap(),
+        405,
+        "method_not_allowed",
+    );
+    // Nothing changed.
+    assert_eq!((balances(&mut c, 1), balances(&mut c, 2)), before);
+    let r = get(&mut c, "/v1/ledger/transfers/500");
+    assert_eq!(r.status, 404);
+    let metrics = String::from_utf8(get(&mut c, "/metrics").body).unwrap();
+    assert!(metrics.lines().any(|l| l == "kasa_transfers 1"), "{metrics}");
+}
+
+#[test]
+fn binary_batches_use_128_byte_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    setup(&mut c);
+    let mut body = Vec::new();
+    for (id, amount) in [(300u128, 10u128), (301, 0), (302, 20)] {
+        kasa_core::Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        }
+        .encode(&mut body);
+    }
+    let r = c.send("POST", "/v1/ledger/transfers", "application/octet-stream", &body).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.body.len(), 3 * 32);
+    let code = |i: usize| u32::from_le_bytes(r.body[i * 32..i * 32 + 4].try_into().unwrap());
+    let names: Vec<&str> = (0..3).map(|i| kasa_core::CreateTransferResult::ALL[code(i) as usize].name()).collect();
+    assert_eq!(names, ["ok", "amount_must_not_be_zero", "ok"]);
+    let amount = u128::from_le_bytes(r.body[16..32].try_into().unwrap());
+    assert_eq!(amount, 10);
+    assert_eq!(balances(&mut c, 1), json!(["0", "30", "0", "1000"]));
+}
