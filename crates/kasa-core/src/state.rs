@@ -80,6 +80,12 @@ impl State {
         &self.ledger
     }
 
+    /// Makes room for `additional` more transfers ahead of a replay (see
+    /// [`Ledger::reserve_transfers`]).
+    pub fn reserve_transfers(&mut self, additional: usize) {
+        self.ledger.reserve_transfers(additional);
+    }
+
     /// The timestamp of the last event; the next batch must be stamped after it.
     pub fn last_timestamp(&self) -> u64 {
         self.last_timestamp

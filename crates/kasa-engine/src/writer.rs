@@ -13,6 +13,10 @@ use kasa_journal::{AppendError, Journal, JournalError, Options, Storage};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+/// Batches with at least this many events apply while the disk syncs, on a second thread:
+/// below it, starting the thread costs more than the overlap saves.
+const PARALLEL_SYNC_EVENTS_MIN: usize = 1024;
+
 /// Why the engine could not start or must stop.
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -115,6 +119,9 @@ impl<S: Storage> Writer<S> {
             }
             None => (State::default(), None),
         };
+        // Every 128 bytes of payload is at most one transfer: size the index once.
+        let payload_bytes: usize = recovered.frames.iter().map(|f| f.payload.len()).sum();
+        state.reserve_transfers(payload_bytes / kasa_core::ledger::RECORD_BYTES);
         let mut frames_replayed = 0;
         for frame in &recovered.frames {
             apply_frame(&mut state, frame.seq, frame.timestamp, &frame.payload)?;
@@ -169,9 +176,26 @@ impl<S: Storage> Writer<S> {
             // Any other write error is taken as a failing disk: stop, and let recovery decide.
             Err(other) => return Err(CommitError::Fatal(other.to_string())),
         }
-        self.journal.sync().map_err(|error| CommitError::Fatal(error.to_string()))?;
-        let outcomes = self.state.apply(&batch).expect("the sequencer stamps batches after the last event");
-        Ok(outcomes)
+        // The frame is written; make it durable. For a large batch, apply it to the state while
+        // the disk syncs, on two threads: nothing is answered before both are done, and if the
+        // sync fails the engine stops (the applied state is never used again), so this is as
+        // safe as applying afterwards. A small batch is not worth a thread.
+        let journal = &mut self.journal;
+        let state = &mut self.state;
+        let (synced, outcomes) =
+            if batch.commands.iter().map(Command::events).sum::<usize>() >= PARALLEL_SYNC_EVENTS_MIN {
+                std::thread::scope(|scope| {
+                    let sync = scope.spawn(|| journal.sync());
+                    let outcomes = state.apply(&batch);
+                    (sync.join().expect("the sync thread panicked"), outcomes)
+                })
+            } else {
+                let synced = journal.sync();
+                let outcomes = if synced.is_ok() { state.apply(&batch) } else { Ok(Vec::new()) };
+                (synced, outcomes)
+            };
+        synced.map_err(|error| CommitError::Fatal(error.to_string()))?;
+        Ok(outcomes.expect("the sequencer stamps batches after the last event"))
     }
 
     /// Whether the journal has grown enough since the last snapshot to take another.

@@ -33,6 +33,19 @@ fn workload() -> Vec<(u64, Vec<Command>)> {
         })
         .collect();
     batches.push((START, vec![Command::CreateAccounts(accounts)]));
+    // One batch large enough to apply while the disk syncs (the parallel path of `commit`).
+    let large = (0..1100u128)
+        .map(|i| Transfer {
+            id: 1_000_000 + i,
+            debit_account_id: 4 + i % 3,
+            credit_account_id: 1 + i % 3,
+            amount: 1,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        })
+        .collect();
+    batches.push((START + SECOND / 2, vec![Command::CreateTransfers(large)]));
     let mut id = 100u128;
     for round in 0..12u64 {
         let mut transfers = Vec::new();

@@ -20,7 +20,7 @@ pub use store::NONE;
 pub use types::{Account, AccountFlags, Transfer, TransferFlags, RECORD_BYTES};
 
 use std::collections::{BTreeMap, BTreeSet};
-use store::{Chunked, IdIndex};
+use store::{Chunked, IdIndex, Vacant};
 
 /// Nanoseconds per second, for pending-transfer timeouts given in seconds.
 pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -162,6 +162,13 @@ impl Ledger {
     /// Number of transfers.
     pub fn transfers_count(&self) -> usize {
         self.transfers.len()
+    }
+
+    /// Grows the transfer index now so that `additional` more transfers fit without growing:
+    /// recovery calls it before a replay, whose size it knows from the journal.
+    pub fn reserve_transfers(&mut self, additional: usize) {
+        let records = &self.transfers;
+        self.transfer_index.reserve(additional, |p| records.get(p).id);
     }
 
     /// Bytes of memory held by the ledger's arrays and indexes (an estimate that ignores the
@@ -561,6 +568,17 @@ impl Ledger {
     /// Creates transfers; event `i` gets timestamp `timestamp_first + i`. Linked chains succeed
     /// or fail as one.
     pub fn create_transfers(&mut self, transfers: &[Transfer], timestamp_first: u64) -> Vec<TransferOutcome> {
+        // Bring the index slots of the whole batch into cache in one pass (see `IdIndex::warm`);
+        // `black_box` keeps the loads from being optimised away.
+        let mut warmed = 0u32;
+        for t in transfers {
+            warmed ^= self.transfer_index.warm(t.id);
+        }
+        std::hint::black_box(warmed);
+        // Room for the whole batch up front: `create_transfer` fills the slot its duplicate
+        // check found empty, which needs the index not to grow in between.
+        let records = &self.transfers;
+        self.transfer_index.reserve(transfers.len(), |p| records.get(p).id);
         let mut out = Vec::with_capacity(transfers.len());
         run_chains(
             transfers.len(),
@@ -594,9 +612,15 @@ impl Ledger {
         if t.id == u128::MAX {
             return fail(R::IdMustNotBeIntMax);
         }
-        if let Some(position) = self.transfer_position(t.id) {
-            return self.transfer_exists(t, position);
-        }
+        // A no-op after `create_transfers` reserved for its batch; here for domain commands
+        // that post single transfers.
+        let records = &self.transfers;
+        self.transfer_index.reserve(1, |p| records.get(p).id);
+        let transfers = &self.transfers;
+        let vacant = match self.transfer_index.probe(t.id, |p| transfers.get(p).id) {
+            Ok(position) => return self.transfer_exists(t, position),
+            Err(vacant) => vacant,
+        };
         let post = flags.has(TransferFlags::POST_PENDING_TRANSFER);
         let void = flags.has(TransferFlags::VOID_PENDING_TRANSFER);
         let pending = flags.has(TransferFlags::PENDING);
@@ -606,7 +630,7 @@ impl Ledger {
             return fail(R::FlagsAreMutuallyExclusive);
         }
         if post || void {
-            return self.resolve_pending(t, timestamp);
+            return self.resolve_pending(t, timestamp, vacant);
         }
         if t.debit_account_id == 0 {
             return fail(R::DebitAccountIdMustNotBeZero);
@@ -728,7 +752,7 @@ impl Ledger {
         let mut stored = *t;
         stored.amount = amount;
         stored.timestamp = timestamp;
-        let position = self.insert_transfer(stored, dr_position, cr_position);
+        let position = self.insert_transfer(stored, dr_position, cr_position, Some(vacant));
         self.set_account(dr_position, dr);
         self.set_account(cr_position, cr);
         self.record_balances(dr_position, &dr, timestamp);
@@ -743,10 +767,21 @@ impl Ledger {
         TransferOutcome { result: R::Ok, timestamp, amount }
     }
 
-    fn insert_transfer(&mut self, transfer: Transfer, dr_position: u32, cr_position: u32) -> u32 {
+    fn insert_transfer(
+        &mut self,
+        transfer: Transfer,
+        dr_position: u32,
+        cr_position: u32,
+        vacant: Option<Vacant>,
+    ) -> u32 {
         let position = self.transfers.push(transfer);
-        let transfers = &self.transfers;
-        self.transfer_index.insert(transfer.id, position, |p| transfers.get(p).id);
+        match vacant {
+            Some(vacant) => self.transfer_index.insert_vacant(vacant, position),
+            None => {
+                let transfers = &self.transfers;
+                self.transfer_index.insert(transfer.id, position, |p| transfers.get(p).id);
+            }
+        }
         let links = [*self.account_heads.get(dr_position), *self.account_heads.get(cr_position)];
         self.transfer_links.push(links);
         *self.account_heads.get_mut(dr_position) = position;
@@ -812,7 +847,7 @@ impl Ledger {
         TransferOutcome::failed(result)
     }
 
-    fn resolve_pending(&mut self, t: &Transfer, timestamp: u64) -> TransferOutcome {
+    fn resolve_pending(&mut self, t: &Transfer, timestamp: u64, vacant: Vacant) -> TransferOutcome {
         use CreateTransferResult as R;
         let fail = TransferOutcome::failed;
         let post = t.flags.has(TransferFlags::POST_PENDING_TRANSFER);
@@ -919,7 +954,7 @@ impl Ledger {
             flags: t.flags,
             timestamp,
         };
-        self.insert_transfer(stored, dr_position, cr_position);
+        self.insert_transfer(stored, dr_position, cr_position, Some(vacant));
         self.set_account(dr_position, dr);
         self.set_account(cr_position, cr);
         self.record_balances(dr_position, &dr, timestamp);
@@ -973,13 +1008,21 @@ impl Ledger {
 
     /// Rebuilds a ledger from its canonical parts (as written by a snapshot). Returns an error
     /// if the parts are inconsistent (duplicate ids, unknown accounts, bad positions).
-    pub fn from_parts(
+    pub fn from_parts<I>(
         accounts: Vec<Account>,
-        transfers: impl IntoIterator<Item = Transfer>,
+        transfers: I,
         pending: Vec<(u32, PendingStatus)>,
         balances: Vec<(u32, Vec<AccountBalance>)>,
-    ) -> Result<Ledger, String> {
+    ) -> Result<Ledger, String>
+    where
+        I: IntoIterator<Item = Transfer>,
+        I::IntoIter: ExactSizeIterator,
+    {
         let mut ledger = Ledger::default();
+        let transfers = transfers.into_iter();
+        // Size the transfer index once: no growth, and the final load is what it would be.
+        let no_records = |_: u32| -> u128 { unreachable!("the index is empty") };
+        ledger.transfer_index.reserve(transfers.len(), no_records);
         for a in accounts {
             if a.id == 0 || a.id == u128::MAX || ledger.account_position(a.id).is_some() {
                 return Err(format!("account id {} is invalid or repeated", a.id));
@@ -991,9 +1034,11 @@ impl Ledger {
         }
         let mut last_timestamp = 0;
         for t in transfers {
-            if t.id == 0 || t.id == u128::MAX || ledger.transfer_position(t.id).is_some() {
-                return Err(format!("transfer id {} is invalid or repeated", t.id));
-            }
+            let records = &ledger.transfers;
+            let vacant = match ledger.transfer_index.probe(t.id, |p| records.get(p).id) {
+                Err(vacant) if t.id != 0 && t.id != u128::MAX => vacant,
+                _ => return Err(format!("transfer id {} is invalid or repeated", t.id)),
+            };
             if t.timestamp <= last_timestamp {
                 return Err(format!("transfer {} is out of timestamp order", t.id));
             }
@@ -1006,7 +1051,7 @@ impl Ledger {
             if dr == cr {
                 return Err(format!("transfer {} debits and credits one account", t.id));
             }
-            ledger.insert_transfer(t, dr, cr);
+            ledger.insert_transfer(t, dr, cr, Some(vacant));
         }
         for (position, status) in pending {
             if position as usize >= ledger.transfers.len()
