@@ -6,7 +6,7 @@
 //! clean stop (snapshot load).
 
 use anyhow::{bail, Context};
-use kasa::client::Client;
+use kasa::client::{AsyncClient, Client};
 use kasa_core::{Account, Transfer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -219,63 +219,70 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
 
     let batches_total = args.transfers.div_ceil(args.batch_size as u64);
     let next_batch = Arc::new(AtomicU64::new(0));
+    // The connections run as tasks on one thread: the machine under test keeps its cores for
+    // the server, and the client costs no context switch per request.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let started = Instant::now();
-    let threads: Vec<_> = (0..args.clients)
-        .map(|c| {
-            let next_batch = next_batch.clone();
-            let key = key.clone();
-            let args = args.clone();
-            std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, u64)> {
-                let mut client = Client::connect(addr, &key)?;
-                let mut rng = Rng(args.seed.wrapping_mul(c as u64 + 1) | 1);
-                let mut latencies = Vec::new();
-                let mut failed = 0;
-                let mut body = Vec::with_capacity(args.batch_size * 256);
-                let mut transfers = Vec::with_capacity(args.batch_size);
-                loop {
-                    let b = next_batch.fetch_add(1, Ordering::Relaxed);
-                    if b >= batches_total {
-                        break;
-                    }
-                    let first = b * args.batch_size as u64;
-                    let count = (args.transfers - first).min(args.batch_size as u64);
-                    transfers.clear();
-                    for i in 0..count {
-                        let debit = rng.next() % args.accounts;
-                        let mut credit = rng.next() % args.accounts;
-                        if credit == debit {
-                            credit = (credit + 1) % args.accounts;
+    let (latencies, failed) = runtime.block_on(async {
+        let tasks: Vec<_> = (0..args.clients)
+            .map(|c| {
+                let next_batch = next_batch.clone();
+                let key = key.clone();
+                let args = args.clone();
+                tokio::spawn(async move {
+                    let mut client = AsyncClient::connect(addr, &key).await?;
+                    let mut rng = Rng(args.seed.wrapping_mul(c as u64 + 1) | 1);
+                    let mut latencies = Vec::new();
+                    let mut failed = 0;
+                    let mut body = Vec::with_capacity(args.batch_size * 256);
+                    let mut transfers = Vec::with_capacity(args.batch_size);
+                    loop {
+                        let b = next_batch.fetch_add(1, Ordering::Relaxed);
+                        if b >= batches_total {
+                            break;
                         }
-                        transfers.push(Transfer {
-                            id: base + (first + i) as u128 + 1,
-                            debit_account_id: base + debit as u128 + 1,
-                            credit_account_id: base + credit as u128 + 1,
-                            amount: 1 + rng.next() as u128 % 100,
-                            ledger: 1,
-                            code: 1,
-                            ..Default::default()
-                        });
+                        let first = b * args.batch_size as u64;
+                        let count = (args.transfers - first).min(args.batch_size as u64);
+                        transfers.clear();
+                        for i in 0..count {
+                            let debit = rng.next() % args.accounts;
+                            let mut credit = rng.next() % args.accounts;
+                            if credit == debit {
+                                credit = (credit + 1) % args.accounts;
+                            }
+                            transfers.push(Transfer {
+                                id: base + (first + i) as u128 + 1,
+                                debit_account_id: base + debit as u128 + 1,
+                                credit_account_id: base + credit as u128 + 1,
+                                amount: 1 + rng.next() as u128 % 100,
+                                ledger: 1,
+                                code: 1,
+                                ..Default::default()
+                            });
+                        }
+                        encode_transfers(&transfers, json, &mut body);
+                        let sent = Instant::now();
+                        let r = client.send("POST", "/v1/ledger/transfers", content_type, &body).await?;
+                        latencies.push(sent.elapsed());
+                        if r.status != 200 {
+                            bail!("transfers failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
+                        }
+                        failed += failures(&r.body, json)?;
                     }
-                    encode_transfers(&transfers, json, &mut body);
-                    let sent = Instant::now();
-                    let r = client.send("POST", "/v1/ledger/transfers", content_type, &body)?;
-                    latencies.push(sent.elapsed());
-                    if r.status != 200 {
-                        bail!("transfers failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
-                    }
-                    failed += failures(&r.body, json)?;
-                }
-                Ok((latencies, failed))
+                    Ok::<_, anyhow::Error>((latencies, failed))
+                })
             })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    for t in threads {
-        let (l, f) = t.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
-        latencies.extend(l);
-        failed += f;
-    }
+            .collect();
+        let mut latencies = Vec::new();
+        let mut failed = 0;
+        for task in tasks {
+            let (l, f) = task.await??;
+            latencies.extend(l);
+            failed += f;
+        }
+        Ok::<_, anyhow::Error>((latencies, failed))
+    })?;
+    let mut latencies = latencies;
     let elapsed = started.elapsed();
     latencies.sort();
     let rate = args.transfers as f64 / elapsed.as_secs_f64();
