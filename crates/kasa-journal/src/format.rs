@@ -61,7 +61,7 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 /// The seq of a snapshot file name, or `None` if `name` is not a snapshot name.
-pub(crate) fn parse_snapshot_name(name: &str) -> Option<u64> {
+pub fn parse_snapshot_name(name: &str) -> Option<u64> {
     parse_seq_name(name, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX)
 }
 

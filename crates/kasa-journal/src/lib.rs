@@ -55,11 +55,12 @@ mod verify;
 pub use error::{AppendError, Corruption, JournalError};
 pub use fault::FaultStorage;
 pub use format::{
-    segment_name, snapshot_name, Hash, FORMAT_VERSION, FRAME_HEADER_BYTES, HASH_ZERO, SNAPSHOT_HEADER_BYTES,
+    parse_snapshot_name, segment_name, snapshot_name, Hash, FORMAT_VERSION, FRAME_HEADER_BYTES, HASH_ZERO,
+    SNAPSHOT_HEADER_BYTES,
 };
 pub use journal::{
     Frame, Journal, Options, Recovered, Snapshot, TornTail, FRAME_PAYLOAD_BYTES_LIMIT, FRAME_PAYLOAD_BYTES_MAX_DEFAULT,
     SEGMENT_BYTES_MAX_DEFAULT, SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT,
 };
 pub use storage::{FileStorage, Storage};
-pub use verify::{verify, SnapshotInfo, VerifyReport};
+pub use verify::{read_snapshot, verify, SnapshotInfo, VerifyReport};

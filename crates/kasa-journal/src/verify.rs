@@ -12,7 +12,7 @@ use crate::format::{hex, Hash};
 use crate::journal::{anchor_mismatch, check_snapshot_reached, SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT};
 use crate::scan::{self, Listing};
 use crate::storage::Storage;
-use crate::{Frame, TornTail, FRAME_PAYLOAD_BYTES_LIMIT};
+use crate::{Frame, Snapshot, TornTail, FRAME_PAYLOAD_BYTES_LIMIT};
 
 /// A snapshot file [`verify`] found valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,4 +116,13 @@ pub fn verify<S: Storage>(
             .collect(),
         torn_tail: scan.torn_tail,
     })
+}
+
+/// Reads and checks the snapshot of frame `seq` (file `snapshot-{seq}.snap`), for an audit
+/// that compares it with a replay. Read-only.
+pub fn read_snapshot<S: Storage>(storage: &mut S, seq: u64) -> Result<Snapshot, JournalError> {
+    let name = crate::format::snapshot_name(seq);
+    let loaded = scan::read_snapshot(storage, &name, seq, SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT)?
+        .map_err(|problem| JournalError::SnapshotCorrupt { snapshot: name.clone(), problem })?;
+    Ok(Snapshot { seq: loaded.header.seq, timestamp: loaded.header.timestamp, payload: loaded.payload })
 }

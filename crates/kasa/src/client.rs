@@ -120,7 +120,11 @@ impl Head {
     fn line(&mut self, line: &str) -> anyhow::Result<bool> {
         let line = line.trim_end();
         if self.status == 0 {
-            self.status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {line:?}"))?;
+            self.status = line
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .with_context(|| format!("bad status line {line:?}"))?;
             return Ok(false);
         }
         if line.is_empty() {
@@ -159,7 +163,13 @@ impl AsyncClient {
     }
 
     /// Sends one request and reads its response.
-    pub async fn send(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Response> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Response> {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         write_request(&mut self.request, method, path, &self.host, &self.key, content_type, body);
         self.stream.write_all(&self.request).await?;

@@ -1,13 +1,15 @@
 //! `kasa verify --data DIR`: an offline audit of a data directory. It checks every frame's
 //! checksum and the hash chain from frame 1 (through `kasa_journal::verify`), replays every
-//! frame from an empty state, checks the ledger invariants, and prints a summary. Any problem
-//! is an error and a non-zero exit. It only reads: it is safe on a copy of production data,
-//! and it does not cut a torn tail (it reports it).
+//! frame from an empty state, checks that each snapshot holds exactly the state the replay
+//! reached at its frame, checks the ledger invariants, and prints a summary. Any problem is an
+//! error and a non-zero exit. It only reads: it is safe on a copy of production data, and it
+//! does not cut a torn tail (it reports it).
 
 use anyhow::{bail, Context};
 use kasa_core::State;
 use kasa_engine::{apply_frame, hex};
-use kasa_journal::FileStorage;
+use kasa_journal::{parse_snapshot_name, FileStorage, Storage};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,9 +21,17 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let mut storage = FileStorage::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    // The replay's state hash at each frame a snapshot claims to hold.
+    let snapshot_seqs: Vec<u64> =
+        storage.list().context("listing the journal")?.iter().filter_map(|n| parse_snapshot_name(n)).collect();
+    let mut replay_hashes: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
     let mut state = State::default();
     let report = kasa_journal::verify(&mut storage, |frame| {
-        apply_frame(&mut state, frame.seq, frame.timestamp, &frame.payload).map(|_| ()).map_err(|e| e.to_string())
+        apply_frame(&mut state, frame.seq, frame.timestamp, &frame.payload).map_err(|e| e.to_string())?;
+        if snapshot_seqs.contains(&frame.seq) {
+            replay_hashes.insert(frame.seq, state.hash());
+        }
+        Ok(())
     })
     .context("journal check failed")?;
     println!("journal: {} segments, {} frames, {} bytes", report.segments, report.frames, report.bytes);
@@ -31,7 +41,27 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
         report.last_seq.unwrap_or(0),
         report.last_hash
     );
-    println!("snapshots: {} valid, anchored in the chain", report.snapshots.len());
+    for info in &report.snapshots {
+        let snapshot = kasa_journal::read_snapshot(&mut storage, info.seq)?;
+        let restored = State::decode_snapshot(&snapshot.payload)
+            .map_err(|e| anyhow::anyhow!("snapshot {}: does not decode: {e}", info.name))?;
+        let replayed = replay_hashes
+            .get(&info.seq)
+            .with_context(|| format!("snapshot {}: frame {} was never replayed", info.name, info.seq))?;
+        if restored.hash() != *replayed {
+            bail!(
+                "snapshot {}: state hash {} differs from the replay's {} at frame {}",
+                info.name,
+                hex(&restored.hash()),
+                hex(replayed),
+                info.seq
+            );
+        }
+    }
+    println!(
+        "snapshots: {} valid, anchored in the chain, each equal to the replay at its frame",
+        report.snapshots.len()
+    );
     if let Some(torn) = &report.torn_tail {
         println!("torn tail: {torn:?} (an unacknowledged append; the server cuts it on start)");
     }

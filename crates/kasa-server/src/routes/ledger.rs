@@ -21,10 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kasa_core::ledger::RECORD_BYTES;
-use kasa_core::{
-    Account, AccountOutcome, Command, CreateAccountResult, CreateTransferResult, Outcome, Transfer, TransferOutcome,
-    ITEMS_PER_COMMAND_MAX,
-};
+use kasa_core::{Account, AccountOutcome, Command, Outcome, Transfer, TransferOutcome, ITEMS_PER_COMMAND_MAX};
 use serde::de::DeserializeOwned;
 
 /// Largest request body. A full JSON batch of 8,190 transfers with every field spelled out
@@ -151,61 +148,73 @@ fn single_failure(name: &'static str, exists_with: bool) -> Problem {
     }
 }
 
+/// What differs between creating accounts and creating transfers; everything else about
+/// the two endpoints is [`create`].
+trait Create: Sized + Send + 'static {
+    /// The JSON shape of one item.
+    type Input: DeserializeOwned + Into<Self>;
+    /// Decodes one 128-byte binary record.
+    fn decode(record: &[u8; RECORD_BYTES]) -> Self;
+    /// The object's id.
+    fn id(&self) -> u128;
+    /// The command that creates a batch of these.
+    fn command(items: Vec<Self>) -> Command;
+    /// Per item of the outcome: the result code's number and name, the timestamp and the
+    /// amount (for `ok` and `exists`).
+    fn results(outcome: Outcome) -> Vec<(u32, &'static str, u64, Option<u128>)>;
+    /// The stored object with this id, as JSON.
+    fn fetch(state: &kasa_core::State, id: u128) -> Option<serde_json::Value>;
+}
+
+impl Create for Account {
+    type Input = AccountInput;
+    fn decode(record: &[u8; RECORD_BYTES]) -> Self {
+        Account::decode(record)
+    }
+    fn id(&self) -> u128 {
+        self.id
+    }
+    fn command(items: Vec<Self>) -> Command {
+        Command::CreateAccounts(items)
+    }
+    fn results(outcome: Outcome) -> Vec<(u32, &'static str, u64, Option<u128>)> {
+        let Outcome::CreateAccounts(outcomes) = outcome else { unreachable!("create_accounts answers for accounts") };
+        outcomes.iter().map(|o: &AccountOutcome| (o.result as u32, o.result.name(), o.timestamp, None)).collect()
+    }
+    fn fetch(state: &kasa_core::State, id: u128) -> Option<serde_json::Value> {
+        state.ledger().account(id).and_then(|a| serde_json::to_value(AccountOutput::from(a)).ok())
+    }
+}
+
+impl Create for Transfer {
+    type Input = TransferInput;
+    fn decode(record: &[u8; RECORD_BYTES]) -> Self {
+        Transfer::decode(record)
+    }
+    fn id(&self) -> u128 {
+        self.id
+    }
+    fn command(items: Vec<Self>) -> Command {
+        Command::CreateTransfers(items)
+    }
+    fn results(outcome: Outcome) -> Vec<(u32, &'static str, u64, Option<u128>)> {
+        let Outcome::CreateTransfers(outcomes) = outcome else {
+            unreachable!("create_transfers answers for transfers")
+        };
+        outcomes
+            .iter()
+            .map(|o: &TransferOutcome| (o.result as u32, o.result.name(), o.timestamp, Some(o.amount)))
+            .collect()
+    }
+    fn fetch(state: &kasa_core::State, id: u128) -> Option<serde_json::Value> {
+        let ledger = state.ledger();
+        ledger.transfer(id).and_then(|t| serde_json::to_value(TransferOutput::new(t, ledger.pending_status(id))).ok())
+    }
+}
+
 /// `POST /v1/ledger/accounts`.
 pub async fn create_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let format = format_of(&headers)?;
-    let body = read_body(&headers, body).await?;
-    let (accounts, many): (Vec<Account>, bool) = match format {
-        Format::Binary => (parse_records(&body, Account::decode)?, true),
-        Format::Json => {
-            let (inputs, many) = parse_one_or_many::<AccountInput>(&body)?;
-            check_batch_len(inputs.len())?;
-            (inputs.into_iter().map(Account::from).collect(), many)
-        }
-    };
-    if accounts.is_empty() {
-        return Ok(Json(BatchResults { results: Vec::new() }).into_response());
-    }
-    let id = accounts[0].id;
-    let Outcome::CreateAccounts(outcomes) = app.engine.submit(Command::CreateAccounts(accounts)).await? else {
-        unreachable!("create_accounts answers with account outcomes")
-    };
-    if let Format::Binary = format {
-        return Ok(binary_response(outcomes.iter().map(|o| (o.result as u32, o.timestamp, 0))));
-    }
-    if many {
-        let results = outcomes.iter().enumerate().map(|(index, o)| account_item(index, o)).collect();
-        return Ok(Json(BatchResults { results }).into_response());
-    }
-    let outcome = outcomes[0];
-    match outcome.result {
-        CreateAccountResult::Ok | CreateAccountResult::Exists => {
-            let account = app.engine.read(move |s| s.ledger().account(id).copied()).await?;
-            let account = account.expect("an account that was just created exists");
-            let status = if outcome.result == CreateAccountResult::Ok { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(AccountOutput::from(&account))).into_response())
-        }
-        r => Err(single_failure(r.name(), r.name().starts_with("exists_with"))),
-    }
-}
-
-fn account_item(index: usize, o: &AccountOutcome) -> ItemResult {
-    ItemResult {
-        index,
-        result: o.result.name(),
-        timestamp: o.result.is_success().then_some(Dec64(o.timestamp)),
-        amount: None,
-    }
-}
-
-fn transfer_item(index: usize, o: &TransferOutcome) -> ItemResult {
-    let success = o.result.is_success();
-    ItemResult {
-        index,
-        result: o.result.name(),
-        timestamp: success.then_some(Dec64(o.timestamp)),
-        amount: success.then_some(Dec128(o.amount)),
-    }
+    create::<Account>(app, headers, body).await
 }
 
 /// `POST /v1/ledger/transfers`.
@@ -214,43 +223,51 @@ pub async fn create_transfers(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
+    create::<Transfer>(app, headers, body).await
+}
+
+async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let format = format_of(&headers)?;
     let body = read_body(&headers, body).await?;
-    let (transfers, many): (Vec<Transfer>, bool) = match format {
-        Format::Binary => (parse_records(&body, Transfer::decode)?, true),
+    let (items, many): (Vec<T>, bool) = match format {
+        Format::Binary => (parse_records(&body, T::decode)?, true),
         Format::Json => {
-            let (inputs, many) = parse_one_or_many::<TransferInput>(&body)?;
+            let (inputs, many) = parse_one_or_many::<T::Input>(&body)?;
             check_batch_len(inputs.len())?;
-            (inputs.into_iter().map(Transfer::from).collect(), many)
+            (inputs.into_iter().map(Into::into).collect(), many)
         }
     };
-    if transfers.is_empty() {
+    if items.is_empty() {
         return Ok(Json(BatchResults { results: Vec::new() }).into_response());
     }
-    let id = transfers[0].id;
-    let Outcome::CreateTransfers(outcomes) = app.engine.submit(Command::CreateTransfers(transfers)).await? else {
-        unreachable!("create_transfers answers with transfer outcomes")
-    };
+    let id = items[0].id();
+    let results = T::results(app.engine.submit(T::command(items)).await?);
     if let Format::Binary = format {
-        return Ok(binary_response(outcomes.iter().map(|o| (o.result as u32, o.timestamp, o.amount))));
+        return Ok(binary_response(
+            results.iter().map(|&(code, _, timestamp, amount)| (code, timestamp, amount.unwrap_or(0))),
+        ));
     }
+    let success = |name: &str| name == "ok" || name == "exists";
     if many {
-        let results = outcomes.iter().enumerate().map(|(index, o)| transfer_item(index, o)).collect();
+        let results = results
+            .iter()
+            .enumerate()
+            .map(|(index, &(_, name, timestamp, amount))| ItemResult {
+                index,
+                result: name,
+                timestamp: success(name).then_some(Dec64(timestamp)),
+                amount: amount.filter(|_| success(name)).map(Dec128),
+            })
+            .collect();
         return Ok(Json(BatchResults { results }).into_response());
     }
-    let outcome = outcomes[0];
-    match outcome.result {
-        CreateTransferResult::Ok | CreateTransferResult::Exists => {
-            let found = app
-                .engine
-                .read(move |s| s.ledger().transfer(id).map(|t| TransferOutput::new(t, s.ledger().pending_status(id))))
-                .await?;
-            let transfer = found.expect("a transfer that was just created exists");
-            let status = if outcome.result == CreateTransferResult::Ok { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(transfer)).into_response())
-        }
-        r => Err(single_failure(r.name(), r.name().starts_with("exists_with"))),
+    let (_, name, _, _) = results[0];
+    if !success(name) {
+        return Err(single_failure(name, name.starts_with("exists_with")));
     }
+    let object = app.engine.read(move |s| T::fetch(s, id)).await?.expect("an object that was just created exists");
+    let status = if name == "ok" { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(object)).into_response())
 }
 
 /// Parses a decimal 128-bit id from a path segment.
