@@ -557,3 +557,24 @@ fn batch_timestamps_must_increase() {
     assert!(h.state.apply(&stale).is_err());
     assert_eq!(h.state.last_timestamp(), last);
 }
+
+/// Regression (review): a snapshot that decoded but lacked the status of a pending transfer
+/// was accepted, and a later post of that transfer panicked the sequencer. Inconsistent
+/// snapshots are now refused when they are decoded.
+#[test]
+fn an_inconsistent_snapshot_is_refused_not_a_later_panic() {
+    let mut h = setup();
+    assert_eq!(h.transfers(vec![pending(50, 1, 2, 30, 0)]), ["ok"]);
+    let good = h.state.encode_snapshot();
+    assert!(kasa_core::State::decode_snapshot(&good).is_ok());
+    // The pending-status table is the 13 bytes before the (empty) balance-history count:
+    // a count of 1 and one (position, status) entry. Drop the entry and the count with it.
+    let histories = good.len() - 8;
+    let statuses = histories - 5 - 8;
+    assert_eq!(u64::from_le_bytes(good[statuses..statuses + 8].try_into().unwrap()), 1);
+    let mut bad = good[..statuses].to_vec();
+    bad.extend_from_slice(&0u64.to_le_bytes());
+    bad.extend_from_slice(&good[histories..]);
+    let error = kasa_core::State::decode_snapshot(&bad).expect_err("a pending transfer without a status");
+    assert!(error.to_string().contains("pending transfer 50 has no status"), "{error}");
+}

@@ -10,7 +10,7 @@
 use crate::metrics::Metrics;
 use crate::writer::{CommitError, EngineError, RecoveryReport, Writer, WriterOptions};
 use kasa_core::{Command, Outcome, State};
-use kasa_journal::Storage;
+use kasa_journal::{JournalError, Storage};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -73,9 +73,17 @@ pub enum Health {
 }
 
 type ReadFn = Box<dyn FnOnce(&State) + Send>;
+type Reply = oneshot::Sender<Result<Outcome, SubmitError>>;
 
 enum Request {
-    Command { command: Command, reply: oneshot::Sender<Result<Outcome, SubmitError>> },
+    /// A command, and optionally a read to run on the state right after its batch, in the same
+    /// turn of the sequencer (so that a client that created something can be shown it without
+    /// a second trip through the queue, which could be refused after the commit).
+    Command {
+        command: Command,
+        reply: Reply,
+        then: Option<ReadFn>,
+    },
     Read(ReadFn),
 }
 
@@ -84,6 +92,7 @@ pub struct Engine {
     sender: Mutex<Option<SyncSender<Request>>>,
     metrics: Arc<Metrics>,
     health: Arc<AtomicU8>,
+    health_tx: Arc<watch::Sender<Health>>,
     health_changes: watch::Receiver<Health>,
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
@@ -101,18 +110,32 @@ impl Engine {
         let (sender, receiver) = sync_channel(options.queue_depth_max);
         let health = Arc::new(AtomicU8::new(Health::Ready as u8));
         let (health_tx, health_changes) = watch::channel(Health::Ready);
+        let health_tx = Arc::new(health_tx);
         let thread = {
             let metrics = metrics.clone();
             let health = health.clone();
+            let health_tx = health_tx.clone();
             std::thread::Builder::new()
                 .name("kasa-sequencer".into())
-                .spawn(move || run(writer, receiver, metrics, health, health_tx, options))
+                .spawn(move || {
+                    // A panic here is a bug, but the process must not linger looking healthy
+                    // while it answers nothing: mark the engine failed so the server exits.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(writer, receiver, &metrics, &health, &health_tx, options)
+                    }));
+                    outcome.unwrap_or_else(|_| {
+                        health.store(Health::Failed as u8, Ordering::Release);
+                        let _ = health_tx.send(Health::Failed);
+                        Err("the sequencer thread panicked".into())
+                    })
+                })
                 .expect("spawn the sequencer thread")
         };
         let engine = Engine {
             sender: Mutex::new(Some(sender)),
             metrics,
             health,
+            health_tx,
             health_changes,
             thread: Mutex::new(Some(thread)),
         };
@@ -143,8 +166,26 @@ impl Engine {
     /// Submits a command and waits until its batch is durable and applied.
     pub async fn submit(&self, command: Command) -> Result<Outcome, SubmitError> {
         let (reply, receiver) = oneshot::channel();
-        self.enqueue(Request::Command { command, reply })?;
+        self.enqueue(Request::Command { command, reply, then: None })?;
         receiver.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    /// Submits a command and, once its batch is durable and applied, runs `read` on the state
+    /// in the same turn: the answer never needs a second place in the queue.
+    pub async fn submit_then_read<R: Send + 'static>(
+        &self,
+        command: Command,
+        read: impl FnOnce(&State) -> R + Send + 'static,
+    ) -> Result<(Outcome, R), SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        let (read_reply, read_receiver) = oneshot::channel();
+        let then: ReadFn = Box::new(move |state| {
+            let _ = read_reply.send(read(state));
+        });
+        self.enqueue(Request::Command { command, reply, then: Some(then) })?;
+        let outcome = receiver.await.map_err(|_| SubmitError::Unavailable)??;
+        let read = read_receiver.await.map_err(|_| SubmitError::Unavailable)?;
+        Ok((outcome, read))
     }
 
     /// Runs `read` on the committed state, after every batch queued before it.
@@ -179,12 +220,19 @@ impl Engine {
         self.health_changes.clone()
     }
 
+    /// Refuses new requests from now on (`/readyz` answers 503) while those already queued
+    /// are still committed and answered: the first step of a graceful stop.
+    pub fn stop_accepting(&self) {
+        if self.health() == Health::Ready {
+            self.health.store(Health::Stopping as u8, Ordering::Release);
+            let _ = self.health_tx.send(Health::Stopping);
+        }
+    }
+
     /// Stops accepting requests, lets the sequencer finish everything queued, writes a
     /// snapshot, and waits for the thread. Returns the thread's error, if it failed.
     pub fn shutdown(&self) -> Result<(), String> {
-        if self.health() == Health::Ready {
-            self.health.store(Health::Stopping as u8, Ordering::Release);
-        }
+        self.stop_accepting();
         drop(self.sender.lock().expect("sender lock").take());
         match self.thread.lock().expect("thread lock").take() {
             Some(thread) => thread.join().unwrap_or_else(|_| Err("the sequencer thread panicked".into())),
@@ -210,17 +258,32 @@ fn publish_state_metrics<S: Storage>(metrics: &Metrics, writer: &Writer<S>) {
 /// the clock jumps.
 const IDLE_WAIT_MAX: Duration = Duration::from_secs(1);
 
+/// After a full disk refused a batch that only expired pending transfers, wait this long
+/// before trying again, instead of spinning on the full disk.
+const EXPIRY_RETRY_AFTER_STORAGE_FULL: Duration = Duration::from_secs(1);
+
+/// After a snapshot failed without poisoning the journal (a full disk, say), wait this long
+/// before trying again; the journal alone still holds everything.
+const SNAPSHOT_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// Whether a snapshot error means the journal can no longer be trusted (a failed sync).
+fn snapshot_error_is_fatal(error: &JournalError) -> bool {
+    matches!(error, JournalError::Poisoned | JournalError::SyncFailed { .. })
+}
+
 fn run<S: Storage>(
     mut writer: Writer<S>,
     receiver: Receiver<Request>,
-    metrics: Arc<Metrics>,
-    health: Arc<AtomicU8>,
-    health_tx: watch::Sender<Health>,
+    metrics: &Metrics,
+    health: &AtomicU8,
+    health_tx: &watch::Sender<Health>,
     options: EngineOptions,
 ) -> Result<(), String> {
     let mut commands: Vec<Command> = Vec::new();
-    let mut replies: Vec<oneshot::Sender<Result<Outcome, SubmitError>>> = Vec::new();
+    let mut replies: Vec<(Reply, Option<ReadFn>)> = Vec::new();
     let mut reads: Vec<ReadFn> = Vec::new();
+    let mut expiry_blocked_until: Option<Instant> = None;
+    let mut snapshot_blocked_until: Option<Instant> = None;
     let fail = |error: String, receiver: &Receiver<Request>| -> Result<(), String> {
         tracing::error!(%error, "fatal journal error: no longer acknowledging; restart to recover");
         health.store(Health::Failed as u8, Ordering::Release);
@@ -235,9 +298,10 @@ fn run<S: Storage>(
         Err(error)
     };
     loop {
+        let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
         let wait = match writer.state().next_expiry() {
-            Some(at) => Duration::from_nanos(at.saturating_sub(now_nanos())).min(IDLE_WAIT_MAX),
-            None => IDLE_WAIT_MAX,
+            Some(at) if expiry_allowed => Duration::from_nanos(at.saturating_sub(now_nanos())).min(IDLE_WAIT_MAX),
+            _ => IDLE_WAIT_MAX,
         };
         let first = match receiver.recv_timeout(wait) {
             Ok(request) => Some(request),
@@ -249,10 +313,10 @@ fn run<S: Storage>(
         while let Some(request) = next.take() {
             metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
             match request {
-                Request::Command { command, reply } => {
+                Request::Command { command, reply, then } => {
                     events += command.events();
                     commands.push(command);
-                    replies.push(reply);
+                    replies.push((reply, then));
                 }
                 Request::Read(read) => reads.push(read),
             }
@@ -262,30 +326,41 @@ fn run<S: Storage>(
             next = receiver.try_recv().ok();
         }
         let now = now_nanos();
-        if !commands.is_empty() || writer.expiry_due(now) {
+        let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
+        if !commands.is_empty() || (expiry_allowed && writer.expiry_due(now)) {
             let started = Instant::now();
             let batch_commands = commands.len() as u64;
             match writer.commit(std::mem::take(&mut commands), now) {
                 Ok(outcomes) => {
+                    expiry_blocked_until = None;
                     metrics.commit_latency_seconds.observe(started.elapsed().as_secs_f64());
                     metrics.batch_events.observe(events as f64);
                     metrics.batches_total.fetch_add(1, Ordering::Relaxed);
                     metrics.commands_total.fetch_add(batch_commands, Ordering::Relaxed);
                     metrics.events_total.fetch_add(events as u64, Ordering::Relaxed);
-                    publish_state_metrics(&metrics, &writer);
-                    for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    publish_state_metrics(metrics, &writer);
+                    for ((reply, then), outcome) in replies.drain(..).zip(outcomes) {
+                        if let Some(then) = then {
+                            then(writer.state());
+                        }
                         let _ = reply.send(Ok(outcome));
                     }
                 }
                 Err(CommitError::StorageFull) => {
-                    tracing::warn!(commands = batch_commands, "disk full: batch rejected, nothing written");
-                    metrics.rejected_storage_full_total.fetch_add(1, Ordering::Relaxed);
-                    for reply in replies.drain(..) {
+                    if batch_commands == 0 {
+                        // Only an expiry: try again later rather than spin on a full disk.
+                        expiry_blocked_until = Some(Instant::now() + EXPIRY_RETRY_AFTER_STORAGE_FULL);
+                        tracing::warn!("disk full: pending-transfer expiry postponed");
+                    } else {
+                        tracing::warn!(commands = batch_commands, "disk full: batch rejected, nothing written");
+                        metrics.rejected_storage_full_total.fetch_add(1, Ordering::Relaxed);
+                    }
+                    for (reply, _) in replies.drain(..) {
                         let _ = reply.send(Err(SubmitError::StorageFull));
                     }
                 }
                 Err(CommitError::Fatal(error)) => {
-                    for reply in replies.drain(..) {
+                    for (reply, _) in replies.drain(..) {
                         let _ = reply.send(Err(SubmitError::Unavailable));
                     }
                     reads.clear();
@@ -296,24 +371,40 @@ fn run<S: Storage>(
         for read in reads.drain(..) {
             read(writer.state());
         }
-        if writer.snapshot_due() {
+        let snapshot_allowed = snapshot_blocked_until.is_none_or(|until| Instant::now() >= until);
+        if snapshot_allowed && writer.snapshot_due() {
             let started = Instant::now();
-            if let Err(error) = writer.snapshot() {
-                return fail(format!("snapshot: {error}"), &receiver);
+            match writer.snapshot() {
+                Ok(()) => {
+                    snapshot_blocked_until = None;
+                    metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        seq = writer.last_seq(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    );
+                }
+                Err(error) if snapshot_error_is_fatal(&error) => return fail(format!("snapshot: {error}"), &receiver),
+                Err(error) => {
+                    snapshot_blocked_until = Some(Instant::now() + SNAPSHOT_RETRY_AFTER_FAILURE);
+                    tracing::warn!(%error, "snapshot failed; the journal still holds everything, retrying later");
+                }
             }
-            metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(seq = writer.last_seq(), ms = started.elapsed().as_millis() as u64, "snapshot written");
         }
     }
-    // Every handle is gone: the queue is drained. A snapshot makes the next start fast.
+    // Every handle is gone: the queue is drained. A snapshot makes the next start fast; if it
+    // cannot be written, the journal still holds everything, so the stop is still clean.
     let started = Instant::now();
-    writer.snapshot().map_err(|error| format!("final snapshot: {error}"))?;
-    tracing::info!(
-        seq = writer.last_seq(),
-        ms = started.elapsed().as_millis() as u64,
-        state_hash = %hex(&writer.state().hash()),
-        "sequencer stopped after a final snapshot"
-    );
+    match writer.snapshot() {
+        Ok(()) => tracing::info!(
+            seq = writer.last_seq(),
+            ms = started.elapsed().as_millis() as u64,
+            state_hash = %hex(&writer.state().hash()),
+            "sequencer stopped after a final snapshot"
+        ),
+        Err(error) if snapshot_error_is_fatal(&error) => return Err(format!("final snapshot: {error}")),
+        Err(error) => tracing::warn!(%error, "sequencer stopped; the final snapshot failed, the next start replays"),
+    }
     Ok(())
 }
 

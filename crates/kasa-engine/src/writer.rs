@@ -104,6 +104,9 @@ pub struct Writer<S: Storage> {
     journal_bytes_at_snapshot: u64,
     /// Reused encoding buffer: a batch of 8,190 transfers is a megabyte.
     payload: Vec<u8>,
+    /// Set by a fatal commit error: the state may then hold a batch that is not durable, so
+    /// the writer refuses all further work.
+    failed: bool,
 }
 
 impl<S: Storage> Writer<S> {
@@ -136,12 +139,19 @@ impl<S: Storage> Writer<S> {
             duration: started.elapsed(),
         };
         let journal_bytes_at_snapshot = journal.bytes();
-        Ok((Writer { state, journal, options, journal_bytes_at_snapshot, payload: Vec::new() }, report))
+        Ok((Writer { state, journal, options, journal_bytes_at_snapshot, payload: Vec::new(), failed: false }, report))
     }
 
-    /// The state as of the last committed batch.
+    /// The state as of the last committed batch. Panics after a fatal commit error, when the
+    /// state may hold a batch that is not durable: nobody may read it.
     pub fn state(&self) -> &State {
+        assert!(!self.failed, "the writer failed: its state may not be durable");
         &self.state
+    }
+
+    /// Whether a fatal error stopped the writer.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// The last committed sequence number.
@@ -166,6 +176,17 @@ impl<S: Storage> Writer<S> {
 
     /// Commits one batch: append, sync, apply. `now` is the wall clock in nanoseconds.
     pub fn commit(&mut self, commands: Vec<Command>, now: u64) -> Result<Vec<Outcome>, CommitError> {
+        if self.failed {
+            return Err(CommitError::Fatal("the writer stopped after an earlier fatal error".into()));
+        }
+        let result = self.commit_inner(commands, now);
+        if let Err(CommitError::Fatal(_)) = &result {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn commit_inner(&mut self, commands: Vec<Command>, now: u64) -> Result<Vec<Outcome>, CommitError> {
         let batch = Batch { timestamp: self.next_timestamp(now), commands };
         self.payload.clear();
         encode_commands(&batch.commands, &mut self.payload);
@@ -200,12 +221,16 @@ impl<S: Storage> Writer<S> {
 
     /// Whether the journal has grown enough since the last snapshot to take another.
     pub fn snapshot_due(&self) -> bool {
-        self.options.snapshot_interval_bytes != 0
+        !self.failed
+            && self.options.snapshot_interval_bytes != 0
             && self.journal.bytes() - self.journal_bytes_at_snapshot >= self.options.snapshot_interval_bytes
     }
 
     /// Writes a snapshot of the state as of the last committed batch.
     pub fn snapshot(&mut self) -> Result<(), JournalError> {
+        if self.failed {
+            return Err(JournalError::Poisoned);
+        }
         let seq = self.journal.last_seq();
         if seq == 0 {
             return Ok(());

@@ -73,20 +73,64 @@ async fn a_pending_transfer_expires_without_any_request() {
         ..Default::default()
     };
     engine.submit(Command::CreateTransfers(vec![pending])).await.unwrap();
-    let batches_before = engine.metrics().batches_total.load(std::sync::atomic::Ordering::Relaxed);
-    // The timeout is one second of engine time: wait (bounded) for the sequencer's own tick.
+    let batches = || engine.metrics().batches_total.load(std::sync::atomic::Ordering::Relaxed);
+    let batches_before = batches();
+    // The timeout is one second of engine time. Watch the batch counter only, sending no
+    // request: the expiry must come from the sequencer's own tick, as an empty batch.
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = engine.read(|s| s.ledger().pending_status(10)).await.unwrap();
-        if status.map(|s| s.name()) == Some("expired") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the pending transfer did not expire");
+    while batches() == batches_before {
+        assert!(Instant::now() < deadline, "the sequencer committed no expiry batch by itself");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let status = engine.read(|s| s.ledger().pending_status(10)).await.unwrap();
+    assert_eq!(status.map(|s| s.name()), Some("expired"));
     let debits_pending = engine.read(|s| s.ledger().account(1).unwrap().debits_pending).await.unwrap();
     assert_eq!(debits_pending, 0);
-    // The expiry was a journaled (empty) batch of its own.
-    assert!(engine.metrics().batches_total.load(std::sync::atomic::Ordering::Relaxed) > batches_before);
+    engine.shutdown().unwrap();
+}
+
+/// Regression (review): a panic on the sequencer thread left the engine reporting `Ready`
+/// while it answered nothing, so the server never exited. It now turns `Failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_on_the_sequencer_marks_the_engine_failed() {
+    let (engine, _) = Engine::start(FaultStorage::new(3), EngineOptions::default()).unwrap();
+    let mut health = engine.health_changes();
+    let result = engine.read(|_| -> () { panic!("a bug in a query") }).await;
+    assert_eq!(result, Err(SubmitError::Unavailable));
+    health.wait_for(|h| *h == kasa_engine::Health::Failed).await.unwrap();
+    assert_eq!(engine.health(), kasa_engine::Health::Failed);
+    assert_eq!(engine.submit(accounts()).await, Err(SubmitError::Unavailable));
+    assert!(engine.shutdown().is_err());
+}
+
+/// Regression (review): with the disk full and a pending transfer due to expire, the
+/// sequencer retried the expiry batch in a tight loop, millions of times a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_does_not_make_the_expiry_tick_spin() {
+    let disk = FaultStorage::new(4);
+    let (engine, _) = Engine::start(disk.clone(), EngineOptions::default()).unwrap();
+    engine.submit(accounts()).await.unwrap();
+    let pending = Transfer {
+        id: 10,
+        debit_account_id: 1,
+        credit_account_id: 2,
+        amount: 5,
+        ledger: 1,
+        code: 1,
+        timeout: 1,
+        flags: TransferFlags(TransferFlags::PENDING),
+        ..Default::default()
+    };
+    engine.submit(Command::CreateTransfers(vec![pending])).await.unwrap();
+    disk.disk_full_after_bytes(0);
+    let calls_before = disk.calls();
+    // Past the expiry time, then one more second of retries at most.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let calls = disk.calls() - calls_before;
+    assert!(calls <= 20, "{calls} storage calls while the disk was full");
+    assert_eq!(engine.submit(accounts()).await, Err(SubmitError::StorageFull));
+    let status = engine.read(|s| s.ledger().pending_status(10)).await.unwrap();
+    assert_eq!(status.map(|s| s.name()), Some("pending"), "not expired while nothing could be written");
+    disk.clear_disk_full();
     engine.shutdown().unwrap();
 }

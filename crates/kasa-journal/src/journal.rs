@@ -23,8 +23,9 @@ pub const FRAME_PAYLOAD_BYTES_MAX_DEFAULT: u32 = 64 * 1024 * 1024;
 pub const FRAME_PAYLOAD_BYTES_LIMIT: u32 = 1024 * 1024 * 1024;
 
 /// Default for [`Options::snapshot_payload_bytes_max`]: a snapshot is read into memory in one
-/// piece, so it must fit in RAM; 4 GiB is beyond any state we plan for and still allocatable.
-pub const SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT: u64 = 4 * 1024 * 1024 * 1024;
+/// piece, so it must fit in RAM; 16 GiB (about 130 million transfers) is as much state as one
+/// 24 GiB machine holds with room to load it.
+pub const SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024 * 1024;
 
 /// How many snapshots to keep. Two, so that if the newest is damaged the one before it still
 /// spares a full replay.
@@ -359,9 +360,10 @@ impl<S: Storage> Journal<S> {
     ///
     /// The snapshot records the hash of frame `seq` (the chain anchor), so recovery can check
     /// the frames after it continue the chain. `seq` must be at most the last synced frame and
-    /// the payload at most `snapshot_payload_bytes_max`: programmer errors, which panic. A
-    /// failed write (for example a full disk) returns an error and leaves the journal usable; a
-    /// failed sync poisons it as in [`sync`](Self::sync).
+    /// `seq` must be at most the last synced frame: a programmer error, which panics. A
+    /// payload over `snapshot_payload_bytes_max` or a failed write (for example a full disk)
+    /// returns an error and leaves the journal usable; a failed sync poisons it as in
+    /// [`sync`](Self::sync).
     pub fn write_snapshot(&mut self, seq: u64, timestamp: u64, payload: &[u8]) -> Result<(), JournalError> {
         if self.poisoned {
             return Err(JournalError::Poisoned);
@@ -371,12 +373,19 @@ impl<S: Storage> Journal<S> {
             "write_snapshot: expected a synced seq (at most {}), found {seq}",
             self.synced_seq
         );
-        assert!(
-            payload.len() as u64 <= self.options.snapshot_payload_bytes_max,
-            "write_snapshot: payload of {} bytes is over the limit {}",
-            payload.len(),
-            self.options.snapshot_payload_bytes_max
-        );
+        if payload.len() as u64 > self.options.snapshot_payload_bytes_max {
+            let problem = format!(
+                "snapshot payload of {} bytes is over the limit of {} bytes",
+                payload.len(),
+                self.options.snapshot_payload_bytes_max
+            );
+            let name = format::snapshot_name(seq);
+            return Err(JournalError::io(
+                "write",
+                &name,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, problem),
+            ));
+        }
         let anchor = self.frame_hash(seq)?;
         let header = SnapshotHeader {
             seq,

@@ -353,7 +353,43 @@ pub struct Page<T> {
 #[serde(deny_unknown_fields)]
 pub struct LookupInput {
     /// The ids to look up.
-    pub ids: Vec<Dec128>,
+    pub ids: Bounded<Dec128>,
+}
+
+/// The start of the error message a [`Bounded`] list gives when it is too long; the HTTP
+/// layer recognises it to answer `too_many_items`.
+pub const TOO_MANY_ITEMS: &str = "too many items";
+
+/// A JSON array of at most [`kasa_core::ITEMS_PER_COMMAND_MAX`] items. The parser stops at
+/// the first item over the limit, so a body of a million tiny objects never becomes a
+/// million values in memory.
+#[derive(Debug)]
+pub struct Bounded<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SeqVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for SeqVisitor<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "an array of at most {} items", kasa_core::ITEMS_PER_COMMAND_MAX)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(kasa_core::ITEMS_PER_COMMAND_MAX));
+                while let Some(item) = seq.next_element()? {
+                    if out.len() == kasa_core::ITEMS_PER_COMMAND_MAX {
+                        return Err(de::Error::custom(format!(
+                            "{TOO_MANY_ITEMS}: a batch holds at most {} items",
+                            kasa_core::ITEMS_PER_COMMAND_MAX
+                        )));
+                    }
+                    out.push(item);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(SeqVisitor(std::marker::PhantomData)).map(Bounded)
+    }
 }
 
 /// A batch lookup response: found objects in request order, and the ids not found.

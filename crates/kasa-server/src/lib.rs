@@ -65,6 +65,54 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The operator key that the ledger API requires.
     pub operator_key: Secret,
+    /// Permits for requests in progress; see [`REQUESTS_IN_FLIGHT_MAX`].
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+/// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
+/// bounds memory: each may hold an 8 MiB body and its parsed batch (about 2 MiB more), so 512
+/// of them stay under 6 GiB even if every one is a full batch.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 512;
+
+impl AppState {
+    /// The state for `engine`, authenticating with `operator_key`.
+    pub fn new(engine: Arc<Engine>, operator_key: Secret) -> Self {
+        AppState { engine, operator_key, in_flight: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX)) }
+    }
+}
+
+async fn limit_in_flight(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
+        return Problem::busy().into_response();
+    };
+    next.run(request).await
+}
+
+/// Turns any error response that is not already a problem (axum's own rejections, such as a
+/// path that is not valid UTF-8) into problem+json, so that every 4xx and 5xx has one shape.
+async fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&body).trim().to_string();
+    let (code, title) = match status.as_u16() {
+        400 => ("invalid_request", "The request is invalid"),
+        404 => ("not_found", "Not found"),
+        405 => ("method_not_allowed", "Method not allowed"),
+        413 => ("body_too_large", "The body is too large"),
+        415 => ("unsupported_media_type", "Unsupported content type"),
+        422 => ("invalid_field", "A field is invalid"),
+        s if s >= 500 => ("internal_error", "Internal error"),
+        _ => ("invalid_request", "The request is invalid"),
+    };
+    let detail = if detail.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { detail };
+    Problem::new(status, code, title, detail).into_response()
 }
 
 async fn require_operator(State(app): State<AppState>, request: Request, next: Next) -> Response {
@@ -113,6 +161,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::map_response(ensure_problem))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
         .with_state(state)
 }
 

@@ -131,6 +131,7 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, operator_key: Secret) ->
         out.flush()?;
     }
     let mut health = engine.health_changes();
+    let stopping = engine.clone();
     let shutdown = async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
         tokio::select! {
@@ -138,7 +139,9 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, operator_key: Secret) ->
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
             _ = health.wait_for(|h| *h == Health::Failed) => tracing::error!("fatal engine error: shutting down"),
         }
+        // New requests get 503 and /readyz says so; those already queued still complete.
+        stopping.stop_accepting();
     };
-    kasa_server::serve(listener, AppState { engine: engine.clone(), operator_key }, shutdown).await?;
+    kasa_server::serve(listener, AppState::new(engine.clone(), operator_key), shutdown).await?;
     Ok(())
 }

@@ -125,6 +125,23 @@ fn ledger_api_round_trip() {
     assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
     let r = get(&mut c, "/v1/ledger/accounts/1/balances?limit=1");
     assert_eq!(r.json()["data"][0]["debits_posted"], "500");
+    // Following the balance cursor one entry at a time visits every entry exactly once.
+    let all = get(&mut c, "/v1/ledger/accounts/1/balances").json()["data"].as_array().unwrap().clone();
+    let mut seen = Vec::new();
+    let mut path = "/v1/ledger/accounts/1/balances?limit=1".to_string();
+    loop {
+        let page = get(&mut c, &path).json();
+        seen.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/ledger/accounts/1/balances?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
+    assert_eq!(seen.len(), 5);
+    // A transfers cursor at the very first timestamp is an empty page, not a restart.
+    let r = get(&mut c, "/v1/ledger/accounts/1/transfers?cursor=t_1");
+    assert_eq!(r.json()["data"], json!([]));
     assert_problem(&get(&mut c, "/v1/ledger/accounts/1/transfers?limit=0"), 400, "invalid_parameter");
     assert_problem(&get(&mut c, "/v1/ledger/accounts/1/transfers?cursor=zzz"), 400, "invalid_parameter");
     assert_problem(&get(&mut c, "/v1/ledger/accounts/1/transfers?colour=red"), 400, "invalid_parameter");
@@ -240,6 +257,21 @@ fn bad_input_gets_a_problem_and_changes_nothing() {
     );
     // Bad path ids.
     assert_problem(&get(&mut c, "/v1/ledger/accounts/abc"), 400, "invalid_parameter");
+    // axum's own rejections are problems too: a path that is not UTF-8.
+    assert_problem(&get(&mut c, "/v1/ledger/transfers/%FF"), 400, "invalid_request");
+    // Lookups take JSON only.
+    assert_problem(
+        &c.send("POST", "/v1/ledger/accounts/lookup", "text/plain", b"{}").unwrap(),
+        415,
+        "unsupported_media_type",
+    );
+    // A huge array of tiny objects stops at the item limit.
+    let tiny = format!("[{}]", vec![r#"{"id":"1"}"#; 9000].join(","));
+    assert_problem(
+        &c.send("POST", "/v1/ledger/transfers", "application/json", tiny.as_bytes()).unwrap(),
+        422,
+        "too_many_items",
+    );
     assert_problem(
         &get(&mut c, "/v1/ledger/accounts/340282366920938463463374607431768211456"),
         400,
@@ -293,4 +325,53 @@ fn binary_batches_use_128_byte_records() {
     let amount = u128::from_le_bytes(r.body[16..32].try_into().unwrap());
     assert_eq!(amount, 10);
     assert_eq!(balances(&mut c, 1), json!(["0", "30", "0", "1000"]));
+}
+
+/// Without KASA_OPERATOR_KEY the server generates a key on first start, keeps it in the data
+/// directory (readable by the owner only), prints it once, and uses it from then on.
+#[test]
+fn the_operator_key_is_generated_once_and_kept() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kasa"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .env_remove("KASA_OPERATOR_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut printed_key = None;
+        let mut line = String::new();
+        let addr: std::net::SocketAddr = loop {
+            line.clear();
+            assert!(lines.read_line(&mut line).unwrap() > 0, "kasa serve exited early");
+            if let Some(rest) = line.trim().split("shown only now): ").nth(1) {
+                printed_key = Some(rest.to_string());
+            }
+            if let Some(addr) = line.trim().strip_prefix("kasa listening on http://") {
+                break addr.parse().unwrap();
+            }
+        };
+        (child, addr, printed_key)
+    };
+    let (mut first, addr, printed) = start();
+    let key = printed.expect("the first start prints the generated key");
+    assert!(key.len() >= 64, "a 256-bit key, found {key:?}");
+    let file = dir.path().join("operator.key");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key);
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let mut c = kasa::client::Client::connect(addr, &key).unwrap();
+    assert_eq!(get(&mut c, "/v1/ledger/accounts/1").status, 404, "the printed key authenticates");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut second, addr, printed) = start();
+    assert_eq!(printed, None, "the key is printed only on the first start");
+    let mut c = kasa::client::Client::connect(addr, &key).unwrap();
+    assert_eq!(get(&mut c, "/v1/ledger/accounts/1").status, 404);
+    second.kill().unwrap();
+    second.wait().unwrap();
 }

@@ -1060,7 +1060,12 @@ impl Ledger {
                 return Err(format!("pending status names position {position}, which is not a pending transfer"));
             }
             if status == PendingStatus::Pending {
-                if let Some(at) = expiry_of(ledger.transfers.get(position)) {
+                let p = ledger.transfers.get(position);
+                if p.timeout != 0 {
+                    let at = (p.timeout as u64)
+                        .checked_mul(NANOS_PER_SECOND)
+                        .and_then(|ns| p.timestamp.checked_add(ns))
+                        .ok_or_else(|| format!("pending transfer {} expires past the end of time", p.id))?;
                     ledger.expiries.insert((at, position));
                 }
             }
@@ -1072,6 +1077,10 @@ impl Ledger {
             }
             ledger.balances.insert(position, history);
         }
+        // Parts that decode but do not fit together (a pending transfer without a status,
+        // balances that differ from the reservations) would panic later, on a client's
+        // request; refuse them now.
+        ledger.check_invariants()?;
         Ok(ledger)
     }
 

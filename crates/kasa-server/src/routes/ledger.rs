@@ -10,8 +10,8 @@
 //! reaches the engine, so it changes nothing.
 
 use crate::json::{
-    AccountInput, AccountOutput, BalanceOutput, BatchResults, Dec128, Dec64, ItemResult, LookupInput, LookupOutput,
-    Page, TransferInput, TransferOutput,
+    AccountInput, AccountOutput, BalanceOutput, BatchResults, Bounded, Dec128, Dec64, ItemResult, LookupInput,
+    LookupOutput, Page, TransferInput, TransferOutput, TOO_MANY_ITEMS,
 };
 use crate::problem::Problem;
 use crate::AppState;
@@ -77,6 +77,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem
 
 fn json_problem(error: serde_json::Error) -> Problem {
     use serde_json::error::Category;
+    if error.to_string().starts_with(TOO_MANY_ITEMS) {
+        return too_many_items();
+    }
     match error.classify() {
         Category::Data => Problem::invalid_field(error.to_string()),
         Category::Syntax | Category::Eof | Category::Io => Problem::malformed_json(error.to_string()),
@@ -88,8 +91,8 @@ fn parse_one_or_many<T: DeserializeOwned>(body: &[u8]) -> Result<(Vec<T>, bool),
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         Some(b'[') => {
-            let items: Vec<T> = serde_json::from_slice(body).map_err(json_problem)?;
-            Ok((items, true))
+            let items: Bounded<T> = serde_json::from_slice(body).map_err(json_problem)?;
+            Ok((items.0, true))
         }
         Some(b'{') => Ok((vec![serde_json::from_slice(body).map_err(json_problem)?], false)),
         Some(_) => Err(Problem::malformed_json("expected a JSON object or an array of objects")),
@@ -97,14 +100,18 @@ fn parse_one_or_many<T: DeserializeOwned>(body: &[u8]) -> Result<(Vec<T>, bool),
     }
 }
 
+fn too_many_items() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "too_many_items",
+        "Too many items in one batch",
+        format!("a batch holds at most {ITEMS_PER_COMMAND_MAX} items"),
+    )
+}
+
 fn check_batch_len(len: usize) -> Result<(), Problem> {
     if len > ITEMS_PER_COMMAND_MAX {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "too_many_items",
-            "Too many items in one batch",
-            format!("a batch holds at most {ITEMS_PER_COMMAND_MAX} items, found {len}"),
-        ));
+        return Err(too_many_items());
     }
     Ok(())
 }
@@ -238,10 +245,20 @@ async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Res
         }
     };
     if items.is_empty() {
-        return Ok(Json(BatchResults { results: Vec::new() }).into_response());
+        return Ok(match format {
+            Format::Binary => binary_response(std::iter::empty()),
+            Format::Json => Json(BatchResults { results: Vec::new() }).into_response(),
+        });
     }
     let id = items[0].id();
-    let results = T::results(app.engine.submit(T::command(items)).await?);
+    // A single object is answered with the stored object, read in the same turn as the commit.
+    let (outcome, object) = if many {
+        (app.engine.submit(T::command(items)).await?, None)
+    } else {
+        let (outcome, object) = app.engine.submit_then_read(T::command(items), move |s| T::fetch(s, id)).await?;
+        (outcome, object)
+    };
+    let results = T::results(outcome);
     if let Format::Binary = format {
         return Ok(binary_response(
             results.iter().map(|&(code, _, timestamp, amount)| (code, timestamp, amount.unwrap_or(0))),
@@ -265,7 +282,7 @@ async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Res
     if !success(name) {
         return Err(single_failure(name, name.starts_with("exists_with")));
     }
-    let object = app.engine.read(move |s| T::fetch(s, id)).await?.expect("an object that was just created exists");
+    let object = object.expect("an object that was just created or exists is stored");
     let status = if name == "ok" { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(object)).into_response())
 }
@@ -299,15 +316,22 @@ pub async fn get_transfer(State(app): State<AppState>, Path(raw): Path<String>) 
     }
 }
 
-fn parse_lookup(body: &[u8]) -> Result<Vec<u128>, Problem> {
+fn parse_lookup(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u128>, Problem> {
+    if let Format::Binary = format_of(headers)? {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported content type",
+            "lookups take JSON: {\"ids\": [...]}",
+        ));
+    }
     let input: LookupInput = serde_json::from_slice(body).map_err(json_problem)?;
-    check_batch_len(input.ids.len())?;
-    Ok(input.ids.into_iter().map(|d| d.0).collect())
+    Ok(input.ids.0.into_iter().map(|d| d.0).collect())
 }
 
 /// `POST /v1/ledger/accounts/lookup`: `{"ids": [...]}`.
 pub async fn lookup_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let ids = parse_lookup(&read_body(&headers, body).await?)?;
+    let ids = parse_lookup(&headers, &read_body(&headers, body).await?)?;
     let output = app
         .engine
         .read(move |s| {
@@ -330,7 +354,7 @@ pub async fn lookup_transfers(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let ids = parse_lookup(&read_body(&headers, body).await?)?;
+    let ids = parse_lookup(&headers, &read_body(&headers, body).await?)?;
     let output = app
         .engine
         .read(move |s| {
@@ -347,16 +371,17 @@ pub async fn lookup_transfers(
     Ok(Json(output).into_response())
 }
 
-/// Query parameters of a list: `limit`, `timestamp_min`, `timestamp_max`, `cursor`.
+/// Query parameters of a list: `limit`, `timestamp_min`, `timestamp_max` (inclusive; absent
+/// means no bound) and `cursor` (from the previous page's `next_cursor`).
 struct ListQuery {
     limit: usize,
     timestamp_min: u64,
-    timestamp_max: u64,
+    timestamp_max: Option<u64>,
+    cursor: Option<String>,
 }
 
 fn parse_list_query(raw: Option<String>) -> Result<ListQuery, Problem> {
-    let mut q = ListQuery { limit: PAGE_LIMIT_DEFAULT, timestamp_min: 0, timestamp_max: 0 };
-    let mut cursor = None;
+    let mut q = ListQuery { limit: PAGE_LIMIT_DEFAULT, timestamp_min: 0, timestamp_max: None, cursor: None };
     for pair in raw.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let number = |what: &str| -> Result<u64, Problem> {
@@ -375,13 +400,8 @@ fn parse_list_query(raw: Option<String>) -> Result<ListQuery, Problem> {
                 q.limit = limit;
             }
             "timestamp_min" => q.timestamp_min = number("timestamp_min")?,
-            "timestamp_max" => q.timestamp_max = number("timestamp_max")?,
-            "cursor" => {
-                let ts = value.strip_prefix("t_").and_then(|v| v.parse::<u64>().ok()).filter(|&t| t > 0);
-                cursor = Some(ts.ok_or_else(|| {
-                    Problem::invalid_parameter(format!("cursor '{value}' is not one this API returned"))
-                })?);
-            }
+            "timestamp_max" => q.timestamp_max = Some(number("timestamp_max")?),
+            "cursor" => q.cursor = Some(value.to_string()),
             other => {
                 return Err(Problem::invalid_parameter(format!(
                     "unknown parameter '{other}'; expected limit, timestamp_min, timestamp_max or cursor"
@@ -389,22 +409,27 @@ fn parse_list_query(raw: Option<String>) -> Result<ListQuery, Problem> {
             }
         }
     }
-    if let Some(ts) = cursor {
-        // The cursor is the timestamp of the last item seen: continue strictly below it.
-        let below = ts - 1;
-        q.timestamp_max = if q.timestamp_max == 0 { below } else { q.timestamp_max.min(below) };
-    }
     Ok(q)
 }
 
-fn page<T>(mut data: Vec<T>, limit: usize, timestamp_of: impl Fn(&T) -> u64) -> Page<T> {
+/// Decodes a cursor `{prefix}{number}` that this API returned.
+fn parse_cursor(cursor: &str, prefix: &str) -> Result<u64, Problem> {
+    cursor
+        .strip_prefix(prefix)
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| Problem::invalid_parameter(format!("cursor '{cursor}' is not one this API returned")))
+}
+
+fn page<T>(mut data: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let has_more = data.len() > limit;
     data.truncate(limit);
-    let next_cursor = if has_more { data.last().map(|t| format!("t_{}", timestamp_of(t))) } else { None };
+    let next_cursor = if has_more { data.last().map(cursor_of) } else { None };
     Page { object: "list", data, has_more, next_cursor }
 }
 
-/// `GET /v1/ledger/accounts/{id}/transfers`: newest first, cursor pagination.
+/// `GET /v1/ledger/accounts/{id}/transfers`: newest first, cursor pagination. The cursor is
+/// the timestamp of the last transfer seen (`t_<timestamp>`); timestamps are unique, so the
+/// next page is everything strictly older.
 pub async fn account_transfers(
     State(app): State<AppState>,
     Path(raw): Path<String>,
@@ -412,15 +437,20 @@ pub async fn account_transfers(
 ) -> Result<Response, Problem> {
     let id = parse_id(&raw)?;
     let q = parse_list_query(query)?;
-    if q.timestamp_max != 0 && q.timestamp_max < q.timestamp_min {
-        return Ok(Json(Page::<TransferOutput> { object: "list", data: vec![], has_more: false, next_cursor: None })
-            .into_response());
+    let mut max = q.timestamp_max;
+    if let Some(cursor) = &q.cursor {
+        let below = parse_cursor(cursor, "t_")?.saturating_sub(1);
+        max = Some(max.map_or(below, |m| m.min(below)));
     }
+    let (min, limit) = (q.timestamp_min, q.limit);
     let found = app
         .engine
         .read(move |s| {
             s.ledger().account(id)?;
-            let transfers = s.ledger().account_transfers(id, q.timestamp_min, q.timestamp_max, q.limit + 1);
+            // The ledger reads 0 as "no bound", so an upper bound of 0 is an empty page.
+            let empty = max.is_some_and(|m| m == 0 || m < min);
+            let transfers =
+                if empty { Vec::new() } else { s.ledger().account_transfers(id, min, max.unwrap_or(0), limit + 1) };
             Some(
                 transfers
                     .iter()
@@ -430,18 +460,15 @@ pub async fn account_transfers(
         })
         .await?;
     let Some(items) = found else { return Err(Problem::not_found(format!("no account has id {id}"))) };
-    let p = page(items, q.limit, |(ts, _)| *ts);
-    let out = Page {
-        object: p.object,
-        data: p.data.into_iter().map(|(_, t)| t).collect(),
-        has_more: p.has_more,
-        next_cursor: p.next_cursor,
-    };
-    Ok(Json(out).into_response())
+    let p = page(items, limit, |(ts, _)| format!("t_{ts}"));
+    let data = p.data.into_iter().map(|(_, t)| t).collect();
+    Ok(Json(Page { object: p.object, data, has_more: p.has_more, next_cursor: p.next_cursor }).into_response())
 }
 
 /// `GET /v1/ledger/accounts/{id}/balances`: balance history of an account with the
-/// `history` flag, newest first, cursor pagination.
+/// `history` flag, newest first, cursor pagination. Several entries can share a timestamp
+/// (expiries at the start of one batch), so the cursor is a position in the history
+/// (`b_<position>`), not a timestamp.
 pub async fn account_balances(
     State(app): State<AppState>,
     Path(raw): Path<String>,
@@ -449,29 +476,27 @@ pub async fn account_balances(
 ) -> Result<Response, Problem> {
     let id = parse_id(&raw)?;
     let q = parse_list_query(query)?;
+    let before = q.cursor.as_deref().map(|c| parse_cursor(c, "b_")).transpose()?;
     let found = app
         .engine
         .read(move |s| {
             s.ledger().account(id)?;
-            let balances = s.ledger().account_balances(id);
-            let items: Vec<(u64, BalanceOutput)> = balances
+            let history = s.ledger().account_balances(id);
+            let end = before.map_or(history.len(), |b| (b as usize).min(history.len()));
+            let items: Vec<(usize, BalanceOutput)> = history[..end]
                 .iter()
+                .enumerate()
                 .rev()
-                .filter(|b| q.timestamp_max == 0 || b.timestamp <= q.timestamp_max)
-                .take_while(|b| b.timestamp >= q.timestamp_min)
+                .filter(|(_, b)| q.timestamp_max.is_none_or(|m| b.timestamp <= m))
+                .take_while(|(_, b)| b.timestamp >= q.timestamp_min)
                 .take(q.limit + 1)
-                .map(|b| (b.timestamp, BalanceOutput::from(b)))
+                .map(|(i, b)| (i, BalanceOutput::from(b)))
                 .collect();
             Some(items)
         })
         .await?;
     let Some(items) = found else { return Err(Problem::not_found(format!("no account has id {id}"))) };
-    let p = page(items, q.limit, |(ts, _)| *ts);
-    let out = Page {
-        object: p.object,
-        data: p.data.into_iter().map(|(_, b)| b).collect(),
-        has_more: p.has_more,
-        next_cursor: p.next_cursor,
-    };
-    Ok(Json(out).into_response())
+    let p = page(items, q.limit, |(i, _)| format!("b_{i}"));
+    let data = p.data.into_iter().map(|(_, b)| b).collect();
+    Ok(Json(Page { object: p.object, data, has_more: p.has_more, next_cursor: p.next_cursor }).into_response())
 }
