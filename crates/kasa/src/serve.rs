@@ -103,7 +103,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         "recovered"
     );
     let engine = Arc::new(engine);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.http_threads).enable_all().build()?;
+    // One HTTP thread runs tokio's current-thread scheduler: no work stealing to pay for.
+    let runtime = if args.http_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.http_threads).enable_all().build()?
+    };
     let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
@@ -120,6 +125,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(listen: SocketAddr, engine: Arc<Engine>, operator_key: Secret) -> anyhow::Result<()> {
+    // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
+    // the default action would kill the process without draining.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(listen = %bound, "listening");
@@ -133,10 +143,9 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, operator_key: Secret) ->
     let mut health = engine.health_changes();
     let stopping = engine.clone();
     let shutdown = async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
             _ = health.wait_for(|h| *h == Health::Failed) => tracing::error!("fatal engine error: shutting down"),
         }
         // New requests get 503 and /readyz says so; those already queued still complete.
