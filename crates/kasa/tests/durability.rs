@@ -179,3 +179,14 @@ fn verify_compares_each_snapshot_with_the_replay() {
     assert!(!ok, "verify accepted a snapshot that differs from the replay:\n{report}");
     assert!(report.contains("differs from the replay"), "{report}");
 }
+
+/// Regression: SIGTERM sent the moment the server announced its port arrived before the
+/// handler was installed and killed the process instead of stopping it cleanly.
+#[test]
+fn sigterm_right_after_listening_stops_cleanly() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path());
+        assert_eq!(server.terminate().code(), Some(0));
+    }
+}
