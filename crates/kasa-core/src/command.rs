@@ -10,6 +10,7 @@
 //! new `kind` numbers; existing numbers never change meaning.
 
 use crate::ledger::{Account, AccountOutcome, Transfer, TransferOutcome, RECORD_BYTES};
+use crate::wallet::{get_str, put_str, Tier, WalletOutcome};
 use thiserror::Error;
 
 /// The most items in one command, as in TigerBeetle (a 1 MiB message of 128-byte records
@@ -18,6 +19,11 @@ pub const ITEMS_PER_COMMAND_MAX: usize = 8190;
 
 const KIND_CREATE_ACCOUNTS: u8 = 1;
 const KIND_CREATE_TRANSFERS: u8 = 2;
+const KIND_SIGN_UP: u8 = 3;
+const KIND_OPEN_SESSION: u8 = 4;
+const KIND_CLOSE_SESSION: u8 = 5;
+const KIND_SET_TIER: u8 = 6;
+const KIND_UNLOCK_PIN: u8 = 7;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +32,43 @@ pub enum Command {
     CreateAccounts(Vec<Account>),
     /// Create transfers; one result per transfer.
     CreateTransfers(Vec<Transfer>),
+    /// Sign a wallet user up: the user and their wallet account, both or neither.
+    SignUp {
+        /// The phone number (normalised again by the state).
+        phone: String,
+        /// The display name.
+        name: String,
+        /// The Argon2id PHC string of the PIN, hashed by the HTTP layer.
+        pin_hash: String,
+    },
+    /// A login attempt whose PIN the HTTP layer checked.
+    OpenSession {
+        /// Who.
+        user_id: u64,
+        /// The hash of the new session's token (the token itself is never stored).
+        token_hash: [u8; 32],
+        /// Whether the PIN matched.
+        pin_ok: bool,
+        /// How long the session lasts, in seconds.
+        ttl_seconds: u32,
+    },
+    /// Log out.
+    CloseSession {
+        /// The session's token hash.
+        token_hash: [u8; 32],
+    },
+    /// An operator sets a user's KYC tier.
+    SetTier {
+        /// Who.
+        user_id: u64,
+        /// The new tier.
+        tier: Tier,
+    },
+    /// An operator lifts a user's PIN lock.
+    UnlockPin {
+        /// Who.
+        user_id: u64,
+    },
 }
 
 impl Command {
@@ -34,6 +77,11 @@ impl Command {
         match self {
             Command::CreateAccounts(a) => a.len(),
             Command::CreateTransfers(t) => t.len(),
+            Command::SignUp { .. }
+            | Command::OpenSession { .. }
+            | Command::CloseSession { .. }
+            | Command::SetTier { .. }
+            | Command::UnlockPin { .. } => 1,
         }
     }
 }
@@ -45,6 +93,8 @@ pub enum Outcome {
     CreateAccounts(Vec<AccountOutcome>),
     /// Results of `CreateTransfers`.
     CreateTransfers(Vec<TransferOutcome>),
+    /// The result of a wallet command.
+    Wallet(WalletOutcome),
 }
 
 /// Commands applied together with one timestamp.
@@ -139,17 +189,47 @@ impl<'a> Cursor<'a> {
 pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
     out.extend_from_slice(&(commands.len() as u32).to_le_bytes());
     for command in commands {
-        let (kind, count) = match command {
-            Command::CreateAccounts(a) => (KIND_CREATE_ACCOUNTS, a.len()),
-            Command::CreateTransfers(t) => (KIND_CREATE_TRANSFERS, t.len()),
+        let kind = match command {
+            Command::CreateAccounts(_) => KIND_CREATE_ACCOUNTS,
+            Command::CreateTransfers(_) => KIND_CREATE_TRANSFERS,
+            Command::SignUp { .. } => KIND_SIGN_UP,
+            Command::OpenSession { .. } => KIND_OPEN_SESSION,
+            Command::CloseSession { .. } => KIND_CLOSE_SESSION,
+            Command::SetTier { .. } => KIND_SET_TIER,
+            Command::UnlockPin { .. } => KIND_UNLOCK_PIN,
         };
         out.push(kind);
-        out.extend_from_slice(&((count * RECORD_BYTES) as u32).to_le_bytes());
-        out.reserve(count * RECORD_BYTES);
+        let len_at = out.len();
+        out.extend_from_slice(&0u32.to_le_bytes());
         match command {
-            Command::CreateAccounts(accounts) => accounts.iter().for_each(|a| a.encode(out)),
-            Command::CreateTransfers(transfers) => transfers.iter().for_each(|t| t.encode(out)),
+            Command::CreateAccounts(accounts) => {
+                out.reserve(accounts.len() * RECORD_BYTES);
+                accounts.iter().for_each(|a| a.encode(out));
+            }
+            Command::CreateTransfers(transfers) => {
+                out.reserve(transfers.len() * RECORD_BYTES);
+                transfers.iter().for_each(|t| t.encode(out));
+            }
+            Command::SignUp { phone, name, pin_hash } => {
+                put_str(out, phone);
+                put_str(out, name);
+                put_str(out, pin_hash);
+            }
+            Command::OpenSession { user_id, token_hash, pin_ok, ttl_seconds } => {
+                out.extend_from_slice(&user_id.to_le_bytes());
+                out.extend_from_slice(token_hash);
+                out.push(*pin_ok as u8);
+                out.extend_from_slice(&ttl_seconds.to_le_bytes());
+            }
+            Command::CloseSession { token_hash } => out.extend_from_slice(token_hash),
+            Command::SetTier { user_id, tier } => {
+                out.extend_from_slice(&user_id.to_le_bytes());
+                out.push(*tier as u8);
+            }
+            Command::UnlockPin { user_id } => out.extend_from_slice(&user_id.to_le_bytes()),
         }
+        let len = (out.len() - len_at - 4) as u32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
     }
 }
 
@@ -162,16 +242,51 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
         let offset = c.at;
         let kind = c.u8()?;
         let len = c.u32()? as usize;
-        if !len.is_multiple_of(RECORD_BYTES) || len / RECORD_BYTES > ITEMS_PER_COMMAND_MAX {
-            return Err(DecodeError::BadLength { offset, len, max: ITEMS_PER_COMMAND_MAX });
-        }
         let body = c.take(len)?;
-        let records = body.chunks_exact(RECORD_BYTES).map(|r| r.try_into().expect("128-byte chunk"));
-        commands.push(match kind {
-            KIND_CREATE_ACCOUNTS => Command::CreateAccounts(records.map(Account::decode).collect()),
-            KIND_CREATE_TRANSFERS => Command::CreateTransfers(records.map(Transfer::decode).collect()),
+        let records = || {
+            if !len.is_multiple_of(RECORD_BYTES) || len / RECORD_BYTES > ITEMS_PER_COMMAND_MAX {
+                return Err(DecodeError::BadLength { offset, len, max: ITEMS_PER_COMMAND_MAX });
+            }
+            Ok(body.chunks_exact(RECORD_BYTES).map(|r| r.try_into().expect("128-byte chunk")))
+        };
+        let mut b = Cursor::new(body);
+        let bad = |what: String| DecodeError::Snapshot(format!("command at offset {offset}: {what}"));
+        let command = match kind {
+            KIND_CREATE_ACCOUNTS => Command::CreateAccounts(records()?.map(Account::decode).collect()),
+            KIND_CREATE_TRANSFERS => Command::CreateTransfers(records()?.map(Transfer::decode).collect()),
+            KIND_SIGN_UP => Command::SignUp {
+                phone: get_str(&mut b).map_err(bad)?,
+                name: get_str(&mut b).map_err(bad)?,
+                pin_hash: get_str(&mut b).map_err(bad)?,
+            },
+            KIND_OPEN_SESSION => Command::OpenSession {
+                user_id: b.u64()?,
+                token_hash: b.take(32)?.try_into().expect("32 bytes"),
+                pin_ok: match b.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(bad(format!("pin_ok byte {other}"))),
+                },
+                ttl_seconds: b.u32()?,
+            },
+            KIND_CLOSE_SESSION => Command::CloseSession { token_hash: b.take(32)?.try_into().expect("32 bytes") },
+            KIND_SET_TIER => {
+                let user_id = b.u64()?;
+                let byte = b.u8()?;
+                let tier = match byte {
+                    1 => Tier::Basic,
+                    2 => Tier::Verified,
+                    other => return Err(bad(format!("tier byte {other}"))),
+                };
+                Command::SetTier { user_id, tier }
+            }
+            KIND_UNLOCK_PIN => Command::UnlockPin { user_id: b.u64()? },
             kind => return Err(DecodeError::UnknownKind { kind, offset }),
-        });
+        };
+        if !matches!(kind, KIND_CREATE_ACCOUNTS | KIND_CREATE_TRANSFERS) && b.remaining() != 0 {
+            return Err(bad(format!("{} bytes after the fields", b.remaining())));
+        }
+        commands.push(command);
     }
     if c.remaining() != 0 {
         return Err(DecodeError::TrailingBytes { extra: c.remaining() });
@@ -195,6 +310,11 @@ mod tests {
                 ..Default::default()
             }]),
             Command::CreateTransfers(vec![]),
+            Command::SignUp { phone: "+821012345678".into(), name: "민지".into(), pin_hash: "$argon2id$x".into() },
+            Command::OpenSession { user_id: 7, token_hash: [3; 32], pin_ok: true, ttl_seconds: 60 },
+            Command::CloseSession { token_hash: [4; 32] },
+            Command::SetTier { user_id: 7, tier: Tier::Verified },
+            Command::UnlockPin { user_id: 7 },
         ];
         let mut bytes = Vec::new();
         encode_commands(&commands, &mut bytes);

@@ -30,6 +30,7 @@
 pub mod command;
 pub mod ledger;
 pub mod state;
+pub mod wallet;
 
 pub use command::{decode_commands, encode_commands, Batch, Command, DecodeError, Outcome, ITEMS_PER_COMMAND_MAX};
 pub use ledger::{

@@ -7,10 +7,13 @@
 
 use crate::command::{Batch, Command, Cursor, DecodeError, Outcome};
 use crate::ledger::{Account, AccountBalance, Ledger, PendingStatus, Transfer, RECORD_BYTES};
+use crate::wallet::{WalletOutcome, Wallets, NANOS_PER_SECOND_WALLET};
 use thiserror::Error;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KASASTAT";
-const SNAPSHOT_VERSION: u32 = 1;
+/// Version 2 added the wallet section after the ledger; version 1 snapshots (ledger only)
+/// still load, with no users.
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// The most balance entries one account's history may claim in a snapshot; guards the
 /// decoder's allocation against a corrupt count.
@@ -51,6 +54,7 @@ pub enum ApplyError {
 #[derive(Clone, Debug, Default)]
 pub struct State {
     ledger: Ledger,
+    wallets: Wallets,
     /// Timestamp of the last event applied (or of the last empty batch).
     last_timestamp: u64,
     /// Number of batches applied.
@@ -78,6 +82,11 @@ impl State {
     /// The ledger, for queries.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Wallet users and sessions, for queries.
+    pub fn wallets(&self) -> &Wallets {
+        &self.wallets
     }
 
     /// Makes room for `additional` more transfers ahead of a replay (see
@@ -114,16 +123,36 @@ impl State {
             return Err(ApplyError::TimestampOverflow { timestamp: batch.timestamp, events });
         }
         self.ledger.expire_pending(batch.timestamp);
+        self.wallets.expire_sessions(batch.timestamp);
         let mut next = batch.timestamp;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in &batch.commands {
+            let (ledger, wallets) = (&mut self.ledger, &mut self.wallets);
             outcomes.push(match command {
-                Command::CreateAccounts(accounts) => {
-                    Outcome::CreateAccounts(self.ledger.create_accounts(accounts, next))
-                }
+                Command::CreateAccounts(accounts) => Outcome::CreateAccounts(ledger.create_accounts(accounts, next)),
                 Command::CreateTransfers(transfers) => {
-                    Outcome::CreateTransfers(self.ledger.create_transfers(transfers, next))
+                    Outcome::CreateTransfers(ledger.create_transfers(transfers, next))
                 }
+                Command::SignUp { phone, name, pin_hash } => {
+                    Outcome::Wallet(WalletOutcome::SignedUp(wallets.sign_up(ledger, phone, name, pin_hash, next)))
+                }
+                Command::OpenSession { user_id, token_hash, pin_ok, ttl_seconds } => {
+                    let ttl = *ttl_seconds as u64 * NANOS_PER_SECOND_WALLET;
+                    Outcome::Wallet(WalletOutcome::SessionOpened(wallets.open_session(
+                        *user_id,
+                        *token_hash,
+                        *pin_ok,
+                        ttl,
+                        next,
+                    )))
+                }
+                Command::CloseSession { token_hash } => {
+                    Outcome::Wallet(WalletOutcome::SessionClosed(wallets.close_session(token_hash)))
+                }
+                Command::SetTier { user_id, tier } => {
+                    Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier(*user_id, *tier)))
+                }
+                Command::UnlockPin { user_id } => Outcome::Wallet(WalletOutcome::TierSet(wallets.unlock_pin(*user_id))),
             });
             next += command.events() as u64;
         }
@@ -197,6 +226,10 @@ impl State {
             sink.put(&buffer);
             buffer.clear();
         }
+        // The wallet section is small next to the ledger's arrays: encode it in one piece.
+        buffer.clear();
+        self.wallets.encode(&mut buffer);
+        sink.put(&buffer);
     }
 
     /// Rebuilds a state from a snapshot. Every count and position is checked; bad bytes give
@@ -207,7 +240,7 @@ impl State {
             return Err(DecodeError::Snapshot("does not start with the state magic".into()));
         }
         let version = c.u32()?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != 1 {
             return Err(DecodeError::Snapshot(format!("has version {version}, expected {SNAPSHOT_VERSION}")));
         }
         let last_timestamp = c.u64()?;
@@ -253,14 +286,19 @@ impl State {
             }
             balances.push((position, history));
         }
+        let ledger = Ledger::from_parts(accounts, transfers, pending, balances).map_err(DecodeError::Snapshot)?;
+        let wallets = if version == 1 {
+            Wallets::default()
+        } else {
+            Wallets::decode(&mut c, &ledger).map_err(DecodeError::Snapshot)?
+        };
         if c.remaining() != 0 {
             return Err(DecodeError::TrailingBytes { extra: c.remaining() });
         }
-        let ledger = Ledger::from_parts(accounts, transfers, pending, balances).map_err(DecodeError::Snapshot)?;
         if ledger.transfers().next_back().is_some_and(|t| t.timestamp > last_timestamp) {
             return Err(DecodeError::Snapshot("has a transfer newer than its last timestamp".into()));
         }
-        Ok(State { ledger, last_timestamp, batches })
+        Ok(State { ledger, wallets, last_timestamp, batches })
     }
 
     /// Checks every invariant of the state (see [`Ledger::check_invariants`]).

@@ -567,9 +567,10 @@ fn an_inconsistent_snapshot_is_refused_not_a_later_panic() {
     assert_eq!(h.transfers(vec![pending(50, 1, 2, 30, 0)]), ["ok"]);
     let good = h.state.encode_snapshot();
     assert!(kasa_core::State::decode_snapshot(&good).is_ok());
-    // The pending-status table is the 13 bytes before the (empty) balance-history count:
-    // a count of 1 and one (position, status) entry. Drop the entry and the count with it.
-    let histories = good.len() - 8;
+    // The pending-status table is the 13 bytes before the (empty) balance-history count and
+    // the empty wallet section (two zero counts): a count of 1 and one (position, status)
+    // entry. Drop the entry and the count with it.
+    let histories = good.len() - 8 - 16;
     let statuses = histories - 5 - 8;
     assert_eq!(u64::from_le_bytes(good[statuses..statuses + 8].try_into().unwrap()), 1);
     let mut bad = good[..statuses].to_vec();

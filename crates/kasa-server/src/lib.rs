@@ -7,6 +7,7 @@
 //! HTTP and JSON; it holds no ledger state of its own.
 
 pub mod json;
+pub mod pin;
 pub mod problem;
 pub mod routes;
 
@@ -67,6 +68,8 @@ pub struct AppState {
     pub operator_key: Secret,
     /// Permits for requests in progress; see [`REQUESTS_IN_FLIGHT_MAX`].
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// PIN hashing with the server's pepper.
+    pub pins: pin::PinHasher,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -75,9 +78,15 @@ pub struct AppState {
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 512;
 
 impl AppState {
-    /// The state for `engine`, authenticating with `operator_key`.
-    pub fn new(engine: Arc<Engine>, operator_key: Secret) -> Self {
-        AppState { engine, operator_key, in_flight: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX)) }
+    /// The state for `engine`, authenticating operators with `operator_key` and peppering
+    /// PIN hashes with `pin_pepper`.
+    pub fn new(engine: Arc<Engine>, operator_key: Secret, pin_pepper: &Secret) -> Self {
+        AppState {
+            engine,
+            operator_key,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
+            pins: pin::PinHasher::new(pin_pepper),
+        }
     }
 }
 
@@ -143,7 +152,7 @@ async fn method_not_allowed(request: Request) -> Response {
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    use routes::{ledger, ops};
+    use routes::{ledger, ops, users};
     let api = Router::new()
         .route("/v1/ledger/accounts", post(ledger::create_accounts))
         .route("/v1/ledger/accounts/lookup", post(ledger::lookup_accounts))
@@ -153,12 +162,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ledger/transfers", post(ledger::create_transfers))
         .route("/v1/ledger/transfers/lookup", post(ledger::lookup_transfers))
         .route("/v1/ledger/transfers/{id}", get(ledger::get_transfer))
+        .route("/v1/admin/users/{id}/tier", post(users::set_tier))
+        .route("/v1/admin/users/{id}/unlock", post(users::unlock))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
+    // Wallet users authenticate with their own session tokens, checked in the handlers.
+    let wallet = Router::new()
+        .route("/v1/users", post(users::sign_up))
+        .route("/v1/sessions", post(users::log_in))
+        .route("/v1/sessions/current", axum::routing::delete(users::log_out))
+        .route("/v1/me", get(users::me))
+        .route("/v1/me/wallet", get(users::my_wallet));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(api)
+        .merge(wallet)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::map_response(ensure_problem))

@@ -90,7 +90,7 @@ impl Client {
                 break;
             }
         }
-        let mut body = vec![0; head.length.context("response without Content-Length")?];
+        let mut body = vec![0; head.body_length()?];
         self.reader.read_exact(&mut body)?;
         Ok(Response { status: head.status, headers: head.headers, body })
     }
@@ -116,6 +116,15 @@ struct Head {
 }
 
 impl Head {
+    /// The body's length: the Content-Length, or none for a 204 or 304.
+    fn body_length(&self) -> anyhow::Result<usize> {
+        match (self.length, self.status) {
+            (Some(length), _) => Ok(length),
+            (None, 204 | 304) => Ok(0),
+            (None, status) => bail!("a {status} response without Content-Length"),
+        }
+    }
+
     /// Takes one line of the head; returns whether it was the blank line that ends it.
     fn line(&mut self, line: &str) -> anyhow::Result<bool> {
         let line = line.trim_end();
@@ -185,7 +194,7 @@ impl AsyncClient {
                 break;
             }
         }
-        let mut body = vec![0; head.length.context("response without Content-Length")?];
+        let mut body = vec![0; head.body_length()?];
         self.stream.read_exact(&mut body).await?;
         Ok(Response { status: head.status, headers: head.headers, body })
     }

@@ -2,8 +2,9 @@
 //! SIGINT (then drain, snapshot and exit 0), or until a fatal disk error (exit 1).
 //!
 //! Data directory layout: `journal/` holds the journal segments and snapshots,
-//! `operator.key` the generated operator key (mode 0600), and `LOCK` a lock that keeps a
-//! second server off the same directory.
+//! `operator.key` the generated operator key and `pin.pepper` the PIN pepper (both mode 0600,
+//! unless given by `KASA_OPERATOR_KEY` / `KASA_PIN_PEPPER`), and `LOCK` a lock that keeps a
+//! second server off the same directory. Losing `pin.pepper` makes every PIN unverifiable.
 
 use anyhow::{bail, Context};
 use kasa_engine::{hex, Engine, EngineOptions, Health};
@@ -33,41 +34,46 @@ pub struct ServeArgs {
     snapshot_interval_mib: u64,
 }
 
-/// The operator key's length in random bytes: 256 bits.
-const OPERATOR_KEY_BYTES: usize = 32;
+/// Length of generated secrets (operator key, PIN pepper) in random bytes: 256 bits.
+const SECRET_BYTES: usize = 32;
 
-fn operator_key(data: &Path) -> anyhow::Result<Secret> {
-    if let Ok(key) = std::env::var("KASA_OPERATOR_KEY") {
-        if key.len() < 16 {
-            bail!("KASA_OPERATOR_KEY must be at least 16 characters, found {}", key.len());
+/// A secret taken from the environment variable `env` when set, otherwise from `file` in the
+/// data directory, otherwise generated, written there (mode 0600, atomically) and, if
+/// `announce`, printed once to the terminal (never to the log).
+fn load_or_create_secret(data: &Path, file: &str, env: &str, prefix: &str, announce: bool) -> anyhow::Result<Secret> {
+    if let Ok(value) = std::env::var(env) {
+        if value.len() < 16 {
+            bail!("{env} must be at least 16 characters, found {}", value.len());
         }
-        tracing::info!("operator key taken from KASA_OPERATOR_KEY");
-        return Ok(Secret::new(key));
+        tracing::info!("{file} taken from {env}");
+        return Ok(Secret::new(value));
     }
-    let path = data.join("operator.key");
+    let path = data.join(file);
     if path.exists() {
-        let key = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        tracing::info!(path = %path.display(), "operator key loaded");
-        return Ok(Secret::new(key.trim().to_string()));
+        let value = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        tracing::info!(path = %path.display(), "{file} loaded");
+        return Ok(Secret::new(value.trim().to_string()));
     }
-    let mut bytes = [0u8; OPERATOR_KEY_BYTES];
+    let mut bytes = [0u8; SECRET_BYTES];
     getrandom::getrandom(&mut bytes).context("reading the operating system's randomness")?;
-    let key = format!("kasa_op_{}", hex(&bytes));
-    let tmp = data.join("operator.key.tmp");
+    let value = format!("{prefix}{}", hex(&bytes));
+    let tmp = data.join(format!("{file}.tmp"));
     {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(key.as_bytes())?;
-        file.sync_all()?;
+        let mut out = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        out.write_all(value.as_bytes())?;
+        out.sync_all()?;
     }
     fs::rename(&tmp, &path)?;
     File::open(data)?.sync_all()?;
-    // Printed once, to the terminal, never to the log.
-    println!("operator key (saved in {}; shown only now): {key}", path.display());
-    Ok(Secret::new(key))
+    tracing::info!(path = %path.display(), "{file} generated");
+    if announce {
+        println!("operator key (saved in {}; shown only now): {value}", path.display());
+    }
+    Ok(Secret::new(value))
 }
 
 /// Runs the server until it is told to stop.
@@ -86,7 +92,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if lock.try_lock().is_err() {
         bail!("{} is in use by another kasa process", args.data.display());
     }
-    let operator_key = operator_key(&args.data)?;
+    let operator_key = load_or_create_secret(&args.data, "operator.key", "KASA_OPERATOR_KEY", "kasa_op_", true)?;
+    let pin_pepper = load_or_create_secret(&args.data, "pin.pepper", "KASA_PIN_PEPPER", "", false)?;
     let storage = FileStorage::open(&args.data.join("journal")).context("opening the journal directory")?;
     let mut options = EngineOptions::default();
     options.writer.snapshot_interval_bytes = args.snapshot_interval_mib << 20;
@@ -109,7 +116,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.http_threads).enable_all().build()?
     };
-    let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key));
+    let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key, pin_pepper));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
     result?;
@@ -124,7 +131,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(listen: SocketAddr, engine: Arc<Engine>, operator_key: Secret) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    engine: Arc<Engine>,
+    operator_key: Secret,
+    pin_pepper: Secret,
+) -> anyhow::Result<()> {
     // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
     // the default action would kill the process without draining.
     use tokio::signal::unix::{signal, SignalKind};
@@ -151,6 +163,6 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, operator_key: Secret) ->
         // New requests get 503 and /readyz says so; those already queued still complete.
         stopping.stop_accepting();
     };
-    kasa_server::serve(listener, AppState::new(engine.clone(), operator_key), shutdown).await?;
+    kasa_server::serve(listener, AppState::new(engine.clone(), operator_key, &pin_pepper), shutdown).await?;
     Ok(())
 }

@@ -1,0 +1,139 @@
+//! Wallet users through `State::apply`: sign-up creates the user and the wallet account
+//! together, one user per phone number, PIN lockout that a restart (snapshot) cannot reset,
+//! sessions that expire by engine time.
+
+mod support;
+
+use kasa_core::wallet::{
+    wallet_account_id, SessionError, SignUpError, Tier, WalletOutcome, PIN_ATTEMPTS_MAX, PIN_LOCK_NANOS,
+};
+use kasa_core::{Command, Outcome, State};
+use support::*;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+
+fn wallet(h: &mut Harness, command: Command) -> WalletOutcome {
+    match h.apply(vec![command]).remove(0) {
+        Outcome::Wallet(outcome) => outcome,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn sign_up(h: &mut Harness, phone: &str) -> Result<u64, SignUpError> {
+    match wallet(h, Command::SignUp { phone: phone.into(), name: "김민지".into(), pin_hash: HASH.into() }) {
+        WalletOutcome::SignedUp(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn login(h: &mut Harness, user_id: u64, token: u8, pin_ok: bool) -> Result<u64, SessionError> {
+    match wallet(h, Command::OpenSession { user_id, token_hash: [token; 32], pin_ok, ttl_seconds: 3600 }) {
+        WalletOutcome::SessionOpened(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+#[test]
+fn sign_up_creates_the_user_and_the_wallet_account_together() {
+    let mut h = Harness::default();
+    assert_eq!(sign_up(&mut h, "010-1234-5678"), Ok(1));
+    let user = h.state.wallets().user(1).unwrap().clone();
+    assert_eq!(user.phone.as_str(), "+821012345678");
+    assert_eq!(user.tier, Tier::Basic);
+    let account = h.state.ledger().account(wallet_account_id(1)).expect("the wallet account exists");
+    assert_eq!(account.ledger, 410);
+    assert!(account.flags.has(kasa_core::AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));
+    // The same number in another spelling is the same phone.
+    assert_eq!(sign_up(&mut h, "+82 10 1234 5678"), Err(SignUpError::PhoneTaken));
+    assert_eq!(sign_up(&mut h, "010-1234-567"), Ok(2), "a different (10-digit) number");
+    assert!(matches!(sign_up(&mut h, "hello"), Err(SignUpError::InvalidPhone(_))));
+    let bad_name = Command::SignUp { phone: "01099998888".into(), name: "\u{7}".into(), pin_hash: HASH.into() };
+    assert_eq!(wallet(&mut h, bad_name), WalletOutcome::SignedUp(Err(SignUpError::InvalidName)));
+    let bad_hash = Command::SignUp { phone: "01099998888".into(), name: "a".into(), pin_hash: "1234".into() };
+    assert_eq!(wallet(&mut h, bad_hash), WalletOutcome::SignedUp(Err(SignUpError::InvalidPinHash)));
+    assert_eq!(h.state.wallets().users_count(), 2);
+    assert_eq!(h.state.ledger().accounts_count(), 2, "failed sign-ups made no account");
+}
+
+#[test]
+fn an_operator_account_in_the_reserved_range_fails_the_sign_up_cleanly() {
+    let mut h = Harness::default();
+    h.accounts(vec![account(wallet_account_id(1), 410, 0)]);
+    assert_eq!(sign_up(&mut h, "01012345678"), Err(SignUpError::WalletAccountTaken(wallet_account_id(1))));
+    assert_eq!(h.state.wallets().users_count(), 0);
+}
+
+#[test]
+fn five_wrong_pins_lock_and_the_lock_survives_a_snapshot() {
+    let mut h = Harness::default();
+    let id = sign_up(&mut h, "01012345678").unwrap();
+    for attempt in 1..PIN_ATTEMPTS_MAX {
+        assert_eq!(
+            login(&mut h, id, 9, false),
+            Err(SessionError::WrongPin { attempts_left: PIN_ATTEMPTS_MAX - attempt, locked_until: 0 })
+        );
+    }
+    let Err(SessionError::WrongPin { attempts_left: 0, locked_until }) = login(&mut h, id, 9, false) else { panic!() };
+    assert!(locked_until > h.now);
+    // Locked: even the right PIN is refused, and nothing is counted.
+    assert_eq!(login(&mut h, id, 1, true), Err(SessionError::Locked { until: locked_until }));
+    // A restart (snapshot and decode) does not reset the lock.
+    let restored = State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+    assert_eq!(restored.hash(), h.state.hash());
+    h.state = restored;
+    assert_eq!(login(&mut h, id, 1, true), Err(SessionError::Locked { until: locked_until }));
+    // After the cool-down the right PIN works and clears the count.
+    h.advance(PIN_LOCK_NANOS);
+    let expires_at = login(&mut h, id, 1, true).unwrap();
+    assert!(h.state.wallets().session(&[1; 32], expires_at - 1).is_some());
+    assert_eq!(h.state.wallets().user(id).unwrap().pin_failures, 0);
+}
+
+#[test]
+fn an_operator_unlock_lifts_the_lock_and_tiers_change() {
+    let mut h = Harness::default();
+    let id = sign_up(&mut h, "01012345678").unwrap();
+    for _ in 0..PIN_ATTEMPTS_MAX {
+        let _ = login(&mut h, id, 9, false);
+    }
+    assert!(matches!(login(&mut h, id, 1, true), Err(SessionError::Locked { .. })));
+    assert_eq!(wallet(&mut h, Command::UnlockPin { user_id: id }), WalletOutcome::TierSet(true));
+    assert!(login(&mut h, id, 1, true).is_ok());
+    assert_eq!(wallet(&mut h, Command::SetTier { user_id: id, tier: Tier::Verified }), WalletOutcome::TierSet(true));
+    assert_eq!(h.state.wallets().user(id).unwrap().tier, Tier::Verified);
+    assert_eq!(wallet(&mut h, Command::SetTier { user_id: 99, tier: Tier::Verified }), WalletOutcome::TierSet(false));
+    assert_eq!(login(&mut h, 99, 1, true), Err(SessionError::UnknownUser));
+    assert_eq!(login(&mut h, 0, 1, true), Err(SessionError::UnknownUser));
+}
+
+#[test]
+fn sessions_close_and_expire_by_engine_time() {
+    let mut h = Harness::default();
+    let id = sign_up(&mut h, "01012345678").unwrap();
+    let expires_at = login(&mut h, id, 1, true).unwrap();
+    login(&mut h, id, 2, true).unwrap();
+    assert_eq!(wallet(&mut h, Command::CloseSession { token_hash: [2; 32] }), WalletOutcome::SessionClosed(true));
+    assert_eq!(wallet(&mut h, Command::CloseSession { token_hash: [2; 32] }), WalletOutcome::SessionClosed(false));
+    assert!(h.state.wallets().session(&[2; 32], h.now).is_none());
+    assert!(h.state.wallets().session(&[1; 32], h.now).is_some());
+    // Reads at a later time see it expired; the next batch after expiry drops it for good.
+    assert!(h.state.wallets().session(&[1; 32], expires_at).is_none());
+    h.now = expires_at;
+    h.apply(vec![]);
+    let restored = State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+    assert!(restored.wallets().session(&[1; 32], 0).is_none(), "expired sessions are gone from the state");
+}
+
+#[test]
+fn a_user_holds_a_bounded_number_of_sessions() {
+    let mut h = Harness::default();
+    let id = sign_up(&mut h, "01012345678").unwrap();
+    for token in 1..=20u8 {
+        login(&mut h, id, token, true).unwrap();
+    }
+    let now = h.now;
+    let live = (1..=20u8).filter(|&t| h.state.wallets().session(&[t; 32], now).is_some()).count();
+    assert_eq!(live, kasa_core::wallet::SESSIONS_PER_USER_MAX);
+    assert!(h.state.wallets().session(&[1; 32], now).is_none(), "the oldest sessions were closed");
+    assert!(h.state.wallets().session(&[20; 32], now).is_some());
+}

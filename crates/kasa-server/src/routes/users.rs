@@ -1,0 +1,343 @@
+//! Wallet users: sign-up, sessions, `me`, and the operator's tier and unlock endpoints.
+//!
+//! PINs are checked here, off the sequencer (see `pin`), and the state machine gets the
+//! verdict as part of the command that opens the session, so the lockout counter moves in the
+//! same atomic step. A login for a number with no user costs the same Argon2 time and gets the
+//! same answer as a wrong PIN: the response does not say whether a number is registered.
+
+use crate::json::{Dec128, Dec64};
+use crate::pin::{new_session_token, token_hash};
+use crate::problem::Problem;
+use crate::routes::ledger::read_body;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kasa_core::wallet::{Phone, SessionError, SignUpError, Tier, User, WalletOutcome};
+use kasa_core::{Command, Outcome};
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long a session lasts: 30 days, as mobile wallets keep users logged in.
+pub const SESSION_TTL_SECONDS: u32 = 30 * 24 * 3600;
+
+fn now_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// A user as the API returns it. The phone number is the user's own; other users would see
+/// it masked.
+#[derive(Debug, Serialize)]
+pub struct UserOutput {
+    id: String,
+    object: &'static str,
+    status: &'static str,
+    phone: String,
+    name: String,
+    tier: &'static str,
+    pin_locked_until: Option<Dec64>,
+    wallet_account_id: Dec128,
+    created_at: Dec64,
+}
+
+impl UserOutput {
+    fn new(user: &User, now: u64) -> Self {
+        UserOutput {
+            id: user.id.to_string(),
+            object: "user",
+            status: if user.pin_locked_at(now) { "pin_locked" } else { "active" },
+            phone: user.phone.as_str().to_string(),
+            name: user.name.clone(),
+            tier: user.tier.name(),
+            pin_locked_until: user.pin_locked_at(now).then_some(Dec64(user.pin_locked_until)),
+            wallet_account_id: Dec128(user.wallet_account_id()),
+            created_at: Dec64(user.created_at),
+        }
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Problem::invalid_field(e.to_string()),
+        _ => Problem::malformed_json(e.to_string()),
+    })
+}
+
+fn check_pin(pin: &str) -> Result<(), Problem> {
+    if pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_pin",
+            "The PIN is invalid",
+            "a PIN is exactly 6 digits",
+        ))
+    }
+}
+
+fn parse_phone(raw: &str) -> Result<Phone, Problem> {
+    Phone::parse(raw).map_err(|e| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", "The phone number is invalid", e.to_string())
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUpInput {
+    phone: String,
+    name: String,
+    pin: String,
+}
+
+/// `POST /v1/users`: sign up with a phone number, a display name and a 6-digit PIN.
+pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+    let input: SignUpInput = parse_json(&read_body(&headers, body).await?)?;
+    let phone = parse_phone(&input.phone)?;
+    check_pin(&input.pin)?;
+    let pin_hash = app.pins.hash(input.pin).await?;
+    let command = Command::SignUp { phone: phone.as_str().to_string(), name: input.name, pin_hash };
+    let now = now_nanos();
+    let phone_key = phone.clone();
+    let (outcome, user) = app
+        .engine
+        .submit_then_read(command, move |s| s.wallets().user_by_phone(&phone_key).map(|u| UserOutput::new(u, now)))
+        .await?;
+    match outcome {
+        Outcome::Wallet(WalletOutcome::SignedUp(Ok(_))) => {
+            Ok((StatusCode::CREATED, Json(user.expect("a user that just signed up exists"))).into_response())
+        }
+        Outcome::Wallet(WalletOutcome::SignedUp(Err(error))) => Err(match error {
+            SignUpError::PhoneTaken => Problem::new(
+                StatusCode::CONFLICT,
+                "phone_taken",
+                "The phone number is registered",
+                "a wallet exists for this phone number; log in instead",
+            ),
+            SignUpError::InvalidName => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", "The name is invalid", error.to_string())
+            }
+            SignUpError::InvalidPhone(e) => parse_phone_error(e),
+            SignUpError::InvalidPinHash | SignUpError::WalletAccountTaken(_) => {
+                tracing::error!(%error, "sign-up refused by the state");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error", error.to_string())
+            }
+        }),
+        other => unreachable!("a sign-up answers with SignedUp, found {other:?}"),
+    }
+}
+
+fn parse_phone_error(e: kasa_core::wallet::PhoneError) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", "The phone number is invalid", e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginInput {
+    phone: String,
+    pin: String,
+}
+
+#[derive(Serialize)]
+struct SessionOutput {
+    object: &'static str,
+    token: String,
+    user_id: String,
+    expires_at: Dec64,
+}
+
+fn invalid_credentials() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "The phone number or PIN is wrong",
+        "check the phone number and the PIN; five wrong PINs in a row lock PIN use for 30 minutes",
+    )
+}
+
+fn pin_locked(until: u64) -> Problem {
+    Problem::new(
+        StatusCode::LOCKED,
+        "pin_locked",
+        "PIN use is locked",
+        format!("five wrong PINs in a row locked PIN use until {until} (nanoseconds since the epoch); an operator can unlock it sooner"),
+    )
+}
+
+/// `POST /v1/sessions`: phone and PIN in, a bearer token out.
+pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+    let input: LoginInput = parse_json(&read_body(&headers, body).await?)?;
+    let phone = parse_phone(&input.phone)?;
+    let found = app
+        .engine
+        .read(move |s| s.wallets().user_by_phone(&phone).map(|u| (u.id, u.pin_hash.clone(), u.pin_locked_until)))
+        .await?;
+    let (user_id, hash, locked_until) = match found {
+        Some((id, hash, locked)) => (Some(id), Some(hash), locked),
+        None => (None, None, 0),
+    };
+    if locked_until > now_nanos() {
+        return Err(pin_locked(locked_until));
+    }
+    // Checked even when there is no such user, against a decoy hash: same time, same answer.
+    let pin_ok = input.pin.len() <= 64 && app.pins.verify(input.pin, hash).await?;
+    let Some(user_id) = user_id else { return Err(invalid_credentials()) };
+    let token = new_session_token()?;
+    let command = Command::OpenSession {
+        user_id,
+        token_hash: token_hash(token.expose().as_bytes()),
+        pin_ok,
+        ttl_seconds: SESSION_TTL_SECONDS,
+    };
+    match app.engine.submit(command).await? {
+        Outcome::Wallet(WalletOutcome::SessionOpened(Ok(expires_at))) => {
+            let output = SessionOutput {
+                object: "session",
+                token: token.expose().to_string(),
+                user_id: user_id.to_string(),
+                expires_at: Dec64(expires_at),
+            };
+            Ok((StatusCode::CREATED, Json(output)).into_response())
+        }
+        Outcome::Wallet(WalletOutcome::SessionOpened(Err(error))) => Err(match error {
+            SessionError::Locked { until } => pin_locked(until),
+            SessionError::WrongPin { locked_until, .. } if locked_until != 0 => pin_locked(locked_until),
+            SessionError::WrongPin { .. } | SessionError::UnknownUser => invalid_credentials(),
+        }),
+        other => unreachable!("a login answers with SessionOpened, found {other:?}"),
+    }
+}
+
+/// The user a request's session token belongs to, with the token's hash.
+async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(u64, [u8; 32]), Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .filter(|t| t.starts_with(b"kasa_s_") && t.len() <= 128)
+        .ok_or_else(session_required)?;
+    let hash = token_hash(token);
+    let now = now_nanos();
+    let session = app.engine.read(move |s| s.wallets().session(&hash, now)).await?;
+    session.map(|s| (s.user_id, hash)).ok_or_else(session_required)
+}
+
+fn session_required() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Authentication required",
+        "send a session token from POST /v1/sessions as 'Authorization: Bearer <token>'",
+    )
+}
+
+/// `DELETE /v1/sessions/current`: log out.
+pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    let (_, hash) = authenticate(&app, &headers).await?;
+    app.engine.submit(Command::CloseSession { token_hash: hash }).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/me`.
+pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    let (user_id, _) = authenticate(&app, &headers).await?;
+    let now = now_nanos();
+    let user = app.engine.read(move |s| s.wallets().user(user_id).map(|u| UserOutput::new(u, now))).await?;
+    Ok(Json(user.ok_or_else(session_required)?).into_response())
+}
+
+#[derive(Serialize)]
+struct Limit {
+    limit: Dec64,
+    used: Dec64,
+    remaining: Dec64,
+}
+
+#[derive(Serialize)]
+struct WalletOutput {
+    object: &'static str,
+    account_id: Dec128,
+    currency: &'static str,
+    balance: Dec64,
+    available_balance: Dec64,
+    tier: &'static str,
+    balance_cap: Limit,
+    daily_outgoing: Limit,
+}
+
+/// `GET /v1/me/wallet`: balance, available balance (less pending debits) and limits.
+pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    let (user_id, _) = authenticate(&app, &headers).await?;
+    let wallet = app
+        .engine
+        .read(move |s| {
+            let user = s.wallets().user(user_id)?;
+            let account = s.ledger().account(user.wallet_account_id())?;
+            // KRW has no minor units and a wallet never exceeds its cap, so u64 holds it.
+            let balance = account.credits_posted.saturating_sub(account.debits_posted).min(u64::MAX as u128) as u64;
+            let available = account
+                .credits_posted
+                .saturating_sub(account.debits_posted.saturating_add(account.debits_pending))
+                .min(u64::MAX as u128) as u64;
+            let (cap, daily) = user.tier.limits_krw();
+            Some(WalletOutput {
+                object: "wallet",
+                account_id: Dec128(account.id),
+                currency: "KRW",
+                balance: Dec64(balance),
+                available_balance: Dec64(available),
+                tier: user.tier.name(),
+                balance_cap: Limit {
+                    limit: Dec64(cap),
+                    used: Dec64(balance),
+                    remaining: Dec64(cap.saturating_sub(balance)),
+                },
+                // Outgoing money (remittance, withdrawal) comes with the next steps of issue 3.
+                daily_outgoing: Limit { limit: Dec64(daily), used: Dec64(0), remaining: Dec64(daily) },
+            })
+        })
+        .await?;
+    Ok(Json(wallet.ok_or_else(session_required)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierInput {
+    tier: String,
+}
+
+fn parse_user_id(raw: &str) -> Result<u64, Problem> {
+    raw.parse::<u64>().map_err(|_| Problem::invalid_parameter(format!("a user id is a decimal number, found '{raw}'")))
+}
+
+async fn user_or_404(app: &AppState, user_id: u64) -> Result<Response, Problem> {
+    let now = now_nanos();
+    let user = app.engine.read(move |s| s.wallets().user(user_id).map(|u| UserOutput::new(u, now))).await?;
+    match user {
+        Some(user) => Ok(Json(user).into_response()),
+        None => Err(Problem::not_found(format!("no user has id {user_id}"))),
+    }
+}
+
+/// `POST /v1/admin/users/{id}/tier` (operator key): `{"tier": "basic" | "verified"}`.
+pub async fn set_tier(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let user_id = parse_user_id(&raw)?;
+    let input: TierInput = parse_json(&read_body(&headers, body).await?)?;
+    let tier = Tier::from_name(&input.tier)
+        .ok_or_else(|| Problem::invalid_field(format!("tier must be 'basic' or 'verified', found '{}'", input.tier)))?;
+    app.engine.submit(Command::SetTier { user_id, tier }).await?;
+    user_or_404(&app, user_id).await
+}
+
+/// `POST /v1/admin/users/{id}/unlock` (operator key): lifts a PIN lock.
+pub async fn unlock(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
+    let user_id = parse_user_id(&raw)?;
+    app.engine.submit(Command::UnlockPin { user_id }).await?;
+    user_or_404(&app, user_id).await
+}
