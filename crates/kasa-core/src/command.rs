@@ -10,7 +10,7 @@
 //! new `kind` numbers; existing numbers never change meaning.
 
 use crate::ledger::{Account, AccountOutcome, Transfer, TransferOutcome, RECORD_BYTES};
-use crate::wallet::{get_str, put_str, Tier, WalletOutcome};
+use crate::wallet::{get_str, put_str, FundingKind, Tier, WalletOutcome};
 use thiserror::Error;
 
 /// The most items in one command, as in TigerBeetle (a 1 MiB message of 128-byte records
@@ -24,6 +24,10 @@ const KIND_OPEN_SESSION: u8 = 4;
 const KIND_CLOSE_SESSION: u8 = 5;
 const KIND_SET_TIER: u8 = 6;
 const KIND_UNLOCK_PIN: u8 = 7;
+const KIND_SET_PIN_FREE_AMOUNT: u8 = 8;
+const KIND_LINK_BANK_ACCOUNT: u8 = 9;
+const KIND_START_FUNDING: u8 = 10;
+const KIND_SETTLE_FUNDING: u8 = 11;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +73,44 @@ pub enum Command {
         /// Who.
         user_id: u64,
     },
+    /// A user sets the amount they may move without the PIN (at most the default).
+    SetPinFreeAmount {
+        /// Who.
+        user_id: u64,
+        /// Won.
+        amount: u64,
+    },
+    /// A user links a bank account.
+    LinkBankAccount {
+        /// Who.
+        user_id: u64,
+        /// The 3-digit bank code.
+        bank_code: String,
+        /// The account number, digits only.
+        account_number: String,
+        /// The name on the account.
+        holder_name: String,
+    },
+    /// A user starts a top-up or a withdrawal.
+    StartFunding {
+        /// Who.
+        user_id: u64,
+        /// From or to which bank account.
+        bank_account_id: u64,
+        /// Top-up or withdrawal.
+        kind: FundingKind,
+        /// Won.
+        amount: u64,
+        /// The HTTP layer's verdict on a PIN sent with the request (`None`: no PIN sent).
+        pin_ok: Option<bool>,
+    },
+    /// A bank's answer to a top-up or withdrawal.
+    SettleFunding {
+        /// Which.
+        funding_id: u64,
+        /// Approved (post) or declined (void).
+        approved: bool,
+    },
 }
 
 impl Command {
@@ -81,7 +123,12 @@ impl Command {
             | Command::OpenSession { .. }
             | Command::CloseSession { .. }
             | Command::SetTier { .. }
-            | Command::UnlockPin { .. } => 1,
+            | Command::UnlockPin { .. }
+            | Command::SetPinFreeAmount { .. }
+            | Command::LinkBankAccount { .. }
+            | Command::StartFunding { .. } => 1,
+            // A settlement resolves a pending transfer: one event.
+            Command::SettleFunding { .. } => 1,
         }
     }
 }
@@ -197,6 +244,10 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::CloseSession { .. } => KIND_CLOSE_SESSION,
             Command::SetTier { .. } => KIND_SET_TIER,
             Command::UnlockPin { .. } => KIND_UNLOCK_PIN,
+            Command::SetPinFreeAmount { .. } => KIND_SET_PIN_FREE_AMOUNT,
+            Command::LinkBankAccount { .. } => KIND_LINK_BANK_ACCOUNT,
+            Command::StartFunding { .. } => KIND_START_FUNDING,
+            Command::SettleFunding { .. } => KIND_SETTLE_FUNDING,
         };
         out.push(kind);
         let len_at = out.len();
@@ -227,6 +278,31 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
                 out.push(*tier as u8);
             }
             Command::UnlockPin { user_id } => out.extend_from_slice(&user_id.to_le_bytes()),
+            Command::SetPinFreeAmount { user_id, amount } => {
+                out.extend_from_slice(&user_id.to_le_bytes());
+                out.extend_from_slice(&amount.to_le_bytes());
+            }
+            Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => {
+                out.extend_from_slice(&user_id.to_le_bytes());
+                put_str(out, bank_code);
+                put_str(out, account_number);
+                put_str(out, holder_name);
+            }
+            Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok } => {
+                out.extend_from_slice(&user_id.to_le_bytes());
+                out.extend_from_slice(&bank_account_id.to_le_bytes());
+                out.push(*kind as u8);
+                out.extend_from_slice(&amount.to_le_bytes());
+                out.push(match pin_ok {
+                    None => 0,
+                    Some(false) => 1,
+                    Some(true) => 2,
+                });
+            }
+            Command::SettleFunding { funding_id, approved } => {
+                out.extend_from_slice(&funding_id.to_le_bytes());
+                out.push(*approved as u8);
+            }
         }
         let len = (out.len() - len_at - 4) as u32;
         out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
@@ -281,6 +357,38 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
                 Command::SetTier { user_id, tier }
             }
             KIND_UNLOCK_PIN => Command::UnlockPin { user_id: b.u64()? },
+            KIND_SET_PIN_FREE_AMOUNT => Command::SetPinFreeAmount { user_id: b.u64()?, amount: b.u64()? },
+            KIND_LINK_BANK_ACCOUNT => Command::LinkBankAccount {
+                user_id: b.u64()?,
+                bank_code: get_str(&mut b).map_err(bad)?,
+                account_number: get_str(&mut b).map_err(bad)?,
+                holder_name: get_str(&mut b).map_err(bad)?,
+            },
+            KIND_START_FUNDING => {
+                let user_id = b.u64()?;
+                let bank_account_id = b.u64()?;
+                let kind = match b.u8()? {
+                    1 => FundingKind::TopUp,
+                    2 => FundingKind::Withdrawal,
+                    other => return Err(bad(format!("funding kind byte {other}"))),
+                };
+                let amount = b.u64()?;
+                let pin_ok = match b.u8()? {
+                    0 => None,
+                    1 => Some(false),
+                    2 => Some(true),
+                    other => return Err(bad(format!("pin byte {other}"))),
+                };
+                Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok }
+            }
+            KIND_SETTLE_FUNDING => Command::SettleFunding {
+                funding_id: b.u64()?,
+                approved: match b.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(bad(format!("approved byte {other}"))),
+                },
+            },
             kind => return Err(DecodeError::UnknownKind { kind, offset }),
         };
         if !matches!(kind, KIND_CREATE_ACCOUNTS | KIND_CREATE_TRANSFERS) && b.remaining() != 0 {
@@ -315,6 +423,21 @@ mod tests {
             Command::CloseSession { token_hash: [4; 32] },
             Command::SetTier { user_id: 7, tier: Tier::Verified },
             Command::UnlockPin { user_id: 7 },
+            Command::SetPinFreeAmount { user_id: 7, amount: 0 },
+            Command::LinkBankAccount {
+                user_id: 7,
+                bank_code: "004".into(),
+                account_number: "1234567890".into(),
+                holder_name: "김민지".into(),
+            },
+            Command::StartFunding {
+                user_id: 7,
+                bank_account_id: 1,
+                kind: FundingKind::Withdrawal,
+                amount: 10_000,
+                pin_ok: Some(true),
+            },
+            Command::SettleFunding { funding_id: 1, approved: false },
         ];
         let mut bytes = Vec::new();
         encode_commands(&commands, &mut bytes);

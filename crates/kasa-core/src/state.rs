@@ -11,9 +11,10 @@ use crate::wallet::{WalletOutcome, Wallets, NANOS_PER_SECOND_WALLET};
 use thiserror::Error;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KASASTAT";
-/// Version 2 added the wallet section after the ledger; version 1 snapshots (ledger only)
-/// still load, with no users.
-const SNAPSHOT_VERSION: u32 = 2;
+/// Version 2 added the wallet section after the ledger, version 3 funding and the PIN-free
+/// amount in it; version 1 snapshots (ledger only) still load, with no users. Version 2 lived
+/// for one development commit and is not read.
+const SNAPSHOT_VERSION: u32 = 3;
 
 /// The most balance entries one account's history may claim in a snapshot; guards the
 /// decoder's allocation against a corrupt count.
@@ -122,7 +123,8 @@ impl State {
         if batch.timestamp.checked_add(events as u64).is_none() {
             return Err(ApplyError::TimestampOverflow { timestamp: batch.timestamp, events });
         }
-        self.ledger.expire_pending(batch.timestamp);
+        let expired = self.ledger.expire_pending(batch.timestamp);
+        self.wallets.on_transfers_expired(&expired);
         self.wallets.expire_sessions(batch.timestamp);
         let mut next = batch.timestamp;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
@@ -153,6 +155,32 @@ impl State {
                     Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier(*user_id, *tier)))
                 }
                 Command::UnlockPin { user_id } => Outcome::Wallet(WalletOutcome::TierSet(wallets.unlock_pin(*user_id))),
+                Command::SetPinFreeAmount { user_id, amount } => {
+                    Outcome::Wallet(WalletOutcome::TierSet(wallets.set_pin_free_amount(*user_id, *amount)))
+                }
+                Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => {
+                    Outcome::Wallet(WalletOutcome::BankAccountLinked(wallets.link_bank_account(
+                        *user_id,
+                        bank_code,
+                        account_number,
+                        holder_name,
+                        next,
+                    )))
+                }
+                Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok } => {
+                    Outcome::Wallet(WalletOutcome::FundingStarted(wallets.start_funding(
+                        ledger,
+                        *user_id,
+                        *bank_account_id,
+                        *kind,
+                        *amount,
+                        *pin_ok,
+                        next,
+                    )))
+                }
+                Command::SettleFunding { funding_id, approved } => Outcome::Wallet(WalletOutcome::FundingSettled(
+                    wallets.settle_funding(ledger, *funding_id, *approved, next),
+                )),
             });
             next += command.events() as u64;
         }

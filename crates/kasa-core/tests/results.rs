@@ -567,15 +567,14 @@ fn an_inconsistent_snapshot_is_refused_not_a_later_panic() {
     assert_eq!(h.transfers(vec![pending(50, 1, 2, 30, 0)]), ["ok"]);
     let good = h.state.encode_snapshot();
     assert!(kasa_core::State::decode_snapshot(&good).is_ok());
-    // The pending-status table is the 13 bytes before the (empty) balance-history count and
-    // the empty wallet section (two zero counts): a count of 1 and one (position, status)
-    // entry. Drop the entry and the count with it.
-    let histories = good.len() - 8 - 16;
-    let statuses = histories - 5 - 8;
-    assert_eq!(u64::from_le_bytes(good[statuses..statuses + 8].try_into().unwrap()), 1);
-    let mut bad = good[..statuses].to_vec();
+    // The pending-status table is a count of 1 and one (position 1, status pending) entry;
+    // nothing after it (balance histories, wallets) holds these bytes, so the last match is it.
+    // Drop the entry and make the count 0.
+    let table: Vec<u8> = [&1u64.to_le_bytes()[..], &1u32.to_le_bytes()[..], &[1u8][..]].concat();
+    let at = good.windows(table.len()).rposition(|w| w == table.as_slice()).expect("the pending-status table");
+    let mut bad = good[..at].to_vec();
     bad.extend_from_slice(&0u64.to_le_bytes());
-    bad.extend_from_slice(&good[histories..]);
+    bad.extend_from_slice(&good[at + table.len()..]);
     let error = kasa_core::State::decode_snapshot(&bad).expect_err("a pending transfer without a status");
     assert!(error.to_string().contains("pending transfer 50 has no status"), "{error}");
 }

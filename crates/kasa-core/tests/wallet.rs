@@ -137,3 +137,168 @@ fn a_user_holds_a_bounded_number_of_sessions() {
     assert!(h.state.wallets().session(&[1; 32], now).is_none(), "the oldest sessions were closed");
     assert!(h.state.wallets().session(&[20; 32], now).is_some());
 }
+
+mod funding {
+    use super::*;
+    use kasa_core::wallet::{FundingError, FundingKind, FundingStatus, LimitExceeded, LinkError};
+
+    fn link(h: &mut Harness, user_id: u64, number: &str) -> Result<u64, LinkError> {
+        let command = Command::LinkBankAccount {
+            user_id,
+            bank_code: "004".into(),
+            account_number: number.into(),
+            holder_name: "김민지".into(),
+        };
+        match wallet(h, command) {
+            WalletOutcome::BankAccountLinked(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn start(
+        h: &mut Harness,
+        user_id: u64,
+        kind: FundingKind,
+        amount: u64,
+        pin_ok: Option<bool>,
+    ) -> Result<u64, FundingError> {
+        match wallet(h, Command::StartFunding { user_id, bank_account_id: 1, kind, amount, pin_ok }) {
+            WalletOutcome::FundingStarted(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn settle(h: &mut Harness, funding_id: u64, approved: bool) -> Option<FundingStatus> {
+        match wallet(h, Command::SettleFunding { funding_id, approved }) {
+            WalletOutcome::FundingSettled(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn balance(h: &Harness, user_id: u64) -> (u128, u128) {
+        let a = h.state.ledger().account(wallet_account_id(user_id)).unwrap();
+        (a.credits_posted - a.debits_posted, a.debits_pending)
+    }
+
+    fn setup() -> (Harness, u64) {
+        let mut h = Harness::default();
+        let id = sign_up(&mut h, "01012345678").unwrap();
+        assert_eq!(link(&mut h, id, "1234567890"), Ok(1));
+        (h, id)
+    }
+
+    #[test]
+    fn bank_accounts_are_validated_and_bounded() {
+        let (mut h, id) = setup();
+        assert_eq!(link(&mut h, id, "1234567890"), Err(LinkError::AlreadyLinked));
+        assert_eq!(link(&mut h, id, "12345"), Err(LinkError::InvalidAccountNumber));
+        assert_eq!(link(&mut h, 9, "1234567891"), Err(LinkError::UnknownUser));
+        for n in 1..5 {
+            assert!(link(&mut h, id, &format!("123456789{n}")).is_ok());
+        }
+        assert_eq!(link(&mut h, id, "9999999999"), Err(LinkError::TooMany));
+        let account = h.state.wallets().funding().bank_account(1).unwrap();
+        assert_eq!(account.masked_number(), "******7890");
+    }
+
+    #[test]
+    fn a_top_up_reserves_then_posts_or_voids_on_the_banks_answer() {
+        let (mut h, id) = setup();
+        let f = start(&mut h, id, FundingKind::TopUp, 100_000, None).unwrap();
+        let status = |h: &Harness, f: u64| {
+            let book = h.state.wallets().funding();
+            book.status(h.state.ledger(), book.funding(f).unwrap())
+        };
+        assert_eq!(status(&h, f), FundingStatus::Pending);
+        assert_eq!(balance(&h, id), (0, 0), "nothing is spendable before the bank answers");
+        assert_eq!(settle(&mut h, f, true), Some(FundingStatus::Succeeded));
+        assert_eq!(balance(&h, id), (100_000, 0));
+        // A late second answer changes nothing.
+        assert_eq!(settle(&mut h, f, false), Some(FundingStatus::Succeeded));
+        let g = start(&mut h, id, FundingKind::TopUp, 13, None).unwrap();
+        assert_eq!(settle(&mut h, g, false), Some(FundingStatus::Declined));
+        assert_eq!(balance(&h, id), (100_000, 0));
+        assert_eq!(settle(&mut h, 99, true), None);
+    }
+
+    #[test]
+    fn the_balance_cap_counts_pending_top_ups_and_is_exact_at_the_boundary() {
+        let (mut h, id) = setup();
+        let f = start(&mut h, id, FundingKind::TopUp, 300_000, None).unwrap();
+        assert_eq!(
+            start(&mut h, id, FundingKind::TopUp, 200_001, None),
+            Err(FundingError::LimitExceeded(LimitExceeded {
+                limit: "balance_cap",
+                value: 500_000,
+                remaining: 200_000
+            }))
+        );
+        let g = start(&mut h, id, FundingKind::TopUp, 200_000, None).unwrap();
+        settle(&mut h, f, true);
+        settle(&mut h, g, true);
+        assert_eq!(balance(&h, id), (500_000, 0));
+        assert!(matches!(start(&mut h, id, FundingKind::TopUp, 1, None), Err(FundingError::LimitExceeded(_))));
+        assert_eq!(
+            wallet(&mut h, Command::SetTier { user_id: id, tier: Tier::Verified }),
+            WalletOutcome::TierSet(true)
+        );
+        assert!(start(&mut h, id, FundingKind::TopUp, 1, None).is_ok());
+    }
+
+    #[test]
+    fn withdrawals_need_funds_the_pin_above_the_free_amount_and_fit_the_daily_limit() {
+        let (mut h, id) = setup();
+        let f = start(&mut h, id, FundingKind::TopUp, 500_000, None).unwrap();
+        settle(&mut h, f, true);
+        assert_eq!(start(&mut h, id, FundingKind::Withdrawal, 50_001, None), Err(FundingError::PinRequired));
+        assert_eq!(
+            start(&mut h, id, FundingKind::Withdrawal, 60_000, Some(false)),
+            Err(FundingError::WrongPin { attempts_left: 4 })
+        );
+        let w = start(&mut h, id, FundingKind::Withdrawal, 50_000, None).unwrap();
+        assert_eq!(balance(&h, id), (500_000, 50_000), "the withdrawal is reserved");
+        let w2 = start(&mut h, id, FundingKind::Withdrawal, 450_000, Some(true)).unwrap();
+        assert_eq!(
+            start(&mut h, id, FundingKind::Withdrawal, 1, Some(true)),
+            Err(FundingError::LimitExceeded(LimitExceeded { limit: "daily_outgoing", value: 500_000, remaining: 0 }))
+        );
+        // A declined withdrawal gives its amount back to the daily limit and the wallet.
+        assert_eq!(settle(&mut h, w2, false), Some(FundingStatus::Declined));
+        assert_eq!(settle(&mut h, w, true), Some(FundingStatus::Succeeded));
+        assert_eq!(balance(&h, id), (450_000, 0));
+        assert_eq!(h.state.wallets().funding().outgoing_today(id, h.now), 50_000);
+        // More than the wallet holds (the daily limit has room after raising the tier).
+        wallet(&mut h, Command::SetTier { user_id: id, tier: Tier::Verified });
+        assert_eq!(
+            start(&mut h, id, FundingKind::Withdrawal, 450_001, Some(true)),
+            Err(FundingError::InsufficientFunds)
+        );
+        // The user can require the PIN for every amount.
+        assert_eq!(wallet(&mut h, Command::SetPinFreeAmount { user_id: id, amount: 0 }), WalletOutcome::TierSet(true));
+        assert_eq!(start(&mut h, id, FundingKind::Withdrawal, 1, None), Err(FundingError::PinRequired));
+        assert_eq!(
+            wallet(&mut h, Command::SetPinFreeAmount { user_id: id, amount: 50_001 }),
+            WalletOutcome::TierSet(false)
+        );
+    }
+
+    #[test]
+    fn an_unanswered_funding_expires_by_engine_time_and_gives_back_the_daily_limit() {
+        let (mut h, id) = setup();
+        let f = start(&mut h, id, FundingKind::TopUp, 100_000, None).unwrap();
+        settle(&mut h, f, true);
+        let w = start(&mut h, id, FundingKind::Withdrawal, 40_000, None).unwrap();
+        assert_eq!(h.state.wallets().funding().outgoing_today(id, h.now), 40_000);
+        h.advance(61 * SECOND);
+        h.apply(vec![]);
+        let book = h.state.wallets().funding();
+        assert_eq!(book.status(h.state.ledger(), book.funding(w).unwrap()), FundingStatus::Expired);
+        assert_eq!(book.outgoing_today(id, h.now), 0);
+        assert_eq!(balance(&h, id), (100_000, 0));
+        // A bank answer after the timeout finds it expired and moves nothing.
+        assert_eq!(settle(&mut h, w, true), Some(FundingStatus::Expired));
+        assert_eq!(balance(&h, id), (100_000, 0));
+        let restored = State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+        assert_eq!(restored.hash(), h.state.hash());
+    }
+}

@@ -6,6 +6,7 @@
 //! engine, and map results to responses; every error is a [`Problem`]. Only this crate knows
 //! HTTP and JSON; it holds no ledger state of its own.
 
+pub mod bank;
 pub mod json;
 pub mod pin;
 pub mod problem;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// PIN hashing with the server's pepper.
     pub pins: pin::PinHasher,
+    /// The bank rail for top-ups and withdrawals.
+    pub bank: Arc<dyn bank::BankRail>,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -80,12 +83,13 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 512;
 impl AppState {
     /// The state for `engine`, authenticating operators with `operator_key` and peppering
     /// PIN hashes with `pin_pepper`.
-    pub fn new(engine: Arc<Engine>, operator_key: Secret, pin_pepper: &Secret) -> Self {
+    pub fn new(engine: Arc<Engine>, operator_key: Secret, pin_pepper: &Secret, bank: Arc<dyn bank::BankRail>) -> Self {
         AppState {
             engine,
             operator_key,
             in_flight: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
             pins: pin::PinHasher::new(pin_pepper),
+            bank,
         }
     }
 }
@@ -152,7 +156,7 @@ async fn method_not_allowed(request: Request) -> Response {
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    use routes::{ledger, ops, users};
+    use routes::{funding, ledger, ops, users};
     let api = Router::new()
         .route("/v1/ledger/accounts", post(ledger::create_accounts))
         .route("/v1/ledger/accounts/lookup", post(ledger::lookup_accounts))
@@ -171,7 +175,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions", post(users::log_in))
         .route("/v1/sessions/current", axum::routing::delete(users::log_out))
         .route("/v1/me", get(users::me))
-        .route("/v1/me/wallet", get(users::my_wallet));
+        .route("/v1/me/wallet", get(users::my_wallet))
+        .route("/v1/me/bank-accounts", post(funding::link).get(funding::list_bank_accounts))
+        .route("/v1/me/top-ups", post(funding::top_up))
+        .route("/v1/me/top-ups/{id}", get(funding::get_top_up))
+        .route("/v1/me/withdrawals", post(funding::withdraw))
+        .route("/v1/me/withdrawals/{id}", get(funding::get_withdrawal));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -26,6 +26,26 @@ pub struct Problem {
     /// Seconds to wait before retrying (also sent as a Retry-After header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u32>,
+    /// For `limit_exceeded`: which limit, its value and what is left.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub limit: Option<Box<LimitDetail>>,
+}
+
+/// Which limit a request would pass, in the problem body.
+#[derive(Debug, Serialize)]
+pub struct LimitDetail {
+    /// `balance_cap` or `daily_outgoing`.
+    pub limit: &'static str,
+    /// The limit's value, in won.
+    #[serde(serialize_with = "as_decimal")]
+    pub value: u64,
+    /// What is left of it, in won.
+    #[serde(serialize_with = "as_decimal")]
+    pub remaining: u64,
+}
+
+fn as_decimal<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 impl Problem {
@@ -39,6 +59,7 @@ impl Problem {
             detail: detail.into(),
             index: None,
             retry_after: None,
+            limit: None,
         }
     }
 

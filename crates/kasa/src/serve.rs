@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// machine one measured better than two: the second core stays for the sequencer.
     #[arg(long, default_value_t = 1)]
     http_threads: usize,
+    /// How long the in-process sandbox bank takes to answer a top-up or withdrawal.
+    #[arg(long, default_value_t = 200)]
+    sandbox_bank_latency_ms: u64,
     /// Write a snapshot every this many MiB of journal (0: only at shutdown).
     #[arg(long, default_value_t = 2048)]
     snapshot_interval_mib: u64,
@@ -116,7 +119,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.http_threads).enable_all().build()?
     };
-    let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key, pin_pepper));
+    // The sandbox bank is the only bank rail shipped: see kasa_server::bank.
+    let bank = Arc::new(kasa_server::bank::SandboxBank {
+        latency: std::time::Duration::from_millis(args.sandbox_bank_latency_ms),
+    });
+    tracing::info!(latency_ms = args.sandbox_bank_latency_ms, "bank rail: the in-process sandbox bank");
+    let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key, pin_pepper, bank));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
     result?;
@@ -136,6 +144,7 @@ async fn serve(
     engine: Arc<Engine>,
     operator_key: Secret,
     pin_pepper: Secret,
+    bank: Arc<kasa_server::bank::SandboxBank>,
 ) -> anyhow::Result<()> {
     // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
     // the default action would kill the process without draining.
@@ -163,6 +172,6 @@ async fn serve(
         // New requests get 503 and /readyz says so; those already queued still complete.
         stopping.stop_accepting();
     };
-    kasa_server::serve(listener, AppState::new(engine.clone(), operator_key, &pin_pepper), shutdown).await?;
+    kasa_server::serve(listener, AppState::new(engine.clone(), operator_key, &pin_pepper, bank), shutdown).await?;
     Ok(())
 }

@@ -968,9 +968,9 @@ impl Ledger {
     }
 
     /// Releases every pending transfer whose timeout has passed at `now`, oldest first, and
-    /// returns how many expired. Deterministic: it depends only on `now` and the state.
-    pub fn expire_pending(&mut self, now: u64) -> usize {
-        let mut expired = 0;
+    /// returns them. Deterministic: it depends only on `now` and the state.
+    pub fn expire_pending(&mut self, now: u64) -> Vec<Transfer> {
+        let mut expired = Vec::new();
         while let Some(&(at, position)) = self.expiries.first() {
             if at > now {
                 break;
@@ -997,7 +997,7 @@ impl Ledger {
             self.record_balances(dr_position, &dr, now);
             self.record_balances(cr_position, &cr, now);
             self.set_pending(position, PendingStatus::Expired);
-            expired += 1;
+            expired.push(p);
         }
         expired
     }

@@ -10,8 +10,12 @@
 //! lives here: it changes in the same atomic step as the session it guards, and a restart
 //! cannot reset it. The chart of accounts is in `docs/accounts.md`.
 
+pub mod funding;
 mod phone;
 
+pub use funding::{
+    BankAccount, Funding, FundingBook, FundingError, FundingKind, FundingStatus, LimitExceeded, LinkError,
+};
 pub use phone::{Phone, PhoneError};
 
 use crate::ledger::{Account, AccountFlags, Ledger};
@@ -35,10 +39,24 @@ pub const PIN_HASH_BYTES_MAX: usize = 256;
 /// Sessions one user may hold at once; the oldest is closed to make room.
 pub const SESSIONS_PER_USER_MAX: usize = 16;
 
-/// The ledger account id of user `user_id`'s wallet. Domain accounts have the top bit set, a
-/// range that operators must not use for their own accounts (see `docs/accounts.md`).
+/// Kind number of wallet accounts in domain ids.
+const KIND_WALLET: u64 = 1;
+
+/// A domain id: the top bit set, a kind in bits 64..127 and a number in bits 0..64. Domain
+/// accounts and transfers live in this range, which operators must not use for their own (see
+/// `docs/accounts.md`).
+pub fn domain_id(kind: u64, n: u64) -> u128 {
+    (1u128 << 127) | ((kind as u128) << 64) | n as u128
+}
+
+/// The (kind, number) of a domain id, or `None` for an id outside the domain range.
+pub fn domain_id_parts(id: u128) -> Option<(u64, u64)> {
+    (id >> 127 == 1).then_some((((id >> 64) as u64) & (u64::MAX >> 1), id as u64))
+}
+
+/// The ledger account id of user `user_id`'s wallet.
 pub fn wallet_account_id(user_id: u64) -> u128 {
-    (1u128 << 127) | (1u128 << 64) | user_id as u128
+    domain_id(KIND_WALLET, user_id)
 }
 
 /// A KYC tier: what the law lets a wallet hold and send.
@@ -105,6 +123,8 @@ pub struct User {
     pub pin_locked_until: u64,
     /// When the user signed up.
     pub created_at: u64,
+    /// Withdrawals and transfers above this many won need the PIN.
+    pub pin_free_krw: u64,
 }
 
 impl User {
@@ -181,8 +201,15 @@ pub enum WalletOutcome {
     SessionOpened(Result<u64, SessionError>),
     /// `CloseSession`: whether there was such a session.
     SessionClosed(bool),
-    /// `SetTier`: whether the user exists.
+    /// `SetTier`, `UnlockPin`, `SetPinFreeAmount`: whether the user exists (and, for the last,
+    /// the amount was allowed).
     TierSet(bool),
+    /// `LinkBankAccount`: the bank account's id, or why not.
+    BankAccountLinked(Result<u64, LinkError>),
+    /// `StartFunding`: the funding's id, or why not.
+    FundingStarted(Result<u64, FundingError>),
+    /// `SettleFunding`: the status after the bank's answer (`None`: no such funding).
+    FundingSettled(Option<FundingStatus>),
 }
 
 /// Users and sessions. Deterministic containers only: it is hashed and snapshotted.
@@ -194,9 +221,11 @@ pub struct Wallets {
     sessions: BTreeMap<[u8; 32], Session>,
     /// (expires_at, token hash) of every session, to expire them in time order.
     session_expiries: BTreeSet<(u64, [u8; 32])>,
+    /// Bank accounts, top-ups and withdrawals.
+    funding: FundingBook,
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let chars = name.chars().count();
     (1..=NAME_CHARS_MAX).contains(&chars) && !name.chars().any(char::is_control) && !name.trim().is_empty()
 }
@@ -214,6 +243,15 @@ impl Wallets {
     /// The user with this id.
     pub fn user(&self, id: u64) -> Option<&User> {
         id.checked_sub(1).and_then(|i| self.users.get(i as usize))
+    }
+
+    fn user_mut(&mut self, id: u64) -> Option<&mut User> {
+        id.checked_sub(1).and_then(|i| self.users.get_mut(i as usize))
+    }
+
+    /// Bank accounts, top-ups and withdrawals.
+    pub fn funding(&self) -> &FundingBook {
+        &self.funding
     }
 
     /// The user with this phone number.
@@ -280,6 +318,7 @@ impl Wallets {
             pin_failures: 0,
             pin_locked_until: 0,
             created_at: timestamp,
+            pin_free_krw: funding::PIN_FREE_KRW_DEFAULT,
         });
         Ok(id)
     }
@@ -301,18 +340,7 @@ impl Wallets {
         if user.pin_locked_at(now) {
             return Err(SessionError::Locked { until: user.pin_locked_until });
         }
-        if !pin_ok {
-            user.pin_failures = user.pin_failures.saturating_add(1);
-            let mut locked_until = 0;
-            if user.pin_failures >= PIN_ATTEMPTS_MAX {
-                user.pin_failures = 0;
-                user.pin_locked_until = now.saturating_add(PIN_LOCK_NANOS);
-                locked_until = user.pin_locked_until;
-            }
-            let attempts_left = if locked_until == 0 { PIN_ATTEMPTS_MAX - user.pin_failures } else { 0 };
-            return Err(SessionError::WrongPin { attempts_left, locked_until });
-        }
-        user.pin_failures = 0;
+        record_pin_attempt(user, pin_ok, now)?;
         let expires_at = now.saturating_add(ttl_nanos);
         if self.sessions.contains_key(&token_hash) {
             // A 256-bit random token never repeats; a repeat is a replayed command. Keep the
@@ -355,6 +383,18 @@ impl Wallets {
         }
     }
 
+    /// Lowers (or restores, up to the default) the amount a user may move without the PIN;
+    /// returns false for an unknown user or an amount above the default.
+    pub fn set_pin_free_amount(&mut self, user_id: u64, amount: u64) -> bool {
+        match self.user_mut(user_id) {
+            Some(user) if amount <= funding::PIN_FREE_KRW_DEFAULT => {
+                user.pin_free_krw = amount;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Lifts a PIN lock (an operator's decision); returns whether the user exists.
     pub fn unlock_pin(&mut self, user_id: u64) -> bool {
         match user_id.checked_sub(1).and_then(|i| self.users.get_mut(i as usize)) {
@@ -378,6 +418,7 @@ impl Wallets {
             out.push(u.pin_failures);
             out.extend_from_slice(&u.pin_locked_until.to_le_bytes());
             out.extend_from_slice(&u.created_at.to_le_bytes());
+            out.extend_from_slice(&u.pin_free_krw.to_le_bytes());
         }
         out.extend_from_slice(&(self.sessions.len() as u64).to_le_bytes());
         for (hash, s) in &self.sessions {
@@ -386,6 +427,7 @@ impl Wallets {
             out.extend_from_slice(&s.created_at.to_le_bytes());
             out.extend_from_slice(&s.expires_at.to_le_bytes());
         }
+        self.funding.encode(out);
     }
 
     /// Decodes what [`Wallets::encode`] wrote; checks that it fits the ledger.
@@ -402,6 +444,7 @@ impl Wallets {
             let pin_failures = c.u8().map_err(e)?;
             let pin_locked_until = c.u64().map_err(e)?;
             let created_at = c.u64().map_err(e)?;
+            let pin_free_krw = c.u64().map_err(e)?;
             if !valid_name(&name) || !valid_pin_hash(&pin_hash) || pin_failures >= PIN_ATTEMPTS_MAX {
                 return Err(format!("user {id} has an invalid name, pin hash or failure count"));
             }
@@ -411,7 +454,17 @@ impl Wallets {
             if wallets.by_phone.insert(phone.clone(), id).is_some() {
                 return Err(format!("user {id} repeats a phone number"));
             }
-            wallets.users.push(User { id, phone, name, pin_hash, tier, pin_failures, pin_locked_until, created_at });
+            wallets.users.push(User {
+                id,
+                phone,
+                name,
+                pin_hash,
+                tier,
+                pin_failures,
+                pin_locked_until,
+                created_at,
+                pin_free_krw,
+            });
         }
         let sessions = c.u64().map_err(e)?;
         for _ in 0..sessions {
@@ -425,8 +478,27 @@ impl Wallets {
             wallets.sessions.insert(hash, Session { user_id, created_at, expires_at });
             wallets.session_expiries.insert((expires_at, hash));
         }
+        wallets.funding = FundingBook::decode(c, wallets.users.len() as u64)?;
         Ok(wallets)
     }
+}
+
+/// Counts one PIN attempt whose verdict the HTTP layer reached: a match clears the count, a
+/// miss adds to it and locks PIN use at [`PIN_ATTEMPTS_MAX`]. The caller checks the lock first.
+pub(crate) fn record_pin_attempt(user: &mut User, ok: bool, now: u64) -> Result<(), SessionError> {
+    if ok {
+        user.pin_failures = 0;
+        return Ok(());
+    }
+    user.pin_failures = user.pin_failures.saturating_add(1);
+    let mut locked_until = 0;
+    if user.pin_failures >= PIN_ATTEMPTS_MAX {
+        user.pin_failures = 0;
+        user.pin_locked_until = now.saturating_add(PIN_LOCK_NANOS);
+        locked_until = user.pin_locked_until;
+    }
+    let attempts_left = if locked_until == 0 { PIN_ATTEMPTS_MAX - user.pin_failures } else { 0 };
+    Err(SessionError::WrongPin { attempts_left, locked_until })
 }
 
 /// Most bytes of one string in the canonical encoding (names, phones, hashes are far

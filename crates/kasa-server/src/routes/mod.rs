@@ -2,6 +2,7 @@
 //! metrics, `users` for wallet users and sessions. Handlers parse and validate the request, hand a command or a query to the
 //! engine, and shape the answer; they hold no state of their own.
 
+pub mod funding;
 pub mod ledger;
 pub mod ops;
 pub mod users;

@@ -58,7 +58,8 @@ impl UserOutput {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+/// Parses a JSON body into `T`, mapping errors to problems.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Problem::invalid_field(e.to_string()),
         _ => Problem::malformed_json(e.to_string()),
@@ -221,6 +222,11 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(u64, [u8; 
     let now = now_nanos();
     let session = app.engine.read(move |s| s.wallets().session(&hash, now)).await?;
     session.map(|s| (s.user_id, hash)).ok_or_else(session_required)
+}
+
+/// The user a request's session token belongs to.
+pub(crate) async fn authenticate_user(app: &AppState, headers: &HeaderMap) -> Result<u64, Problem> {
+    authenticate(app, headers).await.map(|(user_id, _)| user_id)
 }
 
 fn session_required() -> Problem {

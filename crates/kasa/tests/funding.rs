@@ -1,0 +1,143 @@
+//! Bank accounts, top-ups and withdrawals end to end through the sandbox bank: approve,
+//! decline (amounts ending in 13), limits, PIN above the PIN-free amount, and other users'
+//! resources.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn call(
+    c: &mut kasa::client::Client,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> kasa::client::Response {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n");
+    c.send_raw(&head, body.as_bytes()).unwrap()
+}
+
+fn user(c: &mut kasa::client::Client, phone: &str) -> String {
+    let r = post(c, "/v1/users", &json!({"phone": phone, "name": "Test", "pin": "135790"}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let r = post(c, "/v1/sessions", &json!({"phone": phone, "pin": "135790"}));
+    assert_eq!(r.status, 201);
+    r.json()["token"].as_str().unwrap().to_string()
+}
+
+/// Waits (bounded) for the sandbox bank's answer to settle a funding.
+fn settled(c: &mut kasa::client::Client, path: &str, token: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let f = call(c, "GET", path, token, None).json();
+        if f["status"] != "pending" {
+            return f;
+        }
+        assert!(Instant::now() < deadline, "{path} stayed pending");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn balance(c: &mut kasa::client::Client, token: &str) -> (String, String) {
+    let w = call(c, "GET", "/v1/me/wallet", token, None).json();
+    (w["balance"].as_str().unwrap().to_string(), w["available_balance"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn top_up_and_withdraw_through_the_sandbox_bank() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let token = user(&mut c, "010-2222-3333");
+
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/me/bank-accounts",
+        &token,
+        Some(json!({"bank_code": "004", "account_number": "123-456-789012", "holder_name": "Test"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["account_number"], "********9012", "account numbers are masked");
+    let bank = r.json()["id"].as_str().unwrap().to_string();
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/me/bank-accounts",
+        &token,
+        Some(json!({"bank_code": "004", "account_number": "123456789012", "holder_name": "Test"})),
+    );
+    assert_problem(&r, 409, "already_linked");
+    let list = call(&mut c, "GET", "/v1/me/bank-accounts", &token, None).json();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(!String::from_utf8_lossy(&call(&mut c, "GET", "/v1/me/bank-accounts", &token, None).body)
+        .contains("123456789012"));
+
+    // A top-up is pending at once, then the bank approves it.
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": 300000})));
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["status"], "pending");
+    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &token)["status"], "succeeded");
+    assert_eq!(balance(&mut c, &token), ("300000".into(), "300000".into()));
+
+    // Amounts ending in 13 are declined by the sandbox: nothing arrives.
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": 1013})));
+    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &token)["status"], "declined");
+    assert_eq!(balance(&mut c, &token).0, "300000");
+
+    // The balance cap of a basic wallet (500,000), exactly at the boundary.
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": 200001})));
+    assert_problem(&r, 422, "limit_exceeded");
+    assert_eq!(r.json()["limit"], "balance_cap");
+    assert_eq!(r.json()["remaining"], "200000");
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": 200000})));
+    assert_eq!(r.status, 201);
+    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &token)["status"], "succeeded");
+
+    // Withdrawals above 50,000 need the PIN.
+    let w = |amount: u64, pin: Option<&str>| {
+        let mut body = json!({"bank_account_id": bank, "amount": amount});
+        if let Some(pin) = pin {
+            body["pin"] = json!(pin);
+        }
+        body
+    };
+    assert_problem(&call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(60000, None))), 401, "pin_required");
+    assert_problem(
+        &call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(60000, Some("000000")))),
+        401,
+        "wrong_pin",
+    );
+    let r = call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(60000, Some("135790"))));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let path = format!("/v1/me/withdrawals/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &token)["status"], "succeeded");
+    assert_eq!(balance(&mut c, &token).0, "440000");
+    // The daily outgoing limit (500,000) counts the 60,000 already sent today.
+    let r = call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(440001, Some("135790"))));
+    assert_problem(&r, 422, "limit_exceeded");
+    assert_eq!((r.json()["limit"].clone(), r.json()["remaining"].clone()), (json!("daily_outgoing"), json!("440000")));
+
+    // Bad amounts and another user's resources.
+    for amount in [json!(0), json!(-5), json!(1.5), json!("100")] {
+        let r =
+            call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": amount})));
+        assert_eq!(r.status, 422, "amount {amount}: {}", r.json());
+    }
+    let other = user(&mut c, "010-4444-5555");
+    assert_problem(&call(&mut c, "GET", &path, &other, None), 404, "not_found");
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &other, Some(json!({"bank_account_id": bank, "amount": 1000})));
+    assert_problem(&r, 404, "not_found");
+    assert_problem(&call(&mut c, "GET", "/v1/me/top-ups/1", "kasa_s_bad", None), 401, "unauthorized");
+
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+}
