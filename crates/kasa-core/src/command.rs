@@ -10,7 +10,7 @@
 //! new `kind` numbers; existing numbers never change meaning.
 
 use crate::ledger::{Account, AccountOutcome, Transfer, TransferOutcome, RECORD_BYTES};
-use crate::wallet::{get_str, put_str, FundingKind, Tier, WalletOutcome};
+use crate::wallet::{get_str, put_str, FundingKind, Recipient, Tier, WalletOutcome};
 use thiserror::Error;
 
 /// The most items in one command, as in TigerBeetle (a 1 MiB message of 128-byte records
@@ -28,6 +28,8 @@ const KIND_SET_PIN_FREE_AMOUNT: u8 = 8;
 const KIND_LINK_BANK_ACCOUNT: u8 = 9;
 const KIND_START_FUNDING: u8 = 10;
 const KIND_SETTLE_FUNDING: u8 = 11;
+const KIND_SEND: u8 = 12;
+const KIND_CANCEL_REMITTANCE: u8 = 13;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +113,26 @@ pub enum Command {
         /// Approved (post) or declined (void).
         approved: bool,
     },
+    /// A user sends money to another user or to a phone number.
+    Send {
+        /// The sender.
+        from_user: u64,
+        /// The recipient.
+        to: Recipient,
+        /// Won.
+        amount: u64,
+        /// A note for the recipient.
+        memo: String,
+        /// The HTTP layer's verdict on a PIN sent with the request (`None`: no PIN sent).
+        pin_ok: Option<bool>,
+    },
+    /// The sender cancels a held remittance.
+    CancelRemittance {
+        /// The sender.
+        user_id: u64,
+        /// Which.
+        remittance_id: u64,
+    },
 }
 
 impl Command {
@@ -128,7 +150,7 @@ impl Command {
             | Command::LinkBankAccount { .. }
             | Command::StartFunding { .. } => 1,
             // A settlement resolves a pending transfer: one event.
-            Command::SettleFunding { .. } => 1,
+            Command::SettleFunding { .. } | Command::Send { .. } | Command::CancelRemittance { .. } => 1,
         }
     }
 }
@@ -248,6 +270,8 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::LinkBankAccount { .. } => KIND_LINK_BANK_ACCOUNT,
             Command::StartFunding { .. } => KIND_START_FUNDING,
             Command::SettleFunding { .. } => KIND_SETTLE_FUNDING,
+            Command::Send { .. } => KIND_SEND,
+            Command::CancelRemittance { .. } => KIND_CANCEL_REMITTANCE,
         };
         out.push(kind);
         let len_at = out.len();
@@ -302,6 +326,30 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::SettleFunding { funding_id, approved } => {
                 out.extend_from_slice(&funding_id.to_le_bytes());
                 out.push(*approved as u8);
+            }
+            Command::Send { from_user, to, amount, memo, pin_ok } => {
+                out.extend_from_slice(&from_user.to_le_bytes());
+                match to {
+                    Recipient::User(id) => {
+                        out.push(1);
+                        out.extend_from_slice(&id.to_le_bytes());
+                    }
+                    Recipient::Phone(phone) => {
+                        out.push(2);
+                        put_str(out, phone);
+                    }
+                }
+                out.extend_from_slice(&amount.to_le_bytes());
+                put_str(out, memo);
+                out.push(match pin_ok {
+                    None => 0,
+                    Some(false) => 1,
+                    Some(true) => 2,
+                });
+            }
+            Command::CancelRemittance { user_id, remittance_id } => {
+                out.extend_from_slice(&user_id.to_le_bytes());
+                out.extend_from_slice(&remittance_id.to_le_bytes());
             }
         }
         let len = (out.len() - len_at - 4) as u32;
@@ -381,6 +429,24 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
                 };
                 Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok }
             }
+            KIND_SEND => {
+                let from_user = b.u64()?;
+                let to = match b.u8()? {
+                    1 => Recipient::User(b.u64()?),
+                    2 => Recipient::Phone(get_str(&mut b).map_err(bad)?),
+                    other => return Err(bad(format!("recipient byte {other}"))),
+                };
+                let amount = b.u64()?;
+                let memo = get_str(&mut b).map_err(bad)?;
+                let pin_ok = match b.u8()? {
+                    0 => None,
+                    1 => Some(false),
+                    2 => Some(true),
+                    other => return Err(bad(format!("pin byte {other}"))),
+                };
+                Command::Send { from_user, to, amount, memo, pin_ok }
+            }
+            KIND_CANCEL_REMITTANCE => Command::CancelRemittance { user_id: b.u64()?, remittance_id: b.u64()? },
             KIND_SETTLE_FUNDING => Command::SettleFunding {
                 funding_id: b.u64()?,
                 approved: match b.u8()? {
@@ -438,6 +504,15 @@ mod tests {
                 pin_ok: Some(true),
             },
             Command::SettleFunding { funding_id: 1, approved: false },
+            Command::Send {
+                from_user: 7,
+                to: Recipient::Phone("+821099998888".into()),
+                amount: 5_000,
+                memo: "점심".into(),
+                pin_ok: None,
+            },
+            Command::Send { from_user: 7, to: Recipient::User(8), amount: 1, memo: String::new(), pin_ok: Some(false) },
+            Command::CancelRemittance { user_id: 7, remittance_id: 1 },
         ];
         let mut bytes = Vec::new();
         encode_commands(&commands, &mut bytes);

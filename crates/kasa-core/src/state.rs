@@ -11,9 +11,9 @@ use crate::wallet::{WalletOutcome, Wallets, NANOS_PER_SECOND_WALLET};
 use thiserror::Error;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KASASTAT";
-/// Version 2 added the wallet section after the ledger, version 3 funding and the PIN-free
-/// amount in it; version 1 snapshots (ledger only) still load, with no users. Version 2 lived
-/// for one development commit and is not read.
+/// Version 2 added the wallet section after the ledger, version 3 funding, remittances and the
+/// PIN-free amount in it; version 1 snapshots (ledger only) still load, with no users. Version 2
+/// lived for one development commit and is not read.
 const SNAPSHOT_VERSION: u32 = 3;
 
 /// The most balance entries one account's history may claim in a snapshot; guards the
@@ -130,13 +130,29 @@ impl State {
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in &batch.commands {
             let (ledger, wallets) = (&mut self.ledger, &mut self.wallets);
+            let mut extra = 0;
             outcomes.push(match command {
                 Command::CreateAccounts(accounts) => Outcome::CreateAccounts(ledger.create_accounts(accounts, next)),
                 Command::CreateTransfers(transfers) => {
                     Outcome::CreateTransfers(ledger.create_transfers(transfers, next))
                 }
                 Command::SignUp { phone, name, pin_hash } => {
-                    Outcome::Wallet(WalletOutcome::SignedUp(wallets.sign_up(ledger, phone, name, pin_hash, next)))
+                    // Claims of held remittances take timestamps after the sign-up's own.
+                    let mut at = next;
+                    let outcome = wallets.sign_up(ledger, phone, name, pin_hash, &mut at);
+                    extra = at - next;
+                    Outcome::Wallet(WalletOutcome::SignedUp(outcome))
+                }
+                Command::Send { from_user, to, amount, memo, pin_ok } => Outcome::Wallet(WalletOutcome::Sent(
+                    wallets.send(ledger, *from_user, to, *amount, memo, *pin_ok, next),
+                )),
+                Command::CancelRemittance { user_id, remittance_id } => {
+                    Outcome::Wallet(WalletOutcome::RemittanceCancelled(wallets.cancel_remittance(
+                        ledger,
+                        *user_id,
+                        *remittance_id,
+                        next,
+                    )))
                 }
                 Command::OpenSession { user_id, token_hash, pin_ok, ttl_seconds } => {
                     let ttl = *ttl_seconds as u64 * NANOS_PER_SECOND_WALLET;
@@ -182,9 +198,9 @@ impl State {
                     wallets.settle_funding(ledger, *funding_id, *approved, next),
                 )),
             });
-            next += command.events() as u64;
+            next += command.events() as u64 + extra;
         }
-        self.last_timestamp = if events == 0 { batch.timestamp } else { next - 1 };
+        self.last_timestamp = if next == batch.timestamp { batch.timestamp } else { next - 1 };
         self.batches += 1;
         Ok(outcomes)
     }

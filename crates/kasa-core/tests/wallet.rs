@@ -302,3 +302,121 @@ mod funding {
         assert_eq!(restored.hash(), h.state.hash());
     }
 }
+
+mod remittance {
+    use super::*;
+    use kasa_core::wallet::{CancelError, FundingError, FundingKind, Recipient, RemittanceStatus, SendError};
+
+    fn funded(h: &mut Harness, phone: &str, amount: u64) -> u64 {
+        let id = sign_up(h, phone).unwrap();
+        let link = Command::LinkBankAccount {
+            user_id: id,
+            bank_code: "088".into(),
+            account_number: format!("{:010}", id),
+            holder_name: "x".into(),
+        };
+        let WalletOutcome::BankAccountLinked(Ok(bank)) = wallet(h, link) else { panic!() };
+        let start = Command::StartFunding {
+            user_id: id,
+            bank_account_id: bank,
+            kind: FundingKind::TopUp,
+            amount,
+            pin_ok: None,
+        };
+        let WalletOutcome::FundingStarted(Ok(f)) = wallet(h, start) else { panic!() };
+        wallet(h, Command::SettleFunding { funding_id: f, approved: true });
+        id
+    }
+
+    fn send(h: &mut Harness, from: u64, to: Recipient, amount: u64, pin_ok: Option<bool>) -> Result<u64, SendError> {
+        match wallet(h, Command::Send { from_user: from, to, amount, memo: "밥값".into(), pin_ok }) {
+            WalletOutcome::Sent(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn balance(h: &Harness, user: u64) -> u128 {
+        let a = h.state.ledger().account(wallet_account_id(user)).unwrap();
+        a.credits_posted - a.debits_posted - a.debits_pending
+    }
+
+    fn status(h: &Harness, id: u64) -> RemittanceStatus {
+        let book = h.state.wallets().remittances();
+        book.status(h.state.ledger(), book.remittance(id).unwrap())
+    }
+
+    #[test]
+    fn money_moves_between_users_with_limits_checked_in_the_same_step() {
+        let mut h = Harness::default();
+        let a = funded(&mut h, "01011112222", 300_000);
+        let b = funded(&mut h, "01033334444", 450_000);
+        let r = send(&mut h, a, Recipient::Phone("010-3333-4444".into()), 50_000, None).unwrap();
+        assert_eq!(status(&h, r), RemittanceStatus::Completed);
+        assert_eq!((balance(&h, a), balance(&h, b)), (250_000, 500_000));
+        // b is at the cap: a's next send is refused without telling a how full b is.
+        assert_eq!(send(&mut h, a, Recipient::User(b), 1, None), Err(SendError::RecipientLimit { value: 500_000 }));
+        assert_eq!(send(&mut h, a, Recipient::User(a), 1, None), Err(SendError::ToSelf));
+        assert_eq!(send(&mut h, a, Recipient::User(99), 1, None), Err(SendError::UnknownRecipient));
+        assert_eq!(
+            send(&mut h, a, Recipient::User(b), 60_000, None),
+            Err(SendError::Funding(FundingError::PinRequired))
+        );
+        // Exactly up to a's cap is fine.
+        assert_eq!(send(&mut h, b, Recipient::User(a), 250_000, Some(true)), Ok(2));
+        assert_eq!((balance(&h, a), balance(&h, b)), (500_000, 250_000));
+        // a sent 50,000 today: 450,000 of the daily 500,000 are left.
+        let over = send(&mut h, a, Recipient::User(b), 450_001, Some(true));
+        assert!(
+            matches!(over, Err(SendError::Funding(FundingError::LimitExceeded(ref l))) if l.remaining == 450_000),
+            "{over:?}"
+        );
+        let c = funded(&mut h, "01055556666", 1_000);
+        assert_eq!(
+            send(&mut h, c, Recipient::User(b), 2_000, None),
+            Err(SendError::Funding(FundingError::InsufficientFunds))
+        );
+        assert_eq!(balance(&h, c), 1_000, "a refused send moves nothing");
+    }
+
+    #[test]
+    fn money_for_a_number_without_a_wallet_is_held_then_claimed_at_sign_up() {
+        let mut h = Harness::default();
+        let a = funded(&mut h, "01011112222", 100_000);
+        let r = send(&mut h, a, Recipient::Phone("010-7777-8888".into()), 30_000, None).unwrap();
+        assert_eq!(status(&h, r), RemittanceStatus::Held);
+        assert_eq!(balance(&h, a), 70_000, "held money is not spendable");
+        let b = sign_up(&mut h, "+821077778888").unwrap();
+        assert_eq!(status(&h, r), RemittanceStatus::Completed);
+        assert_eq!(balance(&h, b), 30_000);
+        assert_eq!(h.state.wallets().remittances().remittance(r).unwrap().to_user, Some(b));
+        let restored = State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+        assert_eq!(restored.hash(), h.state.hash());
+    }
+
+    #[test]
+    fn held_money_returns_after_48_hours_or_when_cancelled() {
+        let mut h = Harness::default();
+        let a = funded(&mut h, "01011112222", 100_000);
+        let r1 = send(&mut h, a, Recipient::Phone("01055550001".into()), 10_000, None).unwrap();
+        let r2 = send(&mut h, a, Recipient::Phone("01055550002".into()), 20_000, None).unwrap();
+        assert_eq!(balance(&h, a), 70_000);
+        let cancel = |h: &mut Harness, user_id, remittance_id| match wallet(
+            h,
+            Command::CancelRemittance { user_id, remittance_id },
+        ) {
+            WalletOutcome::RemittanceCancelled(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(cancel(&mut h, 99, r1), Err(CancelError::NotFound), "only the sender cancels");
+        assert_eq!(cancel(&mut h, a, r1), Ok(()));
+        assert_eq!(cancel(&mut h, a, r1), Err(CancelError::NotHeld));
+        assert_eq!((status(&h, r1), balance(&h, a)), (RemittanceStatus::Cancelled, 80_000));
+        h.advance(48 * 3600 * SECOND);
+        h.apply(vec![]);
+        assert_eq!((status(&h, r2), balance(&h, a)), (RemittanceStatus::Returned, 100_000));
+        assert_eq!(h.state.wallets().funding().outgoing_today(a, h.now), 0, "returned money frees the daily limit");
+        // Signing up after the return claims nothing.
+        let late = sign_up(&mut h, "01055550002").unwrap();
+        assert_eq!(balance(&h, late), 0);
+    }
+}

@@ -73,6 +73,7 @@ pub enum Health {
 }
 
 type ReadFn = Box<dyn FnOnce(&State) + Send>;
+type ThenFn = Box<dyn FnOnce(&State, &Outcome) + Send>;
 type Reply = oneshot::Sender<Result<Outcome, SubmitError>>;
 
 enum Request {
@@ -82,7 +83,7 @@ enum Request {
     Command {
         command: Command,
         reply: Reply,
-        then: Option<ReadFn>,
+        then: Option<ThenFn>,
     },
     Read(ReadFn),
 }
@@ -171,16 +172,18 @@ impl Engine {
     }
 
     /// Submits a command and, once its batch is durable and applied, runs `read` on the state
-    /// in the same turn: the answer never needs a second place in the queue.
+    /// and the command's own outcome in the same turn: the answer never needs a second place
+    /// in the queue. The state is as of the end of the batch, which may hold other requests'
+    /// commands too: look objects up by what the outcome says, never by "the newest".
     pub async fn submit_then_read<R: Send + 'static>(
         &self,
         command: Command,
-        read: impl FnOnce(&State) -> R + Send + 'static,
+        read: impl FnOnce(&State, &Outcome) -> R + Send + 'static,
     ) -> Result<(Outcome, R), SubmitError> {
         let (reply, receiver) = oneshot::channel();
         let (read_reply, read_receiver) = oneshot::channel();
-        let then: ReadFn = Box::new(move |state| {
-            let _ = read_reply.send(read(state));
+        let then: ThenFn = Box::new(move |state, outcome| {
+            let _ = read_reply.send(read(state, outcome));
         });
         self.enqueue(Request::Command { command, reply, then: Some(then) })?;
         let outcome = receiver.await.map_err(|_| SubmitError::Unavailable)??;
@@ -280,7 +283,7 @@ fn run<S: Storage>(
     options: EngineOptions,
 ) -> Result<(), String> {
     let mut commands: Vec<Command> = Vec::new();
-    let mut replies: Vec<(Reply, Option<ReadFn>)> = Vec::new();
+    let mut replies: Vec<(Reply, Option<ThenFn>)> = Vec::new();
     let mut reads: Vec<ReadFn> = Vec::new();
     let mut expiry_blocked_until: Option<Instant> = None;
     let mut snapshot_blocked_until: Option<Instant> = None;
@@ -341,7 +344,7 @@ fn run<S: Storage>(
                     publish_state_metrics(metrics, &writer);
                     for ((reply, then), outcome) in replies.drain(..).zip(outcomes) {
                         if let Some(then) = then {
-                            then(writer.state());
+                            then(writer.state(), &outcome);
                         }
                         let _ = reply.send(Ok(outcome));
                     }

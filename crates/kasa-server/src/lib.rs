@@ -156,7 +156,7 @@ async fn method_not_allowed(request: Request) -> Response {
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    use routes::{funding, ledger, ops, users};
+    use routes::{funding, ledger, ops, remittance, users};
     let api = Router::new()
         .route("/v1/ledger/accounts", post(ledger::create_accounts))
         .route("/v1/ledger/accounts/lookup", post(ledger::lookup_accounts))
@@ -180,7 +180,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/top-ups", post(funding::top_up))
         .route("/v1/me/top-ups/{id}", get(funding::get_top_up))
         .route("/v1/me/withdrawals", post(funding::withdraw))
-        .route("/v1/me/withdrawals/{id}", get(funding::get_withdrawal));
+        .route("/v1/me/withdrawals/{id}", get(funding::get_withdrawal))
+        .route("/v1/transfers", post(remittance::send))
+        .route("/v1/transfers/{id}", get(remittance::get))
+        .route("/v1/transfers/{id}/cancel", post(remittance::cancel));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -141,3 +141,130 @@ fn top_up_and_withdraw_through_the_sandbox_bank() {
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
 }
+
+/// Remittance end to end: to a user by phone, to a number without a wallet (held, then
+/// claimed by signing up), cancel, PIN and limits, and who may see a transfer.
+#[test]
+fn send_money_to_users_and_to_numbers_without_a_wallet() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let alice = user(&mut c, "010-1000-0001");
+    let bob = user(&mut c, "010-1000-0002");
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/me/bank-accounts",
+        &alice,
+        Some(json!({"bank_code": "088", "account_number": "1002003004", "holder_name": "Alice"})),
+    );
+    let bank = r.json()["id"].as_str().unwrap().to_string();
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &alice, Some(json!({"bank_account_id": bank, "amount": 200000})));
+    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &alice)["status"], "succeeded");
+
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/transfers",
+        &alice,
+        Some(json!({"to_phone": "01010000002", "amount": 30000, "memo": "점심"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["status"], "completed");
+    let sent = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(balance(&mut c, &bob).0, "30000");
+    // Both ends see it; a third user does not.
+    assert_eq!(call(&mut c, "GET", &format!("/v1/transfers/{sent}"), &bob, None).json()["memo"], "점심");
+    let carol = user(&mut c, "010-1000-0003");
+    assert_problem(&call(&mut c, "GET", &format!("/v1/transfers/{sent}"), &carol, None), 404, "not_found");
+
+    // Above 50,000 the PIN is needed.
+    let big = json!({"to_phone": "01010000002", "amount": 60000});
+    assert_problem(&call(&mut c, "POST", "/v1/transfers", &alice, Some(big.clone())), 401, "pin_required");
+    let mut with_pin = big.clone();
+    with_pin["pin"] = json!("135790");
+    assert_eq!(call(&mut c, "POST", "/v1/transfers", &alice, Some(with_pin)).status, 201);
+
+    // To a number with no wallet: held, cancellable, claimed when the number signs up.
+    let r = call(&mut c, "POST", "/v1/transfers", &alice, Some(json!({"to_phone": "010-9000-0001", "amount": 10000})));
+    assert_eq!(r.json()["status"], "held");
+    assert_eq!(r.json()["to_phone"], "+**********01");
+    let held = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(balance(&mut c, &alice), ("110000".into(), "100000".into()));
+    let r = call(&mut c, "POST", "/v1/transfers", &alice, Some(json!({"to_phone": "010-9000-0002", "amount": 5000})));
+    let cancelled = r.json()["id"].as_str().unwrap().to_string();
+    let r = call(&mut c, "POST", &format!("/v1/transfers/{cancelled}/cancel"), &alice, None);
+    assert_eq!(r.json()["status"], "cancelled");
+    assert_problem(&call(&mut c, "POST", &format!("/v1/transfers/{cancelled}/cancel"), &alice, None), 409, "not_held");
+    assert_problem(&call(&mut c, "POST", &format!("/v1/transfers/{held}/cancel"), &bob, None), 404, "not_found");
+    let dave = user(&mut c, "+82 10 9000 0001");
+    assert_eq!(balance(&mut c, &dave).0, "10000", "the held money arrived at sign-up");
+    assert_eq!(call(&mut c, "GET", &format!("/v1/transfers/{held}"), &alice, None).json()["status"], "completed");
+    assert_eq!(balance(&mut c, &alice), ("100000".into(), "100000".into()));
+
+    // Bad requests.
+    for (body, status, code) in [
+        (json!({"to_phone": "01010000002", "to_user_id": "2", "amount": 1}), 422, "invalid_field"),
+        (json!({"amount": 1}), 422, "invalid_field"),
+        (json!({"to_phone": "01010000001", "amount": 1}), 422, "to_self"),
+        (json!({"to_user_id": "999", "amount": 1}), 404, "not_found"),
+        (json!({"to_phone": "01010000002", "amount": 0}), 422, "invalid_field"),
+        (json!({"to_phone": "01010000002", "amount": 150000}), 422, "insufficient_funds"),
+    ] {
+        let mut body = body;
+        if body["amount"] == 150000 {
+            body["pin"] = json!("135790");
+        }
+        assert_problem(&call(&mut c, "POST", "/v1/transfers", &alice, Some(body.clone())), status, code);
+    }
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+}
+
+/// 50 concurrent sends that together exceed the balance: exactly the affordable ones
+/// succeed, because the funds check and the transfer are one step in the state machine.
+#[test]
+fn fifty_concurrent_sends_exactly_the_affordable_ones_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let alice = user(&mut c, "010-3000-0001");
+    let _bob = user(&mut c, "010-3000-0002");
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/me/bank-accounts",
+        &alice,
+        Some(json!({"bank_code": "088", "account_number": "3003003003", "holder_name": "Alice"})),
+    );
+    let bank = r.json()["id"].as_str().unwrap().to_string();
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &alice, Some(json!({"bank_account_id": bank, "amount": 100000})));
+    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &alice)["status"], "succeeded");
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let mut client = server.client();
+            let alice = alice.clone();
+            std::thread::spawn(move || {
+                let r = call(
+                    &mut client,
+                    "POST",
+                    "/v1/transfers",
+                    &alice,
+                    Some(json!({"to_phone": "01030000002", "amount": 3000})),
+                );
+                (r.status, r.json()["code"].clone())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Value)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let ok = results.iter().filter(|(s, _)| *s == 201).count();
+    let refused = results.iter().filter(|(s, code)| *s == 422 && code == "insufficient_funds").count();
+    assert_eq!((ok, refused), (33, 17), "{results:?}");
+    assert_eq!(balance(&mut c, &alice).0, "1000");
+    assert_eq!(server.terminate().code(), Some(0));
+    let (verified, report) = verify(dir.path());
+    assert!(verified, "{report}");
+}

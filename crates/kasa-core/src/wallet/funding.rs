@@ -241,7 +241,7 @@ impl FundingBook {
         }
     }
 
-    fn count_outgoing(&mut self, user_id: u64, day: u64, amount: u64) {
+    pub(crate) fn count_outgoing(&mut self, user_id: u64, day: u64, amount: u64) {
         let entry = self.outgoing.entry(user_id).or_insert((day, 0));
         if entry.0 != day {
             *entry = (day, 0);
@@ -249,7 +249,7 @@ impl FundingBook {
         entry.1 = entry.1.saturating_add(amount);
     }
 
-    fn uncount_outgoing(&mut self, user_id: u64, day: u64, amount: u64) {
+    pub(crate) fn uncount_outgoing(&mut self, user_id: u64, day: u64, amount: u64) {
         if let Some(entry) = self.outgoing.get_mut(&user_id) {
             if entry.0 == day {
                 entry.1 = entry.1.saturating_sub(amount);
@@ -439,10 +439,11 @@ impl Wallets {
                 }
             }
         }
+        self.on_remittances_expired(expired);
     }
 
     /// Records a PIN verdict for a money movement: a wrong PIN counts towards the lock.
-    fn check_pin(&mut self, user_id: u64, ok: bool, now: u64) -> Result<(), FundingError> {
+    pub(crate) fn check_pin(&mut self, user_id: u64, ok: bool, now: u64) -> Result<(), FundingError> {
         let user = self.user_mut(user_id).expect("checked by the caller");
         if user.pin_locked_at(now) {
             return Err(FundingError::PinLocked { until: user.pin_locked_until });
@@ -461,7 +462,7 @@ impl Wallets {
 /// Creates a system account (bank omnibus, holding) the first time it is needed. Its id is in
 /// the reserved domain range; if an operator took it with other fields, that is a setup error
 /// worth stopping for, not something a user's request could cause.
-fn ensure_system_account(ledger: &mut Ledger, id: u128, code: u16, now: u64) {
+pub(crate) fn ensure_system_account(ledger: &mut Ledger, id: u128, code: u16, now: u64) {
     if ledger.account(id).is_some() {
         return;
     }

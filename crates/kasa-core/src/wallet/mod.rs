@@ -12,11 +12,13 @@
 
 pub mod funding;
 mod phone;
+pub mod remittance;
 
 pub use funding::{
     BankAccount, Funding, FundingBook, FundingError, FundingKind, FundingStatus, LimitExceeded, LinkError,
 };
 pub use phone::{Phone, PhoneError};
+pub use remittance::{CancelError, Recipient, Remittance, RemittanceBook, RemittanceStatus, SendError};
 
 use crate::ledger::{Account, AccountFlags, Ledger};
 use std::collections::{BTreeMap, BTreeSet};
@@ -210,6 +212,10 @@ pub enum WalletOutcome {
     FundingStarted(Result<u64, FundingError>),
     /// `SettleFunding`: the status after the bank's answer (`None`: no such funding).
     FundingSettled(Option<FundingStatus>),
+    /// `Send`: the remittance's id, or why not.
+    Sent(Result<u64, SendError>),
+    /// `CancelRemittance`: done, or why not.
+    RemittanceCancelled(Result<(), CancelError>),
 }
 
 /// Users and sessions. Deterministic containers only: it is hashed and snapshotted.
@@ -223,6 +229,8 @@ pub struct Wallets {
     session_expiries: BTreeSet<(u64, [u8; 32])>,
     /// Bank accounts, top-ups and withdrawals.
     funding: FundingBook,
+    /// Remittances.
+    remittances: RemittanceBook,
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -254,6 +262,11 @@ impl Wallets {
         &self.funding
     }
 
+    /// Remittances.
+    pub fn remittances(&self) -> &RemittanceBook {
+        &self.remittances
+    }
+
     /// The user with this phone number.
     pub fn user_by_phone(&self, phone: &Phone) -> Option<&User> {
         self.by_phone.get(phone).and_then(|&id| self.user(id))
@@ -276,15 +289,17 @@ impl Wallets {
     }
 
     /// Signs a user up: validates, creates the wallet account in the ledger and the user,
-    /// both or neither.
+    /// both or neither, and claims the remittances held for the number. `at` is the event
+    /// timestamp; claims use the ones after it, and `at` is left at the last one used.
     pub fn sign_up(
         &mut self,
         ledger: &mut Ledger,
         phone: &str,
         name: &str,
         pin_hash: &str,
-        timestamp: u64,
+        at: &mut u64,
     ) -> Result<u64, SignUpError> {
+        let timestamp = *at;
         let phone = Phone::parse(phone).map_err(SignUpError::InvalidPhone)?;
         if !valid_name(name) {
             return Err(SignUpError::InvalidName);
@@ -320,6 +335,9 @@ impl Wallets {
             created_at: timestamp,
             pin_free_krw: funding::PIN_FREE_KRW_DEFAULT,
         });
+        let mut next = timestamp + 1;
+        self.claim_held(ledger, id, &mut next);
+        *at = next - 1;
         Ok(id)
     }
 
@@ -428,6 +446,7 @@ impl Wallets {
             out.extend_from_slice(&s.expires_at.to_le_bytes());
         }
         self.funding.encode(out);
+        self.remittances.encode(out);
     }
 
     /// Decodes what [`Wallets::encode`] wrote; checks that it fits the ledger.
@@ -479,6 +498,7 @@ impl Wallets {
             wallets.session_expiries.insert((expires_at, hash));
         }
         wallets.funding = FundingBook::decode(c, wallets.users.len() as u64)?;
+        wallets.remittances = RemittanceBook::decode(c, wallets.users.len() as u64, ledger)?;
         Ok(wallets)
     }
 }

@@ -67,7 +67,7 @@ pub async fn link(State(app): State<AppState>, headers: HeaderMap, body: Body) -
     };
     let (outcome, accounts) = app
         .engine
-        .submit_then_read(command, move |s| {
+        .submit_then_read(command, move |s, _| {
             s.wallets().funding().bank_accounts_of(user_id).map(BankAccountOutput::from).collect::<Vec<_>>()
         })
         .await?;
@@ -137,7 +137,8 @@ struct FundingInput {
     pin: Option<String>,
 }
 
-fn funding_problem(error: FundingError) -> Problem {
+/// The problem for a refused funding (also used by remittances, which share its errors).
+pub(crate) fn funding_problem(error: FundingError) -> Problem {
     let detail = error.to_string();
     match error {
         FundingError::LimitExceeded(limit) => {
@@ -191,9 +192,10 @@ async fn start(app: AppState, headers: HeaderMap, body: Body, kind: FundingKind)
     let command = Command::StartFunding { user_id, bank_account_id, kind, amount: input.amount, pin_ok };
     let (outcome, found) = app
         .engine
-        .submit_then_read(command, move |s| {
+        .submit_then_read(command, move |s, outcome| {
+            let Outcome::Wallet(WalletOutcome::FundingStarted(Ok(id))) = outcome else { return None };
             let book = s.wallets().funding();
-            let funding = book.fundings_of(user_id).next()?;
+            let funding = book.funding(*id)?;
             let bank_code = book.bank_account(funding.bank_account_id)?.bank_code.clone();
             Some((funding_output(s, funding), funding.id, bank_code))
         })

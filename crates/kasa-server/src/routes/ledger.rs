@@ -255,7 +255,7 @@ async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Res
     let (outcome, object) = if many {
         (app.engine.submit(T::command(items)).await?, None)
     } else {
-        let (outcome, object) = app.engine.submit_then_read(T::command(items), move |s| T::fetch(s, id)).await?;
+        let (outcome, object) = app.engine.submit_then_read(T::command(items), move |s, _| T::fetch(s, id)).await?;
         (outcome, object)
     };
     let results = T::results(outcome);

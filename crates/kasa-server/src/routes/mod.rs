@@ -5,4 +5,5 @@
 pub mod funding;
 pub mod ledger;
 pub mod ops;
+pub mod remittance;
 pub mod users;

@@ -104,7 +104,7 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: Body
     let phone_key = phone.clone();
     let (outcome, user) = app
         .engine
-        .submit_then_read(command, move |s| s.wallets().user_by_phone(&phone_key).map(|u| UserOutput::new(u, now)))
+        .submit_then_read(command, move |s, _| s.wallets().user_by_phone(&phone_key).map(|u| UserOutput::new(u, now)))
         .await?;
     match outcome {
         Outcome::Wallet(WalletOutcome::SignedUp(Ok(_))) => {

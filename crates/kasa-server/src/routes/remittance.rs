@@ -1,0 +1,188 @@
+//! Sending money to another user, by user id or phone number (`POST /v1/transfers`), or to a
+//! number without a wallet (held for 48 hours), and cancelling a held one.
+
+use crate::json::{Dec128, Dec64};
+use crate::problem::Problem;
+use crate::routes::funding::funding_problem;
+use crate::routes::ledger::read_body;
+use crate::routes::users::{authenticate_user, parse_json};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kasa_core::wallet::{CancelError, Recipient, Remittance, SendError, WalletOutcome};
+use kasa_core::{Command, Outcome};
+use serde::{Deserialize, Serialize};
+
+/// The most won one remittance may carry (above every tier's daily limit; keeps nonsense out).
+const AMOUNT_MAX_KRW: u64 = 1_000_000_000;
+
+#[derive(Serialize)]
+struct RemittanceOutput {
+    id: String,
+    object: &'static str,
+    status: &'static str,
+    amount: Dec64,
+    currency: &'static str,
+    memo: String,
+    from_user_id: String,
+    to_user_id: Option<String>,
+    to_phone: Option<String>,
+    transfer_id: Dec128,
+    created_at: Dec64,
+}
+
+fn output(state: &kasa_core::State, r: &Remittance) -> RemittanceOutput {
+    let book = state.wallets().remittances();
+    RemittanceOutput {
+        id: r.id.to_string(),
+        object: "transfer",
+        status: book.status(state.ledger(), r).name(),
+        amount: Dec64(r.amount),
+        currency: "KRW",
+        memo: r.memo.clone(),
+        from_user_id: r.from_user.to_string(),
+        to_user_id: r.to_user.map(|u| u.to_string()),
+        to_phone: r.to_phone.as_ref().map(|p| p.masked()),
+        transfer_id: Dec128(r.transfer_id()),
+        created_at: Dec64(r.created_at),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendInput {
+    #[serde(default)]
+    to_phone: Option<String>,
+    #[serde(default)]
+    to_user_id: Option<String>,
+    amount: u64,
+    #[serde(default)]
+    memo: String,
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+fn send_problem(error: SendError) -> Problem {
+    let detail = error.to_string();
+    match error {
+        SendError::Funding(e) => funding_problem(e),
+        SendError::UnknownRecipient => Problem::not_found("no user has this id"),
+        SendError::InvalidPhone => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", "The phone number is invalid", detail)
+        }
+        SendError::ToSelf => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "to_self", "A transfer goes to someone else", detail)
+        }
+        SendError::InvalidMemo => Problem::invalid_field(detail),
+        SendError::RecipientLimit { value } => {
+            let mut p =
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", "A limit would be exceeded", detail);
+            // Which limit and its value, but not the recipient's room: that is their business.
+            p.limit =
+                Some(Box::new(crate::problem::LimitDetail { limit: "recipient_balance_cap", value, remaining: 0 }));
+            p
+        }
+        SendError::UnknownUser => {
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+        }
+    }
+}
+
+/// `POST /v1/transfers`.
+pub async fn send(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+    let user_id = authenticate_user(&app, &headers).await?;
+    let input: SendInput = parse_json(&read_body(&headers, body).await?)?;
+    let to = match (input.to_phone, input.to_user_id) {
+        (Some(phone), None) => Recipient::Phone(phone),
+        (None, Some(id)) => Recipient::User(
+            id.parse().map_err(|_| Problem::invalid_field(format!("to_user_id '{id}' is not a user id")))?,
+        ),
+        _ => return Err(Problem::invalid_field("give exactly one of to_phone and to_user_id")),
+    };
+    if input.amount == 0 || input.amount > AMOUNT_MAX_KRW {
+        return Err(Problem::invalid_field(format!(
+            "amount must be 1 to {AMOUNT_MAX_KRW} won, found {}",
+            input.amount
+        )));
+    }
+    let pin_ok = match input.pin {
+        Some(pin) => {
+            let hash = app.engine.read(move |s| s.wallets().user(user_id).map(|u| u.pin_hash.clone())).await?;
+            Some(pin.len() <= 64 && app.pins.verify(pin, hash).await?)
+        }
+        None => None,
+    };
+    let command = Command::Send { from_user: user_id, to, amount: input.amount, memo: input.memo, pin_ok };
+    let (outcome, newest) = app
+        .engine
+        .submit_then_read(command, move |s, outcome| {
+            let Outcome::Wallet(WalletOutcome::Sent(Ok(id))) = outcome else { return None };
+            let r = s.wallets().remittances().remittance(*id)?;
+            Some((r.id, output(s, r)))
+        })
+        .await?;
+    match outcome {
+        Outcome::Wallet(WalletOutcome::Sent(Ok(id))) => {
+            let (found, out) = newest.expect("a remittance that was just made exists");
+            assert_eq!(found, id);
+            Ok((StatusCode::CREATED, Json(out)).into_response())
+        }
+        Outcome::Wallet(WalletOutcome::Sent(Err(error))) => Err(send_problem(error)),
+        other => unreachable!("a send answers with Sent, found {other:?}"),
+    }
+}
+
+fn parse_id(raw: &str) -> Result<u64, Problem> {
+    raw.parse().map_err(|_| Problem::invalid_parameter(format!("'{raw}' is not an id")))
+}
+
+/// `GET /v1/transfers/{id}`: for its sender or its recipient.
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    let user_id = authenticate_user(&app, &headers).await?;
+    let id = parse_id(&raw)?;
+    let found = app
+        .engine
+        .read(move |s| {
+            let r = s.wallets().remittances().remittance(id)?;
+            (r.from_user == user_id || r.to_user == Some(user_id)).then(|| output(s, r))
+        })
+        .await?;
+    found.map(|r| Json(r).into_response()).ok_or_else(|| Problem::not_found("no such transfer of yours"))
+}
+
+/// `POST /v1/transfers/{id}/cancel`: the sender takes back a held transfer.
+pub async fn cancel(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    let user_id = authenticate_user(&app, &headers).await?;
+    let id = parse_id(&raw)?;
+    let command = Command::CancelRemittance { user_id, remittance_id: id };
+    let (outcome, found) = app
+        .engine
+        .submit_then_read(command, move |s, _| s.wallets().remittances().remittance(id).map(|r| output(s, r)))
+        .await?;
+    match outcome {
+        Outcome::Wallet(WalletOutcome::RemittanceCancelled(Ok(()))) => {
+            Ok(Json(found.expect("a cancelled remittance exists")).into_response())
+        }
+        Outcome::Wallet(WalletOutcome::RemittanceCancelled(Err(CancelError::NotFound))) => {
+            Err(Problem::not_found("no such transfer of yours"))
+        }
+        Outcome::Wallet(WalletOutcome::RemittanceCancelled(Err(CancelError::NotHeld))) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_held",
+            "Only a held transfer can be cancelled",
+            "this transfer was delivered, returned or cancelled already",
+        )),
+        other => unreachable!("a cancel answers with RemittanceCancelled, found {other:?}"),
+    }
+}
