@@ -11,12 +11,14 @@
 //! cannot reset it. The chart of accounts is in `docs/accounts.md`.
 
 pub mod funding;
+pub mod history;
 mod phone;
 pub mod remittance;
 
 pub use funding::{
     BankAccount, Funding, FundingBook, FundingError, FundingKind, FundingStatus, LimitExceeded, LinkError,
 };
+pub use history::{Entry, EntryKind};
 pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Recipient, Remittance, RemittanceBook, RemittanceStatus, SendError};
 

@@ -347,3 +347,74 @@ pub async fn unlock(State(app): State<AppState>, Path(raw): Path<String>) -> Res
     app.engine.submit(Command::UnlockPin { user_id }).await?;
     user_or_404(&app, user_id).await
 }
+
+#[derive(Serialize)]
+struct EntryOutput {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    amount: Dec64,
+    currency: &'static str,
+    status: &'static str,
+    counterparty_user_id: Option<String>,
+    counterparty_phone: Option<String>,
+    bank_account_id: Option<String>,
+    memo: String,
+    balance_after: Option<Dec64>,
+    created_at: Dec64,
+}
+
+/// `GET /v1/me/transactions`: one entry per top-up, withdrawal, transfer sent or received,
+/// newest first; `limit` (1 to 100, default 20) and `cursor` (the previous page's
+/// `next_cursor`).
+pub async fn transactions(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, Problem> {
+    let user_id = authenticate_user(&app, &headers).await?;
+    let mut limit = 20usize;
+    let mut before = 0u64;
+    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => {
+                limit = value.parse().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
+                    Problem::invalid_parameter(format!("limit must be between 1 and 100, found '{value}'"))
+                })?
+            }
+            "cursor" => {
+                before = value.strip_prefix("h_").and_then(|v| v.parse().ok()).filter(|&t| t > 0).ok_or_else(|| {
+                    Problem::invalid_parameter(format!("cursor '{value}' is not one this API returned"))
+                })?
+            }
+            other => {
+                return Err(Problem::invalid_parameter(format!(
+                    "unknown parameter '{other}'; expected limit or cursor"
+                )))
+            }
+        }
+    }
+    let entries = app.engine.read(move |s| s.wallets().history(s.ledger(), user_id, before, limit + 1)).await?;
+    let has_more = entries.len() > limit;
+    let data: Vec<EntryOutput> = entries
+        .into_iter()
+        .take(limit)
+        .map(|e| EntryOutput {
+            kind: e.kind.name(),
+            id: e.object_id.to_string(),
+            amount: Dec64(e.amount),
+            currency: "KRW",
+            status: e.status,
+            counterparty_user_id: e.counterparty_user.map(|u| u.to_string()),
+            counterparty_phone: e.counterparty_phone,
+            bank_account_id: e.bank_account_id.map(|b| b.to_string()),
+            memo: e.memo,
+            balance_after: e.balance_after.map(Dec64),
+            created_at: Dec64(e.timestamp),
+        })
+        .collect();
+    let next_cursor = if has_more { data.last().map(|e| format!("h_{}", e.created_at.0)) } else { None };
+    Ok(Json(serde_json::json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}))
+        .into_response())
+}

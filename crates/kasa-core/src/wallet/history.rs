@@ -1,0 +1,164 @@
+//! A user's transaction history: one entry per user-visible event (top-up, withdrawal,
+//! sent, received, held, returned), newest first. It is read from the ledger, not stored
+//! twice: the wallet account's own transfer history (newest first, indexed per account) gives
+//! the events in order, each transfer's domain id says what it was, and the wallet's balance
+//! history (wallets have the `history` flag) gives the balance after it.
+
+use super::funding::{FundingKind, FundingStatus, KIND_FUNDING_TRANSFER};
+use super::remittance::{RemittanceStatus, KIND_REMITTANCE_PAYOUT, KIND_REMITTANCE_RESOLVE, KIND_REMITTANCE_TRANSFER};
+use super::{domain_id, domain_id_parts, Wallets};
+use crate::ledger::Ledger;
+
+/// What kind of event an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Money in from the user's bank account.
+    TopUp,
+    /// Money out to the user's bank account.
+    Withdrawal,
+    /// Money sent to another user (or held for a number, or returned).
+    Sent,
+    /// Money received from another user.
+    Received,
+    /// A ledger transfer an operator made on the wallet.
+    Adjustment,
+}
+
+impl EntryKind {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::TopUp => "top_up",
+            EntryKind::Withdrawal => "withdrawal",
+            EntryKind::Sent => "sent",
+            EntryKind::Received => "received",
+            EntryKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// One entry of a user's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// What happened.
+    pub kind: EntryKind,
+    /// The domain object's id (funding or remittance), 0 for adjustments.
+    pub object_id: u64,
+    /// Won; positive.
+    pub amount: u64,
+    /// The status name of the object (`succeeded`, `pending`, `held`, `returned`, ...).
+    pub status: &'static str,
+    /// The other party: a user id for remittances between users.
+    pub counterparty_user: Option<u64>,
+    /// For remittances held for a number: the number, masked.
+    pub counterparty_phone: Option<String>,
+    /// For fundings: the bank account id.
+    pub bank_account_id: Option<u64>,
+    /// The memo of a remittance.
+    pub memo: String,
+    /// The wallet's balance right after the money moved (absent while it is pending).
+    pub balance_after: Option<u64>,
+    /// When it happened: the timestamp of its first ledger transfer (also the cursor).
+    pub timestamp: u64,
+}
+
+impl Wallets {
+    /// Up to `limit` entries of `user_id`'s history with timestamps before `before` (0: no
+    /// bound), newest first.
+    pub fn history(&self, ledger: &Ledger, user_id: u64, before: u64, limit: usize) -> Vec<Entry> {
+        let Some(user) = self.user(user_id) else { return Vec::new() };
+        let account = user.wallet_account_id();
+        let balances = ledger.account_balances(account);
+        let balance_at = |timestamp: u64| -> Option<u64> {
+            let i = balances.partition_point(|b| b.timestamp <= timestamp);
+            let b = balances.get(i.checked_sub(1)?)?;
+            Some(b.credits_posted.saturating_sub(b.debits_posted).min(u64::MAX as u128) as u64)
+        };
+        let timestamp_of = |id: u128| ledger.transfer(id).map(|t| t.timestamp);
+        let mut out = Vec::new();
+        let mut max = before.saturating_sub(1);
+        // Walk the wallet's transfers in pages; resolutions are folded into their event.
+        'pages: while out.len() < limit {
+            if before != 0 && max == 0 {
+                break;
+            }
+            let page = ledger.account_transfers(account, 0, max, 256);
+            let Some(last) = page.last() else { break };
+            max = last.timestamp.saturating_sub(1);
+            for t in &page {
+                let entry = match domain_id_parts(t.id) {
+                    Some((KIND_FUNDING_TRANSFER, id)) => {
+                        let Some(f) = self.funding.funding(id) else { continue };
+                        let status = self.funding.status(ledger, f);
+                        let settled = timestamp_of(domain_id(KIND_FUNDING_TRANSFER + 1, id));
+                        Entry {
+                            kind: if f.kind == FundingKind::TopUp { EntryKind::TopUp } else { EntryKind::Withdrawal },
+                            object_id: id,
+                            amount: f.amount,
+                            status: status.name(),
+                            counterparty_user: None,
+                            counterparty_phone: None,
+                            bank_account_id: Some(f.bank_account_id),
+                            memo: String::new(),
+                            balance_after: if status == FundingStatus::Pending {
+                                None
+                            } else {
+                                settled.and_then(balance_at)
+                            },
+                            timestamp: t.timestamp,
+                        }
+                    }
+                    Some((KIND_REMITTANCE_TRANSFER, id)) | Some((KIND_REMITTANCE_PAYOUT, id)) => {
+                        let Some(r) = self.remittances.remittance(id) else { continue };
+                        let status = self.remittances.status(ledger, r);
+                        let sent = r.from_user == user_id;
+                        let moved = if status == RemittanceStatus::Held {
+                            None
+                        } else if status == RemittanceStatus::Completed && r.to_phone.is_some() && sent {
+                            timestamp_of(domain_id(KIND_REMITTANCE_RESOLVE, id))
+                        } else if status == RemittanceStatus::Completed {
+                            Some(t.timestamp)
+                        } else {
+                            timestamp_of(domain_id(KIND_REMITTANCE_RESOLVE, id)).or(Some(t.timestamp))
+                        };
+                        Entry {
+                            kind: if sent { EntryKind::Sent } else { EntryKind::Received },
+                            object_id: id,
+                            amount: r.amount,
+                            status: status.name(),
+                            counterparty_user: if sent { r.to_user } else { Some(r.from_user) },
+                            counterparty_phone: if sent && r.to_user.is_none() {
+                                r.to_phone.as_ref().map(|p| p.masked())
+                            } else {
+                                None
+                            },
+                            bank_account_id: None,
+                            memo: r.memo.clone(),
+                            balance_after: moved.and_then(balance_at),
+                            timestamp: t.timestamp,
+                        }
+                    }
+                    // Resolutions and settlements belong to the entries above.
+                    Some(_) => continue,
+                    None => Entry {
+                        kind: EntryKind::Adjustment,
+                        object_id: 0,
+                        amount: t.amount.min(u64::MAX as u128) as u64,
+                        status: "completed",
+                        counterparty_user: None,
+                        counterparty_phone: None,
+                        bank_account_id: None,
+                        memo: String::new(),
+                        balance_after: balance_at(t.timestamp),
+                        timestamp: t.timestamp,
+                    },
+                };
+                out.push(entry);
+                if out.len() == limit {
+                    break 'pages;
+                }
+            }
+        }
+        out
+    }
+}
