@@ -30,6 +30,9 @@ const KIND_START_FUNDING: u8 = 10;
 const KIND_SETTLE_FUNDING: u8 = 11;
 const KIND_SEND: u8 = 12;
 const KIND_CANCEL_REMITTANCE: u8 = 13;
+const KIND_REQUEST_MONEY: u8 = 14;
+const KIND_SPLIT_BILL: u8 = 15;
+const KIND_ANSWER_REQUEST: u8 = 16;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +136,39 @@ pub enum Command {
         /// Which.
         remittance_id: u64,
     },
+    /// A user asks another for money.
+    RequestMoney {
+        /// Who asks.
+        requester: u64,
+        /// Who is asked.
+        from: Recipient,
+        /// Won.
+        amount: u64,
+        /// A note.
+        memo: String,
+    },
+    /// A user asks several friends for their shares of a bill.
+    SplitBill {
+        /// Who asks.
+        requester: u64,
+        /// The whole bill.
+        total: u64,
+        /// (friend, share) pairs.
+        shares: Vec<(Recipient, u64)>,
+        /// A note.
+        memo: String,
+    },
+    /// The payer pays or declines a money request.
+    AnswerRequest {
+        /// The payer.
+        payer: u64,
+        /// Which request.
+        request_id: u64,
+        /// Pay (true) or decline.
+        pay: bool,
+        /// The HTTP layer's verdict on a PIN sent with the request.
+        pin_ok: Option<bool>,
+    },
 }
 
 impl Command {
@@ -150,7 +186,12 @@ impl Command {
             | Command::LinkBankAccount { .. }
             | Command::StartFunding { .. } => 1,
             // A settlement resolves a pending transfer: one event.
-            Command::SettleFunding { .. } | Command::Send { .. } | Command::CancelRemittance { .. } => 1,
+            Command::SettleFunding { .. }
+            | Command::Send { .. }
+            | Command::CancelRemittance { .. }
+            | Command::RequestMoney { .. }
+            | Command::SplitBill { .. }
+            | Command::AnswerRequest { .. } => 1,
         }
     }
 }
@@ -254,6 +295,44 @@ impl<'a> Cursor<'a> {
     }
 }
 
+fn put_recipient(out: &mut Vec<u8>, to: &Recipient) {
+    match to {
+        Recipient::User(id) => {
+            out.push(1);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        Recipient::Phone(phone) => {
+            out.push(2);
+            put_str(out, phone);
+        }
+    }
+}
+
+fn get_recipient(b: &mut Cursor) -> Result<Recipient, String> {
+    match b.u8().map_err(|e| e.to_string())? {
+        1 => Ok(Recipient::User(b.u64().map_err(|e| e.to_string())?)),
+        2 => Ok(Recipient::Phone(get_str(b)?)),
+        other => Err(format!("recipient byte {other}")),
+    }
+}
+
+fn pin_byte(pin_ok: Option<bool>) -> u8 {
+    match pin_ok {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    }
+}
+
+fn get_pin(b: &mut Cursor) -> Result<Option<bool>, String> {
+    match b.u8().map_err(|e| e.to_string())? {
+        0 => Ok(None),
+        1 => Ok(Some(false)),
+        2 => Ok(Some(true)),
+        other => Err(format!("pin byte {other}")),
+    }
+}
+
 /// Appends the encoding of `commands` to `out`.
 pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
     out.extend_from_slice(&(commands.len() as u32).to_le_bytes());
@@ -272,6 +351,9 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::SettleFunding { .. } => KIND_SETTLE_FUNDING,
             Command::Send { .. } => KIND_SEND,
             Command::CancelRemittance { .. } => KIND_CANCEL_REMITTANCE,
+            Command::RequestMoney { .. } => KIND_REQUEST_MONEY,
+            Command::SplitBill { .. } => KIND_SPLIT_BILL,
+            Command::AnswerRequest { .. } => KIND_ANSWER_REQUEST,
         };
         out.push(kind);
         let len_at = out.len();
@@ -317,11 +399,7 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
                 out.extend_from_slice(&bank_account_id.to_le_bytes());
                 out.push(*kind as u8);
                 out.extend_from_slice(&amount.to_le_bytes());
-                out.push(match pin_ok {
-                    None => 0,
-                    Some(false) => 1,
-                    Some(true) => 2,
-                });
+                out.push(pin_byte(*pin_ok));
             }
             Command::SettleFunding { funding_id, approved } => {
                 out.extend_from_slice(&funding_id.to_le_bytes());
@@ -329,23 +407,32 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             }
             Command::Send { from_user, to, amount, memo, pin_ok } => {
                 out.extend_from_slice(&from_user.to_le_bytes());
-                match to {
-                    Recipient::User(id) => {
-                        out.push(1);
-                        out.extend_from_slice(&id.to_le_bytes());
-                    }
-                    Recipient::Phone(phone) => {
-                        out.push(2);
-                        put_str(out, phone);
-                    }
-                }
+                put_recipient(out, to);
                 out.extend_from_slice(&amount.to_le_bytes());
                 put_str(out, memo);
-                out.push(match pin_ok {
-                    None => 0,
-                    Some(false) => 1,
-                    Some(true) => 2,
-                });
+                out.push(pin_byte(*pin_ok));
+            }
+            Command::RequestMoney { requester, from, amount, memo } => {
+                out.extend_from_slice(&requester.to_le_bytes());
+                put_recipient(out, from);
+                out.extend_from_slice(&amount.to_le_bytes());
+                put_str(out, memo);
+            }
+            Command::SplitBill { requester, total, shares, memo } => {
+                out.extend_from_slice(&requester.to_le_bytes());
+                out.extend_from_slice(&total.to_le_bytes());
+                out.extend_from_slice(&(shares.len() as u32).to_le_bytes());
+                for (who, amount) in shares {
+                    put_recipient(out, who);
+                    out.extend_from_slice(&amount.to_le_bytes());
+                }
+                put_str(out, memo);
+            }
+            Command::AnswerRequest { payer, request_id, pay, pin_ok } => {
+                out.extend_from_slice(&payer.to_le_bytes());
+                out.extend_from_slice(&request_id.to_le_bytes());
+                out.push(*pay as u8);
+                out.push(pin_byte(*pin_ok));
             }
             Command::CancelRemittance { user_id, remittance_id } => {
                 out.extend_from_slice(&user_id.to_le_bytes());
@@ -421,31 +508,46 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
                     other => return Err(bad(format!("funding kind byte {other}"))),
                 };
                 let amount = b.u64()?;
-                let pin_ok = match b.u8()? {
-                    0 => None,
-                    1 => Some(false),
-                    2 => Some(true),
-                    other => return Err(bad(format!("pin byte {other}"))),
-                };
+                let pin_ok = get_pin(&mut b).map_err(bad)?;
                 Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok }
             }
             KIND_SEND => {
                 let from_user = b.u64()?;
-                let to = match b.u8()? {
-                    1 => Recipient::User(b.u64()?),
-                    2 => Recipient::Phone(get_str(&mut b).map_err(bad)?),
-                    other => return Err(bad(format!("recipient byte {other}"))),
-                };
+                let to = get_recipient(&mut b).map_err(bad)?;
                 let amount = b.u64()?;
                 let memo = get_str(&mut b).map_err(bad)?;
-                let pin_ok = match b.u8()? {
-                    0 => None,
-                    1 => Some(false),
-                    2 => Some(true),
-                    other => return Err(bad(format!("pin byte {other}"))),
-                };
+                let pin_ok = get_pin(&mut b).map_err(bad)?;
                 Command::Send { from_user, to, amount, memo, pin_ok }
             }
+            KIND_REQUEST_MONEY => Command::RequestMoney {
+                requester: b.u64()?,
+                from: get_recipient(&mut b).map_err(bad)?,
+                amount: b.u64()?,
+                memo: get_str(&mut b).map_err(bad)?,
+            },
+            KIND_SPLIT_BILL => {
+                let requester = b.u64()?;
+                let total = b.u64()?;
+                let n = b.u32()? as usize;
+                if n > crate::wallet::requests::SHARES_MAX {
+                    return Err(bad(format!("{n} shares")));
+                }
+                let mut shares = Vec::with_capacity(n);
+                for _ in 0..n {
+                    shares.push((get_recipient(&mut b).map_err(bad)?, b.u64()?));
+                }
+                Command::SplitBill { requester, total, shares, memo: get_str(&mut b).map_err(bad)? }
+            }
+            KIND_ANSWER_REQUEST => Command::AnswerRequest {
+                payer: b.u64()?,
+                request_id: b.u64()?,
+                pay: match b.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(bad(format!("pay byte {other}"))),
+                },
+                pin_ok: get_pin(&mut b).map_err(bad)?,
+            },
             KIND_CANCEL_REMITTANCE => Command::CancelRemittance { user_id: b.u64()?, remittance_id: b.u64()? },
             KIND_SETTLE_FUNDING => Command::SettleFunding {
                 funding_id: b.u64()?,
@@ -513,6 +615,14 @@ mod tests {
             },
             Command::Send { from_user: 7, to: Recipient::User(8), amount: 1, memo: String::new(), pin_ok: Some(false) },
             Command::CancelRemittance { user_id: 7, remittance_id: 1 },
+            Command::RequestMoney { requester: 7, from: Recipient::User(8), amount: 9, memo: "커피".into() },
+            Command::SplitBill {
+                requester: 7,
+                total: 30_000,
+                shares: vec![(Recipient::User(8), 10_000), (Recipient::Phone("01012345678".into()), 10_000)],
+                memo: "회식".into(),
+            },
+            Command::AnswerRequest { payer: 8, request_id: 1, pay: true, pin_ok: None },
         ];
         let mut bytes = Vec::new();
         encode_commands(&commands, &mut bytes);

@@ -146,6 +146,22 @@ impl State {
                 Command::Send { from_user, to, amount, memo, pin_ok } => Outcome::Wallet(WalletOutcome::Sent(
                     wallets.send(ledger, *from_user, to, *amount, memo, *pin_ok, next),
                 )),
+                Command::RequestMoney { requester, from, amount, memo } => Outcome::Wallet(
+                    WalletOutcome::MoneyRequested(wallets.request_money(*requester, from, *amount, memo, next)),
+                ),
+                Command::SplitBill { requester, total, shares, memo } => Outcome::Wallet(WalletOutcome::BillSplit(
+                    wallets.split_bill(*requester, *total, shares, memo, next),
+                )),
+                Command::AnswerRequest { payer, request_id, pay, pin_ok } => {
+                    Outcome::Wallet(WalletOutcome::RequestAnswered(wallets.answer_request(
+                        ledger,
+                        *payer,
+                        *request_id,
+                        *pay,
+                        *pin_ok,
+                        next,
+                    )))
+                }
                 Command::CancelRemittance { user_id, remittance_id } => {
                     Outcome::Wallet(WalletOutcome::RemittanceCancelled(wallets.cancel_remittance(
                         ledger,

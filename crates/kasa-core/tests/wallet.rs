@@ -420,3 +420,110 @@ mod remittance {
         assert_eq!(balance(&h, late), 0);
     }
 }
+
+mod requests {
+    use super::*;
+    use kasa_core::wallet::requests::REQUEST_TTL_NANOS;
+    use kasa_core::wallet::{FundingKind, Recipient, RequestError};
+
+    fn funded(h: &mut Harness, phone: &str, amount: u64) -> u64 {
+        let id = sign_up(h, phone).unwrap();
+        let link = Command::LinkBankAccount {
+            user_id: id,
+            bank_code: "088".into(),
+            account_number: format!("{:010}", id),
+            holder_name: "x".into(),
+        };
+        let WalletOutcome::BankAccountLinked(Ok(bank)) = wallet(h, link) else { panic!() };
+        let start = Command::StartFunding {
+            user_id: id,
+            bank_account_id: bank,
+            kind: FundingKind::TopUp,
+            amount,
+            pin_ok: None,
+        };
+        let WalletOutcome::FundingStarted(Ok(f)) = wallet(h, start) else { panic!() };
+        wallet(h, Command::SettleFunding { funding_id: f, approved: true });
+        id
+    }
+
+    fn answer(h: &mut Harness, payer: u64, request_id: u64, pay: bool) -> Result<(), RequestError> {
+        match wallet(h, Command::AnswerRequest { payer, request_id, pay, pin_ok: None }) {
+            WalletOutcome::RequestAnswered(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn balance(h: &Harness, user: u64) -> u128 {
+        let a = h.state.ledger().account(wallet_account_id(user)).unwrap();
+        a.credits_posted - a.debits_posted
+    }
+
+    #[test]
+    fn a_request_is_paid_declined_or_expires() {
+        let mut h = Harness::default();
+        let a = funded(&mut h, "01011110000", 10_000);
+        let b = funded(&mut h, "01022220000", 50_000);
+        let ask = |h: &mut Harness, amount| match wallet(
+            h,
+            Command::RequestMoney {
+                requester: a,
+                from: Recipient::Phone("010-2222-0000".into()),
+                amount,
+                memo: "커피".into(),
+            },
+        ) {
+            WalletOutcome::MoneyRequested(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let r1 = ask(&mut h, 4_500).unwrap();
+        assert_eq!(answer(&mut h, a, r1, true), Err(RequestError::NotFound), "only the payer answers");
+        assert_eq!(answer(&mut h, b, r1, true), Ok(()));
+        assert_eq!((balance(&h, a), balance(&h, b)), (14_500, 45_500));
+        assert_eq!(answer(&mut h, b, r1, true), Err(RequestError::NotPending("paid")));
+        let r2 = ask(&mut h, 1_000).unwrap();
+        assert_eq!(answer(&mut h, b, r2, false), Ok(()));
+        assert_eq!(h.state.wallets().requests().request(r2).unwrap().status_at(h.now), "declined");
+        let r3 = ask(&mut h, 1_000).unwrap();
+        h.advance(REQUEST_TTL_NANOS);
+        assert_eq!(h.state.wallets().requests().request(r3).unwrap().status_at(h.now), "expired");
+        assert_eq!(answer(&mut h, b, r3, true), Err(RequestError::NotPending("expired")));
+        assert_eq!(balance(&h, b), 45_500);
+        assert_eq!(ask(&mut h, 0), Err(RequestError::InvalidAmount("the amount must be positive".into())));
+        let restored = State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+        assert_eq!(restored.hash(), h.state.hash());
+    }
+
+    #[test]
+    fn a_split_bill_is_one_request_per_share() {
+        let mut h = Harness::default();
+        let a = sign_up(&mut h, "01011110000").unwrap();
+        let b = funded(&mut h, "01022220000", 50_000);
+        let c = funded(&mut h, "01033330000", 50_000);
+        let split = |h: &mut Harness, shares: Vec<(Recipient, u64)>| match wallet(
+            h,
+            Command::SplitBill { requester: a, total: 30_000, shares, memo: "회식".into() },
+        ) {
+            WalletOutcome::BillSplit(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            split(&mut h, vec![(Recipient::User(b), 20_000), (Recipient::User(c), 20_000)]),
+            Err(RequestError::InvalidAmount(_))
+        ));
+        assert!(matches!(
+            split(&mut h, vec![(Recipient::User(b), 10_000), (Recipient::User(b), 10_000)]),
+            Err(RequestError::InvalidAmount(_))
+        ));
+        assert_eq!(split(&mut h, vec![(Recipient::User(a), 10_000)]), Err(RequestError::ToSelf));
+        let bill = split(&mut h, vec![(Recipient::User(b), 10_000), (Recipient::Phone("01033330000".into()), 10_000)])
+            .unwrap();
+        let ids = h.state.wallets().requests().bill(bill).unwrap().request_ids.clone();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(answer(&mut h, b, ids[0], true), Ok(()));
+        let book = h.state.wallets().requests();
+        let statuses: Vec<&str> = ids.iter().map(|&r| book.request(r).unwrap().status_at(h.now)).collect();
+        assert_eq!(statuses, ["paid", "pending"]);
+        assert_eq!(balance(&h, a), 10_000);
+    }
+}

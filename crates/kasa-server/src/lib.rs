@@ -156,7 +156,7 @@ async fn method_not_allowed(request: Request) -> Response {
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    use routes::{funding, ledger, ops, remittance, users};
+    use routes::{funding, ledger, ops, remittance, requests, users};
     let api = Router::new()
         .route("/v1/ledger/accounts", post(ledger::create_accounts))
         .route("/v1/ledger/accounts/lookup", post(ledger::lookup_accounts))
@@ -184,7 +184,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/withdrawals/{id}", get(funding::get_withdrawal))
         .route("/v1/transfers", post(remittance::send))
         .route("/v1/transfers/{id}", get(remittance::get))
-        .route("/v1/transfers/{id}/cancel", post(remittance::cancel));
+        .route("/v1/transfers/{id}/cancel", post(remittance::cancel))
+        .route("/v1/money-requests", post(requests::create))
+        .route("/v1/money-requests/{id}", get(requests::get))
+        .route("/v1/money-requests/{id}/pay", post(requests::pay))
+        .route("/v1/money-requests/{id}/decline", post(requests::decline))
+        .route("/v1/split-bills", post(requests::split))
+        .route("/v1/split-bills/{id}", get(requests::get_split));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

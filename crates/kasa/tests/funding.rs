@@ -307,3 +307,94 @@ fn fifty_concurrent_sends_exactly_the_affordable_ones_succeed() {
     let (verified, report) = verify(dir.path());
     assert!(verified, "{report}");
 }
+
+/// Money requests and split bills end to end.
+#[test]
+fn request_money_and_split_a_bill() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let alice = user(&mut c, "010-5000-0001");
+    let bob = user(&mut c, "010-5000-0002");
+    let carol = user(&mut c, "010-5000-0003");
+    for (token, number) in [(&bob, "5005005002"), (&carol, "5005005003")] {
+        let r = call(
+            &mut c,
+            "POST",
+            "/v1/me/bank-accounts",
+            token,
+            Some(json!({"bank_code": "088", "account_number": number, "holder_name": "x"})),
+        );
+        let bank = r.json()["id"].as_str().unwrap().to_string();
+        let r = call(&mut c, "POST", "/v1/me/top-ups", token, Some(json!({"bank_account_id": bank, "amount": 100000})));
+        let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+        assert_eq!(settled(&mut c, &path, token)["status"], "succeeded");
+    }
+    // Alice asks Bob for 12,000; Bob pays; a second request Bob declines.
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/money-requests",
+        &alice,
+        Some(json!({"from_phone": "01050000002", "amount": 12000, "memo": "티켓"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["status"], "pending");
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_problem(&call(&mut c, "POST", &format!("/v1/money-requests/{id}/pay"), &carol, None), 404, "not_found");
+    let r = call(&mut c, "POST", &format!("/v1/money-requests/{id}/pay"), &bob, None);
+    assert_eq!(r.json()["status"], "paid", "{}", r.json());
+    assert!(r.json()["transfer_id"].is_string());
+    assert_problem(&call(&mut c, "POST", &format!("/v1/money-requests/{id}/pay"), &bob, None), 409, "not_pending");
+    assert_eq!(balance(&mut c, &alice).0, "12000");
+    let r = call(&mut c, "POST", "/v1/money-requests", &alice, Some(json!({"from_user_id": "2", "amount": 5000})));
+    let declined = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(&mut c, "POST", &format!("/v1/money-requests/{declined}/decline"), &bob, None).json()["status"],
+        "declined"
+    );
+    assert_eq!(
+        call(&mut c, "GET", &format!("/v1/money-requests/{declined}"), &alice, None).json()["status"],
+        "declined"
+    );
+    assert_problem(
+        &call(&mut c, "POST", "/v1/money-requests", &alice, Some(json!({"from_phone": "01099999999", "amount": 1}))),
+        404,
+        "not_found",
+    );
+
+    // A 30,001 won dinner split equally among three: Bob and Carol owe 10,000 each.
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/split-bills",
+        &alice,
+        Some(json!({"total": 30001, "shares": [{"phone": "01050000002"}, {"user_id": "3"}], "memo": "저녁"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let bill = r.json();
+    assert_eq!(bill["shares"][0]["amount"], "10000");
+    assert_eq!(bill["paid"], 0);
+    let share = bill["shares"][1]["id"].as_str().unwrap().to_string();
+    call(&mut c, "POST", &format!("/v1/money-requests/{share}/pay"), &carol, None);
+    let bill_now =
+        call(&mut c, "GET", &format!("/v1/split-bills/{}", bill["id"].as_str().unwrap()), &alice, None).json();
+    assert_eq!(bill_now["paid"], 1);
+    assert_eq!(bill_now["shares"][1]["status"], "paid");
+    assert_problem(
+        &call(&mut c, "GET", &format!("/v1/split-bills/{}", bill["id"].as_str().unwrap()), &bob, None),
+        404,
+        "not_found",
+    );
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/split-bills",
+        &alice,
+        Some(json!({"total": 100, "shares": [{"user_id": "2", "amount": 60}, {"user_id": "3", "amount": 60}]})),
+    );
+    assert_problem(&r, 422, "invalid_field");
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+}

@@ -14,6 +14,7 @@ pub mod funding;
 pub mod history;
 mod phone;
 pub mod remittance;
+pub mod requests;
 
 pub use funding::{
     BankAccount, Funding, FundingBook, FundingError, FundingKind, FundingStatus, LimitExceeded, LinkError,
@@ -21,6 +22,7 @@ pub use funding::{
 pub use history::{Entry, EntryKind};
 pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Recipient, Remittance, RemittanceBook, RemittanceStatus, SendError};
+pub use requests::{MoneyRequest, RequestBook, RequestError, RequestStatus, SplitBill};
 
 use crate::ledger::{Account, AccountFlags, Ledger};
 use std::collections::{BTreeMap, BTreeSet};
@@ -218,6 +220,12 @@ pub enum WalletOutcome {
     Sent(Result<u64, SendError>),
     /// `CancelRemittance`: done, or why not.
     RemittanceCancelled(Result<(), CancelError>),
+    /// `RequestMoney`: the request's id, or why not.
+    MoneyRequested(Result<u64, RequestError>),
+    /// `SplitBill`: the split bill's id, or why not.
+    BillSplit(Result<u64, RequestError>),
+    /// `AnswerRequest`: done, or why not.
+    RequestAnswered(Result<(), RequestError>),
 }
 
 /// Users and sessions. Deterministic containers only: it is hashed and snapshotted.
@@ -233,6 +241,8 @@ pub struct Wallets {
     funding: FundingBook,
     /// Remittances.
     remittances: RemittanceBook,
+    /// Money requests and split bills.
+    requests: RequestBook,
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -267,6 +277,11 @@ impl Wallets {
     /// Remittances.
     pub fn remittances(&self) -> &RemittanceBook {
         &self.remittances
+    }
+
+    /// Money requests and split bills.
+    pub fn requests(&self) -> &RequestBook {
+        &self.requests
     }
 
     /// The user with this phone number.
@@ -449,6 +464,7 @@ impl Wallets {
         }
         self.funding.encode(out);
         self.remittances.encode(out);
+        self.requests.encode(out);
     }
 
     /// Decodes what [`Wallets::encode`] wrote; checks that it fits the ledger.
@@ -501,6 +517,7 @@ impl Wallets {
         }
         wallets.funding = FundingBook::decode(c, wallets.users.len() as u64)?;
         wallets.remittances = RemittanceBook::decode(c, wallets.users.len() as u64, ledger)?;
+        wallets.requests = RequestBook::decode(c, wallets.users.len() as u64)?;
         Ok(wallets)
     }
 }

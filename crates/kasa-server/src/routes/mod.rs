@@ -6,4 +6,5 @@ pub mod funding;
 pub mod ledger;
 pub mod ops;
 pub mod remittance;
+pub mod requests;
 pub mod users;

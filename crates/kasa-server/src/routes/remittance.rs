@@ -65,7 +65,8 @@ struct SendInput {
     pin: Option<String>,
 }
 
-fn send_problem(error: SendError) -> Problem {
+/// The problem for a refused remittance (also used when paying a money request).
+pub(crate) fn send_problem(error: SendError) -> Problem {
     let detail = error.to_string();
     match error {
         SendError::Funding(e) => funding_problem(e),
