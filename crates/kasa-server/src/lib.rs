@@ -7,6 +7,7 @@
 //! HTTP and JSON; it holds no ledger state of its own.
 
 pub mod bank;
+pub mod demo;
 pub mod json;
 pub mod pin;
 pub mod problem;

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:7300")]
     listen: SocketAddr,
+    /// Seed an empty data directory with three demo users (PIN 123456) who have money.
+    #[arg(long)]
+    demo: bool,
     /// Threads that serve HTTP (the sequencer has its own thread besides). On the 2-core
     /// machine one measured better than two: the second core stays for the sequencer.
     #[arg(long, default_value_t = 1)]
@@ -124,6 +127,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         latency: std::time::Duration::from_millis(args.sandbox_bank_latency_ms),
     });
     tracing::info!(latency_ms = args.sandbox_bank_latency_ms, "bank rail: the in-process sandbox bank");
+    if args.demo {
+        let pins = kasa_server::pin::PinHasher::new(&pin_pepper);
+        let seeded = runtime.block_on(kasa_server::demo::seed(&engine, &pins)).map_err(anyhow::Error::msg)?;
+        tracing::info!(users = seeded, "demo users seeded (PIN 123456)");
+    }
     let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key, pin_pepper, bank));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();

@@ -109,3 +109,23 @@ fn five_wrong_pins_lock_even_across_a_kill_9_until_an_operator_unlocks() {
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
 }
+
+/// `kasa serve --demo` seeds three users with money once; the README's tour relies on it.
+#[test]
+fn the_demo_seeds_users_with_money_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let server = Server::start_with(dir.path(), &["--demo"]);
+        let mut c = server.client();
+        let r = login(&mut c, "010-0000-0001", "123456");
+        assert_eq!(r.status, 201, "{}", r.json());
+        let token = r.json()["token"].as_str().unwrap().to_string();
+        let wallet = with_token(&mut c, "GET", "/v1/me/wallet", &token).json();
+        assert_eq!((wallet["balance"].clone(), wallet["tier"].clone()), (json!("300000"), json!("verified")));
+        assert_eq!(server.terminate().code(), Some(0));
+    }
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+    // Three wallets and the bank omnibus, seeded once: 450,000 won held.
+    assert!(report.contains("ledger 410: 4 accounts, debits posted 450000 = credits posted 450000"), "{report}");
+}
