@@ -527,3 +527,36 @@ mod requests {
         assert_eq!(balance(&h, a), 10_000);
     }
 }
+
+/// Regression (self-review): an operator closing a wallet through the ledger API, or taking
+/// a reserved system account id, made a later funding or send panic the sequencer. Both are
+/// now refused cleanly and change nothing.
+#[test]
+fn operator_changes_to_domain_accounts_refuse_cleanly_instead_of_panicking() {
+    use kasa_core::wallet::funding::bank_omnibus_account_id;
+    use kasa_core::wallet::{FundingError, FundingKind, Recipient, SendError};
+    let mut h = Harness::default();
+    let a = sign_up(&mut h, "01011110000").unwrap();
+    let b = sign_up(&mut h, "01022220000").unwrap();
+    // An operator takes the omnibus id with another code.
+    h.accounts(vec![kasa_core::Account { id: bank_omnibus_account_id(), ledger: 410, code: 7, ..Default::default() }]);
+    let link = Command::LinkBankAccount {
+        user_id: a,
+        bank_code: "088".into(),
+        account_number: "1234567890".into(),
+        holder_name: "x".into(),
+    };
+    wallet(&mut h, link);
+    let start =
+        Command::StartFunding { user_id: a, bank_account_id: 1, kind: FundingKind::TopUp, amount: 10, pin_ok: None };
+    assert_eq!(wallet(&mut h, start), WalletOutcome::FundingStarted(Err(FundingError::Ledger("system_account_taken"))));
+    // An operator closes b's wallet with a closing pending transfer: sends to b are refused.
+    let mut close = pending(90, bank_omnibus_account_id(), wallet_account_id(b), 1, 0);
+    close.flags =
+        kasa_core::TransferFlags(kasa_core::TransferFlags::PENDING | kasa_core::TransferFlags::CLOSING_CREDIT);
+    close.ledger = 410;
+    assert_eq!(h.transfers(vec![close]), ["ok"]);
+    let send = Command::Send { from_user: a, to: Recipient::User(b), amount: 1, memo: String::new(), pin_ok: None };
+    let outcome = wallet(&mut h, send);
+    assert!(matches!(outcome, WalletOutcome::Sent(Err(SendError::Funding(FundingError::Ledger(_))))), "{outcome:?}");
+}

@@ -197,6 +197,10 @@ pub enum FundingError {
         /// Until when.
         until: u64,
     },
+    /// The ledger refused the transfer for a reason outside the user's request, such as an
+    /// operator having closed the wallet account or taken a reserved account id.
+    #[error("the ledger refused the transfer: {0}")]
+    Ledger(&'static str),
 }
 
 /// Bank accounts, fundings and daily outgoing totals.
@@ -365,7 +369,8 @@ impl Wallets {
                 }
             }
         }
-        ensure_system_account(ledger, bank_omnibus_account_id(), super::funding::CODE_BANK_OMNIBUS, now);
+        ensure_system_account(ledger, bank_omnibus_account_id(), super::funding::CODE_BANK_OMNIBUS, now)
+            .map_err(FundingError::Ledger)?;
         let id = self.funding.fundings.len() as u64 + 1;
         let funding = Funding { id, kind, user_id, bank_account_id, amount, created_at: now, day };
         let (debit, credit, code) = match kind {
@@ -388,7 +393,7 @@ impl Wallets {
         match outcome.result {
             crate::CreateTransferResult::Ok => {}
             crate::CreateTransferResult::ExceedsCredits => return Err(FundingError::InsufficientFunds),
-            other => panic!("a funding reservation failed with {}: a bug in the checks above", other.name()),
+            other => return Err(FundingError::Ledger(other.name())),
         }
         if kind == FundingKind::Withdrawal {
             self.funding.count_outgoing(user_id, day, amount);
@@ -460,15 +465,24 @@ impl Wallets {
 }
 
 /// Creates a system account (bank omnibus, holding) the first time it is needed. Its id is in
-/// the reserved domain range; if an operator took it with other fields, that is a setup error
-/// worth stopping for, not something a user's request could cause.
-pub(crate) fn ensure_system_account(ledger: &mut Ledger, id: u128, code: u16, now: u64) {
-    if ledger.account(id).is_some() {
-        return;
+/// the reserved domain range; if an operator took it with other fields, the request fails
+/// with the ledger's reason (and nothing changes) rather than moving money into the wrong
+/// account.
+pub(crate) fn ensure_system_account(ledger: &mut Ledger, id: u128, code: u16, now: u64) -> Result<(), &'static str> {
+    if let Some(existing) = ledger.account(id) {
+        return if existing.ledger == KRW_LEDGER && existing.code == code {
+            Ok(())
+        } else {
+            Err("system_account_taken")
+        };
     }
     let account = Account { id, ledger: KRW_LEDGER, code, ..Default::default() };
     let outcome = ledger.create_accounts(&[account], now);
-    assert!(outcome[0].result.is_success(), "system account {id} could not be created: {}", outcome[0].result.name());
+    if outcome[0].result.is_success() {
+        Ok(())
+    } else {
+        Err(outcome[0].result.name())
+    }
 }
 
 impl FundingBook {

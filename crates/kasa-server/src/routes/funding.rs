@@ -166,6 +166,9 @@ pub(crate) fn funding_problem(error: FundingError) -> Problem {
         FundingError::UnknownUser => {
             Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
         }
+        FundingError::Ledger(_) => {
+            Problem::new(StatusCode::CONFLICT, "ledger_refused", "The ledger refused the movement", detail)
+        }
     }
 }
 
