@@ -361,8 +361,10 @@ impl State {
         Ok(State { ledger, wallets, last_timestamp, batches })
     }
 
-    /// Checks every invariant of the state (see [`Ledger::check_invariants`]).
+    /// Checks every invariant of the state (see [`Ledger::check_invariants`] and
+    /// [`Wallets::check_invariants`]).
     pub fn check_invariants(&self) -> Result<(), String> {
-        self.ledger.check_invariants()
+        self.ledger.check_invariants()?;
+        self.wallets.check_invariants(&self.ledger)
     }
 }

@@ -82,6 +82,10 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
     }
     state.check_invariants().map_err(|e| anyhow::anyhow!("invariant broken: {e}"))?;
     println!("invariants: every ledger balances, no account breaks its flags, no pending transfer resolved twice");
+    println!(
+        "wallets: {} users, each with a KRW wallet that cannot go negative and holds at most the legal maximum",
+        state.wallets().users_count()
+    );
     println!("state hash: {}", hex(&state.hash()));
     println!("ok: verified in {:.2?}", started.elapsed());
     Ok(())

@@ -442,6 +442,35 @@ impl Wallets {
         }
     }
 
+    /// Checks the wallet invariants against the ledger: every user has their wallet account,
+    /// which can never go negative, and no wallet holds more than the law's highest cap
+    /// (tier caps are checked when money moves in; an operator may lower a tier later, so the
+    /// invariant is the statutory maximum).
+    pub fn check_invariants(&self, ledger: &Ledger) -> Result<(), String> {
+        let (legal_max, _) = Tier::Verified.limits_krw();
+        for user in &self.users {
+            let Some(wallet) = ledger.account(user.wallet_account_id()) else {
+                return Err(format!("user {} has no wallet account", user.id));
+            };
+            if !wallet.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) || wallet.ledger != KRW_LEDGER {
+                return Err(format!("user {}'s wallet account may go negative or is not in KRW", user.id));
+            }
+            let balance = wallet.credits_posted.saturating_sub(wallet.debits_posted);
+            if balance > legal_max as u128 {
+                return Err(format!(
+                    "user {}'s wallet holds {balance} won, over the legal maximum of {legal_max}",
+                    user.id
+                ));
+            }
+        }
+        for session in self.sessions.values() {
+            if self.user(session.user_id).is_none() {
+                return Err(format!("a session belongs to unknown user {}", session.user_id));
+            }
+        }
+        Ok(())
+    }
+
     /// Appends the canonical encoding (for the state hash and snapshots).
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.users.len() as u64).to_le_bytes());
