@@ -9,6 +9,7 @@
 //! `len` bytes. Accounts and transfers are arrays of 128-byte records. New command kinds get
 //! new `kind` numbers; existing numbers never change meaning.
 
+use crate::idempotency::StoredResponse;
 use crate::ledger::{Account, AccountOutcome, Transfer, TransferOutcome, RECORD_BYTES};
 use crate::wallet::{get_str, put_str, FundingKind, Recipient, Tier, WalletOutcome};
 use thiserror::Error;
@@ -33,6 +34,8 @@ const KIND_CANCEL_REMITTANCE: u8 = 13;
 const KIND_REQUEST_MONEY: u8 = 14;
 const KIND_SPLIT_BILL: u8 = 15;
 const KIND_ANSWER_REQUEST: u8 = 16;
+const KIND_KEYED: u8 = 17;
+const KIND_STORE_RESPONSE: u8 = 18;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +161,29 @@ pub enum Command {
         /// A note.
         memo: String,
     },
+    /// A command guarded by an idempotency key: applied only if the caller has not used the
+    /// key before (see `idempotency`).
+    Keyed {
+        /// The caller (a user id, or 0 for the operator).
+        scope: u64,
+        /// The key.
+        key: String,
+        /// The hash of the HTTP request, to tell a retry from a different request.
+        request_hash: [u8; 32],
+        /// The guarded command (never itself `Keyed`).
+        command: Box<Command>,
+    },
+    /// The answer to a keyed request, stored for retries.
+    StoreResponse {
+        /// The caller.
+        scope: u64,
+        /// The key.
+        key: String,
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: Vec<u8>,
+    },
     /// The payer pays or declines a money request.
     AnswerRequest {
         /// The payer.
@@ -191,7 +217,9 @@ impl Command {
             | Command::CancelRemittance { .. }
             | Command::RequestMoney { .. }
             | Command::SplitBill { .. }
-            | Command::AnswerRequest { .. } => 1,
+            | Command::AnswerRequest { .. }
+            | Command::StoreResponse { .. } => 1,
+            Command::Keyed { command, .. } => command.events(),
         }
     }
 }
@@ -205,6 +233,26 @@ pub enum Outcome {
     CreateTransfers(Vec<TransferOutcome>),
     /// The result of a wallet command.
     Wallet(WalletOutcome),
+    /// The result of a keyed command.
+    Keyed(KeyedOutcome),
+    /// `StoreResponse`: whether the answer was stored.
+    ResponseStored(bool),
+}
+
+/// What happened to a keyed command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyedOutcome {
+    /// The key was new: the command was applied, with this outcome.
+    Applied(Box<Outcome>),
+    /// The caller used the key before; nothing was applied.
+    Exists {
+        /// Whether the earlier request was the same (method, path, body).
+        same_request: bool,
+        /// The earlier answer, if it was stored.
+        response: Option<StoredResponse>,
+    },
+    /// The key is empty or too long; nothing was applied.
+    InvalidKey,
 }
 
 /// Commands applied together with one timestamp.
@@ -354,6 +402,8 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::RequestMoney { .. } => KIND_REQUEST_MONEY,
             Command::SplitBill { .. } => KIND_SPLIT_BILL,
             Command::AnswerRequest { .. } => KIND_ANSWER_REQUEST,
+            Command::Keyed { .. } => KIND_KEYED,
+            Command::StoreResponse { .. } => KIND_STORE_RESPONSE,
         };
         out.push(kind);
         let len_at = out.len();
@@ -427,6 +477,19 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
                     out.extend_from_slice(&amount.to_le_bytes());
                 }
                 put_str(out, memo);
+            }
+            Command::Keyed { scope, key, request_hash, command } => {
+                out.extend_from_slice(&scope.to_le_bytes());
+                put_str(out, key);
+                out.extend_from_slice(request_hash);
+                encode_commands(std::slice::from_ref(command.as_ref()), out);
+            }
+            Command::StoreResponse { scope, key, status, body } => {
+                out.extend_from_slice(&scope.to_le_bytes());
+                put_str(out, key);
+                out.extend_from_slice(&status.to_le_bytes());
+                out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                out.extend_from_slice(body);
             }
             Command::AnswerRequest { payer, request_id, pay, pin_ok } => {
                 out.extend_from_slice(&payer.to_le_bytes());
@@ -538,6 +601,27 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
                 }
                 Command::SplitBill { requester, total, shares, memo: get_str(&mut b).map_err(bad)? }
             }
+            KIND_KEYED => {
+                let scope = b.u64()?;
+                let key = get_str(&mut b).map_err(bad)?;
+                let request_hash: [u8; 32] = b.take(32)?.try_into().expect("32 bytes");
+                let nested = b.take(b.remaining())?;
+                let mut inner = decode_commands(nested)?;
+                if inner.len() != 1 || matches!(inner[0], Command::Keyed { .. }) {
+                    return Err(bad("a keyed command holds exactly one command that is not keyed".into()));
+                }
+                Command::Keyed { scope, key, request_hash, command: Box::new(inner.remove(0)) }
+            }
+            KIND_STORE_RESPONSE => {
+                let scope = b.u64()?;
+                let key = get_str(&mut b).map_err(bad)?;
+                let status = u16::from_le_bytes(b.take(2)?.try_into().expect("2 bytes"));
+                let len = b.u32()? as usize;
+                if len > crate::idempotency::RESPONSE_BYTES_MAX {
+                    return Err(bad(format!("a stored answer of {len} bytes")));
+                }
+                Command::StoreResponse { scope, key, status, body: b.take(len)?.to_vec() }
+            }
             KIND_ANSWER_REQUEST => Command::AnswerRequest {
                 payer: b.u64()?,
                 request_id: b.u64()?,
@@ -623,6 +707,13 @@ mod tests {
                 memo: "회식".into(),
             },
             Command::AnswerRequest { payer: 8, request_id: 1, pay: true, pin_ok: None },
+            Command::Keyed {
+                scope: 8,
+                key: "order-42".into(),
+                request_hash: [9; 32],
+                command: Box::new(Command::CancelRemittance { user_id: 8, remittance_id: 2 }),
+            },
+            Command::StoreResponse { scope: 8, key: "order-42".into(), status: 201, body: b"{}".to_vec() },
         ];
         let mut bytes = Vec::new();
         encode_commands(&commands, &mut bytes);

@@ -28,11 +28,14 @@
 //! ```
 
 pub mod command;
+pub mod idempotency;
 pub mod ledger;
 pub mod state;
 pub mod wallet;
 
-pub use command::{decode_commands, encode_commands, Batch, Command, DecodeError, Outcome, ITEMS_PER_COMMAND_MAX};
+pub use command::{
+    decode_commands, encode_commands, Batch, Command, DecodeError, KeyedOutcome, Outcome, ITEMS_PER_COMMAND_MAX,
+};
 pub use ledger::{
     Account, AccountBalance, AccountFlags, AccountOutcome, CreateAccountResult, CreateTransferResult, Ledger,
     LedgerTotals, PendingStatus, Transfer, TransferFlags, TransferOutcome, WideSum,

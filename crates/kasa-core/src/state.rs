@@ -5,16 +5,18 @@
 //! batches applied to an empty state give the same state, byte for byte; [`State::hash`]
 //! proves it. Snapshots are the same canonical byte stream that the hash is computed over.
 
-use crate::command::{Batch, Command, Cursor, DecodeError, Outcome};
+use crate::command::{Batch, Command, Cursor, DecodeError, KeyedOutcome, Outcome};
+use crate::idempotency::IdempotencyKeys;
 use crate::ledger::{Account, AccountBalance, Ledger, PendingStatus, Transfer, RECORD_BYTES};
 use crate::wallet::{WalletOutcome, Wallets, NANOS_PER_SECOND_WALLET};
 use thiserror::Error;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KASASTAT";
-/// Version 2 added the wallet section after the ledger, version 3 funding, remittances and the
-/// PIN-free amount in it; version 1 snapshots (ledger only) still load, with no users. Version 2
-/// lived for one development commit and is not read.
-const SNAPSHOT_VERSION: u32 = 3;
+/// Version 2 added the wallet section after the ledger, version 3 funding, remittances,
+/// requests and the PIN-free amount in it, version 4 idempotency keys after it. Versions 1
+/// (ledger only) and 3 still load, with what they lack empty. Version 2 lived for one
+/// development commit and is not read.
+const SNAPSHOT_VERSION: u32 = 4;
 
 /// The most balance entries one account's history may claim in a snapshot; guards the
 /// decoder's allocation against a corrupt count.
@@ -56,6 +58,7 @@ pub enum ApplyError {
 pub struct State {
     ledger: Ledger,
     wallets: Wallets,
+    idempotency: IdempotencyKeys,
     /// Timestamp of the last event applied (or of the last empty batch).
     last_timestamp: u64,
     /// Number of batches applied.
@@ -88,6 +91,11 @@ impl State {
     /// Wallet users and sessions, for queries.
     pub fn wallets(&self) -> &Wallets {
         &self.wallets
+    }
+
+    /// Idempotency keys, for queries.
+    pub fn idempotency(&self) -> &IdempotencyKeys {
+        &self.idempotency
     }
 
     /// Makes room for `additional` more transfers ahead of a replay (see
@@ -126,99 +134,121 @@ impl State {
         let expired = self.ledger.expire_pending(batch.timestamp);
         self.wallets.on_transfers_expired(&expired);
         self.wallets.expire_sessions(batch.timestamp);
+        self.idempotency.expire(batch.timestamp);
         let mut next = batch.timestamp;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in &batch.commands {
-            let (ledger, wallets) = (&mut self.ledger, &mut self.wallets);
-            let mut extra = 0;
-            outcomes.push(match command {
-                Command::CreateAccounts(accounts) => Outcome::CreateAccounts(ledger.create_accounts(accounts, next)),
-                Command::CreateTransfers(transfers) => {
-                    Outcome::CreateTransfers(ledger.create_transfers(transfers, next))
-                }
-                Command::SignUp { phone, name, pin_hash } => {
-                    // Claims of held remittances take timestamps after the sign-up's own.
-                    let mut at = next;
-                    let outcome = wallets.sign_up(ledger, phone, name, pin_hash, &mut at);
-                    extra = at - next;
-                    Outcome::Wallet(WalletOutcome::SignedUp(outcome))
-                }
-                Command::Send { from_user, to, amount, memo, pin_ok } => Outcome::Wallet(WalletOutcome::Sent(
-                    wallets.send(ledger, *from_user, to, *amount, memo, *pin_ok, next),
-                )),
-                Command::RequestMoney { requester, from, amount, memo } => Outcome::Wallet(
-                    WalletOutcome::MoneyRequested(wallets.request_money(*requester, from, *amount, memo, next)),
-                ),
-                Command::SplitBill { requester, total, shares, memo } => Outcome::Wallet(WalletOutcome::BillSplit(
-                    wallets.split_bill(*requester, *total, shares, memo, next),
-                )),
-                Command::AnswerRequest { payer, request_id, pay, pin_ok } => {
-                    Outcome::Wallet(WalletOutcome::RequestAnswered(wallets.answer_request(
-                        ledger,
-                        *payer,
-                        *request_id,
-                        *pay,
-                        *pin_ok,
-                        next,
-                    )))
-                }
-                Command::CancelRemittance { user_id, remittance_id } => {
-                    Outcome::Wallet(WalletOutcome::RemittanceCancelled(wallets.cancel_remittance(
-                        ledger,
-                        *user_id,
-                        *remittance_id,
-                        next,
-                    )))
-                }
-                Command::OpenSession { user_id, token_hash, pin_ok, ttl_seconds } => {
-                    let ttl = *ttl_seconds as u64 * NANOS_PER_SECOND_WALLET;
-                    Outcome::Wallet(WalletOutcome::SessionOpened(wallets.open_session(
-                        *user_id,
-                        *token_hash,
-                        *pin_ok,
-                        ttl,
-                        next,
-                    )))
-                }
-                Command::CloseSession { token_hash } => {
-                    Outcome::Wallet(WalletOutcome::SessionClosed(wallets.close_session(token_hash)))
-                }
-                Command::SetTier { user_id, tier } => {
-                    Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier(*user_id, *tier)))
-                }
-                Command::UnlockPin { user_id } => Outcome::Wallet(WalletOutcome::TierSet(wallets.unlock_pin(*user_id))),
-                Command::SetPinFreeAmount { user_id, amount } => {
-                    Outcome::Wallet(WalletOutcome::TierSet(wallets.set_pin_free_amount(*user_id, *amount)))
-                }
-                Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => {
-                    Outcome::Wallet(WalletOutcome::BankAccountLinked(wallets.link_bank_account(
-                        *user_id,
-                        bank_code,
-                        account_number,
-                        holder_name,
-                        next,
-                    )))
-                }
-                Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok } => {
-                    Outcome::Wallet(WalletOutcome::FundingStarted(wallets.start_funding(
-                        ledger,
-                        *user_id,
-                        *bank_account_id,
-                        *kind,
-                        *amount,
-                        *pin_ok,
-                        next,
-                    )))
-                }
-                Command::SettleFunding { funding_id, approved } => Outcome::Wallet(WalletOutcome::FundingSettled(
-                    wallets.settle_funding(ledger, *funding_id, *approved, next),
-                )),
-            });
-            next += command.events() as u64 + extra;
+            let (outcome, used) = self.apply_one(command, next);
+            outcomes.push(outcome);
+            next += used;
         }
         self.last_timestamp = if next == batch.timestamp { batch.timestamp } else { next - 1 };
         self.batches += 1;
         Ok(outcomes)
+    }
+
+    /// Applies one command whose first event timestamp is `next`; returns its outcome and how
+    /// many timestamps it used.
+    fn apply_one(&mut self, command: &Command, next: u64) -> (Outcome, u64) {
+        if let Command::Keyed { scope, key, request_hash, command: inner } = command {
+            let used = inner.events() as u64;
+            if let Some(entry) = self.idempotency.get(*scope, key) {
+                let outcome = KeyedOutcome::Exists {
+                    same_request: entry.request_hash == *request_hash,
+                    response: entry.response.clone(),
+                };
+                return (Outcome::Keyed(outcome), used);
+            }
+            if key.is_empty() || key.len() > crate::idempotency::KEY_BYTES_MAX {
+                return (Outcome::Keyed(KeyedOutcome::InvalidKey), used);
+            }
+            let (outcome, used) = self.apply_one(inner, next);
+            self.idempotency.insert(*scope, key, *request_hash, next);
+            return (Outcome::Keyed(KeyedOutcome::Applied(Box::new(outcome))), used);
+        }
+        if let Command::StoreResponse { scope, key, status, body } = command {
+            return (Outcome::ResponseStored(self.idempotency.store_response(*scope, key, *status, body)), 1);
+        }
+        let (ledger, wallets) = (&mut self.ledger, &mut self.wallets);
+        let mut extra = 0;
+        let outcome = match command {
+            Command::CreateAccounts(accounts) => Outcome::CreateAccounts(ledger.create_accounts(accounts, next)),
+            Command::CreateTransfers(transfers) => Outcome::CreateTransfers(ledger.create_transfers(transfers, next)),
+            Command::SignUp { phone, name, pin_hash } => {
+                // Claims of held remittances take timestamps after the sign-up's own.
+                let mut at = next;
+                let outcome = wallets.sign_up(ledger, phone, name, pin_hash, &mut at);
+                extra = at - next;
+                Outcome::Wallet(WalletOutcome::SignedUp(outcome))
+            }
+            Command::Send { from_user, to, amount, memo, pin_ok } => {
+                Outcome::Wallet(WalletOutcome::Sent(wallets.send(ledger, *from_user, to, *amount, memo, *pin_ok, next)))
+            }
+            Command::RequestMoney { requester, from, amount, memo } => Outcome::Wallet(WalletOutcome::MoneyRequested(
+                wallets.request_money(*requester, from, *amount, memo, next),
+            )),
+            Command::SplitBill { requester, total, shares, memo } => {
+                Outcome::Wallet(WalletOutcome::BillSplit(wallets.split_bill(*requester, *total, shares, memo, next)))
+            }
+            Command::AnswerRequest { payer, request_id, pay, pin_ok } => {
+                Outcome::Wallet(WalletOutcome::RequestAnswered(wallets.answer_request(
+                    ledger,
+                    *payer,
+                    *request_id,
+                    *pay,
+                    *pin_ok,
+                    next,
+                )))
+            }
+            Command::CancelRemittance { user_id, remittance_id } => Outcome::Wallet(
+                WalletOutcome::RemittanceCancelled(wallets.cancel_remittance(ledger, *user_id, *remittance_id, next)),
+            ),
+            Command::OpenSession { user_id, token_hash, pin_ok, ttl_seconds } => {
+                let ttl = *ttl_seconds as u64 * NANOS_PER_SECOND_WALLET;
+                Outcome::Wallet(WalletOutcome::SessionOpened(wallets.open_session(
+                    *user_id,
+                    *token_hash,
+                    *pin_ok,
+                    ttl,
+                    next,
+                )))
+            }
+            Command::CloseSession { token_hash } => {
+                Outcome::Wallet(WalletOutcome::SessionClosed(wallets.close_session(token_hash)))
+            }
+            Command::SetTier { user_id, tier } => {
+                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier(*user_id, *tier)))
+            }
+            Command::UnlockPin { user_id } => Outcome::Wallet(WalletOutcome::TierSet(wallets.unlock_pin(*user_id))),
+            Command::Keyed { .. } | Command::StoreResponse { .. } => unreachable!("handled above"),
+            Command::SetPinFreeAmount { user_id, amount } => {
+                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_pin_free_amount(*user_id, *amount)))
+            }
+            Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => {
+                Outcome::Wallet(WalletOutcome::BankAccountLinked(wallets.link_bank_account(
+                    *user_id,
+                    bank_code,
+                    account_number,
+                    holder_name,
+                    next,
+                )))
+            }
+            Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok } => {
+                Outcome::Wallet(WalletOutcome::FundingStarted(wallets.start_funding(
+                    ledger,
+                    *user_id,
+                    *bank_account_id,
+                    *kind,
+                    *amount,
+                    *pin_ok,
+                    next,
+                )))
+            }
+            Command::SettleFunding { funding_id, approved } => Outcome::Wallet(WalletOutcome::FundingSettled(
+                wallets.settle_funding(ledger, *funding_id, *approved, next),
+            )),
+        };
+        (outcome, command.events() as u64 + extra)
     }
 
     /// The BLAKE3 hash of the canonical state (the snapshot bytes).
@@ -289,6 +319,7 @@ impl State {
         // The wallet section is small next to the ledger's arrays: encode it in one piece.
         buffer.clear();
         self.wallets.encode(&mut buffer);
+        self.idempotency.encode(&mut buffer);
         sink.put(&buffer);
     }
 
@@ -300,7 +331,7 @@ impl State {
             return Err(DecodeError::Snapshot("does not start with the state magic".into()));
         }
         let version = c.u32()?;
-        if version != SNAPSHOT_VERSION && version != 1 {
+        if version != SNAPSHOT_VERSION && version != 1 && version != 3 {
             return Err(DecodeError::Snapshot(format!("has version {version}, expected {SNAPSHOT_VERSION}")));
         }
         let last_timestamp = c.u64()?;
@@ -352,13 +383,18 @@ impl State {
         } else {
             Wallets::decode(&mut c, &ledger).map_err(DecodeError::Snapshot)?
         };
+        let idempotency = if version >= 4 {
+            IdempotencyKeys::decode(&mut c).map_err(DecodeError::Snapshot)?
+        } else {
+            IdempotencyKeys::default()
+        };
         if c.remaining() != 0 {
             return Err(DecodeError::TrailingBytes { extra: c.remaining() });
         }
         if ledger.transfers().next_back().is_some_and(|t| t.timestamp > last_timestamp) {
             return Err(DecodeError::Snapshot("has a transfer newer than its last timestamp".into()));
         }
-        Ok(State { ledger, wallets, last_timestamp, batches })
+        Ok(State { ledger, wallets, idempotency, last_timestamp, batches })
     }
 
     /// Checks every invariant of the state (see [`Ledger::check_invariants`] and

@@ -560,3 +560,44 @@ fn operator_changes_to_domain_accounts_refuse_cleanly_instead_of_panicking() {
     let outcome = wallet(&mut h, send);
     assert!(matches!(outcome, WalletOutcome::Sent(Err(SendError::Funding(FundingError::Ledger(_))))), "{outcome:?}");
 }
+
+/// Idempotency keys: a keyed command is applied once per caller and key, a retry sees the
+/// stored answer, a different request under the same key is told so, and keys expire after
+/// 24 hours of engine time.
+#[test]
+fn keyed_commands_apply_at_most_once() {
+    use kasa_core::idempotency::{StoredResponse, KEY_TTL_NANOS};
+    use kasa_core::KeyedOutcome;
+    let mut h = Harness::default();
+    let keyed = |key: &str, hash: u8, phone: &str| Command::Keyed {
+        scope: 0,
+        key: key.into(),
+        request_hash: [hash; 32],
+        command: Box::new(Command::SignUp { phone: phone.into(), name: "a".into(), pin_hash: HASH.into() }),
+    };
+    let first = h.apply(vec![keyed("k1", 1, "01011112222")]).remove(0);
+    let Outcome::Keyed(KeyedOutcome::Applied(inner)) = first else { panic!("{first:?}") };
+    assert_eq!(*inner, Outcome::Wallet(WalletOutcome::SignedUp(Ok(1))));
+    // A retry applies nothing and has no answer yet; then the answer is stored and replayed.
+    let retry = h.apply(vec![keyed("k1", 1, "01011112222")]).remove(0);
+    assert_eq!(retry, Outcome::Keyed(KeyedOutcome::Exists { same_request: true, response: None }));
+    let store = Command::StoreResponse { scope: 0, key: "k1".into(), status: 201, body: b"{\"id\":\"1\"}".to_vec() };
+    assert_eq!(h.apply(vec![store.clone()]).remove(0), Outcome::ResponseStored(true));
+    assert_eq!(h.apply(vec![store]).remove(0), Outcome::ResponseStored(false), "an answer is stored once");
+    let retry = h.apply(vec![keyed("k1", 1, "01011112222")]).remove(0);
+    let stored = StoredResponse { status: 201, body: b"{\"id\":\"1\"}".to_vec() };
+    assert_eq!(retry, Outcome::Keyed(KeyedOutcome::Exists { same_request: true, response: Some(stored) }));
+    // The same key for another request is refused; another scope is another namespace.
+    let other = h.apply(vec![keyed("k1", 2, "01033334444")]).remove(0);
+    assert!(matches!(other, Outcome::Keyed(KeyedOutcome::Exists { same_request: false, .. })));
+    assert_eq!(h.state.wallets().users_count(), 1, "nothing was applied twice");
+    let invalid = h.apply(vec![keyed("", 1, "01033334444")]).remove(0);
+    assert_eq!(invalid, Outcome::Keyed(KeyedOutcome::InvalidKey));
+    // A snapshot keeps the keys; after 24 hours they are forgotten.
+    let restored = State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+    assert_eq!(restored.hash(), h.state.hash());
+    assert_eq!(restored.idempotency().len(), 1);
+    h.advance(KEY_TTL_NANOS);
+    h.apply(vec![]);
+    assert!(h.state.idempotency().is_empty());
+}

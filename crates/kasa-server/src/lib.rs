@@ -8,6 +8,7 @@
 
 pub mod bank;
 pub mod demo;
+pub mod idempotency;
 pub mod json;
 pub mod pin;
 pub mod problem;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub pins: pin::PinHasher,
     /// The bank rail for top-ups and withdrawals.
     pub bank: Arc<dyn bank::BankRail>,
+    /// Idempotency keys whose requests are running.
+    pub in_flight_keys: Arc<idempotency::InFlight>,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -91,6 +94,7 @@ impl AppState {
             in_flight: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
             pins: pin::PinHasher::new(pin_pepper),
             bank,
+            in_flight_keys: Arc::new(idempotency::InFlight::default()),
         }
     }
 }
@@ -200,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         .merge(wallet)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(middleware::map_response(ensure_problem))
         .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
         .with_state(state)

@@ -398,3 +398,61 @@ fn request_money_and_split_a_bill() {
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
 }
+
+/// Idempotency-Key end to end: a retried send moves money once and replays the answer; the
+/// same key with another body is 422; keys are per caller; and the key survives a kill -9.
+#[test]
+fn idempotency_keys_make_retries_safe_even_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let alice = user(&mut c, "010-6000-0001");
+    let bob = user(&mut c, "010-6000-0002");
+    let r = call(
+        &mut c,
+        "POST",
+        "/v1/me/bank-accounts",
+        &alice,
+        Some(json!({"bank_code": "088", "account_number": "6006006001", "holder_name": "x"})),
+    );
+    let bank = r.json()["id"].as_str().unwrap().to_string();
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &alice, Some(json!({"bank_account_id": bank, "amount": 100000})));
+    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &alice)["status"], "succeeded");
+
+    let keyed = |c: &mut kasa::client::Client, token: &str, key: &str, body: &Value| {
+        let head = format!("POST /v1/transfers HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\n");
+        c.send_raw(&head, body.to_string().as_bytes()).unwrap()
+    };
+    let send = json!({"to_phone": "01060000002", "amount": 7000, "memo": "retry me"});
+    let first = keyed(&mut c, &alice, "pay-1", &send);
+    assert_eq!(first.status, 201, "{}", first.json());
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let again = keyed(&mut c, &alice, "pay-1", &send);
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body, "the stored answer is replayed byte for byte");
+    assert_eq!(balance(&mut c, &bob).0, "7000", "the money moved once");
+    let other = json!({"to_phone": "01060000002", "amount": 8000});
+    assert_problem(&keyed(&mut c, &alice, "pay-1", &other), 422, "idempotency_key_reused");
+    // Another caller's key space: Bob may use "pay-1" too.
+    let back = json!({"to_phone": "01060000001", "amount": 1000});
+    assert_eq!(keyed(&mut c, &bob, "pay-1", &back).status, 201);
+    // Refusals are stored and replayed as well.
+    let too_much = json!({"to_phone": "01060000002", "amount": 95000, "pin": "135790"});
+    assert_problem(&keyed(&mut c, &alice, "pay-2", &too_much), 422, "insufficient_funds");
+    let replayed = keyed(&mut c, &alice, "pay-2", &too_much);
+    assert_eq!((replayed.status, replayed.header("idempotent-replayed")), (422, Some("true")));
+    assert_problem(&keyed(&mut c, &alice, "", &send), 400, "invalid_idempotency_key");
+
+    // The key is in the journaled state: after kill -9 the retry still moves nothing.
+    server.kill9();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let after = keyed(&mut c, &alice, "pay-1", &send);
+    assert_eq!((after.status, after.header("idempotent-replayed")), (201, Some("true")));
+    assert_eq!(balance(&mut c, &bob).0, "6000");
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+}

@@ -66,7 +66,6 @@ pub async fn link(State(app): State<AppState>, headers: HeaderMap, body: Body) -
         holder_name: input.holder_name,
     };
     let (outcome, accounts) = app
-        .engine
         .submit_then_read(command, move |s, _| {
             s.wallets().funding().bank_accounts_of(user_id).map(BankAccountOutput::from).collect::<Vec<_>>()
         })
@@ -194,7 +193,6 @@ async fn start(app: AppState, headers: HeaderMap, body: Body, kind: FundingKind)
     };
     let command = Command::StartFunding { user_id, bank_account_id, kind, amount: input.amount, pin_ok };
     let (outcome, found) = app
-        .engine
         .submit_then_read(command, move |s, outcome| {
             let Outcome::Wallet(WalletOutcome::FundingStarted(Ok(id))) = outcome else { return None };
             let book = s.wallets().funding();

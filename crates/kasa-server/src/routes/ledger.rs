@@ -253,9 +253,9 @@ async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Res
     let id = items[0].id();
     // A single object is answered with the stored object, read in the same turn as the commit.
     let (outcome, object) = if many {
-        (app.engine.submit(T::command(items)).await?, None)
+        (app.submit(T::command(items)).await?, None)
     } else {
-        let (outcome, object) = app.engine.submit_then_read(T::command(items), move |s, _| T::fetch(s, id)).await?;
+        let (outcome, object) = app.submit_then_read(T::command(items), move |s, _| T::fetch(s, id)).await?;
         (outcome, object)
     };
     let results = T::results(outcome);

@@ -118,7 +118,6 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, body: Body) -
     };
     let command = Command::Send { from_user: user_id, to, amount: input.amount, memo: input.memo, pin_ok };
     let (outcome, newest) = app
-        .engine
         .submit_then_read(command, move |s, outcome| {
             let Outcome::Wallet(WalletOutcome::Sent(Ok(id))) = outcome else { return None };
             let r = s.wallets().remittances().remittance(*id)?;
@@ -168,7 +167,6 @@ pub async fn cancel(
     let id = parse_id(&raw)?;
     let command = Command::CancelRemittance { user_id, remittance_id: id };
     let (outcome, found) = app
-        .engine
         .submit_then_read(command, move |s, _| s.wallets().remittances().remittance(id).map(|r| output(s, r)))
         .await?;
     match outcome {

@@ -102,7 +102,6 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Body)
     let now = now_nanos();
     let command = Command::RequestMoney { requester: user_id, from, amount: input.amount, memo: input.memo };
     let (outcome, found) = app
-        .engine
         .submit_then_read(command, move |s, outcome| {
             let Outcome::Wallet(WalletOutcome::MoneyRequested(Ok(id))) = outcome else { return None };
             s.wallets().requests().request(*id).map(|r| output(r, now))
@@ -158,10 +157,8 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body, raw: String, pay:
     };
     let now = now_nanos();
     let command = Command::AnswerRequest { payer: user_id, request_id: id, pay, pin_ok };
-    let (outcome, found) = app
-        .engine
-        .submit_then_read(command, move |s, _| s.wallets().requests().request(id).map(|r| output(r, now)))
-        .await?;
+    let (outcome, found) =
+        app.submit_then_read(command, move |s, _| s.wallets().requests().request(id).map(|r| output(r, now))).await?;
     match outcome {
         Outcome::Wallet(WalletOutcome::RequestAnswered(Ok(()))) => {
             Ok(Json(found.expect("an answered request exists")).into_response())
@@ -267,7 +264,6 @@ pub async fn split(State(app): State<AppState>, headers: HeaderMap, body: Body) 
     let now = now_nanos();
     let command = Command::SplitBill { requester: user_id, total: input.total, shares, memo: input.memo };
     let (outcome, found) = app
-        .engine
         .submit_then_read(command, move |s, outcome| {
             let Outcome::Wallet(WalletOutcome::BillSplit(Ok(id))) = outcome else { return None };
             split_output(s, *id, now)

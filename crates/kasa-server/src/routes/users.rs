@@ -103,7 +103,6 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: Body
     let now = now_nanos();
     let phone_key = phone.clone();
     let (outcome, user) = app
-        .engine
         .submit_then_read(command, move |s, _| s.wallets().user_by_phone(&phone_key).map(|u| UserOutput::new(u, now)))
         .await?;
     match outcome {
@@ -192,7 +191,7 @@ pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body)
         pin_ok,
         ttl_seconds: SESSION_TTL_SECONDS,
     };
-    match app.engine.submit(command).await? {
+    match app.submit(command).await? {
         Outcome::Wallet(WalletOutcome::SessionOpened(Ok(expires_at))) => {
             let output = SessionOutput {
                 object: "session",
@@ -241,7 +240,7 @@ fn session_required() -> Problem {
 /// `DELETE /v1/sessions/current`: log out.
 pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (_, hash) = authenticate(&app, &headers).await?;
-    app.engine.submit(Command::CloseSession { token_hash: hash }).await?;
+    app.submit(Command::CloseSession { token_hash: hash }).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -337,14 +336,14 @@ pub async fn set_tier(
     let input: TierInput = parse_json(&read_body(&headers, body).await?)?;
     let tier = Tier::from_name(&input.tier)
         .ok_or_else(|| Problem::invalid_field(format!("tier must be 'basic' or 'verified', found '{}'", input.tier)))?;
-    app.engine.submit(Command::SetTier { user_id, tier }).await?;
+    app.submit(Command::SetTier { user_id, tier }).await?;
     user_or_404(&app, user_id).await
 }
 
 /// `POST /v1/admin/users/{id}/unlock` (operator key): lifts a PIN lock.
 pub async fn unlock(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
     let user_id = parse_user_id(&raw)?;
-    app.engine.submit(Command::UnlockPin { user_id }).await?;
+    app.submit(Command::UnlockPin { user_id }).await?;
     user_or_404(&app, user_id).await
 }
 
