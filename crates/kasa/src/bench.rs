@@ -20,6 +20,25 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Accounts, then transfers between random pairs, over HTTP to a real server.
     Ledger(LedgerArgs),
+    /// Wallet users sending each other money as single HTTP requests with sessions.
+    Wallet(WalletArgs),
+}
+
+/// Arguments of `kasa bench wallet`.
+#[derive(clap::Args, Clone)]
+pub struct WalletArgs {
+    /// Users, each topped up once and logged in.
+    #[arg(long, default_value_t = 100_000)]
+    users: u64,
+    /// Remittance requests to send.
+    #[arg(long, default_value_t = 1_000_000)]
+    sends: u64,
+    /// Concurrent connections, each sending one request at a time.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seed of the random pairs and amounts.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
 }
 
 /// Arguments of `kasa bench ledger`.
@@ -58,6 +77,7 @@ pub struct LedgerArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ledger(args) => ledger(args),
+        BenchCommand::Wallet(args) => wallet(args),
     }
 }
 
@@ -75,10 +95,21 @@ impl Drop for Server {
 }
 
 fn start_server(data: &std::path::Path, key: &str) -> anyhow::Result<(Server, Duration)> {
+    start_server_with(data, key, &[], &[])
+}
+
+fn start_server_with(
+    data: &std::path::Path,
+    key: &str,
+    extra: &[String],
+    env: &[(&str, String)],
+) -> anyhow::Result<(Server, Duration)> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("KASA_OPERATOR_KEY", key)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -331,6 +362,126 @@ fn stop(mut server: Server) -> anyhow::Result<()> {
     let exit = server.child.wait()?;
     if !exit.success() {
         bail!("the server exited with {exit} after SIGTERM");
+    }
+    Ok(())
+}
+
+fn wallet(args: WalletArgs) -> anyhow::Result<()> {
+    if args.users < 3 || args.clients == 0 {
+        bail!("need at least 3 users and 1 client");
+    }
+    let key = "bench-operator-key-0123456789".to_string();
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).context("randomness for the bench secret")?;
+    let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
+    println!(
+        "kasa bench wallet: {} users (seeded through the engine, each with a top-up and a session), {} sends from {} connections",
+        args.users, args.sends, args.clients
+    );
+    let (server, took) = start_server_with(
+        temp.path(),
+        &key,
+        &["--bench-seed".to_string(), args.users.to_string()],
+        &[("KASA_BENCH_SECRET", secret_hex)],
+    )?;
+    println!("server ready with seeded users in {took:.2?}");
+    let addr = server.addr;
+    // User ids are 1..=users in seeding order; user 1 (index 0) is at its balance cap.
+    let tokens: Arc<Vec<String>> =
+        Arc::new((1..=args.users).map(|id| kasa_server::demo::bench_token(&secret, id)).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let started = Instant::now();
+    let results = runtime.block_on(async {
+        let tasks: Vec<_> = (0..args.clients)
+            .map(|c| {
+                let (tokens, next, args, key) = (tokens.clone(), next.clone(), args.clone(), key.clone());
+                tokio::spawn(async move {
+                    let mut client = AsyncClient::connect(addr, &key).await?;
+                    let mut rng = Rng(args.seed.wrapping_mul(c as u64 + 11) | 1);
+                    let mut latencies = Vec::new();
+                    let mut tally = [0u64; 4]; // ok, insufficient funds, limit, other
+                    while next.fetch_add(1, Ordering::Relaxed) < args.sends {
+                        let roll = rng.next() % 100;
+                        let from = 1 + rng.next() % (args.users - 1) + 1; // never user 1, the full one
+                        let from = from.min(args.users);
+                        let (to, amount) = if roll < 5 {
+                            (1, 1 + rng.next() % 1_000) // to the full wallet: the recipient's cap
+                        } else if roll < 10 {
+                            (2 + (from % (args.users - 1)), 50_000) // more than most hold
+                        } else {
+                            (2 + rng.next() % (args.users - 1), 1 + rng.next() % 5_000)
+                        };
+                        let to = if to == from {
+                            if from == args.users {
+                                2
+                            } else {
+                                from + 1
+                            }
+                        } else {
+                            to
+                        };
+                        let body = format!(r#"{{"to_user_id":"{to}","amount":{amount}}}"#);
+                        let token = &tokens[(from - 1) as usize];
+                        client.set_key(token);
+                        let sent = Instant::now();
+                        let r = client.send("POST", "/v1/transfers", "application/json", body.as_bytes()).await?;
+                        latencies.push(sent.elapsed());
+                        let code = serde_json::from_slice::<serde_json::Value>(&r.body)
+                            .ok()
+                            .and_then(|v| v["code"].as_str().map(String::from));
+                        match (r.status, code.as_deref()) {
+                            (201, _) => tally[0] += 1,
+                            (422, Some("insufficient_funds")) => tally[1] += 1,
+                            (422, Some("limit_exceeded")) => tally[2] += 1,
+                            _ => {
+                                tally[3] += 1;
+                                if tally[3] <= 3 {
+                                    eprintln!("unexpected answer {}: {}", r.status, String::from_utf8_lossy(&r.body));
+                                }
+                            }
+                        }
+                    }
+                    Ok::<_, anyhow::Error>((latencies, tally))
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        let mut tally = [0u64; 4];
+        for task in tasks {
+            let (l, t) = task.await??;
+            latencies.extend(l);
+            for (a, b) in tally.iter_mut().zip(t) {
+                *a += b;
+            }
+        }
+        Ok::<_, anyhow::Error>((latencies, tally))
+    })?;
+    let elapsed = started.elapsed();
+    let (mut latencies, tally) = results;
+    latencies.sort();
+    let total = latencies.len() as f64;
+    println!(
+        "sends: {} in {:.2?}: {:.0} remittances/s ({} completed, {} insufficient funds, {} limit exceeded, {} other)",
+        latencies.len(),
+        elapsed,
+        total / elapsed.as_secs_f64(),
+        tally[0],
+        tally[1],
+        tally[2],
+        tally[3]
+    );
+    println!(
+        "request latency: p1 {:.2?}  p50 {:.2?}  p99 {:.2?}  p100 {:.2?}",
+        percentile(&latencies, 0.01),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+    stop(server)?;
+    if tally[3] != 0 {
+        bail!("{} requests got an unexpected answer", tally[3]);
     }
     Ok(())
 }

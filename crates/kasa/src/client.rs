@@ -159,6 +159,13 @@ pub struct AsyncClient {
 }
 
 impl AsyncClient {
+    /// Authenticates the next requests with `key` (an operator key or a session token).
+    pub fn set_key(&mut self, key: &str) {
+        if self.key != key {
+            self.key = key.to_string();
+        }
+    }
+
     /// Connects to `addr`, authenticating requests with the operator `key`.
     pub async fn connect(addr: SocketAddr, key: &str) -> anyhow::Result<AsyncClient> {
         let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;

@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Seed an empty data directory with three demo users (PIN 123456) who have money.
     #[arg(long)]
     demo: bool,
+    /// For `kasa bench wallet` only: seed this many users with money and sessions whose tokens
+    /// derive from KASA_BENCH_SECRET (64 hex digits). Refuses a data directory with users.
+    #[arg(long, hide = true)]
+    bench_seed: Option<u64>,
     /// Threads that serve HTTP (the sequencer has its own thread besides). On the 2-core
     /// machine one measured better than two: the second core stays for the sequencer.
     #[arg(long, default_value_t = 1)]
@@ -82,6 +86,16 @@ fn load_or_create_secret(data: &Path, file: &str, env: &str, prefix: &str, annou
     Ok(Secret::new(value))
 }
 
+/// Parses 64 hex digits into 32 bytes.
+fn parse_secret(hex: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<_>>()
+        .context("KASA_BENCH_SECRET must be 64 hex digits")?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("KASA_BENCH_SECRET must be 64 hex digits"))
+}
+
 /// Runs the server until it is told to stop.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -131,6 +145,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let pins = kasa_server::pin::PinHasher::new(&pin_pepper);
         let seeded = runtime.block_on(kasa_server::demo::seed(&engine, &pins)).map_err(anyhow::Error::msg)?;
         tracing::info!(users = seeded, "demo users seeded (PIN 123456)");
+    }
+    if let Some(users) = args.bench_seed {
+        let secret = std::env::var("KASA_BENCH_SECRET").context("--bench-seed needs KASA_BENCH_SECRET")?;
+        let secret = parse_secret(&secret)?;
+        let pins = kasa_server::pin::PinHasher::new(&pin_pepper);
+        let started = std::time::Instant::now();
+        runtime.block_on(kasa_server::demo::seed_bench(&engine, &pins, users, &secret)).map_err(anyhow::Error::msg)?;
+        tracing::info!(users, ms = started.elapsed().as_millis() as u64, "bench users seeded");
     }
     let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key, pin_pepper, bank));
     tracing::info!("draining the sequencer");

@@ -129,3 +129,22 @@ fn the_demo_seeds_users_with_money_once() {
     // Three wallets and the bank omnibus, seeded once: 450,000 won held.
     assert!(report.contains("ledger 410: 4 accounts, debits posted 450000 = credits posted 450000"), "{report}");
 }
+
+/// The wallet benchmark's program works end to end on a small run (its numbers are measured
+/// in release builds and recorded in BENCHMARKS.md; this only checks that every answer is one
+/// it expects: completed, insufficient funds or a limit).
+#[test]
+fn the_wallet_benchmark_runs_on_a_small_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kasa"))
+        .args(["bench", "wallet", "--users", "40", "--sends", "400", "--clients", "4"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("sends: 400 in"), "{text}");
+    assert!(text.contains(", 0 other)"), "{text}");
+    // Some of each kind of answer: the workload mixes in rejections on purpose.
+    assert!(!text.contains("(0 completed") && !text.contains(" 0 limit exceeded"), "{text}");
+}
