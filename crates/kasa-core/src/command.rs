@@ -36,6 +36,7 @@ const KIND_SPLIT_BILL: u8 = 15;
 const KIND_ANSWER_REQUEST: u8 = 16;
 const KIND_KEYED: u8 = 17;
 const KIND_STORE_RESPONSE: u8 = 18;
+const KIND_AS_SESSION: u8 = 19;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +174,15 @@ pub enum Command {
         /// The guarded command (never itself `Keyed`).
         command: Box<Command>,
     },
+    /// A user's command authenticated by their session, resolved at the command's own event
+    /// time, so that a request needs one trip to the sequencer instead of a read and a write.
+    /// The inner command's user is filled in from the session.
+    AsSession {
+        /// The hash of the session token.
+        token_hash: [u8; 32],
+        /// The command, with its user field still 0.
+        command: Box<Command>,
+    },
     /// The answer to a keyed request, stored for retries.
     StoreResponse {
         /// The caller.
@@ -198,6 +208,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command with its acting user set to `user_id`, for the commands a session may
+    /// run; `None` for the others.
+    pub fn with_user(&self, user_id: u64) -> Option<Command> {
+        match self {
+            Command::Send { to, amount, memo, pin_ok, .. } => Some(Command::Send {
+                from_user: user_id,
+                to: to.clone(),
+                amount: *amount,
+                memo: memo.clone(),
+                pin_ok: *pin_ok,
+            }),
+            _ => None,
+        }
+    }
+
     /// How many events (timestamps) the command uses.
     pub fn events(&self) -> usize {
         match self {
@@ -219,7 +244,7 @@ impl Command {
             | Command::SplitBill { .. }
             | Command::AnswerRequest { .. }
             | Command::StoreResponse { .. } => 1,
-            Command::Keyed { command, .. } => command.events(),
+            Command::Keyed { command, .. } | Command::AsSession { command, .. } => command.events(),
         }
     }
 }
@@ -237,6 +262,9 @@ pub enum Outcome {
     Keyed(KeyedOutcome),
     /// `StoreResponse`: whether the answer was stored.
     ResponseStored(bool),
+    /// `AsSession`: the inner command's outcome, or `None` if the session is not valid (or
+    /// the command cannot be run as a session's user).
+    AsSession(Option<Box<Outcome>>),
 }
 
 /// What happened to a keyed command.
@@ -404,6 +432,7 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::AnswerRequest { .. } => KIND_ANSWER_REQUEST,
             Command::Keyed { .. } => KIND_KEYED,
             Command::StoreResponse { .. } => KIND_STORE_RESPONSE,
+            Command::AsSession { .. } => KIND_AS_SESSION,
         };
         out.push(kind);
         let len_at = out.len();
@@ -482,6 +511,10 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
                 out.extend_from_slice(&scope.to_le_bytes());
                 put_str(out, key);
                 out.extend_from_slice(request_hash);
+                encode_commands(std::slice::from_ref(command.as_ref()), out);
+            }
+            Command::AsSession { token_hash, command } => {
+                out.extend_from_slice(token_hash);
                 encode_commands(std::slice::from_ref(command.as_ref()), out);
             }
             Command::StoreResponse { scope, key, status, body } => {
@@ -610,7 +643,21 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
                 if inner.len() != 1 || matches!(inner[0], Command::Keyed { .. }) {
                     return Err(bad("a keyed command holds exactly one command that is not keyed".into()));
                 }
+                if let Command::AsSession { command: nested, .. } = &inner[0] {
+                    if matches!(nested.as_ref(), Command::Keyed { .. } | Command::AsSession { .. }) {
+                        return Err(bad("a session command holds exactly one plain command".into()));
+                    }
+                }
                 Command::Keyed { scope, key, request_hash, command: Box::new(inner.remove(0)) }
+            }
+            KIND_AS_SESSION => {
+                let token_hash: [u8; 32] = b.take(32)?.try_into().expect("32 bytes");
+                let nested = b.take(b.remaining())?;
+                let mut inner = decode_commands(nested)?;
+                if inner.len() != 1 || matches!(inner[0], Command::Keyed { .. } | Command::AsSession { .. }) {
+                    return Err(bad("a session command holds exactly one plain command".into()));
+                }
+                Command::AsSession { token_hash, command: Box::new(inner.remove(0)) }
             }
             KIND_STORE_RESPONSE => {
                 let scope = b.u64()?;
@@ -714,6 +761,16 @@ mod tests {
                 command: Box::new(Command::CancelRemittance { user_id: 8, remittance_id: 2 }),
             },
             Command::StoreResponse { scope: 8, key: "order-42".into(), status: 201, body: b"{}".to_vec() },
+            Command::AsSession {
+                token_hash: [5; 32],
+                command: Box::new(Command::Send {
+                    from_user: 0,
+                    to: Recipient::User(3),
+                    amount: 10,
+                    memo: String::new(),
+                    pin_ok: None,
+                }),
+            },
         ];
         let mut bytes = Vec::new();
         encode_commands(&commands, &mut bytes);

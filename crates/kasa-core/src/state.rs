@@ -166,6 +166,17 @@ impl State {
             self.idempotency.insert(*scope, key, *request_hash, next);
             return (Outcome::Keyed(KeyedOutcome::Applied(Box::new(outcome))), used);
         }
+        if let Command::AsSession { token_hash, command: inner } = command {
+            let used = inner.events() as u64;
+            let resolved = self.wallets.session(token_hash, next).and_then(|session| inner.with_user(session.user_id));
+            return match resolved {
+                Some(command) => {
+                    let (outcome, used) = self.apply_one(&command, next);
+                    (Outcome::AsSession(Some(Box::new(outcome))), used)
+                }
+                None => (Outcome::AsSession(None), used),
+            };
+        }
         if let Command::StoreResponse { scope, key, status, body } = command {
             return (Outcome::ResponseStored(self.idempotency.store_response(*scope, key, *status, body)), 1);
         }
@@ -220,7 +231,9 @@ impl State {
                 Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier(*user_id, *tier)))
             }
             Command::UnlockPin { user_id } => Outcome::Wallet(WalletOutcome::TierSet(wallets.unlock_pin(*user_id))),
-            Command::Keyed { .. } | Command::StoreResponse { .. } => unreachable!("handled above"),
+            Command::Keyed { .. } | Command::StoreResponse { .. } | Command::AsSession { .. } => {
+                unreachable!("handled above")
+            }
             Command::SetPinFreeAmount { user_id, amount } => {
                 Outcome::Wallet(WalletOutcome::TierSet(wallets.set_pin_free_amount(*user_id, *amount)))
             }

@@ -1204,7 +1204,7 @@ fn ledger_agrees_with_the_model_on_random_batches() {
                 match outcome {
                     Outcome::CreateAccounts(r) => seen_account.extend(r.iter().map(|o| o.result)),
                     Outcome::CreateTransfers(r) => seen_transfer.extend(r.iter().map(|o| o.result)),
-                    Outcome::Wallet(_) | Outcome::Keyed(_) | Outcome::ResponseStored(_) => {}
+                    Outcome::Wallet(_) | Outcome::Keyed(_) | Outcome::ResponseStored(_) | Outcome::AsSession(_) => {}
                 }
             }
         }

@@ -5,7 +5,7 @@ use crate::json::{Dec128, Dec64};
 use crate::problem::Problem;
 use crate::routes::funding::funding_problem;
 use crate::routes::ledger::read_body;
-use crate::routes::users::{authenticate_user, parse_json};
+use crate::routes::users::{authenticate_user, parse_json, session_required, session_token_hash};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -92,9 +92,11 @@ pub(crate) fn send_problem(error: SendError) -> Problem {
     }
 }
 
-/// `POST /v1/transfers`.
+/// `POST /v1/transfers`. Without a PIN (the common case) it is one trip to the sequencer: the
+/// session is resolved inside the command, at its own event time. With a PIN, the user's PIN
+/// hash is read first so that Argon2 can check it off the sequencer.
 pub async fn send(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let user_id = authenticate_user(&app, &headers).await?;
+    let token_hash = session_token_hash(&headers).ok_or_else(session_required)?;
     let input: SendInput = parse_json(&read_body(&headers, body).await?)?;
     let to = match (input.to_phone, input.to_user_id) {
         (Some(phone), None) => Recipient::Phone(phone),
@@ -111,27 +113,32 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, body: Body) -
     }
     let pin_ok = match input.pin {
         Some(pin) => {
+            let user_id = authenticate_user(&app, &headers).await?;
             let hash = app.engine.read(move |s| s.wallets().user(user_id).map(|u| u.pin_hash.clone())).await?;
             Some(pin.len() <= 64 && app.pins.verify(pin, hash).await?)
         }
         None => None,
     };
-    let command = Command::Send { from_user: user_id, to, amount: input.amount, memo: input.memo, pin_ok };
-    let (outcome, newest) = app
+    let send = Command::Send { from_user: 0, to, amount: input.amount, memo: input.memo, pin_ok };
+    let command = Command::AsSession { token_hash, command: Box::new(send) };
+    let (outcome, rendered) = app
         .submit_then_read(command, move |s, outcome| {
-            let Outcome::Wallet(WalletOutcome::Sent(Ok(id))) = outcome else { return None };
-            let r = s.wallets().remittances().remittance(*id)?;
-            Some((r.id, output(s, r)))
+            let Outcome::AsSession(Some(inner)) = outcome else { return None };
+            let Outcome::Wallet(WalletOutcome::Sent(Ok(id))) = inner.as_ref() else { return None };
+            s.wallets().remittances().remittance(*id).map(|r| output(s, r))
         })
         .await?;
     match outcome {
-        Outcome::Wallet(WalletOutcome::Sent(Ok(id))) => {
-            let (found, out) = newest.expect("a remittance that was just made exists");
-            assert_eq!(found, id);
-            Ok((StatusCode::CREATED, Json(out)).into_response())
-        }
-        Outcome::Wallet(WalletOutcome::Sent(Err(error))) => Err(send_problem(error)),
-        other => unreachable!("a send answers with Sent, found {other:?}"),
+        Outcome::AsSession(None) => Err(session_required()),
+        Outcome::AsSession(Some(inner)) => match *inner {
+            Outcome::Wallet(WalletOutcome::Sent(Ok(_))) => {
+                Ok((StatusCode::CREATED, Json(rendered.expect("a remittance that was just made exists")))
+                    .into_response())
+            }
+            Outcome::Wallet(WalletOutcome::Sent(Err(error))) => Err(send_problem(error)),
+            other => unreachable!("a send answers with Sent, found {other:?}"),
+        },
+        other => unreachable!("a session command answers with AsSession, found {other:?}"),
     }
 }
 

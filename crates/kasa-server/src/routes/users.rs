@@ -210,14 +210,18 @@ pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body)
     }
 }
 
-/// The user a request's session token belongs to, with the token's hash.
-async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(u64, [u8; 32]), Problem> {
-    let token = headers
+/// The hash of the request's session token, if it carries one of the right shape.
+pub(crate) fn session_token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
         .filter(|t| t.starts_with(b"kasa_s_") && t.len() <= 128)
-        .ok_or_else(session_required)?;
-    let hash = token_hash(token);
+        .map(token_hash)
+}
+
+/// The user a request's session token belongs to, with the token's hash.
+async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(u64, [u8; 32]), Problem> {
+    let hash = session_token_hash(headers).ok_or_else(session_required)?;
     let now = now_nanos();
     let session = app.engine.read(move |s| s.wallets().session(&hash, now)).await?;
     session.map(|s| (s.user_id, hash)).ok_or_else(session_required)
@@ -228,7 +232,8 @@ pub(crate) async fn authenticate_user(app: &AppState, headers: &HeaderMap) -> Re
     authenticate(app, headers).await.map(|(user_id, _)| user_id)
 }
 
-fn session_required() -> Problem {
+/// The 401 for a missing or invalid session.
+pub(crate) fn session_required() -> Problem {
     Problem::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
