@@ -601,3 +601,33 @@ fn keyed_commands_apply_at_most_once() {
     h.apply(vec![]);
     assert!(h.state.idempotency().is_empty());
 }
+
+/// A session command runs as the session's user at its own event time, and refuses an
+/// unknown, closed or expired session without applying anything.
+#[test]
+fn session_commands_resolve_the_user_at_event_time() {
+    use kasa_core::wallet::{FundingError, Recipient, SendError};
+    let mut h = Harness::default();
+    let a = sign_up(&mut h, "01011110000").unwrap();
+    let b = sign_up(&mut h, "01022220000").unwrap();
+    let expires_at = login(&mut h, a, 7, true).unwrap();
+    let send = |token: u8| Command::AsSession {
+        token_hash: [token; 32],
+        command: Box::new(Command::Send {
+            from_user: 0,
+            to: Recipient::User(b),
+            amount: 1,
+            memo: String::new(),
+            pin_ok: None,
+        }),
+    };
+    let outcome = h.apply(vec![send(7)]).remove(0);
+    // a has no money: the command ran as a (a send from user 0 would be UnknownUser).
+    let expected = Outcome::Wallet(WalletOutcome::Sent(Err(SendError::Funding(FundingError::InsufficientFunds))));
+    assert_eq!(outcome, Outcome::AsSession(Some(Box::new(expected))));
+    assert_eq!(h.apply(vec![send(8)]).remove(0), Outcome::AsSession(None), "unknown session");
+    h.now = expires_at;
+    assert_eq!(h.apply(vec![send(7)]).remove(0), Outcome::AsSession(None), "expired session");
+    let other = Command::AsSession { token_hash: [7; 32], command: Box::new(Command::UnlockPin { user_id: a }) };
+    assert_eq!(h.apply(vec![other]).remove(0), Outcome::AsSession(None), "only user commands run as a session");
+}
