@@ -182,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(users::me))
         .route("/v1/me/wallet", get(users::my_wallet))
         .route("/v1/me/transactions", get(users::transactions))
+        .route("/v1/me/settings", post(users::settings))
         .route("/v1/me/bank-accounts", post(funding::link).get(funding::list_bank_accounts))
         .route("/v1/me/top-ups", post(funding::top_up))
         .route("/v1/me/top-ups/{id}", get(funding::get_top_up))

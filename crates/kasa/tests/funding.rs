@@ -101,6 +101,19 @@ fn top_up_and_withdraw_through_the_sandbox_bank() {
     let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
     assert_eq!(settled(&mut c, &path, &token)["status"], "succeeded");
 
+    // The user may lower the PIN-free amount (not raise it past 50,000).
+    let r = call(&mut c, "POST", "/v1/me/settings", &token, Some(json!({"pin_free_amount": 50001})));
+    assert_problem(&r, 422, "invalid_field");
+    let r = call(&mut c, "POST", "/v1/me/settings", &token, Some(json!({"pin_free_amount": 0})));
+    assert_eq!(r.json()["pin_free_amount"], "0");
+    assert_problem(
+        &call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(json!({"bank_account_id": bank, "amount": 1}))),
+        401,
+        "pin_required",
+    );
+    let r = call(&mut c, "POST", "/v1/me/settings", &token, Some(json!({"pin_free_amount": 50000})));
+    assert_eq!(r.json()["pin_free_amount"], "50000");
+
     // Withdrawals above 50,000 need the PIN.
     let w = |amount: u64, pin: Option<&str>| {
         let mut body = json!({"bank_account_id": bank, "amount": amount});

@@ -422,3 +422,28 @@ pub async fn transactions(
     Ok(Json(serde_json::json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}))
         .into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsInput {
+    pin_free_amount: u64,
+}
+
+/// `POST /v1/me/settings` `{"pin_free_amount"}`: the amount a user may send or withdraw
+/// without the PIN, from 0 up to the default 50,000 won.
+pub async fn settings(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+    let user_id = authenticate_user(&app, &headers).await?;
+    let input: SettingsInput = parse_json(&read_body(&headers, body).await?)?;
+    let max = kasa_core::wallet::funding::PIN_FREE_KRW_DEFAULT;
+    if input.pin_free_amount > max {
+        return Err(Problem::invalid_field(format!(
+            "pin_free_amount must be 0 to {max} won, found {}",
+            input.pin_free_amount
+        )));
+    }
+    let command = Command::SetPinFreeAmount { user_id, amount: input.pin_free_amount };
+    let (_, amount) =
+        app.submit_then_read(command, move |s, _| s.wallets().user(user_id).map(|u| u.pin_free_krw)).await?;
+    let amount = amount.ok_or_else(session_required)?;
+    Ok(Json(serde_json::json!({"object": "settings", "pin_free_amount": amount.to_string()})).into_response())
+}
