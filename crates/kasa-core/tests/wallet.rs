@@ -33,6 +33,24 @@ fn login(h: &mut Harness, user_id: u64, token: u8, pin_ok: bool) -> Result<u64, 
     }
 }
 
+/// Signs a user up, links a bank account and tops it up with `amount` won (settled).
+fn funded(h: &mut Harness, phone: &str, amount: u64) -> u64 {
+    use kasa_core::wallet::FundingKind;
+    let id = sign_up(h, phone).unwrap();
+    let link = Command::LinkBankAccount {
+        user_id: id,
+        bank_code: "088".into(),
+        account_number: format!("{:010}", id),
+        holder_name: "x".into(),
+    };
+    let WalletOutcome::BankAccountLinked(Ok(bank)) = wallet(h, link) else { panic!("link failed") };
+    let start =
+        Command::StartFunding { user_id: id, bank_account_id: bank, kind: FundingKind::TopUp, amount, pin_ok: None };
+    let WalletOutcome::FundingStarted(Ok(f)) = wallet(h, start) else { panic!("top-up failed") };
+    wallet(h, Command::SettleFunding { funding_id: f, approved: true });
+    id
+}
+
 #[test]
 fn sign_up_creates_the_user_and_the_wallet_account_together() {
     let mut h = Harness::default();
@@ -305,28 +323,7 @@ mod funding {
 
 mod remittance {
     use super::*;
-    use kasa_core::wallet::{CancelError, FundingError, FundingKind, Recipient, RemittanceStatus, SendError};
-
-    fn funded(h: &mut Harness, phone: &str, amount: u64) -> u64 {
-        let id = sign_up(h, phone).unwrap();
-        let link = Command::LinkBankAccount {
-            user_id: id,
-            bank_code: "088".into(),
-            account_number: format!("{:010}", id),
-            holder_name: "x".into(),
-        };
-        let WalletOutcome::BankAccountLinked(Ok(bank)) = wallet(h, link) else { panic!() };
-        let start = Command::StartFunding {
-            user_id: id,
-            bank_account_id: bank,
-            kind: FundingKind::TopUp,
-            amount,
-            pin_ok: None,
-        };
-        let WalletOutcome::FundingStarted(Ok(f)) = wallet(h, start) else { panic!() };
-        wallet(h, Command::SettleFunding { funding_id: f, approved: true });
-        id
-    }
+    use kasa_core::wallet::{CancelError, FundingError, Recipient, RemittanceStatus, SendError};
 
     fn send(h: &mut Harness, from: u64, to: Recipient, amount: u64, pin_ok: Option<bool>) -> Result<u64, SendError> {
         match wallet(h, Command::Send { from_user: from, to, amount, memo: "밥값".into(), pin_ok }) {
@@ -424,28 +421,7 @@ mod remittance {
 mod requests {
     use super::*;
     use kasa_core::wallet::requests::REQUEST_TTL_NANOS;
-    use kasa_core::wallet::{FundingKind, Recipient, RequestError};
-
-    fn funded(h: &mut Harness, phone: &str, amount: u64) -> u64 {
-        let id = sign_up(h, phone).unwrap();
-        let link = Command::LinkBankAccount {
-            user_id: id,
-            bank_code: "088".into(),
-            account_number: format!("{:010}", id),
-            holder_name: "x".into(),
-        };
-        let WalletOutcome::BankAccountLinked(Ok(bank)) = wallet(h, link) else { panic!() };
-        let start = Command::StartFunding {
-            user_id: id,
-            bank_account_id: bank,
-            kind: FundingKind::TopUp,
-            amount,
-            pin_ok: None,
-        };
-        let WalletOutcome::FundingStarted(Ok(f)) = wallet(h, start) else { panic!() };
-        wallet(h, Command::SettleFunding { funding_id: f, approved: true });
-        id
-    }
+    use kasa_core::wallet::{Recipient, RequestError};
 
     fn answer(h: &mut Harness, payer: u64, request_id: u64, pay: bool) -> Result<(), RequestError> {
         match wallet(h, Command::AnswerRequest { payer, request_id, pay, pin_ok: None }) {

@@ -42,6 +42,16 @@ fn settled(c: &mut kasa::client::Client, path: &str, token: &str) -> Value {
     }
 }
 
+/// Links a bank account for `token`'s user and tops up `amount` through the sandbox bank.
+fn fund(c: &mut kasa::client::Client, token: &str, account_number: &str, amount: u64) {
+    let body = json!({"bank_code": "088", "account_number": account_number, "holder_name": "Test"});
+    let r = call(c, "POST", "/v1/me/bank-accounts", token, Some(body));
+    let bank = r.json()["id"].as_str().unwrap().to_string();
+    let r = call(c, "POST", "/v1/me/top-ups", token, Some(json!({"bank_account_id": bank, "amount": amount})));
+    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(c, &path, token)["status"], "succeeded");
+}
+
 fn balance(c: &mut kasa::client::Client, token: &str) -> (String, String) {
     let w = call(c, "GET", "/v1/me/wallet", token, None).json();
     (w["balance"].as_str().unwrap().to_string(), w["available_balance"].as_str().unwrap().to_string())
@@ -164,17 +174,7 @@ fn send_money_to_users_and_to_numbers_without_a_wallet() {
     let mut c = server.client();
     let alice = user(&mut c, "010-1000-0001");
     let bob = user(&mut c, "010-1000-0002");
-    let r = call(
-        &mut c,
-        "POST",
-        "/v1/me/bank-accounts",
-        &alice,
-        Some(json!({"bank_code": "088", "account_number": "1002003004", "holder_name": "Alice"})),
-    );
-    let bank = r.json()["id"].as_str().unwrap().to_string();
-    let r = call(&mut c, "POST", "/v1/me/top-ups", &alice, Some(json!({"bank_account_id": bank, "amount": 200000})));
-    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
-    assert_eq!(settled(&mut c, &path, &alice)["status"], "succeeded");
+    fund(&mut c, &alice, "1002003004", 200000);
 
     let r = call(
         &mut c,
@@ -284,17 +284,7 @@ fn fifty_concurrent_sends_exactly_the_affordable_ones_succeed() {
     let mut c = server.client();
     let alice = user(&mut c, "010-3000-0001");
     let _bob = user(&mut c, "010-3000-0002");
-    let r = call(
-        &mut c,
-        "POST",
-        "/v1/me/bank-accounts",
-        &alice,
-        Some(json!({"bank_code": "088", "account_number": "3003003003", "holder_name": "Alice"})),
-    );
-    let bank = r.json()["id"].as_str().unwrap().to_string();
-    let r = call(&mut c, "POST", "/v1/me/top-ups", &alice, Some(json!({"bank_account_id": bank, "amount": 100000})));
-    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
-    assert_eq!(settled(&mut c, &path, &alice)["status"], "succeeded");
+    fund(&mut c, &alice, "3003003003", 100000);
     let threads: Vec<_> = (0..50)
         .map(|_| {
             let mut client = server.client();
@@ -421,17 +411,7 @@ fn idempotency_keys_make_retries_safe_even_across_a_crash() {
     let mut c = server.client();
     let alice = user(&mut c, "010-6000-0001");
     let bob = user(&mut c, "010-6000-0002");
-    let r = call(
-        &mut c,
-        "POST",
-        "/v1/me/bank-accounts",
-        &alice,
-        Some(json!({"bank_code": "088", "account_number": "6006006001", "holder_name": "x"})),
-    );
-    let bank = r.json()["id"].as_str().unwrap().to_string();
-    let r = call(&mut c, "POST", "/v1/me/top-ups", &alice, Some(json!({"bank_account_id": bank, "amount": 100000})));
-    let path = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
-    assert_eq!(settled(&mut c, &path, &alice)["status"], "succeeded");
+    fund(&mut c, &alice, "6006006001", 100000);
 
     let keyed = |c: &mut kasa::client::Client, token: &str, key: &str, body: &Value| {
         let head = format!("POST /v1/transfers HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\n");
