@@ -183,8 +183,12 @@ impl State {
         let (ledger, wallets) = (&mut self.ledger, &mut self.wallets);
         let mut extra = 0;
         let outcome = match command {
-            Command::CreateAccounts(accounts) => Outcome::CreateAccounts(ledger.create_accounts(accounts, next)),
-            Command::CreateTransfers(transfers) => Outcome::CreateTransfers(ledger.create_transfers(transfers, next)),
+            Command::CreateAccounts(accounts) => {
+                Outcome::CreateAccounts(ledger.create_accounts_from_api(accounts, next))
+            }
+            Command::CreateTransfers(transfers) => {
+                Outcome::CreateTransfers(ledger.create_transfers_from_api(transfers, next))
+            }
             Command::SignUp { phone, name, pin_hash } => {
                 // Claims of held remittances take timestamps after the sign-up's own.
                 let mut at = next;

@@ -43,6 +43,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use support::SECOND;
 
 const MAX: u128 = u128::MAX;
+
+/// Ids with the top bit set are the domain's; the ledger API (which the model is) refuses them.
+fn reserved(id: u128) -> bool {
+    id >> 127 == 1 && id != MAX
+}
 /// Sequences per run: about four seconds in a debug build on two cores.
 const SEQUENCES: u64 = 1000;
 /// Batches per sequence: enough for pending transfers to be created, resolved and expired.
@@ -233,6 +238,7 @@ impl Model {
             (a.flags.0 & !AF::KNOWN != 0, AR::ReservedFlag),
             (a.id == 0, AR::IdMustNotBeZero),
             (a.id == MAX, AR::IdMustNotBeIntMax),
+            (reserved(a.id), AR::IdReserved),
         ];
         if let Some(result) = first_failure(&shape) {
             return fail(result);
@@ -279,6 +285,8 @@ impl Model {
             (t.flags.0 & !TF::KNOWN != 0, TR::ReservedFlag),
             (t.id == 0, TR::IdMustNotBeZero),
             (t.id == MAX, TR::IdMustNotBeIntMax),
+            (reserved(t.id), TR::IdReserved),
+            (reserved(t.pending_id), TR::PendingIdReserved),
         ];
         if let Some(result) = first_failure(&shape) {
             return failed(result);
@@ -685,7 +693,8 @@ impl Workload {
         }
         // One field off. Checks that only a new account reaches use an id that is never created.
         let fresh = 9 + u128::from(self.rng.below(2));
-        match self.rng.below(16) {
+        match self.rng.below(17) {
+            16 => a.id |= 1 << 127,
             0 => a.timestamp = 1,
             1 => a.reserved = 1,
             2 => a.flags.0 |= 1 << 9,
@@ -711,6 +720,7 @@ impl Workload {
             0 => 0,
             1 => MAX,
             2..=4 => ACCOUNT_IDS + 1,
+            5 => (1 << 127) | 3,
             _ => 1 + u128::from(self.rng.below(ACCOUNT_IDS as u64)),
         }
     }
@@ -738,7 +748,10 @@ impl Workload {
         if self.rng.chance(10) && !self.model.transfers.is_empty() {
             return self.retry();
         }
-        let id = self.transfer_id();
+        let mut id = self.transfer_id();
+        if self.rng.chance(2) {
+            id |= 1 << 127;
+        }
         let kind = self.rng.below(100);
         if (55..75).contains(&kind) {
             return self.resolve(id);
@@ -831,7 +844,8 @@ impl Workload {
             6 => p.amount.saturating_add(1),
             _ => 1 + u128::from(self.rng.below(50)),
         };
-        let mut t = Transfer { id, pending_id: p.id, amount, flags: TransferFlags(flags), ..Default::default() };
+        let pending_id = if self.rng.chance(3) { p.id | (1 << 127) } else { p.id };
+        let mut t = Transfer { id, pending_id, amount, flags: TransferFlags(flags), ..Default::default() };
         if self.rng.chance(25) {
             (t.debit_account_id, t.credit_account_id, t.ledger, t.code) =
                 (p.debit_account_id, p.credit_account_id, p.ledger, p.code);

@@ -45,6 +45,8 @@ fn transfer_cases() -> Vec<Case> {
         ("reserved flag", vec![], vec![with_flags(base, 1 << 12)], vec!["reserved_flag"]),
         ("id zero", vec![], vec![t_with(base, |t| t.id = 0)], vec!["id_must_not_be_zero"]),
         ("id max", vec![], vec![t_with(base, |t| t.id = MAX)], vec!["id_must_not_be_int_max"]),
+        ("id reserved", vec![], vec![t_with(base, |t| t.id = (1 << 127) | 10)], vec!["id_reserved"]),
+        ("pending id reserved", vec![], vec![post(10, (1 << 127) | 50, 0)], vec!["pending_id_reserved"]),
         ("exists", vec![vec![base]], vec![base], vec!["exists"]),
         ("exists flags", vec![vec![base]], vec![with_flags(base, TF::PENDING)], vec!["exists_with_different_flags"]),
         (
@@ -382,6 +384,7 @@ fn every_account_result_code_is_reached() {
         ("reserved flag", vec![account(1, 1, 1 << 10)], vec!["reserved_flag"]),
         ("id zero", vec![account(0, 1, 0)], vec!["id_must_not_be_zero"]),
         ("id max", vec![account(MAX, 1, 0)], vec!["id_must_not_be_int_max"]),
+        ("id reserved", vec![account((1 << 127) | 5, 1, 0)], vec!["id_reserved"]),
         ("exists flags", vec![base, account(1, 1, AF::HISTORY)], vec!["ok", "exists_with_different_flags"]),
         (
             "exists ud128",

@@ -1,8 +1,9 @@
 //! The `Idempotency-Key` header on every POST, Stripe's way: the same key with the same
 //! request replays the stored answer (`Idempotent-Replayed: true`), the same key with another
 //! request is `422 idempotency_key_reused`, and a key whose request is still running is
-//! `409 idempotency_key_in_use`. Keys are scoped to the caller (the user of a session, the
-//! operator, or anonymous for sign-up and login) and kept 24 hours.
+//! `409 idempotency_key_in_use`. Keys are scoped to the caller (the user of a session or the
+//! operator; for sign-up, the request itself) and kept 24 hours. Logins are never keyed: their
+//! answer holds a session token, which is never stored.
 //!
 //! How: a middleware hashes the request, answers at once from the journaled state if the
 //! key is known, and otherwise runs the handler with the key in a task-local context. The
@@ -27,7 +28,7 @@ use std::sync::{Arc, Mutex};
 /// Largest answer the middleware reads back to store: a full ledger batch's JSON results.
 const ANSWER_BYTES_READ_MAX: usize = 16 << 20;
 
-/// The scope of requests without credentials (sign-up, login).
+/// The scope of requests without credentials (sign-up) before it is narrowed to the request.
 pub const ANONYMOUS_SCOPE: u64 = u64::MAX;
 /// The scope of the operator.
 pub const OPERATOR_SCOPE: u64 = 0;
@@ -84,7 +85,9 @@ fn replay(stored: StoredResponse) -> Response {
 
 /// The middleware. See the module documentation.
 pub async fn middleware(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
+    // Logins are not keyed: their answer holds a session token, which must never be stored
+    // (tokens are kept only as hashes) nor handed out again after a logout.
+    if request.method() != Method::POST || request.uri().path() == "/v1/sessions" {
         return next.run(request).await;
     }
     let Some(raw_key) = request.headers().get("idempotency-key") else { return next.run(request).await };
@@ -115,6 +118,13 @@ pub async fn middleware(State(app): State<AppState>, request: Request, next: Nex
     hasher.update(b"\n");
     hasher.update(&body);
     let request_hash = *hasher.finalize().as_bytes();
+    // Anonymous callers (sign-up) share no key space: their scope is the request itself, so
+    // only an exact retry is recognised and two clients' keys never collide.
+    let scope = if scope == ANONYMOUS_SCOPE {
+        u64::from_le_bytes(request_hash[..8].try_into().expect("8 bytes")) | (1 << 63)
+    } else {
+        scope
+    };
 
     let lookup_key = key.clone();
     let known = app.engine.read(move |s| s.idempotency().get(scope, &lookup_key).cloned()).await;

@@ -143,6 +143,9 @@ fn top_up_and_withdraw_through_the_sandbox_bank() {
     let path = format!("/v1/me/withdrawals/{}", r.json()["id"].as_str().unwrap());
     assert_eq!(settled(&mut c, &path, &token)["status"], "succeeded");
     assert_eq!(balance(&mut c, &token).0, "440000");
+    let w_now = call(&mut c, "GET", "/v1/me/wallet", &token, None).json();
+    assert_eq!(w_now["daily_outgoing"]["used"], "60000");
+    assert_eq!(w_now["daily_outgoing"]["remaining"], "440000");
     // The daily outgoing limit (500,000) counts the 60,000 already sent today.
     let r = call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(440001, Some("135790"))));
     assert_problem(&r, 422, "limit_exceeded");

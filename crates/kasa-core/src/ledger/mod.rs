@@ -108,6 +108,14 @@ pub struct Ledger {
     undo: Vec<Undo>,
     /// Depth of open scopes; the undo log is only kept while one is open.
     scopes: usize,
+    /// Set while a batch from the ledger API is applied: ids in the reserved domain range
+    /// (top bit set) are refused, so operators cannot create, post or void Kasa's own objects.
+    api_origin: bool,
+}
+
+/// Whether an id is in the range reserved for Kasa's domain objects (see `docs/accounts.md`).
+pub fn is_reserved_id(id: u128) -> bool {
+    id >> 127 == 1 && id != u128::MAX
 }
 
 /// A sum of `u128` values that cannot overflow: each account's counters fit in 128 bits, but
@@ -474,6 +482,23 @@ impl Ledger {
     // ---------------------------------------------------------------------------------------
     // Accounts.
 
+    /// [`Ledger::create_accounts`] for a batch from the ledger API: reserved ids are refused.
+    pub fn create_accounts_from_api(&mut self, accounts: &[Account], timestamp_first: u64) -> Vec<AccountOutcome> {
+        self.api_origin = true;
+        let out = self.create_accounts(accounts, timestamp_first);
+        self.api_origin = false;
+        out
+    }
+
+    /// [`Ledger::create_transfers`] for a batch from the ledger API: reserved ids and pending
+    /// ids are refused.
+    pub fn create_transfers_from_api(&mut self, transfers: &[Transfer], timestamp_first: u64) -> Vec<TransferOutcome> {
+        self.api_origin = true;
+        let out = self.create_transfers(transfers, timestamp_first);
+        self.api_origin = false;
+        out
+    }
+
     /// Creates accounts; `timestamp_first` is the timestamp of the first event, and event `i`
     /// gets `timestamp_first + i`. Linked chains succeed or fail as one.
     pub fn create_accounts(&mut self, accounts: &[Account], timestamp_first: u64) -> Vec<AccountOutcome> {
@@ -509,6 +534,9 @@ impl Ledger {
         }
         if a.id == u128::MAX {
             return fail(R::IdMustNotBeIntMax);
+        }
+        if self.api_origin && is_reserved_id(a.id) {
+            return fail(R::IdReserved);
         }
         if let Some(position) = self.account_position(a.id) {
             let e = self.accounts.get(position);
@@ -611,6 +639,12 @@ impl Ledger {
         }
         if t.id == u128::MAX {
             return fail(R::IdMustNotBeIntMax);
+        }
+        if self.api_origin && is_reserved_id(t.id) {
+            return fail(R::IdReserved);
+        }
+        if self.api_origin && is_reserved_id(t.pending_id) {
+            return fail(R::PendingIdReserved);
         }
         // A no-op after `create_transfers` reserved for its batch; here for domain commands
         // that post single transfers.

@@ -77,6 +77,9 @@ result_enum! {
         LedgerMustNotBeZero = "ledger_must_not_be_zero",
         /// Code 0 is reserved.
         CodeMustNotBeZero = "code_must_not_be_zero",
+        /// Ids with the top bit set are Kasa's own (wallets, system accounts): the ledger API
+        /// may not create them. Checked right after the id checks.
+        IdReserved = "id_reserved",
     }
 }
 
@@ -203,6 +206,12 @@ result_enum! {
         ExceedsCredits = "exceeds_credits",
         /// The credit account's credits would exceed its debits.
         ExceedsDebits = "exceeds_debits",
+        /// Ids with the top bit set are Kasa's own transfers: the ledger API may not create
+        /// them. Checked right after the id checks.
+        IdReserved = "id_reserved",
+        /// The ledger API may not post or void Kasa's own pending transfers (top-ups,
+        /// withdrawals, held remittances); their domain commands do.
+        PendingIdReserved = "pending_id_reserved",
     }
 }
 

@@ -119,7 +119,9 @@ impl Wallets {
                         } else if status == RemittanceStatus::Completed {
                             Some(t.timestamp)
                         } else {
-                            timestamp_of(domain_id(KIND_REMITTANCE_RESOLVE, id)).or(Some(t.timestamp))
+                            // Cancelled: the void's time. Returned by the timeout: no transfer
+                            // marks the moment, so no balance is claimed for it.
+                            timestamp_of(domain_id(KIND_REMITTANCE_RESOLVE, id))
                         };
                         Entry {
                             kind: if sent { EntryKind::Sent } else { EntryKind::Received },

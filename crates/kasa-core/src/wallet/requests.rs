@@ -12,6 +12,9 @@ use crate::ledger::Ledger;
 pub const REQUEST_TTL_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 /// Most shares in one split bill.
 pub const SHARES_MAX: usize = 50;
+/// The most won one request (or share, or bill) may ask for: above any tier's limits, it only
+/// keeps nonsense out.
+pub const AMOUNT_MAX_KRW: u64 = 1_000_000_000;
 
 /// Where a money request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,8 +253,8 @@ impl Wallets {
         if self.user(requester).is_none() {
             return Err(RequestError::UnknownUser);
         }
-        if amount == 0 {
-            return Err(RequestError::InvalidAmount("the amount must be positive".into()));
+        if amount == 0 || amount > AMOUNT_MAX_KRW {
+            return Err(RequestError::InvalidAmount(format!("the amount must be 1 to {AMOUNT_MAX_KRW} won")));
         }
         if memo.chars().count() > super::remittance::MEMO_CHARS_MAX || memo.chars().any(char::is_control) {
             return Err(RequestError::InvalidMemo);
@@ -297,6 +300,9 @@ impl Wallets {
         if self.user(requester).is_none() {
             return Err(RequestError::UnknownUser);
         }
+        if total > AMOUNT_MAX_KRW {
+            return Err(RequestError::InvalidAmount(format!("the total must be at most {AMOUNT_MAX_KRW} won")));
+        }
         if shares.is_empty() || shares.len() > SHARES_MAX {
             return Err(RequestError::InvalidAmount(format!("a split bill has 1 to {SHARES_MAX} shares")));
         }
@@ -306,8 +312,8 @@ impl Wallets {
         let mut payers = Vec::with_capacity(shares.len());
         let mut sum: u64 = 0;
         for (who, amount) in shares {
-            if *amount == 0 {
-                return Err(RequestError::InvalidAmount("every share must be positive".into()));
+            if *amount == 0 || *amount > AMOUNT_MAX_KRW {
+                return Err(RequestError::InvalidAmount(format!("every share must be 1 to {AMOUNT_MAX_KRW} won")));
             }
             sum = sum.checked_add(*amount).ok_or_else(|| RequestError::InvalidAmount("the shares overflow".into()))?;
             let payer = self.resolve_payer(requester, who)?;

@@ -279,6 +279,7 @@ struct WalletOutput {
 /// `GET /v1/me/wallet`: balance, available balance (less pending debits) and limits.
 pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (user_id, _) = authenticate(&app, &headers).await?;
+    let now = now_nanos();
     let wallet = app
         .engine
         .read(move |s| {
@@ -286,6 +287,13 @@ pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Resul
             let account = s.ledger().account(user.wallet_account_id())?;
             // KRW has no minor units and a wallet never exceeds its cap, so u64 holds it.
             let balance = account.credits_posted.saturating_sub(account.debits_posted).min(u64::MAX as u128) as u64;
+            // The cap counts pending top-ups too, as the check when money comes in does.
+            let held = account
+                .credits_posted
+                .saturating_add(account.credits_pending)
+                .saturating_sub(account.debits_posted)
+                .min(u64::MAX as u128) as u64;
+            let sent_today = s.wallets().funding().outgoing_today(user_id, now);
             let available = account
                 .credits_posted
                 .saturating_sub(account.debits_posted.saturating_add(account.debits_pending))
@@ -298,13 +306,12 @@ pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Resul
                 balance: Dec64(balance),
                 available_balance: Dec64(available),
                 tier: user.tier.name(),
-                balance_cap: Limit {
-                    limit: Dec64(cap),
-                    used: Dec64(balance),
-                    remaining: Dec64(cap.saturating_sub(balance)),
+                balance_cap: Limit { limit: Dec64(cap), used: Dec64(held), remaining: Dec64(cap.saturating_sub(held)) },
+                daily_outgoing: Limit {
+                    limit: Dec64(daily),
+                    used: Dec64(sent_today),
+                    remaining: Dec64(daily.saturating_sub(sent_today)),
                 },
-                // Outgoing money (remittance, withdrawal) comes with the next steps of issue 3.
-                daily_outgoing: Limit { limit: Dec64(daily), used: Dec64(0), remaining: Dec64(daily) },
             })
         })
         .await?;
