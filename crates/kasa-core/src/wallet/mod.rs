@@ -237,6 +237,9 @@ pub struct Wallets {
     sessions: BTreeMap<[u8; 32], Session>,
     /// (expires_at, token hash) of every session, to expire them in time order.
     session_expiries: BTreeSet<(u64, [u8; 32])>,
+    /// Per user, (created_at, token hash) of their sessions: the oldest is closed when a user
+    /// opens one too many. Derived from `sessions`; not part of the canonical encoding.
+    user_sessions: BTreeMap<u64, BTreeSet<(u64, [u8; 32])>>,
     /// Bank accounts, top-ups and withdrawals.
     funding: FundingBook,
     /// Remittances.
@@ -301,7 +304,9 @@ impl Wallets {
                 break;
             }
             self.session_expiries.pop_first();
-            self.sessions.remove(&hash);
+            if let Some(session) = self.sessions.remove(&hash) {
+                self.forget_user_session(session.user_id, session.created_at, &hash);
+            }
         }
     }
 
@@ -383,16 +388,13 @@ impl Wallets {
             return Ok(self.sessions[&token_hash].expires_at);
         }
         // Bound the sessions of one user: close the oldest to make room.
-        let mut own: Vec<(u64, [u8; 32])> =
-            self.sessions.iter().filter(|(_, s)| s.user_id == user_id).map(|(h, s)| (s.created_at, *h)).collect();
-        if own.len() >= SESSIONS_PER_USER_MAX {
-            own.sort();
-            for (_, hash) in &own[..own.len() + 1 - SESSIONS_PER_USER_MAX] {
-                self.close_session(hash);
-            }
+        while self.user_sessions.get(&user_id).map_or(0, BTreeSet::len) >= SESSIONS_PER_USER_MAX {
+            let (_, oldest) = *self.user_sessions[&user_id].first().expect("a user with sessions");
+            self.close_session(&oldest);
         }
         self.sessions.insert(token_hash, Session { user_id, created_at: now, expires_at });
         self.session_expiries.insert((expires_at, token_hash));
+        self.user_sessions.entry(user_id).or_default().insert((now, token_hash));
         Ok(expires_at)
     }
 
@@ -401,9 +403,19 @@ impl Wallets {
         match self.sessions.remove(token_hash) {
             Some(session) => {
                 self.session_expiries.remove(&(session.expires_at, *token_hash));
+                self.forget_user_session(session.user_id, session.created_at, token_hash);
                 true
             }
             None => false,
+        }
+    }
+
+    fn forget_user_session(&mut self, user_id: u64, created_at: u64, token_hash: &[u8; 32]) {
+        if let Some(own) = self.user_sessions.get_mut(&user_id) {
+            own.remove(&(created_at, *token_hash));
+            if own.is_empty() {
+                self.user_sessions.remove(&user_id);
+            }
         }
     }
 
@@ -543,6 +555,7 @@ impl Wallets {
             }
             wallets.sessions.insert(hash, Session { user_id, created_at, expires_at });
             wallets.session_expiries.insert((expires_at, hash));
+            wallets.user_sessions.entry(user_id).or_default().insert((created_at, hash));
         }
         wallets.funding = FundingBook::decode(c, wallets.users.len() as u64)?;
         wallets.remittances = RemittanceBook::decode(c, wallets.users.len() as u64, ledger)?;
