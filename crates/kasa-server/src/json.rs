@@ -7,6 +7,9 @@ use kasa_core::{Account, AccountBalance, AccountFlags, PendingStatus, Transfer, 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// A `u128` written as a decimal string.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,6 +18,30 @@ pub struct Dec128(pub u128);
 /// A `u64` written as a decimal string.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dec64(pub u64);
+
+impl PartialSchema for Dec128 {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9]{1,39}$"))
+            .description(Some("An unsigned 128-bit integer as a decimal string"))
+            .into()
+    }
+}
+
+impl ToSchema for Dec128 {}
+
+impl PartialSchema for Dec64 {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9]{1,20}$"))
+            .description(Some("An unsigned 64-bit integer as a decimal string"))
+            .into()
+    }
+}
+
+impl ToSchema for Dec64 {}
 
 impl Serialize for Dec128 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -114,7 +141,7 @@ fn transfer_flags<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
 
 /// An account to create. Balances and timestamp are accepted only so that a client that
 /// sends a full TigerBeetle account gets the ledger's result code for them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountInput {
     id: Dec128,
@@ -135,6 +162,7 @@ pub struct AccountInput {
     ledger: u32,
     code: u16,
     #[serde(default, deserialize_with = "account_flags")]
+    #[schema(value_type = Vec<String>)]
     flags: u16,
     #[serde(default)]
     timestamp: Dec64,
@@ -162,7 +190,7 @@ impl From<AccountInput> for Account {
 
 /// A transfer to create. Only `id` is required; what else is needed depends on the flags,
 /// and the ledger says what is missing with its result code.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferInput {
     id: Dec128,
@@ -187,6 +215,7 @@ pub struct TransferInput {
     #[serde(default)]
     code: u16,
     #[serde(default, deserialize_with = "transfer_flags")]
+    #[schema(value_type = Vec<String>)]
     flags: u16,
     #[serde(default)]
     timestamp: Dec64,
@@ -213,7 +242,7 @@ impl From<TransferInput> for Transfer {
 }
 
 /// An account as the API returns it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccountOutput {
     id: Dec128,
     debits_pending: Dec128,
@@ -249,7 +278,7 @@ impl From<&Account> for AccountOutput {
 }
 
 /// A transfer as the API returns it; pending transfers also say whether they are still open.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TransferOutput {
     id: Dec128,
     debit_account_id: Dec128,
@@ -291,7 +320,7 @@ impl TransferOutput {
 }
 
 /// One entry of an account's balance history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BalanceOutput {
     timestamp: Dec64,
     debits_pending: Dec128,
@@ -313,7 +342,7 @@ impl From<&AccountBalance> for BalanceOutput {
 }
 
 /// The result of one item of a batch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemResult {
     /// The item's position in the request.
     pub index: usize,
@@ -328,14 +357,14 @@ pub struct ItemResult {
 }
 
 /// A batch response: one result per item, in order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResults {
     /// The results.
     pub results: Vec<ItemResult>,
 }
 
 /// A page of a list, Stripe-style.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     /// Always "list".
     pub object: &'static str,
@@ -349,10 +378,11 @@ pub struct Page<T> {
 }
 
 /// A batch lookup request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupInput {
     /// The ids to look up.
+    #[schema(value_type = Vec<Dec128>)]
     pub ids: Bounded<Dec128>,
 }
 
@@ -393,7 +423,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
 }
 
 /// A batch lookup response: found objects in request order, and the ids not found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LookupOutput<T> {
     /// The objects found, in the order asked.
     pub data: Vec<T>,

@@ -10,6 +10,7 @@ pub mod bank;
 pub mod demo;
 pub mod idempotency;
 pub mod json;
+pub mod openapi;
 pub mod pin;
 pub mod problem;
 pub mod routes;
@@ -201,6 +202,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
         .merge(api)
         .merge(wallet)
         .fallback(fallback)

@@ -5,9 +5,10 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A problem response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
     /// A URI reference naming the problem type; relative, resolved against the API's origin.
     #[serde(rename = "type")]
@@ -28,19 +29,22 @@ pub struct Problem {
     pub retry_after: Option<u32>,
     /// For `limit_exceeded`: which limit, its value and what is left.
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    #[schema(inline)]
     pub limit: Option<Box<LimitDetail>>,
 }
 
 /// Which limit a request would pass, in the problem body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LimitDetail {
     /// `balance_cap` or `daily_outgoing`.
     pub limit: &'static str,
     /// The limit's value, in won.
     #[serde(serialize_with = "as_decimal")]
+    #[schema(value_type = String)]
     pub value: u64,
     /// What is left of it, in won.
     #[serde(serialize_with = "as_decimal")]
+    #[schema(value_type = String)]
     pub remaining: u64,
 }
 

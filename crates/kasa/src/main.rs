@@ -28,6 +28,8 @@ enum Commands {
         #[arg(long, default_value = "./kasa-data")]
         data: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document of the API.
+    Openapi,
     /// Benchmarks against a real server over loopback.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -39,6 +41,10 @@ fn main() -> ExitCode {
         Commands::Serve(args) => serve::run(args),
         Commands::Verify { data } => verify::run(&data),
         Commands::Bench(command) => bench::run(command),
+        Commands::Openapi => {
+            println!("{}", kasa_server::openapi::json());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

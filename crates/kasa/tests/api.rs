@@ -375,3 +375,32 @@ fn the_operator_key_is_generated_once_and_kept() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+/// `/openapi.json` is the generated OpenAPI 3.1 document, and every operation it lists is
+/// routed (none answers "no route" or "method not allowed"). CI validates the document
+/// itself with openapi-spec-validator (see `.ci/run`).
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let r = get(&mut c, "/openapi.json");
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            operations += 1;
+            let concrete = path.replace("{id}", "1");
+            let r = c.send(&method.to_uppercase(), &concrete, "application/json", b"{}").unwrap();
+            let code = r.json()["code"].clone();
+            let unrouted = (r.status == 404 && r.json()["detail"].as_str().is_some_and(|d| d.starts_with("no route")))
+                || code == "method_not_allowed";
+            assert!(!unrouted, "{method} {path} is documented but not routed: {}", r.json());
+        }
+    }
+    // Every route of the server is documented (the document itself aside).
+    assert_eq!(operations, 35, "documented operations: {:?}", paths.keys().collect::<Vec<_>>());
+}

@@ -24,8 +24,8 @@ const AMOUNT_MAX_KRW: u64 = 1_000_000_000;
 /// Times the answer of a bank is retried into a busy engine before it is left to time out.
 const SETTLE_ATTEMPTS_MAX: u32 = 20;
 
-#[derive(Serialize)]
-struct BankAccountOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BankAccountOutput {
     id: String,
     object: &'static str,
     bank_code: String,
@@ -47,15 +47,16 @@ impl From<&BankAccount> for BankAccountOutput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LinkInput {
+pub(crate) struct LinkInput {
     bank_code: String,
     account_number: String,
     holder_name: String,
 }
 
 /// `POST /v1/me/bank-accounts`.
+#[utoipa::path(post, path = "/v1/me/bank-accounts", tag = "funding", request_body = LinkInput, responses((status = 201, body = BankAccountOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn link(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let input: LinkInput = parse_json(&read_body(&headers, body).await?)?;
@@ -89,6 +90,7 @@ pub async fn link(State(app): State<AppState>, headers: HeaderMap, body: Body) -
 }
 
 /// `GET /v1/me/bank-accounts`.
+#[utoipa::path(get, path = "/v1/me/bank-accounts", tag = "funding", responses((status = 200, description = "a list of BankAccountOutput", body = Vec<BankAccountOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn list_bank_accounts(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let data = app
@@ -98,8 +100,8 @@ pub async fn list_bank_accounts(State(app): State<AppState>, headers: HeaderMap)
     Ok(Json(serde_json::json!({"object": "list", "data": data, "has_more": false})).into_response())
 }
 
-#[derive(Serialize)]
-struct FundingOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct FundingOutput {
     id: String,
     object: &'static str,
     status: &'static str,
@@ -127,9 +129,9 @@ fn funding_output(state: &kasa_core::State, f: &Funding) -> FundingOutput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FundingInput {
+pub(crate) struct FundingInput {
     bank_account_id: String,
     amount: u64,
     #[serde(default)]
@@ -238,11 +240,13 @@ async fn ask_bank(app: AppState, request: BankRequest) {
 }
 
 /// `POST /v1/me/top-ups`: `{"bank_account_id", "amount"}`.
+#[utoipa::path(post, path = "/v1/me/top-ups", tag = "funding", request_body = FundingInput, responses((status = 201, body = FundingOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn top_up(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     start(app, headers, body, FundingKind::TopUp).await
 }
 
 /// `POST /v1/me/withdrawals`: `{"bank_account_id", "amount", "pin"?}`.
+#[utoipa::path(post, path = "/v1/me/withdrawals", tag = "funding", request_body = FundingInput, responses((status = 201, body = FundingOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn withdraw(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     start(app, headers, body, FundingKind::Withdrawal).await
 }
@@ -270,6 +274,7 @@ async fn get_funding(app: AppState, headers: HeaderMap, raw: String, kind: Fundi
 }
 
 /// `GET /v1/me/top-ups/{id}`.
+#[utoipa::path(get, path = "/v1/me/top-ups/{id}", tag = "funding", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = FundingOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn get_top_up(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -279,6 +284,7 @@ pub async fn get_top_up(
 }
 
 /// `GET /v1/me/withdrawals/{id}`.
+#[utoipa::path(get, path = "/v1/me/withdrawals/{id}", tag = "funding", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = FundingOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn get_withdrawal(
     State(app): State<AppState>,
     headers: HeaderMap,

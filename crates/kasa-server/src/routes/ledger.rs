@@ -220,11 +220,13 @@ impl Create for Transfer {
 }
 
 /// `POST /v1/ledger/accounts`.
+#[utoipa::path(post, path = "/v1/ledger/accounts", tag = "ledger", request_body(content = Vec<crate::json::AccountInput>, description = "one account (an object) or a batch (an array) of up to 8,190; or application/octet-stream 128-byte records"), responses((status = 200, description = "one result per item of a batch", body = crate::json::BatchResults), (status = 201, description = "a single account, created", body = crate::json::AccountOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn create_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     create::<Account>(app, headers, body).await
 }
 
 /// `POST /v1/ledger/transfers`.
+#[utoipa::path(post, path = "/v1/ledger/transfers", tag = "ledger", request_body(content = Vec<crate::json::TransferInput>, description = "one transfer (an object) or a batch (an array) of up to 8,190; or application/octet-stream 128-byte records"), responses((status = 200, description = "one result per item of a batch", body = crate::json::BatchResults), (status = 201, description = "a single transfer, created", body = crate::json::TransferOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn create_transfers(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -296,6 +298,7 @@ fn parse_id(raw: &str) -> Result<u128, Problem> {
 }
 
 /// `GET /v1/ledger/accounts/{id}`.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = crate::json::AccountOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn get_account(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&raw)?;
     match app.engine.read(move |s| s.ledger().account(id).map(AccountOutput::from)).await? {
@@ -305,6 +308,7 @@ pub async fn get_account(State(app): State<AppState>, Path(raw): Path<String>) -
 }
 
 /// `GET /v1/ledger/transfers/{id}`.
+#[utoipa::path(get, path = "/v1/ledger/transfers/{id}", tag = "ledger", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = crate::json::TransferOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn get_transfer(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&raw)?;
     let found = app
@@ -330,6 +334,7 @@ fn parse_lookup(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u128>, Problem> 
 }
 
 /// `POST /v1/ledger/accounts/lookup`: `{"ids": [...]}`.
+#[utoipa::path(post, path = "/v1/ledger/accounts/lookup", tag = "ledger", request_body = crate::json::LookupInput, responses((status = 200, body = crate::json::LookupOutput<crate::json::AccountOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn lookup_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let ids = parse_lookup(&headers, &read_body(&headers, body).await?)?;
     let output = app
@@ -349,6 +354,7 @@ pub async fn lookup_accounts(State(app): State<AppState>, headers: HeaderMap, bo
 }
 
 /// `POST /v1/ledger/transfers/lookup`: `{"ids": [...]}`.
+#[utoipa::path(post, path = "/v1/ledger/transfers/lookup", tag = "ledger", request_body = crate::json::LookupInput, responses((status = 200, body = crate::json::LookupOutput<crate::json::TransferOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn lookup_transfers(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -430,6 +436,7 @@ fn page<T>(mut data: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> 
 /// `GET /v1/ledger/accounts/{id}/transfers`: newest first, cursor pagination. The cursor is
 /// the timestamp of the last transfer seen (`t_<timestamp>`); timestamps are unique, so the
 /// next page is everything strictly older.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/transfers", tag = "ledger", params(("id" = String, Path, description = "the account id"), ("limit" = Option<u32>, Query, description = "1 to 1,000"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("timestamp_min" = Option<String>, Query), ("timestamp_max" = Option<String>, Query)), responses((status = 200, body = crate::json::Page<crate::json::TransferOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn account_transfers(
     State(app): State<AppState>,
     Path(raw): Path<String>,
@@ -469,6 +476,7 @@ pub async fn account_transfers(
 /// `history` flag, newest first, cursor pagination. Several entries can share a timestamp
 /// (expiries at the start of one batch), so the cursor is a position in the history
 /// (`b_<position>`), not a timestamp.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/balances", tag = "ledger", params(("id" = String, Path, description = "the account id"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), ("timestamp_min" = Option<String>, Query), ("timestamp_max" = Option<String>, Query)), responses((status = 200, body = crate::json::Page<crate::json::BalanceOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn account_balances(
     State(app): State<AppState>,
     Path(raw): Path<String>,

@@ -9,11 +9,13 @@ use axum::response::{IntoResponse, Response};
 use kasa_engine::Health;
 
 /// `GET /healthz`: the process is up and serving HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process serves HTTP"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn healthz() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#).into_response()
 }
 
 /// `GET /readyz`: recovered and accepting requests.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "recovered and accepting"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(app): State<AppState>) -> Response {
     match app.engine.health() {
         Health::Ready => {
@@ -24,7 +26,13 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let body = app.engine.metrics().render();
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document of the whole API.
+pub async fn openapi() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], crate::openapi::json()).into_response()
 }

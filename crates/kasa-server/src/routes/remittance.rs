@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 /// The most won one remittance may carry (above every tier's daily limit; keeps nonsense out).
 const AMOUNT_MAX_KRW: u64 = 1_000_000_000;
 
-#[derive(Serialize)]
-struct RemittanceOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RemittanceOutput {
     id: String,
     object: &'static str,
     status: &'static str,
@@ -51,9 +51,9 @@ fn output(state: &kasa_core::State, r: &Remittance) -> RemittanceOutput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendInput {
+pub(crate) struct SendInput {
     #[serde(default)]
     to_phone: Option<String>,
     #[serde(default)]
@@ -95,6 +95,7 @@ pub(crate) fn send_problem(error: SendError) -> Problem {
 /// `POST /v1/transfers`. Without a PIN (the common case) it is one trip to the sequencer: the
 /// session is resolved inside the command, at its own event time. With a PIN, the user's PIN
 /// hash is read first so that Argon2 can check it off the sequencer.
+#[utoipa::path(post, path = "/v1/transfers", operation_id = "send_money", tag = "transfers", request_body = SendInput, responses((status = 201, body = RemittanceOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn send(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let token_hash = session_token_hash(&headers).ok_or_else(session_required)?;
     let input: SendInput = parse_json(&read_body(&headers, body).await?)?;
@@ -147,6 +148,7 @@ fn parse_id(raw: &str) -> Result<u64, Problem> {
 }
 
 /// `GET /v1/transfers/{id}`: for its sender or its recipient.
+#[utoipa::path(get, path = "/v1/transfers/{id}", operation_id = "get_money_transfer", tag = "transfers", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RemittanceOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -165,6 +167,7 @@ pub async fn get(
 }
 
 /// `POST /v1/transfers/{id}/cancel`: the sender takes back a held transfer.
+#[utoipa::path(post, path = "/v1/transfers/{id}/cancel", operation_id = "cancel_money_transfer", tag = "transfers", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RemittanceOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn cancel(
     State(app): State<AppState>,
     headers: HeaderMap,

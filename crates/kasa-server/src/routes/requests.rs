@@ -20,8 +20,8 @@ fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
-#[derive(Serialize)]
-struct RequestOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RequestOutput {
     id: String,
     object: &'static str,
     status: &'static str,
@@ -82,9 +82,9 @@ fn recipient(phone: Option<String>, user_id: Option<String>) -> Result<Recipient
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RequestInput {
+pub(crate) struct RequestInput {
     #[serde(default)]
     from_phone: Option<String>,
     #[serde(default)]
@@ -95,6 +95,7 @@ struct RequestInput {
 }
 
 /// `POST /v1/money-requests`: `{"from_phone" | "from_user_id", "amount", "memo"?}`.
+#[utoipa::path(post, path = "/v1/money-requests", operation_id = "create_money_request", tag = "requests", request_body = RequestInput, responses((status = 201, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let input: RequestInput = parse_json(&read_body(&headers, body).await?)?;
@@ -117,6 +118,7 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Body)
 }
 
 /// `GET /v1/money-requests/{id}`: for its requester or its payer.
+#[utoipa::path(get, path = "/v1/money-requests/{id}", operation_id = "get_money_request", tag = "requests", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -135,9 +137,9 @@ pub async fn get(
     found.map(|r| Json(r).into_response()).ok_or_else(|| Problem::not_found("no such money request of yours"))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PayInput {
+pub(crate) struct PayInput {
     #[serde(default)]
     pin: Option<String>,
 }
@@ -169,6 +171,7 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body, raw: String, pay:
 }
 
 /// `POST /v1/money-requests/{id}/pay`: `{"pin"?}`.
+#[utoipa::path(post, path = "/v1/money-requests/{id}/pay", tag = "requests", request_body(content = Option<PayInput>), params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn pay(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -179,6 +182,7 @@ pub async fn pay(
 }
 
 /// `POST /v1/money-requests/{id}/decline`.
+#[utoipa::path(post, path = "/v1/money-requests/{id}/decline", tag = "requests", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn decline(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -188,9 +192,9 @@ pub async fn decline(
     answer(app, headers, body, raw, false).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ShareInput {
+pub(crate) struct ShareInput {
     #[serde(default)]
     phone: Option<String>,
     #[serde(default)]
@@ -199,17 +203,17 @@ struct ShareInput {
     amount: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SplitInput {
+pub(crate) struct SplitInput {
     total: u64,
     shares: Vec<ShareInput>,
     #[serde(default)]
     memo: String,
 }
 
-#[derive(Serialize)]
-struct SplitOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SplitOutput {
     id: String,
     object: &'static str,
     total: Dec64,
@@ -240,6 +244,7 @@ fn split_output(s: &kasa_core::State, id: u64, now: u64) -> Option<SplitOutput> 
 /// `POST /v1/split-bills`: `{"total", "shares": [{"phone" | "user_id", "amount"?}], "memo"?}`.
 /// Without amounts the total is split equally among the friends and the requester (the
 /// requester's own share is not requested); with amounts, they are used as given.
+#[utoipa::path(post, path = "/v1/split-bills", tag = "requests", request_body = SplitInput, responses((status = 201, body = SplitOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn split(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let input: SplitInput = parse_json(&read_body(&headers, body).await?)?;
@@ -279,6 +284,7 @@ pub async fn split(State(app): State<AppState>, headers: HeaderMap, body: Body) 
 }
 
 /// `GET /v1/split-bills/{id}`: for its requester, with who has paid.
+#[utoipa::path(get, path = "/v1/split-bills/{id}", tag = "requests", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = SplitOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn get_split(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -29,7 +29,7 @@ fn now_nanos() -> u64 {
 
 /// A user as the API returns it. The phone number is the user's own; other users would see
 /// it masked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserOutput {
     id: String,
     object: &'static str,
@@ -85,15 +85,16 @@ fn parse_phone(raw: &str) -> Result<Phone, Problem> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignUpInput {
+pub(crate) struct SignUpInput {
     phone: String,
     name: String,
     pin: String,
 }
 
 /// `POST /v1/users`: sign up with a phone number, a display name and a 6-digit PIN.
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = SignUpInput, responses((status = 201, body = UserOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let input: SignUpInput = parse_json(&read_body(&headers, body).await?)?;
     let phone = parse_phone(&input.phone)?;
@@ -133,15 +134,15 @@ fn parse_phone_error(e: kasa_core::wallet::PhoneError) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", "The phone number is invalid", e.to_string())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginInput {
+pub(crate) struct LoginInput {
     phone: String,
     pin: String,
 }
 
-#[derive(Serialize)]
-struct SessionOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionOutput {
     object: &'static str,
     token: String,
     user_id: String,
@@ -167,6 +168,7 @@ fn pin_locked(until: u64) -> Problem {
 }
 
 /// `POST /v1/sessions`: phone and PIN in, a bearer token out.
+#[utoipa::path(post, path = "/v1/sessions", tag = "users", request_body = LoginInput, responses((status = 201, body = SessionOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let input: LoginInput = parse_json(&read_body(&headers, body).await?)?;
     let phone = parse_phone(&input.phone)?;
@@ -243,6 +245,7 @@ pub(crate) fn session_required() -> Problem {
 }
 
 /// `DELETE /v1/sessions/current`: log out.
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "users", responses((status = 204, description = "logged out"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (_, hash) = authenticate(&app, &headers).await?;
     app.submit(Command::CloseSession { token_hash: hash }).await?;
@@ -250,6 +253,7 @@ pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> Result<
 }
 
 /// `GET /v1/me`.
+#[utoipa::path(get, path = "/v1/me", tag = "users", responses((status = 200, body = UserOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (user_id, _) = authenticate(&app, &headers).await?;
     let now = now_nanos();
@@ -257,15 +261,15 @@ pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Result<Respo
     Ok(Json(user.ok_or_else(session_required)?).into_response())
 }
 
-#[derive(Serialize)]
-struct Limit {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Limit {
     limit: Dec64,
     used: Dec64,
     remaining: Dec64,
 }
 
-#[derive(Serialize)]
-struct WalletOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct WalletOutput {
     object: &'static str,
     account_id: Dec128,
     currency: &'static str,
@@ -277,6 +281,7 @@ struct WalletOutput {
 }
 
 /// `GET /v1/me/wallet`: balance, available balance (less pending debits) and limits.
+#[utoipa::path(get, path = "/v1/me/wallet", tag = "users", responses((status = 200, body = WalletOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (user_id, _) = authenticate(&app, &headers).await?;
     let now = now_nanos();
@@ -318,9 +323,9 @@ pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Resul
     Ok(Json(wallet.ok_or_else(session_required)?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TierInput {
+pub(crate) struct TierInput {
     tier: String,
 }
 
@@ -338,6 +343,7 @@ async fn user_or_404(app: &AppState, user_id: u64) -> Result<Response, Problem> 
 }
 
 /// `POST /v1/admin/users/{id}/tier` (operator key): `{"tier": "basic" | "verified"}`.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/tier", tag = "admin", request_body = TierInput, params(("id" = String, Path, description = "the object id")), responses((status = 200, body = UserOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn set_tier(
     State(app): State<AppState>,
     Path(raw): Path<String>,
@@ -353,14 +359,15 @@ pub async fn set_tier(
 }
 
 /// `POST /v1/admin/users/{id}/unlock` (operator key): lifts a PIN lock.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/unlock", tag = "admin", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = UserOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn unlock(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
     let user_id = parse_user_id(&raw)?;
     app.submit(Command::UnlockPin { user_id }).await?;
     user_or_404(&app, user_id).await
 }
 
-#[derive(Serialize)]
-struct EntryOutput {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EntryOutput {
     #[serde(rename = "type")]
     kind: &'static str,
     id: String,
@@ -378,6 +385,7 @@ struct EntryOutput {
 /// `GET /v1/me/transactions`: one entry per top-up, withdrawal, transfer sent or received,
 /// newest first; `limit` (1 to 100, default 20) and `cursor` (the previous page's
 /// `next_cursor`).
+#[utoipa::path(get, path = "/v1/me/transactions", tag = "users", params(("limit" = Option<u32>, Query, description = "1 to 100"), ("cursor" = Option<String>, Query)), responses((status = 200, description = "a list of EntryOutput", body = Vec<EntryOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn transactions(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -430,14 +438,15 @@ pub async fn transactions(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SettingsInput {
+pub(crate) struct SettingsInput {
     pin_free_amount: u64,
 }
 
 /// `POST /v1/me/settings` `{"pin_free_amount"}`: the amount a user may send or withdraw
 /// without the PIN, from 0 up to the default 50,000 won.
+#[utoipa::path(post, path = "/v1/me/settings", tag = "users", request_body = SettingsInput, responses((status = 200, description = "the settings"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn settings(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let input: SettingsInput = parse_json(&read_body(&headers, body).await?)?;
