@@ -37,6 +37,7 @@ const KIND_ANSWER_REQUEST: u8 = 16;
 const KIND_KEYED: u8 = 17;
 const KIND_STORE_RESPONSE: u8 = 18;
 const KIND_AS_SESSION: u8 = 19;
+const KIND_SET_TIER_LIMITS: u8 = 20;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +77,15 @@ pub enum Command {
         user_id: u64,
         /// The new tier.
         tier: Tier,
+    },
+    /// An operator sets a tier's limits (at most the legal maxima).
+    SetTierLimits {
+        /// Which tier.
+        tier: Tier,
+        /// Balance cap, won.
+        balance_cap: u64,
+        /// Daily outgoing limit, won.
+        daily_outgoing: u64,
     },
     /// An operator lifts a user's PIN lock.
     UnlockPin {
@@ -233,6 +243,7 @@ impl Command {
             | Command::CloseSession { .. }
             | Command::SetTier { .. }
             | Command::UnlockPin { .. }
+            | Command::SetTierLimits { .. }
             | Command::SetPinFreeAmount { .. }
             | Command::LinkBankAccount { .. }
             | Command::StartFunding { .. } => 1,
@@ -421,6 +432,7 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::CloseSession { .. } => KIND_CLOSE_SESSION,
             Command::SetTier { .. } => KIND_SET_TIER,
             Command::UnlockPin { .. } => KIND_UNLOCK_PIN,
+            Command::SetTierLimits { .. } => KIND_SET_TIER_LIMITS,
             Command::SetPinFreeAmount { .. } => KIND_SET_PIN_FREE_AMOUNT,
             Command::LinkBankAccount { .. } => KIND_LINK_BANK_ACCOUNT,
             Command::StartFunding { .. } => KIND_START_FUNDING,
@@ -463,6 +475,11 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
                 out.push(*tier as u8);
             }
             Command::UnlockPin { user_id } => out.extend_from_slice(&user_id.to_le_bytes()),
+            Command::SetTierLimits { tier, balance_cap, daily_outgoing } => {
+                out.push(*tier as u8);
+                out.extend_from_slice(&balance_cap.to_le_bytes());
+                out.extend_from_slice(&daily_outgoing.to_le_bytes());
+            }
             Command::SetPinFreeAmount { user_id, amount } => {
                 out.extend_from_slice(&user_id.to_le_bytes());
                 out.extend_from_slice(&amount.to_le_bytes());
@@ -588,6 +605,14 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
                 Command::SetTier { user_id, tier }
             }
             KIND_UNLOCK_PIN => Command::UnlockPin { user_id: b.u64()? },
+            KIND_SET_TIER_LIMITS => {
+                let tier = match b.u8()? {
+                    1 => Tier::Basic,
+                    2 => Tier::Verified,
+                    other => return Err(bad(format!("tier byte {other}"))),
+                };
+                Command::SetTierLimits { tier, balance_cap: b.u64()?, daily_outgoing: b.u64()? }
+            }
             KIND_SET_PIN_FREE_AMOUNT => Command::SetPinFreeAmount { user_id: b.u64()?, amount: b.u64()? },
             KIND_LINK_BANK_ACCOUNT => Command::LinkBankAccount {
                 user_id: b.u64()?,
@@ -722,6 +747,7 @@ mod tests {
             Command::CloseSession { token_hash: [4; 32] },
             Command::SetTier { user_id: 7, tier: Tier::Verified },
             Command::UnlockPin { user_id: 7 },
+            Command::SetTierLimits { tier: Tier::Basic, balance_cap: 300_000, daily_outgoing: 100_000 },
             Command::SetPinFreeAmount { user_id: 7, amount: 0 },
             Command::LinkBankAccount {
                 user_id: 7,

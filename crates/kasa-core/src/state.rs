@@ -235,6 +235,9 @@ impl State {
                 Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier(*user_id, *tier)))
             }
             Command::UnlockPin { user_id } => Outcome::Wallet(WalletOutcome::TierSet(wallets.unlock_pin(*user_id))),
+            Command::SetTierLimits { tier, balance_cap, daily_outgoing } => {
+                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier_limits(*tier, *balance_cap, *daily_outgoing)))
+            }
             Command::Keyed { .. } | Command::StoreResponse { .. } | Command::AsSession { .. } => {
                 unreachable!("handled above")
             }

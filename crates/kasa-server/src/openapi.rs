@@ -48,6 +48,7 @@ impl Modify for SecuritySchemes {
         users::settings,
         users::set_tier,
         users::unlock,
+        users::set_tier_limits,
         funding::link,
         funding::list_bank_accounts,
         funding::top_up,

@@ -101,6 +101,15 @@ fn top_up_and_withdraw_through_the_sandbox_bank() {
     assert_eq!(settled(&mut c, &path, &token)["status"], "declined");
     assert_eq!(balance(&mut c, &token).0, "300000");
 
+    // Operators may lower a tier's limits, never raise them past the law's.
+    let r = post(&mut c, "/v1/admin/tiers/basic", &json!({"balance_cap": 500001, "daily_outgoing": 1}));
+    assert_problem(&r, 422, "invalid_field");
+    let r = post(&mut c, "/v1/admin/tiers/basic", &json!({"balance_cap": 400000, "daily_outgoing": 500000}));
+    assert_eq!(r.json()["balance_cap"], "400000");
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": 100001})));
+    assert_eq!(r.json()["remaining"], "100000", "the lowered cap applies at once");
+    post(&mut c, "/v1/admin/tiers/basic", &json!({"balance_cap": 500000, "daily_outgoing": 500000}));
+
     // The balance cap of a basic wallet (500,000), exactly at the boundary.
     let r = call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": 200001})));
     assert_problem(&r, 422, "limit_exceeded");

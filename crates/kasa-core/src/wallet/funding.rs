@@ -335,7 +335,7 @@ impl Wallets {
         if amount == 0 {
             return Err(FundingError::InvalidAmount);
         }
-        let (cap, daily) = user.tier.limits_krw();
+        let (cap, daily) = self.limits(user.tier);
         let wallet = *ledger.account(user.wallet_account_id()).expect("every user has a wallet account");
         let day = kst_day(now);
         match kind {

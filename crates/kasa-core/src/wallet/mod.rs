@@ -101,7 +101,8 @@ impl Tier {
         }
     }
 
-    /// The default limits of the tier, in KRW: (balance cap, daily outgoing limit).
+    /// The default limits of the tier, in KRW: (balance cap, daily outgoing limit). These are
+    /// also the legal maxima: operators may lower a tier's limits, never raise them above.
     pub fn limits_krw(self) -> (u64, u64) {
         match self {
             Tier::Basic => (500_000, 500_000),
@@ -246,6 +247,8 @@ pub struct Wallets {
     remittances: RemittanceBook,
     /// Money requests and split bills.
     requests: RequestBook,
+    /// Operator-set limits per tier, (balance cap, daily outgoing); absent: the defaults.
+    tier_limits: BTreeMap<u8, (u64, u64)>,
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -270,6 +273,22 @@ impl Wallets {
 
     fn user_mut(&mut self, id: u64) -> Option<&mut User> {
         id.checked_sub(1).and_then(|i| self.users.get_mut(i as usize))
+    }
+
+    /// The limits in force for a tier, in KRW: (balance cap, daily outgoing limit).
+    pub fn limits(&self, tier: Tier) -> (u64, u64) {
+        self.tier_limits.get(&(tier as u8)).copied().unwrap_or_else(|| tier.limits_krw())
+    }
+
+    /// Sets a tier's limits (an operator's decision); refused above the legal maxima (the
+    /// defaults). Returns whether they were set.
+    pub fn set_tier_limits(&mut self, tier: Tier, balance_cap: u64, daily_outgoing: u64) -> bool {
+        let (cap_max, daily_max) = tier.limits_krw();
+        if balance_cap > cap_max || daily_outgoing > daily_max {
+            return false;
+        }
+        self.tier_limits.insert(tier as u8, (balance_cap, daily_outgoing));
+        true
     }
 
     /// Bank accounts, top-ups and withdrawals.
@@ -506,6 +525,12 @@ impl Wallets {
         self.funding.encode(out);
         self.remittances.encode(out);
         self.requests.encode(out);
+        out.extend_from_slice(&(self.tier_limits.len() as u64).to_le_bytes());
+        for (tier, (cap, daily)) in &self.tier_limits {
+            out.push(*tier);
+            out.extend_from_slice(&cap.to_le_bytes());
+            out.extend_from_slice(&daily.to_le_bytes());
+        }
     }
 
     /// Decodes what [`Wallets::encode`] wrote; checks that it fits the ledger.
@@ -560,6 +585,13 @@ impl Wallets {
         wallets.funding = FundingBook::decode(c, wallets.users.len() as u64)?;
         wallets.remittances = RemittanceBook::decode(c, wallets.users.len() as u64, ledger)?;
         wallets.requests = RequestBook::decode(c, wallets.users.len() as u64)?;
+        for _ in 0..c.u64().map_err(e)? {
+            let tier = Tier::from_u8(c.u8().map_err(e)?).ok_or("tier limits for an unknown tier")?;
+            let (cap, daily) = (c.u64().map_err(e)?, c.u64().map_err(e)?);
+            if !wallets.set_tier_limits(tier, cap, daily) {
+                return Err(format!("tier {} limits over the legal maxima", tier.name()));
+            }
+        }
         Ok(wallets)
     }
 }

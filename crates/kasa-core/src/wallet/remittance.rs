@@ -230,7 +230,7 @@ impl Wallets {
                 Some(ok) => self.check_pin(from_user, ok, now).map_err(SendError::Funding)?,
             }
         }
-        let (_, daily) = sender.tier.limits_krw();
+        let (_, daily) = self.limits(sender.tier);
         let used = self.funding.outgoing_today(from_user, now);
         if used.saturating_add(amount) > daily {
             return Err(SendError::Funding(FundingError::LimitExceeded(LimitExceeded {
@@ -240,7 +240,7 @@ impl Wallets {
             })));
         }
         if let Some(recipient) = to_user.and_then(|u| self.user(u)) {
-            let (cap, _) = recipient.tier.limits_krw();
+            let (cap, _) = self.limits(recipient.tier);
             let wallet = ledger.account(recipient.wallet_account_id()).expect("every user has a wallet");
             let held =
                 wallet.credits_posted.saturating_add(wallet.credits_pending).saturating_sub(wallet.debits_posted);
@@ -343,7 +343,7 @@ impl Wallets {
     pub(crate) fn claim_held(&mut self, ledger: &mut Ledger, user_id: u64, now: &mut u64) {
         let user = self.user(user_id).expect("a user that just signed up").clone();
         let Some(ids) = self.remittances.held_for.get(&user.phone).cloned() else { return };
-        let (cap, _) = user.tier.limits_krw();
+        let (cap, _) = self.limits(user.tier);
         for id in ids {
             let r = self.remittances.remittance(id).expect("held ids are remittances").clone();
             if self.remittances.status(ledger, &r) != RemittanceStatus::Held {

@@ -303,7 +303,7 @@ pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Resul
                 .credits_posted
                 .saturating_sub(account.debits_posted.saturating_add(account.debits_pending))
                 .min(u64::MAX as u128) as u64;
-            let (cap, daily) = user.tier.limits_krw();
+            let (cap, daily) = s.wallets().limits(user.tier);
             Some(WalletOutput {
                 object: "wallet",
                 account_id: Dec128(account.id),
@@ -462,4 +462,41 @@ pub async fn settings(State(app): State<AppState>, headers: HeaderMap, body: Bod
         app.submit_then_read(command, move |s, _| s.wallets().user(user_id).map(|u| u.pin_free_krw)).await?;
     let amount = amount.ok_or_else(session_required)?;
     Ok(Json(serde_json::json!({"object": "settings", "pin_free_amount": amount.to_string()})).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TierLimitsInput {
+    balance_cap: u64,
+    daily_outgoing: u64,
+}
+
+/// `POST /v1/admin/tiers/{tier}` (operator key): `{"balance_cap", "daily_outgoing"}` in won,
+/// at most the legal maxima (500,000 for `basic`, 2,000,000 for `verified`).
+#[utoipa::path(post, path = "/v1/admin/tiers/{tier}", tag = "admin", request_body = TierLimitsInput, params(("tier" = String, Path, description = "basic or verified")), responses((status = 200, description = "the tier's limits now"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+pub async fn set_tier_limits(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let tier = Tier::from_name(&raw)
+        .ok_or_else(|| Problem::invalid_parameter(format!("tier must be 'basic' or 'verified', found '{raw}'")))?;
+    let input: TierLimitsInput = parse_json(&read_body(&headers, body).await?)?;
+    let command = Command::SetTierLimits { tier, balance_cap: input.balance_cap, daily_outgoing: input.daily_outgoing };
+    let (outcome, limits) = app.submit_then_read(command, move |s, _| s.wallets().limits(tier)).await?;
+    if outcome != Outcome::Wallet(WalletOutcome::TierSet(true)) {
+        let (cap, daily) = tier.limits_krw();
+        return Err(Problem::invalid_field(format!(
+            "the {} tier's limits may not exceed the legal maxima: balance cap {cap}, daily outgoing {daily} won",
+            tier.name()
+        )));
+    }
+    Ok(Json(serde_json::json!({
+        "object": "tier_limits",
+        "tier": tier.name(),
+        "balance_cap": limits.0.to_string(),
+        "daily_outgoing": limits.1.to_string(),
+    }))
+    .into_response())
 }
