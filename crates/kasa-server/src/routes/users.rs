@@ -154,16 +154,7 @@ fn invalid_credentials() -> Problem {
         StatusCode::UNAUTHORIZED,
         "invalid_credentials",
         "The phone number or PIN is wrong",
-        "check the phone number and the PIN; five wrong PINs in a row lock PIN use for 30 minutes",
-    )
-}
-
-fn pin_locked(until: u64) -> Problem {
-    Problem::new(
-        StatusCode::LOCKED,
-        "pin_locked",
-        "PIN use is locked",
-        format!("five wrong PINs in a row locked PIN use until {until} (nanoseconds since the epoch); an operator can unlock it sooner"),
+        "check the phone number and the PIN; five wrong PINs in a row lock PIN use for 30 minutes (a locked PIN is refused the same way)",
     )
 }
 
@@ -180,10 +171,13 @@ pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body)
         Some((id, hash, locked)) => (Some(id), Some(hash), locked),
         None => (None, None, 0),
     };
+    // Checked even when there is no such user (against a decoy hash) and even when PIN use is
+    // locked: the same Argon2 time and the same answer in every case, so a login never tells
+    // whether a number is registered, or locked. The owner sees the lock in /v1/me.
     if locked_until > now_nanos() {
-        return Err(pin_locked(locked_until));
+        let _ = app.pins.verify(input.pin, None).await?;
+        return Err(invalid_credentials());
     }
-    // Checked even when there is no such user, against a decoy hash: same time, same answer.
     let pin_ok = input.pin.len() <= 64 && app.pins.verify(input.pin, hash).await?;
     let Some(user_id) = user_id else { return Err(invalid_credentials()) };
     let token = new_session_token()?;
@@ -204,9 +198,10 @@ pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body)
             Ok((StatusCode::CREATED, Json(output)).into_response())
         }
         Outcome::Wallet(WalletOutcome::SessionOpened(Err(error))) => Err(match error {
-            SessionError::Locked { until } => pin_locked(until),
-            SessionError::WrongPin { locked_until, .. } if locked_until != 0 => pin_locked(locked_until),
-            SessionError::WrongPin { .. } | SessionError::UnknownUser => invalid_credentials(),
+            // A lock looks like a wrong PIN: see above.
+            SessionError::Locked { .. } | SessionError::WrongPin { .. } | SessionError::UnknownUser => {
+                invalid_credentials()
+            }
         }),
         other => unreachable!("a login answers with SessionOpened, found {other:?}"),
     }
