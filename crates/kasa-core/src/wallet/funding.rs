@@ -11,7 +11,7 @@
 //! pending top-ups, and the daily outgoing limit counts withdrawals from the moment they
 //! start (a declined or expired one gives its amount back).
 
-use super::{domain_id, domain_id_parts, get_str, put_str, Tier, Wallets, KRW_LEDGER};
+use super::{domain_id, domain_id_parts, get_str, put_str, Wallets, KRW_LEDGER};
 use crate::ledger::{Account, Ledger, PendingStatus, Transfer, TransferFlags};
 use std::collections::BTreeMap;
 
@@ -328,7 +328,7 @@ impl Wallets {
         pin_ok: Option<bool>,
         now: u64,
     ) -> Result<u64, FundingError> {
-        let Some(user) = self.user(user_id).cloned() else { return Err(FundingError::UnknownUser) };
+        let Some(user) = self.user(user_id).map(super::User::actor) else { return Err(FundingError::UnknownUser) };
         if self.funding.bank_account(bank_account_id).is_none_or(|b| b.user_id != user_id) {
             return Err(FundingError::UnknownBankAccount);
         }
@@ -429,9 +429,8 @@ impl Wallets {
         Some(self.funding.status(ledger, &funding))
     }
 
-    /// Gives back the daily outgoing amount of withdrawals whose reservation expired (the
-    /// ledger's expiry at the start of a batch reports which transfers those were).
-    pub fn on_transfers_expired(&mut self, expired: &[Transfer]) {
+    /// Gives back the daily outgoing amount of withdrawals whose reservation expired.
+    pub(crate) fn on_fundings_expired(&mut self, expired: &[Transfer]) {
         for t in expired {
             let Some(funding_id) =
                 domain_id_parts(t.id).filter(|&(kind, _)| kind == KIND_FUNDING_TRANSFER).map(|(_, n)| n)
@@ -444,7 +443,6 @@ impl Wallets {
                 }
             }
         }
-        self.on_remittances_expired(expired);
     }
 
     /// Records a PIN verdict for a money movement: a wrong PIN counts towards the lock.
@@ -561,9 +559,4 @@ impl FundingBook {
         }
         Ok(book)
     }
-}
-
-/// The tier's limits, for outputs.
-pub fn limits(tier: Tier) -> (u64, u64) {
-    tier.limits_krw()
 }

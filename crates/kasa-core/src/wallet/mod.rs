@@ -134,7 +134,26 @@ pub struct User {
     pub pin_free_krw: u64,
 }
 
+/// What a money movement needs to know of the user moving money: copied out of the `User`
+/// so that the hot path of a send does not clone its strings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Actor {
+    pub(crate) id: u64,
+    pub(crate) tier: Tier,
+    pub(crate) pin_free_krw: u64,
+}
+
+impl Actor {
+    pub(crate) fn wallet_account_id(&self) -> u128 {
+        wallet_account_id(self.id)
+    }
+}
+
 impl User {
+    pub(crate) fn actor(&self) -> Actor {
+        Actor { id: self.id, tier: self.tier, pin_free_krw: self.pin_free_krw }
+    }
+
     /// The ledger account of the user's wallet.
     pub fn wallet_account_id(&self) -> u128 {
         wallet_account_id(self.id)
@@ -314,6 +333,13 @@ impl Wallets {
     /// The session with this token hash, if it is still valid at `now`.
     pub fn session(&self, token_hash: &[u8; 32], now: u64) -> Option<Session> {
         self.sessions.get(token_hash).copied().filter(|s| s.expires_at > now)
+    }
+
+    /// Updates the domain records of Kasa's pending transfers that the ledger expired at the
+    /// start of a batch: withdrawals and held remittances give their daily limit back.
+    pub fn on_transfers_expired(&mut self, expired: &[crate::ledger::Transfer]) {
+        self.on_fundings_expired(expired);
+        self.on_remittances_expired(expired);
     }
 
     /// Drops sessions that expired at or before `now` (called at the start of every batch).

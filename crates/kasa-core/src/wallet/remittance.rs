@@ -201,7 +201,7 @@ impl Wallets {
         pin_ok: Option<bool>,
         now: u64,
     ) -> Result<u64, SendError> {
-        let Some(sender) = self.user(from_user).cloned() else { return Err(SendError::UnknownUser) };
+        let Some(sender) = self.user(from_user).map(super::User::actor) else { return Err(SendError::UnknownUser) };
         if amount == 0 {
             return Err(SendError::Funding(FundingError::InvalidAmount));
         }

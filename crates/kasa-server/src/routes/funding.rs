@@ -6,7 +6,7 @@ use crate::bank::BankRequest;
 use crate::json::{Dec128, Dec64};
 use crate::problem::Problem;
 use crate::routes::ledger::read_body;
-use crate::routes::users::{authenticate_user, parse_json};
+use crate::routes::users::{authenticate_user, check_amount, parse_json, parse_object_id, pin_verdict};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -18,9 +18,6 @@ use kasa_core::{Command, Outcome};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// The most won one top-up or withdrawal may move: far above any tier's cap, it only keeps
-/// nonsense out.
-const AMOUNT_MAX_KRW: u64 = 1_000_000_000;
 /// Times the answer of a bank is retried into a busy engine before it is left to time out.
 const SETTLE_ATTEMPTS_MAX: u32 = 20;
 
@@ -176,23 +173,12 @@ pub(crate) fn funding_problem(error: FundingError) -> Problem {
 async fn start(app: AppState, headers: HeaderMap, body: Body, kind: FundingKind) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let input: FundingInput = parse_json(&read_body(&headers, body).await?)?;
-    if input.amount == 0 || input.amount > AMOUNT_MAX_KRW {
-        return Err(Problem::invalid_field(format!(
-            "amount must be 1 to {AMOUNT_MAX_KRW} won, found {}",
-            input.amount
-        )));
-    }
+    check_amount(input.amount)?;
     let bank_account_id: u64 = input
         .bank_account_id
         .parse()
         .map_err(|_| Problem::invalid_field(format!("bank_account_id '{}' is not an id", input.bank_account_id)))?;
-    let pin_ok = match input.pin {
-        Some(pin) => {
-            let hash = app.engine.read(move |s| s.wallets().user(user_id).map(|u| u.pin_hash.clone())).await?;
-            Some(pin.len() <= 64 && app.pins.verify(pin, hash).await?)
-        }
-        None => None,
-    };
+    let pin_ok = pin_verdict(&app, user_id, input.pin).await?;
     let command = Command::StartFunding { user_id, bank_account_id, kind, amount: input.amount, pin_ok };
     let (outcome, found) = app
         .submit_then_read(command, move |s, outcome| {
@@ -253,7 +239,7 @@ pub async fn withdraw(State(app): State<AppState>, headers: HeaderMap, body: Bod
 
 async fn get_funding(app: AppState, headers: HeaderMap, raw: String, kind: FundingKind) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
-    let id: u64 = raw.parse().map_err(|_| Problem::invalid_parameter(format!("'{raw}' is not an id")))?;
+    let id = parse_object_id(&raw)?;
     let found = app
         .engine
         .read(move |s| {

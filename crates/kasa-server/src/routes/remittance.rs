@@ -5,7 +5,9 @@ use crate::json::{Dec128, Dec64};
 use crate::problem::Problem;
 use crate::routes::funding::funding_problem;
 use crate::routes::ledger::read_body;
-use crate::routes::users::{authenticate_user, parse_json, session_required, session_token_hash};
+use crate::routes::users::{
+    authenticate_user, check_amount, parse_json, parse_object_id, pin_verdict, session_required, session_token_hash,
+};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -15,9 +17,6 @@ use axum::Json;
 use kasa_core::wallet::{CancelError, Recipient, Remittance, SendError, WalletOutcome};
 use kasa_core::{Command, Outcome};
 use serde::{Deserialize, Serialize};
-
-/// The most won one remittance may carry (above every tier's daily limit; keeps nonsense out).
-const AMOUNT_MAX_KRW: u64 = 1_000_000_000;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct RemittanceOutput {
@@ -106,18 +105,9 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, body: Body) -
         ),
         _ => return Err(Problem::invalid_field("give exactly one of to_phone and to_user_id")),
     };
-    if input.amount == 0 || input.amount > AMOUNT_MAX_KRW {
-        return Err(Problem::invalid_field(format!(
-            "amount must be 1 to {AMOUNT_MAX_KRW} won, found {}",
-            input.amount
-        )));
-    }
+    check_amount(input.amount)?;
     let pin_ok = match input.pin {
-        Some(pin) => {
-            let user_id = authenticate_user(&app, &headers).await?;
-            let hash = app.engine.read(move |s| s.wallets().user(user_id).map(|u| u.pin_hash.clone())).await?;
-            Some(pin.len() <= 64 && app.pins.verify(pin, hash).await?)
-        }
+        Some(pin) => pin_verdict(&app, authenticate_user(&app, &headers).await?, Some(pin)).await?,
         None => None,
     };
     let send = Command::Send { from_user: 0, to, amount: input.amount, memo: input.memo, pin_ok };
@@ -143,10 +133,6 @@ pub async fn send(State(app): State<AppState>, headers: HeaderMap, body: Body) -
     }
 }
 
-fn parse_id(raw: &str) -> Result<u64, Problem> {
-    raw.parse().map_err(|_| Problem::invalid_parameter(format!("'{raw}' is not an id")))
-}
-
 /// `GET /v1/transfers/{id}`: for its sender or its recipient.
 #[utoipa::path(get, path = "/v1/transfers/{id}", operation_id = "get_money_transfer", tag = "transfers", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RemittanceOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn get(
@@ -155,7 +141,7 @@ pub async fn get(
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
-    let id = parse_id(&raw)?;
+    let id = parse_object_id(&raw)?;
     let found = app
         .engine
         .read(move |s| {
@@ -174,7 +160,7 @@ pub async fn cancel(
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
-    let id = parse_id(&raw)?;
+    let id = parse_object_id(&raw)?;
     let command = Command::CancelRemittance { user_id, remittance_id: id };
     let (outcome, found) = app
         .submit_then_read(command, move |s, _| s.wallets().remittances().remittance(id).map(|r| output(s, r)))

@@ -4,7 +4,7 @@ use crate::json::Dec64;
 use crate::problem::Problem;
 use crate::routes::ledger::read_body;
 use crate::routes::remittance::send_problem;
-use crate::routes::users::{authenticate_user, parse_json};
+use crate::routes::users::{authenticate_user, now_nanos, parse_json, parse_object_id, pin_verdict};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -14,11 +14,6 @@ use axum::Json;
 use kasa_core::wallet::{MoneyRequest, Recipient, RequestError, WalletOutcome};
 use kasa_core::{Command, Outcome};
 use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn now_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct RequestOutput {
@@ -125,7 +120,7 @@ pub async fn get(
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
-    let id: u64 = raw.parse().map_err(|_| Problem::invalid_parameter(format!("'{raw}' is not an id")))?;
+    let id = parse_object_id(&raw)?;
     let now = now_nanos();
     let found = app
         .engine
@@ -146,17 +141,11 @@ pub(crate) struct PayInput {
 
 async fn answer(app: AppState, headers: HeaderMap, body: Body, raw: String, pay: bool) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
-    let id: u64 = raw.parse().map_err(|_| Problem::invalid_parameter(format!("'{raw}' is not an id")))?;
+    let id = parse_object_id(&raw)?;
     let body = read_body(&headers, body).await?;
     let input: PayInput =
         if body.iter().all(u8::is_ascii_whitespace) { PayInput::default() } else { parse_json(&body)? };
-    let pin_ok = match input.pin {
-        Some(pin) => {
-            let hash = app.engine.read(move |s| s.wallets().user(user_id).map(|u| u.pin_hash.clone())).await?;
-            Some(pin.len() <= 64 && app.pins.verify(pin, hash).await?)
-        }
-        None => None,
-    };
+    let pin_ok = pin_verdict(&app, user_id, input.pin).await?;
     let now = now_nanos();
     let command = Command::AnswerRequest { payer: user_id, request_id: id, pay, pin_ok };
     let (outcome, found) =
@@ -291,7 +280,7 @@ pub async fn get_split(
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
-    let id: u64 = raw.parse().map_err(|_| Problem::invalid_parameter(format!("'{raw}' is not an id")))?;
+    let id = parse_object_id(&raw)?;
     let now = now_nanos();
     let found = app
         .engine

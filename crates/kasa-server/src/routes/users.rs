@@ -23,7 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How long a session lasts: 30 days, as mobile wallets keep users logged in.
 pub const SESSION_TTL_SECONDS: u32 = 30 * 24 * 3600;
 
-fn now_nanos() -> u64 {
+/// Wall-clock nanoseconds, for reads that ask "valid now?" (never for state changes).
+pub(crate) fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
@@ -324,8 +325,27 @@ pub(crate) struct TierInput {
     tier: String,
 }
 
-fn parse_user_id(raw: &str) -> Result<u64, Problem> {
-    raw.parse::<u64>().map_err(|_| Problem::invalid_parameter(format!("a user id is a decimal number, found '{raw}'")))
+/// Parses a decimal object id (user, funding, transfer, request) from a path segment.
+pub(crate) fn parse_object_id(raw: &str) -> Result<u64, Problem> {
+    raw.parse::<u64>().map_err(|_| Problem::invalid_parameter(format!("an id is a decimal number, found '{raw}'")))
+}
+
+/// The verdict on a PIN sent with a money movement, checked with Argon2 off the sequencer:
+/// `None` when no PIN was sent (the state machine decides whether one was needed).
+pub(crate) async fn pin_verdict(app: &AppState, user_id: u64, pin: Option<String>) -> Result<Option<bool>, Problem> {
+    let Some(pin) = pin else { return Ok(None) };
+    let hash = app.engine.read(move |s| s.wallets().user(user_id).map(|u| u.pin_hash.clone())).await?;
+    Ok(Some(pin.len() <= 64 && app.pins.verify(pin, hash).await?))
+}
+
+/// Checks an amount of won from a request: positive and at most
+/// [`kasa_core::wallet::requests::AMOUNT_MAX_KRW`], which only keeps nonsense out.
+pub(crate) fn check_amount(amount: u64) -> Result<(), Problem> {
+    let max = kasa_core::wallet::requests::AMOUNT_MAX_KRW;
+    if amount == 0 || amount > max {
+        return Err(Problem::invalid_field(format!("amount must be 1 to {max} won, found {amount}")));
+    }
+    Ok(())
 }
 
 async fn user_or_404(app: &AppState, user_id: u64) -> Result<Response, Problem> {
@@ -345,7 +365,7 @@ pub async fn set_tier(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let user_id = parse_user_id(&raw)?;
+    let user_id = parse_object_id(&raw)?;
     let input: TierInput = parse_json(&read_body(&headers, body).await?)?;
     let tier = Tier::from_name(&input.tier)
         .ok_or_else(|| Problem::invalid_field(format!("tier must be 'basic' or 'verified', found '{}'", input.tier)))?;
@@ -356,7 +376,7 @@ pub async fn set_tier(
 /// `POST /v1/admin/users/{id}/unlock` (operator key): lifts a PIN lock.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/unlock", tag = "admin", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = UserOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
 pub async fn unlock(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
-    let user_id = parse_user_id(&raw)?;
+    let user_id = parse_object_id(&raw)?;
     app.submit(Command::UnlockPin { user_id }).await?;
     user_or_404(&app, user_id).await
 }
