@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex};
 /// Largest answer the middleware reads back to store: a full ledger batch's JSON results.
 const ANSWER_BYTES_READ_MAX: usize = 16 << 20;
 
+/// Tries at storing an answer while the queue is full (about 8 s in all).
+const STORE_ATTEMPTS_MAX: u32 = 16;
+
 /// The scope of requests without credentials (sign-up) before it is narrowed to the request.
 pub const ANONYMOUS_SCOPE: u64 = u64::MAX;
 /// The scope of the operator.
@@ -134,23 +137,51 @@ pub async fn middleware(State(app): State<AppState>, request: Request, next: Nex
         Ok(Some(entry)) => return entry.response.map(replay).unwrap_or_else(in_use),
         Ok(None) => {}
     }
-    {
-        let mut running = app.in_flight_keys.0.lock().expect("in-flight lock");
-        if !running.insert((scope, key.clone())) {
-            return in_use();
-        }
-    }
+    let Some(running) = Running::register(&app.in_flight_keys, scope, &key) else { return in_use() };
     let context = Arc::new(KeyContext { scope, key: key.clone(), request_hash, used: Mutex::new(Use::Unused) });
     let request = Request::from_parts(parts, Body::from(body));
-    let response = KEY.scope(context.clone(), next.run(request)).await;
-    let used = context.used.lock().expect("key lock").clone();
-    let response = match used {
-        Use::Applied => store(&app, scope, &key, response).await,
-        Use::Taken => in_use(),
-        Use::Unused => response,
-    };
-    app.in_flight_keys.0.lock().expect("in-flight lock").remove(&(scope, key));
-    response
+    // The keyed request runs as a task of its own: a client that hangs up (which drops this
+    // future) must not stop it between the commit of its effect and the storing of its
+    // answer, or every retry would get a 409 instead of the answer.
+    let task = tokio::spawn(async move {
+        let _running = running;
+        let response = KEY.scope(context.clone(), next.run(request)).await;
+        let used = context.used.lock().expect("key lock").clone();
+        match used {
+            Use::Applied => store(&app, scope, &key, response).await,
+            Use::Taken => in_use(),
+            Use::Unused => response,
+        }
+    });
+    task.await.unwrap_or_else(|_| {
+        problem(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error", "the request failed")
+    })
+}
+
+/// A key registered in [`InFlight`] for as long as its request runs, whatever way it ends.
+struct Running {
+    set: Arc<InFlight>,
+    entry: Option<(u64, String)>,
+}
+
+impl Running {
+    /// Registers the key, or `None` if a request with it is already running.
+    fn register(set: &Arc<InFlight>, scope: u64, key: &str) -> Option<Running> {
+        let entry = (scope, key.to_string());
+        set.0
+            .lock()
+            .expect("in-flight lock")
+            .insert(entry.clone())
+            .then(|| Running { set: set.clone(), entry: Some(entry) })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.set.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&entry);
+        }
+    }
 }
 
 fn reused() -> Response {
@@ -178,9 +209,21 @@ async fn store(app: &AppState, scope: u64, key: &str, response: Response) -> Res
     if bytes.len() <= RESPONSE_BYTES_MAX {
         let command =
             Command::StoreResponse { scope, key: key.to_string(), status: parts.status.as_u16(), body: bytes.to_vec() };
-        if let Err(error) = app.engine.submit(command).await {
-            // The effect is durable; only the stored answer is missing. Retries get a 409.
-            tracing::warn!(%error, "the answer of a keyed request was not stored");
+        // The effect is durable; a full queue must not lose its answer, so wait for room.
+        let mut attempt = 0;
+        loop {
+            match app.engine.submit(command.clone()).await {
+                Err(SubmitError::Busy) if attempt < STORE_ATTEMPTS_MAX => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    // Only when the engine stops: retries get a 409 until the key expires.
+                    tracing::warn!(%error, "the answer of a keyed request was not stored");
+                    break;
+                }
+                Ok(_) => break,
+            }
         }
     }
     Response::from_parts(parts, Body::from(bytes))

@@ -63,9 +63,21 @@ impl fmt::Display for Secret {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares: one pointer, because axum clones it for every extractor and
+/// middleware of every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields behind [`AppState`].
+pub struct Shared {
     /// The engine.
     pub engine: Arc<Engine>,
     /// The operator key that the ledger API requires.
@@ -89,22 +101,29 @@ impl AppState {
     /// The state for `engine`, authenticating operators with `operator_key` and peppering
     /// PIN hashes with `pin_pepper`.
     pub fn new(engine: Arc<Engine>, operator_key: Secret, pin_pepper: &Secret, bank: Arc<dyn bank::BankRail>) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             engine,
             operator_key,
             in_flight: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
             pins: pin::PinHasher::new(pin_pepper),
             bank,
             in_flight_keys: Arc::new(idempotency::InFlight::default()),
-        }
+        }))
     }
 }
 
-async fn limit_in_flight(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
+/// What every request goes through, as one middleware (each layer costs an allocation and a
+/// clone of the routes per request): the in-flight limit, then `Idempotency-Key`, and every
+/// error answer made problem+json on the way out.
+async fn front(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = app.in_flight.try_acquire() else {
         return Problem::busy().into_response();
     };
-    next.run(request).await
+    if needs_operator(request.uri().path()) && !is_operator(&app, request.headers()) {
+        return Problem::unauthorized().into_response();
+    }
+    let response = idempotency::middleware(State(app.clone()), request, next).await;
+    ensure_problem(response).await
 }
 
 /// Turns any error response that is not already a problem (axum's own rejections, such as a
@@ -134,16 +153,19 @@ async fn ensure_problem(response: Response) -> Response {
     Problem::new(status, code, title, detail).into_response()
 }
 
-async fn require_operator(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let authorized = request
-        .headers()
+/// The ledger API and the admin API are for operators only: every path under them, routed or
+/// not, answers 401 without the operator key, so that nobody learns which routes exist.
+fn needs_operator(path: &str) -> bool {
+    ["/v1/ledger", "/v1/admin"]
+        .iter()
+        .any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+fn is_operator(app: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        .is_some_and(|token| app.operator_key.matches(token));
-    if !authorized {
-        return Problem::unauthorized().into_response();
-    }
-    next.run(request).await
+        .is_some_and(|token| app.operator_key.matches(token))
 }
 
 async fn fallback(request: Request) -> Response {
@@ -174,9 +196,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ledger/transfers/{id}", get(ledger::get_transfer))
         .route("/v1/admin/users/{id}/tier", post(users::set_tier))
         .route("/v1/admin/users/{id}/unlock", post(users::unlock))
-        .route("/v1/admin/tiers/{tier}", post(users::set_tier_limits))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
-    // Wallet users authenticate with their own session tokens, checked in the handlers.
+        .route("/v1/admin/tiers/{tier}", post(users::set_tier_limits));
+    // Operators are checked in `front`, by path. Wallet users authenticate with their own
+    // session tokens, checked in the handlers.
     let wallet = Router::new()
         .route("/v1/users", post(users::sign_up))
         .route("/v1/sessions", post(users::log_in))
@@ -208,9 +230,7 @@ pub fn router(state: AppState) -> Router {
         .merge(wallet)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
-        .layer(middleware::map_response(ensure_problem))
-        .layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
+        .layer(middleware::from_fn_with_state(state.clone(), front))
         .with_state(state)
 }
 

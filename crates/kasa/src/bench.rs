@@ -126,6 +126,41 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// CPU time (user plus system) that process `pid` has used so far, from `/proc/PID/stat`
+/// (clock ticks of `USER_HZ`, which Linux fixes at 100 per second for user space).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may hold spaces; the fields after it are fixed.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU used by the server and by this benchmark between two readings.
+struct CpuMeter {
+    server: Option<u32>,
+    start: (Option<f64>, Option<f64>),
+}
+
+impl CpuMeter {
+    fn start(server: Option<u32>) -> CpuMeter {
+        CpuMeter { server, start: (server.and_then(cpu_seconds), cpu_seconds(std::process::id())) }
+    }
+
+    /// One line: CPU microseconds per operation in the server and in the load generator.
+    fn report(&self, operations: u64, what: &str) -> String {
+        let per_op = |start: Option<f64>, pid: Option<u32>| match (start, pid.and_then(cpu_seconds)) {
+            (Some(a), Some(b)) => format!("{:.1} µs", (b - a) * 1e6 / operations.max(1) as f64),
+            _ => "unknown".to_string(),
+        };
+        format!(
+            "CPU per {what}: server {}, load generator {}",
+            per_op(self.start.0, self.server),
+            per_op(self.start.1, Some(std::process::id()))
+        )
+    }
+}
+
 /// xorshift64*: the benchmark's only randomness, seeded, so runs are repeatable.
 struct Rng(u64);
 
@@ -253,6 +288,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     // The connections run as tasks on one thread: the machine under test keeps its cores for
     // the server, and the client costs no context switch per request.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cpu = CpuMeter::start(server.as_ref().map(|(s, _)| s.child.id()));
     let started = Instant::now();
     let (latencies, failed) = runtime.block_on(async {
         let tasks: Vec<_> = (0..args.clients)
@@ -326,6 +362,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
         percentile(&latencies, 1.0),
         latencies.len()
     );
+    println!("{}", cpu.report(args.transfers, "transfer"));
     if failed != 0 {
         bail!("{failed} transfers were not ok");
     }
@@ -392,6 +429,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
         Arc::new((1..=args.users).map(|id| kasa_server::demo::bench_token(&secret, id)).collect());
     let next = Arc::new(AtomicU64::new(0));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cpu = CpuMeter::start(Some(server.child.id()));
     let started = Instant::now();
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..args.clients)
@@ -479,6 +517,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
+    println!("{}", cpu.report(latencies.len() as u64, "send"));
     stop(server)?;
     if tally[3] != 0 {
         bail!("{} requests got an unexpected answer", tally[3]);

@@ -362,6 +362,19 @@ fn request_money_and_split_a_bill() {
     assert!(r.json()["transfer_id"].is_string());
     assert_problem(&call(&mut c, "POST", &format!("/v1/money-requests/{id}/pay"), &bob, None), 409, "not_pending");
     assert_eq!(balance(&mut c, &alice).0, "12000");
+    // Paying more than the PIN-free amount (50,000) needs the PIN, checked like a login; a
+    // refused payment leaves the request pending and the money where it was.
+    let r = call(&mut c, "POST", "/v1/money-requests", &alice, Some(json!({"from_user_id": "2", "amount": 60000})));
+    let big = r.json()["id"].as_str().unwrap().to_string();
+    let pay_big = format!("/v1/money-requests/{big}/pay");
+    assert_problem(&call(&mut c, "POST", &pay_big, &bob, None), 401, "pin_required");
+    assert_problem(&call(&mut c, "POST", &pay_big, &bob, Some(json!({"pin": "000000"}))), 401, "wrong_pin");
+    assert_eq!(call(&mut c, "GET", &format!("/v1/money-requests/{big}"), &alice, None).json()["status"], "pending");
+    assert_eq!(balance(&mut c, &bob).0, "88000");
+    let r = call(&mut c, "POST", &pay_big, &bob, Some(json!({"pin": "135790"})));
+    assert_eq!(r.json()["status"], "paid", "{}", r.json());
+    assert_eq!(balance(&mut c, &alice).0, "72000");
+    assert_eq!(balance(&mut c, &bob).0, "28000");
     let r = call(&mut c, "POST", "/v1/money-requests", &alice, Some(json!({"from_user_id": "2", "amount": 5000})));
     let declined = r.json()["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -457,6 +470,69 @@ fn idempotency_keys_make_retries_safe_even_across_a_crash() {
     let after = keyed(&mut c, &alice, "pay-1", &send);
     assert_eq!((after.status, after.header("idempotent-replayed")), (201, Some("true")));
     assert_eq!(balance(&mut c, &bob).0, "6000");
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+}
+
+/// A keyed request whose first try is still running answers `409 idempotency_key_in_use` to
+/// a retry; and a client that hangs up before its answer does not stop the request: it
+/// finishes, its answer is stored, and the next retry gets it (the money moves once).
+#[test]
+fn a_keyed_request_in_progress_is_409_and_finishes_after_its_client_hangs_up() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let alice = user(&mut c, "010-6100-0001");
+    let bob = user(&mut c, "010-6100-0002");
+    fund(&mut c, &alice, "6106106001", 100000);
+
+    let raw = |token: &str, key: &str, body: &Value| {
+        let body = body.to_string();
+        format!(
+            "POST /v1/transfers HTTP/1.1\r\nHost: kasa\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Four logins of unknown numbers take both PIN-hashing permits for a while (each checks a
+    // decoy hash at full Argon2 cost), so the keyed send below, which needs its PIN checked
+    // too, is certain to still be running when its retry comes.
+    let mut busy: Vec<std::net::TcpStream> = (0..4)
+        .map(|i| {
+            let body = json!({"phone": format!("0106199000{i}"), "pin": "000000"}).to_string();
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            let request = format!(
+                "POST /v1/sessions HTTP/1.1\r\nHost: kasa\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(request.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let send = json!({"to_user_id": "2", "amount": 60000, "pin": "135790"});
+    let mut first = std::net::TcpStream::connect(server.addr).unwrap();
+    first.write_all(raw(&alice, "hang-up", &send).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut retry = server.client();
+    let r = retry.send_bytes(raw(&alice, "hang-up", &send).as_bytes()).unwrap();
+    assert_problem(&r, 409, "idempotency_key_in_use");
+    // The first client hangs up before its answer.
+    drop(first);
+    busy.clear();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let r = retry.send_bytes(raw(&alice, "hang-up", &send).as_bytes()).unwrap();
+        if r.status != 409 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the key stayed in use: {}", r.json());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((answer.status, answer.header("idempotent-replayed")), (201, Some("true")), "{}", answer.json());
+    assert_eq!(answer.json()["status"], "completed");
+    assert_eq!(balance(&mut c, &bob).0, "60000", "the money moved once");
+    assert_eq!(balance(&mut c, &alice).0, "40000");
     assert_eq!(server.terminate().code(), Some(0));
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
