@@ -63,6 +63,10 @@ pub struct State {
     last_timestamp: u64,
     /// Number of batches applied.
     batches: u64,
+    /// Whether to check the per-user limits after every command (not part of the state).
+    audit_limits: bool,
+    /// The first limit the audit found broken, with the command's first event timestamp.
+    limit_violation: Option<String>,
 }
 
 /// Where canonical bytes go: into a snapshot buffer, or into a hasher.
@@ -120,6 +124,18 @@ impl State {
         self.ledger.next_expiry()
     }
 
+    /// Turns the per-command audit of the per-user limits on or off (off by default: the
+    /// commands enforce the limits themselves; `kasa verify` and the tests audit them). See
+    /// [`Wallets::check_limits_of_new_transfers`].
+    pub fn audit_limits(&mut self, on: bool) {
+        self.audit_limits = on;
+    }
+
+    /// The first limit the audit found broken since the last call, if any.
+    pub fn take_limit_violation(&mut self) -> Option<String> {
+        self.limit_violation.take()
+    }
+
     /// Applies a batch: first expires pending transfers whose timeout has passed at the
     /// batch's timestamp, then runs each command. Event `i` of the batch (counting items
     /// across commands) gets timestamp `batch.timestamp + i`.
@@ -138,7 +154,13 @@ impl State {
         let mut next = batch.timestamp;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in &batch.commands {
+            let transfers_before = self.ledger.transfers_count();
             let (outcome, used) = self.apply_one(command, next);
+            if self.audit_limits && self.limit_violation.is_none() {
+                if let Err(e) = self.wallets.check_limits_of_new_transfers(&self.ledger, transfers_before) {
+                    self.limit_violation = Some(format!("the command at timestamp {next}: {e}"));
+                }
+            }
             outcomes.push(outcome);
             next += used;
         }
@@ -414,7 +436,7 @@ impl State {
         if ledger.transfers().next_back().is_some_and(|t| t.timestamp > last_timestamp) {
             return Err(DecodeError::Snapshot("has a transfer newer than its last timestamp".into()));
         }
-        Ok(State { ledger, wallets, idempotency, last_timestamp, batches })
+        Ok(State { ledger, wallets, idempotency, last_timestamp, batches, audit_limits: false, limit_violation: None })
     }
 
     /// Checks every invariant of the state (see [`Ledger::check_invariants`] and

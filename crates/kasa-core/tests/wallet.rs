@@ -632,3 +632,48 @@ fn session_commands_resolve_the_user_at_event_time() {
     let other = Command::AsSession { token_hash: [7; 32], command: Box::new(Command::UnlockPin { user_id: a }) };
     assert_eq!(h.apply(vec![other]).remove(0), Outcome::AsSession(None), "only user commands run as a session");
 }
+
+/// The limit audit that `kasa verify` runs after every command is not vacuous: a wallet
+/// credit of Kasa's own that passes the tier's cap, or a wallet debit that the day's
+/// outgoing total did not count, is reported; a credit up to the cap exactly is not.
+#[test]
+fn the_limit_audit_reports_a_credit_past_the_cap_and_an_uncounted_debit() {
+    use kasa_core::wallet::domain_id;
+    use kasa_core::{Account, Transfer};
+    let mut h = Harness::default();
+    let alice = funded(&mut h, "010-7000-0001", 400_000);
+    let source = 1u128 << 100; // an operator's account, which may go negative
+    let mut base = h.state.ledger().clone();
+    let made = base.create_accounts(&[Account { id: source, ledger: 410, code: 1, ..Default::default() }], h.now);
+    assert!(made[0].result.is_success());
+    let transfer = |id: u128, debit: u128, credit: u128, amount: u128| Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: 410,
+        code: 1,
+        ..Default::default()
+    };
+    let audit = |amount: u128, debit: bool| {
+        let mut ledger = base.clone();
+        let before = ledger.transfers_count();
+        let t = if debit {
+            transfer(domain_id(6, 9_999), wallet_account_id(alice), source, amount)
+        } else {
+            transfer(domain_id(4, 9_999), source, wallet_account_id(alice), amount)
+        };
+        assert!(ledger.create_transfers(&[t], h.now + 10)[0].result.is_success());
+        h.state.wallets().check_limits_of_new_transfers(&ledger, before)
+    };
+    assert_eq!(audit(100_000, false), Ok(()), "up to the 500,000 cap exactly");
+    let past = audit(100_001, false).unwrap_err();
+    assert!(past.contains("500001 won, over the basic balance cap of 500000"), "{past}");
+    let uncounted = audit(1_000, true).unwrap_err();
+    assert!(uncounted.contains("not counted"), "{uncounted}");
+    // The operator's own transfers (adjustments, outside the domain range) are not audited.
+    let mut ledger = base.clone();
+    let before = ledger.transfers_count();
+    ledger.create_transfers(&[transfer(7, source, wallet_account_id(alice), 1_000_000)], h.now + 10);
+    assert_eq!(h.state.wallets().check_limits_of_new_transfers(&ledger, before), Ok(()));
+}

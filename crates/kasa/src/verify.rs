@@ -26,8 +26,12 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
         storage.list().context("listing the journal")?.iter().filter_map(|n| parse_snapshot_name(n)).collect();
     let mut replay_hashes: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
     let mut state = State::default();
+    state.audit_limits(true);
     let report = kasa_journal::verify(&mut storage, |frame| {
         apply_frame(&mut state, frame.seq, frame.timestamp, &frame.payload).map_err(|e| e.to_string())?;
+        if let Some(violation) = state.take_limit_violation() {
+            return Err(format!("frame {}: a per-user limit was broken: {violation}", frame.seq));
+        }
         if snapshot_seqs.contains(&frame.seq) {
             replay_hashes.insert(frame.seq, state.hash());
         }
@@ -85,6 +89,10 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
     println!(
         "wallets: {} users, each with a KRW wallet that cannot go negative and holds at most the legal maximum",
         state.wallets().users_count()
+    );
+    println!(
+        "limits: every wallet credit within the tier's balance cap and every debit within the daily \
+         outgoing limit, at the command that made it"
     );
     println!("state hash: {}", hex(&state.hash()));
     println!("ok: verified in {:.2?}", started.elapsed());

@@ -76,15 +76,7 @@ fn kill_9_under_load_loses_no_acknowledged_transfer() {
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let workers = load(&server, stop.clone(), acknowledged.clone());
     // Let the load run until a good number of batches were acknowledged, then kill -9.
-    while acknowledged.lock().unwrap().len() < 20_000 {
-        std::thread::yield_now();
-    }
-    server.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = kill_9_under_load(server, &acknowledged, 20_000, &stop, workers);
 
     let server = Server::start(dir.path());
     let mut c = server.client();

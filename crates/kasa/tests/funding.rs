@@ -159,13 +159,37 @@ fn top_up_and_withdraw_through_the_sandbox_bank() {
     let r = call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(440001, Some("135790"))));
     assert_problem(&r, 422, "limit_exceeded");
     assert_eq!((r.json()["limit"].clone(), r.json()["remaining"].clone()), (json!("daily_outgoing"), json!("440000")));
+    // Exactly what is left of the day passes, and then nothing more does.
+    let r = call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(440000, Some("135790"))));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let path = format!("/v1/me/withdrawals/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &token)["status"], "succeeded");
+    assert_eq!(balance(&mut c, &token).0, "0");
+    let w_now = call(&mut c, "GET", "/v1/me/wallet", &token, None).json();
+    assert_eq!(w_now["daily_outgoing"]["remaining"], "0");
 
-    // Bad amounts and another user's resources.
-    for amount in [json!(0), json!(-5), json!(1.5), json!("100")] {
+    // Bad amounts, malformed bodies and another user's resources: 4xx, nothing changes.
+    let overflowing = serde_json::from_str::<Value>("18446744073709551616").unwrap();
+    for amount in [json!(0), json!(-5), json!(1.5), json!("100"), json!(1_000_000_001u64), overflowing] {
         let r =
             call(&mut c, "POST", "/v1/me/top-ups", &token, Some(json!({"bank_account_id": bank, "amount": amount})));
-        assert_eq!(r.status, 422, "amount {amount}: {}", r.json());
+        assert!(r.status == 422 || r.status == 400, "amount {amount}: {}", r.json());
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
     }
+    for raw in
+        ["{\"bank_account_id\": \"1\", \"amount\": ", "[]", "", "{\"bank_account_id\": \"1\", \"amount\": 5, \"x\": 1}"]
+    {
+        let head = format!(
+            "POST /v1/me/top-ups HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        );
+        let r = c.send_raw(&head, raw.as_bytes()).unwrap();
+        assert!(r.status == 400 || r.status == 422, "{raw}: {}", r.json());
+        assert!(r.json()["code"].is_string(), "{raw}: {}", r.json());
+    }
+    // Fundings are numbered together: 3 top-ups and 2 withdrawals so far, and no sixth.
+    assert_eq!(call(&mut c, "GET", "/v1/me/withdrawals/5", &token, None).status, 200);
+    assert_eq!(call(&mut c, "GET", "/v1/me/top-ups/6", &token, None).status, 404, "no top-up was made");
+    assert_eq!(balance(&mut c, &token).0, "0");
     let other = user(&mut c, "010-4444-5555");
     assert_problem(&call(&mut c, "GET", &path, &other, None), 404, "not_found");
     let r = call(&mut c, "POST", "/v1/me/top-ups", &other, Some(json!({"bank_account_id": bank, "amount": 1000})));
@@ -536,4 +560,81 @@ fn a_keyed_request_in_progress_is_409_and_finishes_after_its_client_hangs_up() {
     assert_eq!(server.terminate().code(), Some(0));
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
+}
+
+/// `kill -9` in the middle of a remittance load: after the restart every acknowledged send
+/// is there with its amount and status, no won was created or lost (the users' balances
+/// still sum to what they topped up; held money is still in its sender's balance, as a
+/// pending debit), and `kasa verify` passes.
+#[test]
+fn kill_9_during_remittances_loses_no_acknowledged_send() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const USERS: usize = 6;
+    const FUNDED: u64 = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let tokens: Vec<String> = (0..USERS)
+        .map(|i| {
+            let token = user(&mut c, &format!("010-6200-000{i}"));
+            fund(&mut c, &token, &format!("620620600{i}"), FUNDED);
+            token
+        })
+        .collect();
+    let tokens = Arc::new(tokens);
+    let stop = Arc::new(AtomicBool::new(false));
+    // (sender index, remittance id, amount, status) of every acknowledged send.
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..4usize)
+        .map(|worker| {
+            let (tokens, stop, acknowledged) = (tokens.clone(), stop.clone(), acknowledged.clone());
+            let mut client = server.client();
+            std::thread::spawn(move || {
+                let mut n = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 7;
+                    let from = n % USERS;
+                    // Every fifth send goes to a number without a wallet and is held.
+                    let body = if n % 5 == 0 {
+                        json!({"to_phone": "010-6299-0000", "amount": 1 + n % 3000})
+                    } else {
+                        json!({"to_user_id": ((from + 1 + n % (USERS - 1)) % USERS + 1).to_string(), "amount": 1 + n % 3000})
+                    };
+                    let head = format!(
+                        "POST /v1/transfers HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n",
+                        tokens[from]
+                    );
+                    // After the kill the connection fails: that send was not acknowledged.
+                    let Ok(r) = client.send_raw(&head, body.to_string().as_bytes()) else { return };
+                    if r.status == 201 {
+                        let v = r.json();
+                        let record = (
+                            from,
+                            v["id"].as_str().unwrap().to_string(),
+                            v["amount"].as_str().unwrap().to_string(),
+                            v["status"].as_str().unwrap().to_string(),
+                        );
+                        acknowledged.lock().unwrap().push(record);
+                    }
+                }
+            })
+        })
+        .collect();
+    let acknowledged = kill_9_under_load(server, &acknowledged, 400, &stop, workers);
+
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    for (from, id, amount, status) in &acknowledged {
+        let r = call(&mut c, "GET", &format!("/v1/transfers/{id}"), &tokens[*from], None);
+        assert_eq!(r.status, 200, "acknowledged send {id} lost after kill -9: {}", r.json());
+        assert_eq!(r.json()["amount"], amount.as_str());
+        assert_eq!(r.json()["status"], status.as_str());
+    }
+    let total: u64 = tokens.iter().map(|t| balance(&mut c, t).0.parse::<u64>().unwrap()).sum();
+    assert_eq!(total, USERS as u64 * FUNDED, "no won created or lost");
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+    assert!(report.contains("limits: every wallet credit"), "{report}");
 }

@@ -24,7 +24,7 @@ pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Recipient, Remittance, RemittanceBook, RemittanceStatus, SendError};
 pub use requests::{MoneyRequest, RequestBook, RequestError, RequestStatus, SplitBill};
 
-use crate::ledger::{Account, AccountFlags, Ledger};
+use crate::ledger::{Account, AccountFlags, Ledger, TransferFlags};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Nanoseconds per second, for session lifetimes given in seconds.
@@ -526,6 +526,67 @@ impl Wallets {
             }
         }
         Ok(())
+    }
+
+    /// Checks the per-user limits against the transfers one command created (those after the
+    /// first `from` in the ledger): every new wallet credit of Kasa's own (a top-up reserved,
+    /// a remittance or claim paid in) left the wallet within its tier's balance cap, counting
+    /// pending credits; every new wallet debit (a withdrawal reserved, a remittance sent) left
+    /// the user's outgoing total for that KST day within the tier's daily limit.
+    ///
+    /// Limits are a property of the moment money moves: an operator may lower a tier's limits
+    /// (or a user's tier) later, and balances above the new cap are then legal. So `kasa
+    /// verify` runs this after every command of its replay (see `State::audit_limits`). Posts
+    /// and voids of pending transfers, and the operator's own transfers (adjustments, outside
+    /// the domain id range), are not checked: a post moves no new money past the cap, a void
+    /// only gives money back, and an adjustment is the operator's decision.
+    pub fn check_limits_of_new_transfers(&self, ledger: &Ledger, from: usize) -> Result<(), String> {
+        let created = ledger.transfers_count().saturating_sub(from);
+        for t in ledger.transfers().rev().take(created) {
+            if domain_id_parts(t.id).is_none()
+                || t.flags.has(TransferFlags::POST_PENDING_TRANSFER)
+                || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER)
+            {
+                continue;
+            }
+            if let Some(user) = self.wallet_owner(t.credit_account_id) {
+                let (cap, _) = self.limits(user.tier);
+                let wallet = ledger.account(t.credit_account_id).expect("a transfer's accounts exist");
+                let held =
+                    wallet.credits_posted.saturating_add(wallet.credits_pending).saturating_sub(wallet.debits_posted);
+                if held > cap as u128 {
+                    return Err(format!(
+                        "transfer {} put user {}'s wallet at {held} won, over the {} balance cap of {cap}",
+                        t.id,
+                        user.id,
+                        user.tier.name()
+                    ));
+                }
+            }
+            if let Some(user) = self.wallet_owner(t.debit_account_id) {
+                let (_, daily) = self.limits(user.tier);
+                let used = self.funding.outgoing_today(user.id, t.timestamp);
+                if used > daily || (t.amount > used as u128) {
+                    return Err(format!(
+                        "transfer {} took user {}'s outgoing total for the day to {used} won (the transfer is {}), \
+                         over the {} daily limit of {daily} or not counted",
+                        t.id,
+                        user.id,
+                        t.amount,
+                        user.tier.name()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The user whose wallet account `id` is.
+    fn wallet_owner(&self, id: u128) -> Option<&User> {
+        match domain_id_parts(id) {
+            Some((KIND_WALLET, user_id)) => self.user(user_id),
+            _ => None,
+        }
     }
 
     /// Appends the canonical encoding (for the state hash and snapshots).

@@ -57,13 +57,16 @@ pub struct Harness {
 
 impl Default for Harness {
     fn default() -> Self {
-        Harness { state: State::default(), now: 1_700_000_000 * SECOND }
+        Harness::starting_at(1_700_000_000 * SECOND)
     }
 }
 
 impl Harness {
+    /// A harness whose state audits the per-user limits after every command.
     pub fn starting_at(now: u64) -> Self {
-        Harness { state: State::default(), now }
+        let mut state = State::default();
+        state.audit_limits(true);
+        Harness { state, now }
     }
 
     pub fn advance(&mut self, nanos: u64) {
@@ -76,6 +79,7 @@ impl Harness {
         let outcomes = self.state.apply(&batch).expect("batch accepted");
         self.now = self.state.last_timestamp() + 1;
         self.state.check_invariants().expect("invariants hold after every batch");
+        assert_eq!(self.state.take_limit_violation(), None, "the per-user limits hold after every command");
         outcomes
     }
 

@@ -109,3 +109,24 @@ pub fn assert_problem(r: &Response, status: u16, code: &str) {
     assert_eq!(body["status"], status);
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
 }
+
+/// Waits until load `workers` have `at_least` acknowledged operations, kills the server with
+/// SIGKILL mid-load, stops and joins the workers, and returns what was acknowledged.
+pub fn kill_9_under_load<T: Clone>(
+    server: Server,
+    acknowledged: &std::sync::Mutex<Vec<T>>,
+    at_least: usize,
+    stop: &std::sync::atomic::AtomicBool,
+    workers: Vec<std::thread::JoinHandle<()>>,
+) -> Vec<T> {
+    while acknowledged.lock().unwrap().len() < at_least {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    server.kill9();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    acknowledged
+}
