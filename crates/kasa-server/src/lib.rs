@@ -215,7 +215,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers", post(remittance::send))
         .route("/v1/transfers/{id}", get(remittance::get))
         .route("/v1/transfers/{id}/cancel", post(remittance::cancel))
-        .route("/v1/money-requests", post(requests::create))
+        .route("/v1/money-requests", post(requests::create).get(requests::list))
         .route("/v1/money-requests/{id}", get(requests::get))
         .route("/v1/money-requests/{id}/pay", post(requests::pay))
         .route("/v1/money-requests/{id}/decline", post(requests::decline))

@@ -59,6 +59,7 @@ impl Modify for SecuritySchemes {
         remittance::get,
         remittance::cancel,
         requests::create,
+        requests::list,
         requests::get,
         requests::pay,
         requests::decline,

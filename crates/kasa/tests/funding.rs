@@ -433,6 +433,29 @@ fn request_money_and_split_a_bill() {
         call(&mut c, "GET", &format!("/v1/split-bills/{}", bill["id"].as_str().unwrap()), &alice, None).json();
     assert_eq!(bill_now["paid"], 1);
     assert_eq!(bill_now["shares"][1]["status"], "paid");
+
+    // Payers find what they were asked for; requesters what they asked; newest first.
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    let pending = call(&mut c, "GET", "/v1/money-requests?status=pending", &bob, None).json();
+    assert_eq!(ids(&pending), vec![bill["shares"][0]["id"].as_str().unwrap().to_string()], "{pending}");
+    assert_eq!(pending["data"][0]["amount"], "10000");
+    let page = call(&mut c, "GET", "/v1/money-requests?role=payer&limit=2", &bob, None).json();
+    assert_eq!(ids(&page), vec!["4", "3"]);
+    assert_eq!(page["has_more"], true);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest = call(&mut c, "GET", &format!("/v1/money-requests?limit=2&cursor={cursor}"), &bob, None).json();
+    assert_eq!((ids(&rest), rest["has_more"].clone()), (vec!["2".to_string(), "1".to_string()], json!(false)));
+    let asked = call(&mut c, "GET", "/v1/money-requests?role=requester", &alice, None).json();
+    assert_eq!(ids(&asked), vec!["5", "4", "3", "2", "1"]);
+    assert_eq!(ids(&call(&mut c, "GET", "/v1/money-requests?role=requester", &bob, None).json()), Vec::<String>::new());
+    let carols = call(&mut c, "GET", "/v1/money-requests?status=paid", &carol, None).json();
+    assert_eq!(ids(&carols), vec!["5"]);
+    for bad in ["role=boss", "status=lost", "limit=0", "cursor=4", "colour=red"] {
+        let r = call(&mut c, "GET", &format!("/v1/money-requests?{bad}"), &bob, None);
+        assert_problem(&r, 400, "invalid_parameter");
+    }
     assert_problem(
         &call(&mut c, "GET", &format!("/v1/split-bills/{}", bill["id"].as_str().unwrap()), &bob, None),
         404,

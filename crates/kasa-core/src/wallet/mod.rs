@@ -22,7 +22,7 @@ pub use funding::{
 pub use history::{Entry, EntryKind};
 pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Recipient, Remittance, RemittanceBook, RemittanceStatus, SendError};
-pub use requests::{MoneyRequest, RequestBook, RequestError, RequestStatus, SplitBill};
+pub use requests::{MoneyRequest, RequestBook, RequestError, RequestRole, RequestStatus, SplitBill};
 
 use crate::ledger::{Account, AccountFlags, Ledger, TransferFlags};
 use std::collections::{BTreeMap, BTreeSet};

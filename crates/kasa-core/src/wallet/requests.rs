@@ -7,6 +7,7 @@
 use super::remittance::{Recipient, SendError};
 use super::{get_str, put_str, Wallets};
 use crate::ledger::Ledger;
+use std::collections::BTreeMap;
 
 /// How long a money request stays payable: 7 days.
 pub const REQUEST_TTL_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
@@ -130,9 +131,54 @@ pub enum RequestError {
 pub struct RequestBook {
     pub(crate) requests: Vec<MoneyRequest>,
     pub(crate) bills: Vec<SplitBill>,
+    /// Per user, the ids of the requests they made or were asked to pay, ascending. Derived
+    /// from `requests` (rebuilt on decode, not in the canonical encoding).
+    by_user: BTreeMap<u64, Vec<u64>>,
+}
+
+/// Which side of a money request a listing shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestRole {
+    /// Requests the user was asked to pay.
+    Payer,
+    /// Requests the user made.
+    Requester,
 }
 
 impl RequestBook {
+    /// Adds a request and indexes it under both users.
+    fn add(&mut self, request: MoneyRequest) {
+        for user in [request.requester, request.payer] {
+            self.by_user.entry(user).or_default().push(request.id);
+        }
+        self.requests.push(request);
+    }
+
+    /// Up to `limit` of `user_id`'s requests in `role`, newest first, with ids below `before`
+    /// (0: no bound), and only those `keep` accepts (a status filter, say).
+    pub fn list(
+        &self,
+        user_id: u64,
+        role: RequestRole,
+        before: u64,
+        limit: usize,
+        keep: impl Fn(&MoneyRequest) -> bool,
+    ) -> Vec<&MoneyRequest> {
+        let Some(ids) = self.by_user.get(&user_id) else { return Vec::new() };
+        let end = if before == 0 { ids.len() } else { ids.partition_point(|&id| id < before) };
+        ids[..end]
+            .iter()
+            .rev()
+            .filter_map(|&id| self.request(id))
+            .filter(|r| match role {
+                RequestRole::Payer => r.payer == user_id,
+                RequestRole::Requester => r.requester == user_id,
+            })
+            .filter(|r| keep(r))
+            .take(limit)
+            .collect()
+    }
+
     /// A money request by id.
     pub fn request(&self, id: u64) -> Option<&MoneyRequest> {
         id.checked_sub(1).and_then(|i| self.requests.get(i as usize))
@@ -186,7 +232,7 @@ impl RequestBook {
             if !known(requester) || !known(payer) {
                 return Err(format!("request {id} names unknown users"));
             }
-            book.requests.push(MoneyRequest {
+            book.add(MoneyRequest {
                 id,
                 requester,
                 payer,
@@ -273,7 +319,7 @@ impl Wallets {
         split_bill_id: u64,
     ) -> u64 {
         let id = self.requests.requests.len() as u64 + 1;
-        self.requests.requests.push(MoneyRequest {
+        self.requests.add(MoneyRequest {
             id,
             requester,
             payer,

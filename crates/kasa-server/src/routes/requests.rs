@@ -4,14 +4,14 @@ use crate::json::Dec64;
 use crate::problem::Problem;
 use crate::routes::ledger::read_body;
 use crate::routes::remittance::send_problem;
-use crate::routes::users::{authenticate_user, now_nanos, parse_json, parse_object_id, pin_verdict};
+use crate::routes::users::{authenticate_user, now_nanos, page_parameter, parse_json, parse_object_id, pin_verdict};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kasa_core::wallet::{MoneyRequest, Recipient, RequestError, WalletOutcome};
+use kasa_core::wallet::{MoneyRequest, Recipient, RequestError, RequestRole, WalletOutcome};
 use kasa_core::{Command, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +110,69 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Body)
         Outcome::Wallet(WalletOutcome::MoneyRequested(Err(e))) => Err(request_problem(e)),
         other => unreachable!("a money request answers with MoneyRequested, found {other:?}"),
     }
+}
+
+/// `GET /v1/money-requests`: the caller's money requests, newest first. `role` is `payer`
+/// (the default: requests the caller was asked to pay) or `requester` (requests the caller
+/// made); `status` keeps one status (`pending`, `paid`, `declined`, `expired`); `limit` (1 to
+/// 100, default 20) and `cursor` (the previous page's `next_cursor`) page through them.
+#[utoipa::path(get, path = "/v1/money-requests", operation_id = "list_money_requests", tag = "requests", params(("role" = Option<String>, Query, description = "payer (default) or requester"), ("status" = Option<String>, Query, description = "pending, paid, declined or expired"), ("limit" = Option<u32>, Query, description = "1 to 100"), ("cursor" = Option<String>, Query)), responses((status = 200, description = "a list of RequestOutput", body = Vec<RequestOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, Problem> {
+    let user_id = authenticate_user(&app, &headers).await?;
+    let (mut role, mut status, mut limit, mut before) = (RequestRole::Payer, None, 20usize, 0u64);
+    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "role" => {
+                role = match value {
+                    "payer" => RequestRole::Payer,
+                    "requester" => RequestRole::Requester,
+                    _ => {
+                        return Err(Problem::invalid_parameter(format!(
+                            "role must be payer or requester, found '{value}'"
+                        )))
+                    }
+                }
+            }
+            "status" => {
+                status = Some(match value {
+                    "pending" => "pending",
+                    "paid" => "paid",
+                    "declined" => "declined",
+                    "expired" => "expired",
+                    _ => {
+                        return Err(Problem::invalid_parameter(format!(
+                            "status must be pending, paid, declined or expired, found '{value}'"
+                        )))
+                    }
+                })
+            }
+            "limit" | "cursor" => page_parameter(key, value, "mr_", &mut limit, &mut before)?,
+            other => {
+                return Err(Problem::invalid_parameter(format!(
+                    "unknown parameter '{other}'; expected role, status, limit or cursor"
+                )))
+            }
+        }
+    }
+    let now = now_nanos();
+    let data: Vec<RequestOutput> = app
+        .engine
+        .read(move |s| {
+            let keep = |r: &MoneyRequest| status.is_none_or(|wanted| r.status_at(now) == wanted);
+            let found = s.wallets().requests().list(user_id, role, before, limit + 1, keep);
+            found.into_iter().map(|r| output(r, now)).collect()
+        })
+        .await?;
+    let has_more = data.len() > limit;
+    let data: Vec<RequestOutput> = data.into_iter().take(limit).collect();
+    let next_cursor = if has_more { data.last().map(|r| format!("mr_{}", r.id)) } else { None };
+    Ok(Json(serde_json::json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}))
+        .into_response())
 }
 
 /// `GET /v1/money-requests/{id}`: for its requester or its payer.

@@ -397,6 +397,30 @@ pub(crate) struct EntryOutput {
     created_at: Dec64,
 }
 
+/// Parses a page's `limit` (1 to 100) or `cursor` (`prefix` and a positive number) query
+/// parameter into `limit` or `before`.
+pub(crate) fn page_parameter(
+    key: &str,
+    value: &str,
+    prefix: &str,
+    limit: &mut usize,
+    before: &mut u64,
+) -> Result<(), Problem> {
+    if key == "limit" {
+        *limit =
+            value.parse().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
+                Problem::invalid_parameter(format!("limit must be between 1 and 100, found '{value}'"))
+            })?;
+    } else {
+        *before = value
+            .strip_prefix(prefix)
+            .and_then(|v| v.parse().ok())
+            .filter(|&t| t > 0)
+            .ok_or_else(|| Problem::invalid_parameter(format!("cursor '{value}' is not one this API returned")))?;
+    }
+    Ok(())
+}
+
 /// `GET /v1/me/transactions`: one entry per top-up, withdrawal, transfer sent or received,
 /// newest first; `limit` (1 to 100, default 20) and `cursor` (the previous page's
 /// `next_cursor`).
@@ -412,16 +436,7 @@ pub async fn transactions(
     for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
-            "limit" => {
-                limit = value.parse().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
-                    Problem::invalid_parameter(format!("limit must be between 1 and 100, found '{value}'"))
-                })?
-            }
-            "cursor" => {
-                before = value.strip_prefix("h_").and_then(|v| v.parse().ok()).filter(|&t| t > 0).ok_or_else(|| {
-                    Problem::invalid_parameter(format!("cursor '{value}' is not one this API returned"))
-                })?
-            }
+            "limit" | "cursor" => page_parameter(key, value, "h_", &mut limit, &mut before)?,
             other => {
                 return Err(Problem::invalid_parameter(format!(
                     "unknown parameter '{other}'; expected limit or cursor"
