@@ -270,6 +270,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     // Ids start at a random-ish base so that reruns against a running server do not collide.
     let base = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()) << 32;
     let mut client = Client::connect(addr, &key)?;
+    let rss_empty = server.as_ref().and_then(|(s, _)| rss_bytes(s.child.id()));
     let accounts: Vec<Account> = (0..args.accounts)
         .map(|i| Account { id: base + i as u128 + 1, ledger: 1, code: 1, ..Default::default() })
         .collect();
@@ -367,11 +368,14 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
         bail!("{failed} transfers were not ok");
     }
     let Some((server, data)) = server else { return Ok(()) };
-    if let (Some(before), Some(after)) = (rss_before, rss_bytes(server.child.id())) {
+    if let (Some(empty), Some(before), Some(after)) = (rss_empty, rss_before, rss_bytes(server.child.id())) {
         println!(
-            "server memory: {:.1} MiB resident after accounts, {:.1} MiB after transfers: {:.1} bytes per transfer",
+            "server memory: {:.1} MiB resident at start, {:.1} MiB after accounts, {:.1} MiB after transfers: \
+             {:.1} bytes per account, {:.1} bytes per transfer",
+            empty as f64 / 1048576.0,
             before as f64 / 1048576.0,
             after as f64 / 1048576.0,
+            before.saturating_sub(empty) as f64 / args.accounts as f64,
             after.saturating_sub(before) as f64 / args.transfers as f64
         );
     }
