@@ -1,6 +1,6 @@
 //! Crash safety of the whole write path (core + journal) on fault-injecting storage.
 //!
-//! For one workload, crash at every mutating storage call in turn; after each crash, restart
+//! For a ledger workload and a wallet workload, crash at every mutating storage call in turn; after each crash, restart
 //! the disk as a power loss would leave it, recover, and check that every acknowledged batch
 //! is there, no partial batch is, the ledger invariants hold, and the state hash equals a
 //! clean replay of the same batches. Also: a full disk rejects a batch cleanly and the engine
@@ -17,6 +17,11 @@ fn options() -> WriterOptions {
     // Small segments so that the workload rolls over several times, and a snapshot every few
     // batches so that crashes also land inside snapshot writes.
     WriterOptions { journal: Options { segment_bytes_max: 4096, ..Options::default() }, snapshot_interval_bytes: 3000 }
+}
+
+/// Smaller segments and snapshots for the wallet workload, whose frames are small.
+fn small_options() -> WriterOptions {
+    WriterOptions { journal: Options { segment_bytes_max: 1024, ..Options::default() }, snapshot_interval_bytes: 700 }
 }
 
 /// A deterministic workload: accounts, then plain, pending (with timeouts), posted, voided,
@@ -114,7 +119,125 @@ fn workload() -> Vec<(u64, Vec<Command>)> {
     batches
 }
 
-fn clean_hash(batches: &[(u64, Vec<Command>)], count: usize) -> [u8; 32] {
+/// A deterministic wallet workload: sign-ups (one claiming money held for its number),
+/// sessions, bank accounts, top-ups approved and declined, a withdrawal left to expire,
+/// remittances to users and to a number without a wallet, a cancelled hold, a money request
+/// paid and one declined, a split bill, keyed commands with their stored answers, and tier
+/// changes. Each command moves money together with its domain change, so a crash anywhere must
+/// leave both or neither.
+fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
+    use kasa_core::wallet::{FundingKind, Recipient, Tier};
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    let sign_up =
+        |phone: &str| Command::SignUp { phone: phone.into(), name: "사용자".into(), pin_hash: HASH.into() };
+    let link = |user_id: u64| Command::LinkBankAccount {
+        user_id,
+        bank_code: "088".into(),
+        account_number: format!("11012345678{user_id}"),
+        holder_name: "x".into(),
+    };
+    let fund = |user_id: u64, kind: FundingKind, amount: u64| Command::StartFunding {
+        user_id,
+        bank_account_id: user_id,
+        kind,
+        amount,
+        pin_ok: Some(true),
+    };
+    let send = |from_user: u64, to: Recipient, amount: u64| Command::Send {
+        from_user,
+        to,
+        amount,
+        memo: "점심".into(),
+        pin_ok: Some(true),
+    };
+    let mut t = START;
+    let mut next = || {
+        t += SECOND;
+        t
+    };
+    let mut batches = vec![
+        (next(), vec![sign_up("010-1000-0001"), sign_up("010-1000-0002"), sign_up("010-1000-0003")]),
+        (
+            next(),
+            vec![
+                Command::OpenSession { user_id: 1, token_hash: [1; 32], pin_ok: true, ttl_seconds: 3600 },
+                Command::OpenSession { user_id: 2, token_hash: [2; 32], pin_ok: false, ttl_seconds: 3600 },
+                link(1),
+                link(2),
+                link(3),
+            ],
+        ),
+        (next(), vec![fund(1, FundingKind::TopUp, 300_000), fund(2, FundingKind::TopUp, 200_000)]),
+        (next(), vec![fund(3, FundingKind::TopUp, 1_013)]),
+        (
+            next(),
+            vec![
+                Command::SettleFunding { funding_id: 1, approved: true },
+                Command::SettleFunding { funding_id: 2, approved: true },
+                Command::SettleFunding { funding_id: 3, approved: false },
+            ],
+        ),
+        (next(), vec![send(1, Recipient::User(2), 12_000), send(2, Recipient::Phone("010-1000-0004".into()), 7_000)]),
+        (next(), vec![send(1, Recipient::Phone("010-1000-0005".into()), 3_000), send(3, Recipient::User(1), 1)]),
+        (next(), vec![Command::CancelRemittance { user_id: 1, remittance_id: 3 }, sign_up("010-1000-0004")]),
+        (
+            next(),
+            vec![
+                Command::RequestMoney { requester: 1, from: Recipient::User(2), amount: 5_000, memo: "커피".into() },
+                Command::RequestMoney { requester: 2, from: Recipient::User(1), amount: 9_000, memo: String::new() },
+                Command::SplitBill {
+                    requester: 1,
+                    total: 30_001,
+                    shares: vec![(Recipient::User(2), 10_000), (Recipient::User(4), 10_000)],
+                    memo: "저녁".into(),
+                },
+            ],
+        ),
+        (
+            next(),
+            vec![
+                Command::AnswerRequest { payer: 2, request_id: 1, pay: true, pin_ok: None },
+                Command::AnswerRequest { payer: 1, request_id: 2, pay: false, pin_ok: None },
+                Command::AnswerRequest { payer: 2, request_id: 3, pay: true, pin_ok: None },
+            ],
+        ),
+        (
+            next(),
+            vec![
+                Command::Keyed {
+                    scope: 1,
+                    key: "retry-1".into(),
+                    request_hash: [7; 32],
+                    command: Box::new(send(1, Recipient::User(3), 4_000)),
+                },
+                Command::Keyed {
+                    scope: 1,
+                    key: "retry-1".into(),
+                    request_hash: [7; 32],
+                    command: Box::new(send(1, Recipient::User(3), 4_000)),
+                },
+                Command::StoreResponse { scope: 1, key: "retry-1".into(), status: 201, body: b"{}".to_vec() },
+                Command::AsSession { token_hash: [1; 32], command: Box::new(send(1, Recipient::User(2), 500)) },
+            ],
+        ),
+        (next(), vec![fund(2, FundingKind::Withdrawal, 20_000), Command::SetTier { user_id: 2, tier: Tier::Verified }]),
+        (
+            next(),
+            vec![
+                Command::SetTierLimits { tier: Tier::Basic, balance_cap: 400_000, daily_outgoing: 300_000 },
+                Command::UnlockPin { user_id: 2 },
+                Command::SetPinFreeAmount { user_id: 1, amount: 10_000 },
+                Command::CloseSession { token_hash: [1; 32] },
+            ],
+        ),
+    ];
+    // Past the 60 s bank timeout: the unanswered withdrawal expires and gives its money back.
+    batches.push((t + 61 * SECOND, vec![]));
+    batches.push((t + 62 * SECOND, vec![send(2, Recipient::User(1), 1_000)]));
+    batches
+}
+
+fn clean_hash(options: fn() -> WriterOptions, batches: &[(u64, Vec<Command>)], count: usize) -> [u8; 32] {
     let (mut writer, _) = Writer::recover(FaultStorage::new(0), options()).expect("empty disk recovers");
     for (now, commands) in &batches[..count] {
         writer.commit(commands.clone(), *now).expect("clean commit");
@@ -124,7 +247,7 @@ fn clean_hash(batches: &[(u64, Vec<Command>)], count: usize) -> [u8; 32] {
 
 /// Runs the workload on `disk` until the first failure; returns how many batches were
 /// acknowledged (their commit returned Ok).
-fn run_until_failure(disk: &FaultStorage, batches: &[(u64, Vec<Command>)]) -> usize {
+fn run_until_failure(options: fn() -> WriterOptions, disk: &FaultStorage, batches: &[(u64, Vec<Command>)]) -> usize {
     let Ok((mut writer, _)) = Writer::recover(disk.clone(), options()) else { return 0 };
     let mut acknowledged = 0;
     for (now, commands) in batches {
@@ -141,20 +264,48 @@ fn run_until_failure(disk: &FaultStorage, batches: &[(u64, Vec<Command>)]) -> us
 
 #[test]
 fn crash_at_every_storage_call_loses_no_acknowledged_batch() {
-    let batches = workload();
+    crash_at_every_storage_call(options, &workload());
+}
+
+#[test]
+fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absent() {
+    let batches = wallet_workload();
+    // The workload does what it says: every command that should succeed did.
+    let (mut writer, _) = Writer::recover(FaultStorage::new(0), options()).unwrap();
+    for (now, commands) in &batches {
+        writer.commit(commands.clone(), *now).unwrap();
+    }
+    let wallets = writer.state().wallets();
+    assert_eq!(wallets.users_count(), 4);
+    let balance = |user: u64| {
+        let a = writer.state().ledger().account(kasa_core::wallet::wallet_account_id(user)).unwrap();
+        (a.credits_posted - a.debits_posted, a.debits_pending)
+    };
+    // User 1: 300,000 - 12,000 (sent) + 5,000 (request paid) + 10,000 (split share paid)
+    // - 4,000 (keyed, once) - 500 + 1,000; the 3,000 held for a number was cancelled.
+    assert_eq!(balance(1), (299_500, 0));
+    // User 2: 200,000 + 12,000 - 7,000 (held, then claimed by user 4) - 5,000 - 10,000 + 500
+    // - 1,000; the 20,000 withdrawal expired unanswered and gave its money back.
+    assert_eq!(balance(2), (189_500, 0));
+    assert_eq!(balance(3), (4_000, 0), "the declined top-up brought nothing");
+    assert_eq!(balance(4), (7_000, 0), "the held remittance was claimed at sign-up");
+    crash_at_every_storage_call(small_options, &batches);
+}
+
+fn crash_at_every_storage_call(options: fn() -> WriterOptions, batches: &[(u64, Vec<Command>)]) {
     let total_calls = {
         let disk = FaultStorage::new(1);
-        assert_eq!(run_until_failure(&disk, &batches), batches.len());
+        assert_eq!(run_until_failure(options, &disk, batches), batches.len());
         disk.calls()
     };
-    assert!(total_calls > 50, "the workload makes {total_calls} storage calls");
+    assert!(total_calls >= 2 * batches.len() as u64, "the workload makes {total_calls} storage calls");
     eprintln!("workload: {} batches, {total_calls} storage calls", batches.len());
     let mut hashes = vec![None; batches.len() + 1];
     for crash_at in 1..=total_calls {
         for seed in [crash_at, crash_at * 7 + 3] {
             let disk = FaultStorage::new(seed);
             disk.crash_after_calls(crash_at);
-            let acknowledged = run_until_failure(&disk, &batches);
+            let acknowledged = run_until_failure(options, &disk, batches);
             let restarted = disk.restart();
             let (writer, _) = Writer::recover(restarted.clone(), options())
                 .unwrap_or_else(|e| panic!("crash at call {crash_at} (seed {seed}): recovery failed: {e}"));
@@ -168,7 +319,7 @@ fn crash_at_every_storage_call_loses_no_acknowledged_batch() {
                 "crash at call {crash_at} (seed {seed}): {recovered} recovered but only {acknowledged} acknowledged"
             );
             writer.state().check_invariants().unwrap_or_else(|e| panic!("crash at call {crash_at}: {e}"));
-            let expected = *hashes[recovered].get_or_insert_with(|| clean_hash(&batches, recovered));
+            let expected = *hashes[recovered].get_or_insert_with(|| clean_hash(options, batches, recovered));
             assert_eq!(
                 writer.state().hash(),
                 expected,
@@ -181,7 +332,7 @@ fn crash_at_every_storage_call_loses_no_acknowledged_batch() {
             }
             assert_eq!(
                 writer.state().hash(),
-                *hashes[batches.len()].get_or_insert_with(|| clean_hash(&batches, batches.len()))
+                *hashes[batches.len()].get_or_insert_with(|| clean_hash(options, batches, batches.len()))
             );
         }
     }
