@@ -1,9 +1,9 @@
 //! Crash safety of the whole write path (core + journal) on fault-injecting storage.
 //!
-//! For a ledger workload and a wallet workload, crash at every mutating storage call in turn; after each crash, restart
-//! the disk as a power loss would leave it, recover, and check that every acknowledged batch
-//! is there, no partial batch is, the ledger invariants hold, and the state hash equals a
-//! clean replay of the same batches. Also: a full disk rejects a batch cleanly and the engine
+//! For a ledger workload and a wallet workload, crash at every mutating storage call in turn;
+//! after each crash, restart the disk as a power loss would leave it, recover, and check that
+//! every acknowledged batch is there, no partial batch is, the ledger and wallet invariants
+//! hold, and the state hash equals a clean replay of the same batches. Also: a full disk rejects a batch cleanly and the engine
 //! carries on; a failed sync is fatal and recovery keeps only what was synced.
 
 use kasa_core::{Account, AccountFlags, Command, Transfer, TransferFlags};
