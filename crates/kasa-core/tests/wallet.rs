@@ -435,6 +435,30 @@ mod remittance {
         h.apply(vec![]);
         assert_eq!((status(&h, r2), balance(&h, a)), (RemittanceStatus::Returned, 100_000));
         assert_eq!(h.state.wallets().funding().outgoing_today(a, h.now), 0, "returned money frees the daily limit");
+        // The history has an entry for each event: the money held, and the money back, at the
+        // moment it came back (the cancel; the end of the 48 hours).
+        let history = |state: &kasa_core::State, before: u64| {
+            let entries = state.wallets().history(state.ledger(), a, before, 10);
+            entries.iter().map(|e| (e.kind.name(), e.status, e.amount, e.timestamp)).collect::<Vec<_>>()
+        };
+        let entries = history(&h.state, 0);
+        let shape: Vec<_> = entries.iter().map(|&(kind, status, amount, _)| (kind, status, amount)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("returned", "returned", 20_000),
+                ("returned", "cancelled", 10_000),
+                ("held", "returned", 20_000),
+                ("held", "cancelled", 10_000),
+                ("top_up", "succeeded", 100_000)
+            ]
+        );
+        assert_eq!(entries[0].3, entries[2].3 + 48 * 3600 * SECOND, "returned exactly 48 hours after it was held");
+        assert_eq!(history(&h.state, entries[0].3), entries[1..].to_vec(), "a page before the newest");
+        assert_eq!(history(&h.state, entries[1].3)[0], entries[2], "the timeout's entry is not repeated");
+        // The index behind the returned entries is rebuilt from a snapshot.
+        let restored = kasa_core::State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+        assert_eq!(history(&restored, 0), entries);
         // Signing up after the return claims nothing.
         let late = sign_up(&mut h, "01055550002").unwrap();
         assert_eq!(balance(&h, late), 0);

@@ -252,7 +252,8 @@ fn send_money_to_users_and_to_numbers_without_a_wallet() {
     assert_eq!(call(&mut c, "GET", &format!("/v1/transfers/{held}"), &alice, None).json()["status"], "completed");
     assert_eq!(balance(&mut c, &alice), ("100000".into(), "100000".into()));
 
-    // Alice's history, newest first: cancelled hold, claimed hold, 60,000 and 30,000 sent, top-up.
+    // Alice's history, newest first: the cancelled hold back with her, the hold itself, the
+    // claimed hold, 60,000 and 30,000 sent, the top-up.
     let history = call(&mut c, "GET", "/v1/me/transactions", &alice, None).json();
     let rows: Vec<(String, String, String, Value)> = history["data"]
         .as_array()
@@ -269,14 +270,15 @@ fn send_money_to_users_and_to_numbers_without_a_wallet() {
         .collect();
     let expected: Vec<(String, String, String, Value)> = vec![
         // Cancelled while the 10,000 was still held (not yet posted): 110,000 then.
-        ("sent".into(), "cancelled".into(), "5000".into(), json!("110000")),
+        ("returned".into(), "cancelled".into(), "5000".into(), json!("110000")),
+        ("held".into(), "cancelled".into(), "5000".into(), json!("110000")),
         ("sent".into(), "completed".into(), "10000".into(), json!("100000")),
         ("sent".into(), "completed".into(), "60000".into(), json!("110000")),
         ("sent".into(), "completed".into(), "30000".into(), json!("170000")),
         ("top_up".into(), "succeeded".into(), "200000".into(), json!("200000")),
     ];
     assert_eq!(rows, expected);
-    let page = call(&mut c, "GET", "/v1/me/transactions?limit=2", &alice, None).json();
+    let page = call(&mut c, "GET", "/v1/me/transactions?limit=3", &alice, None).json();
     assert_eq!(page["has_more"], true);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let next = call(&mut c, "GET", &format!("/v1/me/transactions?limit=10&cursor={cursor}"), &alice, None).json();

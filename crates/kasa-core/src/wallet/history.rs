@@ -5,9 +5,11 @@
 //! history (wallets have the `history` flag) gives the balance after it.
 
 use super::funding::{FundingKind, FundingStatus, KIND_FUNDING_TRANSFER};
-use super::remittance::{RemittanceStatus, KIND_REMITTANCE_PAYOUT, KIND_REMITTANCE_RESOLVE, KIND_REMITTANCE_TRANSFER};
+use super::remittance::{
+    Remittance, RemittanceStatus, KIND_REMITTANCE_PAYOUT, KIND_REMITTANCE_RESOLVE, KIND_REMITTANCE_TRANSFER,
+};
 use super::{domain_id, domain_id_parts, Wallets};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, TransferFlags};
 
 /// What kind of event an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,10 +18,16 @@ pub enum EntryKind {
     TopUp,
     /// Money out to the user's bank account.
     Withdrawal,
-    /// Money sent to another user (or held for a number, or returned).
+    /// Money sent to another user (or to a number, once its new wallet claimed it).
     Sent,
     /// Money received from another user.
     Received,
+    /// Money sent to a number without a wallet, while held for it (status `held`), and when
+    /// it never arrived (`cancelled`, `returned`).
+    Held,
+    /// Held money back with its sender: cancelled (status `cancelled`) or returned by the 48-hour
+    /// timeout (`returned`), at the moment it came back.
+    Returned,
     /// A ledger transfer an operator made on the wallet.
     Adjustment,
 }
@@ -32,6 +40,8 @@ impl EntryKind {
             EntryKind::Withdrawal => "withdrawal",
             EntryKind::Sent => "sent",
             EntryKind::Received => "received",
+            EntryKind::Held => "held",
+            EntryKind::Returned => "returned",
             EntryKind::Adjustment => "adjustment",
         }
     }
@@ -123,8 +133,13 @@ impl Wallets {
                             // marks the moment, so no balance is claimed for it.
                             timestamp_of(domain_id(KIND_REMITTANCE_RESOLVE, id))
                         };
+                        let kind = match (sent, r.to_phone.is_some() && status != RemittanceStatus::Completed) {
+                            (true, true) => EntryKind::Held,
+                            (true, false) => EntryKind::Sent,
+                            (false, _) => EntryKind::Received,
+                        };
                         Entry {
-                            kind: if sent { EntryKind::Sent } else { EntryKind::Received },
+                            kind,
                             object_id: id,
                             amount: r.amount,
                             status: status.name(),
@@ -140,7 +155,15 @@ impl Wallets {
                             timestamp: t.timestamp,
                         }
                     }
-                    // Resolutions and settlements belong to the entries above.
+                    // A cancelled hold: the money is back at the void's time.
+                    Some((KIND_REMITTANCE_RESOLVE, id)) if t.flags.has(TransferFlags::VOID_PENDING_TRANSFER) => {
+                        let Some(r) = self.remittances.remittance(id) else { continue };
+                        if r.from_user != user_id {
+                            continue;
+                        }
+                        self.returned_entry(r, "cancelled", balance_at(t.timestamp), t.timestamp)
+                    }
+                    // Other resolutions and settlements belong to the entries above.
                     Some(_) => continue,
                     None => Entry {
                         kind: EntryKind::Adjustment,
@@ -161,6 +184,33 @@ impl Wallets {
                 }
             }
         }
+        // Holds returned by their timeout have no transfer of their own in the wallet's
+        // history: merge them in from the remittances' index, by time.
+        let returned = self.remittances.returned_before(user_id, before, limit);
+        if !returned.is_empty() {
+            for (at, id) in returned {
+                let r = self.remittances.remittance(id).expect("indexed remittances exist");
+                out.push(self.returned_entry(r, "returned", balance_at(at), at));
+            }
+            out.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+            out.truncate(limit);
+        }
         out
+    }
+
+    /// The entry for held money back with its sender.
+    fn returned_entry(&self, r: &Remittance, status: &'static str, balance_after: Option<u64>, at: u64) -> Entry {
+        Entry {
+            kind: EntryKind::Returned,
+            object_id: r.id,
+            amount: r.amount,
+            status,
+            counterparty_user: None,
+            counterparty_phone: r.to_phone.as_ref().map(|p| p.masked()),
+            bank_account_id: None,
+            memo: r.memo.clone(),
+            balance_after,
+            timestamp: at,
+        }
     }
 }

@@ -117,6 +117,15 @@ pub struct RemittanceBook {
     pub(crate) remittances: Vec<Remittance>,
     /// Held remittances by recipient number, in order.
     pub(crate) held_for: BTreeMap<Phone, Vec<u64>>,
+    /// Per sender, held remittances that their timeout returned: (when, remittance id), in
+    /// time order. Derived from the ledger (rebuilt on decode, not in the canonical encoding),
+    /// for the history's `returned` entries.
+    returned: BTreeMap<u64, Vec<(u64, u64)>>,
+}
+
+/// When a hold made at `timestamp` with `timeout` seconds returns to its sender.
+fn returns_at(timestamp: u64, timeout: u32) -> u64 {
+    timestamp.saturating_add(timeout as u64 * super::NANOS_PER_SECOND_WALLET)
 }
 
 impl RemittanceBook {
@@ -133,6 +142,14 @@ impl RemittanceBook {
             Some(PendingStatus::Voided) => RemittanceStatus::Cancelled,
             Some(PendingStatus::Expired) => RemittanceStatus::Returned,
         }
+    }
+
+    /// Up to `limit` of `user_id`'s held remittances that returned by timeout before `before`
+    /// (0: no bound), newest first: (when, remittance id).
+    pub fn returned_before(&self, user_id: u64, before: u64, limit: usize) -> Vec<(u64, u64)> {
+        let Some(list) = self.returned.get(&user_id) else { return Vec::new() };
+        let end = if before == 0 { list.len() } else { list.partition_point(|&(at, _)| at < before) };
+        list[..end].iter().rev().take(limit).copied().collect()
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
@@ -174,8 +191,15 @@ impl RemittanceBook {
                 return Err(format!("remittance {id} names unknown users"));
             }
             let r = Remittance { id, from_user, to_user, to_phone, amount, memo, created_at, day };
-            if to_user.is_none() && ledger.pending_status(r.transfer_id()) == Some(PendingStatus::Pending) {
-                book.held_for.entry(r.to_phone.clone().expect("checked above")).or_default().push(id);
+            match ledger.pending_status(r.transfer_id()) {
+                Some(PendingStatus::Pending) if to_user.is_none() => {
+                    book.held_for.entry(r.to_phone.clone().expect("checked above")).or_default().push(id);
+                }
+                Some(PendingStatus::Expired) => {
+                    let hold = ledger.transfer(r.transfer_id()).expect("a pending status has its transfer");
+                    book.returned.entry(from_user).or_default().push((returns_at(hold.timestamp, hold.timeout), id));
+                }
+                _ => {}
             }
             book.remittances.push(r);
         }
@@ -389,6 +413,8 @@ impl Wallets {
             if let Some(r) = self.remittances.remittance(id).cloned() {
                 self.funding.uncount_outgoing(r.from_user, r.day, r.amount);
                 self.forget_held(&r);
+                let at = returns_at(t.timestamp, t.timeout);
+                self.remittances.returned.entry(r.from_user).or_default().push((at, id));
             }
         }
     }

@@ -421,8 +421,8 @@ pub(crate) fn page_parameter(
     Ok(())
 }
 
-/// `GET /v1/me/transactions`: one entry per top-up, withdrawal, transfer sent or received,
-/// newest first; `limit` (1 to 100, default 20) and `cursor` (the previous page's
+/// `GET /v1/me/transactions`: one entry per top-up, withdrawal, transfer sent, received,
+/// held or returned, newest first; `limit` (1 to 100, default 20) and `cursor` (the previous page's
 /// `next_cursor`).
 #[utoipa::path(get, path = "/v1/me/transactions", tag = "users", params(("limit" = Option<u32>, Query, description = "1 to 100"), ("cursor" = Option<String>, Query)), responses((status = 200, description = "a list of EntryOutput", body = Vec<EntryOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn transactions(
