@@ -437,11 +437,14 @@ mod remittance {
         assert_eq!(h.state.wallets().funding().outgoing_today(a, h.now), 0, "returned money frees the daily limit");
         // The history has an entry for each event: the money held, and the money back, at the
         // moment it came back (the cancel; the end of the 48 hours).
-        let history = |state: &kasa_core::State, before: u64| {
-            let entries = state.wallets().history(state.ledger(), a, before, 10);
+        use kasa_core::wallet::HistoryCursor;
+        let page =
+            |state: &kasa_core::State, cursor: HistoryCursor| state.wallets().history(state.ledger(), a, cursor, 10);
+        let history = |state: &kasa_core::State, cursor: HistoryCursor| {
+            let entries = page(state, cursor);
             entries.iter().map(|e| (e.kind.name(), e.status, e.amount, e.timestamp)).collect::<Vec<_>>()
         };
-        let entries = history(&h.state, 0);
+        let entries = history(&h.state, HistoryCursor::default());
         let shape: Vec<_> = entries.iter().map(|&(kind, status, amount, _)| (kind, status, amount)).collect();
         assert_eq!(
             shape,
@@ -454,11 +457,19 @@ mod remittance {
             ]
         );
         assert_eq!(entries[0].3, entries[2].3 + 48 * 3600 * SECOND, "returned exactly 48 hours after it was held");
-        assert_eq!(history(&h.state, entries[0].3), entries[1..].to_vec(), "a page before the newest");
-        assert_eq!(history(&h.state, entries[1].3)[0], entries[2], "the timeout's entry is not repeated");
+        let full = page(&h.state, HistoryCursor::default());
+        assert_eq!(history(&h.state, full[0].cursor_after()), entries[1..].to_vec(), "a page after the newest");
+        assert_eq!(history(&h.state, full[1].cursor_after())[0], entries[2], "the timeout's entry is not repeated");
+        // At equal times a transfer's entry comes first, and a page boundary between the two
+        // loses neither: after the timeout's entry, nothing at its time is left; after a
+        // transfer's entry at the same time, the timeout's entry still is.
+        let at = full[0].timestamp;
+        let after_transfer = HistoryCursor { before: at, returned_before: at + 1 };
+        assert_eq!(history(&h.state, after_transfer), entries, "the timeout's entry at `at` still comes");
+        assert_eq!(full[0].cursor_after(), HistoryCursor { before: at, returned_before: at });
         // The index behind the returned entries is rebuilt from a snapshot.
         let restored = kasa_core::State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
-        assert_eq!(history(&restored, 0), entries);
+        assert_eq!(history(&restored, HistoryCursor::default()), entries);
         // Signing up after the return claims nothing.
         let late = sign_up(&mut h, "01055550002").unwrap();
         assert_eq!(balance(&h, late), 0);
@@ -480,6 +491,44 @@ mod requests {
     fn balance(h: &Harness, user: u64) -> u128 {
         let a = h.state.ledger().account(wallet_account_id(user)).unwrap();
         a.credits_posted - a.debits_posted
+    }
+
+    /// Listing is per role, newest first, and looks at a bounded number of requests per
+    /// call: a filter that matches nothing among many requests ends the page early with a
+    /// place to go on from, instead of scanning them all on the sequencer.
+    #[test]
+    fn listing_requests_is_per_role_and_bounded() {
+        use kasa_core::wallet::requests::LIST_SCAN_MAX;
+        use kasa_core::wallet::RequestRole;
+        let mut h = Harness::default();
+        let a = sign_up(&mut h, "01033330001").unwrap();
+        let b = sign_up(&mut h, "01033330002").unwrap();
+        let total = LIST_SCAN_MAX as u64 + 5;
+        let asks: Vec<Command> = (0..total)
+            .map(|i| Command::RequestMoney {
+                requester: a,
+                from: Recipient::User(b),
+                amount: 1 + i,
+                memo: String::new(),
+            })
+            .collect();
+        for chunk in asks.chunks(500) {
+            h.apply(chunk.to_vec());
+        }
+        let book = h.state.wallets().requests();
+        let page = book.list(b, RequestRole::Payer, 0, 3, |_| true);
+        let ids: Vec<u64> = page.items.iter().map(|r| r.id).collect();
+        assert_eq!((ids, page.next_before), (vec![total, total - 1, total - 2], Some(total - 2)));
+        assert!(book.list(b, RequestRole::Requester, 0, 3, |_| true).items.is_empty(), "b asked for nothing");
+        assert_eq!(book.list(a, RequestRole::Requester, 0, 100, |_| true).items.len(), 100);
+        // Nothing matches: the first call stops after LIST_SCAN_MAX, the second finishes.
+        let none = book.list(b, RequestRole::Payer, 0, 10, |r| r.amount == 0);
+        assert_eq!((none.items.len(), none.next_before), (0, Some(total - LIST_SCAN_MAX as u64 + 1)));
+        let rest = book.list(b, RequestRole::Payer, none.next_before.unwrap(), 10, |r| r.amount == 0);
+        assert_eq!((rest.items.len(), rest.next_before), (0, None));
+        // One match far down is found by paging on.
+        let far = book.list(b, RequestRole::Payer, none.next_before.unwrap(), 10, |r| r.amount == 2);
+        assert_eq!(far.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]

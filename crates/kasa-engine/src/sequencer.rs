@@ -144,10 +144,17 @@ impl Engine {
     }
 
     fn enqueue(&self, request: Request) -> Result<(), SubmitError> {
+        self.enqueue_when(request, false)
+    }
+
+    /// Queues `request`; while the engine is stopping, only if `draining_ok`.
+    fn enqueue_when(&self, request: Request, draining_ok: bool) -> Result<(), SubmitError> {
         let guard = self.sender.lock().expect("sender lock");
         let Some(sender) = guard.as_ref() else { return Err(SubmitError::Unavailable) };
-        if self.health() != Health::Ready {
-            return Err(SubmitError::Unavailable);
+        match self.health() {
+            Health::Ready => {}
+            Health::Stopping if draining_ok => {}
+            _ => return Err(SubmitError::Unavailable),
         }
         self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
         match sender.try_send(request) {
@@ -162,6 +169,15 @@ impl Engine {
                 Err(SubmitError::Unavailable)
             }
         }
+    }
+
+    /// Like [`Engine::submit`], and also accepted while the engine is stopping (after
+    /// [`Engine::stop_accepting`], before [`Engine::shutdown`]): for the second half of work
+    /// whose first half was committed, such as the stored answer of a keyed request.
+    pub async fn submit_while_draining(&self, command: Command) -> Result<Outcome, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        self.enqueue_when(Request::Command { command, reply, then: None }, true)?;
+        receiver.await.map_err(|_| SubmitError::Unavailable)?
     }
 
     /// Submits a command and waits until its batch is durable and applied.

@@ -134,3 +134,19 @@ async fn a_full_disk_does_not_make_the_expiry_tick_spin() {
     disk.clear_disk_full();
     engine.shutdown().unwrap();
 }
+
+/// After `stop_accepting`, new work is refused but the second half of committed work (a keyed
+/// request's stored answer) still gets in, until the shutdown.
+#[tokio::test]
+async fn a_stopping_engine_takes_only_what_finishes_committed_work() {
+    let (engine, _) = Engine::start(FaultStorage::new(4), EngineOptions::default()).unwrap();
+    engine.submit(accounts()).await.unwrap();
+    engine.stop_accepting();
+    assert!(matches!(engine.submit(accounts()).await, Err(SubmitError::Unavailable)));
+    let answer = Command::StoreResponse { scope: 1, key: "k".into(), status: 201, body: b"{}".to_vec() };
+    assert!(engine.submit_while_draining(answer.clone()).await.is_ok(), "accepted while draining");
+    let engine = std::sync::Arc::new(engine);
+    let stopping = engine.clone();
+    tokio::task::spawn_blocking(move || stopping.shutdown()).await.unwrap().unwrap();
+    assert!(matches!(engine.submit_while_draining(answer).await, Err(SubmitError::Unavailable)));
+}

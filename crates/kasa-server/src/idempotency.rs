@@ -15,7 +15,7 @@
 use crate::problem::Problem;
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use kasa_core::{Command, KeyedOutcome, Outcome, State as CoreState};
 use kasa_engine::SubmitError;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Largest answer the middleware reads back to store: a full ledger batch's JSON results.
 const ANSWER_BYTES_READ_MAX: usize = 16 << 20;
@@ -87,7 +88,7 @@ fn replay(stored: StoredResponse) -> Response {
 }
 
 /// The middleware. See the module documentation.
-pub async fn middleware(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn middleware(app: AppState, request: Request, next: Next, permit: OwnedSemaphorePermit) -> Response {
     // Logins are not keyed: their answer holds a session token, which must never be stored
     // (tokens are kept only as hashes) nor handed out again after a logout.
     if request.method() != Method::POST || request.uri().path() == "/v1/sessions" {
@@ -144,7 +145,7 @@ pub async fn middleware(State(app): State<AppState>, request: Request, next: Nex
     // future) must not stop it between the commit of its effect and the storing of its
     // answer, or every retry would get a 409 instead of the answer.
     let task = tokio::spawn(async move {
-        let _running = running;
+        let _held = (running, permit);
         let response = KEY.scope(context.clone(), next.run(request)).await;
         let used = context.used.lock().expect("key lock").clone();
         match used {
@@ -212,13 +213,14 @@ async fn store(app: &AppState, scope: u64, key: &str, response: Response) -> Res
         // The effect is durable; a full queue must not lose its answer, so wait for room.
         let mut attempt = 0;
         loop {
-            match app.engine.submit(command.clone()).await {
+            match app.engine.submit_while_draining(command.clone()).await {
                 Err(SubmitError::Busy) if attempt < STORE_ATTEMPTS_MAX => {
                     tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
                     attempt += 1;
                 }
                 Err(error) => {
-                    // Only when the engine stops: retries get a 409 until the key expires.
+                    // The engine failed, or stayed full for seconds: retries get a 409 until
+                    // the key expires.
                     tracing::warn!(%error, "the answer of a keyed request was not stored");
                     break;
                 }
@@ -288,6 +290,22 @@ fn unkeyed(outcome: Outcome, context: Option<Arc<KeyContext>>) -> Result<Outcome
 }
 
 impl AppState {
+    /// Waits (up to `timeout`) until no keyed request is running, so that a graceful stop
+    /// does not drop the task of one whose client hung up before its answer was stored.
+    /// Returns whether they all finished.
+    pub async fn keyed_requests_finished(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.in_flight_keys.0.lock().expect("in-flight lock").is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Submits a state-changing command, under the request's idempotency key if it has one.
     pub async fn submit(&self, command: Command) -> Result<Outcome, Problem> {
         let (command, context) = keyed(command);

@@ -116,13 +116,15 @@ impl AppState {
 /// clone of the routes per request): the in-flight limit, then `Idempotency-Key`, and every
 /// error answer made problem+json on the way out.
 async fn front(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = app.in_flight.try_acquire() else {
+    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
         return Problem::busy().into_response();
     };
     if needs_operator(request.uri().path()) && !is_operator(&app, request.headers()) {
         return Problem::unauthorized().into_response();
     }
-    let response = idempotency::middleware(State(app.clone()), request, next).await;
+    // The permit goes with the request, also into the task of a keyed request that outlives
+    // its client: work nobody waits for still counts against the limit.
+    let response = idempotency::middleware(app.clone(), request, next, permit).await;
     ensure_problem(response).await
 }
 

@@ -202,6 +202,12 @@ async fn serve(
         // New requests get 503 and /readyz says so; those already queued still complete.
         stopping.stop_accepting();
     };
-    kasa_server::serve(listener, AppState::new(engine.clone(), operator_key, &pin_pepper, bank), shutdown).await?;
+    let app = AppState::new(engine.clone(), operator_key, &pin_pepper, bank);
+    kasa_server::serve(listener, app.clone(), shutdown).await?;
+    // Keyed requests whose clients hung up run on as tasks of their own: let them store
+    // their answers before the engine stops.
+    if !app.keyed_requests_finished(std::time::Duration::from_secs(10)).await {
+        tracing::warn!("keyed requests still running after 10 s; stopping without their answers");
+    }
     Ok(())
 }

@@ -661,5 +661,4 @@ fn kill_9_during_remittances_loses_no_acknowledged_send() {
     assert_eq!(server.terminate().code(), Some(0));
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
-    assert!(report.contains("limits: every wallet credit"), "{report}");
 }

@@ -72,10 +72,37 @@ pub struct Entry {
     pub timestamp: u64,
 }
 
+/// Where a page of history starts. Entries come from two sources: the wallet's transfers and
+/// the holds their timeout returned, whose time can equal a transfer's. At equal times the
+/// transfer's entry comes first, so a page boundary between the two needs both bounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryCursor {
+    /// Entries from transfers with timestamps below this (0: no bound).
+    pub before: u64,
+    /// Returned-by-timeout entries with times below this (0: no bound).
+    pub returned_before: u64,
+}
+
+impl Entry {
+    /// The cursor for the entries after this one.
+    pub fn cursor_after(&self) -> HistoryCursor {
+        if self.is_timeout_return() {
+            HistoryCursor { before: self.timestamp, returned_before: self.timestamp }
+        } else {
+            HistoryCursor { before: self.timestamp, returned_before: self.timestamp.saturating_add(1) }
+        }
+    }
+
+    /// Whether it is a hold returned by its timeout (which has no transfer of its own).
+    fn is_timeout_return(&self) -> bool {
+        self.kind == EntryKind::Returned && self.status == "returned"
+    }
+}
+
 impl Wallets {
-    /// Up to `limit` entries of `user_id`'s history with timestamps before `before` (0: no
-    /// bound), newest first.
-    pub fn history(&self, ledger: &Ledger, user_id: u64, before: u64, limit: usize) -> Vec<Entry> {
+    /// Up to `limit` entries of `user_id`'s history from `cursor` on, newest first.
+    pub fn history(&self, ledger: &Ledger, user_id: u64, cursor: HistoryCursor, limit: usize) -> Vec<Entry> {
+        let before = cursor.before;
         let Some(user) = self.user(user_id) else { return Vec::new() };
         let account = user.wallet_account_id();
         let balances = ledger.account_balances(account);
@@ -186,7 +213,7 @@ impl Wallets {
         }
         // Holds returned by their timeout have no transfer of their own in the wallet's
         // history: merge them in from the remittances' index, by time.
-        let returned = self.remittances.returned_before(user_id, before, limit);
+        let returned = self.remittances.returned_before(user_id, cursor.returned_before, limit);
         if !returned.is_empty() {
             for (at, id) in returned {
                 let r = self.remittances.remittance(id).expect("indexed remittances exist");

@@ -19,10 +19,10 @@ pub mod requests;
 pub use funding::{
     BankAccount, Funding, FundingBook, FundingError, FundingKind, FundingStatus, LimitExceeded, LinkError,
 };
-pub use history::{Entry, EntryKind};
+pub use history::{Entry, EntryKind, HistoryCursor};
 pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Recipient, Remittance, RemittanceBook, RemittanceStatus, SendError};
-pub use requests::{MoneyRequest, RequestBook, RequestError, RequestRole, RequestStatus, SplitBill};
+pub use requests::{MoneyRequest, RequestBook, RequestError, RequestPage, RequestRole, RequestStatus, SplitBill};
 
 use crate::ledger::{Account, AccountFlags, Ledger, TransferFlags};
 use std::collections::{BTreeMap, BTreeSet};

@@ -131,9 +131,23 @@ pub enum RequestError {
 pub struct RequestBook {
     pub(crate) requests: Vec<MoneyRequest>,
     pub(crate) bills: Vec<SplitBill>,
-    /// Per user, the ids of the requests they made or were asked to pay, ascending. Derived
-    /// from `requests` (rebuilt on decode, not in the canonical encoding).
-    by_user: BTreeMap<u64, Vec<u64>>,
+    /// Per user, the ids of the requests they were asked to pay, ascending; and of those they
+    /// made. Derived from `requests` (rebuilt on decode, not in the canonical encoding).
+    by_payer: BTreeMap<u64, Vec<u64>>,
+    by_requester: BTreeMap<u64, Vec<u64>>,
+}
+
+/// Requests one listing call looks at, at most: a filter that matches little cannot make a
+/// read scan everything a user was ever sent (it runs on the sequencer).
+pub const LIST_SCAN_MAX: usize = 1_000;
+
+/// A page of money requests.
+#[derive(Debug)]
+pub struct RequestPage<'a> {
+    /// Newest first.
+    pub items: Vec<&'a MoneyRequest>,
+    /// Where the next page starts (the `before` of the next call), if there may be more.
+    pub next_before: Option<u64>,
 }
 
 /// Which side of a money request a listing shows.
@@ -148,14 +162,14 @@ pub enum RequestRole {
 impl RequestBook {
     /// Adds a request and indexes it under both users.
     fn add(&mut self, request: MoneyRequest) {
-        for user in [request.requester, request.payer] {
-            self.by_user.entry(user).or_default().push(request.id);
-        }
+        self.by_payer.entry(request.payer).or_default().push(request.id);
+        self.by_requester.entry(request.requester).or_default().push(request.id);
         self.requests.push(request);
     }
 
     /// Up to `limit` of `user_id`'s requests in `role`, newest first, with ids below `before`
-    /// (0: no bound), and only those `keep` accepts (a status filter, say).
+    /// (0: no bound), and only those `keep` accepts (a status filter, say). Looks at no more
+    /// than [`LIST_SCAN_MAX`] requests: a page can then be short, with `next_before` set.
     pub fn list(
         &self,
         user_id: u64,
@@ -163,20 +177,30 @@ impl RequestBook {
         before: u64,
         limit: usize,
         keep: impl Fn(&MoneyRequest) -> bool,
-    ) -> Vec<&MoneyRequest> {
-        let Some(ids) = self.by_user.get(&user_id) else { return Vec::new() };
+    ) -> RequestPage<'_> {
+        let index = match role {
+            RequestRole::Payer => &self.by_payer,
+            RequestRole::Requester => &self.by_requester,
+        };
+        let mut page = RequestPage { items: Vec::new(), next_before: None };
+        let Some(ids) = index.get(&user_id) else { return page };
         let end = if before == 0 { ids.len() } else { ids.partition_point(|&id| id < before) };
-        ids[..end]
-            .iter()
-            .rev()
-            .filter_map(|&id| self.request(id))
-            .filter(|r| match role {
-                RequestRole::Payer => r.payer == user_id,
-                RequestRole::Requester => r.requester == user_id,
-            })
-            .filter(|r| keep(r))
-            .take(limit)
-            .collect()
+        for (scanned, &id) in ids[..end].iter().rev().enumerate() {
+            if scanned == LIST_SCAN_MAX {
+                page.next_before = Some(id + 1);
+                return page;
+            }
+            let Some(r) = self.request(id) else { continue };
+            if !keep(r) {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.next_before = page.items.last().map(|last| last.id);
+                return page;
+            }
+            page.items.push(r);
+        }
+        page
     }
 
     /// A money request by id.

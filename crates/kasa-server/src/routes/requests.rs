@@ -160,17 +160,18 @@ pub async fn list(
         }
     }
     let now = now_nanos();
-    let data: Vec<RequestOutput> = app
+    let (data, next_before) = app
         .engine
         .read(move |s| {
             let keep = |r: &MoneyRequest| status.is_none_or(|wanted| r.status_at(now) == wanted);
-            let found = s.wallets().requests().list(user_id, role, before, limit + 1, keep);
-            found.into_iter().map(|r| output(r, now)).collect()
+            let page = s.wallets().requests().list(user_id, role, before, limit, keep);
+            (page.items.into_iter().map(|r| output(r, now)).collect::<Vec<_>>(), page.next_before)
         })
         .await?;
-    let has_more = data.len() > limit;
-    let data: Vec<RequestOutput> = data.into_iter().take(limit).collect();
-    let next_cursor = if has_more { data.last().map(|r| format!("mr_{}", r.id)) } else { None };
+    // A filter that matches little may end a page early (the scan is bounded): keep paging
+    // while `has_more`.
+    let has_more = next_before.is_some();
+    let next_cursor = next_before.map(|b| format!("mr_{b}"));
     Ok(Json(serde_json::json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}))
         .into_response())
 }

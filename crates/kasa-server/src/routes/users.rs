@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kasa_core::wallet::{Phone, SessionError, SignUpError, Tier, User, WalletOutcome};
+use kasa_core::wallet::{HistoryCursor, Phone, SessionError, SignUpError, Tier, User, WalletOutcome};
 use kasa_core::{Command, Outcome};
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -432,11 +432,21 @@ pub async fn transactions(
 ) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let mut limit = 20usize;
-    let mut before = 0u64;
+    let mut cursor = HistoryCursor::default();
     for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
-            "limit" | "cursor" => page_parameter(key, value, "h_", &mut limit, &mut before)?,
+            "limit" => page_parameter(key, value, "", &mut limit, &mut 0)?,
+            // `h_{before}_{returned_before}`, as `next_cursor` gives it.
+            "cursor" => {
+                let parsed = value.strip_prefix("h_").and_then(|v| v.split_once('_')).and_then(|(a, b)| {
+                    let (before, returned_before) = (a.parse().ok()?, b.parse().ok()?);
+                    (before > 0 && returned_before > 0).then_some(HistoryCursor { before, returned_before })
+                });
+                cursor = parsed.ok_or_else(|| {
+                    Problem::invalid_parameter(format!("cursor '{value}' is not one this API returned"))
+                })?;
+            }
             other => {
                 return Err(Problem::invalid_parameter(format!(
                     "unknown parameter '{other}'; expected limit or cursor"
@@ -444,8 +454,13 @@ pub async fn transactions(
             }
         }
     }
-    let entries = app.engine.read(move |s| s.wallets().history(s.ledger(), user_id, before, limit + 1)).await?;
+    let entries = app.engine.read(move |s| s.wallets().history(s.ledger(), user_id, cursor, limit + 1)).await?;
     let has_more = entries.len() > limit;
+    let next_cursor = if has_more {
+        entries.get(limit - 1).map(|e| e.cursor_after()).map(|c| format!("h_{}_{}", c.before, c.returned_before))
+    } else {
+        None
+    };
     let data: Vec<EntryOutput> = entries
         .into_iter()
         .take(limit)
@@ -463,7 +478,6 @@ pub async fn transactions(
             created_at: Dec64(e.timestamp),
         })
         .collect();
-    let next_cursor = if has_more { data.last().map(|e| format!("h_{}", e.created_at.0)) } else { None };
     Ok(Json(serde_json::json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}))
         .into_response())
 }

@@ -119,7 +119,13 @@ pub fn kill_9_under_load<T: Clone>(
     stop: &std::sync::atomic::AtomicBool,
     workers: Vec<std::thread::JoinHandle<()>>,
 ) -> Vec<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while acknowledged.lock().unwrap().len() < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load got {} of {at_least} operations acknowledged in 120 s",
+            acknowledged.lock().unwrap().len()
+        );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     server.kill9();
