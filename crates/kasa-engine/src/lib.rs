@@ -12,5 +12,5 @@ mod sequencer;
 mod writer;
 
 pub use metrics::{Histogram, Metrics};
-pub use sequencer::{hex, Engine, EngineOptions, Health, SubmitError};
+pub use sequencer::{hex, Clock, ClockError, Engine, EngineOptions, Health, SubmitError};
 pub use writer::{apply_frame, CommitError, EngineError, RecoveryReport, Writer, WriterOptions};

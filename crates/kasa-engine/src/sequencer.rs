@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::writer::{CommitError, EngineError, RecoveryReport, Writer, WriterOptions};
 use kasa_core::{Command, Outcome, State};
 use kasa_journal::{JournalError, Storage};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -47,6 +47,11 @@ pub struct EngineOptions {
     pub batch_commands_max: usize,
     /// Options of the writer.
     pub writer: WriterOptions,
+    /// A test clock: operators may move engine time forward ([`Engine::advance_clock`]), as
+    /// with Stripe's test clocks, to see timeouts (bank answers, 48-hour holds, 7-day money
+    /// requests) happen without waiting. Never for production data: time moved forward
+    /// cannot be moved back.
+    pub test_clock: bool,
 }
 
 impl Default for EngineOptions {
@@ -56,8 +61,31 @@ impl Default for EngineOptions {
             batch_events_max: 4 * kasa_core::ITEMS_PER_COMMAND_MAX,
             batch_commands_max: 1024,
             writer: WriterOptions::default(),
+            test_clock: false,
         }
     }
+}
+
+/// Engine time: the wall clock, plus an offset that only a test clock moves.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: AtomicU64,
+    adjustable: bool,
+}
+
+impl Clock {
+    /// Nanoseconds since the Unix epoch, in engine time.
+    pub fn now(&self) -> u64 {
+        now_nanos().saturating_add(self.offset.load(Ordering::Acquire))
+    }
+}
+
+/// Why engine time could not be moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ClockError {
+    /// The engine runs on the wall clock (no `--test-clock`).
+    #[error("the engine runs on the wall clock; start it with a test clock to move time")]
+    NotATestClock,
 }
 
 /// The engine's health, for `/readyz` and for the process to exit on a fatal error.
@@ -90,6 +118,7 @@ enum Request {
 
 /// A handle to the running engine, shared by every connection.
 pub struct Engine {
+    clock: Arc<Clock>,
     sender: Mutex<Option<SyncSender<Request>>>,
     metrics: Arc<Metrics>,
     health: Arc<AtomicU8>,
@@ -106,6 +135,9 @@ impl Engine {
     /// Recovers the state from `storage` and starts the sequencer thread.
     pub fn start<S: Storage>(storage: S, options: EngineOptions) -> Result<(Engine, RecoveryReport), EngineError> {
         let (writer, report) = Writer::recover(storage, options.writer.clone())?;
+        // A test clock that was moved forward before a restart goes on from where it was.
+        let offset = if options.test_clock { writer.state().last_timestamp().saturating_sub(now_nanos()) } else { 0 };
+        let clock = Arc::new(Clock { offset: AtomicU64::new(offset), adjustable: options.test_clock });
         let metrics = Arc::new(Metrics::default());
         publish_state_metrics(&metrics, &writer);
         let (sender, receiver) = sync_channel(options.queue_depth_max);
@@ -116,13 +148,14 @@ impl Engine {
             let metrics = metrics.clone();
             let health = health.clone();
             let health_tx = health_tx.clone();
+            let clock = clock.clone();
             std::thread::Builder::new()
                 .name("kasa-sequencer".into())
                 .spawn(move || {
                     // A panic here is a bug, but the process must not linger looking healthy
                     // while it answers nothing: mark the engine failed so the server exits.
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run(writer, receiver, &metrics, &health, &health_tx, options)
+                        run(writer, receiver, &metrics, &health, &health_tx, &clock, options)
                     }));
                     outcome.unwrap_or_else(|_| {
                         health.store(Health::Failed as u8, Ordering::Release);
@@ -133,6 +166,7 @@ impl Engine {
                 .expect("spawn the sequencer thread")
         };
         let engine = Engine {
+            clock,
             sender: Mutex::new(Some(sender)),
             metrics,
             health,
@@ -141,6 +175,25 @@ impl Engine {
             thread: Mutex::new(Some(thread)),
         };
         Ok((engine, report))
+    }
+
+    /// Engine time now: the wall clock, or a test clock moved forward.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Moves a test clock forward by `by`, and wakes the sequencer so that what became due
+    /// (expiries) happens at once. Returns the new engine time.
+    pub fn advance_clock(&self, by: Duration) -> Result<u64, ClockError> {
+        if !self.clock.adjustable {
+            return Err(ClockError::NotATestClock);
+        }
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.clock.offset.fetch_add(nanos, Ordering::AcqRel);
+        // A read wakes the sequencer, which then commits the expiries now due. If the queue
+        // is full the sequencer is awake anyway.
+        let _ = self.enqueue(Request::Read(Box::new(|_| {})));
+        Ok(self.clock.now())
     }
 
     fn enqueue(&self, request: Request) -> Result<(), SubmitError> {
@@ -296,6 +349,7 @@ fn run<S: Storage>(
     metrics: &Metrics,
     health: &AtomicU8,
     health_tx: &watch::Sender<Health>,
+    clock: &Clock,
     options: EngineOptions,
 ) -> Result<(), String> {
     let mut commands: Vec<Command> = Vec::new();
@@ -319,7 +373,7 @@ fn run<S: Storage>(
     loop {
         let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
         let wait = match writer.state().next_expiry() {
-            Some(at) if expiry_allowed => Duration::from_nanos(at.saturating_sub(now_nanos())).min(IDLE_WAIT_MAX),
+            Some(at) if expiry_allowed => Duration::from_nanos(at.saturating_sub(clock.now())).min(IDLE_WAIT_MAX),
             _ => IDLE_WAIT_MAX,
         };
         let first = match receiver.recv_timeout(wait) {
@@ -344,7 +398,7 @@ fn run<S: Storage>(
             }
             next = receiver.try_recv().ok();
         }
-        let now = now_nanos();
+        let now = clock.now();
         let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
         if !commands.is_empty() || (expiry_allowed && writer.expiry_due(now)) {
             let started = Instant::now();

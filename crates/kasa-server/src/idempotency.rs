@@ -241,8 +241,7 @@ async fn scope_of(app: &AppState, headers: &axum::http::HeaderMap) -> Option<u64
         return Some(OPERATOR_SCOPE);
     }
     let hash = crate::pin::token_hash(token);
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let now = app.engine.now();
     app.engine.read(move |s| s.wallets().session(&hash, now).map(|s| s.user_id)).await.ok().flatten()
 }
 

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// How long the in-process sandbox bank takes to answer a top-up or withdrawal.
     #[arg(long, default_value_t = 200)]
     sandbox_bank_latency_ms: u64,
+    /// Run engine time on a test clock that operators move forward with
+    /// `POST /v1/admin/test-clock/advance`, to see timeouts without waiting (as Stripe's test
+    /// clocks). For tests and demos only: time moved forward never comes back.
+    #[arg(long)]
+    test_clock: bool,
     /// Write a snapshot every this many MiB of journal (0: only at shutdown).
     #[arg(long, default_value_t = 2048)]
     snapshot_interval_mib: u64,
@@ -115,8 +120,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let operator_key = load_or_create_secret(&args.data, "operator.key", "KASA_OPERATOR_KEY", "kasa_op_", true)?;
     let pin_pepper = load_or_create_secret(&args.data, "pin.pepper", "KASA_PIN_PEPPER", "", false)?;
     let storage = FileStorage::open(&args.data.join("journal")).context("opening the journal directory")?;
-    let mut options = EngineOptions::default();
+    let mut options = EngineOptions { test_clock: args.test_clock, ..EngineOptions::default() };
     options.writer.snapshot_interval_bytes = args.snapshot_interval_mib << 20;
+    if args.test_clock {
+        tracing::warn!("test clock: operators can move engine time forward; not for real money");
+    }
     let (engine, report) = Engine::start(storage, options).context("recovering the journal")?;
     if let Some(torn) = &report.torn_tail {
         tracing::warn!(torn_tail = %torn, "cut a torn last frame (a crash during an append)");

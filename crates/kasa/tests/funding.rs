@@ -662,3 +662,81 @@ fn kill_9_during_remittances_loses_no_acknowledged_send() {
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
 }
+
+/// On a test clock (`kasa serve --test-clock`) the timeouts happen end to end through HTTP: a
+/// bank that never answers (amounts ending in 99) leaves a top-up and a withdrawal to expire
+/// after 60 s, giving the money and the daily limit back; money held for a number that signs
+/// up within 48 hours is claimed, and money held past 48 hours returns to its sender (a later
+/// sign-up claims nothing); a money request expires after 7 days. Without the flag the
+/// clock cannot be moved.
+#[test]
+fn timeouts_happen_by_engine_time_on_a_test_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--test-clock"]);
+    let mut c = server.client();
+    let advance = |c: &mut kasa::client::Client, seconds: u64| {
+        let r = post(c, "/v1/admin/test-clock/advance", &json!({"seconds": seconds}));
+        assert_eq!(r.status, 200, "{}", r.json());
+    };
+    let alice = user(&mut c, "010-6300-0001");
+    fund(&mut c, &alice, "6306306001", 100000);
+    let bank = call(&mut c, "GET", "/v1/me/bank-accounts", &alice, None).json()["data"][0]["id"].clone();
+
+    // The bank never answers: both reservations expire after 60 s.
+    let r = call(&mut c, "POST", "/v1/me/top-ups", &alice, Some(json!({"bank_account_id": bank, "amount": 10099})));
+    let top_up = format!("/v1/me/top-ups/{}", r.json()["id"].as_str().unwrap());
+    let r = call(&mut c, "POST", "/v1/me/withdrawals", &alice, Some(json!({"bank_account_id": bank, "amount": 20099})));
+    let withdrawal = format!("/v1/me/withdrawals/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(balance(&mut c, &alice), ("100000".into(), "79901".into()));
+    advance(&mut c, 30);
+    assert_eq!(call(&mut c, "GET", &top_up, &alice, None).json()["status"], "pending");
+    advance(&mut c, 31);
+    assert_eq!(call(&mut c, "GET", &top_up, &alice, None).json()["status"], "expired");
+    assert_eq!(call(&mut c, "GET", &withdrawal, &alice, None).json()["status"], "expired");
+    assert_eq!(balance(&mut c, &alice), ("100000".into(), "100000".into()));
+    let w = call(&mut c, "GET", "/v1/me/wallet", &alice, None).json();
+    assert_eq!(w["daily_outgoing"]["used"], "0", "an expired withdrawal gives the daily limit back");
+
+    // Held for two numbers: one signs up after 47 hours and gets it; the other never does.
+    let send = |c: &mut kasa::client::Client, phone: &str, amount: u64| {
+        let r = call(c, "POST", "/v1/transfers", &alice, Some(json!({"to_phone": phone, "amount": amount})));
+        assert_eq!(r.json()["status"], "held", "{}", r.json());
+        format!("/v1/transfers/{}", r.json()["id"].as_str().unwrap())
+    };
+    let unclaimed = send(&mut c, "010-6300-0009", 5000);
+    let claimed = send(&mut c, "010-6300-0008", 7000);
+    advance(&mut c, 47 * 3600);
+    let bob = user(&mut c, "010-6300-0008");
+    assert_eq!(balance(&mut c, &bob).0, "7000", "claimed within 48 hours");
+    assert_eq!(call(&mut c, "GET", &claimed, &alice, None).json()["status"], "completed");
+    assert_eq!(call(&mut c, "GET", &unclaimed, &alice, None).json()["status"], "held");
+    advance(&mut c, 3601);
+    assert_eq!(call(&mut c, "GET", &unclaimed, &alice, None).json()["status"], "returned");
+    assert_eq!(balance(&mut c, &alice), ("93000".into(), "93000".into()));
+    let history = call(&mut c, "GET", "/v1/me/transactions?limit=1", &alice, None).json();
+    assert_eq!(
+        (history["data"][0]["type"].clone(), history["data"][0]["status"].clone()),
+        (json!("returned"), json!("returned"))
+    );
+    let late = user(&mut c, "010-6300-0009");
+    assert_eq!(balance(&mut c, &late).0, "0", "a sign-up after 48 hours claims nothing");
+
+    // A money request expires after 7 days; paying it then is refused.
+    let r = call(&mut c, "POST", "/v1/money-requests", &alice, Some(json!({"from_user_id": "2", "amount": 1000})));
+    let request = r.json()["id"].as_str().unwrap().to_string();
+    advance(&mut c, 7 * 24 * 3600);
+    assert_eq!(call(&mut c, "GET", &format!("/v1/money-requests/{request}"), &bob, None).json()["status"], "expired");
+    let r = call(&mut c, "POST", &format!("/v1/money-requests/{request}/pay"), &bob, None);
+    assert_problem(&r, 409, "not_pending");
+    assert_problem(&post(&mut c, "/v1/admin/test-clock/advance", &json!({"seconds": 0})), 422, "invalid_field");
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+
+    // A restart goes on from the moved time; a server without --test-clock refuses to move it.
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    assert_problem(&post(&mut c, "/v1/admin/test-clock/advance", &json!({"seconds": 60})), 404, "not_found");
+    assert_eq!(balance(&mut c, &alice).0, "93000", "sessions live 30 days of engine time");
+    assert_eq!(server.terminate().code(), Some(0));
+}

@@ -36,3 +36,40 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 pub async fn openapi() -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], crate::openapi::json()).into_response()
 }
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdvanceInput {
+    /// Seconds to move engine time forward: 1 to 31,536,000 (a year).
+    seconds: u64,
+}
+
+/// Longest single move of a test clock: a year.
+const ADVANCE_SECONDS_MAX: u64 = 365 * 24 * 3600;
+
+/// `POST /v1/admin/test-clock/advance` `{"seconds"}` (operator key; only on a server started
+/// with `--test-clock`): moves engine time forward, and whatever fell due in between (bank
+/// answers that never came, 48-hour holds, 7-day money requests, sessions) expires at once.
+#[utoipa::path(post, path = "/v1/admin/test-clock/advance", tag = "admin", request_body = AdvanceInput, responses((status = 200, description = "the new engine time"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+pub async fn advance_test_clock(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, Problem> {
+    let input: AdvanceInput =
+        crate::routes::users::parse_json(&crate::routes::ledger::read_body(&headers, body).await?)?;
+    if input.seconds == 0 || input.seconds > ADVANCE_SECONDS_MAX {
+        return Err(Problem::invalid_field(format!(
+            "seconds must be 1 to {ADVANCE_SECONDS_MAX}, found {}",
+            input.seconds
+        )));
+    }
+    let now = app
+        .engine
+        .advance_clock(std::time::Duration::from_secs(input.seconds))
+        .map_err(|e| Problem::not_found(e.to_string()))?;
+    // The expiries now due are committed by the sequencer's next turn; a read after it
+    // returns once they are in.
+    app.engine.read(|_| ()).await?;
+    Ok(axum::Json(serde_json::json!({"object": "test_clock", "now": now.to_string()})).into_response())
+}

@@ -95,7 +95,7 @@ pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Body)
     let user_id = authenticate_user(&app, &headers).await?;
     let input: RequestInput = parse_json(&read_body(&headers, body).await?)?;
     let from = recipient(input.from_phone, input.from_user_id)?;
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let command = Command::RequestMoney { requester: user_id, from, amount: input.amount, memo: input.memo };
     let (outcome, found) = app
         .submit_then_read(command, move |s, outcome| {
@@ -159,7 +159,7 @@ pub async fn list(
             }
         }
     }
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let (data, next_before) = app
         .engine
         .read(move |s| {
@@ -185,7 +185,7 @@ pub async fn get(
 ) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let id = parse_object_id(&raw)?;
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let found = app
         .engine
         .read(move |s| {
@@ -210,7 +210,7 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body, raw: String, pay:
     let input: PayInput =
         if body.iter().all(u8::is_ascii_whitespace) { PayInput::default() } else { parse_json(&body)? };
     let pin_ok = pin_verdict(&app, user_id, input.pin).await?;
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let command = Command::AnswerRequest { payer: user_id, request_id: id, pay, pin_ok };
     let (outcome, found) =
         app.submit_then_read(command, move |s, _| s.wallets().requests().request(id).map(|r| output(r, now))).await?;
@@ -319,7 +319,7 @@ pub async fn split(State(app): State<AppState>, headers: HeaderMap, body: Body) 
         let amount = share.amount.unwrap_or(equal);
         shares.push((recipient(share.phone, share.user_id)?, amount));
     }
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let command = Command::SplitBill { requester: user_id, total: input.total, shares, memo: input.memo };
     let (outcome, found) = app
         .submit_then_read(command, move |s, outcome| {
@@ -345,7 +345,7 @@ pub async fn get_split(
 ) -> Result<Response, Problem> {
     let user_id = authenticate_user(&app, &headers).await?;
     let id = parse_object_id(&raw)?;
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let found = app
         .engine
         .read(move |s| {

@@ -18,14 +18,14 @@ use axum::Json;
 use kasa_core::wallet::{HistoryCursor, Phone, SessionError, SignUpError, Tier, User, WalletOutcome};
 use kasa_core::{Command, Outcome};
 use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long a session lasts: 30 days, as mobile wallets keep users logged in.
 pub const SESSION_TTL_SECONDS: u32 = 30 * 24 * 3600;
 
-/// Wall-clock nanoseconds, for reads that ask "valid now?" (never for state changes).
-pub(crate) fn now_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+/// Engine time (the wall clock, or a test clock), for reads that ask "valid now?" (never for
+/// state changes, which take their time from the batch).
+pub(crate) fn now_nanos(app: &AppState) -> u64 {
+    app.engine.now()
 }
 
 /// A user as the API returns it. The phone number is the user's own; other users would see
@@ -102,7 +102,7 @@ pub async fn sign_up(State(app): State<AppState>, headers: HeaderMap, body: Body
     check_pin(&input.pin)?;
     let pin_hash = app.pins.hash(input.pin).await?;
     let command = Command::SignUp { phone: phone.as_str().to_string(), name: input.name, pin_hash };
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let phone_key = phone.clone();
     let (outcome, user) = app
         .submit_then_read(command, move |s, _| s.wallets().user_by_phone(&phone_key).map(|u| UserOutput::new(u, now)))
@@ -175,7 +175,7 @@ pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body)
     // Checked even when there is no such user (against a decoy hash) and even when PIN use is
     // locked: the same Argon2 time and the same answer in every case, so a login never tells
     // whether a number is registered, or locked. The owner sees the lock in /v1/me.
-    if locked_until > now_nanos() {
+    if locked_until > now_nanos(&app) {
         let _ = app.pins.verify(input.pin, None).await?;
         return Err(invalid_credentials());
     }
@@ -220,7 +220,7 @@ pub(crate) fn session_token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
 /// The user a request's session token belongs to, with the token's hash.
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(u64, [u8; 32]), Problem> {
     let hash = session_token_hash(headers).ok_or_else(session_required)?;
-    let now = now_nanos();
+    let now = now_nanos(app);
     let session = app.engine.read(move |s| s.wallets().session(&hash, now)).await?;
     session.map(|s| (s.user_id, hash)).ok_or_else(session_required)
 }
@@ -252,7 +252,7 @@ pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> Result<
 #[utoipa::path(get, path = "/v1/me", tag = "users", responses((status = 200, body = UserOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn me(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (user_id, _) = authenticate(&app, &headers).await?;
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let user = app.engine.read(move |s| s.wallets().user(user_id).map(|u| UserOutput::new(u, now))).await?;
     Ok(Json(user.ok_or_else(session_required)?).into_response())
 }
@@ -280,7 +280,7 @@ pub(crate) struct WalletOutput {
 #[utoipa::path(get, path = "/v1/me/wallet", tag = "users", responses((status = 200, body = WalletOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
 pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (user_id, _) = authenticate(&app, &headers).await?;
-    let now = now_nanos();
+    let now = now_nanos(&app);
     let wallet = app
         .engine
         .read(move |s| {
@@ -349,7 +349,7 @@ pub(crate) fn check_amount(amount: u64) -> Result<(), Problem> {
 }
 
 async fn user_or_404(app: &AppState, user_id: u64) -> Result<Response, Problem> {
-    let now = now_nanos();
+    let now = now_nanos(app);
     let user = app.engine.read(move |s| s.wallets().user(user_id).map(|u| UserOutput::new(u, now))).await?;
     match user {
         Some(user) => Ok(Json(user).into_response()),
