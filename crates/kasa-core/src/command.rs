@@ -11,7 +11,7 @@
 
 use crate::idempotency::StoredResponse;
 use crate::ledger::{Account, AccountOutcome, Transfer, TransferOutcome, RECORD_BYTES};
-use crate::wallet::{get_str, put_str, FundingKind, Recipient, Tier, WalletOutcome};
+use crate::wallet::{get_str, put_str, AccountNumber, FundingKind, Recipient, Tier, WalletOutcome};
 use thiserror::Error;
 
 /// The most items in one command, as in TigerBeetle (a 1 MiB message of 128-byte records
@@ -105,8 +105,8 @@ pub enum Command {
         user_id: u64,
         /// The 3-digit bank code.
         bank_code: String,
-        /// The account number, digits only.
-        account_number: String,
+        /// The account number, digits only (masked when printed).
+        account_number: AccountNumber,
         /// The name on the account.
         holder_name: String,
     },
@@ -487,7 +487,7 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => {
                 out.extend_from_slice(&user_id.to_le_bytes());
                 put_str(out, bank_code);
-                put_str(out, account_number);
+                put_str(out, account_number.as_str());
                 put_str(out, holder_name);
             }
             Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok } => {
@@ -617,7 +617,7 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
             KIND_LINK_BANK_ACCOUNT => Command::LinkBankAccount {
                 user_id: b.u64()?,
                 bank_code: get_str(&mut b).map_err(bad)?,
-                account_number: get_str(&mut b).map_err(bad)?,
+                account_number: AccountNumber(get_str(&mut b).map_err(bad)?),
                 holder_name: get_str(&mut b).map_err(bad)?,
             },
             KIND_START_FUNDING => {
@@ -801,6 +801,18 @@ mod tests {
         let mut bytes = Vec::new();
         encode_commands(&commands, &mut bytes);
         assert_eq!(decode_commands(&bytes).unwrap(), commands);
+    }
+
+    #[test]
+    fn a_bank_account_number_never_prints_whole() {
+        let link = Command::LinkBankAccount {
+            user_id: 7,
+            bank_code: "004".into(),
+            account_number: "110123456789".into(),
+            holder_name: "김민지".into(),
+        };
+        let printed = format!("{link:?}");
+        assert!(!printed.contains("110123456789") && printed.contains("********6789"), "{printed}");
     }
 
     #[test]

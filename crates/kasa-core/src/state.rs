@@ -270,7 +270,7 @@ impl State {
                 Outcome::Wallet(WalletOutcome::BankAccountLinked(wallets.link_bank_account(
                     *user_id,
                     bank_code,
-                    account_number,
+                    account_number.as_str(),
                     holder_name,
                     next,
                 )))

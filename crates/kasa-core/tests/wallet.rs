@@ -40,7 +40,7 @@ fn funded(h: &mut Harness, phone: &str, amount: u64) -> u64 {
     let link = Command::LinkBankAccount {
         user_id: id,
         bank_code: "088".into(),
-        account_number: format!("{:010}", id),
+        account_number: format!("{:010}", id).into(),
         holder_name: "x".into(),
     };
     let WalletOutcome::BankAccountLinked(Ok(bank)) = wallet(h, link) else { panic!("link failed") };

@@ -133,7 +133,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
     let link = |user_id: u64| Command::LinkBankAccount {
         user_id,
         bank_code: "088".into(),
-        account_number: format!("11012345678{user_id}"),
+        account_number: format!("11012345678{user_id}").into(),
         holder_name: "x".into(),
     };
     let fund = |user_id: u64, kind: FundingKind, amount: u64| Command::StartFunding {

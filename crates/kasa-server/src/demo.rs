@@ -40,7 +40,7 @@ pub async fn seed(engine: &Engine, pins: &PinHasher) -> Result<usize, String> {
         let link = Command::LinkBankAccount {
             user_id,
             bank_code: "088".into(),
-            account_number: format!("100000000{}", i + 1),
+            account_number: format!("100000000{}", i + 1).into(),
             holder_name: name.into(),
         };
         let WalletOutcome::BankAccountLinked(Ok(bank_account_id)) = wallet(engine, link).await? else {
@@ -104,7 +104,7 @@ pub async fn seed_bench(engine: &Engine, pins: &PinHasher, users: u64, secret: &
                     let link = Command::LinkBankAccount {
                         user_id,
                         bank_code: "088".into(),
-                        account_number: format!("{:012}", user_id),
+                        account_number: format!("{:012}", user_id).into(),
                         holder_name: "bench".into(),
                     };
                     let WalletOutcome::BankAccountLinked(Ok(bank_account_id)) = wallet(engine, link).await? else {

@@ -53,8 +53,8 @@ pub struct BankAccount {
     pub user_id: u64,
     /// The 3-digit Korean bank code (004 KB Kookmin, 088 Shinhan, ...).
     pub bank_code: String,
-    /// The account number, digits only.
-    pub account_number: String,
+    /// The account number, digits only (masked when printed).
+    pub account_number: AccountNumber,
     /// The name on the account.
     pub holder_name: String,
     /// When it was linked.
@@ -64,8 +64,44 @@ pub struct BankAccount {
 impl BankAccount {
     /// The account number with all but the last four digits masked.
     pub fn masked_number(&self) -> String {
-        let n = self.account_number.len();
-        format!("{}{}", "*".repeat(n.saturating_sub(4)), &self.account_number[n.saturating_sub(4)..])
+        self.account_number.masked()
+    }
+}
+
+/// A bank account number. Its `Debug` shows only the last four digits, so that no log, panic
+/// message or test failure prints a whole one.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AccountNumber(pub String);
+
+impl AccountNumber {
+    /// The number itself, for the one place that must use it (the bank, the journal).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// All but the last four characters masked.
+    pub fn masked(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        let keep = chars.len().saturating_sub(4);
+        chars.iter().enumerate().map(|(i, &c)| if i < keep { '*' } else { c }).collect()
+    }
+}
+
+impl std::fmt::Debug for AccountNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl From<&str> for AccountNumber {
+    fn from(value: &str) -> Self {
+        AccountNumber(value.to_string())
+    }
+}
+
+impl From<String> for AccountNumber {
+    fn from(value: String) -> Self {
+        AccountNumber(value)
     }
 }
 
@@ -296,7 +332,7 @@ impl Wallets {
         }
         let book = &mut self.funding;
         let own: Vec<&BankAccount> = book.bank_accounts_of(user_id).collect();
-        if own.iter().any(|b| b.bank_code == bank_code && b.account_number == account_number) {
+        if own.iter().any(|b| b.bank_code == bank_code && b.account_number.as_str() == account_number) {
             return Err(LinkError::AlreadyLinked);
         }
         if own.len() >= BANK_ACCOUNTS_PER_USER_MAX {
@@ -307,7 +343,7 @@ impl Wallets {
             id,
             user_id,
             bank_code: bank_code.to_string(),
-            account_number: account_number.to_string(),
+            account_number: account_number.into(),
             holder_name: holder_name.to_string(),
             created_at: now,
         });
@@ -489,7 +525,7 @@ impl FundingBook {
         for b in &self.bank_accounts {
             out.extend_from_slice(&b.user_id.to_le_bytes());
             put_str(out, &b.bank_code);
-            put_str(out, &b.account_number);
+            put_str(out, b.account_number.as_str());
             put_str(out, &b.holder_name);
             out.extend_from_slice(&b.created_at.to_le_bytes());
         }
@@ -527,7 +563,7 @@ impl FundingBook {
                 id: i + 1,
                 user_id,
                 bank_code,
-                account_number,
+                account_number: AccountNumber(account_number),
                 holder_name,
                 created_at,
             });

@@ -17,7 +17,8 @@ pub mod remittance;
 pub mod requests;
 
 pub use funding::{
-    BankAccount, Funding, FundingBook, FundingError, FundingKind, FundingStatus, LimitExceeded, LinkError,
+    AccountNumber, BankAccount, Funding, FundingBook, FundingError, FundingKind, FundingStatus, LimitExceeded,
+    LinkError,
 };
 pub use history::{Entry, EntryKind, HistoryCursor};
 pub use phone::{Phone, PhoneError};

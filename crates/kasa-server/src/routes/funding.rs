@@ -60,7 +60,7 @@ pub async fn link(State(app): State<AppState>, headers: HeaderMap, body: Body) -
     let command = Command::LinkBankAccount {
         user_id,
         bank_code: input.bank_code,
-        account_number: input.account_number.replace('-', ""),
+        account_number: input.account_number.replace('-', "").into(),
         holder_name: input.holder_name,
     };
     let (outcome, accounts) = app
