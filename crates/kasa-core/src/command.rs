@@ -38,6 +38,7 @@ const KIND_KEYED: u8 = 17;
 const KIND_STORE_RESPONSE: u8 = 18;
 const KIND_AS_SESSION: u8 = 19;
 const KIND_SET_TIER_LIMITS: u8 = 20;
+const KIND_SET_FEES: u8 = 21;
 
 /// One state change requested by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +87,11 @@ pub enum Command {
         balance_cap: u64,
         /// Daily outgoing limit, won.
         daily_outgoing: u64,
+    },
+    /// An operator sets the fees Kasa charges (at most their maxima).
+    SetFees {
+        /// Won charged per withdrawal to a bank account (0: free).
+        withdrawal_fee: u64,
     },
     /// An operator lifts a user's PIN lock.
     UnlockPin {
@@ -244,6 +250,7 @@ impl Command {
             | Command::SetTier { .. }
             | Command::UnlockPin { .. }
             | Command::SetTierLimits { .. }
+            | Command::SetFees { .. }
             | Command::SetPinFreeAmount { .. }
             | Command::LinkBankAccount { .. }
             | Command::StartFunding { .. } => 1,
@@ -433,6 +440,7 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
             Command::SetTier { .. } => KIND_SET_TIER,
             Command::UnlockPin { .. } => KIND_UNLOCK_PIN,
             Command::SetTierLimits { .. } => KIND_SET_TIER_LIMITS,
+            Command::SetFees { .. } => KIND_SET_FEES,
             Command::SetPinFreeAmount { .. } => KIND_SET_PIN_FREE_AMOUNT,
             Command::LinkBankAccount { .. } => KIND_LINK_BANK_ACCOUNT,
             Command::StartFunding { .. } => KIND_START_FUNDING,
@@ -480,6 +488,7 @@ pub fn encode_commands(commands: &[Command], out: &mut Vec<u8>) {
                 out.extend_from_slice(&balance_cap.to_le_bytes());
                 out.extend_from_slice(&daily_outgoing.to_le_bytes());
             }
+            Command::SetFees { withdrawal_fee } => out.extend_from_slice(&withdrawal_fee.to_le_bytes()),
             Command::SetPinFreeAmount { user_id, amount } => {
                 out.extend_from_slice(&user_id.to_le_bytes());
                 out.extend_from_slice(&amount.to_le_bytes());
@@ -613,6 +622,7 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
                 };
                 Command::SetTierLimits { tier, balance_cap: b.u64()?, daily_outgoing: b.u64()? }
             }
+            KIND_SET_FEES => Command::SetFees { withdrawal_fee: b.u64()? },
             KIND_SET_PIN_FREE_AMOUNT => Command::SetPinFreeAmount { user_id: b.u64()?, amount: b.u64()? },
             KIND_LINK_BANK_ACCOUNT => Command::LinkBankAccount {
                 user_id: b.u64()?,
@@ -749,6 +759,7 @@ mod tests {
             Command::UnlockPin { user_id: 7 },
             Command::SetTierLimits { tier: Tier::Basic, balance_cap: 300_000, daily_outgoing: 100_000 },
             Command::SetPinFreeAmount { user_id: 7, amount: 0 },
+            Command::SetFees { withdrawal_fee: 500 },
             Command::LinkBankAccount {
                 user_id: 7,
                 bank_code: "004".into(),

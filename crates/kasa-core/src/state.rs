@@ -13,10 +13,10 @@ use thiserror::Error;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KASASTAT";
 /// Version 2 added the wallet section after the ledger, version 3 funding, remittances,
-/// requests and the PIN-free amount in it, version 4 idempotency keys after it. Versions 1
-/// (ledger only) and 3 still load, with what they lack empty. Version 2 lived for one
-/// development commit and is not read.
-const SNAPSHOT_VERSION: u32 = 4;
+/// requests and the PIN-free amount in it, version 4 idempotency keys after it, version 5
+/// the fees after those. Versions 1 (ledger only), 3 and 4 still load, with what they lack
+/// empty (no fees). Version 2 lived for one development commit and is not read.
+const SNAPSHOT_VERSION: u32 = 5;
 
 /// The most balance entries one account's history may claim in a snapshot; guards the
 /// decoder's allocation against a corrupt count.
@@ -260,6 +260,9 @@ impl State {
             Command::SetTierLimits { tier, balance_cap, daily_outgoing } => {
                 Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier_limits(*tier, *balance_cap, *daily_outgoing)))
             }
+            Command::SetFees { withdrawal_fee } => {
+                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_withdrawal_fee(*withdrawal_fee)))
+            }
             Command::Keyed { .. } | Command::StoreResponse { .. } | Command::AsSession { .. } => {
                 unreachable!("handled above")
             }
@@ -286,9 +289,13 @@ impl State {
                     next,
                 )))
             }
-            Command::SettleFunding { funding_id, approved } => Outcome::Wallet(WalletOutcome::FundingSettled(
-                wallets.settle_funding(ledger, *funding_id, *approved, next),
-            )),
+            Command::SettleFunding { funding_id, approved } => {
+                // Posting a withdrawal with a fee also moves the fee: a second timestamp.
+                let mut at = next;
+                let outcome = wallets.settle_funding(ledger, *funding_id, *approved, &mut at);
+                extra = at - next;
+                Outcome::Wallet(WalletOutcome::FundingSettled(outcome))
+            }
         };
         (outcome, command.events() as u64 + extra)
     }
@@ -362,6 +369,7 @@ impl State {
         buffer.clear();
         self.wallets.encode(&mut buffer);
         self.idempotency.encode(&mut buffer);
+        buffer.extend_from_slice(&self.wallets.withdrawal_fee().to_le_bytes());
         sink.put(&buffer);
     }
 
@@ -373,7 +381,7 @@ impl State {
             return Err(DecodeError::Snapshot("does not start with the state magic".into()));
         }
         let version = c.u32()?;
-        if version != SNAPSHOT_VERSION && version != 1 && version != 3 {
+        if version != SNAPSHOT_VERSION && version != 1 && version != 3 && version != 4 {
             return Err(DecodeError::Snapshot(format!("has version {version}, expected {SNAPSHOT_VERSION}")));
         }
         let last_timestamp = c.u64()?;
@@ -430,6 +438,13 @@ impl State {
         } else {
             IdempotencyKeys::default()
         };
+        let mut wallets = wallets;
+        if version >= 5 {
+            let fee = c.u64()?;
+            if !wallets.set_withdrawal_fee(fee) {
+                return Err(DecodeError::Snapshot(format!("a withdrawal fee of {fee} won, over the maximum")));
+            }
+        }
         if c.remaining() != 0 {
             return Err(DecodeError::TrailingBytes { extra: c.remaining() });
         }

@@ -228,6 +228,59 @@ mod funding {
         (h, id)
     }
 
+    /// A withdrawal fee set by an operator is reserved with the amount (one pending transfer,
+    /// so funds cover both or neither), counts against the daily limit, moves to fee income
+    /// only when the bank pays out, and comes back whole on a decline or an expiry.
+    #[test]
+    fn a_withdrawal_fee_is_reserved_with_the_amount_and_charged_when_the_bank_pays() {
+        use kasa_core::wallet::funding::{fee_income_account_id, WITHDRAWAL_FEE_MAX_KRW};
+        let (mut h, id) = setup();
+        assert_eq!(start(&mut h, id, FundingKind::TopUp, 100_000, None), Ok(1));
+        settle(&mut h, 1, true);
+        let set = |h: &mut Harness, fee| wallet(h, Command::SetFees { withdrawal_fee: fee });
+        assert_eq!(set(&mut h, WITHDRAWAL_FEE_MAX_KRW + 1), WalletOutcome::TierSet(false));
+        assert_eq!(set(&mut h, 500), WalletOutcome::TierSet(true));
+        let fee_of = |h: &Harness, f: u64| {
+            let book = h.state.wallets().funding();
+            book.fee(h.state.ledger(), book.funding(f).unwrap())
+        };
+        let used = |h: &Harness| h.state.wallets().funding().outgoing_today(id, h.now);
+
+        // 99,501 + 500 is more than the 100,000 held; 99,500 + 500 is all of it.
+        assert_eq!(
+            start(&mut h, id, FundingKind::Withdrawal, 99_501, Some(true)),
+            Err(FundingError::InsufficientFunds)
+        );
+        assert_eq!(start(&mut h, id, FundingKind::Withdrawal, 99_500, Some(true)), Ok(2));
+        assert_eq!((balance(&h, id), fee_of(&h, 2), used(&h)), ((100_000, 100_000), 500, 100_000));
+        assert_eq!(settle(&mut h, 2, true), Some(FundingStatus::Succeeded));
+        assert_eq!(balance(&h, id), (0, 0));
+        let income = h.state.ledger().account(fee_income_account_id()).expect("created by the first fee");
+        assert_eq!((income.credits_posted, income.debits_posted), (500, 0));
+
+        // Declined, or never answered: amount and fee back, and the daily limit too.
+        assert_eq!(start(&mut h, id, FundingKind::TopUp, 50_000, None), Ok(3));
+        settle(&mut h, 3, true);
+        assert_eq!(start(&mut h, id, FundingKind::Withdrawal, 1_000, Some(true)), Ok(4));
+        assert_eq!(used(&h), 101_500);
+        assert_eq!(settle(&mut h, 4, false), Some(FundingStatus::Declined));
+        assert_eq!((balance(&h, id), used(&h)), ((50_000, 0), 100_000));
+        assert_eq!(start(&mut h, id, FundingKind::Withdrawal, 2_000, Some(true)), Ok(5));
+        h.advance(61 * SECOND);
+        h.apply(vec![]);
+        assert_eq!((balance(&h, id), used(&h)), ((50_000, 0), 100_000));
+        let income = h.state.ledger().account(fee_income_account_id()).unwrap();
+        assert_eq!(income.credits_posted, 500, "no fee without a payout");
+
+        // Top-ups are free; a fee of 0 again makes withdrawals free; snapshots keep the fee.
+        assert_eq!(fee_of(&h, 3), 0);
+        let restored = kasa_core::State::decode_snapshot(&h.state.encode_snapshot()).unwrap();
+        assert_eq!(restored.wallets().withdrawal_fee(), 500);
+        set(&mut h, 0);
+        assert_eq!(start(&mut h, id, FundingKind::Withdrawal, 1_000, Some(true)), Ok(6));
+        assert_eq!(fee_of(&h, 6), 0);
+    }
+
     #[test]
     fn bank_accounts_are_validated_and_bounded() {
         let (mut h, id) = setup();

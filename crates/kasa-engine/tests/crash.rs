@@ -225,6 +225,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
             next(),
             vec![
                 Command::SetTierLimits { tier: Tier::Basic, balance_cap: 400_000, daily_outgoing: 300_000 },
+                Command::SetFees { withdrawal_fee: 300 },
                 Command::UnlockPin { user_id: 2 },
                 Command::SetPinFreeAmount { user_id: 1, amount: 10_000 },
                 Command::CloseSession { token_hash: [1; 32] },
@@ -242,6 +243,9 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
     for i in 1..=4 {
         batches.push((returned + i * SECOND, vec![send(1, Recipient::User(2), 100), send(2, Recipient::User(1), 100)]));
     }
+    // A withdrawal with the 300 won fee, paid out: the fee moves to fee income.
+    batches.push((returned + 5 * SECOND, vec![fund(1, FundingKind::Withdrawal, 1_000)]));
+    batches.push((returned + 6 * SECOND, vec![Command::SettleFunding { funding_id: 5, approved: true }]));
     batches
 }
 
@@ -306,13 +310,16 @@ fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absen
         (a.credits_posted - a.debits_posted, a.debits_pending)
     };
     // User 1: 300,000 - 12,000 (sent) + 5,000 (request paid) + 10,000 (split share paid)
-    // - 4,000 (keyed, once) - 500 + 1,000; the 3,000 held for a number was cancelled.
-    assert_eq!(balance(1), (299_500, 0));
+    // - 4,000 (keyed, once) - 500 + 1,000 - 1,300 (withdrawal and fee); the 3,000 held for a
+    // number was cancelled.
+    assert_eq!(balance(1), (298_200, 0), "less a 1,000 won withdrawal and its 300 won fee");
     // User 2: 200,000 + 12,000 - 7,000 (held, then claimed by user 4) - 5,000 - 10,000 + 500
     // - 1,000; the 20,000 withdrawal expired unanswered and gave its money back.
     assert_eq!(balance(2), (189_500, 0));
     assert_eq!(balance(3), (4_000, 0), "the declined top-up brought nothing");
     assert_eq!(balance(4), (7_000, 0), "the held remittance was claimed at sign-up");
+    let fees = writer.state().ledger().account(kasa_core::wallet::funding::fee_income_account_id()).unwrap();
+    assert_eq!(fees.credits_posted, 300);
     crash_at_every_storage_call(small_options, &batches);
 }
 

@@ -199,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/users/{id}/tier", post(users::set_tier))
         .route("/v1/admin/users/{id}/unlock", post(users::unlock))
         .route("/v1/admin/tiers/{tier}", post(users::set_tier_limits))
+        .route("/v1/admin/fees", post(users::set_fees))
         .route("/v1/admin/test-clock/advance", post(ops::advance_test_clock));
     // Operators are checked in `front`, by path. Wallet users authenticate with their own
     // session tokens, checked in the handlers.

@@ -49,6 +49,7 @@ impl Modify for SecuritySchemes {
         users::set_tier,
         users::unlock,
         users::set_tier_limits,
+        users::set_fees,
         ops::advance_test_clock,
         funding::link,
         funding::list_bank_accounts,

@@ -402,5 +402,5 @@ fn the_openapi_document_matches_the_routes() {
         }
     }
     // Every route of the server is documented (the document itself aside).
-    assert_eq!(operations, 38, "documented operations: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 39, "documented operations: {:?}", paths.keys().collect::<Vec<_>>());
 }

@@ -740,3 +740,50 @@ fn timeouts_happen_by_engine_time_on_a_test_clock() {
     assert_eq!(balance(&mut c, &alice).0, "93000", "sessions live 30 days of engine time");
     assert_eq!(server.terminate().code(), Some(0));
 }
+
+/// An operator's withdrawal fee: shown in the wallet, reserved with the amount (so the funds
+/// must cover both), charged to Kasa's fee income account when the bank pays out, shown on
+/// the withdrawal and in the history; out-of-range fees are refused.
+#[test]
+fn a_withdrawal_fee_is_charged_when_the_bank_pays_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let token = user(&mut c, "010-6400-0001");
+    fund(&mut c, &token, "6406406001", 100000);
+    let bank = call(&mut c, "GET", "/v1/me/bank-accounts", &token, None).json()["data"][0]["id"].clone();
+    assert_problem(&post(&mut c, "/v1/admin/fees", &json!({"withdrawal_fee": 10001})), 422, "invalid_field");
+    let r = call(&mut c, "POST", "/v1/admin/fees", &token, Some(json!({"withdrawal_fee": 500})));
+    assert_problem(&r, 401, "unauthorized");
+    let r = post(&mut c, "/v1/admin/fees", &json!({"withdrawal_fee": 500}));
+    assert_eq!(r.json()["withdrawal_fee"], "500", "{}", r.json());
+    assert_eq!(call(&mut c, "GET", "/v1/me/wallet", &token, None).json()["withdrawal_fee"], "500");
+
+    let withdraw = |c: &mut kasa::client::Client, amount: u64| {
+        call(
+            c,
+            "POST",
+            "/v1/me/withdrawals",
+            &token,
+            Some(json!({"bank_account_id": bank, "amount": amount, "pin": "135790"})),
+        )
+    };
+    assert_problem(&withdraw(&mut c, 99501), 422, "insufficient_funds");
+    let r = withdraw(&mut c, 9500);
+    assert_eq!((r.status, r.json()["fee"].clone()), (201, json!("500")), "{}", r.json());
+    let path = format!("/v1/me/withdrawals/{}", r.json()["id"].as_str().unwrap());
+    assert_eq!(settled(&mut c, &path, &token)["status"], "succeeded");
+    assert_eq!(balance(&mut c, &token).0, "90000");
+    let entry = call(&mut c, "GET", "/v1/me/transactions?limit=1", &token, None).json()["data"][0].clone();
+    assert_eq!(
+        (entry["type"].as_str(), entry["amount"].as_str(), entry["fee"].as_str()),
+        (Some("withdrawal"), Some("9500"), Some("500"))
+    );
+    assert_eq!(entry["balance_after"], "90000");
+    let fee_income = ((1u128 << 127) | (9u128 << 64)).to_string();
+    let account = get(&mut c, &format!("/v1/ledger/accounts/{fee_income}")).json();
+    assert_eq!((account["code"].clone(), account["credits_posted"].clone()), (json!(2003), json!("500")));
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+}

@@ -33,10 +33,25 @@ const KST_OFFSET_SECONDS: u64 = 9 * 3600;
 /// Kind numbers of domain ids (see `docs/accounts.md`).
 pub(crate) const KIND_BANK_OMNIBUS: u64 = 2;
 pub(crate) const KIND_FUNDING_TRANSFER: u64 = 4;
+pub(crate) const KIND_FEE_INCOME: u64 = 9;
+/// The fee of a withdrawal, moved to fee income when the bank approves it.
+pub(crate) const KIND_WITHDRAWAL_FEE: u64 = 10;
+
+/// Account code of Kasa's fee income.
+pub const CODE_FEE_INCOME: u16 = 2003;
+/// Transfer code of a withdrawal fee (bank omnibus to fee income).
+pub const CODE_WITHDRAWAL_FEE: u16 = 3005;
+/// The highest withdrawal fee an operator may set, in won.
+pub const WITHDRAWAL_FEE_MAX_KRW: u64 = 10_000;
 
 /// The ledger account of the bank omnibus.
 pub fn bank_omnibus_account_id() -> u128 {
     domain_id(KIND_BANK_OMNIBUS, 0)
+}
+
+/// The ledger account of Kasa's fee income.
+pub fn fee_income_account_id() -> u128 {
+    domain_id(KIND_FEE_INCOME, 0)
 }
 
 /// The KST calendar day of a timestamp, for daily limits.
@@ -297,6 +312,18 @@ impl FundingBook {
         }
     }
 
+    /// The fee a funding reserved with it (a withdrawal's, at the fee of its time): what its
+    /// reservation holds beyond the amount.
+    pub fn fee(&self, ledger: &Ledger, funding: &Funding) -> u64 {
+        ledger.transfer(funding.transfer_id()).map_or(0, |t| (t.amount as u64).saturating_sub(funding.amount))
+    }
+
+    /// What a withdrawal counts against the daily outgoing limit: its amount and its fee, all
+    /// the money that leaves the wallet.
+    fn outgoing_of(&self, ledger: &Ledger, funding: &Funding) -> u64 {
+        funding.amount.saturating_add(self.fee(ledger, funding))
+    }
+
     /// Where a funding stands, from its ledger transfer.
     pub fn status(&self, ledger: &Ledger, funding: &Funding) -> FundingStatus {
         match ledger.pending_status(funding.transfer_id()) {
@@ -374,6 +401,10 @@ impl Wallets {
         let (cap, daily) = self.limits(user.tier);
         let wallet = *ledger.account(user.wallet_account_id()).expect("every user has a wallet account");
         let day = kst_day(now);
+        // A withdrawal reserves its fee with its amount: one pending transfer, so that a void
+        // or an expiry gives both back at once.
+        let fee = if kind == FundingKind::Withdrawal { self.withdrawal_fee } else { 0 };
+        let reserved = amount.checked_add(fee).ok_or(FundingError::InvalidAmount)?;
         match kind {
             FundingKind::TopUp => {
                 // Pending top-ups count: two at once must not pass the cap together.
@@ -396,7 +427,7 @@ impl Wallets {
                     }
                 }
                 let used = self.funding.outgoing_today(user_id, now);
-                if used.saturating_add(amount) > daily {
+                if used.saturating_add(reserved) > daily {
                     return Err(FundingError::LimitExceeded(LimitExceeded {
                         limit: "daily_outgoing",
                         value: daily,
@@ -417,7 +448,7 @@ impl Wallets {
             id: funding.transfer_id(),
             debit_account_id: debit,
             credit_account_id: credit,
-            amount: amount as u128,
+            amount: reserved as u128,
             ledger: KRW_LEDGER,
             code,
             timeout: BANK_ANSWER_TIMEOUT_SECONDS,
@@ -432,7 +463,7 @@ impl Wallets {
             other => return Err(FundingError::Ledger(other.name())),
         }
         if kind == FundingKind::Withdrawal {
-            self.funding.count_outgoing(user_id, day, amount);
+            self.funding.count_outgoing(user_id, day, reserved);
         }
         self.funding.fundings.push(funding);
         Ok(id)
@@ -445,7 +476,7 @@ impl Wallets {
         ledger: &mut Ledger,
         funding_id: u64,
         approved: bool,
-        now: u64,
+        now: &mut u64,
     ) -> Option<FundingStatus> {
         let funding = self.funding.funding(funding_id)?.clone();
         if self.funding.status(ledger, &funding) == FundingStatus::Pending {
@@ -457,12 +488,49 @@ impl Wallets {
                 flags: TransferFlags(flag),
                 ..Default::default()
             };
-            let outcome = ledger.create_transfer(&resolve, now);
-            if outcome.result.is_success() && !approved && funding.kind == FundingKind::Withdrawal {
-                self.funding.uncount_outgoing(funding.user_id, funding.day, funding.amount);
+            let fee = self.funding.fee(ledger, &funding);
+            let outgoing = self.funding.outgoing_of(ledger, &funding);
+            let succeeded = if approved && fee > 0 {
+                // The bank paid out the amount; the fee stays with Kasa: from the omnibus (where
+                // the whole reservation went) to fee income, linked with the post.
+                let charge = Transfer {
+                    id: domain_id(KIND_WITHDRAWAL_FEE, funding_id),
+                    debit_account_id: bank_omnibus_account_id(),
+                    credit_account_id: fee_income_account_id(),
+                    amount: fee as u128,
+                    ledger: KRW_LEDGER,
+                    code: CODE_WITHDRAWAL_FEE,
+                    user_data_64: funding.user_id,
+                    ..Default::default()
+                };
+                let linked = Transfer { flags: TransferFlags(flag | TransferFlags::LINKED), ..resolve };
+                let ok = ensure_system_account(ledger, fee_income_account_id(), CODE_FEE_INCOME, *now).is_ok()
+                    && ledger.create_transfers(&[linked, charge], *now).iter().all(|o| o.result.is_success());
+                *now += 1;
+                ok
+            } else {
+                ledger.create_transfer(&resolve, *now).result.is_success()
+            };
+            if succeeded && !approved && funding.kind == FundingKind::Withdrawal {
+                self.funding.uncount_outgoing(funding.user_id, funding.day, outgoing);
             }
         }
         Some(self.funding.status(ledger, &funding))
+    }
+
+    /// The fee charged per withdrawal, in won.
+    pub fn withdrawal_fee(&self) -> u64 {
+        self.withdrawal_fee
+    }
+
+    /// Sets the withdrawal fee (an operator's decision), at most [`WITHDRAWAL_FEE_MAX_KRW`];
+    /// withdrawals already reserved keep the fee of their time. Returns whether it was set.
+    pub fn set_withdrawal_fee(&mut self, fee: u64) -> bool {
+        if fee > WITHDRAWAL_FEE_MAX_KRW {
+            return false;
+        }
+        self.withdrawal_fee = fee;
+        true
     }
 
     /// Gives back the daily outgoing amount of withdrawals whose reservation expired.
@@ -475,7 +543,8 @@ impl Wallets {
             };
             if let Some(f) = self.funding.funding(funding_id).cloned() {
                 if f.kind == FundingKind::Withdrawal {
-                    self.funding.uncount_outgoing(f.user_id, f.day, f.amount);
+                    // The expired reservation is `t`: the amount and the fee.
+                    self.funding.uncount_outgoing(f.user_id, f.day, t.amount as u64);
                 }
             }
         }

@@ -56,6 +56,8 @@ pub struct Entry {
     pub object_id: u64,
     /// Won; positive.
     pub amount: u64,
+    /// Kasa's fee on top of the amount (withdrawals), else 0.
+    pub fee: u64,
     /// The status name of the object (`succeeded`, `pending`, `held`, `returned`, ...).
     pub status: &'static str,
     /// The other party: a user id for remittances between users.
@@ -132,6 +134,7 @@ impl Wallets {
                             kind: if f.kind == FundingKind::TopUp { EntryKind::TopUp } else { EntryKind::Withdrawal },
                             object_id: id,
                             amount: f.amount,
+                            fee: self.funding.fee(ledger, f),
                             status: status.name(),
                             counterparty_user: None,
                             counterparty_phone: None,
@@ -169,6 +172,7 @@ impl Wallets {
                             kind,
                             object_id: id,
                             amount: r.amount,
+                            fee: 0,
                             status: status.name(),
                             counterparty_user: if sent { r.to_user } else { Some(r.from_user) },
                             counterparty_phone: if sent && r.to_user.is_none() {
@@ -196,6 +200,7 @@ impl Wallets {
                         kind: EntryKind::Adjustment,
                         object_id: 0,
                         amount: t.amount.min(u64::MAX as u128) as u64,
+                        fee: 0,
                         status: "completed",
                         counterparty_user: None,
                         counterparty_phone: None,
@@ -231,6 +236,7 @@ impl Wallets {
             kind: EntryKind::Returned,
             object_id: r.id,
             amount: r.amount,
+            fee: 0,
             status,
             counterparty_user: None,
             counterparty_phone: r.to_phone.as_ref().map(|p| p.masked()),

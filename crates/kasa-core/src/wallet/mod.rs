@@ -269,6 +269,8 @@ pub struct Wallets {
     requests: RequestBook,
     /// Operator-set limits per tier, (balance cap, daily outgoing); absent: the defaults.
     tier_limits: BTreeMap<u8, (u64, u64)>,
+    /// Won charged per withdrawal; 0 (the default) for none. Snapshot version 5 on.
+    pub(crate) withdrawal_fee: u64,
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {

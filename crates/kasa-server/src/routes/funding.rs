@@ -103,6 +103,8 @@ pub(crate) struct FundingOutput {
     object: &'static str,
     status: &'static str,
     amount: Dec64,
+    /// Kasa's fee, reserved with the amount and charged when the bank pays out (withdrawals).
+    fee: Dec64,
     currency: &'static str,
     bank_account_id: String,
     transfer_id: Dec128,
@@ -119,6 +121,7 @@ fn funding_output(state: &kasa_core::State, f: &Funding) -> FundingOutput {
         },
         status: book.status(state.ledger(), f).name(),
         amount: Dec64(f.amount),
+        fee: Dec64(book.fee(state.ledger(), f)),
         currency: "KRW",
         bank_account_id: f.bank_account_id.to_string(),
         transfer_id: Dec128(f.transfer_id()),

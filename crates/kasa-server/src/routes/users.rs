@@ -274,6 +274,8 @@ pub(crate) struct WalletOutput {
     tier: &'static str,
     balance_cap: Limit,
     daily_outgoing: Limit,
+    /// What a withdrawal costs now, in won (it counts against the daily outgoing limit).
+    withdrawal_fee: Dec64,
 }
 
 /// `GET /v1/me/wallet`: balance, available balance (less pending debits) and limits.
@@ -313,6 +315,7 @@ pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Resul
                     used: Dec64(sent_today),
                     remaining: Dec64(daily.saturating_sub(sent_today)),
                 },
+                withdrawal_fee: Dec64(s.wallets().withdrawal_fee()),
             })
         })
         .await?;
@@ -387,6 +390,7 @@ pub(crate) struct EntryOutput {
     kind: &'static str,
     id: String,
     amount: Dec64,
+    fee: Dec64,
     currency: &'static str,
     status: &'static str,
     counterparty_user_id: Option<String>,
@@ -468,6 +472,7 @@ pub async fn transactions(
             kind: e.kind.name(),
             id: e.object_id.to_string(),
             amount: Dec64(e.amount),
+            fee: Dec64(e.fee),
             currency: "KRW",
             status: e.status,
             counterparty_user_id: e.counterparty_user.map(|u| u.to_string()),
@@ -543,4 +548,30 @@ pub async fn set_tier_limits(
         "daily_outgoing": limits.1.to_string(),
     }))
     .into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeesInput {
+    /// Won per withdrawal, 0 to 10,000.
+    withdrawal_fee: u64,
+}
+
+/// `POST /v1/admin/fees` `{"withdrawal_fee"}` (operator key): what Kasa charges per
+/// withdrawal from now on; withdrawals already reserved keep the fee of their time.
+#[utoipa::path(post, path = "/v1/admin/fees", tag = "admin", request_body = FeesInput, responses((status = 200, description = "the fees"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+pub async fn set_fees(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+    let input: FeesInput = parse_json(&read_body(&headers, body).await?)?;
+    let max = kasa_core::wallet::funding::WITHDRAWAL_FEE_MAX_KRW;
+    match app.submit(Command::SetFees { withdrawal_fee: input.withdrawal_fee }).await? {
+        Outcome::Wallet(WalletOutcome::TierSet(true)) => {
+            Ok(Json(serde_json::json!({"object": "fees", "withdrawal_fee": input.withdrawal_fee.to_string()}))
+                .into_response())
+        }
+        Outcome::Wallet(WalletOutcome::TierSet(false)) => Err(Problem::invalid_field(format!(
+            "withdrawal_fee must be 0 to {max} won, found {}",
+            input.withdrawal_fee
+        ))),
+        other => unreachable!("setting fees answers with TierSet, found {other:?}"),
+    }
 }
