@@ -60,3 +60,24 @@ proptest! {
         }
     }
 }
+
+/// Snapshot version 5 appends the fees after the idempotency keys. A version 4 snapshot (the
+/// same bytes without them) still loads, with no fees; a version 5 one with a fee over the
+/// maximum is refused.
+#[test]
+fn a_version_4_snapshot_loads_without_fees_and_a_bad_fee_is_refused() {
+    let mut h = Harness::default();
+    h.accounts(vec![account(1, 1, 0)]);
+    h.apply(vec![Command::SetFees { withdrawal_fee: 700 }]);
+    let v5 = h.state.encode_snapshot();
+    assert_eq!(u32::from_le_bytes(v5[8..12].try_into().unwrap()), 5, "the version follows the 8-byte magic");
+    assert_eq!(State::decode_snapshot(&v5).unwrap().wallets().withdrawal_fee(), 700);
+    let mut v4 = v5[..v5.len() - 8].to_vec();
+    v4[8..12].copy_from_slice(&4u32.to_le_bytes());
+    let old = State::decode_snapshot(&v4).expect("a version 4 snapshot loads");
+    assert_eq!((old.wallets().withdrawal_fee(), old.ledger().accounts_count()), (0, 1));
+    let mut bad = v5.clone();
+    let at = bad.len() - 8;
+    bad[at..].copy_from_slice(&10_001u64.to_le_bytes());
+    assert!(State::decode_snapshot(&bad).is_err());
+}

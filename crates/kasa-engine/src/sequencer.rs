@@ -80,12 +80,22 @@ impl Clock {
     }
 }
 
+/// Engine time a test clock may not reach (2^63 ns, in the year 2262): far from where
+/// timestamps plus a batch's events could overflow.
+pub const CLOCK_NANOS_MAX: u64 = 1 << 63;
+
 /// Why engine time could not be moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ClockError {
     /// The engine runs on the wall clock (no `--test-clock`).
     #[error("the engine runs on the wall clock; start it with a test clock to move time")]
     NotATestClock,
+    /// The move would take engine time past [`CLOCK_NANOS_MAX`].
+    #[error("engine time may not pass the year 2262")]
+    TooFar,
+    /// Time moved, but the batch that records it was not committed (yet).
+    #[error("the moved time was not committed: {0}")]
+    NotCommitted(SubmitError),
 }
 
 /// The engine's health, for `/readyz` and for the process to exit on a fatal error.
@@ -114,6 +124,9 @@ enum Request {
         then: Option<ThenFn>,
     },
     Read(ReadFn),
+    /// Commit a batch now, even an empty one: to put engine time moved by a test clock in
+    /// the journal.
+    Tick(oneshot::Sender<Result<(), SubmitError>>),
 }
 
 /// A handle to the running engine, shared by every connection.
@@ -135,8 +148,16 @@ impl Engine {
     /// Recovers the state from `storage` and starts the sequencer thread.
     pub fn start<S: Storage>(storage: S, options: EngineOptions) -> Result<(Engine, RecoveryReport), EngineError> {
         let (writer, report) = Writer::recover(storage, options.writer.clone())?;
-        // A test clock that was moved forward before a restart goes on from where it was.
-        let offset = if options.test_clock { writer.state().last_timestamp().saturating_sub(now_nanos()) } else { 0 };
+        // Engine time never goes back: after a restart it goes on from the last batch, even
+        // if that is ahead of the wall clock (a test clock moved forward, or a wall clock set
+        // back), and moves with the wall clock from there.
+        let offset = writer.state().last_timestamp().saturating_sub(now_nanos());
+        if offset > 0 {
+            tracing::warn!(
+                ahead_ms = offset / 1_000_000,
+                "engine time goes on from the journal, ahead of the wall clock"
+            );
+        }
         let clock = Arc::new(Clock { offset: AtomicU64::new(offset), adjustable: options.test_clock });
         let metrics = Arc::new(Metrics::default());
         publish_state_metrics(&metrics, &writer);
@@ -182,17 +203,27 @@ impl Engine {
         self.clock.now()
     }
 
-    /// Moves a test clock forward by `by`, and wakes the sequencer so that what became due
-    /// (expiries) happens at once. Returns the new engine time.
-    pub fn advance_clock(&self, by: Duration) -> Result<u64, ClockError> {
+    /// Moves a test clock forward by `by`, then commits a batch at the new time (with the
+    /// expiries now due), so that the moved time is in the journal and survives a restart.
+    /// Returns the new engine time.
+    pub async fn advance_clock(&self, by: Duration) -> Result<u64, ClockError> {
         if !self.clock.adjustable {
             return Err(ClockError::NotATestClock);
         }
-        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.clock.offset.fetch_add(nanos, Ordering::AcqRel);
-        // A read wakes the sequencer, which then commits the expiries now due. If the queue
-        // is full the sequencer is awake anyway.
-        let _ = self.enqueue(Request::Read(Box::new(|_| {})));
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let wall = now_nanos();
+        self.clock
+            .offset
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |offset| {
+                offset.checked_add(by).filter(|o| wall.saturating_add(*o) < CLOCK_NANOS_MAX)
+            })
+            .map_err(|_| ClockError::TooFar)?;
+        let (reply, receiver) = oneshot::channel();
+        self.enqueue(Request::Tick(reply)).map_err(ClockError::NotCommitted)?;
+        receiver
+            .await
+            .map_err(|_| ClockError::NotCommitted(SubmitError::Unavailable))?
+            .map_err(ClockError::NotCommitted)?;
         Ok(self.clock.now())
     }
 
@@ -382,6 +413,7 @@ fn run<S: Storage>(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut events = 0;
+        let mut ticks = Vec::new();
         let mut next = first;
         while let Some(request) = next.take() {
             metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -392,6 +424,7 @@ fn run<S: Storage>(
                     replies.push((reply, then));
                 }
                 Request::Read(read) => reads.push(read),
+                Request::Tick(reply) => ticks.push(reply),
             }
             if events >= options.batch_events_max || commands.len() >= options.batch_commands_max {
                 break;
@@ -400,7 +433,8 @@ fn run<S: Storage>(
         }
         let now = clock.now();
         let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
-        if !commands.is_empty() || (expiry_allowed && writer.expiry_due(now)) {
+        let mut tick_result = Ok(());
+        if !commands.is_empty() || !ticks.is_empty() || (expiry_allowed && writer.expiry_due(now)) {
             let started = Instant::now();
             let batch_commands = commands.len() as u64;
             match writer.commit(std::mem::take(&mut commands), now) {
@@ -431,6 +465,7 @@ fn run<S: Storage>(
                     for (reply, _) in replies.drain(..) {
                         let _ = reply.send(Err(SubmitError::StorageFull));
                     }
+                    tick_result = Err(SubmitError::StorageFull);
                 }
                 Err(CommitError::Fatal(error)) => {
                     for (reply, _) in replies.drain(..) {
@@ -440,6 +475,9 @@ fn run<S: Storage>(
                     return fail(error, &receiver);
                 }
             }
+        }
+        for tick in ticks.drain(..) {
+            let _ = tick.send(tick_result);
         }
         for read in reads.drain(..) {
             read(writer.state());

@@ -150,3 +150,22 @@ async fn a_stopping_engine_takes_only_what_finishes_committed_work() {
     tokio::task::spawn_blocking(move || stopping.shutdown()).await.unwrap().unwrap();
     assert!(matches!(engine.submit_while_draining(answer).await, Err(SubmitError::Unavailable)));
 }
+
+/// A test clock moves engine time forward and commits a batch at the new time; it refuses
+/// to pass the year 2262, and an engine on the wall clock refuses to move at all.
+#[tokio::test]
+async fn a_test_clock_moves_forward_within_bounds() {
+    use kasa_engine::ClockError;
+    let (wall, _) = Engine::start(FaultStorage::new(5), EngineOptions::default()).unwrap();
+    assert_eq!(wall.advance_clock(Duration::from_secs(1)).await, Err(ClockError::NotATestClock));
+    let options = EngineOptions { test_clock: true, ..EngineOptions::default() };
+    let (engine, _) = Engine::start(FaultStorage::new(6), options).unwrap();
+    let before = engine.now();
+    let after = engine.advance_clock(Duration::from_secs(3600)).await.unwrap();
+    assert!(after >= before + 3600 * 1_000_000_000);
+    let last = engine.read(|s| s.last_timestamp()).await.unwrap();
+    assert!(last >= before + 3600 * 1_000_000_000, "a batch at the new time was committed");
+    let far = Duration::from_secs(300 * 365 * 24 * 3600);
+    assert_eq!(engine.advance_clock(far).await, Err(ClockError::TooFar));
+    assert!(engine.now() < after + 60 * 1_000_000_000, "a refused move moves nothing");
+}

@@ -726,6 +726,11 @@ fn timeouts_happen_by_engine_time_on_a_test_clock() {
     let request = r.json()["id"].as_str().unwrap().to_string();
     advance(&mut c, 7 * 24 * 3600);
     assert_eq!(call(&mut c, "GET", &format!("/v1/money-requests/{request}"), &bob, None).json()["status"], "expired");
+    // The moved time is in the journal: a restart (with the flag) goes on from it.
+    assert_eq!(server.terminate().code(), Some(0));
+    let server = Server::start_with(dir.path(), &["--test-clock"]);
+    let mut c = server.client();
+    assert_eq!(call(&mut c, "GET", &format!("/v1/money-requests/{request}"), &bob, None).json()["status"], "expired");
     let r = call(&mut c, "POST", &format!("/v1/money-requests/{request}/pay"), &bob, None);
     assert_problem(&r, 409, "not_pending");
     assert_problem(&post(&mut c, "/v1/admin/test-clock/advance", &json!({"seconds": 0})), 422, "invalid_field");
@@ -733,11 +738,13 @@ fn timeouts_happen_by_engine_time_on_a_test_clock() {
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
 
-    // A restart goes on from the moved time; a server without --test-clock refuses to move it.
+    // A server without --test-clock refuses to move time, and also goes on from the
+    // journal's time rather than going back to the wall clock's.
     let server = Server::start(dir.path());
     let mut c = server.client();
     assert_problem(&post(&mut c, "/v1/admin/test-clock/advance", &json!({"seconds": 60})), 404, "not_found");
-    assert_eq!(balance(&mut c, &alice).0, "93000", "sessions live 30 days of engine time");
+    assert_eq!(call(&mut c, "GET", &format!("/v1/money-requests/{request}"), &bob, None).json()["status"], "expired");
+    assert_eq!(balance(&mut c, &alice).0, "93000");
     assert_eq!(server.terminate().code(), Some(0));
 }
 

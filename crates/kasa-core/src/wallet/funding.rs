@@ -318,6 +318,15 @@ impl FundingBook {
         ledger.transfer(funding.transfer_id()).map_or(0, |t| (t.amount as u64).saturating_sub(funding.amount))
     }
 
+    /// The fee to show for a funding: its fee while pending or once paid out, 0 when it was
+    /// declined or expired (nothing was charged).
+    pub fn fee_charged(&self, ledger: &Ledger, funding: &Funding) -> u64 {
+        match self.status(ledger, funding) {
+            FundingStatus::Pending | FundingStatus::Succeeded => self.fee(ledger, funding),
+            FundingStatus::Declined | FundingStatus::Expired => 0,
+        }
+    }
+
     /// What a withdrawal counts against the daily outgoing limit: its amount and its fee, all
     /// the money that leaves the wallet.
     fn outgoing_of(&self, ledger: &Ledger, funding: &Funding) -> u64 {

@@ -134,7 +134,7 @@ impl Wallets {
                             kind: if f.kind == FundingKind::TopUp { EntryKind::TopUp } else { EntryKind::Withdrawal },
                             object_id: id,
                             amount: f.amount,
-                            fee: self.funding.fee(ledger, f),
+                            fee: self.funding.fee_charged(ledger, f),
                             status: status.name(),
                             counterparty_user: None,
                             counterparty_phone: None,

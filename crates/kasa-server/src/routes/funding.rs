@@ -121,7 +121,7 @@ fn funding_output(state: &kasa_core::State, f: &Funding) -> FundingOutput {
         },
         status: book.status(state.ledger(), f).name(),
         amount: Dec64(f.amount),
-        fee: Dec64(book.fee(state.ledger(), f)),
+        fee: Dec64(book.fee_charged(state.ledger(), f)),
         currency: "KRW",
         bank_account_id: f.bank_account_id.to_string(),
         transfer_id: Dec128(f.transfer_id()),

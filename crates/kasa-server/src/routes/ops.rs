@@ -6,7 +6,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kasa_engine::Health;
+use kasa_engine::{ClockError, Health};
 
 /// `GET /healthz`: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process serves HTTP"), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
@@ -64,12 +64,13 @@ pub async fn advance_test_clock(
             input.seconds
         )));
     }
-    let now = app
-        .engine
-        .advance_clock(std::time::Duration::from_secs(input.seconds))
-        .map_err(|e| Problem::not_found(e.to_string()))?;
-    // The expiries now due are committed by the sequencer's next turn; a read after it
-    // returns once they are in.
-    app.engine.read(|_| ()).await?;
+    // The engine commits a batch at the new time, with the expiries now due, before it
+    // answers: what follows sees them, and a restart keeps the moved time.
+    let now = match app.engine.advance_clock(std::time::Duration::from_secs(input.seconds)).await {
+        Ok(now) => now,
+        Err(e @ ClockError::NotATestClock) => return Err(Problem::not_found(e.to_string())),
+        Err(e @ ClockError::TooFar) => return Err(Problem::invalid_field(e.to_string())),
+        Err(ClockError::NotCommitted(e)) => return Err(Problem::from(e)),
+    };
     Ok(axum::Json(serde_json::json!({"object": "test_clock", "now": now.to_string()})).into_response())
 }
