@@ -152,7 +152,7 @@ impl Engine {
         // if that is ahead of the wall clock (a test clock moved forward, or a wall clock set
         // back), and moves with the wall clock from there.
         let offset = writer.state().last_timestamp().saturating_sub(now_nanos());
-        if offset > 0 {
+        if offset > 1_000_000_000 {
             tracing::warn!(
                 ahead_ms = offset / 1_000_000,
                 "engine time goes on from the journal, ahead of the wall clock"

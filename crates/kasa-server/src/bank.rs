@@ -1,7 +1,7 @@
 //! Banks behind one trait, [`BankRail`]. The implementation shipped (and started by default)
 //! is [`SandboxBank`], a **sandbox inside the process** for development and tests: it answers
 //! after a configurable latency, declines amounts ending in 13, and never answers amounts
-//! ending in 99 (so that the reservation times out). A real bank adapter implements the same
+//! ending in 99 (so that the reservation times out); both endings are configurable. A real bank adapter implements the same
 //! trait. The answer enters the state as a `SettleFunding` command like any other request, so a
 //! replay never calls the bank again.
 
@@ -36,23 +36,57 @@ pub trait BankRail: Send + Sync + 'static {
 pub struct SandboxBank {
     /// How long it takes to answer.
     pub latency: Duration,
+    /// Amounts whose decimal digits end with this are declined (empty: none).
+    pub decline_ending: String,
+    /// Amounts whose decimal digits end with this are never answered (empty: none).
+    pub no_answer_ending: String,
+}
+
+impl Default for SandboxBank {
+    fn default() -> Self {
+        SandboxBank { latency: Duration::from_millis(200), decline_ending: "13".into(), no_answer_ending: "99".into() }
+    }
+}
+
+impl SandboxBank {
+    /// The sandbox's answer to an amount: `Some(true)` approve, `Some(false)` decline, `None`
+    /// no answer. The no-answer ending wins if both match.
+    pub fn answer(&self, amount: u64) -> Option<bool> {
+        let digits = amount.to_string();
+        let ends = |ending: &str| !ending.is_empty() && digits.ends_with(ending);
+        if ends(&self.no_answer_ending) {
+            None
+        } else {
+            Some(!ends(&self.decline_ending))
+        }
+    }
 }
 
 impl BankRail for SandboxBank {
     fn request(&self, request: BankRequest) -> BankAnswer {
         let latency = self.latency;
+        let answer = self.answer(request.amount);
         Box::pin(async move {
-            match request.amount % 100 {
-                99 => None,
-                13 => {
-                    tokio::time::sleep(latency).await;
-                    Some(false)
-                }
-                _ => {
-                    tokio::time::sleep(latency).await;
-                    Some(true)
-                }
-            }
+            answer?;
+            tokio::time::sleep(latency).await;
+            answer
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SandboxBank;
+
+    #[test]
+    fn the_sandbox_answers_by_the_amount_s_last_digits() {
+        let bank = SandboxBank::default();
+        assert_eq!((bank.answer(1_000), bank.answer(1_013), bank.answer(10_099)), (Some(true), Some(false), None));
+        let bank =
+            SandboxBank { decline_ending: "7".into(), no_answer_ending: String::new(), ..SandboxBank::default() };
+        assert_eq!(
+            (bank.answer(1_013), bank.answer(1_007), bank.answer(10_099)),
+            (Some(true), Some(false), Some(true))
+        );
     }
 }

@@ -36,20 +36,28 @@ pub struct Problem {
 /// Which limit a request would pass, in the problem body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LimitDetail {
-    /// `balance_cap` or `daily_outgoing`.
+    /// `balance_cap`, `daily_outgoing` or `recipient_balance_cap`.
     pub limit: &'static str,
     /// The limit's value, in won.
     #[serde(serialize_with = "as_decimal")]
     #[schema(value_type = String)]
     pub value: u64,
-    /// What is left of it, in won.
-    #[serde(serialize_with = "as_decimal")]
-    #[schema(value_type = String)]
-    pub remaining: u64,
+    /// What is left of it, in won; absent for another user's limit (the recipient's room is
+    /// theirs to know).
+    #[serde(serialize_with = "as_optional_decimal", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub remaining: Option<u64>,
 }
 
 fn as_decimal<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+fn as_optional_decimal<S: serde::Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 impl Problem {

@@ -39,6 +39,13 @@ pub struct ServeArgs {
     /// How long the in-process sandbox bank takes to answer a top-up or withdrawal.
     #[arg(long, default_value_t = 200)]
     sandbox_bank_latency_ms: u64,
+    /// The sandbox bank declines amounts ending in these digits ("" for none).
+    #[arg(long, default_value = "13")]
+    sandbox_bank_decline_ending: String,
+    /// The sandbox bank never answers amounts ending in these digits ("" for none), so that
+    /// their reservation times out.
+    #[arg(long, default_value = "99")]
+    sandbox_bank_no_answer_ending: String,
     /// Run engine time on a test clock that operators move forward with
     /// `POST /v1/admin/test-clock/advance`, to see timeouts without waiting (as Stripe's test
     /// clocks). For tests and demos only: time moved forward never comes back.
@@ -145,10 +152,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.http_threads).enable_all().build()?
     };
     // The sandbox bank is the only bank rail shipped: see kasa_server::bank.
+    for ending in [&args.sandbox_bank_decline_ending, &args.sandbox_bank_no_answer_ending] {
+        if ending.len() > 19 || !ending.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("a sandbox bank ending must be up to 19 digits, found '{ending}'");
+        }
+    }
     let bank = Arc::new(kasa_server::bank::SandboxBank {
         latency: std::time::Duration::from_millis(args.sandbox_bank_latency_ms),
+        decline_ending: args.sandbox_bank_decline_ending.clone(),
+        no_answer_ending: args.sandbox_bank_no_answer_ending.clone(),
     });
-    tracing::info!(latency_ms = args.sandbox_bank_latency_ms, "bank rail: the in-process sandbox bank");
+    tracing::info!(
+        latency_ms = args.sandbox_bank_latency_ms,
+        declines = %bank.decline_ending,
+        never_answers = %bank.no_answer_ending,
+        "bank rail: the in-process sandbox bank (declines and never answers amounts with these endings)"
+    );
     if args.demo {
         let pins = kasa_server::pin::PinHasher::new(&pin_pepper);
         let seeded = runtime.block_on(kasa_server::demo::seed(&engine, &pins)).map_err(anyhow::Error::msg)?;

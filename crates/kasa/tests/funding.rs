@@ -159,6 +159,7 @@ fn top_up_and_withdraw_through_the_sandbox_bank() {
     let r = call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(440001, Some("135790"))));
     assert_problem(&r, 422, "limit_exceeded");
     assert_eq!((r.json()["limit"].clone(), r.json()["remaining"].clone()), (json!("daily_outgoing"), json!("440000")));
+    assert_eq!(r.json()["value"], "500000");
     // Exactly what is left of the day passes, and then nothing more does.
     let r = call(&mut c, "POST", "/v1/me/withdrawals", &token, Some(w(440000, Some("135790"))));
     assert_eq!(r.status, 201, "{}", r.json());
@@ -234,6 +235,19 @@ fn send_money_to_users_and_to_numbers_without_a_wallet() {
     let mut with_pin = big.clone();
     with_pin["pin"] = json!("135790");
     assert_eq!(call(&mut c, "POST", "/v1/transfers", &alice, Some(with_pin)).status, 201);
+
+    // The recipient's cap: with basic wallets capped at 100,000, Bob (at 90,000) cannot take
+    // 10,001. The refusal names the limit and its value, not Bob's room.
+    post(&mut c, "/v1/admin/tiers/basic", &json!({"balance_cap": 100000, "daily_outgoing": 500000}));
+    let r = call(&mut c, "POST", "/v1/transfers", &alice, Some(json!({"to_user_id": "2", "amount": 10001})));
+    assert_problem(&r, 422, "limit_exceeded");
+    assert_eq!(
+        (r.json()["limit"].clone(), r.json()["value"].clone()),
+        (json!("recipient_balance_cap"), json!("100000"))
+    );
+    assert!(r.json().get("remaining").is_none(), "{}", r.json());
+    post(&mut c, "/v1/admin/tiers/basic", &json!({"balance_cap": 500000, "daily_outgoing": 500000}));
+    assert_eq!(balance(&mut c, &bob).0, "90000");
 
     // To a number with no wallet: held, cancellable, claimed when the number signs up.
     let r = call(&mut c, "POST", "/v1/transfers", &alice, Some(json!({"to_phone": "010-9000-0001", "amount": 10000})));
@@ -544,10 +558,10 @@ fn a_keyed_request_in_progress_is_409_and_finishes_after_its_client_hangs_up() {
             body.len()
         )
     };
-    // Four logins of unknown numbers take both PIN-hashing permits for a while (each checks a
-    // decoy hash at full Argon2 cost), so the keyed send below, which needs its PIN checked
-    // too, is certain to still be running when its retry comes.
-    let mut busy: Vec<std::net::TcpStream> = (0..4)
+    // Eight logins of unknown numbers take both PIN-hashing permits for a while (each checks
+    // a decoy hash at full Argon2 cost, four rounds of two), so the keyed send below, which
+    // needs its PIN checked too, is still running 50 ms later when its retry comes.
+    let mut busy: Vec<std::net::TcpStream> = (0..8)
         .map(|i| {
             let body = json!({"phone": format!("0106199000{i}"), "pin": "000000"}).to_string();
             let mut s = std::net::TcpStream::connect(server.addr).unwrap();
@@ -562,7 +576,7 @@ fn a_keyed_request_in_progress_is_409_and_finishes_after_its_client_hangs_up() {
     let send = json!({"to_user_id": "2", "amount": 60000, "pin": "135790"});
     let mut first = std::net::TcpStream::connect(server.addr).unwrap();
     first.write_all(raw(&alice, "hang-up", &send).as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(50));
     let mut retry = server.client();
     let r = retry.send_bytes(raw(&alice, "hang-up", &send).as_bytes()).unwrap();
     assert_problem(&r, 409, "idempotency_key_in_use");
@@ -587,10 +601,11 @@ fn a_keyed_request_in_progress_is_409_and_finishes_after_its_client_hangs_up() {
     assert!(ok, "{report}");
 }
 
-/// `kill -9` in the middle of a remittance load: after the restart every acknowledged send
-/// is there with its amount and status, no won was created or lost (the users' balances
-/// still sum to what they topped up; held money is still in its sender's balance, as a
-/// pending debit), and `kasa verify` passes.
+/// `kill -9` in the middle of a wallet load (sends, holds, sign-ups and top-ups): after the
+/// restart every acknowledged send is there with its amount and status, every acknowledged
+/// sign-up can log in, every acknowledged top-up is there, no won was created or lost (the
+/// users' balances sum to what they were funded with and the top-ups the bank approved; held
+/// money is still in its sender's balance, as a pending debit), and `kasa verify` passes.
 #[test]
 fn kill_9_during_remittances_loses_no_acknowledged_send() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -646,7 +661,53 @@ fn kill_9_during_remittances_loses_no_acknowledged_send() {
             })
         })
         .collect();
+    // Sign-ups of new numbers, and small top-ups for the first user, at the same time.
+    let signed_up = Arc::new(Mutex::new(Vec::new()));
+    let topped_up = Arc::new(Mutex::new(Vec::new()));
+    let bank = call(&mut c, "GET", "/v1/me/bank-accounts", &tokens[0], None).json()["data"][0]["id"].clone();
+    let mut workers = workers;
+    {
+        let (stop, signed_up, mut client) = (stop.clone(), signed_up.clone(), server.client());
+        workers.push(std::thread::spawn(move || {
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let phone = format!("010-6210-{i:04}");
+                let body = json!({"phone": phone, "name": "New", "pin": "135790"});
+                let Ok(r) = client.send("POST", "/v1/users", "application/json", body.to_string().as_bytes()) else {
+                    return;
+                };
+                if r.status == 201 {
+                    signed_up.lock().unwrap().push((phone, r.json()["id"].as_str().unwrap().to_string()));
+                }
+            }
+        }));
+    }
+    {
+        let (stop, topped_up, token, mut client) =
+            (stop.clone(), topped_up.clone(), tokens[0].clone(), server.client());
+        workers.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({"bank_account_id": bank, "amount": 100});
+                let head = format!(
+                    "POST /v1/me/top-ups HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                );
+                let Ok(r) = client.send_raw(&head, body.to_string().as_bytes()) else { return };
+                if r.status == 201 {
+                    topped_up.lock().unwrap().push(r.json()["id"].as_str().unwrap().to_string());
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while signed_up.lock().unwrap().len() < 3 || topped_up.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "sign-ups and top-ups did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let acknowledged = kill_9_under_load(server, &acknowledged, 400, &stop, workers);
+    let signed_up = signed_up.lock().unwrap().clone();
+    let topped_up = topped_up.lock().unwrap().clone();
 
     let server = Server::start(dir.path());
     let mut c = server.client();
@@ -656,8 +717,18 @@ fn kill_9_during_remittances_loses_no_acknowledged_send() {
         assert_eq!(r.json()["amount"], amount.as_str());
         assert_eq!(r.json()["status"], status.as_str());
     }
+    for (phone, id) in &signed_up {
+        let r = post(&mut c, "/v1/sessions", &json!({"phone": phone, "pin": "135790"}));
+        assert_eq!((r.status, r.json()["user_id"].as_str()), (201, Some(id.as_str())), "sign-up {phone} lost");
+    }
+    let mut approved = 0;
+    for id in &topped_up {
+        let r = call(&mut c, "GET", &format!("/v1/me/top-ups/{id}"), &tokens[0], None);
+        assert_eq!(r.status, 200, "acknowledged top-up {id} lost after kill -9: {}", r.json());
+        approved += u64::from(r.json()["status"] == "succeeded") * 100;
+    }
     let total: u64 = tokens.iter().map(|t| balance(&mut c, t).0.parse::<u64>().unwrap()).sum();
-    assert_eq!(total, USERS as u64 * FUNDED, "no won created or lost");
+    assert_eq!(total, USERS as u64 * FUNDED + approved, "no won created or lost");
     assert_eq!(server.terminate().code(), Some(0));
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");

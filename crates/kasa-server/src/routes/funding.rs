@@ -148,7 +148,7 @@ pub(crate) fn funding_problem(error: FundingError) -> Problem {
             p.limit = Some(Box::new(crate::problem::LimitDetail {
                 limit: limit.limit,
                 value: limit.value,
-                remaining: limit.remaining,
+                remaining: Some(limit.remaining),
             }));
             p
         }

@@ -82,7 +82,7 @@ pub(crate) fn send_problem(error: SendError) -> Problem {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", "A limit would be exceeded", detail);
             // Which limit and its value, but not the recipient's room: that is their business.
             p.limit =
-                Some(Box::new(crate::problem::LimitDetail { limit: "recipient_balance_cap", value, remaining: 0 }));
+                Some(Box::new(crate::problem::LimitDetail { limit: "recipient_balance_cap", value, remaining: None }));
             p
         }
         SendError::UnknownUser => {

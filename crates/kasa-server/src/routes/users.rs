@@ -164,23 +164,18 @@ fn invalid_credentials() -> Problem {
 pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
     let input: LoginInput = parse_json(&read_body(&headers, body).await?)?;
     let phone = parse_phone(&input.phone)?;
-    let found = app
-        .engine
-        .read(move |s| s.wallets().user_by_phone(&phone).map(|u| (u.id, u.pin_hash.clone(), u.pin_locked_until)))
-        .await?;
-    let (user_id, hash, locked_until) = match found {
-        Some((id, hash, locked)) => (Some(id), Some(hash), locked),
-        None => (None, None, 0),
+    let found = app.engine.read(move |s| s.wallets().user_by_phone(&phone).map(|u| (u.id, u.pin_hash.clone()))).await?;
+    let (user_id, hash) = match found {
+        Some((id, hash)) => (id, Some(hash)),
+        // User 0 does not exist: the command below is refused like a wrong PIN.
+        None => (0, None),
     };
-    // Checked even when there is no such user (against a decoy hash) and even when PIN use is
-    // locked: the same Argon2 time and the same answer in every case, so a login never tells
-    // whether a number is registered, or locked. The owner sees the lock in /v1/me.
-    if locked_until > now_nanos(&app) {
-        let _ = app.pins.verify(input.pin, None).await?;
-        return Err(invalid_credentials());
-    }
+    // Every login does the same work and gets the same answer, whether the number is
+    // registered, locked or neither, so that neither the answer nor its time tells: one
+    // Argon2 check (against a decoy hash when there is no such user) and one command through
+    // the journal, which refuses unknown users and locked PINs as it does wrong PINs. The
+    // owner sees a lock in /v1/me.
     let pin_ok = input.pin.len() <= 64 && app.pins.verify(input.pin, hash).await?;
-    let Some(user_id) = user_id else { return Err(invalid_credentials()) };
     let token = new_session_token()?;
     let command = Command::OpenSession {
         user_id,
