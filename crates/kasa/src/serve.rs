@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Write a snapshot every this many MiB of journal (0: only at shutdown).
     #[arg(long, default_value_t = 2048)]
     snapshot_interval_mib: u64,
+    /// Requests that may wait for the sequencer; beyond it a request is answered 503 with
+    /// Retry-After at once (backpressure instead of an unbounded queue).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    queue_depth: u32,
 }
 
 /// Length of generated secrets (operator key, PIN pepper) in random bytes: 256 bits.
@@ -127,7 +131,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let operator_key = load_or_create_secret(&args.data, "operator.key", "KASA_OPERATOR_KEY", "kasa_op_", true)?;
     let pin_pepper = load_or_create_secret(&args.data, "pin.pepper", "KASA_PIN_PEPPER", "", false)?;
     let storage = FileStorage::open(&args.data.join("journal")).context("opening the journal directory")?;
-    let mut options = EngineOptions { test_clock: args.test_clock, ..EngineOptions::default() };
+    let mut options = EngineOptions {
+        test_clock: args.test_clock,
+        queue_depth_max: args.queue_depth as usize,
+        ..EngineOptions::default()
+    };
     options.writer.snapshot_interval_bytes = args.snapshot_interval_mib << 20;
     if args.test_clock {
         tracing::warn!("test clock: operators can move engine time forward; not for real money");

@@ -404,3 +404,49 @@ fn the_openapi_document_matches_the_routes() {
     // Every route of the server is documented (the document itself aside).
     assert_eq!(operations, 39, "documented operations: {:?}", paths.keys().collect::<Vec<_>>());
 }
+
+/// A full queue answers `503 busy` with `Retry-After` at once, and a refused request changes
+/// nothing: with room for one waiting request (`--queue-depth 1`), 32 connections sending
+/// single transfers get some 503s; every transfer answered 201 is in the ledger, and none
+/// answered 503 is.
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_refused_requests_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--queue-depth", "1"]);
+    setup(&mut server.client());
+    let workers: Vec<_> = (0..32u128)
+        .map(|worker| {
+            let mut client = server.client();
+            std::thread::spawn(move || {
+                (0..30u128)
+                    .map(|i| {
+                        let id = (1 << 40) | (worker << 16) | i;
+                        let r = post(&mut client, "/v1/ledger/transfers", &transfer(id, 2, 1, 1));
+                        let retry_after = r.header("retry-after").map(str::to_string);
+                        let code = if r.status == 503 { r.json()["code"].as_str().map(str::to_string) } else { None };
+                        (id, r.status, retry_after, code)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let refused: Vec<_> = answers.iter().filter(|a| a.1 == 503).collect();
+    let created: Vec<_> = answers.iter().filter(|a| a.1 == 201).collect();
+    assert_eq!(refused.len() + created.len(), answers.len(), "only 201 and 503: {answers:?}");
+    eprintln!("{} created, {} refused", created.len(), refused.len());
+    assert!(!refused.is_empty(), "a queue of one under 32 connections refused nothing");
+    assert!(!created.is_empty());
+    for (_, _, retry_after, code) in &refused {
+        assert_eq!((retry_after.as_deref(), code.as_deref()), (Some("1"), Some("busy")));
+    }
+    let mut c = server.client();
+    let lookup = |c: &mut kasa::client::Client, ids: Vec<String>| {
+        post(c, "/v1/ledger/transfers/lookup", &json!({ "ids": ids })).json()["not_found"].as_array().unwrap().len()
+    };
+    assert_eq!(lookup(&mut c, created.iter().map(|a| a.0.to_string()).collect()), 0, "every 201 is there");
+    assert_eq!(lookup(&mut c, refused.iter().map(|a| a.0.to_string()).collect()), refused.len(), "no 503 is");
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok, "{report}");
+}
