@@ -67,6 +67,18 @@ fn load(
         .collect()
 }
 
+type Load = (Server, Arc<AtomicBool>, Arc<Mutex<Vec<u128>>>, Vec<std::thread::JoinHandle<()>>);
+
+/// A server on `data` with accounts, and the load of [`load`] running against it.
+fn start_under_load(data: &std::path::Path) -> Load {
+    let server = Server::start(data);
+    create_accounts(&server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let workers = load(&server, stop.clone(), acknowledged.clone());
+    (server, stop, acknowledged, workers)
+}
+
 /// Looks every acknowledged transfer up, in batches; none may be missing.
 fn assert_all_present(c: &mut kasa::client::Client, acknowledged: &[u128], after: &str) {
     for chunk in acknowledged.chunks(8000) {
@@ -81,11 +93,7 @@ fn assert_all_present(c: &mut kasa::client::Client, acknowledged: &[u128], after
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_transfer() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    create_accounts(&server);
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let workers = load(&server, stop.clone(), acknowledged.clone());
+    let (server, stop, acknowledged, workers) = start_under_load(dir.path());
     // Let the load run until a good number of batches were acknowledged, then kill -9.
     let acknowledged = kill_9_under_load(server, &acknowledged, 20_000, &stop, workers);
 
@@ -194,11 +202,7 @@ fn sigterm_right_after_listening_stops_cleanly() {
 #[test]
 fn sigterm_under_load_drains_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    create_accounts(&server);
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let workers = load(&server, stop.clone(), acknowledged.clone());
+    let (server, stop, acknowledged, workers) = start_under_load(dir.path());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while acknowledged.lock().unwrap().len() < 10_000 {
         assert!(std::time::Instant::now() < deadline, "the load did not get going");
