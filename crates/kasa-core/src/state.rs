@@ -428,7 +428,7 @@ impl State {
             balances.push((position, history));
         }
         let ledger = Ledger::from_parts(accounts, transfers, pending, balances).map_err(DecodeError::Snapshot)?;
-        let wallets = if version == 1 {
+        let mut wallets = if version == 1 {
             Wallets::default()
         } else {
             Wallets::decode(&mut c, &ledger).map_err(DecodeError::Snapshot)?
@@ -438,7 +438,6 @@ impl State {
         } else {
             IdempotencyKeys::default()
         };
-        let mut wallets = wallets;
         if version >= 5 {
             let fee = c.u64()?;
             if !wallets.set_withdrawal_fee(fee) {

@@ -259,15 +259,17 @@ impl Engine {
     /// [`Engine::stop_accepting`], before [`Engine::shutdown`]): for the second half of work
     /// whose first half was committed, such as the stored answer of a keyed request.
     pub async fn submit_while_draining(&self, command: Command) -> Result<Outcome, SubmitError> {
-        let (reply, receiver) = oneshot::channel();
-        self.enqueue_when(Request::Command { command, reply, then: None }, true)?;
-        receiver.await.map_err(|_| SubmitError::Unavailable)?
+        self.submit_when(command, true).await
     }
 
     /// Submits a command and waits until its batch is durable and applied.
     pub async fn submit(&self, command: Command) -> Result<Outcome, SubmitError> {
+        self.submit_when(command, false).await
+    }
+
+    async fn submit_when(&self, command: Command, draining_ok: bool) -> Result<Outcome, SubmitError> {
         let (reply, receiver) = oneshot::channel();
-        self.enqueue(Request::Command { command, reply, then: None })?;
+        self.enqueue_when(Request::Command { command, reply, then: None }, draining_ok)?;
         receiver.await.map_err(|_| SubmitError::Unavailable)?
     }
 

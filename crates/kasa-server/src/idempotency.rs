@@ -234,7 +234,7 @@ async fn store(app: &AppState, scope: u64, key: &str, response: Response) -> Res
 /// The caller's scope: the user of a valid session, the operator, or anonymous. `None` for
 /// credentials that are present but invalid.
 async fn scope_of(app: &AppState, headers: &axum::http::HeaderMap) -> Option<u64> {
-    let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")) else {
+    let Some(token) = crate::bearer_token(headers) else {
         return Some(ANONYMOUS_SCOPE);
     };
     if app.operator_key.matches(token) {

@@ -164,10 +164,12 @@ fn needs_operator(path: &str) -> bool {
 }
 
 fn is_operator(app: &AppState, headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        .is_some_and(|token| app.operator_key.matches(token))
+    bearer_token(headers).is_some_and(|token| app.operator_key.matches(token))
+}
+
+/// The token of an `Authorization: Bearer ...` header, if the request has one.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&[u8]> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
 }
 
 async fn fallback(request: Request) -> Response {

@@ -1124,7 +1124,8 @@ impl Ledger {
     }
 }
 
-fn expiry_of(p: &Transfer) -> Option<u64> {
+/// When a pending transfer expires (`None` without a timeout).
+pub(crate) fn expiry_of(p: &Transfer) -> Option<u64> {
     if p.timeout == 0 {
         None
     } else {

@@ -327,12 +327,6 @@ impl FundingBook {
         }
     }
 
-    /// What a withdrawal counts against the daily outgoing limit: its amount and its fee, all
-    /// the money that leaves the wallet.
-    fn outgoing_of(&self, ledger: &Ledger, funding: &Funding) -> u64 {
-        funding.amount.saturating_add(self.fee(ledger, funding))
-    }
-
     /// Where a funding stands, from its ledger transfer.
     pub fn status(&self, ledger: &Ledger, funding: &Funding) -> FundingStatus {
         match ledger.pending_status(funding.transfer_id()) {
@@ -498,7 +492,8 @@ impl Wallets {
                 ..Default::default()
             };
             let fee = self.funding.fee(ledger, &funding);
-            let outgoing = self.funding.outgoing_of(ledger, &funding);
+            // What the reservation counted against the daily limit: amount and fee.
+            let outgoing = funding.amount.saturating_add(fee);
             let succeeded = if approved && fee > 0 {
                 // The bank paid out the amount; the fee stays with Kasa: from the omnibus (where
                 // the whole reservation went) to fee income, linked with the post.

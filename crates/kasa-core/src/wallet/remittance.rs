@@ -11,7 +11,7 @@
 
 use super::funding::{ensure_system_account, FundingError, LimitExceeded};
 use super::{domain_id, domain_id_parts, get_str, put_str, Phone, Wallets, KRW_LEDGER};
-use crate::ledger::{Ledger, PendingStatus, Transfer, TransferFlags};
+use crate::ledger::{expiry_of, Ledger, PendingStatus, Transfer, TransferFlags};
 use std::collections::BTreeMap;
 
 /// Account code of the holding account for remittances waiting to be claimed.
@@ -123,11 +123,6 @@ pub struct RemittanceBook {
     returned: BTreeMap<u64, Vec<(u64, u64)>>,
 }
 
-/// When a hold made at `timestamp` with `timeout` seconds returns to its sender.
-fn returns_at(timestamp: u64, timeout: u32) -> u64 {
-    timestamp.saturating_add(timeout as u64 * super::NANOS_PER_SECOND_WALLET)
-}
-
 impl RemittanceBook {
     /// A remittance by id.
     pub fn remittance(&self, id: u64) -> Option<&Remittance> {
@@ -197,7 +192,8 @@ impl RemittanceBook {
                 }
                 Some(PendingStatus::Expired) => {
                     let hold = ledger.transfer(r.transfer_id()).expect("a pending status has its transfer");
-                    book.returned.entry(from_user).or_default().push((returns_at(hold.timestamp, hold.timeout), id));
+                    let at = expiry_of(hold).expect("a hold has a timeout");
+                    book.returned.entry(from_user).or_default().push((at, id));
                 }
                 _ => {}
             }
@@ -413,7 +409,7 @@ impl Wallets {
             if let Some(r) = self.remittances.remittance(id).cloned() {
                 self.funding.uncount_outgoing(r.from_user, r.day, r.amount);
                 self.forget_held(&r);
-                let at = returns_at(t.timestamp, t.timeout);
+                let at = expiry_of(t).expect("a hold has a timeout");
                 self.remittances.returned.entry(r.from_user).or_default().push((at, id));
             }
         }

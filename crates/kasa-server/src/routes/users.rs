@@ -12,7 +12,7 @@ use crate::routes::ledger::read_body;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kasa_core::wallet::{HistoryCursor, Phone, SessionError, SignUpError, Tier, User, WalletOutcome};
@@ -205,11 +205,7 @@ pub async fn log_in(State(app): State<AppState>, headers: HeaderMap, body: Body)
 
 /// The hash of the request's session token, if it carries one of the right shape.
 pub(crate) fn session_token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        .filter(|t| t.starts_with(b"kasa_s_") && t.len() <= 128)
-        .map(token_hash)
+    crate::bearer_token(headers).filter(|t| t.starts_with(b"kasa_s_") && t.len() <= 128).map(token_hash)
 }
 
 /// The user a request's session token belongs to, with the token's hash.
