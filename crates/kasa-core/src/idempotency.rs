@@ -1,51 +1,110 @@
-//! Idempotency keys (the `Idempotency-Key` header): a request carrying a key is applied at
-//! most once per caller and key. The key is recorded in the same step as the command it
-//! guards, so a crash between the commit and the answer can never lead to a second effect;
-//! the answer is stored by a later command once the HTTP layer has it, and replayed to
-//! retries. Keys are kept 24 hours by engine time.
+//! Idempotency keys (the `Idempotency-Key` header), exactly once across crashes.
+//!
+//! A keyed command is applied at most once per caller and key, and its **outcome is stored
+//! with the key in the same atomic step as its effect**. A retry (the same key and the same
+//! request) gets that stored outcome back instead of a second effect, and the HTTP layer
+//! renders the response from it exactly as it rendered the first answer. There is no window
+//! in which the effect is durable but its answer is not: a retry after any crash either
+//! replays the first answer or runs for the first time, and no key is ever stuck "in use".
+//!
+//! Keys are kept 24 hours of engine time. Each caller may hold a bounded number of live keys
+//! ([`KeyScope`] says who the caller is); a key costs its bytes plus its stored outcome (a few
+//! hundred bytes for a wallet command; commands with more than [`KEYED_EVENTS_MAX`] items, such
+//! as large ledger batches, cannot be keyed: their ids are their idempotency).
 
-use crate::command::Cursor;
-use crate::wallet::{get_str, put_str};
+use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
+use crate::text::text_rule;
+use crate::time::NANOS_PER_DAY;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How long a key is remembered: 24 hours.
-pub const KEY_TTL_NANOS: u64 = 24 * 3600 * 1_000_000_000;
-/// Longest key, in bytes (Stripe allows 255).
-pub const KEY_BYTES_MAX: usize = 255;
-/// Largest stored answer; a larger one is not stored (retries then get `409`).
-pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
+text_rule!(
+    /// An idempotency key: 1 to 255 printable ASCII characters (Stripe allows 255).
+    IdempotencyKey, IdempotencyKeyRule, 255, "an idempotency key", true,
+    |v| if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err("an Idempotency-Key is 1 to 255 printable ASCII characters".into())
+    }
+);
 
-/// A stored answer: HTTP status and body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredResponse {
-    /// The HTTP status.
-    pub status: u16,
-    /// The body.
-    pub body: Vec<u8>,
+/// How long a key is remembered: 24 hours.
+pub const KEY_TTL_NANOS: u64 = NANOS_PER_DAY;
+/// Live keys per user: far more than a person makes in a day.
+pub const KEYS_PER_USER_MAX: u32 = 1_000;
+/// Live keys of the operator (integrations retry with keys too).
+pub const KEYS_PER_OPERATOR_MAX: u32 = 1_000_000;
+/// Live keys of anonymous requests (sign-ups) in all: sign-ups are rate limited at the edge.
+pub const KEYS_ANONYMOUS_MAX: u32 = 1_000_000;
+/// The most items a keyed command may have: its outcome is stored with the key.
+pub const KEYED_EVENTS_MAX: usize = 64;
+
+/// Who made a keyed request, as the HTTP layer knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyScope {
+    /// The operator.
+    Operator,
+    /// The user of a session, resolved at the command's own time.
+    Session([u8; 32]),
+    /// A request without credentials (a sign-up): the scope is the request itself, so only an
+    /// exact retry matches and two clients' keys never collide.
+    Anonymous([u8; 16]),
+}
+
+/// Whose a stored key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Owner {
+    /// The operator.
+    Operator,
+    /// A user.
+    User(u64),
+    /// Anonymous requests.
+    Anonymous([u8; 16]),
+}
+
+impl Owner {
+    fn keys_max(self) -> u32 {
+        match self {
+            Owner::Operator => KEYS_PER_OPERATOR_MAX,
+            Owner::User(_) => KEYS_PER_USER_MAX,
+            Owner::Anonymous(_) => KEYS_ANONYMOUS_MAX,
+        }
+    }
+
+    /// The counter a key of this owner counts against.
+    fn quota(self) -> Owner {
+        match self {
+            Owner::Anonymous(_) => Owner::Anonymous([0; 16]),
+            other => other,
+        }
+    }
 }
 
 /// What is remembered for a key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyEntry {
     /// The hash of the request (method, path, body) that used the key first.
     pub request_hash: [u8; 32],
     /// When.
     pub created_at: u64,
-    /// Its answer, once stored.
-    pub response: Option<StoredResponse>,
+    /// The outcome of its command, stored with the effect.
+    pub outcome: crate::command::InnerOutcome,
 }
 
-/// Keys by (caller scope, key).
+/// Keys by (owner, key).
 #[derive(Clone, Debug, Default)]
 pub struct IdempotencyKeys {
-    entries: BTreeMap<(u64, String), KeyEntry>,
-    expiries: BTreeSet<(u64, u64, String)>,
+    entries: BTreeMap<(Owner, IdempotencyKey), KeyEntry>,
+    /// Derived: (expires at, owner, key), to forget keys in time order.
+    expiries: BTreeSet<(u64, Owner, IdempotencyKey)>,
+    /// Derived: live keys per quota.
+    counts: BTreeMap<Owner, u32>,
 }
 
 impl IdempotencyKeys {
-    /// The entry for a key.
-    pub fn get(&self, scope: u64, key: &str) -> Option<&KeyEntry> {
-        self.entries.get(&(scope, key.to_string()))
+    /// The live entry for a key at `now`.
+    pub fn get(&self, owner: Owner, key: &IdempotencyKey, now: u64) -> Option<&KeyEntry> {
+        self.entries.get(&(owner, key.clone())).filter(|e| e.created_at.saturating_add(KEY_TTL_NANOS) > now)
     }
 
     /// Number of keys remembered.
@@ -58,83 +117,59 @@ impl IdempotencyKeys {
         self.entries.is_empty()
     }
 
-    /// Records a key that is new (the caller checked); returns false for an invalid key.
-    pub(crate) fn insert(&mut self, scope: u64, key: &str, request_hash: [u8; 32], now: u64) -> bool {
-        if key.is_empty() || key.len() > KEY_BYTES_MAX {
-            return false;
-        }
-        self.entries.insert((scope, key.to_string()), KeyEntry { request_hash, created_at: now, response: None });
-        self.expiries.insert((now.saturating_add(KEY_TTL_NANOS), scope, key.to_string()));
-        true
+    /// Whether `owner` may take one more key.
+    pub(crate) fn has_room(&self, owner: Owner) -> bool {
+        self.counts.get(&owner.quota()).copied().unwrap_or(0) < owner.keys_max()
     }
 
-    /// Stores the answer of a key that has none yet; returns whether it did.
-    pub(crate) fn store_response(&mut self, scope: u64, key: &str, status: u16, body: &[u8]) -> bool {
-        match self.entries.get_mut(&(scope, key.to_string())) {
-            Some(entry) if entry.response.is_none() && body.len() <= RESPONSE_BYTES_MAX => {
-                entry.response = Some(StoredResponse { status, body: body.to_vec() });
-                true
+    /// Records a new key with its outcome.
+    pub(crate) fn insert(&mut self, owner: Owner, key: &IdempotencyKey, entry: KeyEntry) {
+        self.expiries.insert((entry.created_at.saturating_add(KEY_TTL_NANOS), owner, key.clone()));
+        *self.counts.entry(owner.quota()).or_default() += 1;
+        if let Some(old) = self.entries.insert((owner, key.clone()), entry) {
+            // An expired key not yet forgotten, used again: drop its expiry and count.
+            self.expiries.remove(&(old.created_at.saturating_add(KEY_TTL_NANOS), owner, key.clone()));
+            self.uncount(owner);
+        }
+    }
+
+    fn uncount(&mut self, owner: Owner) {
+        if let Some(n) = self.counts.get_mut(&owner.quota()) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&owner.quota());
             }
-            _ => false,
         }
     }
 
-    /// Forgets keys older than 24 hours at `now` (called at the start of every batch).
-    pub(crate) fn expire(&mut self, now: u64) {
-        while let Some((at, scope, key)) = self.expiries.first().cloned() {
+    /// Forgets up to `slice` keys older than 24 hours at `now` (called at the start of every
+    /// batch; a lookup also ignores expired keys, so the slice only bounds memory).
+    pub(crate) fn expire(&mut self, now: u64, slice: usize) {
+        for _ in 0..slice {
+            let Some((at, owner, key)) = self.expiries.first().cloned() else { break };
             if at > now {
                 break;
             }
             self.expiries.pop_first();
-            self.entries.remove(&(scope, key));
+            self.entries.remove(&(owner, key));
+            self.uncount(owner);
         }
     }
 
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for ((scope, key), e) in &self.entries {
-            out.extend_from_slice(&scope.to_le_bytes());
-            put_str(out, key);
-            out.extend_from_slice(&e.request_hash);
-            out.extend_from_slice(&e.created_at.to_le_bytes());
-            match &e.response {
-                None => out.push(0),
-                Some(r) => {
-                    out.push(1);
-                    out.extend_from_slice(&r.status.to_le_bytes());
-                    out.extend_from_slice(&(r.body.len() as u32).to_le_bytes());
-                    out.extend_from_slice(&r.body);
-                }
-            }
-        }
+    /// Writes the keys (a snapshot section).
+    pub(crate) fn write_section(&self, sink: &mut impl Sink) {
+        let mut scratch = Vec::new();
+        let entries: Vec<(&(Owner, IdempotencyKey), &KeyEntry)> = self.entries.iter().collect();
+        put_table(sink, entries.iter(), &mut scratch);
     }
 
-    pub(crate) fn decode(c: &mut Cursor) -> Result<IdempotencyKeys, String> {
-        let e = |e: crate::DecodeError| e.to_string();
+    /// Reads what [`IdempotencyKeys::write_section`] wrote.
+    pub(crate) fn read_section(r: &mut Reader) -> Result<IdempotencyKeys, DecodeError> {
         let mut keys = IdempotencyKeys::default();
-        for _ in 0..c.u64().map_err(e)? {
-            let scope = c.u64().map_err(e)?;
-            let key = get_str(c)?;
-            let request_hash: [u8; 32] = c.take(32).map_err(e)?.try_into().expect("32 bytes");
-            let created_at = c.u64().map_err(e)?;
-            let response = match c.u8().map_err(e)? {
-                0 => None,
-                1 => {
-                    let status = u16::from_le_bytes(c.take(2).map_err(e)?.try_into().expect("2 bytes"));
-                    let len = c.u32().map_err(e)? as usize;
-                    if len > RESPONSE_BYTES_MAX {
-                        return Err(format!("a stored answer of {len} bytes"));
-                    }
-                    Some(StoredResponse { status, body: c.take(len).map_err(e)?.to_vec() })
-                }
-                other => return Err(format!("idempotency response tag {other}")),
-            };
-            if key.is_empty() || key.len() > KEY_BYTES_MAX {
-                return Err("an idempotency key of invalid length".into());
-            }
-            keys.expiries.insert((created_at.saturating_add(KEY_TTL_NANOS), scope, key.clone()));
-            keys.entries.insert((scope, key), KeyEntry { request_hash, created_at, response });
-        }
+        read_table(r, "idempotency keys", |((owner, key), entry): ((Owner, IdempotencyKey), KeyEntry)| {
+            keys.insert(owner, &key, entry);
+            Ok(())
+        })?;
         Ok(keys)
     }
 }

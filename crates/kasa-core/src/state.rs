@@ -1,34 +1,52 @@
 //! The whole deterministic state and the one function that changes it: [`State::apply`].
 //!
 //! `apply` takes a batch (commands plus a timestamp chosen by the sequencer) and returns one
-//! outcome per command. It reads no clock, does no I/O and uses no randomness, so the same
-//! batches applied to an empty state give the same state, byte for byte; [`State::hash`]
-//! proves it. Snapshots are the same canonical byte stream that the hash is computed over.
+//! outcome per command, plus the events the batch emitted ([`State::take_events`]). It reads
+//! no clock, does no I/O and uses no randomness, so the same batches applied to an empty
+//! state give the same state, byte for byte; [`State::hash`] proves it. Snapshots are the same
+//! canonical byte stream that the hash is computed over, in sections, one per domain and
+//! service, each with a version of its own.
+//!
+//! Work that time makes due (expired holds, sessions, codes, keys) runs at the start of a
+//! batch in slices of at most [`HOUSEKEEPING_SLICE`] items, so no batch does unbounded work;
+//! what is left waits for the next batch, and [`State::next_expiry`] tells the sequencer to
+//! send one.
 
-use crate::command::{Batch, Command, Cursor, DecodeError, KeyedOutcome, Outcome};
-use crate::idempotency::IdempotencyKeys;
-use crate::ledger::{Account, AccountBalance, Ledger, PendingStatus, Transfer, RECORD_BYTES};
-use crate::wallet::{WalletOutcome, Wallets, NANOS_PER_SECOND_WALLET};
+use crate::codec::{self, DecodeError, Reader, Sink};
+use crate::command::{Batch, Command, Inner, InnerOutcome, Keyed, KeyedOutcome, Outcome, SessionCommand};
+use crate::context::Ctx;
+use crate::event::{Event, EventKind};
+use crate::fees::Fees;
+use crate::idempotency::{IdempotencyKeys, KeyEntry, KeyScope, Owner, KEYED_EVENTS_MAX};
+use crate::ledger::Ledger;
+use crate::limits::Limits;
+use crate::outbox::Outbox;
+use crate::wallet::Wallets;
 use thiserror::Error;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"KASASTAT";
-/// Version 2 added the wallet section after the ledger, version 3 funding, remittances,
-/// requests and the PIN-free amount in it, version 4 idempotency keys after it, version 5
-/// the fees after those. Versions 1 (ledger only), 3 and 4 still load, with what they lack
-/// empty (no fees). Version 2 lived for one development commit and is not read.
-const SNAPSHOT_VERSION: u32 = 5;
+/// Version 6: sections per domain and service, each with its own version. Versions 1 to 5
+/// (Kasa 0.1) are refused with an error that says so.
+const SNAPSHOT_VERSION: u32 = 6;
 
-/// The most balance entries one account's history may claim in a snapshot; guards the
-/// decoder's allocation against a corrupt count.
-const HISTORY_ENTRIES_MAX: u64 = 1 << 32;
+/// Items of each kind of time-driven work (expiries of holds, sessions, codes, keys) one
+/// batch does at most. The rest waits for the next batch.
+pub const HOUSEKEEPING_SLICE: usize = 4096;
 
-fn records<'a>(c: &mut Cursor<'a>, what: &str) -> Result<&'a [u8], DecodeError> {
-    let count = c.u64()?;
-    let bytes = count
-        .checked_mul(RECORD_BYTES as u64)
-        .filter(|&b| b <= c.remaining() as u64)
-        .ok_or_else(|| DecodeError::Snapshot(format!("claims {count} {what}, more than its bytes hold")))?;
-    c.take(bytes as usize)
+/// Sections of a snapshot, in the order they are written.
+const SECTION_LEDGER: u16 = 1;
+const SECTION_BOOKS: u16 = 2;
+const SECTION_WALLET: u16 = 3;
+const SECTION_SERVICES: u16 = 4;
+const SECTION_IDEMPOTENCY: u16 = 5;
+const SECTION_OUTBOX: u16 = 6;
+const SERVICES_VERSION: u16 = 1;
+const IDEMPOTENCY_VERSION: u16 = 1;
+const OUTBOX_VERSION: u16 = 1;
+
+fn section_header(sink: &mut impl Sink, id: u16, version: u16) {
+    sink.put(&id.to_le_bytes());
+    sink.put(&version.to_le_bytes());
 }
 
 /// A batch that the state refuses as a whole. Only a buggy sequencer or a journal that was
@@ -44,11 +62,11 @@ pub enum ApplyError {
         found: u64,
     },
     /// The batch's events would run past the largest timestamp.
-    #[error("batch timestamp {timestamp} with {events} events overflows")]
+    #[error("batch timestamp {timestamp} with up to {events} events overflows")]
     TimestampOverflow {
         /// The batch's timestamp.
         timestamp: u64,
-        /// Its number of events.
+        /// Its number of events, at most.
         events: usize,
     },
 }
@@ -56,54 +74,65 @@ pub enum ApplyError {
 /// Everything Kasa knows. See the module documentation.
 #[derive(Clone, Debug, Default)]
 pub struct State {
+    /// The operators' TigerBeetle-compatible ledger.
     ledger: Ledger,
+    /// Kasa's own books: wallets, system accounts, domain transfers (see `crate::chart`).
+    books: Ledger,
     wallets: Wallets,
-    idempotency: IdempotencyKeys,
+    limits: Limits,
+    fees: Fees,
+    keys: IdempotencyKeys,
+    outbox: Outbox,
     /// Timestamp of the last event applied (or of the last empty batch).
     last_timestamp: u64,
     /// Number of batches applied.
     batches: u64,
+    /// The events of the last batch, until taken (not part of the state).
+    events: Vec<Event>,
     /// Whether to check the per-user limits after every command (not part of the state).
     audit_limits: bool,
     /// The first limit the audit found broken, with the command's first event timestamp.
     limit_violation: Option<String>,
 }
 
-/// Where canonical bytes go: into a snapshot buffer, or into a hasher.
-trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl Sink for blake3::Hasher {
-    fn put(&mut self, bytes: &[u8]) {
-        self.update(bytes);
-    }
-}
-
 impl State {
-    /// The ledger, for queries.
+    /// The operators' ledger, for queries.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
-    /// Wallet users and sessions, for queries.
+    /// Kasa's books, for queries.
+    pub fn books(&self) -> &Ledger {
+        &self.books
+    }
+
+    /// Wallet users and everything they own, for queries.
     pub fn wallets(&self) -> &Wallets {
         &self.wallets
     }
 
-    /// Idempotency keys, for queries.
-    pub fn idempotency(&self) -> &IdempotencyKeys {
-        &self.idempotency
+    /// Limits in force and their use.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
-    /// Makes room for `additional` more transfers ahead of a replay (see
-    /// [`Ledger::reserve_transfers`]).
+    /// Fees in force.
+    pub fn fees(&self) -> &Fees {
+        &self.fees
+    }
+
+    /// Idempotency keys, for queries.
+    pub fn idempotency(&self) -> &IdempotencyKeys {
+        &self.keys
+    }
+
+    /// The outbox: events emitted, consumers' cursors.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Makes room for `additional` more transfers in the operators' ledger ahead of a replay
+    /// (see [`Ledger::reserve_transfers`]).
     pub fn reserve_transfers(&mut self, additional: usize) {
         self.ledger.reserve_transfers(additional);
     }
@@ -121,12 +150,16 @@ impl State {
     /// The earliest time at which a batch (even an empty one) would change the state by
     /// expiring a pending transfer.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.ledger.next_expiry()
+        [self.ledger.next_expiry(), self.books.next_expiry()].into_iter().flatten().min()
+    }
+
+    /// Takes the events the last batch emitted, in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
     }
 
     /// Turns the per-command audit of the per-user limits on or off (off by default: the
-    /// commands enforce the limits themselves; `kasa verify` and the tests audit them). See
-    /// [`Wallets::check_limits_of_new_transfers`].
+    /// commands enforce the limits themselves; `kasa verify` and the tests audit them).
     pub fn audit_limits(&mut self, on: bool) {
         self.audit_limits = on;
     }
@@ -136,28 +169,35 @@ impl State {
         self.limit_violation.take()
     }
 
-    /// Applies a batch: first expires pending transfers whose timeout has passed at the
-    /// batch's timestamp, then runs each command. Event `i` of the batch (counting items
-    /// across commands) gets timestamp `batch.timestamp + i`.
+    /// Applies a batch: first the work time made due (in slices), then each command. Event
+    /// `i` of the batch (counting ledger items and domain timestamps across commands) gets
+    /// timestamp `batch.timestamp + i`.
     pub fn apply(&mut self, batch: &Batch) -> Result<Vec<Outcome>, ApplyError> {
         if batch.timestamp <= self.last_timestamp {
             return Err(ApplyError::TimestampNotIncreasing { last: self.last_timestamp, found: batch.timestamp });
         }
-        let events: usize = batch.commands.iter().map(Command::events).sum();
-        if batch.timestamp.checked_add(events as u64).is_none() {
-            return Err(ApplyError::TimestampOverflow { timestamp: batch.timestamp, events });
+        let events_max: usize = batch.commands.iter().map(Command::events_max).sum();
+        if batch.timestamp.checked_add(events_max as u64 + 1).is_none() {
+            return Err(ApplyError::TimestampOverflow { timestamp: batch.timestamp, events: events_max });
         }
-        let expired = self.ledger.expire_pending(batch.timestamp);
-        self.wallets.on_transfers_expired(&expired);
-        self.wallets.expire_sessions(batch.timestamp);
-        self.idempotency.expire(batch.timestamp);
-        let mut next = batch.timestamp;
+        let now = batch.timestamp;
+        self.ledger.expire_pending(now);
+        let expired = self.books.expire_pending(now);
+        let mut raw = Vec::new();
+        {
+            let mut ctx = Ctx::new(&mut self.books, &mut self.limits, &mut self.fees, &mut raw, now);
+            self.wallets.on_batch_start(&expired, now, HOUSEKEEPING_SLICE, &mut ctx);
+        }
+        self.number_events(&mut raw, now);
+        self.keys.expire(now, HOUSEKEEPING_SLICE);
+        let mut next = now;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in &batch.commands {
-            let transfers_before = self.ledger.transfers_count();
-            let (outcome, used) = self.apply_one(command, next);
+            let books_before = self.books.transfers_count();
+            let (outcome, used) = self.apply_one(command, next, &mut raw);
+            self.number_events(&mut raw, next);
             if self.audit_limits && self.limit_violation.is_none() {
-                if let Err(e) = self.wallets.check_limits_of_new_transfers(&self.ledger, transfers_before) {
+                if let Err(e) = self.wallets.check_limits_of_new_transfers(&self.books, &self.limits, books_before) {
                     self.limit_violation = Some(format!("the command at timestamp {next}: {e}"));
                 }
             }
@@ -169,135 +209,114 @@ impl State {
         Ok(outcomes)
     }
 
-    /// Applies one command whose first event timestamp is `next`; returns its outcome and how
-    /// many timestamps it used.
-    fn apply_one(&mut self, command: &Command, next: u64) -> (Outcome, u64) {
-        if let Command::Keyed { scope, key, request_hash, command: inner } = command {
-            let used = inner.events() as u64;
-            if let Some(entry) = self.idempotency.get(*scope, key) {
-                let outcome = KeyedOutcome::Exists {
-                    same_request: entry.request_hash == *request_hash,
-                    response: entry.response.clone(),
-                };
-                return (Outcome::Keyed(outcome), used);
+    /// Numbers the events `raw` holds and moves them to the batch's list.
+    fn number_events(&mut self, raw: &mut Vec<EventKind>, timestamp: u64) {
+        for kind in raw.drain(..) {
+            self.outbox.last_seq += 1;
+            self.events.push(Event { seq: self.outbox.last_seq, timestamp, kind });
+        }
+    }
+
+    /// Applies one command whose first event timestamp is `first`; returns its outcome and
+    /// how many timestamps it used.
+    fn apply_one(&mut self, command: &Command, first: u64, raw: &mut Vec<EventKind>) -> (Outcome, u64) {
+        match command {
+            Command::Ledger(c) => {
+                let (outcome, used) = self.apply_ledger(c, first);
+                (Outcome::Ledger(outcome), used)
             }
-            if key.is_empty() || key.len() > crate::idempotency::KEY_BYTES_MAX {
-                return (Outcome::Keyed(KeyedOutcome::InvalidKey), used);
+            Command::Wallet(c) => {
+                let (outcome, used) = self.apply_wallet(c, first, raw);
+                (Outcome::Wallet(outcome), used)
             }
-            let (outcome, used) = self.apply_one(inner, next);
-            self.idempotency.insert(*scope, key, *request_hash, next);
-            return (Outcome::Keyed(KeyedOutcome::Applied(Box::new(outcome))), used);
+            Command::AsSession(s) => {
+                let (outcome, used) = self.apply_as_session(s, first, raw);
+                (Outcome::AsSession(outcome), used)
+            }
+            Command::Keyed(k) => {
+                let (outcome, used) = self.apply_keyed(k, first, raw);
+                (Outcome::Keyed(outcome), used)
+            }
+            Command::Outbox(c) => (Outcome::Outbox(self.outbox.apply(c)), 1),
         }
-        if let Command::AsSession { token_hash, command: inner } = command {
-            let used = inner.events() as u64;
-            let resolved = self.wallets.session(token_hash, next).and_then(|session| inner.with_user(session.user_id));
-            return match resolved {
-                Some(command) => {
-                    let (outcome, used) = self.apply_one(&command, next);
-                    (Outcome::AsSession(Some(Box::new(outcome))), used)
-                }
-                None => (Outcome::AsSession(None), used),
-            };
-        }
-        if let Command::StoreResponse { scope, key, status, body } = command {
-            return (Outcome::ResponseStored(self.idempotency.store_response(*scope, key, *status, body)), 1);
-        }
-        let (ledger, wallets) = (&mut self.ledger, &mut self.wallets);
-        let mut extra = 0;
+    }
+
+    fn apply_ledger(&mut self, command: &crate::ledger::Command, first: u64) -> (crate::ledger::Outcome, u64) {
+        use crate::ledger::{Command as C, Outcome as O};
+        // A ledger command uses one timestamp per item (none when empty), as in TigerBeetle.
+        let used = command.events() as u64;
         let outcome = match command {
-            Command::CreateAccounts(accounts) => {
-                Outcome::CreateAccounts(ledger.create_accounts_from_api(accounts, next))
-            }
-            Command::CreateTransfers(transfers) => {
-                Outcome::CreateTransfers(ledger.create_transfers_from_api(transfers, next))
-            }
-            Command::SignUp { phone, name, pin_hash } => {
-                // Claims of held remittances take timestamps after the sign-up's own.
-                let mut at = next;
-                let outcome = wallets.sign_up(ledger, phone, name, pin_hash, &mut at);
-                extra = at - next;
-                Outcome::Wallet(WalletOutcome::SignedUp(outcome))
-            }
-            Command::Send { from_user, to, amount, memo, pin_ok } => {
-                Outcome::Wallet(WalletOutcome::Sent(wallets.send(ledger, *from_user, to, *amount, memo, *pin_ok, next)))
-            }
-            Command::RequestMoney { requester, from, amount, memo } => Outcome::Wallet(WalletOutcome::MoneyRequested(
-                wallets.request_money(*requester, from, *amount, memo, next),
-            )),
-            Command::SplitBill { requester, total, shares, memo } => {
-                Outcome::Wallet(WalletOutcome::BillSplit(wallets.split_bill(*requester, *total, shares, memo, next)))
-            }
-            Command::AnswerRequest { payer, request_id, pay, pin_ok } => {
-                Outcome::Wallet(WalletOutcome::RequestAnswered(wallets.answer_request(
-                    ledger,
-                    *payer,
-                    *request_id,
-                    *pay,
-                    *pin_ok,
-                    next,
-                )))
-            }
-            Command::CancelRemittance { user_id, remittance_id } => Outcome::Wallet(
-                WalletOutcome::RemittanceCancelled(wallets.cancel_remittance(ledger, *user_id, *remittance_id, next)),
-            ),
-            Command::OpenSession { user_id, token_hash, pin_ok, ttl_seconds } => {
-                let ttl = *ttl_seconds as u64 * NANOS_PER_SECOND_WALLET;
-                Outcome::Wallet(WalletOutcome::SessionOpened(wallets.open_session(
-                    *user_id,
-                    *token_hash,
-                    *pin_ok,
-                    ttl,
-                    next,
-                )))
-            }
-            Command::CloseSession { token_hash } => {
-                Outcome::Wallet(WalletOutcome::SessionClosed(wallets.close_session(token_hash)))
-            }
-            Command::SetTier { user_id, tier } => {
-                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier(*user_id, *tier)))
-            }
-            Command::UnlockPin { user_id } => Outcome::Wallet(WalletOutcome::TierSet(wallets.unlock_pin(*user_id))),
-            Command::SetTierLimits { tier, balance_cap, daily_outgoing } => {
-                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_tier_limits(*tier, *balance_cap, *daily_outgoing)))
-            }
-            Command::SetFees { withdrawal_fee } => {
-                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_withdrawal_fee(*withdrawal_fee)))
-            }
-            Command::Keyed { .. } | Command::StoreResponse { .. } | Command::AsSession { .. } => {
-                unreachable!("handled above")
-            }
-            Command::SetPinFreeAmount { user_id, amount } => {
-                Outcome::Wallet(WalletOutcome::TierSet(wallets.set_pin_free_amount(*user_id, *amount)))
-            }
-            Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => {
-                Outcome::Wallet(WalletOutcome::BankAccountLinked(wallets.link_bank_account(
-                    *user_id,
-                    bank_code,
-                    account_number.as_str(),
-                    holder_name,
-                    next,
-                )))
-            }
-            Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok } => {
-                Outcome::Wallet(WalletOutcome::FundingStarted(wallets.start_funding(
-                    ledger,
-                    *user_id,
-                    *bank_account_id,
-                    *kind,
-                    *amount,
-                    *pin_ok,
-                    next,
-                )))
-            }
-            Command::SettleFunding { funding_id, approved } => {
-                // Posting a withdrawal with a fee also moves the fee: a second timestamp.
-                let mut at = next;
-                let outcome = wallets.settle_funding(ledger, *funding_id, *approved, &mut at);
-                extra = at - next;
-                Outcome::Wallet(WalletOutcome::FundingSettled(outcome))
-            }
+            C::CreateAccounts(a) => O::Accounts(self.ledger.create_accounts(a.as_slice(), first)),
+            C::CreateTransfers(t) => O::Transfers(self.ledger.create_transfers(t.as_slice(), first)),
         };
-        (outcome, command.events() as u64 + extra)
+        (outcome, used)
+    }
+
+    fn apply_wallet(&mut self, command: &crate::wallet::Command, first: u64, raw: &mut Vec<EventKind>) -> (crate::wallet::Outcome, u64) {
+        let mut ctx = Ctx::new(&mut self.books, &mut self.limits, &mut self.fees, raw, first);
+        let outcome = self.wallets.apply(command, &mut ctx);
+        (outcome, ctx.used())
+    }
+
+    fn apply_as_session(
+        &mut self,
+        s: &SessionCommand,
+        first: u64,
+        raw: &mut Vec<EventKind>,
+    ) -> (Option<crate::wallet::Outcome>, u64) {
+        let resolved = self.wallets.session(&s.token_hash, first).and_then(|session| s.command.with_user(session.user_id));
+        match resolved {
+            Some(command) => {
+                let (outcome, used) = self.apply_wallet(&command, first, raw);
+                (Some(outcome), used)
+            }
+            None => (None, 1),
+        }
+    }
+
+    fn apply_inner(&mut self, inner: &Inner, first: u64, raw: &mut Vec<EventKind>) -> (InnerOutcome, u64) {
+        match inner {
+            Inner::Ledger(c) => {
+                let (o, used) = self.apply_ledger(c, first);
+                (InnerOutcome::Ledger(o), used)
+            }
+            Inner::Wallet(c) => {
+                let (o, used) = self.apply_wallet(c, first, raw);
+                (InnerOutcome::Wallet(o), used)
+            }
+            Inner::AsSession(s) => {
+                let (o, used) = self.apply_as_session(s, first, raw);
+                (InnerOutcome::AsSession(o), used)
+            }
+        }
+    }
+
+    fn apply_keyed(&mut self, k: &Keyed, first: u64, raw: &mut Vec<EventKind>) -> (KeyedOutcome, u64) {
+        let owner = match k.scope {
+            KeyScope::Operator => Owner::Operator,
+            KeyScope::Anonymous(hash) => Owner::Anonymous(hash),
+            KeyScope::Session(token_hash) => match self.wallets.session(&token_hash, first) {
+                Some(session) => Owner::User(session.user_id),
+                None => return (KeyedOutcome::SessionInvalid, 1),
+            },
+        };
+        if let Some(entry) = self.keys.get(owner, &k.key, first) {
+            let outcome = if entry.request_hash == k.request_hash {
+                KeyedOutcome::Replayed(entry.outcome.clone())
+            } else {
+                KeyedOutcome::Reused
+            };
+            return (outcome, 1);
+        }
+        if k.command.events_max() > KEYED_EVENTS_MAX {
+            return (KeyedOutcome::NotKeyable, 1);
+        }
+        if !self.keys.has_room(owner) {
+            return (KeyedOutcome::TooManyKeys, 1);
+        }
+        let (outcome, used) = self.apply_inner(&k.command, first, raw);
+        self.keys.insert(owner, &k.key, KeyEntry { request_hash: k.request_hash, created_at: first, outcome: outcome.clone() });
+        (KeyedOutcome::Applied(outcome), used)
     }
 
     /// The BLAKE3 hash of the canonical state (the snapshot bytes).
@@ -309,154 +328,99 @@ impl State {
 
     /// The snapshot: the canonical state as bytes.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let size = 64 + (self.ledger.accounts_count() + self.ledger.transfers_count()) * RECORD_BYTES;
+        let size = 64 + (self.ledger.accounts_count() + self.ledger.transfers_count()) * crate::ledger::RECORD_BYTES;
         let mut out = Vec::with_capacity(size);
         self.write_canonical(&mut out);
         out
     }
 
-    fn write_canonical(&self, sink: &mut impl Sink) {
+    /// Writes the canonical state, section by section, to `sink`.
+    pub fn write_canonical(&self, sink: &mut impl Sink) {
         sink.put(SNAPSHOT_MAGIC);
         sink.put(&SNAPSHOT_VERSION.to_le_bytes());
         sink.put(&self.last_timestamp.to_le_bytes());
         sink.put(&self.batches.to_le_bytes());
-        // Records go out in groups to keep the per-call overhead of the sink low.
-        let mut buffer = Vec::with_capacity(RECORD_BYTES * 512);
-        sink.put(&(self.ledger.accounts_count() as u64).to_le_bytes());
-        for account in self.ledger.accounts() {
-            account.encode(&mut buffer);
-            if buffer.len() >= RECORD_BYTES * 512 {
-                sink.put(&buffer);
-                buffer.clear();
-            }
-        }
-        sink.put(&buffer);
-        buffer.clear();
-        sink.put(&(self.ledger.transfers_count() as u64).to_le_bytes());
-        for transfer in self.ledger.transfers() {
-            transfer.encode(&mut buffer);
-            if buffer.len() >= RECORD_BYTES * 512 {
-                sink.put(&buffer);
-                buffer.clear();
-            }
-        }
-        sink.put(&buffer);
-        buffer.clear();
-        let pending: Vec<(u32, PendingStatus)> = self.ledger.pending_statuses().collect();
-        sink.put(&(pending.len() as u64).to_le_bytes());
-        for (position, status) in pending {
-            buffer.extend_from_slice(&position.to_le_bytes());
-            buffer.push(status as u8);
-        }
-        sink.put(&buffer);
-        buffer.clear();
-        let histories: Vec<(u32, &[AccountBalance])> = self.ledger.balance_histories().collect();
-        sink.put(&(histories.len() as u64).to_le_bytes());
-        for (position, history) in histories {
-            buffer.extend_from_slice(&position.to_le_bytes());
-            buffer.extend_from_slice(&(history.len() as u64).to_le_bytes());
-            for b in history {
-                buffer.extend_from_slice(&b.timestamp.to_le_bytes());
-                buffer.extend_from_slice(&b.debits_pending.to_le_bytes());
-                buffer.extend_from_slice(&b.debits_posted.to_le_bytes());
-                buffer.extend_from_slice(&b.credits_pending.to_le_bytes());
-                buffer.extend_from_slice(&b.credits_posted.to_le_bytes());
-            }
-            sink.put(&buffer);
-            buffer.clear();
-        }
-        // The wallet section is small next to the ledger's arrays: encode it in one piece.
-        buffer.clear();
-        self.wallets.encode(&mut buffer);
-        self.idempotency.encode(&mut buffer);
-        buffer.extend_from_slice(&self.wallets.withdrawal_fee().to_le_bytes());
-        sink.put(&buffer);
+        let mut scratch = Vec::new();
+        section_header(sink, SECTION_LEDGER, crate::ledger::SECTION_VERSION);
+        self.ledger.write_section(sink);
+        section_header(sink, SECTION_BOOKS, crate::ledger::SECTION_VERSION);
+        self.books.write_section(sink);
+        section_header(sink, SECTION_WALLET, crate::wallet::SECTION_VERSION);
+        self.wallets.write_section(sink);
+        section_header(sink, SECTION_SERVICES, SERVICES_VERSION);
+        codec::put_value(sink, &(&self.limits, &self.fees), &mut scratch);
+        section_header(sink, SECTION_IDEMPOTENCY, IDEMPOTENCY_VERSION);
+        self.keys.write_section(sink);
+        section_header(sink, SECTION_OUTBOX, OUTBOX_VERSION);
+        codec::put_value(sink, &self.outbox, &mut scratch);
     }
 
-    /// Rebuilds a state from a snapshot. Every count and position is checked; bad bytes give
-    /// an error, never a panic.
+    /// Rebuilds a state from a snapshot. Every count, position and reference is checked; bad
+    /// bytes give an error that names the section, never a panic.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<State, DecodeError> {
-        let mut c = Cursor::new(bytes);
+        let mut c = Reader::new(bytes);
         if c.take(8)? != SNAPSHOT_MAGIC {
-            return Err(DecodeError::Snapshot("does not start with the state magic".into()));
+            return Err(DecodeError::invalid("the snapshot does not start with the state magic"));
         }
         let version = c.u32()?;
-        if version != SNAPSHOT_VERSION && version != 1 && version != 3 && version != 4 {
-            return Err(DecodeError::Snapshot(format!("has version {version}, expected {SNAPSHOT_VERSION}")));
+        if version != SNAPSHOT_VERSION {
+            return Err(DecodeError::invalid(if version < SNAPSHOT_VERSION {
+                format!("snapshot version {version} was written by Kasa 0.1; this version reads {SNAPSHOT_VERSION}")
+            } else {
+                format!("snapshot version {version} is newer than this Kasa ({SNAPSHOT_VERSION})")
+            }));
         }
         let last_timestamp = c.u64()?;
         let batches = c.u64()?;
-        let accounts: Vec<Account> = records(&mut c, "accounts")?
-            .chunks_exact(RECORD_BYTES)
-            .map(|r| Account::decode(r.try_into().expect("128 bytes")))
-            .collect();
-        let transfer_bytes = records(&mut c, "transfers")?;
-        let transfers =
-            transfer_bytes.chunks_exact(RECORD_BYTES).map(|r| Transfer::decode(r.try_into().expect("128 bytes")));
-        let pending_count = c.u64()?;
-        if pending_count.saturating_mul(5) > c.remaining() as u64 {
-            return Err(DecodeError::Snapshot(format!(
-                "claims {pending_count} pending statuses, more than its bytes hold"
-            )));
-        }
-        let mut pending = Vec::with_capacity(pending_count as usize);
-        for _ in 0..pending_count {
-            let position = c.u32()?;
-            let byte = c.u8()?;
-            let status = PendingStatus::from_u8(byte)
-                .ok_or_else(|| DecodeError::Snapshot(format!("pending status byte {byte} is unknown")))?;
-            pending.push((position, status));
-        }
-        let history_count = c.u64()?;
-        let mut balances = Vec::new();
-        for _ in 0..history_count {
-            let position = c.u32()?;
-            let n = c.u64()?;
-            if n > HISTORY_ENTRIES_MAX || n.saturating_mul(72) > c.remaining() as u64 {
-                return Err(DecodeError::Snapshot(format!("claims {n} balance entries, more than its bytes hold")));
+        let expect = |c: &mut Reader, id: u16, version: u16, name: &str| -> Result<(), DecodeError> {
+            let (found_id, found_version) = (c.u16()?, c.u16()?);
+            if (found_id, found_version) != (id, version) {
+                return Err(DecodeError::invalid(format!(
+                    "expected section {id} ({name}) version {version}, found section {found_id} version {found_version}"
+                )));
             }
-            let mut history = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                history.push(AccountBalance {
-                    timestamp: c.u64()?,
-                    debits_pending: c.u128()?,
-                    debits_posted: c.u128()?,
-                    credits_pending: c.u128()?,
-                    credits_posted: c.u128()?,
-                });
-            }
-            balances.push((position, history));
-        }
-        let ledger = Ledger::from_parts(accounts, transfers, pending, balances).map_err(DecodeError::Snapshot)?;
-        let mut wallets = if version == 1 {
-            Wallets::default()
-        } else {
-            Wallets::decode(&mut c, &ledger).map_err(DecodeError::Snapshot)?
+            Ok(())
         };
-        let idempotency = if version >= 4 {
-            IdempotencyKeys::decode(&mut c).map_err(DecodeError::Snapshot)?
-        } else {
-            IdempotencyKeys::default()
-        };
-        if version >= 5 {
-            let fee = c.u64()?;
-            if !wallets.set_withdrawal_fee(fee) {
-                return Err(DecodeError::Snapshot(format!("a withdrawal fee of {fee} won, over the maximum")));
+        let in_section = |name: &'static str| move |e: DecodeError| DecodeError::invalid(format!("section {name}: {e}"));
+        expect(&mut c, SECTION_LEDGER, crate::ledger::SECTION_VERSION, "ledger")?;
+        let ledger = Ledger::read_section(&mut c).map_err(in_section("ledger"))?;
+        expect(&mut c, SECTION_BOOKS, crate::ledger::SECTION_VERSION, "books")?;
+        let books = Ledger::read_section(&mut c).map_err(in_section("books"))?;
+        expect(&mut c, SECTION_WALLET, crate::wallet::SECTION_VERSION, "wallet")?;
+        let wallets = Wallets::read_section(&mut c, &books).map_err(in_section("wallet"))?;
+        expect(&mut c, SECTION_SERVICES, SERVICES_VERSION, "services")?;
+        let (limits, fees): (Limits, Fees) = c.value(codec::TABLE_BLOB_BYTES_MAX).map_err(in_section("services"))?;
+        expect(&mut c, SECTION_IDEMPOTENCY, IDEMPOTENCY_VERSION, "idempotency")?;
+        let keys = IdempotencyKeys::read_section(&mut c).map_err(in_section("idempotency"))?;
+        expect(&mut c, SECTION_OUTBOX, OUTBOX_VERSION, "outbox")?;
+        let outbox: Outbox = c.value(codec::TABLE_BLOB_BYTES_MAX).map_err(in_section("outbox"))?;
+        c.finish()?;
+        for (name, l) in [("ledger", &ledger), ("books", &books)] {
+            if l.transfers().next_back().is_some_and(|t| t.timestamp > last_timestamp) {
+                return Err(DecodeError::invalid(format!("the {name} has a transfer newer than the last timestamp")));
             }
         }
-        if c.remaining() != 0 {
-            return Err(DecodeError::TrailingBytes { extra: c.remaining() });
-        }
-        if ledger.transfers().next_back().is_some_and(|t| t.timestamp > last_timestamp) {
-            return Err(DecodeError::Snapshot("has a transfer newer than its last timestamp".into()));
-        }
-        Ok(State { ledger, wallets, idempotency, last_timestamp, batches, audit_limits: false, limit_violation: None })
+        Ok(State {
+            ledger,
+            books,
+            wallets,
+            limits,
+            fees,
+            keys,
+            outbox,
+            last_timestamp,
+            batches,
+            events: Vec::new(),
+            audit_limits: false,
+            limit_violation: None,
+        })
     }
 
-    /// Checks every invariant of the state (see [`Ledger::check_invariants`] and
-    /// [`Wallets::check_invariants`]).
+    /// Checks every invariant of the state: both ledgers' (see [`Ledger::check_invariants`])
+    /// and the wallets' against the books (see [`Wallets::check_invariants`]).
     pub fn check_invariants(&self) -> Result<(), String> {
-        self.ledger.check_invariants()?;
-        self.wallets.check_invariants(&self.ledger)
+        self.ledger.check_invariants().map_err(|e| format!("ledger: {e}"))?;
+        self.books.check_invariants().map_err(|e| format!("books: {e}"))?;
+        self.wallets.check_invariants(&self.books)
     }
 }

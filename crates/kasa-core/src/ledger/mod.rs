@@ -11,11 +11,15 @@
 //!
 //! The ledger reads no clock: the caller passes each event's timestamp.
 
+mod command;
 mod results;
+mod snapshot;
 mod store;
 mod types;
 
+pub use command::{Command, Outcome, Record, Records, ITEMS_PER_COMMAND_MAX};
 pub use results::{CreateAccountResult, CreateTransferResult, PendingStatus};
+pub use snapshot::SECTION_VERSION;
 pub use store::NONE;
 pub use types::{Account, AccountFlags, Transfer, TransferFlags, RECORD_BYTES};
 

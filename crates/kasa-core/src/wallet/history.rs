@@ -4,12 +4,12 @@
 //! the events in order, each transfer's domain id says what it was, and the wallet's balance
 //! history (wallets have the `history` flag) gives the balance after it.
 
-use super::funding::{FundingKind, FundingStatus, KIND_FUNDING_TRANSFER};
-use super::remittance::{
-    Remittance, RemittanceStatus, KIND_REMITTANCE_PAYOUT, KIND_REMITTANCE_RESOLVE, KIND_REMITTANCE_TRANSFER,
-};
-use super::{domain_id, domain_id_parts, Wallets};
+use super::funding::{FundingKind, FundingStatus};
+use super::remittance::{Remittance, RemittanceStatus};
+use super::Wallets;
+use crate::chart;
 use crate::ledger::{Ledger, TransferFlags};
+use crate::money::Amount;
 
 /// What kind of event an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum EntryKind {
     /// Held money back with its sender: cancelled (status `cancelled`) or returned by the 48-hour
     /// timeout (`returned`), at the moment it came back.
     Returned,
-    /// A ledger transfer an operator made on the wallet.
+    /// An operator's audited adjustment (its reason is the memo).
     Adjustment,
 }
 
@@ -52,12 +52,14 @@ impl EntryKind {
 pub struct Entry {
     /// What happened.
     pub kind: EntryKind,
-    /// The domain object's id (funding or remittance), 0 for adjustments.
+    /// The domain object's id (funding, remittance or adjustment).
     pub object_id: u64,
     /// Won; positive.
-    pub amount: u64,
+    pub amount: Amount,
     /// Kasa's fee on top of the amount (withdrawals), else 0.
-    pub fee: u64,
+    pub fee: Amount,
+    /// Into (true) or out of the wallet.
+    pub credit: bool,
     /// The status name of the object (`succeeded`, `pending`, `held`, `returned`, ...).
     pub status: &'static str,
     /// The other party: a user id for remittances between users.
@@ -66,10 +68,10 @@ pub struct Entry {
     pub counterparty_phone: Option<String>,
     /// For fundings: the bank account id.
     pub bank_account_id: Option<u64>,
-    /// The memo of a remittance.
+    /// The memo of a remittance, or the reason of an adjustment.
     pub memo: String,
     /// The wallet's balance right after the money moved (absent while it is pending).
-    pub balance_after: Option<u64>,
+    pub balance_after: Option<Amount>,
     /// When it happened: the timestamp of its first ledger transfer (also the cursor).
     pub timestamp: u64,
 }
@@ -108,10 +110,10 @@ impl Wallets {
         let Some(user) = self.user(user_id) else { return Vec::new() };
         let account = user.wallet_account_id();
         let balances = ledger.account_balances(account);
-        let balance_at = |timestamp: u64| -> Option<u64> {
+        let balance_at = |timestamp: u64| -> Option<Amount> {
             let i = balances.partition_point(|b| b.timestamp <= timestamp);
             let b = balances.get(i.checked_sub(1)?)?;
-            Some(b.credits_posted.saturating_sub(b.debits_posted).min(u64::MAX as u128) as u64)
+            Amount::from_ledger(b.credits_posted.saturating_sub(b.debits_posted))
         };
         let timestamp_of = |id: u128| ledger.transfer(id).map(|t| t.timestamp);
         let mut out = Vec::new();
@@ -125,90 +127,88 @@ impl Wallets {
             let Some(last) = page.last() else { break };
             max = last.timestamp.saturating_sub(1);
             for t in &page {
-                let entry = match domain_id_parts(t.id) {
-                    Some((KIND_FUNDING_TRANSFER, id)) => {
-                        let Some(f) = self.funding.funding(id) else { continue };
-                        let status = self.funding.status(ledger, f);
-                        let settled = timestamp_of(domain_id(KIND_FUNDING_TRANSFER + 1, id));
-                        Entry {
-                            kind: if f.kind == FundingKind::TopUp { EntryKind::TopUp } else { EntryKind::Withdrawal },
-                            object_id: id,
-                            amount: f.amount,
-                            fee: self.funding.fee_charged(ledger, f),
-                            status: status.name(),
-                            counterparty_user: None,
-                            counterparty_phone: None,
-                            bank_account_id: Some(f.bank_account_id),
-                            memo: String::new(),
-                            balance_after: if status == FundingStatus::Pending {
-                                None
-                            } else {
-                                settled.and_then(balance_at)
-                            },
-                            timestamp: t.timestamp,
-                        }
+                let (kind, n) = chart::id_parts(t.id);
+                let entry = if kind == chart::FUNDING_RESERVE.number {
+                    let Some(f) = self.funding(n) else { continue };
+                    let settled = timestamp_of(chart::FUNDING_RESOLVE.id(n));
+                    Entry {
+                        kind: if f.kind == FundingKind::TopUp { EntryKind::TopUp } else { EntryKind::Withdrawal },
+                        object_id: n,
+                        amount: f.amount,
+                        fee: if f.status == FundingStatus::Succeeded { f.fee } else { Amount::ZERO },
+                        credit: f.kind == FundingKind::TopUp,
+                        status: f.status.name(),
+                        counterparty_user: None,
+                        counterparty_phone: None,
+                        bank_account_id: Some(f.bank_account_id),
+                        memo: String::new(),
+                        balance_after: if f.status == FundingStatus::Pending { None } else { settled.and_then(balance_at) },
+                        timestamp: t.timestamp,
                     }
-                    Some((KIND_REMITTANCE_TRANSFER, id)) | Some((KIND_REMITTANCE_PAYOUT, id)) => {
-                        let Some(r) = self.remittances.remittance(id) else { continue };
-                        let status = self.remittances.status(ledger, r);
-                        let sent = r.from_user == user_id;
-                        let moved = if status == RemittanceStatus::Held {
-                            None
-                        } else if status == RemittanceStatus::Completed && r.to_phone.is_some() && sent {
-                            timestamp_of(domain_id(KIND_REMITTANCE_RESOLVE, id))
-                        } else if status == RemittanceStatus::Completed {
-                            Some(t.timestamp)
+                } else if kind == chart::REMITTANCE.number || kind == chart::REMITTANCE_PAYOUT.number {
+                    let Some(r) = self.remittance(n) else { continue };
+                    let status = r.status(ledger);
+                    let sent = r.from_user == user_id;
+                    let moved = if status == RemittanceStatus::Held {
+                        None
+                    } else if status == RemittanceStatus::Completed && r.to_phone.is_some() && sent {
+                        timestamp_of(chart::REMITTANCE_RESOLVE.id(n))
+                    } else if status == RemittanceStatus::Completed {
+                        Some(t.timestamp)
+                    } else {
+                        // Cancelled: the void's time. Returned by the timeout: no transfer
+                        // marks the moment, so no balance is claimed for it.
+                        timestamp_of(chart::REMITTANCE_RESOLVE.id(n))
+                    };
+                    let kind = match (sent, r.to_phone.is_some() && status != RemittanceStatus::Completed) {
+                        (true, true) => EntryKind::Held,
+                        (true, false) => EntryKind::Sent,
+                        (false, _) => EntryKind::Received,
+                    };
+                    Entry {
+                        kind,
+                        object_id: n,
+                        amount: r.amount,
+                        fee: Amount::ZERO,
+                        credit: !sent,
+                        status: status.name(),
+                        counterparty_user: if sent { r.to_user } else { Some(r.from_user) },
+                        counterparty_phone: if sent && r.to_user.is_none() {
+                            r.to_phone.as_ref().map(|p| p.masked())
                         } else {
-                            // Cancelled: the void's time. Returned by the timeout: no transfer
-                            // marks the moment, so no balance is claimed for it.
-                            timestamp_of(domain_id(KIND_REMITTANCE_RESOLVE, id))
-                        };
-                        let kind = match (sent, r.to_phone.is_some() && status != RemittanceStatus::Completed) {
-                            (true, true) => EntryKind::Held,
-                            (true, false) => EntryKind::Sent,
-                            (false, _) => EntryKind::Received,
-                        };
-                        Entry {
-                            kind,
-                            object_id: id,
-                            amount: r.amount,
-                            fee: 0,
-                            status: status.name(),
-                            counterparty_user: if sent { r.to_user } else { Some(r.from_user) },
-                            counterparty_phone: if sent && r.to_user.is_none() {
-                                r.to_phone.as_ref().map(|p| p.masked())
-                            } else {
-                                None
-                            },
-                            bank_account_id: None,
-                            memo: r.memo.clone(),
-                            balance_after: moved.and_then(balance_at),
-                            timestamp: t.timestamp,
-                        }
+                            None
+                        },
+                        bank_account_id: None,
+                        memo: r.memo.as_str().to_string(),
+                        balance_after: moved.and_then(balance_at),
+                        timestamp: t.timestamp,
                     }
+                } else if kind == chart::REMITTANCE_RESOLVE.number && t.flags.has(TransferFlags::VOID_PENDING_TRANSFER) {
                     // A cancelled hold: the money is back at the void's time.
-                    Some((KIND_REMITTANCE_RESOLVE, id)) if t.flags.has(TransferFlags::VOID_PENDING_TRANSFER) => {
-                        let Some(r) = self.remittances.remittance(id) else { continue };
-                        if r.from_user != user_id {
-                            continue;
-                        }
-                        self.returned_entry(r, "cancelled", balance_at(t.timestamp), t.timestamp)
+                    let Some(r) = self.remittance(n) else { continue };
+                    if r.from_user != user_id {
+                        continue;
                     }
-                    // Other resolutions and settlements belong to the entries above.
-                    Some(_) => continue,
-                    None => Entry {
+                    self.returned_entry(r, "cancelled", balance_at(t.timestamp), t.timestamp)
+                } else if kind == chart::ADJUSTMENT.number {
+                    let Some(a) = self.adjustment(n) else { continue };
+                    Entry {
                         kind: EntryKind::Adjustment,
-                        object_id: 0,
-                        amount: t.amount.min(u64::MAX as u128) as u64,
-                        fee: 0,
+                        object_id: n,
+                        amount: a.amount,
+                        fee: Amount::ZERO,
+                        credit: a.direction == super::Direction::Credit,
                         status: "completed",
                         counterparty_user: None,
                         counterparty_phone: None,
                         bank_account_id: None,
-                        memo: String::new(),
+                        memo: a.reason.as_str().to_string(),
                         balance_after: balance_at(t.timestamp),
                         timestamp: t.timestamp,
-                    },
+                    }
+                } else {
+                    // Other resolutions and settlements belong to the entries above.
+                    continue;
                 };
                 out.push(entry);
                 if out.len() == limit {
@@ -218,10 +218,10 @@ impl Wallets {
         }
         // Holds returned by their timeout have no transfer of their own in the wallet's
         // history: merge them in from the remittances' index, by time.
-        let returned = self.remittances.returned_before(user_id, cursor.returned_before, limit);
+        let returned = self.returned_before(user_id, cursor.returned_before, limit);
         if !returned.is_empty() {
             for (at, id) in returned {
-                let r = self.remittances.remittance(id).expect("indexed remittances exist");
+                let r = self.remittance(id).expect("indexed remittances exist");
                 out.push(self.returned_entry(r, "returned", balance_at(at), at));
             }
             out.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
@@ -231,17 +231,18 @@ impl Wallets {
     }
 
     /// The entry for held money back with its sender.
-    fn returned_entry(&self, r: &Remittance, status: &'static str, balance_after: Option<u64>, at: u64) -> Entry {
+    fn returned_entry(&self, r: &Remittance, status: &'static str, balance_after: Option<Amount>, at: u64) -> Entry {
         Entry {
             kind: EntryKind::Returned,
             object_id: r.id,
             amount: r.amount,
-            fee: 0,
+            fee: Amount::ZERO,
+            credit: true,
             status,
             counterparty_user: None,
             counterparty_phone: r.to_phone.as_ref().map(|p| p.masked()),
             bank_account_id: None,
-            memo: r.memo.clone(),
+            memo: r.memo.as_str().to_string(),
             balance_after,
             timestamp: at,
         }

@@ -1,18 +1,30 @@
-//! Phone numbers in E.164 (`+` and up to 15 digits), the key of a wallet user. Korean
-//! national input (`010-1234-5678`, `01012345678`) becomes `+821012345678`, as
-//! libphonenumber's KR metadata says: `+82` and the national number without its leading `0`.
+//! Phone numbers in E.164 (`+` and up to 15 digits), the key of a wallet user.
 //!
-//! This is deliberately not a full numbering plan: it accepts any `+` number of 8 to 15
-//! digits, and national (leading `0`) numbers only in the Korean form.
+//! What is accepted, and why: a wallet number must receive a verification SMS, so it is a
+//! **Korean mobile number** or an **international E.164 number**.
+//! - Korean national input (`010-1234-5678`, `01012345678`) becomes `+821012345678`, as
+//!   libphonenumber's KR metadata says: `+82` and the national number without its trunk `0`.
+//!   Korean mobile numbers are `01X` then 7 or 8 digits, X one of 0, 1, 6, 7, 8, 9 (010 is
+//!   today's range; the others are older carriers' numbers still in service).
+//! - International input is `+`, a country code that does not start with 0, and 8 to 15
+//!   digits in all. A `+82` number must be a Korean mobile number as above (a trunk `0`
+//!   written after `+82` is dropped, as people write `+82 010-...`).
+//!
+//! Parsing is a **fixed point**: the stored form parses back to itself, byte for byte
+//! ([`Phone::from_e164`] is the decoder's check, and a property test holds parse against
+//! it), so whatever sign-up accepts, a snapshot or the journal can always read back.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// The most digits of an E.164 number (ITU-T E.164).
 const E164_DIGITS_MAX: usize = 15;
-/// The fewest digits we accept: shorter numbers are service codes, not subscribers.
+/// The fewest digits accepted: shorter numbers are service codes, not subscribers.
 const E164_DIGITS_MIN: usize = 8;
-/// Longest raw input we look at, so that a megabyte of hyphens is refused at once.
+/// Longest raw input looked at, so that a megabyte of hyphens is refused at once.
 const INPUT_BYTES_MAX: usize = 32;
+/// Korea's country calling code.
+const KOREA: &str = "82";
 
 /// A normalised phone number, `+` and 8 to 15 digits. Personal data: its `Debug` masks all
 /// but the last two digits, so it never reaches a log whole.
@@ -20,7 +32,7 @@ const INPUT_BYTES_MAX: usize = 32;
 pub struct Phone(String);
 
 /// Why a phone number was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum PhoneError {
     /// Empty or too long input.
     #[error("expected a phone number of 8 to 15 digits, found {0} characters")]
@@ -28,14 +40,27 @@ pub enum PhoneError {
     /// A character other than digits, a leading `+`, spaces, hyphens, dots or parentheses.
     #[error("expected digits, found '{0}'")]
     Character(char),
-    /// Too few or too many digits.
-    #[error("expected 8 to 15 digits, found {0}")]
+    /// Too few or too many digits, or a country code starting with 0.
+    #[error("expected + and a country code, 8 to 15 digits in all, found {0} digits")]
     Digits(usize),
-    /// A national number (leading `0`) that is not a Korean one.
-    #[error(
-        "a national number must be Korean (0 and 8 to 10 digits, such as 010-1234-5678); use +country code otherwise"
-    )]
-    National,
+    /// A national number (leading `0`) or a `+82` number that is not a Korean mobile number.
+    #[error("a Korean number must be a mobile number, 01X and 7 or 8 digits (010-1234-5678); use + and the country code for other countries")]
+    NotKoreanMobile,
+}
+
+/// Whether `national` (the digits after +82, without a trunk 0) is a Korean mobile number:
+/// `10` and 8 digits, or `1X` (X one of 1, 6, 7, 8, 9, the older carriers) and 7 or 8 digits;
+/// the digits after the prefix never start with 0.
+fn korean_mobile(national: &str) -> bool {
+    let b = national.as_bytes();
+    if b.len() < 3 || b[0] != b'1' || b[2] == b'0' {
+        return false;
+    }
+    match b[1] {
+        b'0' => b.len() == 10,
+        b'1' | b'6' | b'7' | b'8' | b'9' => (9..=10).contains(&b.len()),
+        _ => false,
+    }
 }
 
 impl Phone {
@@ -57,21 +82,29 @@ impl Phone {
                 other => return Err(PhoneError::Character(other)),
             }
         }
-        if !international {
-            // Korean national form: 0 followed by an 8- to 10-digit national number
-            // (02-123-4567 in Seoul, 010-1234-5678 for mobiles).
-            if !digits.starts_with('0') || !(9..=11).contains(&digits.len()) {
-                return Err(PhoneError::National);
+        let national = if !international {
+            // The Korean national form: a trunk 0 and the national number.
+            match digits.strip_prefix('0') {
+                Some(national) => Some(national.to_string()),
+                None => return Err(PhoneError::NotKoreanMobile),
             }
-            digits = format!("82{}", &digits[1..]);
-        } else if let Some(national) = digits.strip_prefix("820") {
+        } else {
             // `+82 010-...`: the trunk 0 does not belong after the country code.
-            digits = format!("82{national}");
+            digits.strip_prefix(KOREA).map(|after| after.strip_prefix('0').unwrap_or(after).to_string())
+        };
+        let e164 = match national {
+            Some(national) => {
+                if !korean_mobile(&national) {
+                    return Err(PhoneError::NotKoreanMobile);
+                }
+                format!("{KOREA}{national}")
+            }
+            None => digits,
+        };
+        if !(E164_DIGITS_MIN..=E164_DIGITS_MAX).contains(&e164.len()) || e164.starts_with('0') {
+            return Err(PhoneError::Digits(e164.len()));
         }
-        if !(E164_DIGITS_MIN..=E164_DIGITS_MAX).contains(&digits.len()) || digits.starts_with('0') {
-            return Err(PhoneError::Digits(digits.len()));
-        }
-        Ok(Phone(format!("+{digits}")))
+        Ok(Phone(format!("+{e164}")))
     }
 
     /// The E.164 string, `+821012345678`.
@@ -79,11 +112,11 @@ impl Phone {
         &self.0
     }
 
-    /// Rebuilds a phone from its stored E.164 form, checking it again.
+    /// Rebuilds a phone from its stored E.164 form: it must parse, and parse to itself.
     pub fn from_e164(stored: &str) -> Result<Phone, PhoneError> {
         let phone = Phone::parse(stored)?;
         if phone.0 != stored {
-            return Err(PhoneError::National);
+            return Err(PhoneError::Digits(stored.len()));
         }
         Ok(phone)
     }
@@ -98,6 +131,31 @@ impl Phone {
 impl fmt::Debug for Phone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
+    }
+}
+
+impl Serialize for Phone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Phone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Phone;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a phone number in E.164")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Phone, E> {
+                if v.len() > INPUT_BYTES_MAX {
+                    return Err(E::custom("a phone number of more than 32 bytes"));
+                }
+                Phone::from_e164(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -118,18 +176,36 @@ mod tests {
             assert_eq!(Phone::parse(input).map(|p| p.0), Ok("+821012345678".to_string()), "{input}");
         }
         assert_eq!(Phone::parse("+1 (415) 555-0100").unwrap().as_str(), "+14155550100");
-        assert_eq!(Phone::parse("02-123-4567").unwrap().as_str(), "+8221234567");
+        assert_eq!(Phone::parse("011-234-5678").unwrap().as_str(), "+82112345678", "an older carrier's number");
+        assert_eq!(Phone::parse("+86 138 0013 8000").unwrap().as_str(), "+8613800138000");
     }
 
+    /// Regression (issue 7): `00012345678` and `000-1234-5678` used to be stored as
+    /// `+82012345678`, which the snapshot decoder refused, so the server could not start.
     #[test]
-    fn bad_numbers_are_refused() {
+    fn numbers_that_are_not_korean_mobiles_or_e164_are_refused() {
+        assert_eq!(Phone::parse("00012345678"), Err(PhoneError::NotKoreanMobile));
+        assert_eq!(Phone::parse("000-1234-5678"), Err(PhoneError::NotKoreanMobile));
+        assert_eq!(Phone::parse("02-123-4567"), Err(PhoneError::NotKoreanMobile), "a Seoul landline");
+        assert_eq!(Phone::parse("+82 2 123 4567"), Err(PhoneError::NotKoreanMobile));
+        assert_eq!(Phone::parse("010-0123-4567"), Err(PhoneError::NotKoreanMobile), "010 numbers are 010-XXXX-XXXX");
         assert_eq!(Phone::parse(""), Err(PhoneError::Length(0)));
         assert_eq!(Phone::parse("010-1234-567a"), Err(PhoneError::Character('a')));
         assert_eq!(Phone::parse("+12345"), Err(PhoneError::Digits(5)));
         assert_eq!(Phone::parse("+1234567890123456"), Err(PhoneError::Digits(16)));
-        assert_eq!(Phone::parse("12345678"), Err(PhoneError::National));
-        assert_eq!(Phone::parse("0101234"), Err(PhoneError::National));
+        assert_eq!(Phone::parse("+0123456789"), Err(PhoneError::Digits(10)), "no country code starts with 0");
+        assert_eq!(Phone::parse("12345678"), Err(PhoneError::NotKoreanMobile));
         assert!(Phone::parse(&"1".repeat(100)).is_err());
         assert_eq!(format!("{:?}", Phone::parse("01012345678").unwrap()), "+**********78");
+    }
+
+    #[test]
+    fn the_stored_form_reads_back() {
+        for input in ["010-1234-5678", "+1 415 555 0100", "011 234 5678", "+44 7700 900123"] {
+            let phone = Phone::parse(input).unwrap();
+            assert_eq!(Phone::from_e164(phone.as_str()), Ok(phone.clone()));
+            assert_eq!(crate::codec::decode::<Phone>(&crate::codec::encode(&phone)), Ok(phone));
+        }
+        assert!(Phone::from_e164("01012345678").is_err(), "not the stored form");
     }
 }

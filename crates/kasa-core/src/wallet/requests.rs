@@ -4,44 +4,26 @@
 //! a set of requests for the shares of a total, one per friend, so the requester sees who has
 //! paid.
 
-use super::remittance::{Recipient, SendError};
-use super::{get_str, put_str, Wallets};
-use crate::ledger::Ledger;
-use std::collections::BTreeMap;
+use super::command::{Memo, Recipient, RequestStatus, RequestView, Share, SplitBillView};
+use super::remittance::SendError;
+use super::{Event, Wallets};
+use crate::context::Ctx;
+use crate::money::Amount;
+use crate::text::BoundedVec;
+use crate::time::NANOS_PER_DAY;
+use serde::{Deserialize, Serialize};
 
 /// How long a money request stays payable: 7 days.
-pub const REQUEST_TTL_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
-/// Most shares in one split bill.
-pub const SHARES_MAX: usize = 50;
+pub const REQUEST_TTL_NANOS: u64 = 7 * NANOS_PER_DAY;
 /// The most won one request (or share, or bill) may ask for: above any tier's limits, it only
 /// keeps nonsense out.
-pub const AMOUNT_MAX_KRW: u64 = 1_000_000_000;
-
-/// Where a money request stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RequestStatus {
-    /// Waiting for the payer.
-    Pending = 1,
-    /// Paid (see `remittance_id`).
-    Paid = 2,
-    /// Declined by the payer.
-    Declined = 3,
-}
-
-impl RequestStatus {
-    fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            1 => Some(Self::Pending),
-            2 => Some(Self::Paid),
-            3 => Some(Self::Declined),
-            _ => None,
-        }
-    }
-}
+pub const AMOUNT_MAX_KRW: Amount = Amount::new(1_000_000_000);
+/// Requests one listing call looks at, at most: a filter that matches little cannot make a
+/// read scan everything a user was ever sent.
+pub const LIST_SCAN_MAX: usize = 1_000;
 
 /// A money request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoneyRequest {
     /// Assigned by the engine, from 1.
     pub id: u64,
@@ -50,55 +32,62 @@ pub struct MoneyRequest {
     /// Who is asked.
     pub payer: u64,
     /// Won.
-    pub amount: u64,
+    pub amount: Amount,
     /// A note from the requester.
-    pub memo: String,
+    pub memo: Memo,
     /// When it was made.
     pub created_at: u64,
     /// Answered or not.
     pub status: RequestStatus,
-    /// When paid: the remittance that paid it.
+    /// When paid: the remittance that paid it (0: none).
     pub remittance_id: u64,
     /// The split bill it belongs to (0: none).
     pub split_bill_id: u64,
 }
 
 impl MoneyRequest {
-    /// The status name at `now`: a pending request past its 7 days reads `expired`.
-    pub fn status_at(&self, now: u64) -> &'static str {
-        match self.status {
-            RequestStatus::Pending if now >= self.expires_at() => "expired",
-            RequestStatus::Pending => "pending",
-            RequestStatus::Paid => "paid",
-            RequestStatus::Declined => "declined",
-        }
-    }
-
     /// When it stops being payable.
     pub fn expires_at(&self) -> u64 {
         self.created_at.saturating_add(REQUEST_TTL_NANOS)
     }
+
+    /// The request as a response shows it at `now`.
+    pub fn view(&self, now: u64) -> RequestView {
+        RequestView {
+            id: self.id,
+            requester: self.requester,
+            payer: self.payer,
+            amount: self.amount,
+            memo: self.memo.clone(),
+            status: self.status,
+            remittance_id: self.remittance_id,
+            split_bill_id: self.split_bill_id,
+            created_at: self.created_at,
+            expires_at: self.expires_at(),
+            as_of: now,
+        }
+    }
 }
 
 /// A split bill: a total and the requests for its shares.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitBill {
     /// Assigned by the engine, from 1.
     pub id: u64,
     /// Who paid the bill and asks for the shares.
     pub requester: u64,
     /// The whole bill, in won.
-    pub total: u64,
+    pub total: Amount,
     /// A note.
-    pub memo: String,
+    pub memo: Memo,
     /// The money requests, one per share.
-    pub request_ids: Vec<u64>,
+    pub request_ids: BoundedVec<u64, { super::SHARES_MAX }>,
     /// When it was made.
     pub created_at: u64,
 }
 
 /// Why a request or split bill was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum RequestError {
     /// No such user (the requester).
     #[error("no such user")]
@@ -109,37 +98,47 @@ pub enum RequestError {
     /// Asking oneself.
     #[error("a request goes to someone else")]
     ToSelf,
-    /// Zero amount, or shares that do not add up to the total.
-    #[error("{0}")]
-    InvalidAmount(String),
-    /// The memo is too long or has control characters.
-    #[error("the memo must be at most 100 characters without control characters")]
-    InvalidMemo,
+    /// A zero or too large amount.
+    #[error("an amount must be 1 to {AMOUNT_MAX_KRW} won")]
+    InvalidAmount,
+    /// No shares, or a friend twice.
+    #[error("a split bill has 1 to 50 shares, one per friend")]
+    InvalidShares,
+    /// The shares add up to more than the total.
+    #[error("the shares add up to more than the total")]
+    SharesExceedTotal,
     /// No such request for this user.
     #[error("no such money request")]
     NotFound,
     /// The request was answered already, or expired.
-    #[error("the request is {0}")]
-    NotPending(&'static str),
-    /// Paying failed (PIN, limits, funds).
+    #[error("the request is {}", .0.name())]
+    NotPending(Answered),
+    /// Paying failed (PIN, limits, funds, the requester's limits).
     #[error("{0}")]
     Payment(SendError),
 }
 
-/// Money requests and split bills.
-#[derive(Clone, Debug, Default)]
-pub struct RequestBook {
-    pub(crate) requests: Vec<MoneyRequest>,
-    pub(crate) bills: Vec<SplitBill>,
-    /// Per user, the ids of the requests they were asked to pay, ascending; and of those they
-    /// made. Derived from `requests` (rebuilt on decode, not in the canonical encoding).
-    by_payer: BTreeMap<u64, Vec<u64>>,
-    by_requester: BTreeMap<u64, Vec<u64>>,
+/// Why a request can no longer be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answered {
+    /// It was paid.
+    Paid,
+    /// It was declined.
+    Declined,
+    /// Its 7 days passed.
+    Expired,
 }
 
-/// Requests one listing call looks at, at most: a filter that matches little cannot make a
-/// read scan everything a user was ever sent (it runs on the sequencer).
-pub const LIST_SCAN_MAX: usize = 1_000;
+impl Answered {
+    /// The status name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Answered::Paid => "paid",
+            Answered::Declined => "declined",
+            Answered::Expired => "expired",
+        }
+    }
+}
 
 /// A page of money requests.
 #[derive(Debug)]
@@ -159,18 +158,34 @@ pub enum RequestRole {
     Requester,
 }
 
-impl RequestBook {
-    /// Adds a request and indexes it under both users.
-    fn add(&mut self, request: MoneyRequest) {
-        self.by_payer.entry(request.payer).or_default().push(request.id);
-        self.by_requester.entry(request.requester).or_default().push(request.id);
-        self.requests.push(request);
+impl Wallets {
+    /// A money request by id.
+    pub fn request(&self, id: u64) -> Option<&MoneyRequest> {
+        id.checked_sub(1).and_then(|i| self.requests.get(i as usize))
+    }
+
+    /// A split bill by id.
+    pub fn bill(&self, id: u64) -> Option<&SplitBill> {
+        id.checked_sub(1).and_then(|i| self.bills.get(i as usize))
+    }
+
+    /// A split bill as a response shows it at `now`.
+    pub fn bill_view(&self, bill: &SplitBill, now: u64) -> SplitBillView {
+        let requests = bill.request_ids.as_slice().iter().filter_map(|&id| self.request(id)).map(|r| r.view(now)).collect();
+        SplitBillView {
+            id: bill.id,
+            requester: bill.requester,
+            total: bill.total,
+            memo: bill.memo.clone(),
+            requests: BoundedVec::new(requests).expect("a bill has at most SHARES_MAX requests"),
+            created_at: bill.created_at,
+        }
     }
 
     /// Up to `limit` of `user_id`'s requests in `role`, newest first, with ids below `before`
     /// (0: no bound), and only those `keep` accepts (a status filter, say). Looks at no more
     /// than [`LIST_SCAN_MAX`] requests: a page can then be short, with `next_before` set.
-    pub fn list(
+    pub fn list_requests(
         &self,
         user_id: u64,
         role: RequestRole,
@@ -203,106 +218,17 @@ impl RequestBook {
         page
     }
 
-    /// A money request by id.
-    pub fn request(&self, id: u64) -> Option<&MoneyRequest> {
-        id.checked_sub(1).and_then(|i| self.requests.get(i as usize))
+    /// Adds a request and indexes it under both users.
+    pub(super) fn add_request(&mut self, request: MoneyRequest) {
+        self.by_payer.entry(request.payer).or_default().push(request.id);
+        self.by_requester.entry(request.requester).or_default().push(request.id);
+        self.requests.push(request);
     }
 
-    /// A split bill by id.
-    pub fn bill(&self, id: u64) -> Option<&SplitBill> {
-        id.checked_sub(1).and_then(|i| self.bills.get(i as usize))
-    }
-
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(self.requests.len() as u64).to_le_bytes());
-        for r in &self.requests {
-            out.extend_from_slice(&r.requester.to_le_bytes());
-            out.extend_from_slice(&r.payer.to_le_bytes());
-            out.extend_from_slice(&r.amount.to_le_bytes());
-            put_str(out, &r.memo);
-            out.extend_from_slice(&r.created_at.to_le_bytes());
-            out.push(r.status as u8);
-            out.extend_from_slice(&r.remittance_id.to_le_bytes());
-            out.extend_from_slice(&r.split_bill_id.to_le_bytes());
-        }
-        out.extend_from_slice(&(self.bills.len() as u64).to_le_bytes());
-        for b in &self.bills {
-            out.extend_from_slice(&b.requester.to_le_bytes());
-            out.extend_from_slice(&b.total.to_le_bytes());
-            put_str(out, &b.memo);
-            out.extend_from_slice(&(b.request_ids.len() as u64).to_le_bytes());
-            for id in &b.request_ids {
-                out.extend_from_slice(&id.to_le_bytes());
-            }
-            out.extend_from_slice(&b.created_at.to_le_bytes());
-        }
-    }
-
-    pub(crate) fn decode(c: &mut crate::command::Cursor, users: u64) -> Result<RequestBook, String> {
-        let e = |e: crate::DecodeError| e.to_string();
-        let known = |u: u64| u >= 1 && u <= users;
-        let mut book = RequestBook::default();
-        for i in 0..c.u64().map_err(e)? {
-            let id = i + 1;
-            let requester = c.u64().map_err(e)?;
-            let payer = c.u64().map_err(e)?;
-            let amount = c.u64().map_err(e)?;
-            let memo = get_str(c)?;
-            let created_at = c.u64().map_err(e)?;
-            let status =
-                RequestStatus::from_u8(c.u8().map_err(e)?).ok_or_else(|| format!("request {id}: bad status"))?;
-            let remittance_id = c.u64().map_err(e)?;
-            let split_bill_id = c.u64().map_err(e)?;
-            if !known(requester) || !known(payer) {
-                return Err(format!("request {id} names unknown users"));
-            }
-            book.add(MoneyRequest {
-                id,
-                requester,
-                payer,
-                amount,
-                memo,
-                created_at,
-                status,
-                remittance_id,
-                split_bill_id,
-            });
-        }
-        for i in 0..c.u64().map_err(e)? {
-            let id = i + 1;
-            let requester = c.u64().map_err(e)?;
-            let total = c.u64().map_err(e)?;
-            let memo = get_str(c)?;
-            let n = c.u64().map_err(e)?;
-            if n as usize > SHARES_MAX {
-                return Err(format!("split bill {id} claims {n} shares"));
-            }
-            let mut request_ids = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let r = c.u64().map_err(e)?;
-                if book.request(r).is_none_or(|r| r.split_bill_id != id) {
-                    return Err(format!("split bill {id} names request {r}, which is not one of its shares"));
-                }
-                request_ids.push(r);
-            }
-            let created_at = c.u64().map_err(e)?;
-            if !known(requester) {
-                return Err(format!("split bill {id} names an unknown user"));
-            }
-            book.bills.push(SplitBill { id, requester, total, memo, request_ids, created_at });
-        }
-        Ok(book)
-    }
-}
-
-impl Wallets {
     fn resolve_payer(&self, requester: u64, from: &Recipient) -> Result<u64, RequestError> {
         let payer = match from {
             Recipient::User(id) => self.user(*id).map(|u| u.id),
-            Recipient::Phone(raw) => {
-                let phone = super::Phone::parse(raw).map_err(|_| RequestError::UnknownPayer)?;
-                self.user_by_phone(&phone).map(|u| u.id)
-            }
+            Recipient::Phone(phone) => self.user_by_phone(phone).map(|u| u.id),
         }
         .ok_or(RequestError::UnknownPayer)?;
         if payer == requester {
@@ -311,137 +237,130 @@ impl Wallets {
         Ok(payer)
     }
 
-    /// Asks `from` for `amount`.
-    pub fn request_money(
-        &mut self,
-        requester: u64,
-        from: &Recipient,
-        amount: u64,
-        memo: &str,
-        now: u64,
-    ) -> Result<u64, RequestError> {
-        if self.user(requester).is_none() {
-            return Err(RequestError::UnknownUser);
-        }
-        if amount == 0 || amount > AMOUNT_MAX_KRW {
-            return Err(RequestError::InvalidAmount(format!("the amount must be 1 to {AMOUNT_MAX_KRW} won")));
-        }
-        if memo.chars().count() > super::remittance::MEMO_CHARS_MAX || memo.chars().any(char::is_control) {
-            return Err(RequestError::InvalidMemo);
-        }
-        let payer = self.resolve_payer(requester, from)?;
-        Ok(self.push_request(requester, payer, amount, memo, now, 0))
-    }
-
-    fn push_request(
-        &mut self,
-        requester: u64,
-        payer: u64,
-        amount: u64,
-        memo: &str,
-        now: u64,
-        split_bill_id: u64,
-    ) -> u64 {
-        let id = self.requests.requests.len() as u64 + 1;
-        self.requests.add(MoneyRequest {
+    fn new_request(&mut self, requester: u64, payer: u64, amount: Amount, memo: &Memo, now: u64, bill: u64) -> u64 {
+        let id = self.requests.len() as u64 + 1;
+        self.add_request(MoneyRequest {
             id,
             requester,
             payer,
             amount,
-            memo: memo.to_string(),
+            memo: memo.clone(),
             created_at: now,
             status: RequestStatus::Pending,
             remittance_id: 0,
-            split_bill_id,
+            split_bill_id: bill,
         });
         id
     }
 
-    /// Splits `total` into requests for `shares` (payer, amount); the amounts must add up to
-    /// the total minus the requester's own part, which is `total` minus their sum.
-    pub fn split_bill(
+    /// Asks `from` for `amount`.
+    pub(super) fn request_money(
         &mut self,
         requester: u64,
-        total: u64,
-        shares: &[(Recipient, u64)],
-        memo: &str,
-        now: u64,
-    ) -> Result<u64, RequestError> {
+        from: &Recipient,
+        amount: Amount,
+        memo: &Memo,
+        ctx: &mut Ctx,
+    ) -> Result<RequestView, RequestError> {
+        let now = ctx.now();
+        if self.user(requester).is_none() {
+            return Err(RequestError::UnknownUser);
+        }
+        if amount.is_zero() || amount > AMOUNT_MAX_KRW {
+            return Err(RequestError::InvalidAmount);
+        }
+        let payer = self.resolve_payer(requester, from)?;
+        let id = self.new_request(requester, payer, amount, memo, now, 0);
+        ctx.emit(Event::MoneyRequested { request_id: id, requester, payer, amount });
+        Ok(self.requests[(id - 1) as usize].view(now))
+    }
+
+    /// Splits `total` into requests for `shares`; the shares may add up to less than the
+    /// total (the requester's own part is the rest).
+    pub(super) fn split_bill(
+        &mut self,
+        requester: u64,
+        total: Amount,
+        shares: &[Share],
+        memo: &Memo,
+        ctx: &mut Ctx,
+    ) -> Result<SplitBillView, RequestError> {
+        let now = ctx.now();
         if self.user(requester).is_none() {
             return Err(RequestError::UnknownUser);
         }
         if total > AMOUNT_MAX_KRW {
-            return Err(RequestError::InvalidAmount(format!("the total must be at most {AMOUNT_MAX_KRW} won")));
+            return Err(RequestError::InvalidAmount);
         }
-        if shares.is_empty() || shares.len() > SHARES_MAX {
-            return Err(RequestError::InvalidAmount(format!("a split bill has 1 to {SHARES_MAX} shares")));
-        }
-        if memo.chars().count() > super::remittance::MEMO_CHARS_MAX || memo.chars().any(char::is_control) {
-            return Err(RequestError::InvalidMemo);
+        if shares.is_empty() {
+            return Err(RequestError::InvalidShares);
         }
         let mut payers = Vec::with_capacity(shares.len());
-        let mut sum: u64 = 0;
-        for (who, amount) in shares {
-            if *amount == 0 || *amount > AMOUNT_MAX_KRW {
-                return Err(RequestError::InvalidAmount(format!("every share must be 1 to {AMOUNT_MAX_KRW} won")));
+        let mut sum = Amount::ZERO;
+        for share in shares {
+            if share.amount.is_zero() || share.amount > AMOUNT_MAX_KRW {
+                return Err(RequestError::InvalidAmount);
             }
-            sum = sum.checked_add(*amount).ok_or_else(|| RequestError::InvalidAmount("the shares overflow".into()))?;
-            let payer = self.resolve_payer(requester, who)?;
+            sum = sum.checked_add(share.amount).ok_or(RequestError::SharesExceedTotal)?;
+            let payer = self.resolve_payer(requester, &share.payer)?;
             if payers.contains(&payer) {
-                return Err(RequestError::InvalidAmount("each friend appears once".into()));
+                return Err(RequestError::InvalidShares);
             }
             payers.push(payer);
         }
         if sum > total {
-            return Err(RequestError::InvalidAmount(format!(
-                "the shares add up to {sum}, more than the total {total}"
-            )));
+            return Err(RequestError::SharesExceedTotal);
         }
-        let id = self.requests.bills.len() as u64 + 1;
-        let request_ids = payers
-            .iter()
-            .zip(shares)
-            .map(|(&payer, (_, amount))| self.push_request(requester, payer, *amount, memo, now, id))
-            .collect();
-        self.requests.bills.push(SplitBill {
-            id,
+        let bill_id = self.bills.len() as u64 + 1;
+        let mut ids = Vec::with_capacity(payers.len());
+        for (&payer, share) in payers.iter().zip(shares) {
+            let id = self.new_request(requester, payer, share.amount, memo, now, bill_id);
+            ctx.emit(Event::MoneyRequested { request_id: id, requester, payer, amount: share.amount });
+            ids.push(id);
+        }
+        let bill = SplitBill {
+            id: bill_id,
             requester,
             total,
-            memo: memo.to_string(),
-            request_ids,
+            memo: memo.clone(),
+            request_ids: BoundedVec::new(ids).expect("shares are bounded by their type"),
             created_at: now,
-        });
-        Ok(id)
+        };
+        let view = self.bill_view(&bill, now);
+        self.bills.push(bill);
+        Ok(view)
     }
 
     /// The payer answers a request: pay it (a remittance to the requester) or decline it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn answer_request(
+    pub(super) fn answer_request(
         &mut self,
-        ledger: &mut Ledger,
         payer: u64,
         request_id: u64,
         pay: bool,
         pin_ok: Option<bool>,
-        now: u64,
-    ) -> Result<(), RequestError> {
-        let r =
-            self.requests.request(request_id).filter(|r| r.payer == payer).cloned().ok_or(RequestError::NotFound)?;
-        let status = r.status_at(now);
-        if status != "pending" {
-            return Err(RequestError::NotPending(status));
+        ctx: &mut Ctx,
+    ) -> Result<RequestView, RequestError> {
+        let now = ctx.now();
+        let r = self.request(request_id).filter(|r| r.payer == payer).cloned().ok_or(RequestError::NotFound)?;
+        match r.view(now).status_name() {
+            "pending" => {}
+            "paid" => return Err(RequestError::NotPending(Answered::Paid)),
+            "declined" => return Err(RequestError::NotPending(Answered::Declined)),
+            _ => return Err(RequestError::NotPending(Answered::Expired)),
         }
         let index = (request_id - 1) as usize;
         if !pay {
-            self.requests.requests[index].status = RequestStatus::Declined;
-            return Ok(());
+            self.requests[index].status = RequestStatus::Declined;
+            ctx.emit(Event::RequestDeclined { request_id });
+            return Ok(self.requests[index].view(now));
         }
         let remittance = self
-            .send(ledger, payer, &Recipient::User(r.requester), r.amount, &r.memo, pin_ok, now)
+            .send(payer, &Recipient::User(r.requester), r.amount, &r.memo, pin_ok, ctx)
             .map_err(RequestError::Payment)?;
-        let request = &mut self.requests.requests[index];
+        let request = &mut self.requests[index];
         request.status = RequestStatus::Paid;
-        request.remittance_id = remittance;
-        Ok(())
+        request.remittance_id = remittance.id;
+        ctx.emit(Event::RequestPaid { request_id, remittance_id: remittance.id });
+        Ok(self.requests[index].view(now))
     }
 }

@@ -36,13 +36,14 @@ mod support;
 
 mod check;
 mod reference;
+mod shape;
 mod workload;
 
 use kasa_core::{
-    Account, AccountBalance, AccountFlags, AccountFlags as AF, AccountOutcome, Batch, Command,
-    CreateAccountResult as AR, CreateTransferResult as TR, Outcome, PendingStatus, State, Transfer, TransferFlags,
-    TransferFlags as TF, TransferOutcome,
+    Account, AccountBalance, AccountFlags, AccountFlags as AF, AccountOutcome, CreateAccountResult as AR,
+    CreateTransferResult as TR, PendingStatus, State, Transfer, TransferFlags, TransferFlags as TF, TransferOutcome,
 };
+use shape::{Batch, Command, Outcome};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use support::SECOND;
@@ -53,10 +54,14 @@ use workload::*;
 
 const MAX: u128 = u128::MAX;
 
-/// Ids with the top bit set are the domain's; the ledger API (which the model is) refuses them.
-fn reserved(id: u128) -> bool {
-    id >> 127 == 1 && id != MAX
+/// No id is reserved any more: Kasa's own accounts live in books of their own, so the ledger
+/// API takes any id but 0 and 2^128-1, as TigerBeetle does.
+fn reserved(_id: u128) -> bool {
+    false
 }
+
+/// Result codes the ledger no longer returns (kept in the enums, whose positions are public).
+const NO_LONGER_RETURNED: [TR; 2] = [TR::IdReserved, TR::PendingIdReserved];
 /// Sequences per run: about four seconds in a debug build on two cores.
 const SEQUENCES: u64 = 1000;
 /// Batches per sequence: enough for pending transfers to be created, resolved and expired.
@@ -108,7 +113,6 @@ fn ledger_agrees_with_the_model_on_random_batches() {
                 match outcome {
                     Outcome::CreateAccounts(r) => seen_account.extend(r.iter().map(|o| o.result)),
                     Outcome::CreateTransfers(r) => seen_transfer.extend(r.iter().map(|o| o.result)),
-                    Outcome::Wallet(_) | Outcome::Keyed(_) | Outcome::ResponseStored(_) | Outcome::AsSession(_) => {}
                 }
             }
         }
@@ -118,9 +122,9 @@ fn ledger_agrees_with_the_model_on_random_batches() {
     if seeds_count >= SEQUENCES {
         let missing: Vec<&str> = TR::ALL
             .iter()
-            .filter(|r| !seen_transfer.contains(r))
+            .filter(|r| !seen_transfer.contains(r) && !NO_LONGER_RETURNED.contains(r))
             .map(|r| r.name())
-            .chain(AR::ALL.iter().filter(|r| !seen_account.contains(r)).map(|r| r.name()))
+            .chain(AR::ALL.iter().filter(|r| !seen_account.contains(r) && **r != AR::IdReserved).map(|r| r.name()))
             .collect();
         assert!(missing.is_empty(), "result codes the workload never reached: {missing:?}");
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use kasa_core::ledger::Outcome as LedgerOutcome;
 use kasa_core::{Account, AccountFlags, Batch, Command, Outcome, State, Transfer, TransferFlags};
 
 pub const LEDGER: u32 = 1;
@@ -84,15 +85,15 @@ impl Harness {
     }
 
     pub fn accounts(&mut self, accounts: Vec<Account>) -> Vec<&'static str> {
-        match &self.apply(vec![Command::CreateAccounts(accounts)])[0] {
-            Outcome::CreateAccounts(r) => r.iter().map(|o| o.result.name()).collect(),
+        match &self.apply(vec![Command::create_accounts(accounts)])[0] {
+            Outcome::Ledger(LedgerOutcome::Accounts(r)) => r.iter().map(|o| o.result.name()).collect(),
             other => panic!("unexpected outcome {other:?}"),
         }
     }
 
     pub fn transfers(&mut self, transfers: Vec<Transfer>) -> Vec<&'static str> {
-        match &self.apply(vec![Command::CreateTransfers(transfers)])[0] {
-            Outcome::CreateTransfers(r) => r.iter().map(|o| o.result.name()).collect(),
+        match &self.apply(vec![Command::create_transfers(transfers)])[0] {
+            Outcome::Ledger(LedgerOutcome::Transfers(r)) => r.iter().map(|o| o.result.name()).collect(),
             other => panic!("unexpected outcome {other:?}"),
         }
     }

@@ -1,0 +1,225 @@
+//! Kasa's chart of accounts: the one registry of the account kinds and transfer kinds that
+//! domain commands use in Kasa's own books, with their ledger codes and how their ids are
+//! made. `docs/accounts.md` is checked against it by a test (`tests/chart.rs`).
+//!
+//! Kasa's books are a ledger of their own ([`crate::State::books`]), apart from the operators'
+//! TigerBeetle-compatible ledger API: the two are separate id namespaces, so any id a client
+//! picks is valid there and can never collide with a wallet, a system account or a domain
+//! transfer, and no operator transfer can move money in or out of a wallet behind the
+//! wallet's rules (operators adjust wallets with an audited wallet command instead).
+//!
+//! An id in the books is `kind << 64 | number`: the kind from this registry, and a number
+//! that the kind defines (the user id for a wallet, the currency's numeric code for a system
+//! account, the funding id for a funding's transfers).
+
+use crate::ledger::{Account, AccountFlags, Ledger};
+use crate::money::Currency;
+
+/// A kind of account in Kasa's books.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountKind {
+    /// The kind number: the high 64 bits of the id.
+    pub number: u64,
+    /// The ledger account code.
+    pub code: u16,
+    /// A short name.
+    pub name: &'static str,
+    /// What the number in the id is.
+    pub per: &'static str,
+    /// The account's flags.
+    pub flags: u16,
+    /// What its balance means.
+    pub meaning: &'static str,
+}
+
+/// A kind of transfer in Kasa's books.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferKind {
+    /// The kind number: the high 64 bits of the id.
+    pub number: u64,
+    /// The ledger transfer code (0 for posts and voids, which take their pending transfer's).
+    pub code: u16,
+    /// A short name.
+    pub name: &'static str,
+    /// What the number in the id is.
+    pub per: &'static str,
+    /// What it moves.
+    pub meaning: &'static str,
+}
+
+/// A user's wallet: the money a user holds. It can never go negative, and keeps a balance
+/// history for the user's transaction list.
+pub const WALLET: AccountKind = AccountKind {
+    number: 1,
+    code: 1001,
+    name: "wallet",
+    per: "user id",
+    flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY,
+    meaning: "credit: the money the user holds",
+};
+/// The mirror of what Kasa holds at partner banks for its users.
+pub const BANK_OMNIBUS: AccountKind = AccountKind {
+    number: 2,
+    code: 2001,
+    name: "bank omnibus",
+    per: "currency",
+    flags: 0,
+    meaning: "debit: the money Kasa holds at partner banks for its users",
+};
+/// Money sent to numbers without a wallet, waiting for them to sign up.
+pub const REMITTANCE_HOLDING: AccountKind = AccountKind {
+    number: 3,
+    code: 2002,
+    name: "remittance holding",
+    per: "currency",
+    flags: 0,
+    meaning: "credit: money waiting for a number to sign up (zero once every claim is paid out)",
+};
+/// Fees Kasa earned.
+pub const FEE_INCOME: AccountKind = AccountKind {
+    number: 9,
+    code: 2003,
+    name: "fee income",
+    per: "currency",
+    flags: 0,
+    meaning: "credit: fees Kasa earned (the money itself is still at the partner banks)",
+};
+/// The other side of operators' audited wallet adjustments.
+pub const ADJUSTMENTS: AccountKind = AccountKind {
+    number: 11,
+    code: 2004,
+    name: "operator adjustments",
+    per: "currency",
+    flags: 0,
+    meaning: "debit: what operators credited to wallets, less what they debited",
+};
+
+/// Every account kind, in kind order.
+pub const ACCOUNT_KINDS: &[AccountKind] = &[WALLET, BANK_OMNIBUS, REMITTANCE_HOLDING, FEE_INCOME, ADJUSTMENTS];
+
+/// The pending transfer of a top-up (omnibus to wallet) or withdrawal (wallet to omnibus).
+pub const FUNDING_RESERVE: TransferKind = TransferKind {
+    number: 4,
+    code: 3001,
+    name: "funding reservation",
+    per: "funding id",
+    meaning: "pending: omnibus to wallet (top-up, code 3001) or wallet to omnibus (withdrawal with its fee, code 3002)",
+};
+/// Transfer code of a withdrawal's reservation (a top-up's is [`FUNDING_RESERVE`]'s).
+pub const CODE_WITHDRAWAL: u16 = 3002;
+/// The post or void of a funding reservation, by the bank's answer.
+pub const FUNDING_RESOLVE: TransferKind = TransferKind {
+    number: 5,
+    code: 0,
+    name: "funding settlement",
+    per: "funding id",
+    meaning: "post (the bank approved) or void (declined, or it never took the request)",
+};
+/// A remittance: wallet to wallet, or the pending hold for a number without a wallet.
+pub const REMITTANCE: TransferKind = TransferKind {
+    number: 6,
+    code: 3003,
+    name: "remittance",
+    per: "remittance id",
+    meaning: "posted wallet to wallet, or pending wallet to holding (48 h)",
+};
+/// The post (claim) or void (cancel) of a hold.
+pub const REMITTANCE_RESOLVE: TransferKind = TransferKind {
+    number: 7,
+    code: 0,
+    name: "hold resolution",
+    per: "remittance id",
+    meaning: "post when the number signs up, void when the sender cancels",
+};
+/// A claimed hold paid out to the new wallet.
+pub const REMITTANCE_PAYOUT: TransferKind = TransferKind {
+    number: 8,
+    code: 3004,
+    name: "hold payout",
+    per: "remittance id",
+    meaning: "holding to the new wallet, linked with the post of the hold",
+};
+/// A withdrawal's fee moved to fee income when the bank pays out.
+pub const WITHDRAWAL_FEE: TransferKind = TransferKind {
+    number: 10,
+    code: 3005,
+    name: "withdrawal fee",
+    per: "funding id",
+    meaning: "omnibus to fee income, linked with the post of the withdrawal",
+};
+/// An operator's audited adjustment of a wallet.
+pub const ADJUSTMENT: TransferKind = TransferKind {
+    number: 12,
+    code: 3006,
+    name: "adjustment",
+    per: "adjustment id",
+    meaning: "adjustments to wallet (credit) or wallet to adjustments (debit)",
+};
+
+/// Every transfer kind, in kind order.
+pub const TRANSFER_KINDS: &[TransferKind] =
+    &[FUNDING_RESERVE, FUNDING_RESOLVE, REMITTANCE, REMITTANCE_RESOLVE, REMITTANCE_PAYOUT, WITHDRAWAL_FEE, ADJUSTMENT];
+
+/// The id of number `n` of a kind.
+pub fn id(kind_number: u64, n: u64) -> u128 {
+    (u128::from(kind_number) << 64) | u128::from(n)
+}
+
+/// The (kind number, number) of an id in the books.
+pub fn id_parts(id: u128) -> (u64, u64) {
+    ((id >> 64) as u64, id as u64)
+}
+
+impl AccountKind {
+    /// The account id of number `n` of this kind.
+    pub fn id(self, n: u64) -> u128 {
+        id(self.number, n)
+    }
+
+    /// The id of this kind's system account for `currency`.
+    pub fn system_id(self, currency: Currency) -> u128 {
+        self.id(u64::from(currency.numeric()))
+    }
+
+    /// Whether `account_id` is of this kind; gives its number.
+    pub fn number_of(self, account_id: u128) -> Option<u64> {
+        let (kind, n) = id_parts(account_id);
+        (kind == self.number).then_some(n)
+    }
+
+    /// The account record of number `n`, on `currency`'s ledger.
+    pub fn account(self, n: u64, currency: Currency, user_data_64: u64) -> Account {
+        Account {
+            id: self.id(n),
+            ledger: currency.ledger(),
+            code: self.code,
+            flags: AccountFlags(self.flags),
+            user_data_64,
+            ..Default::default()
+        }
+    }
+}
+
+impl TransferKind {
+    /// The transfer id of number `n` of this kind.
+    pub fn id(self, n: u64) -> u128 {
+        id(self.number, n)
+    }
+
+    /// Whether `transfer_id` is of this kind; gives its number.
+    pub fn number_of(self, transfer_id: u128) -> Option<u64> {
+        let (kind, n) = id_parts(transfer_id);
+        (kind == self.number).then_some(n)
+    }
+}
+
+/// Creates `kind`'s system account for `currency` the first time it is needed. The books
+/// are Kasa's alone, so the id is always free or already this account.
+pub fn ensure_system_account(books: &mut Ledger, kind: AccountKind, currency: Currency, now: u64) {
+    let id = kind.system_id(currency);
+    if books.account(id).is_some() {
+        return;
+    }
+    let outcome = books.create_accounts(&[kind.account(u64::from(currency.numeric()), currency, 0)], now);
+    assert!(outcome[0].result.is_success(), "the books refused system account {}: {:?}", kind.name, outcome[0]);
+}

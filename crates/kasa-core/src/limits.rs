@@ -1,0 +1,283 @@
+//! The limits every money movement is checked against, in one place for every domain: KYC
+//! tiers with their legal maxima (balance cap, daily outgoing limit), the daily outgoing
+//! total per user by KST day, and the PIN-free budget per user over a rolling 24 hours.
+//!
+//! Limits are a property of the moment money moves: a domain checks them in the same step as
+//! the transfer, and `kasa verify` re-checks every command of its replay (see
+//! `Wallets::check_limits_of_new_transfers`), because operators may lower a tier later.
+//!
+//! The balance formulas live here too, once: what a wallet *holds* against its cap counts
+//! money on its way in (pending credits), and what it has *available* to spend counts money
+//! on its way out (pending debits).
+
+use crate::ledger::Account;
+use crate::money::Amount;
+use crate::time::{kst_day, NANOS_PER_DAY, NANOS_PER_MINUTE};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// A KYC tier: what the law lets a wallet hold and send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Tier {
+    /// A new user.
+    Basic,
+    /// Identity verified by an operator.
+    Verified,
+}
+
+impl Tier {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Basic => "basic",
+            Tier::Verified => "verified",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(name: &str) -> Option<Tier> {
+        match name {
+            "basic" => Some(Tier::Basic),
+            "verified" => Some(Tier::Verified),
+            _ => None,
+        }
+    }
+
+    /// The legal maxima of the tier, in won (also its default limits): operators may lower a
+    /// tier's limits, never raise them above these.
+    pub fn legal_maxima(self) -> TierLimits {
+        match self {
+            Tier::Basic => TierLimits { balance_cap: Amount::new(500_000), daily_outgoing: Amount::new(500_000) },
+            Tier::Verified => {
+                TierLimits { balance_cap: Amount::new(2_000_000), daily_outgoing: Amount::new(2_000_000) }
+            }
+        }
+    }
+
+    /// Every tier.
+    pub const ALL: [Tier; 2] = [Tier::Basic, Tier::Verified];
+}
+
+/// A tier's limits, in won.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierLimits {
+    /// The most a wallet may hold, counting money on its way in.
+    pub balance_cap: Amount,
+    /// The most a user may send out in one KST day (remittances, withdrawals with their fees).
+    pub daily_outgoing: Amount,
+}
+
+/// Which limit a movement would pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitKind {
+    /// The wallet's balance cap.
+    BalanceCap,
+    /// The daily outgoing limit.
+    DailyOutgoing,
+}
+
+impl LimitKind {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::BalanceCap => "balance_cap",
+            LimitKind::DailyOutgoing => "daily_outgoing",
+        }
+    }
+}
+
+/// A limit that a request would pass, with its value and what is left of it (the acting
+/// user's own limits only: another user's room is theirs to know).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitExceeded {
+    /// Which limit.
+    pub limit: LimitKind,
+    /// Its value, in won.
+    pub value: Amount,
+    /// What is left of it, in won.
+    pub remaining: Amount,
+}
+
+/// The PIN-free amount a user starts with, and the most they may raise it back to: 50,000
+/// won over a rolling 24 hours.
+pub const PIN_FREE_DEFAULT: Amount = Amount::new(50_000);
+
+/// The PIN-free budget counts spends in steps of this length: a spend leaves the budget 24
+/// hours after the end of its step, so the window is 24 hours to 24 hours and 10 minutes,
+/// never less, and a user keeps at most 145 steps.
+pub const PIN_FREE_STEP_NANOS: u64 = 10 * NANOS_PER_MINUTE;
+
+/// The balance a wallet holds against its cap: posted credits plus pending credits (money
+/// on its way in counts, so that two top-ups at once cannot pass the cap together) less
+/// posted debits.
+pub fn held(account: &Account) -> u128 {
+    account.credits_posted.saturating_add(account.credits_pending).saturating_sub(account.debits_posted)
+}
+
+/// What a wallet may spend: posted credits less posted and pending debits.
+pub fn available(account: &Account) -> u128 {
+    account.credits_posted.saturating_sub(account.debits_posted.saturating_add(account.debits_pending))
+}
+
+/// The posted balance of a credit-normal account (a wallet).
+pub fn balance(account: &Account) -> u128 {
+    account.credits_posted.saturating_sub(account.debits_posted)
+}
+
+/// Limits in force and what users have used of them. Deterministic containers only: part of
+/// the state, hashed and snapshotted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Operator-set limits per tier; absent: the legal maxima.
+    tiers: BTreeMap<Tier, TierLimits>,
+    /// Per user: (KST day, sent out that day).
+    outgoing: BTreeMap<u64, (u64, Amount)>,
+    /// Per user: PIN-free spends by step, oldest first: (step number, amount).
+    pin_free: BTreeMap<u64, VecDeque<(u64, Amount)>>,
+}
+
+impl Limits {
+    /// The limits in force for a tier.
+    pub fn tier(&self, tier: Tier) -> TierLimits {
+        self.tiers.get(&tier).copied().unwrap_or_else(|| tier.legal_maxima())
+    }
+
+    /// Sets a tier's limits (an operator's decision); refused above the legal maxima.
+    pub fn set_tier(&mut self, tier: Tier, limits: TierLimits) -> Result<(), TierLimits> {
+        let max = tier.legal_maxima();
+        if limits.balance_cap > max.balance_cap || limits.daily_outgoing > max.daily_outgoing {
+            return Err(max);
+        }
+        self.tiers.insert(tier, limits);
+        Ok(())
+    }
+
+    /// What `user` has sent out on the KST day of `now`.
+    pub fn outgoing_today(&self, user: u64, now: u64) -> Amount {
+        self.outgoing_on(user, kst_day(now))
+    }
+
+    /// What `user` has sent out on KST day `day`.
+    pub fn outgoing_on(&self, user: u64, day: u64) -> Amount {
+        match self.outgoing.get(&user) {
+            Some(&(d, used)) if d == day => used,
+            _ => Amount::ZERO,
+        }
+    }
+
+    /// Checks that `amount` more fits in `user`'s daily outgoing limit at `now`.
+    pub fn check_outgoing(&self, user: u64, tier: Tier, amount: Amount, now: u64) -> Result<(), LimitExceeded> {
+        let daily = self.tier(tier).daily_outgoing;
+        let used = self.outgoing_today(user, now);
+        if used.checked_add(amount).is_none_or(|total| total > daily) {
+            return Err(LimitExceeded {
+                limit: LimitKind::DailyOutgoing,
+                value: daily,
+                remaining: daily.saturating_sub(used),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that a wallet holding `account` can take `amount` more under its tier's cap.
+    pub fn check_balance_cap(&self, tier: Tier, account: &Account, amount: Amount) -> Result<(), LimitExceeded> {
+        let cap = self.tier(tier).balance_cap;
+        let held = held(account);
+        if held.saturating_add(amount.ledger()) > cap.ledger() {
+            let held = Amount::from_ledger(held).unwrap_or(Amount::MAX);
+            return Err(LimitExceeded { limit: LimitKind::BalanceCap, value: cap, remaining: cap.saturating_sub(held) });
+        }
+        Ok(())
+    }
+
+    /// Counts `amount` sent out by `user` on KST day `day` (the caller checked the limit).
+    pub fn count_outgoing(&mut self, user: u64, day: u64, amount: Amount) {
+        let entry = self.outgoing.entry(user).or_insert((day, Amount::ZERO));
+        if entry.0 != day {
+            *entry = (day, Amount::ZERO);
+        }
+        entry.1 = entry.1.saturating_add(amount);
+    }
+
+    /// Gives back `amount` counted on KST day `day` (a declined withdrawal, a returned hold);
+    /// nothing if that day is over.
+    pub fn uncount_outgoing(&mut self, user: u64, day: u64, amount: Amount) {
+        if let Some(entry) = self.outgoing.get_mut(&user) {
+            if entry.0 == day {
+                entry.1 = entry.1.saturating_sub(amount);
+            }
+        }
+    }
+
+    /// What `user` moved without the PIN in the rolling 24 hours before `now`.
+    pub fn pin_free_used(&self, user: u64, now: u64) -> Amount {
+        let Some(steps) = self.pin_free.get(&user) else { return Amount::ZERO };
+        steps
+            .iter()
+            .filter(|(step, _)| !step_expired(*step, now))
+            .fold(Amount::ZERO, |sum, (_, amount)| sum.saturating_add(*amount))
+    }
+
+    /// Whether moving `amount` at `now` without the PIN stays within `user`'s budget of
+    /// `pin_free_amount`.
+    pub fn pin_free_allows(&self, user: u64, pin_free_amount: Amount, amount: Amount, now: u64) -> bool {
+        self.pin_free_used(user, now).checked_add(amount).is_some_and(|total| total <= pin_free_amount)
+    }
+
+    /// Records a move of `amount` without the PIN.
+    pub fn spend_pin_free(&mut self, user: u64, amount: Amount, now: u64) {
+        let steps = self.pin_free.entry(user).or_default();
+        while steps.front().is_some_and(|(step, _)| step_expired(*step, now)) {
+            steps.pop_front();
+        }
+        let step = now / PIN_FREE_STEP_NANOS;
+        match steps.back_mut() {
+            Some((last, sum)) if *last == step => *sum = sum.saturating_add(amount),
+            _ => steps.push_back((step, amount)),
+        }
+    }
+
+    /// Users with PIN-free spends on record (for the memory figures). Spends are never given
+    /// back, not even by a cancelled or returned hold: the budget bounds what a stolen,
+    /// unlocked phone can start, not what comes back.
+    pub fn users_with_pin_free_spends(&self) -> usize {
+        self.pin_free.len()
+    }
+}
+
+/// Whether a PIN-free spend in `step` has left the 24-hour window at `now`.
+fn step_expired(step: u64, now: u64) -> bool {
+    (step + 1).saturating_mul(PIN_FREE_STEP_NANOS).saturating_add(NANOS_PER_DAY) <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::NANOS_PER_HOUR;
+
+    #[test]
+    fn the_pin_free_budget_rolls_over_24_hours() {
+        let mut limits = Limits::default();
+        let t0 = 1_700_000_000 * 1_000_000_000;
+        let budget = Amount::new(50_000);
+        for i in 0..5 {
+            assert!(limits.pin_free_allows(7, budget, Amount::new(10_000), t0 + i));
+            limits.spend_pin_free(7, Amount::new(10_000), t0 + i);
+        }
+        assert!(!limits.pin_free_allows(7, budget, Amount::new(1), t0 + 5), "the budget is spent");
+        assert!(!limits.pin_free_allows(7, budget, Amount::new(1), t0 + 23 * NANOS_PER_HOUR));
+        assert!(limits.pin_free_allows(7, budget, Amount::new(50_000), t0 + NANOS_PER_DAY + PIN_FREE_STEP_NANOS));
+        assert!(limits.pin_free_allows(8, budget, Amount::new(50_000), t0), "per user");
+    }
+
+    #[test]
+    fn tiers_stay_within_the_legal_maxima() {
+        let mut limits = Limits::default();
+        let lower = TierLimits { balance_cap: Amount::new(300_000), daily_outgoing: Amount::new(100_000) };
+        assert_eq!(limits.set_tier(Tier::Basic, lower), Ok(()));
+        assert_eq!(limits.tier(Tier::Basic), lower);
+        let higher = TierLimits { balance_cap: Amount::new(600_000), daily_outgoing: Amount::new(100_000) };
+        assert!(limits.set_tier(Tier::Basic, higher).is_err());
+        assert_eq!(limits.tier(Tier::Verified), Tier::Verified.legal_maxima());
+    }
+}
