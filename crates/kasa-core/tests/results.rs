@@ -164,7 +164,7 @@ fn transfer_cases() -> Vec<Case> {
             vec![with_flags(base, TF::CLOSING_DEBIT)],
             vec!["closing_transfer_must_be_pending"],
         ),
-        ("amount zero", vec![], vec![t_with(base, |t| t.amount = 0)], vec!["amount_must_not_be_zero"]),
+        ("amount zero", vec![], vec![t_with(base, |t| t.amount = 0)], vec!["ok"]),
         ("ledger zero", vec![], vec![t_with(base, |t| t.ledger = 0)], vec!["ledger_must_not_be_zero"]),
         ("code zero", vec![], vec![t_with(base, |t| t.code = 0)], vec!["code_must_not_be_zero"]),
         ("debit not found", vec![], vec![t_with(base, |t| t.debit_account_id = 77)], vec!["debit_account_not_found"]),
@@ -231,7 +231,7 @@ fn transfer_cases() -> Vec<Case> {
         ),
         (
             "post twice",
-            vec![vec![pending(50, 1, 2, 30, 0)], vec![post(51, 50, 0)]],
+            vec![vec![pending(50, 1, 2, 30, 0)], vec![post(51, 50, MAX)]],
             vec![post(10, 50, 0)],
             vec!["pending_transfer_already_posted"],
         ),
@@ -368,9 +368,15 @@ fn every_transfer_result_code_is_reached() {
     };
     assert_eq!(expired, ["pending_transfer_expired"]);
     seen.extend(expired);
-    let all: BTreeSet<&str> = CreateTransferResult::ALL.iter().map(|r| r.name()).collect();
+    // `amount_must_not_be_zero` is no longer returned (see its doc comment).
+    let all: BTreeSet<&str> = CreateTransferResult::ALL
+        .iter()
+        .filter(|&&r| r != CreateTransferResult::AmountMustNotBeZero)
+        .map(|r| r.name())
+        .collect();
     let missing: Vec<_> = all.difference(&seen).collect();
     assert!(missing.is_empty(), "result codes without a scenario: {missing:?}");
+    assert!(!seen.contains("amount_must_not_be_zero"));
 }
 
 #[test]
@@ -484,8 +490,9 @@ fn balancing_transfers_move_up_to_the_available_amount() {
     assert_eq!((r[0].result.name(), r[0].amount), ("ok", 100));
     assert_eq!(h.state.ledger().transfer(10).unwrap().amount, 100);
     assert_eq!(h.balance(1), (0, 100, 0, 100));
-    // Nothing left to sweep.
-    assert_eq!(h.transfers(vec![with_flags(transfer(11, 1, 7, 1_000), TF::BALANCING_DEBIT)]), ["exceeds_credits"]);
+    // Nothing left to sweep: created, moving nothing.
+    assert_eq!(h.transfers(vec![with_flags(transfer(11, 1, 7, 1_000), TF::BALANCING_DEBIT)]), ["ok"]);
+    assert_eq!(h.state.ledger().transfer(11).unwrap().amount, 0);
     // A retry of the first sweep with the same upper bound is the same transfer.
     assert_eq!(h.transfers(vec![sweep]), ["exists"]);
     // balancing_credit: account 3 may take credits only up to its debits (0 so far).
@@ -504,9 +511,11 @@ fn closing_transfer_closes_and_void_reopens() {
     assert!(h.state.ledger().account(1).unwrap().flags.has(AF::CLOSED));
     assert_eq!(h.transfers(vec![transfer(10, 1, 2, 1)]), ["debit_account_already_closed"]);
     assert_eq!(h.transfers(vec![transfer(11, 2, 1, 1)]), ["credit_account_already_closed"]);
+    // The closing transfer cannot be posted: the account it closed refuses it.
+    assert_eq!(h.transfers(vec![post(52, 50, MAX)]), ["debit_account_already_closed"]);
     assert_eq!(h.transfers(vec![void(51, 50)]), ["ok"]);
     assert!(!h.state.ledger().account(1).unwrap().flags.has(AF::CLOSED));
-    assert_eq!(h.transfers(vec![transfer(10, 1, 2, 1)]), ["ok"]);
+    assert_eq!(h.transfers(vec![transfer(12, 1, 2, 1)]), ["ok"]);
 }
 
 #[test]

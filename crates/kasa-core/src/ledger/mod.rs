@@ -10,7 +10,15 @@
 //! back their own linked transfers together.
 //!
 //! The ledger reads no clock: the caller passes each event's timestamp.
+//!
+//! The rules, and which check wins when several fail, are TigerBeetle's (0.16 and later) for
+//! clients of release 0.16 or later: zero amounts are allowed and `AMOUNT_MAX` asks a post for
+//! the whole pending amount. What it deliberately does not do: imported events (the
+//! `imported` flag is `reserved_flag` here, and a timestamp must be zero), the behaviour
+//! TigerBeetle keeps for clients older than 0.16, and failing a linked chain on `exists`
+//! (here an item that exists counts as success in its chain). `docs/api.md` lists these.
 
+mod exists;
 mod results;
 mod store;
 mod types;
@@ -24,6 +32,14 @@ use store::{Chunked, IdIndex, Vacant};
 
 /// Nanoseconds per second, for pending-transfer timeouts given in seconds.
 pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// The amount that asks a post for the whole pending amount (TigerBeetle's `AMOUNT_MAX`). As the
+/// amount of a balancing transfer it is simply the largest upper bound.
+pub const AMOUNT_MAX: u128 = u128::MAX;
+
+/// The latest a pending transfer may expire: TigerBeetle keeps timestamps below 2^63 (the top
+/// bit marks tombstones there), so `timestamp + timeout` past it is `overflows_timeout`.
+const EXPIRY_MAX: u64 = i64::MAX as u64;
 
 /// The balance of an account with the `history` flag right after a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -540,7 +556,9 @@ impl Ledger {
         }
         if let Some(position) = self.account_position(a.id) {
             let e = self.accounts.get(position);
-            let result = if e.flags.0 & !AccountFlags::CLOSED != a.flags.0 & !AccountFlags::CLOSED {
+            // Every flag bit counts, `closed` and `linked` too, as in TigerBeetle: an account
+            // closed by a closing transfer since no longer matches a retry of its creation.
+            let result = if e.flags != a.flags {
                 R::ExistsWithDifferentFlags
             } else if e.user_data_128 != a.user_data_128 {
                 R::ExistsWithDifferentUserData128
@@ -690,9 +708,7 @@ impl Ledger {
         if closing && !pending {
             return fail(R::ClosingTransferMustBePending);
         }
-        if t.amount == 0 {
-            return fail(R::AmountMustNotBeZero);
-        }
+        // Amount 0 is a valid transfer (TigerBeetle 0.16): it moves nothing but is recorded.
         if t.ledger == 0 {
             return fail(R::LedgerMustNotBeZero);
         }
@@ -719,20 +735,16 @@ impl Ledger {
         if cr.flags.has(AccountFlags::CLOSED) {
             return fail(R::CreditAccountAlreadyClosed);
         }
+        // A balancing transfer moves what is available, down to nothing: with nothing
+        // available it is created with amount 0, not refused.
         let mut amount = t.amount;
         if flags.has(TransferFlags::BALANCING_DEBIT) {
-            let debits = dr.debits().unwrap_or(u128::MAX);
+            let debits = dr.debits().expect("debits never overflow (overflows_debits)");
             amount = amount.min(dr.credits_posted.saturating_sub(debits));
-            if amount == 0 {
-                return fail(R::ExceedsCredits);
-            }
         }
         if flags.has(TransferFlags::BALANCING_CREDIT) {
-            let credits = cr.credits().unwrap_or(u128::MAX);
+            let credits = cr.credits().expect("credits never overflow (overflows_credits)");
             amount = amount.min(cr.debits_posted.saturating_sub(credits));
-            if amount == 0 {
-                return fail(R::ExceedsDebits);
-            }
         }
         if pending {
             if dr.debits_pending.checked_add(amount).is_none() {
@@ -754,8 +766,10 @@ impl Ledger {
         let Some(credits_after) = cr.credits().and_then(|c| c.checked_add(amount)) else {
             return fail(R::OverflowsCredits);
         };
-        let expires_at = if pending && t.timeout != 0 {
-            match (t.timeout as u64).checked_mul(NANOS_PER_SECOND).and_then(|ns| timestamp.checked_add(ns)) {
+        let expires_at = if t.timeout != 0 {
+            debug_assert!(pending, "checked by timeout_reserved_for_pending_transfer");
+            // u32 seconds in nanoseconds fit in a u64; the sum may pass `EXPIRY_MAX`.
+            match timestamp.checked_add(t.timeout as u64 * NANOS_PER_SECOND).filter(|&at| at <= EXPIRY_MAX) {
                 Some(at) => Some(at),
                 None => return fail(R::OverflowsTimeout),
             }
@@ -838,47 +852,29 @@ impl Ledger {
         self.log(Undo::BalancePushed { account: position });
     }
 
+    /// The answer to a transfer whose id is taken by the stored transfer at `position`:
+    /// `exists` with the stored timestamp and amount, or the first field that differs.
     fn transfer_exists(&self, t: &Transfer, position: u32) -> TransferOutcome {
         use CreateTransferResult as R;
         let e = self.transfers.get(position);
-        let resolving =
-            t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER);
-        let balancing = t.flags.has(TransferFlags::BALANCING_DEBIT) || t.flags.has(TransferFlags::BALANCING_CREDIT);
-        // Post and void inherit omitted (zero) fields from the pending transfer, so a zero in
-        // the retry matches whatever was stored.
-        let differs = |asked: u128, stored: u128| !(resolving && asked == 0) && asked != stored;
-        let result = if e.flags != t.flags {
-            R::ExistsWithDifferentFlags
+        // The flags decide how the other fields compare, so they come first.
+        let difference = if e.flags != t.flags {
+            Some(R::ExistsWithDifferentFlags)
         } else if e.pending_id != t.pending_id {
-            R::ExistsWithDifferentPendingId
+            Some(R::ExistsWithDifferentPendingId)
         } else if e.timeout != t.timeout {
-            R::ExistsWithDifferentTimeout
-        } else if differs(t.debit_account_id, e.debit_account_id) {
-            R::ExistsWithDifferentDebitAccountId
-        } else if differs(t.credit_account_id, e.credit_account_id) {
-            R::ExistsWithDifferentCreditAccountId
-        } else if if balancing {
-            e.amount > t.amount
-        } else if resolving {
-            t.amount != 0 && t.amount != u128::MAX && t.amount != e.amount
+            Some(R::ExistsWithDifferentTimeout)
+        } else if t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER)
+        {
+            let p = self.transfer(e.pending_id).expect("the pending transfer of a stored post or void");
+            exists::resolution_difference(t, e, p)
         } else {
-            t.amount != e.amount
-        } {
-            R::ExistsWithDifferentAmount
-        } else if differs(t.user_data_128, e.user_data_128) {
-            R::ExistsWithDifferentUserData128
-        } else if differs(t.user_data_64 as u128, e.user_data_64 as u128) {
-            R::ExistsWithDifferentUserData64
-        } else if differs(t.user_data_32 as u128, e.user_data_32 as u128) {
-            R::ExistsWithDifferentUserData32
-        } else if differs(t.ledger as u128, e.ledger as u128) {
-            R::ExistsWithDifferentLedger
-        } else if differs(t.code as u128, e.code as u128) {
-            R::ExistsWithDifferentCode
-        } else {
-            return TransferOutcome { result: R::Exists, timestamp: e.timestamp, amount: e.amount };
+            exists::plain_difference(t, e)
         };
-        TransferOutcome::failed(result)
+        match difference {
+            Some(result) => TransferOutcome::failed(result),
+            None => TransferOutcome { result: R::Exists, timestamp: e.timestamp, amount: e.amount },
+        }
     }
 
     fn resolve_pending(&mut self, t: &Transfer, timestamp: u64, vacant: Vacant) -> TransferOutcome {
@@ -916,13 +912,14 @@ impl Ledger {
         if t.code != 0 && t.code != p.code {
             return fail(R::PendingTransferHasDifferentCode);
         }
-        // Zero (or the maximum, as in TigerBeetle) means "the whole pending amount".
-        let whole = t.amount == 0 || t.amount == u128::MAX;
+        // "The whole pending amount" is `AMOUNT_MAX` for a post (which may post 0) and 0 for a
+        // void (which must release everything).
+        let whole = if post { t.amount == AMOUNT_MAX } else { t.amount == 0 };
         let amount = if whole { p.amount } else { t.amount };
         if amount > p.amount {
             return fail(R::ExceedsPendingTransferAmount);
         }
-        if !post && amount != p.amount {
+        if !post && amount < p.amount {
             return fail(R::PendingTransferHasDifferentAmount);
         }
         match self.pending.get(&p_position).copied() {
@@ -942,23 +939,17 @@ impl Ledger {
         let cr_position = self.account_position(p.credit_account_id).expect("credit account of a pending transfer");
         let mut dr = *self.accounts.get(dr_position);
         let mut cr = *self.accounts.get(cr_position);
-        let closed_by_this = |flag: u16| p.flags.has(flag);
-        if post {
-            if dr.flags.has(AccountFlags::CLOSED) && !closed_by_this(TransferFlags::CLOSING_DEBIT) {
-                return fail(R::DebitAccountAlreadyClosed);
-            }
-            if cr.flags.has(AccountFlags::CLOSED) && !closed_by_this(TransferFlags::CLOSING_CREDIT) {
-                return fail(R::CreditAccountAlreadyClosed);
-            }
-            // Posting moves value from pending to posted; the totals were checked when the
-            // reservation was made, but posted counters can still overflow on their own.
-            if dr.debits_posted.checked_add(amount).is_none() {
-                return fail(R::OverflowsDebitsPosted);
-            }
-            if cr.credits_posted.checked_add(amount).is_none() {
-                return fail(R::OverflowsCreditsPosted);
-            }
+        // A void is the only movement a closed account takes. A closing transfer keeps its
+        // account closed while it is pending, so it can be voided (or expire) but never posted.
+        if post && dr.flags.has(AccountFlags::CLOSED) {
+            return fail(R::DebitAccountAlreadyClosed);
         }
+        if post && cr.flags.has(AccountFlags::CLOSED) {
+            return fail(R::CreditAccountAlreadyClosed);
+        }
+        // No overflow checks: the amount moves from pending to posted, and pending plus
+        // posted was kept in range when the reservation was made (`overflows_debits`).
+        debug_assert!(dr.debits().is_some() && cr.credits().is_some() && amount <= p.amount);
 
         dr.debits_pending -= p.amount;
         cr.credits_pending -= p.amount;
@@ -966,10 +957,10 @@ impl Ledger {
             dr.debits_posted += amount;
             cr.credits_posted += amount;
         } else {
-            if closed_by_this(TransferFlags::CLOSING_DEBIT) {
+            if p.flags.has(TransferFlags::CLOSING_DEBIT) {
                 dr.flags.0 &= !AccountFlags::CLOSED;
             }
-            if closed_by_this(TransferFlags::CLOSING_CREDIT) {
+            if p.flags.has(TransferFlags::CLOSING_CREDIT) {
                 cr.flags.0 &= !AccountFlags::CLOSED;
             }
         }

@@ -5,7 +5,12 @@
 //!
 //! Results are never written to disk (replay recomputes them), but both the names and the
 //! numbers (a variant's position, used by the binary API) are public: append new codes at the
-//! end, never rename or reorder.
+//! end, never rename or reorder. So the declaration order is not always the precedence order:
+//! codes added later (`id_reserved`, `pending_id_reserved`) say in their doc comment where they
+//! are checked, and a code the ledger no longer returns stays, marked so.
+//!
+//! The names, and which check wins when several fail, are TigerBeetle's (0.16 and later); the
+//! few places where Kasa differs are listed in `docs/api.md`.
 
 macro_rules! result_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
@@ -148,7 +153,8 @@ result_enum! {
         TimeoutReservedForPendingTransfer = "timeout_reserved_for_pending_transfer",
         /// Closing transfers must be pending, so that voiding them reopens the account.
         ClosingTransferMustBePending = "closing_transfer_must_be_pending",
-        /// A transfer moves a positive amount.
+        /// No longer returned: zero-amount transfers are allowed, as in TigerBeetle 0.16 and
+        /// later. Kept so that the numbers of the codes after it do not change.
         AmountMustNotBeZero = "amount_must_not_be_zero",
         /// Ledger 0 is reserved.
         LedgerMustNotBeZero = "ledger_must_not_be_zero",
@@ -180,7 +186,7 @@ result_enum! {
         PendingTransferHasDifferentCode = "pending_transfer_has_different_code",
         /// A post cannot move more than was reserved.
         ExceedsPendingTransferAmount = "exceeds_pending_transfer_amount",
-        /// A void must name the whole pending amount (or none).
+        /// A void must name the whole pending amount (or 0 for it).
         PendingTransferHasDifferentAmount = "pending_transfer_has_different_amount",
         /// The pending transfer was already posted.
         PendingTransferAlreadyPosted = "pending_transfer_already_posted",

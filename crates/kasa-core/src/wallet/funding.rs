@@ -485,9 +485,11 @@ impl Wallets {
         if self.funding.status(ledger, &funding) == FundingStatus::Pending {
             let flag =
                 if approved { TransferFlags::POST_PENDING_TRANSFER } else { TransferFlags::VOID_PENDING_TRANSFER };
+            // The whole reservation: `AMOUNT_MAX` for a post (0 would post nothing), 0 for a void.
             let resolve = Transfer {
                 id: domain_id(KIND_FUNDING_TRANSFER + 1, funding_id),
                 pending_id: funding.transfer_id(),
+                amount: if approved { crate::ledger::AMOUNT_MAX } else { 0 },
                 flags: TransferFlags(flag),
                 ..Default::default()
             };

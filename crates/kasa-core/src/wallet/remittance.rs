@@ -377,6 +377,7 @@ impl Wallets {
             let post = Transfer {
                 id: domain_id(KIND_REMITTANCE_RESOLVE, id),
                 pending_id: r.transfer_id(),
+                amount: crate::ledger::AMOUNT_MAX,
                 flags: TransferFlags(TransferFlags::POST_PENDING_TRANSFER | TransferFlags::LINKED),
                 ..Default::default()
             };

@@ -62,8 +62,9 @@ impl Workload {
                 (ledger, flags)
             })
             .collect();
-        // Some sequences run near the end of time, where timeouts overflow.
-        let start = if rng.chance(10) { u64::MAX - 200 * SECOND } else { 1_700_000_000 * SECOND };
+        // Some sequences run near the end of time (2^63 nanoseconds, as in TigerBeetle), where
+        // timeouts overflow.
+        let start = if rng.chance(10) { EXPIRY_LAST - 200 * SECOND } else { 1_700_000_000 * SECOND };
         Workload { rng, model: Model::default(), shapes, transfer_id_last: 0, start }
     }
 
