@@ -22,6 +22,13 @@ const SNAPSHOT_VERSION: u32 = 5;
 /// decoder's allocation against a corrupt count.
 const HISTORY_ENTRIES_MAX: u64 = 1 << 32;
 
+/// Starts the failed transfer ids (`Ledger::failed_transfer_ids`) after the balance histories:
+/// the tag, a `u64` count, the ids. Written only when there are any, so that without them the
+/// bytes are what version 5 always was and older snapshots load (with none). What otherwise
+/// follows the histories, the wallet section's `u64` user count (or nothing, in version 1),
+/// is never these bytes: no snapshot holds 5.5 * 10^18 users.
+const FAILED_IDS_TAG: &[u8; 8] = b"KASAFAIL";
+
 fn records<'a>(c: &mut Cursor<'a>, what: &str) -> Result<&'a [u8], DecodeError> {
     let count = c.u64()?;
     let bytes = count
@@ -365,6 +372,13 @@ impl State {
             sink.put(&buffer);
             buffer.clear();
         }
+        let failed: Vec<u128> = self.ledger.failed_transfer_ids().collect();
+        if !failed.is_empty() {
+            buffer.extend_from_slice(FAILED_IDS_TAG);
+            buffer.extend_from_slice(&(failed.len() as u64).to_le_bytes());
+            failed.iter().for_each(|id| buffer.extend_from_slice(&id.to_le_bytes()));
+            sink.put(&buffer);
+        }
         // The wallet section is small next to the ledger's arrays: encode it in one piece.
         buffer.clear();
         self.wallets.encode(&mut buffer);
@@ -427,7 +441,19 @@ impl State {
             }
             balances.push((position, history));
         }
-        let ledger = Ledger::from_parts(accounts, transfers, pending, balances).map_err(DecodeError::Snapshot)?;
+        let mut failed_ids = Vec::new();
+        if c.bytes[c.at..].starts_with(FAILED_IDS_TAG) {
+            c.take(FAILED_IDS_TAG.len())?;
+            let n = c.u64()?;
+            if n == 0 || n.saturating_mul(16) > c.remaining() as u64 {
+                return Err(DecodeError::Snapshot(format!(
+                    "claims {n} failed transfer ids, which its bytes do not hold"
+                )));
+            }
+            failed_ids = (0..n).map(|_| c.u128()).collect::<Result<_, _>>()?;
+        }
+        let ledger =
+            Ledger::from_parts(accounts, transfers, pending, balances, failed_ids).map_err(DecodeError::Snapshot)?;
         let mut wallets = if version == 1 {
             Wallets::default()
         } else {

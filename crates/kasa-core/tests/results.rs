@@ -47,6 +47,12 @@ fn transfer_cases() -> Vec<Case> {
         ("id max", vec![], vec![t_with(base, |t| t.id = MAX)], vec!["id_must_not_be_int_max"]),
         ("id reserved", vec![], vec![t_with(base, |t| t.id = (1 << 127) | 10)], vec!["id_reserved"]),
         ("pending id reserved", vec![], vec![post(10, (1 << 127) | 50, 0)], vec!["pending_id_reserved"]),
+        (
+            "id already failed",
+            vec![],
+            vec![transfer(10, 1, 2, 101), transfer(10, 1, 2, 1)],
+            vec!["exceeds_credits", "id_already_failed"],
+        ),
         ("exists", vec![vec![base]], vec![base], vec!["exists"]),
         ("exists flags", vec![vec![base]], vec![with_flags(base, TF::PENDING)], vec!["exists_with_different_flags"]),
         (
@@ -478,7 +484,9 @@ fn pending_transfer_expires_by_engine_time_and_releases_funds() {
     assert_eq!(h.state.ledger().pending_status(50).map(|s| s.name()), Some("expired"));
     assert_eq!(h.state.next_expiry(), None);
     assert_eq!(h.transfers(vec![void(61, 50)]), ["pending_transfer_expired"]);
-    assert_eq!(h.transfers(vec![transfer(60, 1, 2, 100)]), ["ok"]);
+    // Id 60 failed with a transient result, so it never succeeds; a new id does.
+    assert_eq!(h.transfers(vec![transfer(60, 1, 2, 100)]), ["id_already_failed"]);
+    assert_eq!(h.transfers(vec![transfer(62, 1, 2, 100)]), ["ok"]);
 }
 
 #[test]
@@ -589,4 +597,35 @@ fn an_inconsistent_snapshot_is_refused_not_a_later_panic() {
     bad.extend_from_slice(&good[at + table.len()..]);
     let error = kasa_core::State::decode_snapshot(&bad).expect_err("a pending transfer without a status");
     assert!(error.to_string().contains("pending transfer 50 has no status"), "{error}");
+}
+
+/// The ids of transfers that failed with a transient result are part of the state: a snapshot
+/// keeps them (after the balance histories, behind a tag, only when there are any, so a state
+/// without them keeps its old bytes), and a snapshot whose failed ids do not fit is refused.
+#[test]
+fn failed_transfer_ids_survive_a_snapshot_and_bad_ones_are_refused() {
+    let mut h = setup();
+    let plain = h.state.encode_snapshot();
+    assert!(!plain.windows(8).any(|w| w == b"KASAFAIL"), "no failed ids, no section");
+    assert_eq!(
+        h.transfers(vec![transfer(10, 1, 2, 101), transfer(11, 77, 2, 1)]),
+        ["exceeds_credits", "debit_account_not_found"]
+    );
+    assert_eq!(h.state.ledger().failed_transfer_ids().collect::<Vec<_>>(), [10, 11]);
+    let good = h.state.encode_snapshot();
+    let restored = kasa_core::State::decode_snapshot(&good).unwrap();
+    assert_eq!(restored.hash(), h.state.hash());
+    assert_eq!(restored.ledger().failed_transfer_ids().collect::<Vec<_>>(), [10, 11]);
+    assert_ne!(h.state.hash(), setup().state.hash(), "failed ids count in the state hash");
+    let at = good.windows(8).position(|w| w == b"KASAFAIL").expect("the failed-id section");
+    let mut none = good.clone();
+    none[at + 8..at + 16].copy_from_slice(&0u64.to_le_bytes());
+    assert!(kasa_core::State::decode_snapshot(&none).is_err(), "a section of no ids is not canonical");
+    let mut taken = good.clone();
+    taken[at + 16..at + 32].copy_from_slice(&99u128.to_le_bytes());
+    let error = kasa_core::State::decode_snapshot(&taken).expect_err("a failed id that is a transfer's");
+    assert!(error.to_string().contains("failed transfer id 99"), "{error}");
+    let mut repeated = good.clone();
+    repeated[at + 32..at + 48].copy_from_slice(&10u128.to_le_bytes());
+    assert!(kasa_core::State::decode_snapshot(&repeated).is_err());
 }

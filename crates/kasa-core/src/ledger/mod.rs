@@ -12,8 +12,9 @@
 //! The ledger reads no clock: the caller passes each event's timestamp.
 //!
 //! The rules, and which check wins when several fail, are TigerBeetle's (0.16 and later) for
-//! clients of release 0.16 or later: zero amounts are allowed and `AMOUNT_MAX` asks a post for
-//! the whole pending amount. What it deliberately does not do: imported events (the
+//! clients of release 0.16 or later: zero amounts are allowed, `AMOUNT_MAX` asks a post for
+//! the whole pending amount, and a transfer id that failed with a transient result can never
+//! succeed (`id_already_failed`). What it deliberately does not do: imported events (the
 //! `imported` flag is `reserved_flag` here, and a timestamp must be zero), the behaviour
 //! TigerBeetle keeps for clients older than 0.16, and failing a linked chain on `exists`
 //! (here an item that exists counts as success in its chain). `docs/api.md` lists these.
@@ -121,6 +122,12 @@ pub struct Ledger {
     expiries: BTreeSet<(u64, u32)>,
     /// Balance history of accounts with the `history` flag, by account position.
     balances: BTreeMap<u32, Vec<AccountBalance>>,
+    /// Ids of transfers that failed with a transient result in `create_transfers`, oldest
+    /// first, and an index over them: such an id answers `id_already_failed` forever. Append
+    /// only and never in the undo log, because a failure is remembered even when its linked
+    /// chain (or a domain command's scope) is rolled back, as in TigerBeetle.
+    failed_ids: Chunked<u128>,
+    failed_index: IdIndex,
     undo: Vec<Undo>,
     /// Depth of open scopes; the undo log is only kept while one is open.
     scopes: usize,
@@ -204,6 +211,8 @@ impl Ledger {
             + self.transfers.bytes_allocated()
             + self.transfer_index.bytes_allocated()
             + self.transfer_links.bytes_allocated()
+            + self.failed_ids.bytes_allocated()
+            + self.failed_index.bytes_allocated()
     }
 
     fn account_position(&self, id: u128) -> Option<u32> {
@@ -214,6 +223,31 @@ impl Ledger {
     fn transfer_position(&self, id: u128) -> Option<u32> {
         let transfers = &self.transfers;
         self.transfer_index.find(id, |p| transfers.get(p).id)
+    }
+
+    /// Whether a transfer with this id failed with a transient result before. Cheap while no
+    /// transfer has: the index is not probed at all.
+    fn failed_before(&self, id: u128) -> bool {
+        if self.failed_ids.len() == 0 {
+            return false;
+        }
+        let failed = &self.failed_ids;
+        self.failed_index.find(id, |p| *failed.get(p)).is_some()
+    }
+
+    /// Remembers that the transfer `id` failed with a transient result. Not logged for undo:
+    /// see `failed_ids`.
+    fn remember_failed(&mut self, id: u128) {
+        debug_assert!(self.transfer_position(id).is_none() && !self.failed_before(id));
+        let position = self.failed_ids.push(id);
+        let failed = &self.failed_ids;
+        self.failed_index.insert(id, position, |p| *failed.get(p));
+    }
+
+    /// Ids of the transfers that failed with a transient result, oldest first: the snapshot's
+    /// part for them (see [`Ledger::from_parts`]).
+    pub fn failed_transfer_ids(&self) -> impl DoubleEndedIterator<Item = u128> + '_ {
+        self.failed_ids.iter().copied()
     }
 
     /// The account with this id.
@@ -351,9 +385,13 @@ impl Ledger {
     }
 
     /// Checks every invariant: per ledger debits equal credits (pending and posted), no
-    /// account breaks its flags, each pending transfer is resolved at most once and open
-    /// reservations add up to the accounts' pending balances.
+    /// account breaks its flags, each pending transfer is resolved at most once, open
+    /// reservations add up to the accounts' pending balances, and no failed id is also a
+    /// transfer's.
     pub fn check_invariants(&self) -> Result<(), String> {
+        if let Some(id) = self.failed_transfer_ids().find(|&id| self.transfer_position(id).is_some()) {
+            return Err(format!("transfer {id} exists and is also remembered as failed"));
+        }
         for (ledger, t) in self.totals()? {
             if t.debits_pending != t.credits_pending || t.debits_posted != t.credits_posted {
                 return Err(format!(
@@ -612,7 +650,10 @@ impl Ledger {
     // Transfers.
 
     /// Creates transfers; event `i` gets timestamp `timestamp_first + i`. Linked chains succeed
-    /// or fail as one.
+    /// or fail as one. The id of a transfer that fails with a transient result (see
+    /// [`CreateTransferResult::is_transient`]) is remembered, even if its chain is rolled back,
+    /// and answers `id_already_failed` from then on, as in TigerBeetle, whose batch loop (not
+    /// its per-transfer function) does the same.
     pub fn create_transfers(&mut self, transfers: &[Transfer], timestamp_first: u64) -> Vec<TransferOutcome> {
         // Bring the index slots of the whole batch into cache in one pass (see `IdIndex::warm`);
         // `black_box` keeps the loads from being optimised away.
@@ -630,7 +671,13 @@ impl Ledger {
             transfers.len(),
             |i| transfers[i].flags.has(TransferFlags::LINKED),
             self,
-            |ledger, i| ledger.create_transfer(&transfers[i], timestamp_first + i as u64),
+            |ledger, i| {
+                let outcome = ledger.create_transfer(&transfers[i], timestamp_first + i as u64);
+                if outcome.result.is_transient() {
+                    ledger.remember_failed(transfers[i].id);
+                }
+                outcome
+            },
             TransferOutcome::failed,
             CreateTransferResult::LinkedEventFailed,
             CreateTransferResult::LinkedEventChainOpen,
@@ -641,7 +688,10 @@ impl Ledger {
     }
 
     /// Creates one transfer at `timestamp`. Public so that domain commands can post transfers
-    /// inside their own scope; they must pass strictly increasing timestamps.
+    /// inside their own scope; they must pass strictly increasing timestamps. It answers
+    /// `id_already_failed` for an id that failed before, but does not remember its own
+    /// transient failures (that is [`Ledger::create_transfers`]' job): a domain command checks
+    /// its preconditions itself and may try the same id again after a refusal.
     pub fn create_transfer(&mut self, t: &Transfer, timestamp: u64) -> TransferOutcome {
         use CreateTransferResult as R;
         let fail = TransferOutcome::failed;
@@ -673,6 +723,9 @@ impl Ledger {
             Ok(position) => return self.transfer_exists(t, position),
             Err(vacant) => vacant,
         };
+        if self.failed_before(t.id) {
+            return fail(R::IdAlreadyFailed);
+        }
         let post = flags.has(TransferFlags::POST_PENDING_TRANSFER);
         let void = flags.has(TransferFlags::VOID_PENDING_TRANSFER);
         let pending = flags.has(TransferFlags::PENDING);
@@ -1028,16 +1081,18 @@ impl Ledger {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Snapshots: the ledger is rebuilt from its accounts, transfers, pending statuses and
-    // balance histories; indexes and history links are derived.
+    // Snapshots: the ledger is rebuilt from its accounts, transfers, pending statuses,
+    // balance histories and failed transfer ids; indexes and history links are derived.
 
     /// Rebuilds a ledger from its canonical parts (as written by a snapshot). Returns an error
-    /// if the parts are inconsistent (duplicate ids, unknown accounts, bad positions).
+    /// if the parts are inconsistent (duplicate ids, unknown accounts, bad positions, a failed
+    /// id that is also a transfer's).
     pub fn from_parts<I>(
         accounts: Vec<Account>,
         transfers: I,
         pending: Vec<(u32, PendingStatus)>,
         balances: Vec<(u32, Vec<AccountBalance>)>,
+        failed_transfer_ids: Vec<u128>,
     ) -> Result<Ledger, String>
     where
         I: IntoIterator<Item = Transfer>,
@@ -1101,6 +1156,12 @@ impl Ledger {
                 return Err(format!("balance history names account position {position}, which does not exist"));
             }
             ledger.balances.insert(position, history);
+        }
+        for id in failed_transfer_ids {
+            if id == 0 || id == u128::MAX || ledger.failed_before(id) || ledger.transfer_position(id).is_some() {
+                return Err(format!("failed transfer id {id} is invalid, repeated or a transfer's"));
+            }
+            ledger.remember_failed(id);
         }
         // Parts that decode but do not fit together (a pending transfer without a status,
         // balances that differ from the reservations) would panic later, on a client's

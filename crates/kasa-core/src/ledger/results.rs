@@ -6,8 +6,8 @@
 //! Results are never written to disk (replay recomputes them), but both the names and the
 //! numbers (a variant's position, used by the binary API) are public: append new codes at the
 //! end, never rename or reorder. So the declaration order is not always the precedence order:
-//! codes added later (`id_reserved`, `pending_id_reserved`) say in their doc comment where they
-//! are checked, and a code the ledger no longer returns stays, marked so.
+//! codes added later (`id_reserved`, `pending_id_reserved`, `id_already_failed`) say in their
+//! doc comment where they are checked, and a code the ledger no longer returns stays, marked so.
 //!
 //! The names, and which check wins when several fail, are TigerBeetle's (0.16 and later); the
 //! few places where Kasa differs are listed in `docs/api.md`.
@@ -218,6 +218,11 @@ result_enum! {
         /// The ledger API may not post or void Kasa's own pending transfers (top-ups,
         /// withdrawals, held remittances); their domain commands do.
         PendingIdReserved = "pending_id_reserved",
+        /// An earlier transfer with this id failed with a transient result (see
+        /// [`CreateTransferResult::is_transient`]), so this id can never succeed: retrying it
+        /// later, when the state may have changed, must not move money the first attempt did
+        /// not. Checked where `exists` is, right after the id checks.
+        IdAlreadyFailed = "id_already_failed",
     }
 }
 
@@ -232,6 +237,24 @@ impl CreateTransferResult {
     /// Whether the item left the transfer in place: created now or before.
     pub fn is_success(self) -> bool {
         matches!(self, Self::Ok | Self::Exists)
+    }
+
+    /// Whether the result depends on the state at the time (an account or pending transfer
+    /// that does not exist yet, a balance, a closed account) rather than on the transfer
+    /// alone, so that the same transfer could succeed later. `create_transfers` remembers the
+    /// ids of such failures and answers `id_already_failed` to them from then on. The list is
+    /// TigerBeetle's: an expired pending transfer or an overflow is final, not transient.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::DebitAccountNotFound
+                | Self::CreditAccountNotFound
+                | Self::PendingTransferNotFound
+                | Self::ExceedsCredits
+                | Self::ExceedsDebits
+                | Self::DebitAccountAlreadyClosed
+                | Self::CreditAccountAlreadyClosed
+        )
     }
 }
 

@@ -85,6 +85,11 @@ pub(crate) fn compare_state(state: &State, model: &Model, rng: &mut Rng) -> Resu
             model.transfers.get(at)
         ));
     }
+    same(
+        "failed transfer ids".into(),
+        format!("{:?}", ledger.failed_transfer_ids().collect::<Vec<_>>()),
+        format!("{:?}", model.failed),
+    )?;
     let id_last = model.index.keys().next_back().copied().unwrap_or(0);
     for id in 0..=id_last + 1 {
         same(format!("transfer {id}"), format!("{:?}", ledger.transfer(id)), format!("{:?}", model.transfer(id)))?;

@@ -11,8 +11,8 @@
 //! reader can hold them against the list of result codes. It is slow and plain on purpose.
 //!
 //! The workload is tuned to reach most result codes: eight account ids (one more that is never
-//! created), two ledgers, every account flag, transfer ids from a small range so that retries
-//! and `exists_with_different_*` happen, amounts that are zero, small or
+//! created), two ledgers, every account flag, transfer ids from a small range so that retries,
+//! `exists_with_different_*` and `id_already_failed` happen, amounts that are zero, small or
 //! near `u128::MAX`, pending transfers with timeouts of 0 to 3 seconds, posts and voids of
 //! earlier pending transfers with zero, partial, whole, `u128::MAX` or excessive amounts,
 //! balancing and closing transfers, linked chains of one to four events (some left open at

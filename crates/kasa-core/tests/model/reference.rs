@@ -14,6 +14,8 @@ pub(crate) struct Model {
     pub(crate) pending: BTreeMap<u128, PendingStatus>,
     /// Balances after every change, for accounts with the `history` flag.
     pub(crate) history: BTreeMap<u128, Vec<AccountBalance>>,
+    /// Ids of transfers that failed with a transient result, in the order they failed.
+    pub(crate) failed: Vec<u128>,
     pub(crate) last_timestamp: u64,
     pub(crate) batches: u64,
 }
@@ -24,6 +26,18 @@ pub(crate) fn expires_at(p: &Transfer) -> Option<u64> {
 
 /// TigerBeetle keeps timestamps, expiries included, below 2^63.
 pub(crate) const EXPIRY_LAST: u64 = (1 << 63) - 1;
+
+/// Results that depend on the state at the time, so that the same transfer might succeed
+/// later: an id that fails with one of them is spent.
+pub(crate) const TRANSIENT: [TR; 7] = [
+    TR::DebitAccountNotFound,
+    TR::CreditAccountNotFound,
+    TR::PendingTransferNotFound,
+    TR::ExceedsCredits,
+    TR::ExceedsDebits,
+    TR::DebitAccountAlreadyClosed,
+    TR::CreditAccountAlreadyClosed,
+];
 
 /// The result of the first check that fails, in table order.
 pub(crate) fn first_failure<R: Copy>(checks: &[(bool, R)]) -> Option<R> {
@@ -44,6 +58,8 @@ pub(crate) trait Event: Copy {
     fn linked(&self) -> bool;
     fn create(&self, model: &mut Model, timestamp: u64) -> Self::Outcome;
     fn succeeded(outcome: &Self::Outcome) -> bool;
+    /// The id to remember as spent if this event failed with `outcome`.
+    fn spent_id(&self, outcome: &Self::Outcome) -> Option<u128>;
     fn linked_event_failed() -> Self::Outcome;
     fn linked_event_chain_open() -> Self::Outcome;
 }
@@ -59,6 +75,10 @@ impl Event for Account {
     fn succeeded(outcome: &AccountOutcome) -> bool {
         // `exists` keeps a chain going (a retried chain succeeds again), as in the ledger.
         matches!(outcome.result, AR::Ok | AR::Exists)
+    }
+    fn spent_id(&self, _: &AccountOutcome) -> Option<u128> {
+        // Account results never depend on the moment, so no account id is ever spent.
+        None
     }
     fn linked_event_failed() -> AccountOutcome {
         AccountOutcome { result: AR::LinkedEventFailed, timestamp: 0 }
@@ -78,6 +98,9 @@ impl Event for Transfer {
     }
     fn succeeded(outcome: &TransferOutcome) -> bool {
         matches!(outcome.result, TR::Ok | TR::Exists)
+    }
+    fn spent_id(&self, outcome: &TransferOutcome) -> Option<u128> {
+        TRANSIENT.contains(&outcome.result).then_some(self.id)
     }
     fn linked_event_failed() -> TransferOutcome {
         failed(TR::LinkedEventFailed)
@@ -121,9 +144,10 @@ impl Model {
     /// fails, the model goes back to its clone from before the chain; the failing event keeps
     /// its result and the others get `linked_event_failed`, except the last event of a chain
     /// left open at the end of the command, which always gets `linked_event_chain_open` (as in
-    /// TigerBeetle, which checks for the open chain before anything else). An event that
-    /// answers `exists` counts as a success (TigerBeetle would fail the chain there; Kasa
-    /// keeps retried chains answering `exists` throughout).
+    /// TigerBeetle, which checks for the open chain before anything else). A transfer that
+    /// failed with a transient result is remembered after the roll-back, so the roll-back does
+    /// not forget it. An event that answers `exists` counts as a success (TigerBeetle would
+    /// fail the chain there; Kasa keeps retried chains answering `exists` throughout).
     pub(crate) fn run_chains<E: Event>(&mut self, events: &[E], first_timestamp: u64) -> Vec<E::Outcome> {
         let mut out = Vec::with_capacity(events.len());
         let mut start = 0;
@@ -154,6 +178,9 @@ impl Model {
             if let Some(failed_at) = failure {
                 if let Some(before) = before {
                     *self = before;
+                }
+                if let Some(id) = events[failed_at].spent_id(&results[failed_at - start]) {
+                    self.failed.push(id);
                 }
                 for (i, result) in (start..=end).zip(results.iter_mut()) {
                     if i != failed_at && !(open && i == end) {
@@ -231,6 +258,9 @@ impl Model {
         if let Some(e) = self.transfer(t.id) {
             let p = self.transfer(e.pending_id);
             return transfer_exists(t, &e, p.as_ref());
+        }
+        if self.failed.contains(&t.id) {
+            return failed(TR::IdAlreadyFailed);
         }
         let (pending, post, void) = (has(TF::PENDING), has(TF::POST_PENDING_TRANSFER), has(TF::VOID_PENDING_TRANSFER));
         let balancing = has(TF::BALANCING_DEBIT) || has(TF::BALANCING_CREDIT);

@@ -193,6 +193,11 @@ impl Workload {
             return self.retry();
         }
         let mut id = self.transfer_id();
+        // Now and then a spent id again, with whatever fields: only `id_already_failed` (or an
+        // earlier check) may answer.
+        if self.rng.chance(3) && !self.model.failed.is_empty() {
+            id = self.rng.pick(&self.model.failed);
+        }
         if self.rng.chance(2) {
             id |= 1 << 127;
         }
