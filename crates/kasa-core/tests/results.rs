@@ -1,6 +1,8 @@
 //! Every result code of `create_accounts` and `create_transfers`, each reached by a scenario
 //! written out as data, plus the edge cases of two-phase, linked, balancing and closing
-//! transfers. After every batch the harness checks the ledger invariants.
+//! transfers. After every batch the harness checks the ledger invariants. The finer points of
+//! agreement with TigerBeetle (precedence, `exists`, `id_already_failed`) are in
+//! `tests/tigerbeetle.rs`.
 
 mod support;
 
