@@ -102,12 +102,16 @@ impl Inner {
 impl Command {
     /// A ledger command creating `accounts` (at most [`crate::ITEMS_PER_COMMAND_MAX`]).
     pub fn create_accounts(accounts: Vec<ledger::Account>) -> Command {
-        Command::Ledger(ledger::Command::CreateAccounts(ledger::Records::new(accounts).expect("a batch within the limit")))
+        Command::Ledger(ledger::Command::CreateAccounts(
+            ledger::Records::new(accounts).expect("a batch within the limit"),
+        ))
     }
 
     /// A ledger command creating `transfers` (at most [`crate::ITEMS_PER_COMMAND_MAX`]).
     pub fn create_transfers(transfers: Vec<ledger::Transfer>) -> Command {
-        Command::Ledger(ledger::Command::CreateTransfers(ledger::Records::new(transfers).expect("a batch within the limit")))
+        Command::Ledger(ledger::Command::CreateTransfers(
+            ledger::Records::new(transfers).expect("a batch within the limit"),
+        ))
     }
 
     /// The most event timestamps the command can use: the sequencer checks that a batch's

@@ -50,8 +50,7 @@ pub mod wallet;
 
 pub use codec::DecodeError;
 pub use command::{
-    decode_commands, encode_commands, Batch, Command, Inner, InnerOutcome, Keyed, KeyedOutcome, Outcome,
-    SessionCommand,
+    decode_commands, encode_commands, Batch, Command, Inner, InnerOutcome, Keyed, KeyedOutcome, Outcome, SessionCommand,
 };
 pub use ledger::{
     Account, AccountBalance, AccountFlags, AccountOutcome, CreateAccountResult, CreateTransferResult, Ledger,

@@ -185,7 +185,11 @@ impl Limits {
         let held = held(account);
         if held.saturating_add(amount.ledger()) > cap.ledger() {
             let held = Amount::from_ledger(held).unwrap_or(Amount::MAX);
-            return Err(LimitExceeded { limit: LimitKind::BalanceCap, value: cap, remaining: cap.saturating_sub(held) });
+            return Err(LimitExceeded {
+                limit: LimitKind::BalanceCap,
+                value: cap,
+                remaining: cap.saturating_sub(held),
+            });
         }
         Ok(())
     }

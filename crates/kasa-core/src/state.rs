@@ -252,7 +252,12 @@ impl State {
         (outcome, used)
     }
 
-    fn apply_wallet(&mut self, command: &crate::wallet::Command, first: u64, raw: &mut Vec<EventKind>) -> (crate::wallet::Outcome, u64) {
+    fn apply_wallet(
+        &mut self,
+        command: &crate::wallet::Command,
+        first: u64,
+        raw: &mut Vec<EventKind>,
+    ) -> (crate::wallet::Outcome, u64) {
         let mut ctx = Ctx::new(&mut self.books, &mut self.limits, &mut self.fees, raw, first);
         let outcome = self.wallets.apply(command, &mut ctx);
         (outcome, ctx.used())
@@ -264,7 +269,8 @@ impl State {
         first: u64,
         raw: &mut Vec<EventKind>,
     ) -> (Option<crate::wallet::Outcome>, u64) {
-        let resolved = self.wallets.session(&s.token_hash, first).and_then(|session| s.command.with_user(session.user_id));
+        let resolved =
+            self.wallets.session(&s.token_hash, first).and_then(|session| s.command.with_user(session.user_id));
         match resolved {
             Some(command) => {
                 let (outcome, used) = self.apply_wallet(&command, first, raw);
@@ -315,7 +321,11 @@ impl State {
             return (KeyedOutcome::TooManyKeys, 1);
         }
         let (outcome, used) = self.apply_inner(&k.command, first, raw);
-        self.keys.insert(owner, &k.key, KeyEntry { request_hash: k.request_hash, created_at: first, outcome: outcome.clone() });
+        self.keys.insert(
+            owner,
+            &k.key,
+            KeyEntry { request_hash: k.request_hash, created_at: first, outcome: outcome.clone() },
+        );
         (KeyedOutcome::Applied(outcome), used)
     }
 
@@ -381,7 +391,8 @@ impl State {
             }
             Ok(())
         };
-        let in_section = |name: &'static str| move |e: DecodeError| DecodeError::invalid(format!("section {name}: {e}"));
+        let in_section =
+            |name: &'static str| move |e: DecodeError| DecodeError::invalid(format!("section {name}: {e}"));
         expect(&mut c, SECTION_LEDGER, crate::ledger::SECTION_VERSION, "ledger")?;
         let ledger = Ledger::read_section(&mut c).map_err(in_section("ledger"))?;
         expect(&mut c, SECTION_BOOKS, crate::ledger::SECTION_VERSION, "books")?;

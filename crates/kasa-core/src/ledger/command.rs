@@ -4,7 +4,9 @@
 //! not a field-by-field encoding. The ledger domain emits no events: its clients have their
 //! own ids and read their results directly (TigerBeetle has no outbox either).
 
-use super::{Account, AccountOutcome, CreateAccountResult, CreateTransferResult, Transfer, TransferOutcome, RECORD_BYTES};
+use super::{
+    Account, AccountOutcome, CreateAccountResult, CreateTransferResult, Transfer, TransferOutcome, RECORD_BYTES,
+};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
@@ -93,7 +95,9 @@ impl<'de, T: Record> Deserialize<'de> for Records<T> {
                         v.len()
                     )));
                 }
-                Ok(Records(v.chunks_exact(RECORD_BYTES).map(|r| T::decode_record(r.try_into().expect("a record"))).collect()))
+                Ok(Records(
+                    v.chunks_exact(RECORD_BYTES).map(|r| T::decode_record(r.try_into().expect("a record"))).collect(),
+                ))
             }
         }
         d.deserialize_bytes(V(std::marker::PhantomData))

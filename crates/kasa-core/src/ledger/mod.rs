@@ -10,8 +10,17 @@
 //! back their own linked transfers together.
 //!
 //! The ledger reads no clock: the caller passes each event's timestamp.
+//!
+//! The rules, and which check wins when several fail, are TigerBeetle's (0.16 and later) for
+//! clients of release 0.16 or later: zero amounts are allowed, `AMOUNT_MAX` asks a post for
+//! the whole pending amount, and a transfer id that failed with a transient result can never
+//! succeed (`id_already_failed`). What it deliberately does not do: imported events (the
+//! `imported` flag is `reserved_flag` here, and a timestamp must be zero), the behaviour
+//! TigerBeetle keeps for clients older than 0.16, and failing a linked chain on `exists`
+//! (here an item that exists counts as success in its chain). `docs/api.md` lists these.
 
 mod command;
+mod exists;
 mod results;
 mod snapshot;
 mod store;
@@ -28,6 +37,14 @@ use store::{Chunked, IdIndex, Vacant};
 
 /// Nanoseconds per second, for pending-transfer timeouts given in seconds.
 pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// The amount that asks a post for the whole pending amount (TigerBeetle's `AMOUNT_MAX`). As the
+/// amount of a balancing transfer it is simply the largest upper bound.
+pub const AMOUNT_MAX: u128 = u128::MAX;
+
+/// The latest a pending transfer may expire: TigerBeetle keeps timestamps below 2^63 (the top
+/// bit marks tombstones there), so `timestamp + timeout` past it is `overflows_timeout`.
+const EXPIRY_MAX: u64 = i64::MAX as u64;
 
 /// The balance of an account with the `history` flag right after a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,17 +126,15 @@ pub struct Ledger {
     expiries: BTreeSet<(u64, u32)>,
     /// Balance history of accounts with the `history` flag, by account position.
     balances: BTreeMap<u32, Vec<AccountBalance>>,
+    /// Ids of transfers that failed with a transient result in `create_transfers`, oldest
+    /// first, and an index over them: such an id answers `id_already_failed` forever. Append
+    /// only and never in the undo log, because a failure is remembered even when its linked
+    /// chain (or a domain command's scope) is rolled back, as in TigerBeetle.
+    failed_ids: Chunked<u128>,
+    failed_index: IdIndex,
     undo: Vec<Undo>,
     /// Depth of open scopes; the undo log is only kept while one is open.
     scopes: usize,
-    /// Set while a batch from the ledger API is applied: ids in the reserved domain range
-    /// (top bit set) are refused, so operators cannot create, post or void Kasa's own objects.
-    api_origin: bool,
-}
-
-/// Whether an id is in the range reserved for Kasa's domain objects (see `docs/accounts.md`).
-pub fn is_reserved_id(id: u128) -> bool {
-    id >> 127 == 1 && id != u128::MAX
 }
 
 /// A sum of `u128` values that cannot overflow: each account's counters fit in 128 bits, but
@@ -192,6 +207,8 @@ impl Ledger {
             + self.transfers.bytes_allocated()
             + self.transfer_index.bytes_allocated()
             + self.transfer_links.bytes_allocated()
+            + self.failed_ids.bytes_allocated()
+            + self.failed_index.bytes_allocated()
     }
 
     fn account_position(&self, id: u128) -> Option<u32> {
@@ -202,6 +219,31 @@ impl Ledger {
     fn transfer_position(&self, id: u128) -> Option<u32> {
         let transfers = &self.transfers;
         self.transfer_index.find(id, |p| transfers.get(p).id)
+    }
+
+    /// Whether a transfer with this id failed with a transient result before. Cheap while no
+    /// transfer has: the index is not probed at all.
+    fn failed_before(&self, id: u128) -> bool {
+        if self.failed_ids.len() == 0 {
+            return false;
+        }
+        let failed = &self.failed_ids;
+        self.failed_index.find(id, |p| *failed.get(p)).is_some()
+    }
+
+    /// Remembers that the transfer `id` failed with a transient result. Not logged for undo:
+    /// see `failed_ids`.
+    fn remember_failed(&mut self, id: u128) {
+        debug_assert!(self.transfer_position(id).is_none() && !self.failed_before(id));
+        let position = self.failed_ids.push(id);
+        let failed = &self.failed_ids;
+        self.failed_index.insert(id, position, |p| *failed.get(p));
+    }
+
+    /// Ids of the transfers that failed with a transient result, oldest first: the snapshot's
+    /// part for them (see [`Ledger::from_parts`]).
+    pub fn failed_transfer_ids(&self) -> impl DoubleEndedIterator<Item = u128> + '_ {
+        self.failed_ids.iter().copied()
     }
 
     /// The account with this id.
@@ -339,9 +381,13 @@ impl Ledger {
     }
 
     /// Checks every invariant: per ledger debits equal credits (pending and posted), no
-    /// account breaks its flags, each pending transfer is resolved at most once and open
-    /// reservations add up to the accounts' pending balances.
+    /// account breaks its flags, each pending transfer is resolved at most once, open
+    /// reservations add up to the accounts' pending balances, and no failed id is also a
+    /// transfer's.
     pub fn check_invariants(&self) -> Result<(), String> {
+        if let Some(id) = self.failed_transfer_ids().find(|&id| self.transfer_position(id).is_some()) {
+            return Err(format!("transfer {id} exists and is also remembered as failed"));
+        }
         for (ledger, t) in self.totals()? {
             if t.debits_pending != t.credits_pending || t.debits_posted != t.credits_posted {
                 return Err(format!(
@@ -486,23 +532,6 @@ impl Ledger {
     // ---------------------------------------------------------------------------------------
     // Accounts.
 
-    /// [`Ledger::create_accounts`] for a batch from the ledger API: reserved ids are refused.
-    pub fn create_accounts_from_api(&mut self, accounts: &[Account], timestamp_first: u64) -> Vec<AccountOutcome> {
-        self.api_origin = true;
-        let out = self.create_accounts(accounts, timestamp_first);
-        self.api_origin = false;
-        out
-    }
-
-    /// [`Ledger::create_transfers`] for a batch from the ledger API: reserved ids and pending
-    /// ids are refused.
-    pub fn create_transfers_from_api(&mut self, transfers: &[Transfer], timestamp_first: u64) -> Vec<TransferOutcome> {
-        self.api_origin = true;
-        let out = self.create_transfers(transfers, timestamp_first);
-        self.api_origin = false;
-        out
-    }
-
     /// Creates accounts; `timestamp_first` is the timestamp of the first event, and event `i`
     /// gets `timestamp_first + i`. Linked chains succeed or fail as one.
     pub fn create_accounts(&mut self, accounts: &[Account], timestamp_first: u64) -> Vec<AccountOutcome> {
@@ -539,12 +568,11 @@ impl Ledger {
         if a.id == u128::MAX {
             return fail(R::IdMustNotBeIntMax);
         }
-        if self.api_origin && is_reserved_id(a.id) {
-            return fail(R::IdReserved);
-        }
         if let Some(position) = self.account_position(a.id) {
             let e = self.accounts.get(position);
-            let result = if e.flags.0 & !AccountFlags::CLOSED != a.flags.0 & !AccountFlags::CLOSED {
+            // Every flag bit counts, `closed` and `linked` too, as in TigerBeetle: an account
+            // closed by a closing transfer since no longer matches a retry of its creation.
+            let result = if e.flags != a.flags {
                 R::ExistsWithDifferentFlags
             } else if e.user_data_128 != a.user_data_128 {
                 R::ExistsWithDifferentUserData128
@@ -598,7 +626,10 @@ impl Ledger {
     // Transfers.
 
     /// Creates transfers; event `i` gets timestamp `timestamp_first + i`. Linked chains succeed
-    /// or fail as one.
+    /// or fail as one. The id of a transfer that fails with a transient result (see
+    /// [`CreateTransferResult::is_transient`]) is remembered, even if its chain is rolled back,
+    /// and answers `id_already_failed` from then on, as in TigerBeetle, whose batch loop (not
+    /// its per-transfer function) does the same.
     pub fn create_transfers(&mut self, transfers: &[Transfer], timestamp_first: u64) -> Vec<TransferOutcome> {
         // Bring the index slots of the whole batch into cache in one pass (see `IdIndex::warm`);
         // `black_box` keeps the loads from being optimised away.
@@ -616,7 +647,13 @@ impl Ledger {
             transfers.len(),
             |i| transfers[i].flags.has(TransferFlags::LINKED),
             self,
-            |ledger, i| ledger.create_transfer(&transfers[i], timestamp_first + i as u64),
+            |ledger, i| {
+                let outcome = ledger.create_transfer(&transfers[i], timestamp_first + i as u64);
+                if outcome.result.is_transient() {
+                    ledger.remember_failed(transfers[i].id);
+                }
+                outcome
+            },
             TransferOutcome::failed,
             CreateTransferResult::LinkedEventFailed,
             CreateTransferResult::LinkedEventChainOpen,
@@ -627,7 +664,10 @@ impl Ledger {
     }
 
     /// Creates one transfer at `timestamp`. Public so that domain commands can post transfers
-    /// inside their own scope; they must pass strictly increasing timestamps.
+    /// inside their own scope; they must pass strictly increasing timestamps. It answers
+    /// `id_already_failed` for an id that failed before, but does not remember its own
+    /// transient failures (that is [`Ledger::create_transfers`]' job): a domain command checks
+    /// its preconditions itself and may try the same id again after a refusal.
     pub fn create_transfer(&mut self, t: &Transfer, timestamp: u64) -> TransferOutcome {
         use CreateTransferResult as R;
         let fail = TransferOutcome::failed;
@@ -644,12 +684,6 @@ impl Ledger {
         if t.id == u128::MAX {
             return fail(R::IdMustNotBeIntMax);
         }
-        if self.api_origin && is_reserved_id(t.id) {
-            return fail(R::IdReserved);
-        }
-        if self.api_origin && is_reserved_id(t.pending_id) {
-            return fail(R::PendingIdReserved);
-        }
         // A no-op after `create_transfers` reserved for its batch; here for domain commands
         // that post single transfers.
         let records = &self.transfers;
@@ -659,6 +693,9 @@ impl Ledger {
             Ok(position) => return self.transfer_exists(t, position),
             Err(vacant) => vacant,
         };
+        if self.failed_before(t.id) {
+            return fail(R::IdAlreadyFailed);
+        }
         let post = flags.has(TransferFlags::POST_PENDING_TRANSFER);
         let void = flags.has(TransferFlags::VOID_PENDING_TRANSFER);
         let pending = flags.has(TransferFlags::PENDING);
@@ -694,9 +731,7 @@ impl Ledger {
         if closing && !pending {
             return fail(R::ClosingTransferMustBePending);
         }
-        if t.amount == 0 {
-            return fail(R::AmountMustNotBeZero);
-        }
+        // Amount 0 is a valid transfer (TigerBeetle 0.16): it moves nothing but is recorded.
         if t.ledger == 0 {
             return fail(R::LedgerMustNotBeZero);
         }
@@ -723,20 +758,16 @@ impl Ledger {
         if cr.flags.has(AccountFlags::CLOSED) {
             return fail(R::CreditAccountAlreadyClosed);
         }
+        // A balancing transfer moves what is available, down to nothing: with nothing
+        // available it is created with amount 0, not refused.
         let mut amount = t.amount;
         if flags.has(TransferFlags::BALANCING_DEBIT) {
-            let debits = dr.debits().unwrap_or(u128::MAX);
+            let debits = dr.debits().expect("debits never overflow (overflows_debits)");
             amount = amount.min(dr.credits_posted.saturating_sub(debits));
-            if amount == 0 {
-                return fail(R::ExceedsCredits);
-            }
         }
         if flags.has(TransferFlags::BALANCING_CREDIT) {
-            let credits = cr.credits().unwrap_or(u128::MAX);
+            let credits = cr.credits().expect("credits never overflow (overflows_credits)");
             amount = amount.min(cr.debits_posted.saturating_sub(credits));
-            if amount == 0 {
-                return fail(R::ExceedsDebits);
-            }
         }
         if pending {
             if dr.debits_pending.checked_add(amount).is_none() {
@@ -758,8 +789,10 @@ impl Ledger {
         let Some(credits_after) = cr.credits().and_then(|c| c.checked_add(amount)) else {
             return fail(R::OverflowsCredits);
         };
-        let expires_at = if pending && t.timeout != 0 {
-            match (t.timeout as u64).checked_mul(NANOS_PER_SECOND).and_then(|ns| timestamp.checked_add(ns)) {
+        let expires_at = if t.timeout != 0 {
+            debug_assert!(pending, "checked by timeout_reserved_for_pending_transfer");
+            // u32 seconds in nanoseconds fit in a u64; the sum may pass `EXPIRY_MAX`.
+            match timestamp.checked_add(t.timeout as u64 * NANOS_PER_SECOND).filter(|&at| at <= EXPIRY_MAX) {
                 Some(at) => Some(at),
                 None => return fail(R::OverflowsTimeout),
             }
@@ -842,47 +875,29 @@ impl Ledger {
         self.log(Undo::BalancePushed { account: position });
     }
 
+    /// The answer to a transfer whose id is taken by the stored transfer at `position`:
+    /// `exists` with the stored timestamp and amount, or the first field that differs.
     fn transfer_exists(&self, t: &Transfer, position: u32) -> TransferOutcome {
         use CreateTransferResult as R;
         let e = self.transfers.get(position);
-        let resolving =
-            t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER);
-        let balancing = t.flags.has(TransferFlags::BALANCING_DEBIT) || t.flags.has(TransferFlags::BALANCING_CREDIT);
-        // Post and void inherit omitted (zero) fields from the pending transfer, so a zero in
-        // the retry matches whatever was stored.
-        let differs = |asked: u128, stored: u128| !(resolving && asked == 0) && asked != stored;
-        let result = if e.flags != t.flags {
-            R::ExistsWithDifferentFlags
+        // The flags decide how the other fields compare, so they come first.
+        let difference = if e.flags != t.flags {
+            Some(R::ExistsWithDifferentFlags)
         } else if e.pending_id != t.pending_id {
-            R::ExistsWithDifferentPendingId
+            Some(R::ExistsWithDifferentPendingId)
         } else if e.timeout != t.timeout {
-            R::ExistsWithDifferentTimeout
-        } else if differs(t.debit_account_id, e.debit_account_id) {
-            R::ExistsWithDifferentDebitAccountId
-        } else if differs(t.credit_account_id, e.credit_account_id) {
-            R::ExistsWithDifferentCreditAccountId
-        } else if if balancing {
-            e.amount > t.amount
-        } else if resolving {
-            t.amount != 0 && t.amount != u128::MAX && t.amount != e.amount
+            Some(R::ExistsWithDifferentTimeout)
+        } else if t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER)
+        {
+            let p = self.transfer(e.pending_id).expect("the pending transfer of a stored post or void");
+            exists::resolution_difference(t, e, p)
         } else {
-            t.amount != e.amount
-        } {
-            R::ExistsWithDifferentAmount
-        } else if differs(t.user_data_128, e.user_data_128) {
-            R::ExistsWithDifferentUserData128
-        } else if differs(t.user_data_64 as u128, e.user_data_64 as u128) {
-            R::ExistsWithDifferentUserData64
-        } else if differs(t.user_data_32 as u128, e.user_data_32 as u128) {
-            R::ExistsWithDifferentUserData32
-        } else if differs(t.ledger as u128, e.ledger as u128) {
-            R::ExistsWithDifferentLedger
-        } else if differs(t.code as u128, e.code as u128) {
-            R::ExistsWithDifferentCode
-        } else {
-            return TransferOutcome { result: R::Exists, timestamp: e.timestamp, amount: e.amount };
+            exists::plain_difference(t, e)
         };
-        TransferOutcome::failed(result)
+        match difference {
+            Some(result) => TransferOutcome::failed(result),
+            None => TransferOutcome { result: R::Exists, timestamp: e.timestamp, amount: e.amount },
+        }
     }
 
     fn resolve_pending(&mut self, t: &Transfer, timestamp: u64, vacant: Vacant) -> TransferOutcome {
@@ -920,13 +935,14 @@ impl Ledger {
         if t.code != 0 && t.code != p.code {
             return fail(R::PendingTransferHasDifferentCode);
         }
-        // Zero (or the maximum, as in TigerBeetle) means "the whole pending amount".
-        let whole = t.amount == 0 || t.amount == u128::MAX;
+        // "The whole pending amount" is `AMOUNT_MAX` for a post (which may post 0) and 0 for a
+        // void (which must release everything).
+        let whole = if post { t.amount == AMOUNT_MAX } else { t.amount == 0 };
         let amount = if whole { p.amount } else { t.amount };
         if amount > p.amount {
             return fail(R::ExceedsPendingTransferAmount);
         }
-        if !post && amount != p.amount {
+        if !post && amount < p.amount {
             return fail(R::PendingTransferHasDifferentAmount);
         }
         match self.pending.get(&p_position).copied() {
@@ -946,23 +962,17 @@ impl Ledger {
         let cr_position = self.account_position(p.credit_account_id).expect("credit account of a pending transfer");
         let mut dr = *self.accounts.get(dr_position);
         let mut cr = *self.accounts.get(cr_position);
-        let closed_by_this = |flag: u16| p.flags.has(flag);
-        if post {
-            if dr.flags.has(AccountFlags::CLOSED) && !closed_by_this(TransferFlags::CLOSING_DEBIT) {
-                return fail(R::DebitAccountAlreadyClosed);
-            }
-            if cr.flags.has(AccountFlags::CLOSED) && !closed_by_this(TransferFlags::CLOSING_CREDIT) {
-                return fail(R::CreditAccountAlreadyClosed);
-            }
-            // Posting moves value from pending to posted; the totals were checked when the
-            // reservation was made, but posted counters can still overflow on their own.
-            if dr.debits_posted.checked_add(amount).is_none() {
-                return fail(R::OverflowsDebitsPosted);
-            }
-            if cr.credits_posted.checked_add(amount).is_none() {
-                return fail(R::OverflowsCreditsPosted);
-            }
+        // A void is the only movement a closed account takes. A closing transfer keeps its
+        // account closed while it is pending, so it can be voided (or expire) but never posted.
+        if post && dr.flags.has(AccountFlags::CLOSED) {
+            return fail(R::DebitAccountAlreadyClosed);
         }
+        if post && cr.flags.has(AccountFlags::CLOSED) {
+            return fail(R::CreditAccountAlreadyClosed);
+        }
+        // No overflow checks: the amount moves from pending to posted, and pending plus
+        // posted was kept in range when the reservation was made (`overflows_debits`).
+        debug_assert!(dr.debits().is_some() && cr.credits().is_some() && amount <= p.amount);
 
         dr.debits_pending -= p.amount;
         cr.credits_pending -= p.amount;
@@ -970,10 +980,10 @@ impl Ledger {
             dr.debits_posted += amount;
             cr.credits_posted += amount;
         } else {
-            if closed_by_this(TransferFlags::CLOSING_DEBIT) {
+            if p.flags.has(TransferFlags::CLOSING_DEBIT) {
                 dr.flags.0 &= !AccountFlags::CLOSED;
             }
-            if closed_by_this(TransferFlags::CLOSING_CREDIT) {
+            if p.flags.has(TransferFlags::CLOSING_CREDIT) {
                 cr.flags.0 &= !AccountFlags::CLOSED;
             }
         }
@@ -1041,16 +1051,18 @@ impl Ledger {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Snapshots: the ledger is rebuilt from its accounts, transfers, pending statuses and
-    // balance histories; indexes and history links are derived.
+    // Snapshots: the ledger is rebuilt from its accounts, transfers, pending statuses,
+    // balance histories and failed transfer ids; indexes and history links are derived.
 
     /// Rebuilds a ledger from its canonical parts (as written by a snapshot). Returns an error
-    /// if the parts are inconsistent (duplicate ids, unknown accounts, bad positions).
+    /// if the parts are inconsistent (duplicate ids, unknown accounts, bad positions, a failed
+    /// id that is also a transfer's).
     pub fn from_parts<I>(
         accounts: Vec<Account>,
         transfers: I,
         pending: Vec<(u32, PendingStatus)>,
         balances: Vec<(u32, Vec<AccountBalance>)>,
+        failed_transfer_ids: Vec<u128>,
     ) -> Result<Ledger, String>
     where
         I: IntoIterator<Item = Transfer>,
@@ -1114,6 +1126,12 @@ impl Ledger {
                 return Err(format!("balance history names account position {position}, which does not exist"));
             }
             ledger.balances.insert(position, history);
+        }
+        for id in failed_transfer_ids {
+            if id == 0 || id == u128::MAX || ledger.failed_before(id) || ledger.transfer_position(id).is_some() {
+                return Err(format!("failed transfer id {id} is invalid, repeated or a transfer's"));
+            }
+            ledger.remember_failed(id);
         }
         // Parts that decode but do not fit together (a pending transfer without a status,
         // balances that differ from the reservations) would panic later, on a client's

@@ -5,7 +5,12 @@
 //!
 //! Results are never written to disk (replay recomputes them), but both the names and the
 //! numbers (a variant's position, used by the binary API) are public: append new codes at the
-//! end, never rename or reorder.
+//! end, never rename or reorder. So the declaration order is not always the precedence order:
+//! codes added later (`id_reserved`, `pending_id_reserved`, `id_already_failed`) say in their
+//! doc comment where they are checked, and a code the ledger no longer returns stays, marked so.
+//!
+//! The names, and which check wins when several fail, are TigerBeetle's (0.16 and later); the
+//! few places where Kasa differs are listed in `docs/api.md`.
 
 macro_rules! result_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
@@ -77,8 +82,8 @@ result_enum! {
         LedgerMustNotBeZero = "ledger_must_not_be_zero",
         /// Code 0 is reserved.
         CodeMustNotBeZero = "code_must_not_be_zero",
-        /// Ids with the top bit set are Kasa's own (wallets, system accounts): the ledger API
-        /// may not create them. Checked right after the id checks.
+        /// No longer returned (Kasa 0.1 reserved ids with the top bit set for its own
+        /// accounts; they now live in books of their own, and every id is the client's).
         IdReserved = "id_reserved",
     }
 }
@@ -148,7 +153,8 @@ result_enum! {
         TimeoutReservedForPendingTransfer = "timeout_reserved_for_pending_transfer",
         /// Closing transfers must be pending, so that voiding them reopens the account.
         ClosingTransferMustBePending = "closing_transfer_must_be_pending",
-        /// A transfer moves a positive amount.
+        /// No longer returned: zero-amount transfers are allowed, as in TigerBeetle 0.16 and
+        /// later. Kept so that the numbers of the codes after it do not change.
         AmountMustNotBeZero = "amount_must_not_be_zero",
         /// Ledger 0 is reserved.
         LedgerMustNotBeZero = "ledger_must_not_be_zero",
@@ -180,7 +186,7 @@ result_enum! {
         PendingTransferHasDifferentCode = "pending_transfer_has_different_code",
         /// A post cannot move more than was reserved.
         ExceedsPendingTransferAmount = "exceeds_pending_transfer_amount",
-        /// A void must name the whole pending amount (or none).
+        /// A void must name the whole pending amount (or 0 for it).
         PendingTransferHasDifferentAmount = "pending_transfer_has_different_amount",
         /// The pending transfer was already posted.
         PendingTransferAlreadyPosted = "pending_transfer_already_posted",
@@ -206,12 +212,17 @@ result_enum! {
         ExceedsCredits = "exceeds_credits",
         /// The credit account's credits would exceed its debits.
         ExceedsDebits = "exceeds_debits",
-        /// Ids with the top bit set are Kasa's own transfers: the ledger API may not create
-        /// them. Checked right after the id checks.
+        /// No longer returned (Kasa 0.1 reserved ids with the top bit set for its own
+        /// transfers; they now live in books of their own, and every id is the client's).
         IdReserved = "id_reserved",
-        /// The ledger API may not post or void Kasa's own pending transfers (top-ups,
-        /// withdrawals, held remittances); their domain commands do.
+        /// No longer returned (see `IdReserved`): Kasa's own pending transfers are in its
+        /// books, out of the ledger API's reach.
         PendingIdReserved = "pending_id_reserved",
+        /// An earlier transfer with this id failed with a transient result (see
+        /// [`CreateTransferResult::is_transient`]), so this id can never succeed: retrying it
+        /// later, when the state may have changed, must not move money the first attempt did
+        /// not. Checked where `exists` is, right after the id checks.
+        IdAlreadyFailed = "id_already_failed",
     }
 }
 
@@ -226,6 +237,24 @@ impl CreateTransferResult {
     /// Whether the item left the transfer in place: created now or before.
     pub fn is_success(self) -> bool {
         matches!(self, Self::Ok | Self::Exists)
+    }
+
+    /// Whether the result depends on the state at the time (an account or pending transfer
+    /// that does not exist yet, a balance, a closed account) rather than on the transfer
+    /// alone, so that the same transfer could succeed later. `create_transfers` remembers the
+    /// ids of such failures and answers `id_already_failed` to them from then on. The list is
+    /// TigerBeetle's: an expired pending transfer or an overflow is final, not transient.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::DebitAccountNotFound
+                | Self::CreditAccountNotFound
+                | Self::PendingTransferNotFound
+                | Self::ExceedsCredits
+                | Self::ExceedsDebits
+                | Self::DebitAccountAlreadyClosed
+                | Self::CreditAccountAlreadyClosed
+        )
     }
 }
 

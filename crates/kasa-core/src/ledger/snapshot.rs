@@ -1,5 +1,6 @@
 //! A ledger's section of a snapshot: its accounts and transfers as 128-byte records, the
-//! status of every pending transfer and the balance histories. Indexes, history links and
+//! status of every pending transfer, the balance histories and the ids of transfers that
+//! failed for good (`id_already_failed`). Indexes, history links and
 //! expiry orders are derived and rebuilt by [`Ledger::from_parts`], which also checks that
 //! the parts fit together. The operators' ledger and Kasa's books each write one.
 
@@ -63,6 +64,17 @@ impl Ledger {
             sink.put(&buffer);
             buffer.clear();
         }
+        let failed: Vec<u128> = self.failed_transfer_ids().collect();
+        sink.put(&(failed.len() as u64).to_le_bytes());
+        for id in failed {
+            buffer.extend_from_slice(&id.to_le_bytes());
+            if buffer.len() >= RECORD_BYTES * RECORDS_PER_PUT {
+                sink.put(&buffer);
+                buffer.clear();
+            }
+        }
+        sink.put(&buffer);
+        buffer.clear();
     }
 
     /// Reads what [`Ledger::write_section`] wrote. Every count and position is checked.
@@ -106,6 +118,8 @@ impl Ledger {
             }
             balances.push((position, history));
         }
-        Ledger::from_parts(accounts, transfers, pending, balances).map_err(DecodeError::Invalid)
+        let failed_count = c.count(16, "failed transfer ids")?;
+        let failed = (0..failed_count).map(|_| c.u128()).collect::<Result<Vec<u128>, _>>()?;
+        Ledger::from_parts(accounts, transfers, pending, balances, failed).map_err(DecodeError::Invalid)
     }
 }

@@ -142,7 +142,11 @@ impl Wallets {
                         counterparty_phone: None,
                         bank_account_id: Some(f.bank_account_id),
                         memo: String::new(),
-                        balance_after: if f.status == FundingStatus::Pending { None } else { settled.and_then(balance_at) },
+                        balance_after: if f.status == FundingStatus::Pending {
+                            None
+                        } else {
+                            settled.and_then(balance_at)
+                        },
                         timestamp: t.timestamp,
                     }
                 } else if kind == chart::REMITTANCE.number || kind == chart::REMITTANCE_PAYOUT.number {
@@ -183,7 +187,8 @@ impl Wallets {
                         balance_after: moved.and_then(balance_at),
                         timestamp: t.timestamp,
                     }
-                } else if kind == chart::REMITTANCE_RESOLVE.number && t.flags.has(TransferFlags::VOID_PENDING_TRANSFER) {
+                } else if kind == chart::REMITTANCE_RESOLVE.number && t.flags.has(TransferFlags::VOID_PENDING_TRANSFER)
+                {
                     // A cancelled hold: the money is back at the void's time.
                     let Some(r) = self.remittance(n) else { continue };
                     if r.from_user != user_id {

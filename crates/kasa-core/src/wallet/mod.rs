@@ -26,17 +26,17 @@ mod users;
 
 pub use command::{
     AdjustError, AdjustmentView, BankAccountView, BankCode, BankResult, CodeProof, Command, Direction, Event,
-    FundingView, Last4, Memo, Name, Outcome, PinHash, PinResetError, Reason, Recipient, RemittanceView,
-    RequestStatus, RequestView, SealedAccountNumber, SessionError, Share, SignUpError, SplitBillView, UserError,
-    UserView, VerificationError, VerificationView, SHARES_MAX,
+    FundingView, Last4, Memo, Name, Outcome, PinHash, PinResetError, Reason, Recipient, RemittanceView, RequestStatus,
+    RequestView, SealedAccountNumber, SessionError, Share, SignUpError, SplitBillView, UserError, UserView,
+    VerificationError, VerificationView, SHARES_MAX,
 };
 pub use funding::{BankAccount, Funding, FundingError, FundingKind, FundingStatus, LinkError};
 pub use history::{Entry, EntryKind, HistoryCursor};
 pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Remittance, RemittanceStatus, SendError};
 pub use requests::{MoneyRequest, RequestError, RequestPage, RequestRole, SplitBill};
-pub use users::{Session, User, Verification, PIN_ATTEMPTS_MAX, PIN_LOCK_NANOS, SESSIONS_PER_USER_MAX};
 pub(crate) use snapshot::SECTION_VERSION;
+pub use users::{Session, User, Verification, PIN_ATTEMPTS_MAX, PIN_LOCK_NANOS, SESSIONS_PER_USER_MAX};
 
 use crate::chart;
 use crate::context::Ctx;
@@ -125,10 +125,7 @@ impl Wallets {
                 Outcome::UserChanged(self.set_pin_free_amount(*user_id, *amount, ctx.now()))
             }
             Command::SetTierLimits { tier, limits } => Outcome::TierLimitsSet(
-                ctx.limits
-                    .set_tier(*tier, *limits)
-                    .map(|()| ctx.limits.tier(*tier))
-                    .map_err(command::AboveLegalMaxima),
+                ctx.limits.set_tier(*tier, *limits).map(|()| ctx.limits.tier(*tier)).map_err(command::AboveLegalMaxima),
             ),
             Command::SetWithdrawalFee { fee } => Outcome::WithdrawalFeeSet(if *fee > crate::fees::WITHDRAWAL_FEE_MAX {
                 Err(UserError::AmountTooHigh { max: crate::fees::WITHDRAWAL_FEE_MAX })
@@ -136,9 +133,9 @@ impl Wallets {
                 ctx.fees.withdrawal = crate::fees::FeeSchedule::fixed(*fee);
                 Ok(*fee)
             }),
-            Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => {
-                Outcome::BankAccountLinked(self.link_bank_account(*user_id, bank_code, account_number, holder_name, ctx))
-            }
+            Command::LinkBankAccount { user_id, bank_code, account_number, holder_name } => Outcome::BankAccountLinked(
+                self.link_bank_account(*user_id, bank_code, account_number, holder_name, ctx),
+            ),
             Command::StartFunding { user_id, bank_account_id, kind, amount, pin_ok } => {
                 Outcome::FundingStarted(self.start_funding(*user_id, *bank_account_id, *kind, *amount, *pin_ok, ctx))
             }
@@ -223,7 +220,8 @@ impl Wallets {
             let Some(wallet) = books.account(user.wallet_account_id()) else {
                 return Err(format!("user {} has no wallet account", user.id));
             };
-            if !wallet.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) || wallet.ledger != WALLET_CURRENCY.ledger()
+            if !wallet.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+                || wallet.ledger != WALLET_CURRENCY.ledger()
             {
                 return Err(format!("user {}'s wallet account may go negative or is not in KRW", user.id));
             }

@@ -210,7 +210,16 @@ impl Wallets {
         }
         let id = self.remittances.len() as u64 + 1;
         let day = kst_day(now);
-        let r = Remittance { id, from_user, to_user, to_phone: to_phone.clone(), amount, memo: memo.clone(), created_at: now, day };
+        let r = Remittance {
+            id,
+            from_user,
+            to_user,
+            to_phone: to_phone.clone(),
+            amount,
+            memo: memo.clone(),
+            created_at: now,
+            day,
+        };
         let mut transfer = Transfer {
             id: r.transfer_id(),
             debit_account_id: sender.wallet_account_id(),
@@ -239,7 +248,9 @@ impl Wallets {
             ctx.limits.spend_pin_free(from_user, amount, now);
         }
         match (to_user, to_phone) {
-            (Some(to_user), _) => ctx.emit(Event::RemittanceCompleted { remittance_id: id, from_user, to_user, amount }),
+            (Some(to_user), _) => {
+                ctx.emit(Event::RemittanceCompleted { remittance_id: id, from_user, to_user, amount })
+            }
             (None, Some(phone)) => {
                 self.held_for.entry(phone).or_default().push(id);
                 ctx.emit(Event::RemittanceHeld { remittance_id: id, from_user, amount });

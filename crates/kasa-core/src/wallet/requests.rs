@@ -171,7 +171,8 @@ impl Wallets {
 
     /// A split bill as a response shows it at `now`.
     pub fn bill_view(&self, bill: &SplitBill, now: u64) -> SplitBillView {
-        let requests = bill.request_ids.as_slice().iter().filter_map(|&id| self.request(id)).map(|r| r.view(now)).collect();
+        let requests =
+            bill.request_ids.as_slice().iter().filter_map(|&id| self.request(id)).map(|r| r.view(now)).collect();
         SplitBillView {
             id: bill.id,
             requester: bill.requester,

@@ -98,7 +98,9 @@ impl Wallets {
         read_table(r, "remittances", |rem: Remittance| {
             dense("remittance", rem.id, w.remittances.len())?;
             let known = |u: u64| w.user(u).is_some();
-            if !known(rem.from_user) || rem.to_user.is_some_and(|u| !known(u)) || (rem.to_user.is_none() && rem.to_phone.is_none())
+            if !known(rem.from_user)
+                || rem.to_user.is_some_and(|u| !known(u))
+                || (rem.to_user.is_none() && rem.to_phone.is_none())
             {
                 return Err(DecodeError::invalid(format!("remittance {} names unknown users", rem.id)));
             }
@@ -108,7 +110,8 @@ impl Wallets {
                 }
                 RemittanceStatus::Returned => {
                     let hold = books.transfer(rem.transfer_id()).expect("a status has its transfer");
-                    let at = expiry_of(hold).ok_or_else(|| DecodeError::invalid(format!("hold {} has no timeout", rem.id)))?;
+                    let at = expiry_of(hold)
+                        .ok_or_else(|| DecodeError::invalid(format!("hold {} has no timeout", rem.id)))?;
                     w.returned.entry(rem.from_user).or_default().push((at, rem.id));
                 }
                 _ => {}
@@ -131,7 +134,10 @@ impl Wallets {
             }
             for &q in b.request_ids.as_slice() {
                 if w.request(q).is_none_or(|q| q.split_bill_id != b.id) {
-                    return Err(DecodeError::invalid(format!("split bill {} names request {q}, not one of its shares", b.id)));
+                    return Err(DecodeError::invalid(format!(
+                        "split bill {} names request {q}, not one of its shares",
+                        b.id
+                    )));
                 }
             }
             w.bills.push(b);

@@ -336,7 +336,12 @@ impl Wallets {
     }
 
     /// Lowers (or restores, up to the default) a user's PIN-free budget.
-    pub(super) fn set_pin_free_amount(&mut self, user_id: u64, amount: Amount, now: u64) -> Result<UserView, UserError> {
+    pub(super) fn set_pin_free_amount(
+        &mut self,
+        user_id: u64,
+        amount: Amount,
+        now: u64,
+    ) -> Result<UserView, UserError> {
         if amount > PIN_FREE_DEFAULT {
             return Err(UserError::AmountTooHigh { max: PIN_FREE_DEFAULT });
         }

@@ -84,6 +84,11 @@ pub(crate) fn compare_state(state: &State, model: &Model, rng: &mut Rng) -> Resu
             model.transfers.get(at)
         ));
     }
+    same(
+        "failed transfer ids".into(),
+        format!("{:?}", ledger.failed_transfer_ids().collect::<Vec<_>>()),
+        format!("{:?}", model.failed),
+    )?;
     // Every id the model knows, and the one after each (ids are any u128, so not a range).
     let ids: std::collections::BTreeSet<u128> =
         model.index.keys().flat_map(|&id| [id, id.wrapping_add(1)]).chain([0, 1]).collect();

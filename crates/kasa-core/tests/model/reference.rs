@@ -14,6 +14,8 @@ pub(crate) struct Model {
     pub(crate) pending: BTreeMap<u128, PendingStatus>,
     /// Balances after every change, for accounts with the `history` flag.
     pub(crate) history: BTreeMap<u128, Vec<AccountBalance>>,
+    /// Ids of transfers that failed with a transient result, in the order they failed.
+    pub(crate) failed: Vec<u128>,
     pub(crate) last_timestamp: u64,
     pub(crate) batches: u64,
 }
@@ -21,6 +23,21 @@ pub(crate) struct Model {
 pub(crate) fn expires_at(p: &Transfer) -> Option<u64> {
     (p.timeout != 0).then(|| p.timestamp + u64::from(p.timeout) * SECOND)
 }
+
+/// TigerBeetle keeps timestamps, expiries included, below 2^63.
+pub(crate) const EXPIRY_LAST: u64 = (1 << 63) - 1;
+
+/// Results that depend on the state at the time, so that the same transfer might succeed
+/// later: an id that fails with one of them is spent.
+pub(crate) const TRANSIENT: [TR; 7] = [
+    TR::DebitAccountNotFound,
+    TR::CreditAccountNotFound,
+    TR::PendingTransferNotFound,
+    TR::ExceedsCredits,
+    TR::ExceedsDebits,
+    TR::DebitAccountAlreadyClosed,
+    TR::CreditAccountAlreadyClosed,
+];
 
 /// The result of the first check that fails, in table order.
 pub(crate) fn first_failure<R: Copy>(checks: &[(bool, R)]) -> Option<R> {
@@ -41,6 +58,8 @@ pub(crate) trait Event: Copy {
     fn linked(&self) -> bool;
     fn create(&self, model: &mut Model, timestamp: u64) -> Self::Outcome;
     fn succeeded(outcome: &Self::Outcome) -> bool;
+    /// The id to remember as spent if this event failed with `outcome`.
+    fn spent_id(&self, outcome: &Self::Outcome) -> Option<u128>;
     fn linked_event_failed() -> Self::Outcome;
     fn linked_event_chain_open() -> Self::Outcome;
 }
@@ -56,6 +75,10 @@ impl Event for Account {
     fn succeeded(outcome: &AccountOutcome) -> bool {
         // `exists` keeps a chain going (a retried chain succeeds again), as in the ledger.
         matches!(outcome.result, AR::Ok | AR::Exists)
+    }
+    fn spent_id(&self, _: &AccountOutcome) -> Option<u128> {
+        // Account results never depend on the moment, so no account id is ever spent.
+        None
     }
     fn linked_event_failed() -> AccountOutcome {
         AccountOutcome { result: AR::LinkedEventFailed, timestamp: 0 }
@@ -75,6 +98,9 @@ impl Event for Transfer {
     }
     fn succeeded(outcome: &TransferOutcome) -> bool {
         matches!(outcome.result, TR::Ok | TR::Exists)
+    }
+    fn spent_id(&self, outcome: &TransferOutcome) -> Option<u128> {
+        TRANSIENT.contains(&outcome.result).then_some(self.id)
     }
     fn linked_event_failed() -> TransferOutcome {
         failed(TR::LinkedEventFailed)
@@ -116,12 +142,11 @@ impl Model {
     /// A chain is a run of linked events and the first unlinked one after them. If any event
     /// fails, the model goes back to its clone from before the chain; the failing event keeps
     /// its result and the others get `linked_event_failed`, except the last event of a chain
-    /// left open at the end of the command, which always gets `linked_event_chain_open`.
-    ///
-    /// Differs from the ledger: its `run_chains` gives that last event `linked_event_failed`
-    /// when an earlier event of the open chain failed first. TigerBeetle checks for the open
-    /// chain before anything else, and the ledger's own doc comment says the chain "fails
-    /// with `chain_open` on its last event".
+    /// left open at the end of the command, which always gets `linked_event_chain_open` (as in
+    /// TigerBeetle, which checks for the open chain before anything else). A transfer that
+    /// failed with a transient result is remembered after the roll-back, so the roll-back does
+    /// not forget it. An event that answers `exists` counts as a success (TigerBeetle would
+    /// fail the chain there; Kasa keeps retried chains answering `exists` throughout).
     pub(crate) fn run_chains<E: Event>(&mut self, events: &[E], first_timestamp: u64) -> Vec<E::Outcome> {
         let mut out = Vec::with_capacity(events.len());
         let mut start = 0;
@@ -153,6 +178,9 @@ impl Model {
                 if let Some(before) = before {
                     *self = before;
                 }
+                if let Some(id) = events[failed_at].spent_id(&results[failed_at - start]) {
+                    self.failed.push(id);
+                }
                 for (i, result) in (start..=end).zip(results.iter_mut()) {
                     if i != failed_at && !(open && i == end) {
                         *result = E::linked_event_failed();
@@ -179,9 +207,9 @@ impl Model {
             return fail(result);
         }
         if let Some(e) = self.accounts.get(&a.id) {
-            // `closed` may have been set by a closing transfer since, so it is not compared.
+            // Every flag counts, even `closed` that a closing transfer may have set since.
             let differences = [
-                (e.flags.0 | AF::CLOSED != a.flags.0 | AF::CLOSED, AR::ExistsWithDifferentFlags),
+                (e.flags != a.flags, AR::ExistsWithDifferentFlags),
                 (e.user_data_128 != a.user_data_128, AR::ExistsWithDifferentUserData128),
                 (e.user_data_64 != a.user_data_64, AR::ExistsWithDifferentUserData64),
                 (e.user_data_32 != a.user_data_32, AR::ExistsWithDifferentUserData32),
@@ -227,7 +255,11 @@ impl Model {
             return failed(result);
         }
         if let Some(e) = self.transfer(t.id) {
-            return transfer_exists(t, &e);
+            let p = self.transfer(e.pending_id);
+            return transfer_exists(t, &e, p.as_ref());
+        }
+        if self.failed.contains(&t.id) {
+            return failed(TR::IdAlreadyFailed);
         }
         let (pending, post, void) = (has(TF::PENDING), has(TF::POST_PENDING_TRANSFER), has(TF::VOID_PENDING_TRANSFER));
         let balancing = has(TF::BALANCING_DEBIT) || has(TF::BALANCING_CREDIT);
@@ -248,7 +280,6 @@ impl Model {
             (t.pending_id != 0, TR::PendingIdMustBeZero),
             (!pending && t.timeout != 0, TR::TimeoutReservedForPendingTransfer),
             (closing && !pending, TR::ClosingTransferMustBePending),
-            (t.amount == 0, TR::AmountMustNotBeZero),
             (t.ledger == 0, TR::LedgerMustNotBeZero),
             (t.code == 0, TR::CodeMustNotBeZero),
         ];
@@ -275,21 +306,16 @@ impl Model {
         // Neither sum can overflow: `overflows_debits` and `overflows_credits` keep them in range.
         let debits = dr.debits_pending + dr.debits_posted;
         let credits = cr.credits_pending + cr.credits_posted;
+        // Balancing moves what is available, possibly nothing (amount 0, still created).
         let mut amount = t.amount;
         if has(TF::BALANCING_DEBIT) {
             amount = amount.min(dr.credits_posted.saturating_sub(debits));
-            if amount == 0 {
-                return failed(TR::ExceedsCredits);
-            }
         }
         if has(TF::BALANCING_CREDIT) {
             amount = amount.min(cr.debits_posted.saturating_sub(credits));
-            if amount == 0 {
-                return failed(TR::ExceedsDebits);
-            }
         }
         // The table is evaluated whole, so sums saturate; an overflow is caught above anyway.
-        let expiry = u64::from(t.timeout).checked_mul(SECOND).and_then(|ns| timestamp.checked_add(ns));
+        let expiry = timestamp.checked_add(u64::from(t.timeout) * SECOND).filter(|&at| at <= EXPIRY_LAST);
         let limits = [
             (pending && overflows(dr.debits_pending, amount), TR::OverflowsDebitsPending),
             (pending && overflows(cr.credits_pending, amount), TR::OverflowsCreditsPending),
@@ -297,7 +323,7 @@ impl Model {
             (overflows(cr.credits_posted, amount), TR::OverflowsCreditsPosted),
             (overflows(debits, amount), TR::OverflowsDebits),
             (overflows(credits, amount), TR::OverflowsCredits),
-            (pending && expiry.is_none(), TR::OverflowsTimeout),
+            (t.timeout != 0 && expiry.is_none(), TR::OverflowsTimeout),
             (
                 dr.flags.has(AF::DEBITS_MUST_NOT_EXCEED_CREDITS) && debits.saturating_add(amount) > dr.credits_posted,
                 TR::ExceedsCredits,
@@ -353,9 +379,11 @@ impl Model {
         if !p.flags.has(TF::PENDING) {
             return failed(TR::PendingTransferNotPending);
         }
-        // Zero means "inherit from the pending transfer"; for the amount, so does the maximum.
+        // Zero means "inherit from the pending transfer". For the amount, "all of it" is the
+        // maximum for a post (which may post 0) and 0 for a void.
         let differs = |asked: u128, pending: u128| asked != 0 && asked != pending;
-        let amount = if t.amount == 0 || t.amount == MAX { p.amount } else { t.amount };
+        let all = if post { t.amount == MAX } else { t.amount == 0 };
+        let amount = if all { p.amount } else { t.amount };
         let status = self.pending[&p.id];
         let dr = self.accounts[&p.debit_account_id];
         let cr = self.accounts[&p.credit_account_id];
@@ -365,17 +393,15 @@ impl Model {
             (differs(t.ledger.into(), p.ledger.into()), TR::PendingTransferHasDifferentLedger),
             (differs(t.code.into(), p.code.into()), TR::PendingTransferHasDifferentCode),
             (amount > p.amount, TR::ExceedsPendingTransferAmount),
-            (!post && amount != p.amount, TR::PendingTransferHasDifferentAmount),
+            (!post && amount < p.amount, TR::PendingTransferHasDifferentAmount),
             (status == PendingStatus::Posted, TR::PendingTransferAlreadyPosted),
             (status == PendingStatus::Voided, TR::PendingTransferAlreadyVoided),
             (status == PendingStatus::Expired, TR::PendingTransferExpired),
             // Expired by time but not yet released: its expiry falls inside this batch.
             (expires_at(&p).is_some_and(|at| at <= timestamp), TR::PendingTransferExpired),
-            // Only a void may touch a closed account, or a post of the transfer that closed it.
-            (post && dr.flags.has(AF::CLOSED) && !p.flags.has(TF::CLOSING_DEBIT), TR::DebitAccountAlreadyClosed),
-            (post && cr.flags.has(AF::CLOSED) && !p.flags.has(TF::CLOSING_CREDIT), TR::CreditAccountAlreadyClosed),
-            (post && overflows(dr.debits_posted, amount), TR::OverflowsDebitsPosted),
-            (post && overflows(cr.credits_posted, amount), TR::OverflowsCreditsPosted),
+            // Only a void may touch a closed account, even the one its closing transfer closed.
+            (post && dr.flags.has(AF::CLOSED), TR::DebitAccountAlreadyClosed),
+            (post && cr.flags.has(AF::CLOSED), TR::CreditAccountAlreadyClosed),
         ];
         if let Some(result) = first_failure(&checks) {
             return failed(result);
@@ -463,17 +489,35 @@ impl Model {
     }
 }
 
-/// The result of a transfer whose id is taken by `e`.
-pub(crate) fn transfer_exists(t: &Transfer, e: &Transfer) -> TransferOutcome {
-    let resolving = t.flags.has(TF::POST_PENDING_TRANSFER) || t.flags.has(TF::VOID_PENDING_TRANSFER);
+/// The result of a transfer whose id is taken by `e`; `p` is the transfer named by `e`'s
+/// pending id, if any.
+pub(crate) fn transfer_exists(t: &Transfer, e: &Transfer, p: Option<&Transfer>) -> TransferOutcome {
+    let void = t.flags.has(TF::VOID_PENDING_TRANSFER);
+    let resolving = t.flags.has(TF::POST_PENDING_TRANSFER) || void;
     let balancing = t.flags.has(TF::BALANCING_DEBIT) || t.flags.has(TF::BALANCING_CREDIT);
-    // A post or void may leave out (as zero) every field it inherits from its pending transfer.
+    // A post or void may leave accounts, ledger and code out (as zero): they are the pending
+    // transfer's whatever it asks. A user data field left out means "inherited", so it matches
+    // only a stored value that is the pending transfer's.
     let same = |asked: u128, stored: u128| asked == stored || (resolving && asked == 0);
+    let pending_value = |field: fn(&Transfer) -> u128| p.map(field);
+    let same_user_data = |field: fn(&Transfer) -> u128| {
+        if resolving && field(t) == 0 {
+            pending_value(field) == Some(field(e))
+        } else {
+            field(t) == field(e)
+        }
+    };
     let same_amount = if balancing {
         // The amount of a balancing transfer is an upper bound.
         t.amount >= e.amount
     } else if resolving {
-        t.amount == 0 || t.amount == MAX || t.amount == e.amount
+        // "All of it" (the maximum for a post, 0 for a void) matches only if all of it moved.
+        let all = if void { t.amount == 0 } else { t.amount == MAX };
+        if all {
+            pending_value(|p| p.amount) == Some(e.amount)
+        } else {
+            t.amount == e.amount
+        }
     } else {
         t.amount == e.amount
     };
@@ -484,9 +528,9 @@ pub(crate) fn transfer_exists(t: &Transfer, e: &Transfer) -> TransferOutcome {
         (!same(t.debit_account_id, e.debit_account_id), TR::ExistsWithDifferentDebitAccountId),
         (!same(t.credit_account_id, e.credit_account_id), TR::ExistsWithDifferentCreditAccountId),
         (!same_amount, TR::ExistsWithDifferentAmount),
-        (!same(t.user_data_128, e.user_data_128), TR::ExistsWithDifferentUserData128),
-        (!same(t.user_data_64.into(), e.user_data_64.into()), TR::ExistsWithDifferentUserData64),
-        (!same(t.user_data_32.into(), e.user_data_32.into()), TR::ExistsWithDifferentUserData32),
+        (!same_user_data(|x| x.user_data_128), TR::ExistsWithDifferentUserData128),
+        (!same_user_data(|x| x.user_data_64.into()), TR::ExistsWithDifferentUserData64),
+        (!same_user_data(|x| x.user_data_32.into()), TR::ExistsWithDifferentUserData32),
         (!same(t.ledger.into(), e.ledger.into()), TR::ExistsWithDifferentLedger),
         (!same(t.code.into(), e.code.into()), TR::ExistsWithDifferentCode),
     ];

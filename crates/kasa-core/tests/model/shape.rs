@@ -44,7 +44,8 @@ pub(crate) struct Batch {
 
 /// Applies `batch` to the real state.
 pub(crate) fn apply(state: &mut State, batch: &Batch) -> Result<Vec<Outcome>, kasa_core::ApplyError> {
-    let core = kasa_core::Batch { timestamp: batch.timestamp, commands: batch.commands.iter().map(Command::core).collect() };
+    let core =
+        kasa_core::Batch { timestamp: batch.timestamp, commands: batch.commands.iter().map(Command::core).collect() };
     Ok(state
         .apply(&core)?
         .into_iter()
@@ -55,4 +56,3 @@ pub(crate) fn apply(state: &mut State, batch: &Batch) -> Result<Vec<Outcome>, ka
         })
         .collect())
 }
-

@@ -62,8 +62,9 @@ impl Workload {
                 (ledger, flags)
             })
             .collect();
-        // Some sequences run near the end of time, where timeouts overflow.
-        let start = if rng.chance(10) { u64::MAX - 200 * SECOND } else { 1_700_000_000 * SECOND };
+        // Some sequences run near the end of time (2^63 nanoseconds, as in TigerBeetle), where
+        // timeouts overflow.
+        let start = if rng.chance(10) { EXPIRY_LAST - 200 * SECOND } else { 1_700_000_000 * SECOND };
         Workload { rng, model: Model::default(), shapes, transfer_id_last: 0, start }
     }
 
@@ -192,6 +193,11 @@ impl Workload {
             return self.retry();
         }
         let mut id = self.transfer_id();
+        // Now and then a spent id again, with whatever fields: only `id_already_failed` (or an
+        // earlier check) may answer.
+        if self.rng.chance(3) && !self.model.failed.is_empty() {
+            id = self.rng.pick(&self.model.failed);
+        }
         if self.rng.chance(2) {
             id |= 1 << 127;
         }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod wallet;
+
 use kasa_core::ledger::Outcome as LedgerOutcome;
 use kasa_core::{Account, AccountFlags, Batch, Command, Outcome, State, Transfer, TransferFlags};
 
