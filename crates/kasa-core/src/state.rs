@@ -181,6 +181,9 @@ impl State {
             return Err(ApplyError::TimestampOverflow { timestamp: batch.timestamp, events: events_max });
         }
         let now = batch.timestamp;
+        // The events of the last batch only: a caller that never takes them (a replay that
+        // only checks the state) does not pile them up.
+        self.events.clear();
         self.ledger.expire_pending(now);
         let expired = self.books.expire_pending(now);
         let mut raw = Vec::new();

@@ -8,9 +8,11 @@
 //! knows nothing of HTTP or JSON; it reads the clock only to stamp batches.
 
 mod metrics;
+mod outbox;
 mod sequencer;
 mod writer;
 
 pub use metrics::{Histogram, Metrics};
+pub use outbox::{EventLog, EVENTS_PER_READ_MAX};
 pub use sequencer::{hex, Clock, ClockError, Engine, EngineOptions, Health, SubmitError};
 pub use writer::{apply_frame, CommitError, EngineError, RecoveryReport, Writer, WriterOptions};

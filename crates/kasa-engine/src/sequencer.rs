@@ -8,6 +8,7 @@
 //! request arrives, it commits an empty batch, so that expiry is a journaled, replayable event.
 
 use crate::metrics::Metrics;
+use crate::outbox::EventLog;
 use crate::writer::{CommitError, EngineError, RecoveryReport, Writer, WriterOptions};
 use kasa_core::{Command, Outcome, State};
 use kasa_journal::{JournalError, Storage};
@@ -132,6 +133,7 @@ enum Request {
 /// A handle to the running engine, shared by every connection.
 pub struct Engine {
     clock: Arc<Clock>,
+    events: Arc<EventLog>,
     sender: Mutex<Option<SyncSender<Request>>>,
     metrics: Arc<Metrics>,
     health: Arc<AtomicU8>,
@@ -147,7 +149,12 @@ fn now_nanos() -> u64 {
 impl Engine {
     /// Recovers the state from `storage` and starts the sequencer thread.
     pub fn start<S: Storage>(storage: S, options: EngineOptions) -> Result<(Engine, RecoveryReport), EngineError> {
-        let (writer, report) = Writer::recover(storage, options.writer.clone())?;
+        assert!(
+            options.batch_commands_max <= kasa_core::command::COMMANDS_PER_BATCH_MAX,
+            "batch_commands_max over the payload's bound"
+        );
+        let events = Arc::new(EventLog::default());
+        let (writer, report) = Writer::recover(storage, options.writer.clone(), events.clone())?;
         // Engine time never goes back: after a restart it goes on from the last batch, even
         // if that is ahead of the wall clock (a test clock moved forward, or a wall clock set
         // back), and moves with the wall clock from there.
@@ -188,6 +195,7 @@ impl Engine {
         };
         let engine = Engine {
             clock,
+            events,
             sender: Mutex::new(Some(sender)),
             metrics,
             health,
@@ -305,6 +313,11 @@ impl Engine {
         receiver.await.map_err(|_| SubmitError::Unavailable)
     }
 
+    /// The event log of the outbox.
+    pub fn events(&self) -> &Arc<EventLog> {
+        &self.events
+    }
+
     /// The engine's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -359,6 +372,12 @@ fn publish_state_metrics<S: Storage>(metrics: &Metrics, writer: &Writer<S>) {
     metrics.journal_bytes.store(writer.journal_bytes(), Ordering::Relaxed);
 }
 
+/// The most payload bytes one batch may take, counted by the commands' type bounds before
+/// anything is encoded: far under the journal's 64 MiB frame limit, so that no batch a client
+/// can fill is ever refused by the journal (which would stop the engine), and about 16 full
+/// ledger batches.
+pub const BATCH_PAYLOAD_BYTES_MAX: usize = 16 << 20;
+
 /// The longest the thread sleeps without a request: it bounds how late an expiry can be if
 /// the clock jumps.
 const IDLE_WAIT_MAX: Duration = Duration::from_secs(1);
@@ -389,6 +408,7 @@ fn run<S: Storage>(
     let mut replies: Vec<(Reply, Option<ThenFn>)> = Vec::new();
     let mut reads: Vec<ReadFn> = Vec::new();
     let mut expiry_blocked_until: Option<Instant> = None;
+    let mut carried: Option<Request> = None;
     let mut snapshot_blocked_until: Option<Instant> = None;
     let fail = |error: String, receiver: &Receiver<Request>| -> Result<(), String> {
         tracing::error!(%error, "fatal journal error: no longer acknowledging; restart to recover");
@@ -409,18 +429,34 @@ fn run<S: Storage>(
             Some(at) if expiry_allowed => Duration::from_nanos(at.saturating_sub(clock.now())).min(IDLE_WAIT_MAX),
             _ => IDLE_WAIT_MAX,
         };
-        let first = match receiver.recv_timeout(wait) {
-            Ok(request) => Some(request),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
+        // A command that did not fit in the last batch goes first; otherwise wait for one.
+        let first = match carried.take() {
+            Some(request) => Some(request),
+            None => match receiver.recv_timeout(wait) {
+                Ok(request) => {
+                    metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                    Some(request)
+                }
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
         };
         let mut events = 0;
+        let mut bytes = 0;
         let mut ticks = Vec::new();
         let mut next = first;
         while let Some(request) = next.take() {
-            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
             match request {
                 Request::Command { command, reply, then } => {
+                    // Every command has a byte bound by its type: keep the batch's payload
+                    // under the budget before encoding it (a command over the budget on its own
+                    // cannot exist: the largest is a full ledger batch of about 1 MiB).
+                    let command_bytes = command.encoded_bytes_max();
+                    if !commands.is_empty() && bytes + command_bytes > BATCH_PAYLOAD_BYTES_MAX {
+                        carried = Some(Request::Command { command, reply, then });
+                        break;
+                    }
+                    bytes += command_bytes;
                     events += command.events();
                     commands.push(command);
                     replies.push((reply, then));
@@ -432,6 +468,9 @@ fn run<S: Storage>(
                 break;
             }
             next = receiver.try_recv().ok();
+            if next.is_some() {
+                metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         let now = clock.now();
         let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);

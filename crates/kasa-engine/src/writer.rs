@@ -8,8 +8,10 @@
 //! never computed for a batch that could still be lost. The caller answers requests only
 //! after `commit` returns.
 
+use crate::outbox::EventLog;
 use kasa_core::{decode_commands, encode_commands, ApplyError, Batch, Command, DecodeError, Outcome, State};
 use kasa_journal::{AppendError, Journal, JournalError, Options, Storage};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -107,11 +109,17 @@ pub struct Writer<S: Storage> {
     /// Set by a fatal commit error: the state may then hold a batch that is not durable, so
     /// the writer refuses all further work.
     failed: bool,
+    /// Where the events of committed batches go.
+    events: Arc<EventLog>,
 }
 
 impl<S: Storage> Writer<S> {
     /// Opens the journal, loads the newest snapshot and replays the frames after it.
-    pub fn recover(storage: S, options: WriterOptions) -> Result<(Self, RecoveryReport), EngineError> {
+    pub fn recover(
+        storage: S,
+        options: WriterOptions,
+        events: Arc<EventLog>,
+    ) -> Result<(Self, RecoveryReport), EngineError> {
         let started = Instant::now();
         let (journal, recovered) = Journal::open(storage, options.journal)?;
         let (mut state, snapshot_seq) = match &recovered.snapshot {
@@ -128,6 +136,7 @@ impl<S: Storage> Writer<S> {
         let mut frames_replayed = 0;
         for frame in &recovered.frames {
             apply_frame(&mut state, frame.seq, frame.timestamp, &frame.payload)?;
+            events.append(&state.take_events());
             frames_replayed += 1;
         }
         let report = RecoveryReport {
@@ -139,7 +148,9 @@ impl<S: Storage> Writer<S> {
             duration: started.elapsed(),
         };
         let journal_bytes_at_snapshot = journal.bytes();
-        Ok((Writer { state, journal, options, journal_bytes_at_snapshot, payload: Vec::new(), failed: false }, report))
+        let writer =
+            Writer { state, journal, options, journal_bytes_at_snapshot, payload: Vec::new(), failed: false, events };
+        Ok((writer, report))
     }
 
     /// The state as of the last committed batch. Panics after a fatal commit error, when the
@@ -216,7 +227,9 @@ impl<S: Storage> Writer<S> {
                 (synced, outcomes)
             };
         synced.map_err(|error| CommitError::Fatal(error.to_string()))?;
-        Ok(outcomes.expect("the sequencer stamps batches after the last event"))
+        let outcomes = outcomes.expect("the sequencer stamps batches after the last event");
+        self.events.append(&self.state.take_events());
+        Ok(outcomes)
     }
 
     /// Whether the journal has grown enough since the last snapshot to take another.

@@ -1,57 +1,84 @@
 //! `kasa serve --demo`: seeds an empty data directory with three wallet users who have
-//! linked bank accounts and money, so that the README's tour can log in and send at once.
-//! The seed goes through the same commands as real requests (sign-up, link, top-up settled
-//! by the bank), so it is journaled like everything else and `kasa verify` checks it.
+//! linked bank accounts and money, so that the README's tour can log in and send at once; and
+//! `--bench-seed` for `kasa bench wallet`. The seed goes through the same commands as real
+//! requests (a phone verification, sign-up, link, top-up settled by the bank's answer), so it
+//! is journaled like everything else and `kasa verify` checks it.
 
-use crate::pin::PinHasher;
-use kasa_core::wallet::{FundingKind, Tier, WalletOutcome};
-use kasa_core::{Command, Outcome};
-use kasa_engine::Engine;
+use crate::AppState;
+use kasa_core::idempotency::KeyScope;
+use kasa_core::limits::Tier;
+use kasa_core::money::Amount;
+use kasa_core::wallet::{BankCode, BankResult, CodeProof, Command, FundingKind, Name, Outcome, Phone, PinHash};
 
-/// The demo users: phone, name, tier, balance in won. Every PIN is 123456.
+/// The demo users: phone, name, tier, balance in won. Every PIN is [`DEMO_PIN`].
 pub const DEMO_USERS: &[(&str, &str, Tier, u64)] = &[
     ("010-0000-0001", "김민지", Tier::Verified, 300_000),
     ("010-0000-0002", "이준호", Tier::Basic, 100_000),
     ("010-0000-0003", "박서연", Tier::Basic, 50_000),
 ];
 /// The PIN of every demo user.
-pub const DEMO_PIN: &str = "123456";
+pub const DEMO_PIN: &str = "135790";
 
-async fn wallet(engine: &Engine, command: Command) -> Result<WalletOutcome, String> {
-    match engine.submit(command).await.map_err(|e| e.to_string())? {
-        Outcome::Wallet(outcome) => Ok(outcome),
-        other => Err(format!("unexpected outcome {other:?}")),
+async fn wallet(app: &AppState, command: Command) -> Result<Outcome, String> {
+    app.wallet(KeyScope::Operator, command).await.map_err(|p| p.detail)
+}
+
+/// Signs a user up through a verification whose code the seed knows; returns the user id.
+async fn sign_up(app: &AppState, phone: &Phone, name: &str, pin_hash: &PinHash, salt: u64) -> Result<u64, String> {
+    let code = "000000";
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&salt.to_le_bytes());
+    id[8..].copy_from_slice(b"kasaseed");
+    let code_hash = app.keys.code_hash(phone, code);
+    match wallet(app, Command::StartVerification { id, phone: phone.clone(), code_hash }).await? {
+        Outcome::VerificationStarted(Ok(_)) => {}
+        other => return Err(format!("seed verification of {phone:?} failed: {other:?}")),
+    }
+    let name = Name::new(name).map_err(|e| e.to_string())?;
+    let proof = CodeProof { verification_id: id, code_hash };
+    match wallet(app, Command::SignUp { phone: phone.clone(), name, pin_hash: pin_hash.clone(), proof }).await? {
+        Outcome::SignedUp(Ok(user)) => Ok(user.id),
+        other => Err(format!("seed sign-up of {phone:?} failed: {other:?}")),
     }
 }
 
+/// Links a bank account and tops the wallet up with `balance` won, settled as the bank would.
+async fn fund(app: &AppState, user_id: u64, account: &str, holder: &str, balance: u64) -> Result<(), String> {
+    let bank_code = BankCode::new("088").map_err(|e| e.to_string())?;
+    let account_number = app.keys.seal(&bank_code, account).map_err(|e| e.to_string())?;
+    let holder_name = Name::new(holder).map_err(|e| e.to_string())?;
+    let bank_account_id =
+        match wallet(app, Command::LinkBankAccount { user_id, bank_code, account_number, holder_name }).await? {
+            Outcome::BankAccountLinked(Ok(b)) => b.id,
+            other => return Err(format!("seed bank account of user {user_id} failed: {other:?}")),
+        };
+    let start = Command::StartFunding {
+        user_id,
+        bank_account_id,
+        kind: FundingKind::TopUp,
+        amount: Amount::new(balance),
+        pin_ok: None,
+    };
+    let funding_id = match wallet(app, start).await? {
+        Outcome::FundingStarted(Ok(f)) => f.id,
+        other => return Err(format!("seed top-up of user {user_id} failed: {other:?}")),
+    };
+    wallet(app, Command::SettleFunding { funding_id, result: BankResult::Approved }).await?;
+    Ok(())
+}
+
 /// Seeds the demo users unless there are users already. Returns how many it created.
-pub async fn seed(engine: &Engine, pins: &PinHasher) -> Result<usize, String> {
-    if engine.read(|s| s.wallets().users_count()).await.map_err(|e| e.to_string())? > 0 {
+pub async fn seed(app: &AppState) -> Result<usize, String> {
+    if app.engine.read(|s| s.wallets().users_count()).await.map_err(|e| e.to_string())? > 0 {
         return Ok(0);
     }
+    let pin_hash =
+        PinHash::new(app.pins.hash(DEMO_PIN.to_string()).await.map_err(|p| p.detail)?).map_err(|e| e.to_string())?;
     for (i, &(phone, name, tier, balance)) in DEMO_USERS.iter().enumerate() {
-        let pin_hash = pins.hash(DEMO_PIN.to_string()).await.map_err(|p| p.detail)?;
-        let WalletOutcome::SignedUp(Ok(user_id)) =
-            wallet(engine, Command::SignUp { phone: phone.into(), name: name.into(), pin_hash }).await?
-        else {
-            return Err(format!("demo sign-up of {phone} failed"));
-        };
-        wallet(engine, Command::SetTier { user_id, tier }).await?;
-        let link = Command::LinkBankAccount {
-            user_id,
-            bank_code: "088".into(),
-            account_number: format!("100000000{}", i + 1).into(),
-            holder_name: name.into(),
-        };
-        let WalletOutcome::BankAccountLinked(Ok(bank_account_id)) = wallet(engine, link).await? else {
-            return Err(format!("demo bank account of {phone} failed"));
-        };
-        let start =
-            Command::StartFunding { user_id, bank_account_id, kind: FundingKind::TopUp, amount: balance, pin_ok: None };
-        let WalletOutcome::FundingStarted(Ok(funding_id)) = wallet(engine, start).await? else {
-            return Err(format!("demo top-up of {phone} failed"));
-        };
-        wallet(engine, Command::SettleFunding { funding_id, approved: true }).await?;
+        let phone = Phone::parse(phone).map_err(|e| e.to_string())?;
+        let user_id = sign_up(app, &phone, name, &pin_hash, i as u64).await?;
+        wallet(app, Command::SetTier { user_id, tier }).await?;
+        fund(app, user_id, &format!("100000000{}", i + 1), name, balance).await?;
     }
     Ok(DEMO_USERS.len())
 }
@@ -66,11 +93,11 @@ pub fn bench_token(secret: &[u8; 32], user_id: u64) -> String {
 
 /// The phone number of bench user `i` (from 0): `+8210` and eight digits.
 pub fn bench_phone(i: u64) -> String {
-    format!("+8210{:08}", 10_000_000 + i)
+    format!("+8210{:08}", 20_000_000 + i)
 }
 
 /// The balance bench user `i` starts with: user 0 is at the basic cap (so that sends to it
-/// hit the recipient's limit), the others 10,000 to 109,000 won.
+/// meet the recipient's limit), the others 10,000 to 109,000 won.
 pub fn bench_balance(i: u64) -> u64 {
     if i == 0 {
         500_000
@@ -82,12 +109,13 @@ pub fn bench_balance(i: u64) -> u64 {
 /// Seeds `users` benchmark users on an empty state, each with a bank account, a settled
 /// top-up and a session whose token is [`bench_token`]. **For `kasa bench wallet` only**:
 /// anyone who knows the secret can act as these users, so it refuses a state that has users.
-pub async fn seed_bench(engine: &Engine, pins: &PinHasher, users: u64, secret: &[u8; 32]) -> Result<(), String> {
-    if engine.read(|s| s.wallets().users_count()).await.map_err(|e| e.to_string())? > 0 {
+pub async fn seed_bench(app: &AppState, users: u64, secret: &[u8; 32]) -> Result<(), String> {
+    if app.engine.read(|s| s.wallets().users_count()).await.map_err(|e| e.to_string())? > 0 {
         return Err("--bench-seed needs an empty data directory".into());
     }
     // One Argon2 hash for everyone: the seed measures nothing, the benchmark measures sends.
-    let pin_hash = pins.hash(DEMO_PIN.to_string()).await.map_err(|p| p.detail)?;
+    let pin_hash =
+        PinHash::new(app.pins.hash(DEMO_PIN.to_string()).await.map_err(|p| p.detail)?).map_err(|e| e.to_string())?;
     let chunk = 512u64;
     let mut start = 0;
     while start < users {
@@ -97,39 +125,17 @@ pub async fn seed_bench(engine: &Engine, pins: &PinHasher, users: u64, secret: &
                 let pin_hash = pin_hash.clone();
                 let secret = *secret;
                 async move {
-                    let sign_up = Command::SignUp { phone: bench_phone(i), name: format!("bench {i}"), pin_hash };
-                    let WalletOutcome::SignedUp(Ok(user_id)) = wallet(engine, sign_up).await? else {
-                        return Err(format!("bench sign-up {i} failed"));
-                    };
-                    let link = Command::LinkBankAccount {
-                        user_id,
-                        bank_code: "088".into(),
-                        account_number: format!("{:012}", user_id).into(),
-                        holder_name: "bench".into(),
-                    };
-                    let WalletOutcome::BankAccountLinked(Ok(bank_account_id)) = wallet(engine, link).await? else {
-                        return Err(format!("bench bank account {i} failed"));
-                    };
-                    let amount = bench_balance(i);
-                    let start = Command::StartFunding {
-                        user_id,
-                        bank_account_id,
-                        kind: FundingKind::TopUp,
-                        amount,
-                        pin_ok: None,
-                    };
-                    let WalletOutcome::FundingStarted(Ok(funding_id)) = wallet(engine, start).await? else {
-                        return Err(format!("bench top-up {i} failed"));
-                    };
-                    wallet(engine, Command::SettleFunding { funding_id, approved: true }).await?;
+                    let phone = Phone::parse(&bench_phone(i)).map_err(|e| e.to_string())?;
+                    let user_id = sign_up(app, &phone, &format!("bench {i}"), &pin_hash, 1_000 + i).await?;
+                    fund(app, user_id, &format!("{:012}", user_id), "bench", bench_balance(i)).await?;
                     let token_hash = crate::pin::token_hash(bench_token(&secret, user_id).as_bytes());
                     let open = Command::OpenSession { user_id, token_hash, pin_ok: true, ttl_seconds: 24 * 3600 };
-                    wallet(engine, open).await?;
-                    Ok(())
+                    wallet(app, open).await?;
+                    Ok::<(), String>(())
                 }
             })
             .collect();
-        for result in futures_join_all(tasks).await {
+        for result in join_all(tasks).await {
             result?;
         }
         start = end;
@@ -138,7 +144,7 @@ pub async fn seed_bench(engine: &Engine, pins: &PinHasher, users: u64, secret: &
 }
 
 /// Runs futures concurrently on the current task (no extra dependency for `join_all`).
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {

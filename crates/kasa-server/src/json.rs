@@ -1,7 +1,12 @@
-//! The JSON shapes of the ledger API. Field names follow TigerBeetle's. Integers that can
-//! pass 2^53 (ids, amounts, balances, user_data_128/64, timestamps) are decimal strings, so
-//! that a JavaScript client never loses precision; on input, a plain JSON integer is also
-//! accepted when it fits in 64 bits. Flags are lists of names. Unknown fields are refused.
+//! JSON shapes shared by the whole API (see `docs/api.md`, "One contract"): integers that can
+//! pass 2^53 (ids, amounts, balances, timestamps) are decimal strings, so that a JavaScript
+//! client never loses precision (on input a plain JSON integer is also accepted when it fits
+//! in 64 bits); money is an amount of minor units next to its `currency`; times are RFC 3339
+//! UTC strings in `*_at` fields; every list is `{"data", "has_more", "next_cursor"}`.
+//! Unknown fields are refused.
+//!
+//! The ledger API's own shapes (accounts and transfers) keep TigerBeetle's field names, flags
+//! as lists of names and its nanosecond `timestamp`.
 
 use kasa_core::{Account, AccountBalance, AccountFlags, PendingStatus, Transfer, TransferFlags};
 use serde::de::{self, Deserializer, Visitor};
@@ -363,18 +368,121 @@ pub struct BatchResults {
     pub results: Vec<ItemResult>,
 }
 
-/// A page of a list, Stripe-style.
+/// A page of a list: the one list shape of the whole API.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
-    /// Always "list".
-    pub object: &'static str,
     /// The items, newest first.
     pub data: Vec<T>,
     /// Whether more items follow.
     pub has_more: bool,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` items read (the extra one says whether more follow),
+    /// with the cursor of the last item kept.
+    pub fn from_lookahead(mut data: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+        let has_more = data.len() > limit;
+        data.truncate(limit);
+        let next_cursor = if has_more { data.last().map(cursor_of) } else { None };
+        Page { data, has_more, next_cursor }
+    }
+
+    /// A page whose cursor the caller computed.
+    pub fn new(data: Vec<T>, next_cursor: Option<String>) -> Page<T> {
+        Page { has_more: next_cursor.is_some(), data, next_cursor }
+    }
+}
+
+/// A time: nanoseconds since the Unix epoch, written as an RFC 3339 UTC string with nine
+/// fractional digits (`2026-11-30T05:27:21.123456789Z`), so that strings sort as times do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rfc3339(pub u64);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0 / 1_000_000_000;
+        let nanos = self.0 % 1_000_000_000;
+        let days = seconds / 86_400;
+        let rest = seconds % 86_400;
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        )
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl PartialSchema for Rfc3339 {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
+            .description(Some("An RFC 3339 UTC time with nanoseconds"))
+            .into()
+    }
+}
+
+impl ToSchema for Rfc3339 {}
+
+/// An optional time that is absent (null) when zero.
+pub fn rfc3339_or_null(nanos: u64) -> Option<Rfc3339> {
+    (nanos != 0).then_some(Rfc3339(nanos))
+}
+
+/// An amount of minor units in a request: a decimal string (or a JSON integer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AmountInput(pub kasa_core::money::Amount);
+
+impl<'de> Deserialize<'de> for AmountInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DecimalVisitor { max: u64::MAX as u128, what: "an amount of minor units" })
+            .map(|v| AmountInput(kasa_core::money::Amount::new(v as u64)))
+    }
+}
+
+impl PartialSchema for AmountInput {
+    fn schema() -> RefOr<Schema> {
+        Dec64::schema()
+    }
+}
+
+impl ToSchema for AmountInput {}
+
+/// An amount of minor units in a response: a decimal string.
+pub fn amount(a: kasa_core::money::Amount) -> String {
+    a.minor().to_string()
+}
+
+/// Checks a request's optional `currency` against the one the endpoint works in.
+pub fn check_currency(given: Option<&str>, expected: kasa_core::money::Currency) -> Result<(), crate::Problem> {
+    match given {
+        None => Ok(()),
+        Some(code) if code == expected.code() => Ok(()),
+        Some(code) => Err(crate::Problem::of(
+            "currency_not_supported",
+            format!("this amount is in {expected}, found currency '{}'", code.chars().take(8).collect::<String>()),
+        )),
+    }
 }
 
 /// A batch lookup request.

@@ -1,10 +1,13 @@
-//! The OpenAPI 3.1 document of the whole API, generated from the handlers' `#[utoipa::path]`
-//! annotations and the request and response types' `ToSchema` derives, so it changes with the
-//! code. Served at `/openapi.json`, printed by `kasa openapi`, and validated in CI.
+//! The OpenAPI 3.1 document of the whole API. Its paths come from the same list as the
+//! router's routes (`routes::api`), each operation from its handler's `#[utoipa::path]`
+//! (operation ids are the handlers' names, which say what they do), and every schema from the
+//! types' `ToSchema` derives, so it changes with the code. Served at `/openapi.json`, rendered
+//! at `/docs`, printed by `kasa openapi`, and validated in CI.
 
-use crate::routes::{funding, ledger, ops, remittance, requests, users};
+use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{RefOr, Server};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 /// Adds the two bearer schemes: the operator key and a user's session token.
 struct SecuritySchemes;
@@ -26,61 +29,78 @@ impl Modify for SecuritySchemes {
 #[openapi(
     info(
         title = "Kasa",
-        description = "A mobile payments and wallet platform on a durable double-entry ledger. Errors are \
-                       application/problem+json with a stable `code`; big integers are decimal strings.",
+        description = "A mobile payments and wallet platform on a durable double-entry ledger. Money is a decimal string of \
+                       minor units next to its `currency`; times are RFC 3339 UTC strings in `*_at` fields; lists are \
+                       `{data, has_more, next_cursor}`; errors are application/problem+json with a stable `code` \
+                       (listed at /docs/problems). Every POST takes an `Idempotency-Key`. See docs/api.md.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(
-        ledger::create_accounts,
-        ledger::create_transfers,
-        ledger::get_account,
-        ledger::get_transfer,
-        ledger::lookup_accounts,
-        ledger::lookup_transfers,
-        ledger::account_transfers,
-        ledger::account_balances,
-        users::sign_up,
-        users::log_in,
-        users::log_out,
-        users::me,
-        users::my_wallet,
-        users::transactions,
-        users::settings,
-        users::set_tier,
-        users::unlock,
-        users::set_tier_limits,
-        users::set_fees,
-        ops::advance_test_clock,
-        funding::link,
-        funding::list_bank_accounts,
-        funding::top_up,
-        funding::withdraw,
-        funding::get_top_up,
-        funding::get_withdrawal,
-        remittance::send,
-        remittance::get,
-        remittance::cancel,
-        requests::create,
-        requests::list,
-        requests::get,
-        requests::pay,
-        requests::decline,
-        requests::split,
-        requests::get_split,
-        ops::healthz,
-        ops::readyz,
-        ops::metrics,
+    tags(
+        (name = "operations", description = "Health, readiness and metrics: no credentials"),
+        (name = "ledger", description = "The operators' TigerBeetle-compatible ledger (operator key)"),
+        (name = "users", description = "Sign-up with a verified phone, sessions, the wallet and its history"),
+        (name = "funding", description = "Bank accounts, top-ups and withdrawals"),
+        (name = "transfers", description = "Sending money to users and to numbers without a wallet"),
+        (name = "requests", description = "Money requests and split bills"),
+        (name = "admin", description = "Operators: users, adjustments, limits, fees, events (operator key)"),
     ),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
 
-/// The OpenAPI document.
+/// The document before the routes add their paths.
+pub fn base() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.servers = Some(vec![Server::new("http://127.0.0.1:7300")]);
+    if let Some(server) = doc.servers.as_mut().and_then(|s| s.first_mut()) {
+        server.description = Some("kasa serve on its default address".into());
+    }
+    doc
+}
+
+/// The finished document: the routes' paths and schemas added.
+pub fn complete(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    doc
+}
+
+/// The OpenAPI document of the whole API.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    complete(crate::routes::api().split_for_parts().1)
 }
 
 /// The OpenAPI document as pretty JSON.
 pub fn json() -> String {
     document().to_pretty_json().expect("the OpenAPI document serialises")
 }
+
+/// Defines a request body type that is one object or an array of them: `oneOf` in the
+/// document.
+macro_rules! one_or_many {
+    ($name:ident, $item:ty) => {
+        #[doc = concat!("One `", stringify!($item), "`, or an array of up to 8,190: `oneOf` in the document.")]
+        pub struct $name;
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let one = RefOr::Ref(utoipa::openapi::Ref::from_schema_name(<$item as ToSchema>::name()));
+                let many =
+                    ArrayBuilder::new().items(one.clone()).max_items(Some(kasa_core::ITEMS_PER_COMMAND_MAX)).build();
+                OneOfBuilder::new()
+                    .item(one)
+                    .item(many)
+                    .description(Some("one object, or a batch: an array of up to 8,190"))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                schemas.push((<$item as ToSchema>::name().into_owned(), <$item as PartialSchema>::schema()));
+                <$item as ToSchema>::schemas(schemas);
+            }
+        }
+    };
+}
+
+one_or_many!(AccountsBody, crate::json::AccountInput);
+one_or_many!(TransfersBody, crate::json::TransferInput);

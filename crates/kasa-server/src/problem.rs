@@ -1,16 +1,92 @@
 //! Errors as HTTP problem details (RFC 9457): every 4xx and 5xx body is
-//! `application/problem+json` with a stable machine-readable `code`. Clients branch on
-//! `code`; `title` and `detail` are for people and may change wording.
+//! `application/problem+json` with a stable machine-readable `code`. Clients branch on `code`;
+//! `title` and `detail` are for people and may change wording.
+//!
+//! [`CODES`] is the one registry of codes: each has its HTTP status, title and meaning, a
+//! problem is made from a registered code ([`Problem::of`]), and `GET /docs/problems` (where
+//! every problem's `type` URI points) is rendered from it. The ledger's result codes, which
+//! single-object creates answer with, are listed there from the ledger's own tables.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// A registered problem code.
+#[derive(Clone, Copy, Debug)]
+pub struct Code {
+    /// The stable code.
+    pub code: &'static str,
+    /// Its HTTP status.
+    pub status: u16,
+    /// A short summary.
+    pub title: &'static str,
+    /// What it means and what to do about it.
+    pub meaning: &'static str,
+}
+
+macro_rules! codes {
+    ($($code:literal, $status:literal, $title:literal, $meaning:literal;)*) => {
+        /// Every problem code the API answers with (besides the ledger's result codes).
+        pub const CODES: &[Code] = &[$(Code { code: $code, status: $status, title: $title, meaning: $meaning },)*];
+    };
+}
+
+codes! {
+    "malformed_json", 400, "The body is not valid JSON", "The body could not be parsed as JSON, or is not the JSON object the endpoint expects.";
+    "invalid_parameter", 400, "A parameter is invalid", "A path or query parameter is malformed or out of range; `detail` names it.";
+    "invalid_idempotency_key", 400, "The Idempotency-Key is invalid", "An Idempotency-Key is 1 to 255 printable ASCII characters.";
+    "idempotency_key_not_supported", 400, "This request cannot be keyed", "Batches of more than 64 items (and logins) take no Idempotency-Key: a ledger batch is idempotent by its ids.";
+    "unauthorized", 401, "Authentication required", "The operator key or session token is missing, malformed, expired or wrong.";
+    "invalid_credentials", 401, "The phone number or PIN is wrong", "A login failed. It does not say whether the number is registered or its PIN locked.";
+    "pin_required", 403, "The PIN is required", "The amount is more than what is left of the PIN-free budget for 24 hours: send `pin`.";
+    "wrong_pin", 403, "The PIN is wrong", "The PIN sent with the request is wrong; five wrong PINs in a row lock PIN use for 30 minutes.";
+    "pin_locked", 403, "PIN use is locked", "Too many wrong PINs: wait 30 minutes, reset the PIN with a verification code, or ask an operator.";
+    "not_found", 404, "Not found", "No such object, or not one of yours: another user's objects are as good as absent.";
+    "method_not_allowed", 405, "Method not allowed", "The path exists, with other methods.";
+    "request_timeout", 408, "The request took too long to send", "The body did not arrive in time; send it at once.";
+    "phone_taken", 409, "The phone number is registered", "A wallet exists for this phone number: log in, or reset the PIN.";
+    "already_linked", 409, "The bank account is linked already", "This bank account is one of yours already.";
+    "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
+    "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
+    "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";
+    "body_too_large", 413, "The body is too large", "Bodies are at most 64 KiB (8 MiB for ledger batches).";
+    "unsupported_media_type", 415, "Unsupported content type", "Send bodies as application/json (ledger batches also as application/octet-stream).";
+    "invalid_field", 422, "A field is invalid", "A field is missing, unknown, of the wrong type or out of range; `detail` says which.";
+    "invalid_phone", 422, "The phone number is invalid", "Phone numbers are Korean mobile numbers (010-1234-5678) or + and a country code.";
+    "invalid_pin", 422, "The PIN is invalid", "A PIN is exactly 6 digits.";
+    "weak_pin", 422, "The PIN is too easy to guess", "One digit repeated, a run up or down, or one of the most common PINs: choose another.";
+    "invalid_name", 422, "The name is invalid", "A name is 1 to 50 characters without control characters.";
+    "verification_failed", 422, "The verification code is not valid", "The verification is unknown, used or expired, or for another number: request a new code.";
+    "wrong_code", 422, "The verification code is wrong", "The code does not match; `detail` says how many tries are left (5 in all).";
+    "idempotency_key_reused", 422, "The Idempotency-Key was used for another request", "The same key was sent with a different method, path or body: use a new key.";
+    "too_many_items", 422, "Too many items in one batch", "A batch holds at most 8,190 items.";
+    "limit_exceeded", 422, "A limit would be exceeded", "The movement would pass one of your limits; `limit`, `value` and `remaining` say which.";
+    "insufficient_funds", 422, "Insufficient funds", "The wallet does not have that much available.";
+    "recipient_cannot_receive", 422, "The recipient cannot receive this transfer", "The recipient's wallet cannot take this amount now. It says nothing about their balance.";
+    "to_self", 422, "The other party is you", "Transfers and requests go to someone else.";
+    "too_many_bank_accounts", 422, "Too many bank accounts", "A user links at most 5 bank accounts.";
+    "invalid_shares", 422, "The shares are invalid", "A split bill has 1 to 50 shares, one per friend, adding up to at most the total.";
+    "currency_not_supported", 422, "The currency is not supported here", "Wallets hold won: amounts are in KRW.";
+    "above_legal_maxima", 422, "Above the legal maxima", "Operators may lower a tier's limits, never raise them above what the law allows.";
+    "rate_limited", 429, "Too many requests", "Slow down: `Retry-After` says when to try again.";
+    "too_many_idempotency_keys", 429, "Too many idempotency keys", "A caller holds at most 1,000 live keys (24 hours each).";
+    "internal_error", 500, "Internal error", "A bug: the request may or may not have taken effect; retry with the same Idempotency-Key.";
+    "sms_failed", 502, "The code could not be sent", "The SMS gateway refused the message; request a new code.";
+    "busy", 503, "The server is busy", "Too much at once: retry after `Retry-After` seconds. Nothing happened.";
+    "unavailable", 503, "The engine is not available", "The engine is stopping, or stopped after a disk error.";
+    "storage_full", 507, "The disk is full", "The journal could not be written; nothing was changed.";
+}
+
+/// The registered code, if it is one.
+pub fn code(code: &str) -> Option<&'static Code> {
+    CODES.iter().find(|c| c.code == code)
+}
+
 /// A problem response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI reference naming the problem type; relative, resolved against the API's origin.
+    /// A URI reference naming the problem type: `/docs/problems#<code>`, served by the API.
     #[serde(rename = "type")]
     pub type_uri: String,
     /// A short, human-readable summary of the problem type.
@@ -33,40 +109,37 @@ pub struct Problem {
     pub limit: Option<Box<LimitDetail>>,
 }
 
-/// Which limit a request would pass, in the problem body.
+/// Which of the caller's own limits a request would pass, in the problem body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LimitDetail {
-    /// `balance_cap`, `daily_outgoing` or `recipient_balance_cap`.
+    /// `balance_cap` or `daily_outgoing`.
     pub limit: &'static str,
-    /// The limit's value, in won.
-    #[serde(serialize_with = "as_decimal")]
-    #[schema(value_type = String)]
-    pub value: u64,
-    /// What is left of it, in won; absent for another user's limit (the recipient's room is
-    /// theirs to know).
-    #[serde(serialize_with = "as_optional_decimal", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub remaining: Option<u64>,
+    /// The limit's value, a decimal string of minor units.
+    pub value: String,
+    /// What is left of it, a decimal string of minor units.
+    pub remaining: String,
+    /// The currency of both.
+    pub currency: &'static str,
 }
 
-fn as_decimal<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
-}
-
-fn as_optional_decimal<S: serde::Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
-    }
-}
+/// The code a response carries, for the request log (set by [`Problem::into_response`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemCode(pub &'static str);
 
 impl Problem {
-    /// A problem with the given status, code, title and detail.
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    /// A problem of a registered `code`.
+    pub fn of(code: &'static str, detail: impl Into<String>) -> Self {
+        let (status, title) = match self::code(code) {
+            Some(c) => (c.status, c.title),
+            None => {
+                debug_assert!(false, "problem code {code} is not registered");
+                (500, "Internal error")
+            }
+        };
         Problem {
             type_uri: format!("/docs/problems#{code}"),
             title,
-            status: status.as_u16(),
+            status,
             code,
             detail: detail.into(),
             index: None,
@@ -75,68 +148,92 @@ impl Problem {
         }
     }
 
+    /// A problem of one of the ledger's result codes (a single-object create): `409` for
+    /// `exists_with_*`, `422` for the rest.
+    pub fn ledger(name: &'static str) -> Self {
+        let exists = name.starts_with("exists_with");
+        let (status, title) = if exists {
+            (409, "An object with this id exists with different fields")
+        } else {
+            (422, "The ledger refused the request")
+        };
+        let detail = if exists {
+            format!("{name}: the id is taken by an object with other fields; use a new id")
+        } else {
+            name.replace('_', " ")
+        };
+        Problem {
+            type_uri: format!("/docs/problems#{name}"),
+            title,
+            status,
+            code: name,
+            detail,
+            index: None,
+            retry_after: None,
+            limit: None,
+        }
+    }
+
     /// 400: the body is not JSON.
     pub fn malformed_json(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is not valid JSON", detail)
+        Self::of("malformed_json", detail)
     }
 
     /// 422: the body is JSON but a field is missing, unknown, of the wrong type or out of range.
     pub fn invalid_field(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "A field is invalid", detail)
+        Self::of("invalid_field", detail)
     }
 
     /// 400: a path or query parameter is invalid.
     pub fn invalid_parameter(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", "A parameter is invalid", detail)
+        Self::of("invalid_parameter", detail)
     }
 
     /// 404: no such resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+        Self::of("not_found", detail)
     }
 
     /// 401: the operator key is missing or wrong.
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Authentication required",
-            "send the operator key as 'Authorization: Bearer <key>'",
-        )
+        Self::of("unauthorized", "send the operator key as 'Authorization: Bearer <key>'")
     }
 
-    /// 503: the engine's queue is full.
+    /// 401: the session token is missing or wrong.
+    pub fn session_required() -> Self {
+        Self::of("unauthorized", "send a session token from POST /v1/sessions as 'Authorization: Bearer <token>'")
+    }
+
+    /// 503: too much at once.
     pub fn busy() -> Self {
-        let mut p = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "The server is busy",
-            "the request queue is full; retry after the given delay",
-        );
+        let mut p = Self::of("busy", "too many requests at once; retry after the given delay");
         p.retry_after = Some(1);
+        p
+    }
+
+    /// 429: a rate limit, with the seconds to wait.
+    pub fn rate_limited(what: &str, retry_after: u32) -> Self {
+        let mut p = Self::of("rate_limited", format!("too many {what}; retry in {retry_after} seconds"));
+        p.retry_after = Some(retry_after.max(1));
         p
     }
 
     /// 507: the disk is full.
     pub fn storage_full() -> Self {
-        Self::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "storage_full",
-            "The disk is full",
-            "the journal could not be written; nothing was changed",
-        )
+        Self::of("storage_full", "the journal could not be written; nothing was changed")
     }
 
     /// 503: the engine stopped.
     pub fn unavailable() -> Self {
-        let mut p = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "The engine is not available",
-            "the engine is stopping or stopped after a disk error",
-        );
+        let mut p = Self::of("unavailable", "the engine is stopping or stopped after a disk error");
         p.retry_after = Some(5);
         p
+    }
+
+    /// 500: a bug; the detail is logged, not shown.
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %what, "internal error");
+        Self::of("internal_error", "the request failed inside the server; retry with the same Idempotency-Key")
     }
 
     /// Attaches the index of the batch item the problem is about.
@@ -166,6 +263,24 @@ impl IntoResponse for Problem {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response.extensions_mut().insert(ProblemCode(self.code));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_their_statuses_are_errors() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in CODES {
+            assert!(seen.insert(c.code), "{} twice", c.code);
+            assert!((400..600).contains(&c.status), "{} has status {}", c.code, c.status);
+            assert!(c.code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{}", c.code);
+        }
+        let p = Problem::of("wrong_pin", "x");
+        assert_eq!((p.status, p.type_uri.as_str()), (403, "/docs/problems#wrong_pin"));
     }
 }

@@ -5,13 +5,16 @@ mod bench;
 mod serve;
 mod verify;
 
+/// The version and the commit it was built from, for `kasa --version` and the logs.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KASA_COMMIT"), ")");
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Kasa: a mobile payments and wallet platform on a durable double-entry ledger.
 #[derive(Parser)]
-#[command(name = "kasa", version, about)]
+#[command(name = "kasa", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,

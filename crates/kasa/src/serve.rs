@@ -1,15 +1,18 @@
 //! `kasa serve`: recover the engine from the data directory, serve HTTP until SIGTERM or
 //! SIGINT (then drain, snapshot and exit 0), or until a fatal disk error (exit 1).
 //!
-//! Data directory layout: `journal/` holds the journal segments and snapshots,
-//! `operator.key` the generated operator key and `pin.pepper` the PIN pepper (both mode 0600,
-//! unless given by `KASA_OPERATOR_KEY` / `KASA_PIN_PEPPER`), and `LOCK` a lock that keeps a
-//! second server off the same directory. Losing `pin.pepper` makes every PIN unverifiable.
+//! Data directory layout (the directory is mode 0700 and every file in it 0600): `journal/`
+//! holds the journal segments and snapshots, `operator.key` the generated operator key,
+//! `pin.pepper` the PIN pepper, `data.key` the key that seals bank account numbers (each
+//! unless given by its environment variable), `sandbox-bank.log` what the sandbox bank
+//! decided, and `LOCK` a lock that keeps a second server off the same directory. Losing
+//! `pin.pepper` makes every PIN unverifiable; losing `data.key` makes every linked bank
+//! account unusable: back them up, apart from the journal.
 
 use anyhow::{bail, Context};
 use kasa_engine::{hex, Engine, EngineOptions, Health};
 use kasa_journal::FileStorage;
-use kasa_server::{AppState, Secret};
+use kasa_server::{AppState, Config, Secret};
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -18,6 +21,12 @@ use std::sync::Arc;
 
 /// Arguments of `kasa serve`.
 #[derive(clap::Args)]
+#[command(after_help = "Environment variables:
+  KASA_OPERATOR_KEY   the operator key (at least 16 characters); otherwise generated into DATA/operator.key
+  KASA_PIN_PEPPER     the PIN pepper (at least 16 characters); otherwise generated into DATA/pin.pepper
+  KASA_DATA_KEY       the key that seals bank account numbers (at least 16 characters); otherwise DATA/data.key
+  KASA_BENCH_SECRET   64 hex digits; only with --bench-seed (kasa bench wallet sets it)
+  RUST_LOG            log filter (default: info), e.g. RUST_LOG=kasa::request=warn")]
 pub struct ServeArgs {
     /// The data directory (created if missing).
     #[arg(long, default_value = "./kasa-data")]
@@ -25,7 +34,7 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:7300")]
     listen: SocketAddr,
-    /// Seed an empty data directory with three demo users (PIN 123456) who have money.
+    /// Seed an empty data directory with three demo users (PIN 135790) who have money.
     #[arg(long)]
     demo: bool,
     /// For `kasa bench wallet` only: seed this many users with money and sessions whose tokens
@@ -42,8 +51,8 @@ pub struct ServeArgs {
     /// The sandbox bank declines amounts ending in these digits ("" for none).
     #[arg(long, default_value = "13")]
     sandbox_bank_decline_ending: String,
-    /// The sandbox bank never answers amounts ending in these digits ("" for none), so that
-    /// their reservation times out.
+    /// The sandbox bank never takes amounts ending in these digits ("" for none), so that
+    /// their funding expires.
     #[arg(long, default_value = "99")]
     sandbox_bank_no_answer_ending: String,
     /// Run engine time on a test clock that operators move forward with
@@ -58,10 +67,49 @@ pub struct ServeArgs {
     /// Retry-After at once (backpressure instead of an unbounded queue).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     queue_depth: u32,
+    /// Log lines as text (for people) or JSON (for log collectors).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
-/// Length of generated secrets (operator key, PIN pepper) in random bytes: 256 bits.
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Length of generated secrets (operator key, PIN pepper, data key) in random bytes.
 const SECRET_BYTES: usize = 32;
+
+/// Creates `dir` (and parents) if missing and makes it private: mode 0700.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private (0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens (creating if missing) a private file: mode 0600.
+fn private_file(path: &Path, truncate: bool) -> anyhow::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).with_context(|| format!("opening {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
 
 /// A secret taken from the environment variable `env` when set, otherwise from `file` in the
 /// data directory, otherwise generated, written there (mode 0600, atomically) and, if
@@ -76,6 +124,11 @@ fn load_or_create_secret(data: &Path, file: &str, env: &str, prefix: &str, annou
     }
     let path = data.join(file);
     if path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        }
         let value = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         tracing::info!(path = %path.display(), "{file} loaded");
         return Ok(Secret::new(value.trim().to_string()));
@@ -85,11 +138,7 @@ fn load_or_create_secret(data: &Path, file: &str, env: &str, prefix: &str, annou
     let value = format!("{prefix}{}", hex(&bytes));
     let tmp = data.join(format!("{file}.tmp"));
     {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut out = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = private_file(&tmp, true)?;
         out.write_all(value.as_bytes())?;
         out.sync_all()?;
     }
@@ -112,25 +161,31 @@ fn parse_secret(hex: &str) -> anyhow::Result<[u8; 32]> {
     bytes.try_into().map_err(|_| anyhow::anyhow!("KASA_BENCH_SECRET must be 64 hex digits"))
 }
 
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
 /// Runs the server until it is told to stop.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
-    tracing::info!(data = %args.data.display(), "starting");
-    let lock = File::create(args.data.join("LOCK"))?;
+    init_logging(args.log_format);
+    private_dir(&args.data)?;
+    tracing::info!(data = %args.data.display(), version = crate::VERSION, "starting");
+    let lock = private_file(&args.data.join("LOCK"), false)?;
     if lock.try_lock().is_err() {
         bail!("{} is in use by another kasa process", args.data.display());
     }
     let operator_key = load_or_create_secret(&args.data, "operator.key", "KASA_OPERATOR_KEY", "kasa_op_", true)?;
     let pin_pepper = load_or_create_secret(&args.data, "pin.pepper", "KASA_PIN_PEPPER", "", false)?;
-    let storage = FileStorage::open(&args.data.join("journal")).context("opening the journal directory")?;
+    let data_key = load_or_create_secret(&args.data, "data.key", "KASA_DATA_KEY", "", false)?;
+    let journal_dir = args.data.join("journal");
+    private_dir(&journal_dir)?;
+    let storage = FileStorage::open(&journal_dir).context("opening the journal directory")?;
     let mut options = EngineOptions {
         test_clock: args.test_clock,
         queue_depth_max: args.queue_depth as usize,
@@ -159,37 +214,48 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.http_threads).enable_all().build()?
     };
-    // The sandbox bank is the only bank rail shipped: see kasa_server::bank.
     for ending in [&args.sandbox_bank_decline_ending, &args.sandbox_bank_no_answer_ending] {
         if ending.len() > 19 || !ending.bytes().all(|b| b.is_ascii_digit()) {
             bail!("a sandbox bank ending must be up to 19 digits, found '{ending}'");
         }
     }
-    let bank = Arc::new(kasa_server::bank::SandboxBank {
-        latency: std::time::Duration::from_millis(args.sandbox_bank_latency_ms),
-        decline_ending: args.sandbox_bank_decline_ending.clone(),
-        no_answer_ending: args.sandbox_bank_no_answer_ending.clone(),
-    });
+    // The sandbox bank is the only bank rail shipped: see kasa_server::bank.
+    let bank_log = args.data.join("sandbox-bank.log");
+    drop(private_file(&bank_log, false)?);
+    let bank = kasa_server::bank::SandboxBank::open(
+        Some(bank_log),
+        std::time::Duration::from_millis(args.sandbox_bank_latency_ms),
+        &args.sandbox_bank_decline_ending,
+        &args.sandbox_bank_no_answer_ending,
+    )
+    .context("opening the sandbox bank's log")?;
     tracing::info!(
         latency_ms = args.sandbox_bank_latency_ms,
-        declines = %bank.decline_ending,
-        never_answers = %bank.no_answer_ending,
-        "bank rail: the in-process sandbox bank (declines and never answers amounts with these endings)"
+        declines = %args.sandbox_bank_decline_ending,
+        never_answers = %args.sandbox_bank_no_answer_ending,
+        "bank rail: the in-process sandbox bank (declines and never takes amounts with these endings)"
     );
+    tracing::info!("SMS gateway: the in-process sandbox (operators read codes at /v1/admin/sandbox/sms)");
+    let config = Config {
+        operator_key,
+        pin_pepper,
+        data_key,
+        bank: Arc::new(bank),
+        sms: Arc::new(kasa_server::sms::SandboxSms::default()),
+    };
+    let app = AppState::new(engine.clone(), config);
     if args.demo {
-        let pins = kasa_server::pin::PinHasher::new(&pin_pepper);
-        let seeded = runtime.block_on(kasa_server::demo::seed(&engine, &pins)).map_err(anyhow::Error::msg)?;
-        tracing::info!(users = seeded, "demo users seeded (PIN 123456)");
+        let seeded = runtime.block_on(kasa_server::demo::seed(&app)).map_err(anyhow::Error::msg)?;
+        tracing::info!(users = seeded, "demo users seeded (PIN {})", kasa_server::demo::DEMO_PIN);
     }
     if let Some(users) = args.bench_seed {
         let secret = std::env::var("KASA_BENCH_SECRET").context("--bench-seed needs KASA_BENCH_SECRET")?;
         let secret = parse_secret(&secret)?;
-        let pins = kasa_server::pin::PinHasher::new(&pin_pepper);
         let started = std::time::Instant::now();
-        runtime.block_on(kasa_server::demo::seed_bench(&engine, &pins, users, &secret)).map_err(anyhow::Error::msg)?;
+        runtime.block_on(kasa_server::demo::seed_bench(&app, users, &secret)).map_err(anyhow::Error::msg)?;
         tracing::info!(users, ms = started.elapsed().as_millis() as u64, "bench users seeded");
     }
-    let result = runtime.block_on(serve(args.listen, engine.clone(), operator_key, pin_pepper, bank));
+    let result = runtime.block_on(serve(args.listen, engine.clone(), app));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
     result?;
@@ -204,13 +270,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(
-    listen: SocketAddr,
-    engine: Arc<Engine>,
-    operator_key: Secret,
-    pin_pepper: Secret,
-    bank: Arc<kasa_server::bank::SandboxBank>,
-) -> anyhow::Result<()> {
+async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow::Result<()> {
     // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
     // the default action would kill the process without draining.
     use tokio::signal::unix::{signal, SignalKind};
@@ -221,11 +281,11 @@ async fn serve(
     tracing::info!(listen = %bound, "listening");
     // On stdout, for people and for scripts that started us with port 0 to learn the port.
     {
-        use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "kasa listening on http://{bound}")?;
         out.flush()?;
     }
+    let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
     let mut health = engine.health_changes();
     let stopping = engine.clone();
     let shutdown = async move {
@@ -237,12 +297,8 @@ async fn serve(
         // New requests get 503 and /readyz says so; those already queued still complete.
         stopping.stop_accepting();
     };
-    let app = AppState::new(engine.clone(), operator_key, &pin_pepper, bank);
-    kasa_server::serve(listener, app.clone(), shutdown).await?;
-    // Keyed requests whose clients hung up run on as tasks of their own: let them store
-    // their answers before the engine stops.
-    if !app.keyed_requests_finished(std::time::Duration::from_secs(10)).await {
-        tracing::warn!("keyed requests still running after 10 s; stopping without their answers");
-    }
+    kasa_server::serve(listener, app, shutdown).await?;
+    // The bank rail stops here; whatever it had not settled, the next start drives again.
+    bank_rail.abort();
     Ok(())
 }

@@ -414,7 +414,8 @@ pub struct FundingView {
     pub bank_account_id: u64,
     /// Won.
     pub amount: Amount,
-    /// Kasa's fee on top (withdrawals).
+    /// Kasa's fee on top (withdrawals): reserved while pending, charged once paid out, 0 once
+    /// declined or expired.
     pub fee: Amount,
     /// Where it stands.
     pub status: FundingStatus,

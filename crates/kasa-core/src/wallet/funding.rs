@@ -134,6 +134,15 @@ impl Funding {
         chart::FUNDING_RESERVE.id(self.id)
     }
 
+    /// The fee to show: the one reserved while pending or once paid out, 0 when declined or
+    /// expired (nothing was charged).
+    pub fn fee_charged(&self) -> Amount {
+        match self.status {
+            FundingStatus::Pending | FundingStatus::Succeeded => self.fee,
+            FundingStatus::Declined | FundingStatus::Expired => Amount::ZERO,
+        }
+    }
+
     /// The funding as a response shows it.
     pub fn view(&self) -> FundingView {
         FundingView {
@@ -142,7 +151,7 @@ impl Funding {
             user_id: self.user_id,
             bank_account_id: self.bank_account_id,
             amount: self.amount,
-            fee: self.fee,
+            fee: self.fee_charged(),
             status: self.status,
             created_at: self.created_at,
             transfer_id: self.transfer_id(),

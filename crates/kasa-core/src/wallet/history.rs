@@ -135,7 +135,7 @@ impl Wallets {
                         kind: if f.kind == FundingKind::TopUp { EntryKind::TopUp } else { EntryKind::Withdrawal },
                         object_id: n,
                         amount: f.amount,
-                        fee: if f.status == FundingStatus::Succeeded { f.fee } else { Amount::ZERO },
+                        fee: f.fee_charged(),
                         credit: f.kind == FundingKind::TopUp,
                         status: f.status.name(),
                         counterparty_user: None,

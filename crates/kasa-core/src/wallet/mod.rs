@@ -36,7 +36,10 @@ pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Remittance, RemittanceStatus, SendError};
 pub use requests::{MoneyRequest, RequestError, RequestPage, RequestRole, SplitBill};
 pub(crate) use snapshot::SECTION_VERSION;
-pub use users::{Session, User, Verification, PIN_ATTEMPTS_MAX, PIN_LOCK_NANOS, SESSIONS_PER_USER_MAX};
+pub use users::{
+    Session, User, Verification, PIN_ATTEMPTS_MAX, PIN_LOCK_NANOS, SESSIONS_PER_USER_MAX, VERIFICATIONS_PER_PHONE_MAX,
+    VERIFICATION_ATTEMPTS_MAX, VERIFICATION_TTL_SECONDS,
+};
 
 use crate::chart;
 use crate::context::Ctx;

@@ -49,11 +49,11 @@ pub enum PhoneError {
 }
 
 /// Whether `national` (the digits after +82, without a trunk 0) is a Korean mobile number:
-/// `10` and 8 digits, or `1X` (X one of 1, 6, 7, 8, 9, the older carriers) and 7 or 8 digits;
-/// the digits after the prefix never start with 0.
+/// `10` and 8 digits, or `1X` (X one of 1, 6, 7, 8, 9, the older carriers' ranges) and 7 or 8
+/// digits, as libphonenumber's KR metadata has them.
 fn korean_mobile(national: &str) -> bool {
     let b = national.as_bytes();
-    if b.len() < 3 || b[0] != b'1' || b[2] == b'0' {
+    if b.len() < 3 || b[0] != b'1' {
         return false;
     }
     match b[1] {
@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(Phone::parse("000-1234-5678"), Err(PhoneError::NotKoreanMobile));
         assert_eq!(Phone::parse("02-123-4567"), Err(PhoneError::NotKoreanMobile), "a Seoul landline");
         assert_eq!(Phone::parse("+82 2 123 4567"), Err(PhoneError::NotKoreanMobile));
-        assert_eq!(Phone::parse("010-0123-4567"), Err(PhoneError::NotKoreanMobile), "010 numbers are 010-XXXX-XXXX");
+        assert_eq!(Phone::parse("010-123-4567"), Err(PhoneError::NotKoreanMobile), "010 numbers are 010-XXXX-XXXX");
         assert_eq!(Phone::parse(""), Err(PhoneError::Length(0)));
         assert_eq!(Phone::parse("010-1234-567a"), Err(PhoneError::Character('a')));
         assert_eq!(Phone::parse("+12345"), Err(PhoneError::Digits(5)));

@@ -5,6 +5,7 @@
 
 pub mod wallet;
 
+use kasa_core::event::Event;
 use kasa_core::ledger::Outcome as LedgerOutcome;
 use kasa_core::{Account, AccountFlags, Batch, Command, Outcome, State, Transfer, TransferFlags};
 
@@ -56,6 +57,10 @@ pub fn void(id: u128, pending_id: u128) -> Transfer {
 pub struct Harness {
     pub state: State,
     pub now: u64,
+    /// Every event the batches emitted, in order (taken from the state after each batch).
+    pub events: Vec<Event>,
+    /// The batches applied, when recording (see [`Harness::recording`]), to replay them.
+    pub journal: Option<Vec<Batch>>,
 }
 
 impl Default for Harness {
@@ -69,7 +74,12 @@ impl Harness {
     pub fn starting_at(now: u64) -> Self {
         let mut state = State::default();
         state.audit_limits(true);
-        Harness { state, now }
+        Harness { state, now, events: Vec::new(), journal: None }
+    }
+
+    /// A harness that keeps the batches it applies, for [`Harness::replay`].
+    pub fn recording() -> Self {
+        Harness { journal: Some(Vec::new()), ..Harness::default() }
     }
 
     pub fn advance(&mut self, nanos: u64) {
@@ -80,10 +90,40 @@ impl Harness {
         self.now = self.now.max(self.state.last_timestamp() + 1);
         let batch = Batch { timestamp: self.now, commands };
         let outcomes = self.state.apply(&batch).expect("batch accepted");
+        self.events.extend(self.state.take_events());
+        if let Some(journal) = &mut self.journal {
+            journal.push(batch);
+        }
         self.now = self.state.last_timestamp() + 1;
         self.state.check_invariants().expect("invariants hold after every batch");
         assert_eq!(self.state.take_limit_violation(), None, "the per-user limits hold after every command");
         outcomes
+    }
+
+    /// Takes the events emitted since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A restart: the state is replaced by the decoding of its snapshot, which must have the
+    /// same hash; the limit audit stays on.
+    pub fn restart(&mut self) {
+        let mut restored = State::decode_snapshot(&self.state.encode_snapshot()).expect("the snapshot decodes");
+        assert_eq!(restored.hash(), self.state.hash(), "a snapshot round trip keeps the state");
+        restored.audit_limits(true);
+        self.state = restored;
+    }
+
+    /// Applies the recorded batches to an empty state: the state and every event emitted.
+    pub fn replay(&self) -> (State, Vec<Event>) {
+        let journal = self.journal.as_ref().expect("a recording harness");
+        let mut state = State::default();
+        let mut events = Vec::new();
+        for batch in journal {
+            state.apply(batch).expect("a recorded batch applies again");
+            events.extend(state.take_events());
+        }
+        (state, events)
     }
 
     pub fn accounts(&mut self, accounts: Vec<Account>) -> Vec<&'static str> {

@@ -5,9 +5,12 @@ use super::Harness;
 use kasa_core::money::Amount;
 use kasa_core::text::BoundedVec;
 use kasa_core::wallet::{
-    self, BankResult, CodeProof, Command, FundingError, FundingKind, FundingView, Memo, Name, Outcome, Phone, PinHash,
-    Recipient, RemittanceView, SealedAccountNumber, SendError, SignUpError, UserView,
+    self, AdjustError, AdjustmentView, BankResult, CancelError, CodeProof, Command, Direction, Entry, FundingError,
+    FundingKind, FundingView, HistoryCursor, Memo, Name, Outcome, Phone, PinHash, PinResetError, Reason, Recipient,
+    RemittanceView, RequestError, RequestView, SealedAccountNumber, SendError, SessionError, Share, SignUpError,
+    SplitBillView, UserError, UserView, VerificationError, VerificationView,
 };
+use kasa_core::State;
 
 /// A PIN hash as the HTTP layer makes them (a PHC string).
 pub const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
@@ -41,6 +44,162 @@ pub fn verify(h: &mut Harness, number: &Phone) -> CodeProof {
         wallet(h, Command::StartVerification { id, phone: number.clone(), code_hash: code_hash(number, "123456") });
     assert!(matches!(started, Outcome::VerificationStarted(Ok(_))), "{started:?}");
     CodeProof { verification_id: id, code_hash: code_hash(number, "123456") }
+}
+
+/// `won` won.
+pub fn won(won: u64) -> Amount {
+    Amount::new(won)
+}
+
+/// A verification id made from a small number.
+pub fn verification_id(n: u8) -> [u8; 16] {
+    [n; 16]
+}
+
+/// Starts a verification with id `id` for `code` sent to `number`.
+pub fn start_verification(
+    h: &mut Harness,
+    id: [u8; 16],
+    number: &Phone,
+    code: &str,
+) -> Result<VerificationView, VerificationError> {
+    match wallet(h, Command::StartVerification { id, phone: number.clone(), code_hash: code_hash(number, code) }) {
+        Outcome::VerificationStarted(r) => r,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// The proof a user gives by typing `code` for verification `id` of `number`.
+pub fn proof(id: [u8; 16], number: &Phone, code: &str) -> CodeProof {
+    CodeProof { verification_id: id, code_hash: code_hash(number, code) }
+}
+
+/// Signs `number` up with `proof`.
+pub fn sign_up_with(h: &mut Harness, number: &Phone, proof: CodeProof) -> Result<UserView, SignUpError> {
+    let command = Command::SignUp {
+        phone: number.clone(),
+        name: Name::new("김민지").unwrap(),
+        pin_hash: PinHash::new(HASH).unwrap(),
+        proof,
+    };
+    match wallet(h, command) {
+        Outcome::SignedUp(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// Resets the PIN of `number` to `pin_hash` with `proof`.
+pub fn reset_pin(h: &mut Harness, number: &Phone, proof: CodeProof, pin_hash: &str) -> Result<UserView, PinResetError> {
+    let command = Command::ResetPin { phone: number.clone(), proof, pin_hash: PinHash::new(pin_hash).unwrap() };
+    match wallet(h, command) {
+        Outcome::PinReset(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// A login attempt with token hash `[token; 32]`, for an hour.
+pub fn login(h: &mut Harness, user_id: u64, token: u8, pin_ok: bool) -> Result<u64, SessionError> {
+    match wallet(h, Command::OpenSession { user_id, token_hash: [token; 32], pin_ok, ttl_seconds: 3600 }) {
+        Outcome::SessionOpened(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// Applies a command that answers `UserChanged` (tier, unlock, PIN-free amount).
+pub fn user_changed(h: &mut Harness, command: Command) -> Result<UserView, UserError> {
+    match wallet(h, command) {
+        Outcome::UserChanged(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// Sets the withdrawal fee.
+pub fn set_fee(h: &mut Harness, fee: u64) -> Result<Amount, UserError> {
+    match wallet(h, Command::SetWithdrawalFee { fee: won(fee) }) {
+        Outcome::WithdrawalFeeSet(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// An operator's adjustment.
+pub fn adjust(
+    h: &mut Harness,
+    user_id: u64,
+    amount: u64,
+    direction: Direction,
+    reason: &str,
+) -> Result<AdjustmentView, AdjustError> {
+    let command = Command::Adjust { user_id, amount: won(amount), direction, reason: Reason::new(reason).unwrap() };
+    match wallet(h, command) {
+        Outcome::Adjusted(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// The sender cancels a held remittance.
+pub fn cancel(h: &mut Harness, user_id: u64, remittance_id: u64) -> Result<RemittanceView, CancelError> {
+    match wallet(h, Command::CancelRemittance { user_id, remittance_id }) {
+        Outcome::RemittanceCancelled(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// Asks `from` for `amount` won.
+pub fn request(h: &mut Harness, requester: u64, from: Recipient, amount: u64) -> Result<RequestView, RequestError> {
+    match wallet(h, Command::RequestMoney { requester, from, amount: won(amount), memo: memo("커피") }) {
+        Outcome::MoneyRequested(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// The payer pays (`pay`) or declines a request.
+pub fn answer(
+    h: &mut Harness,
+    payer: u64,
+    request_id: u64,
+    pay: bool,
+    pin_ok: Option<bool>,
+) -> Result<RequestView, RequestError> {
+    match wallet(h, Command::AnswerRequest { payer, request_id, pay, pin_ok }) {
+        Outcome::RequestAnswered(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// Splits a bill of `total` won into shares.
+pub fn split(
+    h: &mut Harness,
+    requester: u64,
+    total: u64,
+    shares: Vec<(Recipient, u64)>,
+) -> Result<SplitBillView, RequestError> {
+    let shares = shares.into_iter().map(|(payer, amount)| Share { payer, amount: won(amount) }).collect();
+    let command = Command::SplitBill {
+        requester,
+        total: won(total),
+        shares: BoundedVec::new(shares).unwrap(),
+        memo: memo("회식"),
+    };
+    match wallet(h, command) {
+        Outcome::BillSplit(result) => result,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// Up to `limit` entries of a user's history from `cursor` on.
+pub fn history(state: &State, user_id: u64, cursor: HistoryCursor, limit: usize) -> Vec<Entry> {
+    state.wallets().history(state.books(), user_id, cursor, limit)
+}
+
+/// What the wallet may spend: posted balance less pending debits.
+pub fn available(h: &Harness, user_id: u64) -> u128 {
+    let (posted, pending) = balance(h, user_id);
+    posted - pending
+}
+
+/// What the user sent out on the KST day of the harness's clock.
+pub fn outgoing_today(h: &Harness, user_id: u64) -> Amount {
+    h.state.limits().outgoing_today(user_id, h.now)
 }
 
 /// Verifies the number and signs it up.

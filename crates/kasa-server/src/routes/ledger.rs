@@ -9,82 +9,27 @@
 //! overflowing number, or an unknown flag, is refused as a whole with `400`/`422` before it
 //! reaches the engine, so it changes nothing.
 
+use super::{parse_cursor, parse_limit, query_pairs};
+use crate::body::{format_of, json_problem, Format};
 use crate::json::{
     AccountInput, AccountOutput, BalanceOutput, BatchResults, Bounded, Dec128, Dec64, ItemResult, LookupInput,
-    LookupOutput, Page, TransferInput, TransferOutput, TOO_MANY_ITEMS,
+    LookupOutput, Page, TransferInput, TransferOutput,
 };
 use crate::problem::Problem;
 use crate::AppState;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kasa_core::ledger::RECORD_BYTES;
-use kasa_core::{Account, AccountOutcome, Command, Outcome, Transfer, TransferOutcome, ITEMS_PER_COMMAND_MAX};
+use kasa_core::ledger::{Command, Outcome, Records, RECORD_BYTES};
+use kasa_core::{Account, AccountOutcome, Transfer, TransferFlags, TransferOutcome, ITEMS_PER_COMMAND_MAX};
 use serde::de::DeserializeOwned;
-
-/// Largest request body. A full JSON batch of 8,190 transfers with every field spelled out
-/// is about 3.5 MiB; 8 MiB leaves room for whitespace without inviting abuse.
-pub const BODY_BYTES_MAX: usize = 8 << 20;
 
 /// Most items per page of a list.
 pub const PAGE_LIMIT_MAX: usize = 1000;
 /// Items per page when the client does not say.
 pub const PAGE_LIMIT_DEFAULT: usize = 100;
-
-/// The content types the create endpoints accept.
-enum Format {
-    Json,
-    Binary,
-}
-
-fn format_of(headers: &HeaderMap) -> Result<Format, Problem> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(Format::Json) };
-    let value = value.to_str().unwrap_or("").to_ascii_lowercase();
-    let essence = value.split(';').next().unwrap_or("").trim();
-    match essence {
-        "application/json" => Ok(Format::Json),
-        "application/octet-stream" => Ok(Format::Binary),
-        other => Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported content type",
-            format!("expected application/json or application/octet-stream, found '{other}'"),
-        )),
-    }
-}
-
-/// Reads the whole body, refusing more than [`BODY_BYTES_MAX`] with a problem (axum's own
-/// limit answers in plain text). A declared `Content-Length` over the limit is refused before
-/// a byte of the body is read, so that the client hears at once instead of sending it all.
-pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "The body is too large",
-            format!("the body must be at most {BODY_BYTES_MAX} bytes"),
-        )
-    };
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, BODY_BYTES_MAX).await.map_err(|_| too_large())
-}
-
-fn json_problem(error: serde_json::Error) -> Problem {
-    use serde_json::error::Category;
-    if error.to_string().starts_with(TOO_MANY_ITEMS) {
-        return too_many_items();
-    }
-    match error.classify() {
-        Category::Data => Problem::invalid_field(error.to_string()),
-        Category::Syntax | Category::Eof | Category::Io => Problem::malformed_json(error.to_string()),
-    }
-}
 
 /// Parses a JSON body that is either one object or an array of them.
 fn parse_one_or_many<T: DeserializeOwned>(body: &[u8]) -> Result<(Vec<T>, bool), Problem> {
@@ -101,12 +46,7 @@ fn parse_one_or_many<T: DeserializeOwned>(body: &[u8]) -> Result<(Vec<T>, bool),
 }
 
 fn too_many_items() -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "too_many_items",
-        "Too many items in one batch",
-        format!("a batch holds at most {ITEMS_PER_COMMAND_MAX} items"),
-    )
+    Problem::of("too_many_items", format!("a batch holds at most {ITEMS_PER_COMMAND_MAX} items"))
 }
 
 fn check_batch_len(len: usize) -> Result<(), Problem> {
@@ -142,104 +82,112 @@ fn binary_response(results: impl Iterator<Item = (u32, u64, u128)>) -> Response 
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], out).into_response()
 }
 
-fn single_failure(name: &'static str, exists_with: bool) -> Problem {
-    if exists_with {
-        Problem::new(
-            StatusCode::CONFLICT,
-            name,
-            "An object with this id exists with different fields",
-            format!("{name}: the id is taken by an object with other fields; use a new id"),
-        )
-    } else {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, name, "The ledger refused the request", name.replace('_', " "))
-    }
-}
+/// Per item: the result code's number and name, the timestamp and the amount.
+type ItemResults = Vec<(u32, &'static str, u64, Option<u128>)>;
 
 /// What differs between creating accounts and creating transfers; everything else about
 /// the two endpoints is [`create`].
-trait Create: Sized + Send + 'static {
+trait Create: Sized + Send + kasa_core::ledger::Record + 'static {
     /// The JSON shape of one item.
     type Input: DeserializeOwned + Into<Self>;
-    /// Decodes one 128-byte binary record.
-    fn decode(record: &[u8; RECORD_BYTES]) -> Self;
-    /// The object's id.
-    fn id(&self) -> u128;
     /// The command that creates a batch of these.
-    fn command(items: Vec<Self>) -> Command;
+    fn command(items: Records<Self>) -> Command;
     /// Per item of the outcome: the result code's number and name, the timestamp and the
     /// amount (for `ok` and `exists`).
-    fn results(outcome: Outcome) -> Vec<(u32, &'static str, u64, Option<u128>)>;
-    /// The stored object with this id, as JSON.
-    fn fetch(state: &kasa_core::State, id: u128) -> Option<serde_json::Value>;
+    fn results(outcome: &Outcome) -> Option<ItemResults>;
+    /// The object a single create answers with. `created` is true for `ok` (the object as the
+    /// request made it, the same for a retry with the same key) and false for `exists` (the
+    /// object as stored now).
+    fn render(state: &kasa_core::State, item: &Self, created: bool, timestamp: u64) -> Option<serde_json::Value>;
 }
 
 impl Create for Account {
     type Input = AccountInput;
-    fn decode(record: &[u8; RECORD_BYTES]) -> Self {
-        Account::decode(record)
-    }
-    fn id(&self) -> u128 {
-        self.id
-    }
-    fn command(items: Vec<Self>) -> Command {
+    fn command(items: Records<Self>) -> Command {
         Command::CreateAccounts(items)
     }
-    fn results(outcome: Outcome) -> Vec<(u32, &'static str, u64, Option<u128>)> {
-        let Outcome::CreateAccounts(outcomes) = outcome else { unreachable!("create_accounts answers for accounts") };
-        outcomes.iter().map(|o: &AccountOutcome| (o.result as u32, o.result.name(), o.timestamp, None)).collect()
+    fn results(outcome: &Outcome) -> Option<ItemResults> {
+        let Outcome::Accounts(outcomes) = outcome else { return None };
+        Some(outcomes.iter().map(|o: &AccountOutcome| (o.result as u32, o.result.name(), o.timestamp, None)).collect())
     }
-    fn fetch(state: &kasa_core::State, id: u128) -> Option<serde_json::Value> {
-        state.ledger().account(id).and_then(|a| serde_json::to_value(AccountOutput::from(a)).ok())
+    fn render(state: &kasa_core::State, item: &Self, created: bool, timestamp: u64) -> Option<serde_json::Value> {
+        // A new account has zero balances and the flags it was created with.
+        let account = if created { Account { timestamp, ..*item } } else { *state.ledger().account(item.id)? };
+        serde_json::to_value(AccountOutput::from(&account)).ok()
     }
 }
 
 impl Create for Transfer {
     type Input = TransferInput;
-    fn decode(record: &[u8; RECORD_BYTES]) -> Self {
-        Transfer::decode(record)
-    }
-    fn id(&self) -> u128 {
-        self.id
-    }
-    fn command(items: Vec<Self>) -> Command {
+    fn command(items: Records<Self>) -> Command {
         Command::CreateTransfers(items)
     }
-    fn results(outcome: Outcome) -> Vec<(u32, &'static str, u64, Option<u128>)> {
-        let Outcome::CreateTransfers(outcomes) = outcome else {
-            unreachable!("create_transfers answers for transfers")
-        };
-        outcomes
-            .iter()
-            .map(|o: &TransferOutcome| (o.result as u32, o.result.name(), o.timestamp, Some(o.amount)))
-            .collect()
+    fn results(outcome: &Outcome) -> Option<ItemResults> {
+        let Outcome::Transfers(outcomes) = outcome else { return None };
+        Some(
+            outcomes
+                .iter()
+                .map(|o: &TransferOutcome| (o.result as u32, o.result.name(), o.timestamp, Some(o.amount)))
+                .collect(),
+        )
     }
-    fn fetch(state: &kasa_core::State, id: u128) -> Option<serde_json::Value> {
+    fn render(state: &kasa_core::State, item: &Self, created: bool, _timestamp: u64) -> Option<serde_json::Value> {
+        // A transfer never changes once stored; only a pending one's status does, and a new
+        // one is pending by definition.
         let ledger = state.ledger();
-        ledger.transfer(id).and_then(|t| serde_json::to_value(TransferOutput::new(t, ledger.pending_status(id))).ok())
+        let stored = ledger.transfer(item.id)?;
+        let status = if created {
+            stored.flags.has(TransferFlags::PENDING).then_some(kasa_core::PendingStatus::Pending)
+        } else {
+            ledger.pending_status(item.id)
+        };
+        serde_json::to_value(TransferOutput::new(stored, status)).ok()
     }
 }
 
-/// `POST /v1/ledger/accounts`.
-#[utoipa::path(post, path = "/v1/ledger/accounts", tag = "ledger", request_body(content = Vec<crate::json::AccountInput>, description = "one account (an object) or a batch (an array) of up to 8,190; or application/octet-stream 128-byte records"), responses((status = 200, description = "one result per item of a batch", body = crate::json::BatchResults), (status = 201, description = "a single account, created", body = crate::json::AccountOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
-pub async fn create_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
+/// Creates accounts: one (a JSON object), a batch (an array of up to 8,190) or a binary batch
+/// of 128-byte records.
+#[utoipa::path(post, path = "/v1/ledger/accounts", tag = "ledger",
+    request_body(description = "one account (a JSON object), a batch of up to 8,190 (an array), or application/octet-stream: up to 8,190 records of 128 bytes in TigerBeetle's account layout (little-endian)",
+        content(
+            (crate::openapi::AccountsBody = "application/json"),
+            (Vec<u8> = "application/octet-stream"))),
+    responses((status = 200, description = "a batch: one result per item, in order (or, for a binary batch, 32 bytes per item: u32 result, u32 zero, u64 timestamp, u128 amount)", body = BatchResults),
+        (status = 201, description = "a single account, created", body = AccountOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn create_accounts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
     create::<Account>(app, headers, body).await
 }
 
-/// `POST /v1/ledger/transfers`.
-#[utoipa::path(post, path = "/v1/ledger/transfers", tag = "ledger", request_body(content = Vec<crate::json::TransferInput>, description = "one transfer (an object) or a batch (an array) of up to 8,190; or application/octet-stream 128-byte records"), responses((status = 200, description = "one result per item of a batch", body = crate::json::BatchResults), (status = 201, description = "a single transfer, created", body = crate::json::TransferOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+/// Creates transfers: one (a JSON object), a batch (an array of up to 8,190) or a binary
+/// batch of 128-byte records.
+#[utoipa::path(post, path = "/v1/ledger/transfers", tag = "ledger",
+    request_body(description = "one transfer (a JSON object), a batch of up to 8,190 (an array), or application/octet-stream: up to 8,190 records of 128 bytes in TigerBeetle's transfer layout (little-endian)",
+        content(
+            (crate::openapi::TransfersBody = "application/json"),
+            (Vec<u8> = "application/octet-stream"))),
+    responses((status = 200, description = "a batch: one result per item, in order (or, for a binary batch, 32 bytes per item: u32 result, u32 zero, u64 timestamp, u128 amount)", body = BatchResults),
+        (status = 201, description = "a single transfer, created", body = TransferOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
 pub async fn create_transfers(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    body: Bytes,
 ) -> Result<Response, Problem> {
     create::<Transfer>(app, headers, body).await
 }
 
-async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let format = format_of(&headers)?;
-    let body = read_body(&headers, body).await?;
+async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let format = if body.is_empty() { Format::Json } else { format_of(content_type, true)? };
     let (items, many): (Vec<T>, bool) = match format {
-        Format::Binary => (parse_records(&body, T::decode)?, true),
+        Format::Binary => (parse_records(&body, T::decode_record)?, true),
         Format::Json => {
             let (inputs, many) = parse_one_or_many::<T::Input>(&body)?;
             check_batch_len(inputs.len())?;
@@ -252,15 +200,11 @@ async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Res
             Format::Json => Json(BatchResults { results: Vec::new() }).into_response(),
         });
     }
-    let id = items[0].id();
-    // A single object is answered with the stored object, read in the same turn as the commit.
-    let (outcome, object) = if many {
-        (app.submit(T::command(items)).await?, None)
-    } else {
-        let (outcome, object) = app.submit_then_read(T::command(items), move |s, _| T::fetch(s, id)).await?;
-        (outcome, object)
-    };
-    let results = T::results(outcome);
+    let first = items[0];
+    let records = Records::new(items).map_err(|_| too_many_items())?;
+    let outcome = app.ledger(T::command(records)).await?;
+    let results =
+        T::results(&outcome).ok_or_else(|| Problem::internal("a ledger command answered for the other kind"))?;
     if let Format::Binary = format {
         return Ok(binary_response(
             results.iter().map(|&(code, _, timestamp, amount)| (code, timestamp, amount.unwrap_or(0))),
@@ -280,25 +224,33 @@ async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Body) -> Res
             .collect();
         return Ok(Json(BatchResults { results }).into_response());
     }
-    let (_, name, _, _) = results[0];
+    let (_, name, timestamp, _) = results[0];
     if !success(name) {
-        return Err(single_failure(name, name.starts_with("exists_with")));
+        return Err(Problem::ledger(name));
     }
-    let object = object.expect("an object that was just created or exists is stored");
-    let status = if name == "ok" { StatusCode::CREATED } else { StatusCode::OK };
+    let created = name == "ok";
+    let object = app
+        .engine
+        .read(move |s| T::render(s, &first, created, timestamp))
+        .await?
+        .ok_or_else(|| Problem::internal("an object that was created or exists is not stored"))?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(object)).into_response())
 }
 
 /// Parses a decimal 128-bit id from a path segment.
 fn parse_id(raw: &str) -> Result<u128, Problem> {
     if raw.is_empty() || raw.len() > 39 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Problem::invalid_parameter(format!("the id must be a decimal 128-bit integer, found '{raw}'")));
+        return Err(Problem::invalid_parameter("the id must be a decimal 128-bit integer"));
     }
-    raw.parse().map_err(|_| Problem::invalid_parameter(format!("the id must fit in 128 bits, found '{raw}'")))
+    raw.parse().map_err(|_| Problem::invalid_parameter("the id must fit in 128 bits"))
 }
 
-/// `GET /v1/ledger/accounts/{id}`.
-#[utoipa::path(get, path = "/v1/ledger/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = crate::json::AccountOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+/// One account of the operators' ledger, with its balances.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = "the account id, a decimal u128")),
+    responses((status = 200, description = "the account", body = AccountOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
 pub async fn get_account(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&raw)?;
     match app.engine.read(move |s| s.ledger().account(id).map(AccountOutput::from)).await? {
@@ -307,8 +259,11 @@ pub async fn get_account(State(app): State<AppState>, Path(raw): Path<String>) -
     }
 }
 
-/// `GET /v1/ledger/transfers/{id}`.
-#[utoipa::path(get, path = "/v1/ledger/transfers/{id}", tag = "ledger", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = crate::json::TransferOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+/// One transfer of the operators' ledger (a pending one also shows `pending_status`).
+#[utoipa::path(get, path = "/v1/ledger/transfers/{id}", tag = "ledger", params(("id" = String, Path, description = "the transfer id, a decimal u128")),
+    responses((status = 200, description = "the transfer", body = TransferOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
 pub async fn get_transfer(State(app): State<AppState>, Path(raw): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&raw)?;
     let found = app
@@ -320,23 +275,18 @@ pub async fn get_transfer(State(app): State<AppState>, Path(raw): Path<String>) 
     }
 }
 
-fn parse_lookup(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u128>, Problem> {
-    if let Format::Binary = format_of(headers)? {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported content type",
-            "lookups take JSON: {\"ids\": [...]}",
-        ));
-    }
-    let input: LookupInput = serde_json::from_slice(body).map_err(json_problem)?;
+fn parse_lookup(body: &[u8]) -> Result<Vec<u128>, Problem> {
+    let input: LookupInput = crate::body::object(body)?;
     Ok(input.ids.0.into_iter().map(|d| d.0).collect())
 }
 
-/// `POST /v1/ledger/accounts/lookup`: `{"ids": [...]}`.
-#[utoipa::path(post, path = "/v1/ledger/accounts/lookup", tag = "ledger", request_body = crate::json::LookupInput, responses((status = 200, body = crate::json::LookupOutput<crate::json::AccountOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
-pub async fn lookup_accounts(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let ids = parse_lookup(&headers, &read_body(&headers, body).await?)?;
+/// Many accounts at once: `{"ids": [...]}`, up to 8,190.
+#[utoipa::path(post, path = "/v1/ledger/accounts/lookup", tag = "ledger", request_body = LookupInput,
+    responses((status = 200, description = "the accounts found, in the order asked, and the ids not found", body = LookupOutput<AccountOutput>),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn lookup_accounts(State(app): State<AppState>, body: Bytes) -> Result<Response, Problem> {
+    let ids = parse_lookup(&body)?;
     let output = app
         .engine
         .read(move |s| {
@@ -353,14 +303,13 @@ pub async fn lookup_accounts(State(app): State<AppState>, headers: HeaderMap, bo
     Ok(Json(output).into_response())
 }
 
-/// `POST /v1/ledger/transfers/lookup`: `{"ids": [...]}`.
-#[utoipa::path(post, path = "/v1/ledger/transfers/lookup", tag = "ledger", request_body = crate::json::LookupInput, responses((status = 200, body = crate::json::LookupOutput<crate::json::TransferOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
-pub async fn lookup_transfers(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
-    let ids = parse_lookup(&headers, &read_body(&headers, body).await?)?;
+/// Many transfers at once: `{"ids": [...]}`, up to 8,190.
+#[utoipa::path(post, path = "/v1/ledger/transfers/lookup", tag = "ledger", request_body = LookupInput,
+    responses((status = 200, description = "the transfers found, in the order asked, and the ids not found", body = LookupOutput<TransferOutput>),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
+pub async fn lookup_transfers(State(app): State<AppState>, body: Bytes) -> Result<Response, Problem> {
+    let ids = parse_lookup(&body)?;
     let output = app
         .engine
         .read(move |s| {
@@ -388,55 +337,31 @@ struct ListQuery {
 
 fn parse_list_query(raw: Option<String>) -> Result<ListQuery, Problem> {
     let mut q = ListQuery { limit: PAGE_LIMIT_DEFAULT, timestamp_min: 0, timestamp_max: None, cursor: None };
-    for pair in raw.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in query_pairs(raw.as_deref(), &["limit", "timestamp_min", "timestamp_max", "cursor"])? {
         let number = |what: &str| -> Result<u64, Problem> {
-            value.parse::<u64>().map_err(|_| {
-                Problem::invalid_parameter(format!("{what} must be a non-negative integer, found '{value}'"))
-            })
+            value
+                .parse::<u64>()
+                .map_err(|_| Problem::invalid_parameter(format!("{what} must be a non-negative integer")))
         };
         match key {
-            "limit" => {
-                let limit = number("limit")? as usize;
-                if limit == 0 || limit > PAGE_LIMIT_MAX {
-                    return Err(Problem::invalid_parameter(format!(
-                        "limit must be between 1 and {PAGE_LIMIT_MAX}, found {limit}"
-                    )));
-                }
-                q.limit = limit;
-            }
+            "limit" => q.limit = parse_limit(value, PAGE_LIMIT_MAX)?,
             "timestamp_min" => q.timestamp_min = number("timestamp_min")?,
             "timestamp_max" => q.timestamp_max = Some(number("timestamp_max")?),
-            "cursor" => q.cursor = Some(value.to_string()),
-            other => {
-                return Err(Problem::invalid_parameter(format!(
-                    "unknown parameter '{other}'; expected limit, timestamp_min, timestamp_max or cursor"
-                )))
-            }
+            _ => q.cursor = Some(value.to_string()),
         }
     }
     Ok(q)
 }
 
-/// Decodes a cursor `{prefix}{number}` that this API returned.
-fn parse_cursor(cursor: &str, prefix: &str) -> Result<u64, Problem> {
-    cursor
-        .strip_prefix(prefix)
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| Problem::invalid_parameter(format!("cursor '{cursor}' is not one this API returned")))
-}
-
-fn page<T>(mut data: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
-    let has_more = data.len() > limit;
-    data.truncate(limit);
-    let next_cursor = if has_more { data.last().map(cursor_of) } else { None };
-    Page { object: "list", data, has_more, next_cursor }
-}
-
-/// `GET /v1/ledger/accounts/{id}/transfers`: newest first, cursor pagination. The cursor is
-/// the timestamp of the last transfer seen (`t_<timestamp>`); timestamps are unique, so the
-/// next page is everything strictly older.
-#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/transfers", tag = "ledger", params(("id" = String, Path, description = "the account id"), ("limit" = Option<u32>, Query, description = "1 to 1,000"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"), ("timestamp_min" = Option<String>, Query), ("timestamp_max" = Option<String>, Query)), responses((status = 200, body = crate::json::Page<crate::json::TransferOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+/// An account's transfers, newest first. The cursor is the timestamp of the last transfer
+/// seen (`t_<timestamp>`); timestamps are unique, so the next page is everything older.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/transfers", tag = "ledger",
+    params(("id" = String, Path, description = "the account id"), ("limit" = Option<u32>, Query, description = "1 to 1,000, default 100"),
+        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor"),
+        ("timestamp_min" = Option<String>, Query, description = "nanoseconds, inclusive"), ("timestamp_max" = Option<String>, Query, description = "nanoseconds, inclusive")),
+    responses((status = 200, description = "a page of transfers", body = Page<TransferOutput>),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
 pub async fn account_transfers(
     State(app): State<AppState>,
     Path(raw): Path<String>,
@@ -467,16 +392,20 @@ pub async fn account_transfers(
         })
         .await?;
     let Some(items) = found else { return Err(Problem::not_found(format!("no account has id {id}"))) };
-    let p = page(items, limit, |(ts, _)| format!("t_{ts}"));
-    let data = p.data.into_iter().map(|(_, t)| t).collect();
-    Ok(Json(Page { object: p.object, data, has_more: p.has_more, next_cursor: p.next_cursor }).into_response())
+    let p = Page::from_lookahead(items, limit, |(ts, _)| format!("t_{ts}"));
+    Ok(Json(Page::new(p.data.into_iter().map(|(_, t)| t).collect(), p.next_cursor)).into_response())
 }
 
-/// `GET /v1/ledger/accounts/{id}/balances`: balance history of an account with the
-/// `history` flag, newest first, cursor pagination. Several entries can share a timestamp
-/// (expiries at the start of one batch), so the cursor is a position in the history
-/// (`b_<position>`), not a timestamp.
-#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/balances", tag = "ledger", params(("id" = String, Path, description = "the account id"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), ("timestamp_min" = Option<String>, Query), ("timestamp_max" = Option<String>, Query)), responses((status = 200, body = crate::json::Page<crate::json::BalanceOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("operator" = [])))]
+/// The balance history of an account with the `history` flag, newest first. Several entries
+/// can share a timestamp (expiries at the start of one batch), so the cursor is a position in
+/// the history (`b_<position>`).
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/balances", tag = "ledger",
+    params(("id" = String, Path, description = "the account id"), ("limit" = Option<u32>, Query, description = "1 to 1,000, default 100"),
+        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor"),
+        ("timestamp_min" = Option<String>, Query, description = "nanoseconds, inclusive"), ("timestamp_max" = Option<String>, Query, description = "nanoseconds, inclusive")),
+    responses((status = 200, description = "a page of balances", body = Page<BalanceOutput>),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("operator" = [])))]
 pub async fn account_balances(
     State(app): State<AppState>,
     Path(raw): Path<String>,
@@ -504,7 +433,6 @@ pub async fn account_balances(
         })
         .await?;
     let Some(items) = found else { return Err(Problem::not_found(format!("no account has id {id}"))) };
-    let p = page(items, q.limit, |(i, _)| format!("b_{i}"));
-    let data = p.data.into_iter().map(|(_, b)| b).collect();
-    Ok(Json(Page { object: p.object, data, has_more: p.has_more, next_cursor: p.next_cursor }).into_response())
+    let p = Page::from_lookahead(items, q.limit, |(i, _)| format!("b_{i}"));
+    Ok(Json(Page::new(p.data.into_iter().map(|(_, b)| b).collect(), p.next_cursor)).into_response())
 }

@@ -1,10 +1,159 @@
-//! HTTP handlers, one file per area: `ledger` for the ledger API, `ops` for health and
-//! metrics, `users` for wallet users and sessions. Handlers parse and validate the request, hand a command or a query to the
-//! engine, and shape the answer; they hold no state of their own.
+//! The routes of the API, one file per area, and the helpers every handler shares. [`api`] is
+//! the one list of routes: each `routes!` entry registers a handler with the router and its
+//! `#[utoipa::path]` with the OpenAPI document, so a route cannot be served without being
+//! documented (`tests` check the two agree).
 
+pub mod admin;
+pub mod errors;
 pub mod funding;
 pub mod ledger;
 pub mod ops;
 pub mod remittance;
 pub mod requests;
 pub mod users;
+
+use crate::problem::Problem;
+use crate::AppState;
+use axum::http::HeaderMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route of the API with its OpenAPI operation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ledger::create_accounts))
+        .routes(routes!(ledger::create_transfers))
+        .routes(routes!(ledger::lookup_accounts))
+        .routes(routes!(ledger::lookup_transfers))
+        .routes(routes!(ledger::get_account))
+        .routes(routes!(ledger::get_transfer))
+        .routes(routes!(ledger::account_transfers))
+        .routes(routes!(ledger::account_balances))
+        .routes(routes!(users::start_verification))
+        .routes(routes!(users::sign_up))
+        .routes(routes!(users::reset_pin))
+        .routes(routes!(users::log_in))
+        .routes(routes!(users::log_out))
+        .routes(routes!(users::me))
+        .routes(routes!(users::my_wallet))
+        .routes(routes!(users::transactions))
+        .routes(routes!(users::settings))
+        .routes(routes!(funding::link_bank_account, funding::list_bank_accounts))
+        .routes(routes!(funding::top_up))
+        .routes(routes!(funding::get_top_up))
+        .routes(routes!(funding::withdraw))
+        .routes(routes!(funding::get_withdrawal))
+        .routes(routes!(remittance::send_money))
+        .routes(routes!(remittance::get_money_transfer))
+        .routes(routes!(remittance::cancel_money_transfer))
+        .routes(routes!(requests::create_money_request, requests::list_money_requests))
+        .routes(routes!(requests::get_money_request))
+        .routes(routes!(requests::pay_money_request))
+        .routes(routes!(requests::decline_money_request))
+        .routes(routes!(requests::split_bill))
+        .routes(routes!(requests::get_split_bill))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::set_tier))
+        .routes(routes!(admin::unlock_pin))
+        .routes(routes!(admin::adjust_wallet))
+        .routes(routes!(admin::set_tier_limits))
+        .routes(routes!(admin::set_fees))
+        .routes(routes!(admin::list_events))
+        .routes(routes!(admin::sandbox_sms))
+        .routes(routes!(admin::advance_test_clock))
+}
+
+/// The hash of the request's session token, if it carries one of the right shape.
+pub(crate) fn session_token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
+    crate::bearer_token(headers).filter(|t| t.starts_with(b"kasa_s_") && t.len() <= 128).map(crate::pin::token_hash)
+}
+
+/// The user a request's session token belongs to, with the token's hash.
+pub(crate) async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(u64, [u8; 32]), Problem> {
+    let hash = session_token_hash(headers).ok_or_else(Problem::session_required)?;
+    let now = app.engine.now();
+    let session = app.engine.read(move |s| s.wallets().session(&hash, now)).await?;
+    session.map(|s| (s.user_id, hash)).ok_or_else(Problem::session_required)
+}
+
+/// Parses a decimal object id (user, funding, transfer, request) from a path segment.
+pub(crate) fn parse_object_id(raw: &str) -> Result<u64, Problem> {
+    if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::invalid_parameter("an id is a decimal number"));
+    }
+    raw.parse::<u64>().map_err(|_| Problem::invalid_parameter("an id is a decimal number under 2^64"))
+}
+
+/// The verdict on a PIN sent with a money movement, checked with Argon2 off the sequencer:
+/// `None` when no PIN was sent (the core decides whether one was needed).
+pub(crate) async fn pin_verdict(app: &AppState, user_id: u64, pin: Option<String>) -> Result<Option<bool>, Problem> {
+    let Some(pin) = pin else { return Ok(None) };
+    let hash = app.engine.read(move |s| s.wallets().user(user_id).map(|u| u.pin_hash.as_str().to_string())).await?;
+    Ok(Some(app.pins.verify(pin, hash).await?))
+}
+
+/// The query parameters of a request as (key, value) pairs, each known key at most once.
+pub(crate) fn query_pairs<'a>(query: Option<&'a str>, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, Problem> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !known.contains(&key) {
+            let key: String = key.chars().take(40).collect();
+            return Err(Problem::invalid_parameter(format!(
+                "unknown parameter '{key}'; expected one of {}",
+                known.join(", ")
+            )));
+        }
+        if pairs.iter().any(|(k, _)| *k == key) {
+            return Err(Problem::invalid_parameter(format!("'{key}' is given twice")));
+        }
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+/// Parses a page's `limit`: 1 to `max`.
+pub(crate) fn parse_limit(value: &str, max: usize) -> Result<usize, Problem> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|l| (1..=max).contains(l))
+        .ok_or_else(|| Problem::invalid_parameter(format!("limit must be between 1 and {max}")))
+}
+
+/// Parses a cursor `{prefix}{number}` that this API returned.
+pub(crate) fn parse_cursor(cursor: &str, prefix: &str) -> Result<u64, Problem> {
+    cursor
+        .strip_prefix(prefix)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Problem::invalid_parameter("the cursor is not one this API returned"))
+}
+
+/// The client's address: the rate limits' key.
+pub(crate) fn client_address(peer: Option<axum::Extension<crate::listener::Peer>>) -> std::net::IpAddr {
+    peer.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |p| p.0 .0.ip())
+}
+
+/// Decodes `%XX` escapes of a query value (a `+` stays a `+`: phone numbers start with one).
+pub(crate) fn percent_decode(value: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(high << 4 | low);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

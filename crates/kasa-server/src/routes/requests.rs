@@ -1,141 +1,93 @@
 //! Money requests and split bills (Dutch pay).
 
-use crate::json::Dec64;
+use super::errors;
+use super::remittance::{memo, recipient};
+use super::{authenticate, parse_cursor, parse_limit, parse_object_id, pin_verdict, query_pairs};
+use crate::body::{object, object_or_default};
+use crate::json::{check_currency, AmountInput, Page};
 use crate::problem::Problem;
-use crate::routes::ledger::read_body;
-use crate::routes::remittance::send_problem;
-use crate::routes::users::{authenticate_user, now_nanos, page_parameter, parse_json, parse_object_id, pin_verdict};
+use crate::render::{RequestOutput, SplitBillOutput};
 use crate::AppState;
-use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kasa_core::wallet::{MoneyRequest, Recipient, RequestError, RequestRole, WalletOutcome};
-use kasa_core::{Command, Outcome};
-use serde::{Deserialize, Serialize};
+use kasa_core::idempotency::KeyScope;
+use kasa_core::text::BoundedVec;
+use kasa_core::wallet::{Command, MoneyRequest, Outcome, RequestRole, Share, SHARES_MAX, WALLET_CURRENCY};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct RequestOutput {
-    id: String,
-    object: &'static str,
-    status: &'static str,
-    amount: Dec64,
-    currency: &'static str,
-    memo: String,
-    requester_user_id: String,
-    payer_user_id: String,
-    transfer_id: Option<String>,
-    split_bill_id: Option<String>,
-    created_at: Dec64,
-    expires_at: Dec64,
-}
-
-fn output(r: &MoneyRequest, now: u64) -> RequestOutput {
-    RequestOutput {
-        id: r.id.to_string(),
-        object: "money_request",
-        status: r.status_at(now),
-        amount: Dec64(r.amount),
-        currency: "KRW",
-        memo: r.memo.clone(),
-        requester_user_id: r.requester.to_string(),
-        payer_user_id: r.payer.to_string(),
-        transfer_id: (r.remittance_id != 0).then(|| r.remittance_id.to_string()),
-        split_bill_id: (r.split_bill_id != 0).then(|| r.split_bill_id.to_string()),
-        created_at: Dec64(r.created_at),
-        expires_at: Dec64(r.expires_at()),
-    }
-}
-
-fn request_problem(error: RequestError) -> Problem {
-    let detail = error.to_string();
-    match error {
-        RequestError::UnknownUser => {
-            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
-        }
-        RequestError::UnknownPayer => Problem::not_found(detail),
-        RequestError::ToSelf => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "to_self", "A request goes to someone else", detail)
-        }
-        RequestError::InvalidAmount(_) | RequestError::InvalidMemo => Problem::invalid_field(detail),
-        RequestError::NotFound => Problem::not_found("no such money request of yours"),
-        RequestError::NotPending(_) => {
-            Problem::new(StatusCode::CONFLICT, "not_pending", "The request was answered or expired", detail)
-        }
-        RequestError::Payment(e) => send_problem(e),
-    }
-}
-
-fn recipient(phone: Option<String>, user_id: Option<String>) -> Result<Recipient, Problem> {
-    match (phone, user_id) {
-        (Some(p), None) => Ok(Recipient::Phone(p)),
-        (None, Some(id)) => {
-            Ok(Recipient::User(id.parse().map_err(|_| Problem::invalid_field(format!("'{id}' is not a user id")))?))
-        }
-        _ => Err(Problem::invalid_field("give exactly one of a phone number and a user id")),
-    }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RequestInput {
     #[serde(default)]
     from_phone: Option<String>,
     #[serde(default)]
     from_user_id: Option<String>,
-    amount: u64,
+    /// Won, a decimal string.
+    amount: AmountInput,
     #[serde(default)]
-    memo: String,
+    currency: Option<String>,
+    #[serde(default)]
+    memo: Option<String>,
 }
 
-/// `POST /v1/money-requests`: `{"from_phone" | "from_user_id", "amount", "memo"?}`.
-#[utoipa::path(post, path = "/v1/money-requests", operation_id = "create_money_request", tag = "requests", request_body = RequestInput, responses((status = 201, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
-pub async fn create(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let user_id = authenticate_user(&app, &headers).await?;
-    let input: RequestInput = parse_json(&read_body(&headers, body).await?)?;
-    let from = recipient(input.from_phone, input.from_user_id)?;
-    let now = now_nanos(&app);
-    let command = Command::RequestMoney { requester: user_id, from, amount: input.amount, memo: input.memo };
-    let (outcome, found) = app
-        .submit_then_read(command, move |s, outcome| {
-            let Outcome::Wallet(WalletOutcome::MoneyRequested(Ok(id))) = outcome else { return None };
-            s.wallets().requests().request(*id).map(|r| output(r, now))
-        })
-        .await?;
+fn answer(outcome: Outcome) -> Result<Response, Problem> {
     match outcome {
-        Outcome::Wallet(WalletOutcome::MoneyRequested(Ok(_))) => {
-            Ok((StatusCode::CREATED, Json(found.expect("a request just made exists"))).into_response())
+        Outcome::MoneyRequested(Ok(view)) => {
+            Ok((StatusCode::CREATED, Json(RequestOutput::from(&view))).into_response())
         }
-        Outcome::Wallet(WalletOutcome::MoneyRequested(Err(e))) => Err(request_problem(e)),
-        other => unreachable!("a money request answers with MoneyRequested, found {other:?}"),
+        Outcome::RequestAnswered(Ok(view)) => Ok(Json(RequestOutput::from(&view)).into_response()),
+        Outcome::MoneyRequested(Err(e)) | Outcome::RequestAnswered(Err(e)) => Err(errors::request(e)),
+        other => Err(Problem::internal(format!("a money request answered {other:?}"))),
     }
 }
 
-/// `GET /v1/money-requests`: the caller's money requests, newest first. `role` is `payer`
-/// (the default: requests the caller was asked to pay) or `requester` (requests the caller
-/// made); `status` keeps one status (`pending`, `paid`, `declined`, `expired`); `limit` (1 to
-/// 100, default 20) and `cursor` (the previous page's `next_cursor`) page through them.
-#[utoipa::path(get, path = "/v1/money-requests", operation_id = "list_money_requests", tag = "requests", params(("role" = Option<String>, Query, description = "payer (default) or requester"), ("status" = Option<String>, Query, description = "pending, paid, declined or expired"), ("limit" = Option<u32>, Query, description = "1 to 100"), ("cursor" = Option<String>, Query)), responses((status = 200, description = "a list of RequestOutput", body = Vec<RequestOutput>), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
-pub async fn list(
+/// Asks another user (by phone or id) for money.
+#[utoipa::path(post, path = "/v1/money-requests", tag = "requests", request_body = RequestInput,
+    responses((status = 201, description = "the request", body = RequestOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn create_money_request(
     State(app): State<AppState>,
     headers: HeaderMap,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Bytes,
 ) -> Result<Response, Problem> {
-    let user_id = authenticate_user(&app, &headers).await?;
+    let (user_id, hash) = authenticate(&app, &headers).await?;
+    let input: RequestInput = object(&body)?;
+    let from = recipient(input.from_phone, input.from_user_id)?;
+    check_currency(input.currency.as_deref(), WALLET_CURRENCY)?;
+    let command = Command::RequestMoney { requester: user_id, from, amount: input.amount.0, memo: memo(input.memo)? };
+    answer(app.wallet(KeyScope::Session(hash), command).await?)
+}
+
+/// The caller's money requests, newest first. `role` is `payer` (the default: requests the
+/// caller was asked to pay) or `requester`; `status` keeps one status; a page may be short
+/// when a status filter matches little (keep paging while `has_more`).
+#[utoipa::path(get, path = "/v1/money-requests", tag = "requests",
+    params(("role" = Option<String>, Query, description = "payer (default) or requester"),
+        ("status" = Option<String>, Query, description = "pending, paid, declined or expired"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor")),
+    responses((status = 200, description = "a page of money requests", body = Page<RequestOutput>),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn list_money_requests(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let (user_id, _) = authenticate(&app, &headers).await?;
     let (mut role, mut status, mut limit, mut before) = (RequestRole::Payer, None, 20usize, 0u64);
-    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in query_pairs(query.as_deref(), &["role", "status", "limit", "cursor"])? {
         match key {
             "role" => {
                 role = match value {
                     "payer" => RequestRole::Payer,
                     "requester" => RequestRole::Requester,
-                    _ => {
-                        return Err(Problem::invalid_parameter(format!(
-                            "role must be payer or requester, found '{value}'"
-                        )))
-                    }
+                    _ => return Err(Problem::invalid_parameter("role must be payer or requester")),
                 }
             }
             "status" => {
@@ -144,212 +96,170 @@ pub async fn list(
                     "paid" => "paid",
                     "declined" => "declined",
                     "expired" => "expired",
-                    _ => {
-                        return Err(Problem::invalid_parameter(format!(
-                            "status must be pending, paid, declined or expired, found '{value}'"
-                        )))
-                    }
+                    _ => return Err(Problem::invalid_parameter("status must be pending, paid, declined or expired")),
                 })
             }
-            "limit" | "cursor" => page_parameter(key, value, "mr_", &mut limit, &mut before)?,
-            other => {
-                return Err(Problem::invalid_parameter(format!(
-                    "unknown parameter '{other}'; expected role, status, limit or cursor"
-                )))
-            }
+            "limit" => limit = parse_limit(value, 100)?,
+            _ => before = parse_cursor(value, "mr_")?,
         }
     }
-    let now = now_nanos(&app);
+    let now = app.engine.now();
     let (data, next_before) = app
         .engine
         .read(move |s| {
-            let keep = |r: &MoneyRequest| status.is_none_or(|wanted| r.status_at(now) == wanted);
-            let page = s.wallets().requests().list(user_id, role, before, limit, keep);
-            (page.items.into_iter().map(|r| output(r, now)).collect::<Vec<_>>(), page.next_before)
+            let keep = |r: &MoneyRequest| status.is_none_or(|wanted| r.view(now).status_name() == wanted);
+            let page = s.wallets().list_requests(user_id, role, before, limit, keep);
+            (page.items.into_iter().map(|r| RequestOutput::from(&r.view(now))).collect::<Vec<_>>(), page.next_before)
         })
         .await?;
-    // A filter that matches little may end a page early (the scan is bounded): keep paging
-    // while `has_more`.
-    let has_more = next_before.is_some();
-    let next_cursor = next_before.map(|b| format!("mr_{b}"));
-    Ok(Json(serde_json::json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}))
-        .into_response())
+    Ok(Json(Page::new(data, next_before.map(|b| format!("mr_{b}")))).into_response())
 }
 
-/// `GET /v1/money-requests/{id}`: for its requester or its payer.
-#[utoipa::path(get, path = "/v1/money-requests/{id}", operation_id = "get_money_request", tag = "requests", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
-pub async fn get(
+/// One money request, for its requester or its payer.
+#[utoipa::path(get, path = "/v1/money-requests/{id}", tag = "requests", params(("id" = String, Path, description = "the request's id")),
+    responses((status = 200, description = "the request", body = RequestOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn get_money_request(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
-    let user_id = authenticate_user(&app, &headers).await?;
+    let (user_id, _) = authenticate(&app, &headers).await?;
     let id = parse_object_id(&raw)?;
-    let now = now_nanos(&app);
+    let now = app.engine.now();
     let found = app
         .engine
         .read(move |s| {
-            let r = s.wallets().requests().request(id)?;
-            (r.requester == user_id || r.payer == user_id).then(|| output(r, now))
+            let r = s.wallets().request(id)?;
+            (r.requester == user_id || r.payer == user_id).then(|| RequestOutput::from(&r.view(now)))
         })
         .await?;
     found.map(|r| Json(r).into_response()).ok_or_else(|| Problem::not_found("no such money request of yours"))
 }
 
-#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PayInput {
+    /// Needed beyond the PIN-free budget of the last 24 hours.
     #[serde(default)]
     pin: Option<String>,
 }
 
-async fn answer(app: AppState, headers: HeaderMap, body: Body, raw: String, pay: bool) -> Result<Response, Problem> {
-    let user_id = authenticate_user(&app, &headers).await?;
-    let id = parse_object_id(&raw)?;
-    let body = read_body(&headers, body).await?;
-    let input: PayInput =
-        if body.iter().all(u8::is_ascii_whitespace) { PayInput::default() } else { parse_json(&body)? };
-    let pin_ok = pin_verdict(&app, user_id, input.pin).await?;
-    let now = now_nanos(&app);
-    let command = Command::AnswerRequest { payer: user_id, request_id: id, pay, pin_ok };
-    let (outcome, found) =
-        app.submit_then_read(command, move |s, _| s.wallets().requests().request(id).map(|r| output(r, now))).await?;
-    match outcome {
-        Outcome::Wallet(WalletOutcome::RequestAnswered(Ok(()))) => {
-            Ok(Json(found.expect("an answered request exists")).into_response())
-        }
-        Outcome::Wallet(WalletOutcome::RequestAnswered(Err(e))) => Err(request_problem(e)),
-        other => unreachable!("an answer answers with RequestAnswered, found {other:?}"),
-    }
+async fn respond(app: AppState, headers: HeaderMap, raw: String, body: Bytes, pay: bool) -> Result<Response, Problem> {
+    let (user_id, hash) = authenticate(&app, &headers).await?;
+    let request_id = parse_object_id(&raw)?;
+    let input: PayInput = object_or_default(&body)?;
+    let pin_ok = if pay { pin_verdict(&app, user_id, input.pin).await? } else { None };
+    let command = Command::AnswerRequest { payer: user_id, request_id, pay, pin_ok };
+    answer(app.wallet(KeyScope::Session(hash), command).await?)
 }
 
-/// `POST /v1/money-requests/{id}/pay`: `{"pin"?}`.
-#[utoipa::path(post, path = "/v1/money-requests/{id}/pay", tag = "requests", request_body(content = Option<PayInput>), params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
-pub async fn pay(
+/// The payer pays a money request: a transfer to the requester, under the usual PIN, limit
+/// and funds rules.
+#[utoipa::path(post, path = "/v1/money-requests/{id}/pay", tag = "requests", request_body(content = Option<PayInput>),
+    params(("id" = String, Path, description = "the request's id")),
+    responses((status = 200, description = "the paid request", body = RequestOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn pay_money_request(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Body,
+    body: Bytes,
 ) -> Result<Response, Problem> {
-    answer(app, headers, body, raw, true).await
+    respond(app, headers, raw, body, true).await
 }
 
-/// `POST /v1/money-requests/{id}/decline`.
-#[utoipa::path(post, path = "/v1/money-requests/{id}/decline", tag = "requests", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = RequestOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
-pub async fn decline(
+/// The payer declines a money request.
+#[utoipa::path(post, path = "/v1/money-requests/{id}/decline", tag = "requests", params(("id" = String, Path, description = "the request's id")),
+    responses((status = 200, description = "the declined request", body = RequestOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn decline_money_request(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
-    body: Body,
+    body: Bytes,
 ) -> Result<Response, Problem> {
-    answer(app, headers, body, raw, false).await
+    respond(app, headers, raw, body, false).await
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ShareInput {
     #[serde(default)]
     phone: Option<String>,
     #[serde(default)]
     user_id: Option<String>,
+    /// This friend's share in won; absent: an equal share of the total (the requester's own
+    /// share counted), rounded down.
     #[serde(default)]
-    amount: Option<u64>,
+    amount: Option<AmountInput>,
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SplitInput {
-    total: u64,
+    /// The whole bill in won.
+    total: AmountInput,
+    #[serde(default)]
+    currency: Option<String>,
+    /// 1 to 50 friends.
     shares: Vec<ShareInput>,
     #[serde(default)]
-    memo: String,
+    memo: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct SplitOutput {
-    id: String,
-    object: &'static str,
-    total: Dec64,
-    currency: &'static str,
-    memo: String,
-    paid: usize,
-    shares: Vec<RequestOutput>,
-    created_at: Dec64,
-}
-
-fn split_output(s: &kasa_core::State, id: u64, now: u64) -> Option<SplitOutput> {
-    let book = s.wallets().requests();
-    let bill = book.bill(id)?;
-    let shares: Vec<RequestOutput> =
-        bill.request_ids.iter().filter_map(|&r| book.request(r)).map(|r| output(r, now)).collect();
-    Some(SplitOutput {
-        id: bill.id.to_string(),
-        object: "split_bill",
-        total: Dec64(bill.total),
-        currency: "KRW",
-        memo: bill.memo.clone(),
-        paid: shares.iter().filter(|r| r.status == "paid").count(),
-        shares,
-        created_at: Dec64(bill.created_at),
-    })
-}
-
-/// `POST /v1/split-bills`: `{"total", "shares": [{"phone" | "user_id", "amount"?}], "memo"?}`.
-/// Without amounts the total is split equally among the friends and the requester (the
-/// requester's own share is not requested); with amounts, they are used as given.
-#[utoipa::path(post, path = "/v1/split-bills", tag = "requests", request_body = SplitInput, responses((status = 201, body = SplitOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
-pub async fn split(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, Problem> {
-    let user_id = authenticate_user(&app, &headers).await?;
-    let input: SplitInput = parse_json(&read_body(&headers, body).await?)?;
-    if input.shares.is_empty() || input.shares.len() > kasa_core::wallet::requests::SHARES_MAX {
-        return Err(Problem::invalid_field(format!(
-            "shares must hold 1 to {} friends",
-            kasa_core::wallet::requests::SHARES_MAX
-        )));
+/// Splits a bill: one money request per friend for their share.
+#[utoipa::path(post, path = "/v1/split-bills", tag = "requests", request_body = SplitInput,
+    responses((status = 201, description = "the split bill", body = SplitBillOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn split_bill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    let (user_id, hash) = authenticate(&app, &headers).await?;
+    let input: SplitInput = object(&body)?;
+    check_currency(input.currency.as_deref(), WALLET_CURRENCY)?;
+    if input.shares.is_empty() || input.shares.len() > SHARES_MAX {
+        return Err(Problem::of("invalid_shares", format!("a split bill has 1 to {SHARES_MAX} shares")));
     }
-    let given = input.shares.iter().filter(|s| s.amount.is_some()).count();
-    if given != 0 && given != input.shares.len() {
-        return Err(Problem::invalid_field("give an amount for every share or for none"));
-    }
-    // Equal shares of a whole number of won: everyone (the requester included) owes
-    // total / (n + 1), rounded down; the requester absorbs the remainder.
-    let equal = input.total / (input.shares.len() as u64 + 1);
+    // An equal share counts the requester too: a bill of 30,000 for two friends is 10,000 each.
+    let equal = input.total.0.minor() / (input.shares.len() as u64 + 1);
     let mut shares = Vec::with_capacity(input.shares.len());
     for share in input.shares {
-        let amount = share.amount.unwrap_or(equal);
-        shares.push((recipient(share.phone, share.user_id)?, amount));
+        let amount = share.amount.map_or(kasa_core::money::Amount::new(equal), |a| a.0);
+        shares.push(Share { payer: recipient(share.phone, share.user_id)?, amount });
     }
-    let now = now_nanos(&app);
-    let command = Command::SplitBill { requester: user_id, total: input.total, shares, memo: input.memo };
-    let (outcome, found) = app
-        .submit_then_read(command, move |s, outcome| {
-            let Outcome::Wallet(WalletOutcome::BillSplit(Ok(id))) = outcome else { return None };
-            split_output(s, *id, now)
-        })
-        .await?;
-    match outcome {
-        Outcome::Wallet(WalletOutcome::BillSplit(Ok(_))) => {
-            Ok((StatusCode::CREATED, Json(found.expect("a split bill just made exists"))).into_response())
-        }
-        Outcome::Wallet(WalletOutcome::BillSplit(Err(e))) => Err(request_problem(e)),
-        other => unreachable!("a split answers with BillSplit, found {other:?}"),
+    let shares = BoundedVec::new(shares).map_err(|e| Problem::of("invalid_shares", e))?;
+    let command = Command::SplitBill { requester: user_id, total: input.total.0, shares, memo: memo(input.memo)? };
+    match app.wallet(KeyScope::Session(hash), command).await? {
+        Outcome::BillSplit(Ok(view)) => Ok((StatusCode::CREATED, Json(SplitBillOutput::from(&view))).into_response()),
+        Outcome::BillSplit(Err(e)) => Err(errors::request(e)),
+        other => Err(Problem::internal(format!("a split bill answered {other:?}"))),
     }
 }
 
-/// `GET /v1/split-bills/{id}`: for its requester, with who has paid.
-#[utoipa::path(get, path = "/v1/split-bills/{id}", tag = "requests", params(("id" = String, Path, description = "the object id")), responses((status = 200, body = SplitOutput), (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")), security(("session" = [])))]
-pub async fn get_split(
+/// One split bill, for its requester or one of its payers.
+#[utoipa::path(get, path = "/v1/split-bills/{id}", tag = "requests", params(("id" = String, Path, description = "the split bill's id")),
+    responses((status = 200, description = "the split bill", body = SplitBillOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn get_split_bill(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
-    let user_id = authenticate_user(&app, &headers).await?;
+    let (user_id, _) = authenticate(&app, &headers).await?;
     let id = parse_object_id(&raw)?;
-    let now = now_nanos(&app);
+    let now = app.engine.now();
     let found = app
         .engine
         .read(move |s| {
-            s.wallets().requests().bill(id).filter(|b| b.requester == user_id).and_then(|_| split_output(s, id, now))
+            let wallets = s.wallets();
+            let bill = wallets.bill(id)?;
+            let involved = bill.requester == user_id
+                || bill.request_ids.as_slice().iter().any(|&r| wallets.request(r).is_some_and(|r| r.payer == user_id));
+            involved.then(|| SplitBillOutput::from(&wallets.bill_view(bill, now)))
         })
         .await?;
     found.map(|b| Json(b).into_response()).ok_or_else(|| Problem::not_found("no such split bill of yours"))

@@ -1,0 +1,10 @@
+//! Outbox consumers: the effects outside Kasa, each driven by the engine's event log from
+//! committed state, with a durable cursor in the core. A consumer that restarts goes on from
+//! its cursor and redoes what it may not have finished (at least once); the receiving end is
+//! idempotent (a bank by the funding's reference), so a crash at any moment neither loses nor
+//! repeats an effect. A slow consumer lags; it never slows the writer.
+//!
+//! The one consumer today is the bank rail (`bank.rs`); webhooks and the PostgreSQL read
+//! model are the next.
+
+pub mod bank;
