@@ -223,3 +223,32 @@ pub fn ensure_system_account(books: &mut Ledger, kind: AccountKind, currency: Cu
     let outcome = books.create_accounts(&[kind.account(u64::from(currency.numeric()), currency, 0)], now);
     assert!(outcome[0].result.is_success(), "the books refused system account {}: {:?}", kind.name, outcome[0]);
 }
+
+/// The chart as Markdown tables, as `docs/accounts.md` shows it (a test checks the document
+/// holds exactly these tables, so the two cannot drift apart).
+pub fn markdown_tables() -> String {
+    let flags = |bits: u16| {
+        let names: Vec<String> = crate::ledger::AccountFlags::NAMES
+            .iter()
+            .filter(|(_, bit)| bits & bit != 0)
+            .map(|(name, _)| format!("`{name}`"))
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let mut out =
+        String::from("| Kind | Account | Code | Id number | Flags | Balance |\n|---:|---|---:|---|---|---|\n");
+    for k in ACCOUNT_KINDS {
+        out +=
+            &format!("| {} | {} | {} | {} | {} | {} |\n", k.number, k.name, k.code, k.per, flags(k.flags), k.meaning);
+    }
+    out += "\n| Kind | Transfer | Code | Id number | What it moves |\n|---:|---|---:|---|---|\n";
+    for k in TRANSFER_KINDS {
+        let code = if k.code == 0 { "its pending transfer's".to_string() } else { k.code.to_string() };
+        out += &format!("| {} | {} | {} | {} | {} |\n", k.number, k.name, code, k.per, k.meaning);
+    }
+    out
+}

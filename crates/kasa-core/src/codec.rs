@@ -91,16 +91,28 @@ impl Sink for blake3::Hasher {
     }
 }
 
-/// Reads a byte slice front to back with bounds checks that name the offset.
-pub struct Reader<'a> {
-    bytes: &'a [u8],
+/// Reads bytes front to back from a slice or a stream (a snapshot file is read as a stream:
+/// no snapshot is ever held whole in memory), with bounds checks that name the offset. The
+/// total length is known up front, so a count that the remaining bytes cannot hold is refused
+/// before anything is allocated for it.
+pub struct Reader<R> {
+    source: R,
     at: usize,
+    len: usize,
+    buffer: Vec<u8>,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<&'a [u8]> {
     /// A reader at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, at: 0 }
+        Reader { source: bytes, at: 0, len: bytes.len(), buffer: Vec::new() }
+    }
+}
+
+impl<R: std::io::Read> Reader<R> {
+    /// A reader of the `len` bytes `source` yields.
+    pub fn from_stream(source: R, len: u64) -> Self {
+        Reader { source, at: 0, len: usize::try_from(len).unwrap_or(usize::MAX), buffer: Vec::new() }
     }
 
     /// Where the next read starts.
@@ -110,18 +122,21 @@ impl<'a> Reader<'a> {
 
     /// Bytes not read yet.
     pub fn remaining(&self) -> usize {
-        self.bytes.len() - self.at
+        self.len - self.at
     }
 
-    /// The next `n` bytes.
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    /// The next `n` bytes (valid until the next read).
+    pub fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
         let left = self.remaining();
         if n > left {
             return Err(DecodeError::Truncated { offset: self.at, needed: n, found: left });
         }
-        let out = &self.bytes[self.at..self.at + n];
+        self.buffer.resize(n, 0);
+        self.source
+            .read_exact(&mut self.buffer)
+            .map_err(|e| DecodeError::invalid(format!("reading {n} bytes at offset {}: {e}", self.at)))?;
         self.at += n;
-        Ok(out)
+        Ok(&self.buffer)
     }
 
     /// The next `N` bytes as an array.
@@ -168,7 +183,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-prefixed blob (u32 length, at most `max` bytes).
-    pub fn blob(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
+    pub fn blob(&mut self, max: usize) -> Result<&[u8], DecodeError> {
         let len = self.u32()? as usize;
         if len > max {
             return Err(DecodeError::invalid(format!("a blob of {len} bytes, more than the {max} allowed")));
@@ -210,30 +225,35 @@ pub const TABLE_CHUNK_ITEMS: usize = 1024;
 /// The largest blob of a table a decoder accepts.
 pub const TABLE_BLOB_BYTES_MAX: usize = 16 << 20;
 
-/// Writes a table: its item count, then the items as postcard blobs of up to
-/// [`TABLE_CHUNK_ITEMS`] each, so that a reader never needs the whole table as one buffer.
-pub fn put_table<'a, T: Serialize + 'a>(
+/// Writes a table of `len` items: the count, then the items as postcard blobs of up to
+/// [`TABLE_CHUNK_ITEMS`] each, so that neither side ever needs the whole table as one buffer.
+pub fn put_table<T: Serialize>(
     sink: &mut impl Sink,
-    items: impl ExactSizeIterator<Item = &'a T>,
+    items: impl Iterator<Item = T>,
+    len: usize,
     scratch: &mut Vec<u8>,
 ) {
-    sink.put(&(items.len() as u64).to_le_bytes());
-    let mut chunk: Vec<&T> = Vec::with_capacity(TABLE_CHUNK_ITEMS);
+    sink.put(&(len as u64).to_le_bytes());
+    let mut chunk: Vec<T> = Vec::with_capacity(TABLE_CHUNK_ITEMS.min(len));
+    let mut written = 0;
     for item in items {
         chunk.push(item);
         if chunk.len() == TABLE_CHUNK_ITEMS {
             put_value(sink, &chunk, scratch);
+            written += chunk.len();
             chunk.clear();
         }
     }
+    written += chunk.len();
     if !chunk.is_empty() {
         put_value(sink, &chunk, scratch);
     }
+    assert_eq!(written, len, "a table yielded another count of items than it said");
 }
 
 /// Reads a table written by [`put_table`], handing each item to `each` in order.
 pub fn read_table<T: DeserializeOwned>(
-    reader: &mut Reader,
+    reader: &mut Reader<impl std::io::Read>,
     what: &str,
     mut each: impl FnMut(T) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {

@@ -94,7 +94,8 @@ pub struct KeyEntry {
 /// Keys by (owner, key).
 #[derive(Clone, Debug, Default)]
 pub struct IdempotencyKeys {
-    entries: BTreeMap<(Owner, IdempotencyKey), KeyEntry>,
+    /// A persistent collection: a snapshot copies it in constant time.
+    entries: imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry>,
     /// Derived: (expires at, owner, key), to forget keys in time order.
     expiries: BTreeSet<(u64, Owner, IdempotencyKey)>,
     /// Derived: live keys per quota.
@@ -156,15 +157,19 @@ impl IdempotencyKeys {
         }
     }
 
-    /// Writes the keys (a snapshot section).
-    pub(crate) fn write_section(&self, sink: &mut impl Sink) {
+    /// The keys as they are now, for a snapshot written while the writer goes on.
+    pub(crate) fn view(&self) -> imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry> {
+        self.entries.clone()
+    }
+
+    /// Writes the keys of a view (a snapshot section).
+    pub(crate) fn write_section(entries: &imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry>, sink: &mut impl Sink) {
         let mut scratch = Vec::new();
-        let entries: Vec<(&(Owner, IdempotencyKey), &KeyEntry)> = self.entries.iter().collect();
-        put_table(sink, entries.iter(), &mut scratch);
+        put_table(sink, entries.iter(), entries.len(), &mut scratch);
     }
 
     /// Reads what [`IdempotencyKeys::write_section`] wrote.
-    pub(crate) fn read_section(r: &mut Reader) -> Result<IdempotencyKeys, DecodeError> {
+    pub(crate) fn read_section(r: &mut Reader<impl std::io::Read>) -> Result<IdempotencyKeys, DecodeError> {
         let mut keys = IdempotencyKeys::default();
         read_table(r, "idempotency keys", |((owner, key), entry): ((Owner, IdempotencyKey), KeyEntry)| {
             keys.insert(owner, &key, entry);

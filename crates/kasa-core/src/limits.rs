@@ -125,15 +125,16 @@ pub fn balance(account: &Account) -> u128 {
 }
 
 /// Limits in force and what users have used of them. Deterministic containers only: part of
-/// the state, hashed and snapshotted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// the state, hashed and snapshotted; the per-user tables are persistent collections, so a
+/// snapshot copies them in constant time (see `wallet::WalletsView`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Operator-set limits per tier; absent: the legal maxima.
     tiers: BTreeMap<Tier, TierLimits>,
     /// Per user: (KST day, sent out that day).
-    outgoing: BTreeMap<u64, (u64, Amount)>,
+    outgoing: imbl::OrdMap<u64, (u64, Amount)>,
     /// Per user: PIN-free spends by step, oldest first: (step number, amount).
-    pin_free: BTreeMap<u64, VecDeque<(u64, Amount)>>,
+    pin_free: imbl::OrdMap<u64, VecDeque<(u64, Amount)>>,
 }
 
 impl Limits {
@@ -196,11 +197,8 @@ impl Limits {
 
     /// Counts `amount` sent out by `user` on KST day `day` (the caller checked the limit).
     pub fn count_outgoing(&mut self, user: u64, day: u64, amount: Amount) {
-        let entry = self.outgoing.entry(user).or_insert((day, Amount::ZERO));
-        if entry.0 != day {
-            *entry = (day, Amount::ZERO);
-        }
-        entry.1 = entry.1.saturating_add(amount);
+        let used = self.outgoing_on(user, day);
+        self.outgoing.insert(user, (day, used.saturating_add(amount)));
     }
 
     /// Gives back `amount` counted on KST day `day` (a declined withdrawal, a returned hold);
@@ -230,7 +228,10 @@ impl Limits {
 
     /// Records a move of `amount` without the PIN.
     pub fn spend_pin_free(&mut self, user: u64, amount: Amount, now: u64) {
-        let steps = self.pin_free.entry(user).or_default();
+        if !self.pin_free.contains_key(&user) {
+            self.pin_free.insert(user, VecDeque::new());
+        }
+        let steps = self.pin_free.get_mut(&user).expect("inserted above");
         while steps.front().is_some_and(|(step, _)| step_expired(*step, now)) {
             steps.pop_front();
         }
@@ -246,6 +247,41 @@ impl Limits {
     /// unlocked phone can start, not what comes back.
     pub fn users_with_pin_free_spends(&self) -> usize {
         self.pin_free.len()
+    }
+}
+
+impl Limits {
+    /// Writes the limits' section: the tiers, then the per-user tables in bounded blobs.
+    pub(crate) fn write_section(&self, sink: &mut impl crate::codec::Sink) {
+        let mut scratch = Vec::new();
+        crate::codec::put_table(sink, self.tiers.iter(), self.tiers.len(), &mut scratch);
+        crate::codec::put_table(sink, self.outgoing.iter(), self.outgoing.len(), &mut scratch);
+        crate::codec::put_table(sink, self.pin_free.iter(), self.pin_free.len(), &mut scratch);
+    }
+
+    /// Reads what [`Limits::write_section`] wrote; tiers above their legal maxima are refused.
+    pub(crate) fn read_section(
+        r: &mut crate::codec::Reader<impl std::io::Read>,
+    ) -> Result<Limits, crate::codec::DecodeError> {
+        use crate::codec::{read_table, DecodeError};
+        let mut limits = Limits::default();
+        read_table(r, "tier limits", |(tier, l): (Tier, TierLimits)| {
+            limits
+                .set_tier(tier, l)
+                .map_err(|_| DecodeError::invalid(format!("the {} tier's limits pass the legal maxima", tier.name())))
+        })?;
+        read_table(r, "outgoing totals", |(user, total): (u64, (u64, Amount))| {
+            limits.outgoing.insert(user, total);
+            Ok(())
+        })?;
+        read_table(r, "PIN-free spends", |(user, steps): (u64, VecDeque<(u64, Amount)>)| {
+            if steps.len() > (crate::time::NANOS_PER_DAY / PIN_FREE_STEP_NANOS) as usize + 2 {
+                return Err(DecodeError::invalid(format!("user {user} has {} PIN-free steps", steps.len())));
+            }
+            limits.pin_free.insert(user, steps);
+            Ok(())
+        })?;
+        Ok(limits)
     }
 }
 

@@ -334,44 +334,45 @@ impl State {
 
     /// The BLAKE3 hash of the canonical state (the snapshot bytes).
     pub fn hash(&self) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new();
-        self.write_canonical(&mut hasher);
-        *hasher.finalize().as_bytes()
+        self.view().hash()
     }
 
-    /// The snapshot: the canonical state as bytes.
+    /// The snapshot: the canonical state as bytes (for tests and tools; the engine streams a
+    /// [`StateView`] instead).
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let size = 64 + (self.ledger.accounts_count() + self.ledger.transfers_count()) * crate::ledger::RECORD_BYTES;
-        let mut out = Vec::with_capacity(size);
-        self.write_canonical(&mut out);
+        let mut out = Vec::new();
+        self.view().write_canonical(&mut out);
         out
     }
 
-    /// Writes the canonical state, section by section, to `sink`.
-    pub fn write_canonical(&self, sink: &mut impl Sink) {
-        sink.put(SNAPSHOT_MAGIC);
-        sink.put(&SNAPSHOT_VERSION.to_le_bytes());
-        sink.put(&self.last_timestamp.to_le_bytes());
-        sink.put(&self.batches.to_le_bytes());
-        let mut scratch = Vec::new();
-        section_header(sink, SECTION_LEDGER, crate::ledger::SECTION_VERSION);
-        self.ledger.write_section(sink);
-        section_header(sink, SECTION_BOOKS, crate::ledger::SECTION_VERSION);
-        self.books.write_section(sink);
-        section_header(sink, SECTION_WALLET, crate::wallet::SECTION_VERSION);
-        self.wallets.write_section(sink);
-        section_header(sink, SECTION_SERVICES, SERVICES_VERSION);
-        codec::put_value(sink, &(&self.limits, &self.fees), &mut scratch);
-        section_header(sink, SECTION_IDEMPOTENCY, IDEMPOTENCY_VERSION);
-        self.keys.write_section(sink);
-        section_header(sink, SECTION_OUTBOX, OUTBOX_VERSION);
-        codec::put_value(sink, &self.outbox, &mut scratch);
+    /// A frozen view of the state as it is now: what a snapshot of this moment holds. Taking it
+    /// costs a reference per chunk of the ledgers' arrays and per table (a few milliseconds for
+    /// tens of millions of transfers); the view can then be written on another thread while
+    /// the writer goes on, which copies only what it changes that the view still holds.
+    pub fn view(&self) -> StateView {
+        StateView {
+            ledger: self.ledger.view(),
+            books: self.books.view(),
+            wallets: self.wallets.view(),
+            limits: self.limits.clone(),
+            fees: self.fees,
+            keys: self.keys.view(),
+            outbox: self.outbox.clone(),
+            last_timestamp: self.last_timestamp,
+            batches: self.batches,
+        }
     }
 
-    /// Rebuilds a state from a snapshot. Every count, position and reference is checked; bad
-    /// bytes give an error that names the section, never a panic.
+    /// Rebuilds a state from a snapshot in memory. See [`State::decode_snapshot_from`].
     pub fn decode_snapshot(bytes: &[u8]) -> Result<State, DecodeError> {
-        let mut c = Reader::new(bytes);
+        State::decode_snapshot_from(bytes, bytes.len() as u64)
+    }
+
+    /// Rebuilds a state from a snapshot of `len` bytes read as a stream (a file is never held
+    /// whole in memory). Every count, position and reference is checked; bad bytes give an
+    /// error that names the section, never a panic.
+    pub fn decode_snapshot_from(source: impl std::io::Read, len: u64) -> Result<State, DecodeError> {
+        let mut c = Reader::from_stream(source, len);
         if c.take(8)? != SNAPSHOT_MAGIC {
             return Err(DecodeError::invalid("the snapshot does not start with the state magic"));
         }
@@ -385,7 +386,7 @@ impl State {
         }
         let last_timestamp = c.u64()?;
         let batches = c.u64()?;
-        let expect = |c: &mut Reader, id: u16, version: u16, name: &str| -> Result<(), DecodeError> {
+        fn expect<R: std::io::Read>(c: &mut Reader<R>, id: u16, version: u16, name: &str) -> Result<(), DecodeError> {
             let (found_id, found_version) = (c.u16()?, c.u16()?);
             if (found_id, found_version) != (id, version) {
                 return Err(DecodeError::invalid(format!(
@@ -393,7 +394,7 @@ impl State {
                 )));
             }
             Ok(())
-        };
+        }
         let in_section =
             |name: &'static str| move |e: DecodeError| DecodeError::invalid(format!("section {name}: {e}"));
         expect(&mut c, SECTION_LEDGER, crate::ledger::SECTION_VERSION, "ledger")?;
@@ -403,7 +404,11 @@ impl State {
         expect(&mut c, SECTION_WALLET, crate::wallet::SECTION_VERSION, "wallet")?;
         let wallets = Wallets::read_section(&mut c, &books).map_err(in_section("wallet"))?;
         expect(&mut c, SECTION_SERVICES, SERVICES_VERSION, "services")?;
-        let (limits, fees): (Limits, Fees) = c.value(codec::TABLE_BLOB_BYTES_MAX).map_err(in_section("services"))?;
+        let limits = Limits::read_section(&mut c).map_err(in_section("services"))?;
+        let fees: Fees = c.value(codec::TABLE_BLOB_BYTES_MAX).map_err(in_section("services"))?;
+        if fees.withdrawal.bps != 0 || fees.withdrawal.fixed > crate::fees::WITHDRAWAL_FEE_MAX {
+            return Err(DecodeError::invalid("section services: a withdrawal fee over its maximum"));
+        }
         expect(&mut c, SECTION_IDEMPOTENCY, IDEMPOTENCY_VERSION, "idempotency")?;
         let keys = IdempotencyKeys::read_section(&mut c).map_err(in_section("idempotency"))?;
         expect(&mut c, SECTION_OUTBOX, OUTBOX_VERSION, "outbox")?;
@@ -436,5 +441,57 @@ impl State {
         self.ledger.check_invariants().map_err(|e| format!("ledger: {e}"))?;
         self.books.check_invariants().map_err(|e| format!("books: {e}"))?;
         self.wallets.check_invariants(&self.books)
+    }
+}
+
+/// The state as it was at one moment, for a snapshot written while the writer goes on (see
+/// [`State::view`]). It holds only the content a snapshot holds, never a derived index.
+#[derive(Clone, Debug)]
+pub struct StateView {
+    ledger: crate::ledger::LedgerView,
+    books: crate::ledger::LedgerView,
+    wallets: crate::wallet::WalletsView,
+    limits: Limits,
+    fees: Fees,
+    keys: imbl::OrdMap<(Owner, crate::idempotency::IdempotencyKey), KeyEntry>,
+    outbox: Outbox,
+    last_timestamp: u64,
+    batches: u64,
+}
+
+impl StateView {
+    /// The timestamp of the last event the view includes.
+    pub fn last_timestamp(&self) -> u64 {
+        self.last_timestamp
+    }
+
+    /// Writes the canonical state, section by section, to `sink`: the snapshot's bytes, and
+    /// what the state hash is computed over.
+    pub fn write_canonical(&self, sink: &mut impl Sink) {
+        sink.put(SNAPSHOT_MAGIC);
+        sink.put(&SNAPSHOT_VERSION.to_le_bytes());
+        sink.put(&self.last_timestamp.to_le_bytes());
+        sink.put(&self.batches.to_le_bytes());
+        let mut scratch = Vec::new();
+        section_header(sink, SECTION_LEDGER, crate::ledger::SECTION_VERSION);
+        self.ledger.write_section(sink);
+        section_header(sink, SECTION_BOOKS, crate::ledger::SECTION_VERSION);
+        self.books.write_section(sink);
+        section_header(sink, SECTION_WALLET, crate::wallet::SECTION_VERSION);
+        self.wallets.write_section(sink);
+        section_header(sink, SECTION_SERVICES, SERVICES_VERSION);
+        self.limits.write_section(sink);
+        codec::put_value(sink, &self.fees, &mut scratch);
+        section_header(sink, SECTION_IDEMPOTENCY, IDEMPOTENCY_VERSION);
+        IdempotencyKeys::write_section(&self.keys, sink);
+        section_header(sink, SECTION_OUTBOX, OUTBOX_VERSION);
+        codec::put_value(sink, &self.outbox, &mut scratch);
+    }
+
+    /// The BLAKE3 hash of the canonical bytes.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        self.write_canonical(&mut hasher);
+        *hasher.finalize().as_bytes()
     }
 }

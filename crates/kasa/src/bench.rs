@@ -39,6 +39,11 @@ pub struct WalletArgs {
     /// Seed of the random pairs and amounts.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// A running server to use instead of starting one: it must have been started with
+    /// `--bench-seed USERS` and the same `KASA_BENCH_SECRET` (64 hex digits) as this process,
+    /// and `--users` must be that number.
+    #[arg(long)]
+    addr: Option<SocketAddr>,
 }
 
 /// Arguments of `kasa bench ledger`.
@@ -75,10 +80,76 @@ pub struct LedgerArgs {
 
 /// Runs a benchmark.
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    clean_up_on_interrupt();
     match command {
         BenchCommand::Ledger(args) => ledger(args),
         BenchCommand::Wallet(args) => wallet(args),
     }
+}
+
+/// What a Ctrl-C must clean up: the temporary data directory and the server it started.
+static CLEANUP: std::sync::Mutex<(Option<PathBuf>, Option<u32>)> = std::sync::Mutex::new((None, None));
+
+/// Removes the benchmark's temporary data (and stops its server) on Ctrl-C, so that an
+/// interrupted run leaves nothing behind. The server, in the same process group, gets the
+/// SIGINT too; it is killed outright here, since its data is being removed.
+fn clean_up_on_interrupt() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            let (dir, pid) = CLEANUP.lock().map(|c| c.clone()).unwrap_or_default();
+            if let Some(pid) = pid {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+            if let Some(dir) = dir {
+                let _ = std::fs::remove_dir_all(&dir);
+                eprintln!("interrupted: removed {}", dir.display());
+            }
+            std::process::exit(130);
+        });
+    });
+}
+
+/// Prints how far a run is, every two seconds, until `done` reaches `total`.
+fn progress(what: &'static str, done: Arc<AtomicU64>, total: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_secs(2));
+            let n = done.load(Ordering::Relaxed).min(total);
+            if n >= total {
+                return;
+            }
+            let rate = n as f64 / started.elapsed().as_secs_f64();
+            eprintln!("  ... {n} of {total} {what} ({:.0}%, {rate:.0}/s)", n as f64 * 100.0 / total.max(1) as f64);
+        }
+    })
+}
+
+/// Free bytes on the file system of `dir` (from `df`), if it can tell.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let out = Command::new("df").args(["-Pk"]).arg(dir).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Says how much disk a run will use where, and refuses to start without room for it.
+fn check_disk(dir: &std::path::Path, bytes: u64) -> anyhow::Result<()> {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    match free_bytes(dir) {
+        Some(free) => {
+            println!("disk: about {:.1} GiB in {} ({:.1} GiB free); removed at the end", gib(bytes), dir.display(), gib(free));
+            if free < bytes {
+                bail!("not enough disk: the run needs about {:.1} GiB in {}", gib(bytes), dir.display());
+            }
+        }
+        None => println!("disk: about {:.1} GiB in {}; removed at the end", gib(bytes), dir.display()),
+    }
+    Ok(())
 }
 
 /// The server the benchmark started, killed when dropped.
@@ -254,10 +325,15 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
                 Some(d) => d.clone(),
                 None => {
                     temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
+                    CLEANUP.lock().expect("cleanup lock").0 = Some(temp.path().to_path_buf());
                     temp.path().to_path_buf()
                 }
             };
+            // The journal (128 bytes and a frame share per transfer) plus up to three snapshots
+            // (the last two kept, one being written), each about the state's size.
+            check_disk(&data, (args.transfers + args.accounts) * 128 * 4 + (64 << 20))?;
             let (s, _) = start_server(&data, &key)?;
+            CLEANUP.lock().expect("cleanup lock").1 = Some(s.child.id());
             let addr = s.addr;
             server = Some((s, data));
             addr
@@ -286,6 +362,8 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
 
     let batches_total = args.transfers.div_ceil(args.batch_size as u64);
     let next_batch = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let ticker = progress("transfers", done.clone(), args.transfers);
     // The connections run as tasks on one thread: the machine under test keeps its cores for
     // the server, and the client costs no context switch per request.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -295,6 +373,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
         let tasks: Vec<_> = (0..args.clients)
             .map(|c| {
                 let next_batch = next_batch.clone();
+                let done = done.clone();
                 let key = key.clone();
                 let args = args.clone();
                 tokio::spawn(async move {
@@ -336,6 +415,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
                             bail!("transfers failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
                         }
                         failed += failures(&r.body, json)?;
+                        done.fetch_add(count, Ordering::Relaxed);
                     }
                     Ok::<_, anyhow::Error>((latencies, failed))
                 })
@@ -352,6 +432,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     })?;
     let mut latencies = latencies;
     let elapsed = started.elapsed();
+    let _ = ticker.join();
     latencies.sort();
     let rate = args.transfers as f64 / elapsed.as_secs_f64();
     println!("transfers: {} in {:.2?}: {:.0} transfers/s ({} not ok)", args.transfers, elapsed, rate, failed);
@@ -385,10 +466,12 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     // kill -9: the next start replays the journal after the last snapshot.
     drop(server);
     let (server, took) = start_server(&data, &key)?;
+    CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
     println!("recovery after kill -9 (journal replay): ready in {took:.2?}");
     // A clean stop writes a snapshot; the next start loads it.
     stop(server)?;
     let (server, took) = start_server(&data, &key)?;
+    CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
     println!("recovery after a clean stop (snapshot load): ready in {took:.2?}");
     stop(server)?;
     Ok(())
@@ -411,29 +494,50 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
     if args.users < 3 || args.clients == 0 {
         bail!("need at least 3 users and 1 client");
     }
-    let key = "bench-operator-key-0123456789".to_string();
-    let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).context("randomness for the bench secret")?;
-    let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
-    println!(
-        "kasa bench wallet: {} users (seeded through the engine, each with a top-up and a session), {} sends from {} connections",
-        args.users, args.sends, args.clients
-    );
-    let (server, took) = start_server_with(
-        temp.path(),
-        &key,
-        &["--bench-seed".to_string(), args.users.to_string()],
-        &[("KASA_BENCH_SECRET", secret_hex)],
-    )?;
-    println!("server ready with seeded users in {took:.2?}");
-    let addr = server.addr;
+    let key = std::env::var("KASA_OPERATOR_KEY").unwrap_or_else(|_| "bench-operator-key-0123456789".to_string());
+    let temp;
+    let (server, addr, secret) = match args.addr {
+        Some(addr) => {
+            let hex = std::env::var("KASA_BENCH_SECRET")
+                .context("--addr needs the KASA_BENCH_SECRET the server was seeded with")?;
+            println!(
+                "kasa bench wallet: {} users seeded by the server at {addr}, {} sends from {} connections",
+                args.users, args.sends, args.clients
+            );
+            (None, addr, kasa::parse_hex32(&hex)?)
+        }
+        None => {
+            let mut secret = [0u8; 32];
+            getrandom::getrandom(&mut secret).context("randomness for the bench secret")?;
+            let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
+            CLEANUP.lock().expect("cleanup lock").0 = Some(temp.path().to_path_buf());
+            // About 2 KiB of journal per seeded user (verification, sign-up, link, top-up and its
+            // answer, a session) and 300 bytes per send, plus a snapshot at the stop.
+            check_disk(temp.path(), args.users * 3 * 1024 + args.sends * 300 + (64 << 20))?;
+            println!(
+                "kasa bench wallet: {} users (seeded through the engine, each with a top-up and a session), {} sends from {} connections",
+                args.users, args.sends, args.clients
+            );
+            let (server, took) = start_server_with(
+                temp.path(),
+                &key,
+                &["--bench-seed".to_string(), args.users.to_string()],
+                &[("KASA_BENCH_SECRET", secret_hex)],
+            )?;
+            CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
+            println!("server ready with seeded users in {took:.2?}");
+            let addr = server.addr;
+            (Some(server), addr, secret)
+        }
+    };
     // User ids are 1..=users in seeding order; user 1 (index 0) is at its balance cap.
     let tokens: Arc<Vec<String>> =
         Arc::new((1..=args.users).map(|id| kasa_server::demo::bench_token(&secret, id)).collect());
     let next = Arc::new(AtomicU64::new(0));
+    let ticker = progress("sends", next.clone(), args.sends);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let cpu = CpuMeter::start(Some(server.child.id()));
+    let cpu = CpuMeter::start(server.as_ref().map(|s| s.child.id()));
     let started = Instant::now();
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..args.clients)
@@ -443,7 +547,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
                     let mut client = AsyncClient::connect(addr, &key).await?;
                     let mut rng = Rng(args.seed.wrapping_mul(c as u64 + 11) | 1);
                     let mut latencies = Vec::new();
-                    let mut tally = [0u64; 4]; // ok, insufficient funds, limit, other
+                    let mut tally = [0u64; 5]; // ok, insufficient funds, recipient, PIN needed, other
                     while next.fetch_add(1, Ordering::Relaxed) < args.sends {
                         let roll = rng.next() % 100;
                         let from = 1 + rng.next() % (args.users - 1) + 1; // never user 1, the full one
@@ -464,7 +568,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
                         } else {
                             to
                         };
-                        let body = format!(r#"{{"to_user_id":"{to}","amount":{amount}}}"#);
+                        let body = format!(r#"{{"to_user_id":"{to}","amount":"{amount}","currency":"KRW"}}"#);
                         let token = &tokens[(from - 1) as usize];
                         client.set_key(token);
                         let sent = Instant::now();
@@ -476,10 +580,11 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
                         match (r.status, code.as_deref()) {
                             (201, _) => tally[0] += 1,
                             (422, Some("insufficient_funds")) => tally[1] += 1,
-                            (422, Some("limit_exceeded")) => tally[2] += 1,
+                            (422, Some("recipient_cannot_receive" | "limit_exceeded")) => tally[2] += 1,
+                            (403, Some("pin_required")) => tally[3] += 1,
                             _ => {
-                                tally[3] += 1;
-                                if tally[3] <= 3 {
+                                tally[4] += 1;
+                                if tally[4] <= 3 {
                                     eprintln!("unexpected answer {}: {}", r.status, String::from_utf8_lossy(&r.body));
                                 }
                             }
@@ -490,7 +595,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
             })
             .collect();
         let mut latencies = Vec::new();
-        let mut tally = [0u64; 4];
+        let mut tally = [0u64; 5];
         for task in tasks {
             let (l, t) = task.await??;
             latencies.extend(l);
@@ -501,18 +606,21 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>((latencies, tally))
     })?;
     let elapsed = started.elapsed();
+    let _ = ticker.join();
     let (mut latencies, tally) = results;
     latencies.sort();
     let total = latencies.len() as f64;
     println!(
-        "sends: {} in {:.2?}: {:.0} remittances/s ({} completed, {} insufficient funds, {} limit exceeded, {} other)",
+        "sends: {} in {:.2?}: {:.0} remittances/s ({} completed, {} insufficient funds, {} recipient cannot receive, \
+         {} PIN needed, {} other)",
         latencies.len(),
         elapsed,
         total / elapsed.as_secs_f64(),
         tally[0],
         tally[1],
         tally[2],
-        tally[3]
+        tally[3],
+        tally[4]
     );
     println!(
         "request latency: p1 {:.2?}  p50 {:.2?}  p99 {:.2?}  p100 {:.2?}",
@@ -522,9 +630,12 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
         percentile(&latencies, 1.0)
     );
     println!("{}", cpu.report(latencies.len() as u64, "send"));
-    stop(server)?;
-    if tally[3] != 0 {
-        bail!("{} requests got an unexpected answer", tally[3]);
+    if let Some(server) = server {
+        stop(server)?;
+    }
+    if tally[4] != 0 {
+        bail!("{} requests got an unexpected answer", tally[4]);
     }
     Ok(())
 }
+

@@ -151,16 +151,6 @@ fn load_or_create_secret(data: &Path, file: &str, env: &str, prefix: &str, annou
     Ok(Secret::new(value))
 }
 
-/// Parses 64 hex digits into 32 bytes.
-fn parse_secret(hex: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<_>>()
-        .context("KASA_BENCH_SECRET must be 64 hex digits")?;
-    bytes.try_into().map_err(|_| anyhow::anyhow!("KASA_BENCH_SECRET must be 64 hex digits"))
-}
-
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -250,7 +240,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(users) = args.bench_seed {
         let secret = std::env::var("KASA_BENCH_SECRET").context("--bench-seed needs KASA_BENCH_SECRET")?;
-        let secret = parse_secret(&secret)?;
+        let secret = kasa::parse_hex32(&secret)?;
         let started = std::time::Instant::now();
         runtime.block_on(kasa_server::demo::seed_bench(&app, users, &secret)).map_err(anyhow::Error::msg)?;
         tracing::info!(users, ms = started.elapsed().as_millis() as u64, "bench users seeded");

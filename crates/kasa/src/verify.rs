@@ -69,25 +69,28 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
     if let Some(torn) = &report.torn_tail {
         println!("torn tail: {torn:?} (an unacknowledged append; the server cuts it on start)");
     }
-    let ledger = state.ledger();
     println!(
-        "replay: {} batches, {} accounts, {} transfers, last timestamp {}",
+        "replay: {} batches, last timestamp {}, {} events emitted",
         state.batches(),
-        ledger.accounts_count(),
-        ledger.transfers_count(),
-        state.last_timestamp()
+        state.last_timestamp(),
+        state.outbox().last_seq()
     );
-    let totals = ledger.totals().map_err(|e| anyhow::anyhow!("invariant broken: {e}"))?;
-    for (id, t) in &totals {
-        println!(
-            "ledger {id}: {} accounts, debits posted {} = credits posted {}, debits pending {} = credits pending {}",
-            t.accounts, t.debits_posted, t.credits_posted, t.debits_pending, t.credits_pending
-        );
+    for (name, ledger) in [("operators' ledger", state.ledger()), ("Kasa's books", state.books())] {
+        println!("{name}: {} accounts, {} transfers", ledger.accounts_count(), ledger.transfers_count());
+        let totals = ledger.totals().map_err(|e| anyhow::anyhow!("invariant broken in the {name}: {e}"))?;
+        for (id, t) in &totals {
+            let currency = kasa_core::Currency::of_ledger(*id).map_or(String::new(), |c| format!(" ({c})"));
+            println!(
+                "  ledger {id}{currency}: {} accounts, debits posted {} = credits posted {}, debits pending {} = credits pending {}",
+                t.accounts, t.debits_posted, t.credits_posted, t.debits_pending, t.credits_pending
+            );
+        }
     }
     state.check_invariants().map_err(|e| anyhow::anyhow!("invariant broken: {e}"))?;
     println!("invariants: every ledger balances, no account breaks its flags, no pending transfer resolved twice");
     println!(
-        "wallets: {} users, each with a KRW wallet that cannot go negative and holds at most the legal maximum",
+        "wallets: {} users, each with a KRW wallet that cannot go negative and holds at most the legal maximum; \
+         every pending funding has its reservation open, every settled one has not",
         state.wallets().users_count()
     );
     println!(

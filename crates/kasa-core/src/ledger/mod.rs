@@ -28,7 +28,7 @@ mod types;
 
 pub use command::{Command, Outcome, Record, Records, ITEMS_PER_COMMAND_MAX};
 pub use results::{CreateAccountResult, CreateTransferResult, PendingStatus};
-pub use snapshot::SECTION_VERSION;
+pub use snapshot::{LedgerBuilder, LedgerView, SECTION_VERSION};
 pub use store::NONE;
 pub use types::{Account, AccountFlags, Transfer, TransferFlags, RECORD_BYTES};
 
@@ -94,10 +94,58 @@ enum Undo {
     AccountCreated,
     TransferCreated,
     Account { position: u32, before: Account },
-    Pending { position: u32, before: Option<PendingStatus> },
+    Pending { position: u32, before: u8 },
     ExpiryAdded { key: (u64, u32) },
     ExpiryRemoved { key: (u64, u32) },
     BalancePushed { account: u32 },
+}
+
+/// An account's balance history, oldest first: a view into the ledger's balance log.
+#[derive(Clone, Copy)]
+pub struct BalanceHistory<'a> {
+    log: &'a Chunked<(u32, AccountBalance)>,
+    positions: &'a [u32],
+}
+
+impl<'a> BalanceHistory<'a> {
+    /// Number of balances.
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Whether there are none (the account has no `history` flag, or nothing moved yet).
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// The `i`-th balance, oldest first.
+    pub fn get(&self, i: usize) -> Option<&'a AccountBalance> {
+        let log = self.log;
+        self.positions.get(i).map(|&p| &log.get(p).1)
+    }
+
+    /// The newest balance.
+    pub fn last(&self) -> Option<&'a AccountBalance> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    /// The balances, oldest first, copied out.
+    pub fn to_vec(&self) -> Vec<AccountBalance> {
+        self.iter().copied().collect()
+    }
+
+    /// The balances, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &'a AccountBalance> + ExactSizeIterator + 'a {
+        let log = self.log;
+        self.positions.iter().map(move |&p| &log.get(p).1)
+    }
+
+    /// The number of balances for which `pred` holds, when it holds for a prefix (a binary
+    /// search, as `slice::partition_point`).
+    pub fn partition_point(&self, pred: impl Fn(&AccountBalance) -> bool) -> usize {
+        let log = self.log;
+        self.positions.partition_point(|&p| pred(&log.get(p).1))
+    }
 }
 
 /// A mark in the undo log: everything done after it can be rolled back as one.
@@ -119,13 +167,16 @@ pub struct Ledger {
     /// Per transfer position: the previous transfer of its debit account and of its credit
     /// account (`NONE` if none).
     transfer_links: Chunked<[u32; 2]>,
-    /// Status of every pending transfer, by position. A BTreeMap, not a HashMap, so that
-    /// iteration order (for the state hash and snapshots) is deterministic.
-    pending: BTreeMap<u32, PendingStatus>,
-    /// Open pending transfers with a timeout, by (expires_at, position).
+    /// Per transfer position: the status of a pending transfer (a [`PendingStatus`] byte), or
+    /// 0 for any other transfer. One byte per transfer, copy-on-write like the transfers.
+    pending: Chunked<u8>,
+    /// Open pending transfers with a timeout, by (expires_at, position). Derived.
     expiries: BTreeSet<(u64, u32)>,
-    /// Balance history of accounts with the `history` flag, by account position.
-    balances: BTreeMap<u32, Vec<AccountBalance>>,
+    /// Every balance of accounts with the `history` flag, in the order they were recorded:
+    /// (account position, balance). Append-only and copy-on-write, like the transfers.
+    balance_log: Chunked<(u32, AccountBalance)>,
+    /// Per account position, its entries' positions in `balance_log`, oldest first. Derived.
+    balance_index: BTreeMap<u32, Vec<u32>>,
     /// Ids of transfers that failed with a transient result in `create_transfers`, oldest
     /// first, and an index over them: such an id answers `id_already_failed` forever. Append
     /// only and never in the undo log, because a failure is remembered even when its linked
@@ -258,7 +309,7 @@ impl Ledger {
 
     /// For a pending transfer: whether it is still open or how it was resolved.
     pub fn pending_status(&self, id: u128) -> Option<PendingStatus> {
-        self.transfer_position(id).and_then(|p| self.pending.get(&p).copied())
+        self.transfer_position(id).and_then(|p| PendingStatus::from_u8(*self.pending.get(p)))
     }
 
     /// All accounts in creation order.
@@ -273,7 +324,7 @@ impl Ledger {
 
     /// Every pending transfer's status, by transfer position, in position order.
     pub fn pending_statuses(&self) -> impl Iterator<Item = (u32, PendingStatus)> + '_ {
-        self.pending.iter().map(|(&p, &s)| (p, s))
+        self.pending.iter().enumerate().filter_map(|(p, &b)| PendingStatus::from_u8(b).map(|s| (p as u32, s)))
     }
 
     /// The earliest expiry time of an open pending transfer, so the sequencer knows when to
@@ -283,8 +334,9 @@ impl Ledger {
     }
 
     /// Balance history of an account with the `history` flag, oldest first.
-    pub fn account_balances(&self, id: u128) -> &[AccountBalance] {
-        self.account_position(id).and_then(|p| self.balances.get(&p)).map(Vec::as_slice).unwrap_or(&[])
+    pub fn account_balances(&self, id: u128) -> BalanceHistory<'_> {
+        let positions = self.account_position(id).and_then(|p| self.balance_index.get(&p)).map(Vec::as_slice);
+        BalanceHistory { log: &self.balance_log, positions: positions.unwrap_or(&[]) }
     }
 
     /// The transfers of an account, newest first, with timestamps in `[min, max]` (0 = no
@@ -406,7 +458,7 @@ impl Ledger {
                 *resolutions.entry(t.pending_id).or_default() += 1;
             }
             if t.flags.has(TransferFlags::PENDING) {
-                let status = self.pending.get(&(position as u32)).copied();
+                let status = PendingStatus::from_u8(*self.pending.get(position as u32));
                 if status == Some(PendingStatus::Pending) {
                     pending_debits.entry(t.debit_account_id).or_default().add(t.amount);
                     pending_credits.entry(t.credit_account_id).or_default().add(t.amount);
@@ -484,6 +536,7 @@ impl Ledger {
             Undo::TransferCreated => {
                 let transfer = self.transfers.pop().expect("undo of a missing transfer");
                 let links = self.transfer_links.pop().expect("links shorter than transfers");
+                self.pending.pop().expect("pending bytes shorter than transfers");
                 let transfers = &self.transfers;
                 let len = transfers.len() as u32;
                 let popped = transfer.id;
@@ -494,14 +547,7 @@ impl Ledger {
                 *self.account_heads.get_mut(cr) = links[1];
             }
             Undo::Account { position, before } => *self.accounts.get_mut(position) = before,
-            Undo::Pending { position, before } => match before {
-                Some(status) => {
-                    self.pending.insert(position, status);
-                }
-                None => {
-                    self.pending.remove(&position);
-                }
-            },
+            Undo::Pending { position, before } => *self.pending.get_mut(position) = before,
             Undo::ExpiryAdded { key } => {
                 self.expiries.remove(&key);
             }
@@ -509,10 +555,11 @@ impl Ledger {
                 self.expiries.insert(key);
             }
             Undo::BalancePushed { account } => {
-                let history = self.balances.get_mut(&account).expect("balance history");
+                self.balance_log.pop().expect("undo of a missing balance");
+                let history = self.balance_index.get_mut(&account).expect("balance history");
                 history.pop();
                 if history.is_empty() {
-                    self.balances.remove(&account);
+                    self.balance_index.remove(&account);
                 }
             }
         }
@@ -525,7 +572,7 @@ impl Ledger {
     }
 
     fn set_pending(&mut self, position: u32, status: PendingStatus) {
-        let before = self.pending.insert(position, status);
+        let before = std::mem::replace(self.pending.get_mut(position), status as u8);
         self.log(Undo::Pending { position, before });
     }
 
@@ -846,6 +893,7 @@ impl Ledger {
         vacant: Option<Vacant>,
     ) -> u32 {
         let position = self.transfers.push(transfer);
+        self.pending.push(0);
         match vacant {
             Some(vacant) => self.transfer_index.insert_vacant(vacant, position),
             None => {
@@ -865,13 +913,17 @@ impl Ledger {
         if !account.flags.has(AccountFlags::HISTORY) {
             return;
         }
-        self.balances.entry(position).or_default().push(AccountBalance {
-            timestamp,
-            debits_pending: account.debits_pending,
-            debits_posted: account.debits_posted,
-            credits_pending: account.credits_pending,
-            credits_posted: account.credits_posted,
-        });
+        let entry = self.balance_log.push((
+            position,
+            AccountBalance {
+                timestamp,
+                debits_pending: account.debits_pending,
+                debits_posted: account.debits_posted,
+                credits_pending: account.credits_pending,
+                credits_posted: account.credits_posted,
+            },
+        ));
+        self.balance_index.entry(position).or_default().push(entry);
         self.log(Undo::BalancePushed { account: position });
     }
 
@@ -945,7 +997,7 @@ impl Ledger {
         if !post && amount < p.amount {
             return fail(R::PendingTransferHasDifferentAmount);
         }
-        match self.pending.get(&p_position).copied() {
+        match PendingStatus::from_u8(*self.pending.get(p_position)) {
             Some(PendingStatus::Pending) => {}
             Some(PendingStatus::Posted) => return fail(R::PendingTransferAlreadyPosted),
             Some(PendingStatus::Voided) => return fail(R::PendingTransferAlreadyVoided),
@@ -1025,7 +1077,7 @@ impl Ledger {
             }
             self.expiries.pop_first();
             let p = *self.transfers.get(position);
-            debug_assert_eq!(self.pending.get(&position), Some(&PendingStatus::Pending));
+            debug_assert_eq!(PendingStatus::from_u8(*self.pending.get(position)), Some(PendingStatus::Pending));
             let dr_position = self.account_position(p.debit_account_id).expect("debit account");
             let cr_position = self.account_position(p.credit_account_id).expect("credit account");
             let mut dr = *self.accounts.get(dr_position);
@@ -1048,101 +1100,6 @@ impl Ledger {
             expired.push(p);
         }
         expired
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Snapshots: the ledger is rebuilt from its accounts, transfers, pending statuses,
-    // balance histories and failed transfer ids; indexes and history links are derived.
-
-    /// Rebuilds a ledger from its canonical parts (as written by a snapshot). Returns an error
-    /// if the parts are inconsistent (duplicate ids, unknown accounts, bad positions, a failed
-    /// id that is also a transfer's).
-    pub fn from_parts<I>(
-        accounts: Vec<Account>,
-        transfers: I,
-        pending: Vec<(u32, PendingStatus)>,
-        balances: Vec<(u32, Vec<AccountBalance>)>,
-        failed_transfer_ids: Vec<u128>,
-    ) -> Result<Ledger, String>
-    where
-        I: IntoIterator<Item = Transfer>,
-        I::IntoIter: ExactSizeIterator,
-    {
-        let mut ledger = Ledger::default();
-        let transfers = transfers.into_iter();
-        // Size the transfer index once: no growth, and the final load is what it would be.
-        let no_records = |_: u32| -> u128 { unreachable!("the index is empty") };
-        ledger.transfer_index.reserve(transfers.len(), no_records);
-        for a in accounts {
-            if a.id == 0 || a.id == u128::MAX || ledger.account_position(a.id).is_some() {
-                return Err(format!("account id {} is invalid or repeated", a.id));
-            }
-            let position = ledger.accounts.push(a);
-            let accounts = &ledger.accounts;
-            ledger.account_index.insert(a.id, position, |p| accounts.get(p).id);
-            ledger.account_heads.push(NONE);
-        }
-        let mut last_timestamp = 0;
-        for t in transfers {
-            let records = &ledger.transfers;
-            let vacant = match ledger.transfer_index.probe(t.id, |p| records.get(p).id) {
-                Err(vacant) if t.id != 0 && t.id != u128::MAX => vacant,
-                _ => return Err(format!("transfer id {} is invalid or repeated", t.id)),
-            };
-            if t.timestamp <= last_timestamp {
-                return Err(format!("transfer {} is out of timestamp order", t.id));
-            }
-            last_timestamp = t.timestamp;
-            let dr = ledger.account_position(t.debit_account_id);
-            let cr = ledger.account_position(t.credit_account_id);
-            let (Some(dr), Some(cr)) = (dr, cr) else {
-                return Err(format!("transfer {} names an unknown account", t.id));
-            };
-            if dr == cr {
-                return Err(format!("transfer {} debits and credits one account", t.id));
-            }
-            ledger.insert_transfer(t, dr, cr, Some(vacant));
-        }
-        for (position, status) in pending {
-            if position as usize >= ledger.transfers.len()
-                || !ledger.transfers.get(position).flags.has(TransferFlags::PENDING)
-            {
-                return Err(format!("pending status names position {position}, which is not a pending transfer"));
-            }
-            if status == PendingStatus::Pending {
-                let p = ledger.transfers.get(position);
-                if p.timeout != 0 {
-                    let at = (p.timeout as u64)
-                        .checked_mul(NANOS_PER_SECOND)
-                        .and_then(|ns| p.timestamp.checked_add(ns))
-                        .ok_or_else(|| format!("pending transfer {} expires past the end of time", p.id))?;
-                    ledger.expiries.insert((at, position));
-                }
-            }
-            ledger.pending.insert(position, status);
-        }
-        for (position, history) in balances {
-            if position as usize >= ledger.accounts.len() {
-                return Err(format!("balance history names account position {position}, which does not exist"));
-            }
-            ledger.balances.insert(position, history);
-        }
-        for id in failed_transfer_ids {
-            if id == 0 || id == u128::MAX || ledger.failed_before(id) || ledger.transfer_position(id).is_some() {
-                return Err(format!("failed transfer id {id} is invalid, repeated or a transfer's"));
-            }
-            ledger.remember_failed(id);
-        }
-        // Parts that decode but do not fit together (a pending transfer without a status,
-        // balances that differ from the reservations) would panic later, on a client's
-        // request; refuse them now.
-        ledger.check_invariants()?;
-        Ok(ledger)
-    }
-
-    /// Balance histories by account position, in position order.
-    pub fn balance_histories(&self) -> impl Iterator<Item = (u32, &[AccountBalance])> + '_ {
-        self.balances.iter().map(|(&p, h)| (p, h.as_slice()))
     }
 }
 

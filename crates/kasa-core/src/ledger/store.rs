@@ -1,15 +1,33 @@
-//! Memory layout of the ledger: append-only chunked arrays of records addressed by a `u32`
-//! position, and an open-addressing hash index from a 128-bit id to a position.
+//! Memory layout of the ledger: chunked arrays of records addressed by a `u32` position, with
+//! copy-on-write chunks, and a sharded open-addressing hash index from a 128-bit id to a
+//! position.
 //!
 //! Why not `HashMap<u128, Transfer>`: a std map of 144-byte entries with its power-of-two growth
 //! costs up to 300 bytes per transfer, and its growth copies everything at once. Here a transfer
 //! costs its 128 bytes, plus 7 to 14 bytes of index, and growing the array never moves records.
 //! Positions are also what the history links and the pending-transfer table store, which keeps
-//! them small. This module knows nothing of ledger rules.
+//! them small.
+//!
+//! Two properties keep the writer from ever stopping for long, which the snapshot and the
+//! benchmark's worst batch depend on:
+//! - **Copy-on-write chunks.** A [`Chunked`] array is a list of reference-counted chunks. A
+//!   snapshot takes a [`ChunkedView`] (one reference per chunk, a few hundred pointers for ten
+//!   million transfers) and encodes it on another thread while the writer goes on; the writer
+//!   copies a chunk only if it writes to one the snapshot still holds, so memory grows only by
+//!   the chunks touched during the snapshot. Transfers are append-only: only the last chunk is
+//!   ever copied.
+//! - **A sharded index.** [`IdIndex`] is [`SHARDS`] independent tables chosen by bits of the
+//!   id's hash; a table that fills up doubles alone, so a growth rehashes 1/64 of the ids (about
+//!   150,000 at ten million transfers, a few milliseconds), never all of them at once.
+//!
+//! This module knows nothing of ledger rules.
 
-/// Records per chunk. 65,536 records of 128 bytes is 8 MiB: large enough that the chunk list is
-/// short, small enough that the last, partly used chunk wastes little.
-const CHUNK_RECORDS: usize = 1 << 16;
+use std::sync::Arc;
+
+/// Records per chunk. 16,384 records of 128 bytes is 2 MiB: a copy-on-write of a whole chunk
+/// takes well under a millisecond, and the chunk list stays short (600 chunks for ten
+/// million transfers).
+const CHUNK_RECORDS: usize = 1 << 14;
 
 /// The most records one array holds; positions are `u32` and `u32::MAX` means "none".
 pub const RECORDS_MAX: usize = u32::MAX as usize - 1;
@@ -17,14 +35,29 @@ pub const RECORDS_MAX: usize = u32::MAX as usize - 1;
 /// Marks the absence of a position in links and heads.
 pub const NONE: u32 = u32::MAX;
 
-/// An append-only array in fixed-size chunks, so that growing it never copies records.
-#[derive(Clone, Debug, Default)]
+/// An append-only array in fixed-size, reference-counted chunks: growing it never copies
+/// records, and a [`ChunkedView`] of it costs one reference per chunk.
+#[derive(Clone, Debug)]
 pub struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
+    chunks: Vec<Arc<Vec<T>>>,
     len: usize,
 }
 
-impl<T: Copy> Chunked<T> {
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked { chunks: Vec::new(), len: 0 }
+    }
+}
+
+/// A frozen view of a [`Chunked`] array as it was when taken: what a snapshot encodes while
+/// the writer goes on.
+#[derive(Clone, Debug)]
+pub struct ChunkedView<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+    len: usize,
+}
+
+impl<T: Clone> Chunked<T> {
     /// Number of records.
     pub fn len(&self) -> usize {
         self.len
@@ -34,9 +67,9 @@ impl<T: Copy> Chunked<T> {
     pub fn push(&mut self, value: T) -> u32 {
         assert!(self.len < RECORDS_MAX, "ledger array is full");
         if self.len.is_multiple_of(CHUNK_RECORDS) && self.chunks.len() == self.len / CHUNK_RECORDS {
-            self.chunks.push(Vec::with_capacity(CHUNK_RECORDS));
+            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK_RECORDS)));
         }
-        self.chunks[self.len / CHUNK_RECORDS].push(value);
+        Arc::make_mut(&mut self.chunks[self.len / CHUNK_RECORDS]).push(value);
         self.len += 1;
         (self.len - 1) as u32
     }
@@ -47,7 +80,11 @@ impl<T: Copy> Chunked<T> {
             return None;
         }
         self.len -= 1;
-        self.chunks[self.len / CHUNK_RECORDS].pop()
+        let value = Arc::make_mut(&mut self.chunks[self.len / CHUNK_RECORDS]).pop();
+        if self.len.is_multiple_of(CHUNK_RECORDS) {
+            self.chunks.truncate(self.len / CHUNK_RECORDS);
+        }
+        value
     }
 
     /// The record at `position`, which must exist.
@@ -57,16 +94,21 @@ impl<T: Copy> Chunked<T> {
         &self.chunks[p / CHUNK_RECORDS][p % CHUNK_RECORDS]
     }
 
-    /// The record at `position`, which must exist.
+    /// The record at `position`, which must exist; copies its chunk first if a view holds it.
     pub fn get_mut(&mut self, position: u32) -> &mut T {
         let p = position as usize;
         debug_assert!(p < self.len);
-        &mut self.chunks[p / CHUNK_RECORDS][p % CHUNK_RECORDS]
+        &mut Arc::make_mut(&mut self.chunks[p / CHUNK_RECORDS])[p % CHUNK_RECORDS]
     }
 
     /// All records in position order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
         self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+
+    /// A frozen view of the array as it is now.
+    pub fn view(&self) -> ChunkedView<T> {
+        ChunkedView { chunks: self.chunks.clone(), len: self.len }
     }
 
     /// Bytes of memory held, for the memory benchmark.
@@ -75,40 +117,72 @@ impl<T: Copy> Chunked<T> {
     }
 }
 
-/// An open-addressing hash index (linear probing) from a 128-bit id to a `u32` position. The
-/// ids themselves live in the records, so a slot is just `position + 1` (0 is empty) plus one
-/// byte of the id's hash (the tag) in a parallel array: a probe reads the record, a likely
-/// cache miss, only when the tag matches, so even a miss at high load costs a few adjacent
-/// slot reads. Five bytes a slot keeps the index at 7 to 14 bytes per record.
+impl<T> ChunkedView<T> {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// All records in position order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
+        // A view's chunks hold exactly its records: the writer copies a shared chunk before it
+        // pushes to it or pops from it.
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+}
+
+/// Independent tables of an [`IdIndex`]: a power of two. 64 keeps a growth to 1/64 of the ids
+/// while the tables of a small ledger stay tiny.
+pub const SHARDS: usize = 64;
+
+/// One table of the index: open addressing (linear probing). The ids themselves live in the
+/// records, so a slot is just `position + 1` (0 is empty) plus one byte of the id's hash (the
+/// tag) in a parallel array: a probe reads the record, a likely cache miss, only when the tag
+/// matches. Five bytes a slot keeps the index at 7 to 14 bytes per record.
 #[derive(Clone, Debug)]
-pub struct IdIndex {
+struct Shard {
     slots: Vec<u32>,
     tags: Vec<u8>,
     len: usize,
 }
 
-/// The index grows before it is this full (3/4): a miss (every new transfer id is one) then
-/// probes 8.5 slots on average, mostly within one cache line, and tags skip the records.
+/// The index grows before a table is this full (3/4): a miss (every new transfer id is one)
+/// then probes 8.5 slots on average, mostly within one cache line, and tags skip the records.
 const LOAD_NUMERATOR: usize = 3;
 const LOAD_DENOMINATOR: usize = 4;
-const SLOTS_MIN: usize = 1024;
+const SHARD_SLOTS_MIN: usize = 64;
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { slots: vec![0; SHARD_SLOTS_MIN], tags: vec![0; SHARD_SLOTS_MIN], len: 0 }
+    }
+}
+
+/// A hash index from a 128-bit id to a `u32` position, in [`SHARDS`] tables. See the module
+/// documentation.
+#[derive(Clone, Debug)]
+pub struct IdIndex {
+    shards: Vec<Shard>,
+}
 
 impl Default for IdIndex {
     fn default() -> Self {
-        IdIndex { slots: vec![0; SLOTS_MIN], tags: vec![0; SLOTS_MIN], len: 0 }
+        IdIndex { shards: vec![Shard::default(); SHARDS] }
     }
 }
 
 /// An empty slot found by [`IdIndex::probe`].
 #[derive(Clone, Copy, Debug)]
 pub struct Vacant {
+    shard: usize,
     slot: usize,
     tag: u8,
 }
 
 /// Mixes a client-chosen id into a 64-bit hash with full avalanche (the murmur3 finaliser
 /// over both halves). Ids are often sequential or share their high bits, so every output bit
-/// must depend on every input bit: the slot comes from the low bits, the tag from the high.
+/// must depend on every input bit: the slot comes from the low bits, the shard from bits 50 to
+/// 55, the tag from the top eight.
 fn hash(id: u128) -> u64 {
     let mut h = (id as u64) ^ ((id >> 64) as u64).rotate_left(32);
     h ^= h >> 33;
@@ -122,33 +196,23 @@ fn tag(h: u64) -> u8 {
     (h >> 56) as u8
 }
 
-impl IdIndex {
-    /// Number of ids indexed.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
+fn shard_of(h: u64) -> usize {
+    (h >> 50) as usize & (SHARDS - 1)
+}
 
+impl Shard {
     fn mask(&self) -> usize {
         self.slots.len() - 1
     }
 
-    /// The position of `id`, if indexed.
-    pub fn find(&self, id: u128, id_of: impl Fn(u32) -> u128) -> Option<u32> {
-        self.probe(id, id_of).ok()
-    }
-
-    /// The position of `id`, or the empty slot where it would go. The slot stays valid for
-    /// [`IdIndex::insert_vacant`] until the index next changes.
-    pub fn probe(&self, id: u128, id_of: impl Fn(u32) -> u128) -> Result<u32, Vacant> {
+    fn probe(&self, h: u64, id: u128, id_of: &impl Fn(u32) -> u128) -> Result<u32, (usize, u8)> {
         let mask = self.mask();
-        let h = hash(id);
         let t = tag(h);
         let mut slot = h as usize & mask;
         loop {
             let value = self.slots[slot];
             if value == 0 {
-                return Err(Vacant { slot, tag: t });
+                return Err((slot, t));
             }
             if self.tags[slot] == t && id_of(value - 1) == id {
                 return Ok(value - 1);
@@ -157,42 +221,21 @@ impl IdIndex {
         }
     }
 
-    /// Fills the slot a [`IdIndex::probe`] found empty, with no change to the index in
-    /// between. The caller must have [`IdIndex::reserve`]d room, so that no growth is needed.
-    pub fn insert_vacant(&mut self, vacant: Vacant, position: u32) {
-        assert!(self.slots[vacant.slot] == 0, "the vacant slot was taken");
-        assert!((self.len + 1) * LOAD_DENOMINATOR <= self.slots.len() * LOAD_NUMERATOR, "insert without reserve");
-        self.slots[vacant.slot] = position + 1;
-        self.tags[vacant.slot] = vacant.tag;
-        self.len += 1;
+    fn has_room(&self, additional: usize) -> bool {
+        (self.len + additional) * LOAD_DENOMINATOR <= self.slots.len() * LOAD_NUMERATOR
     }
 
-    /// Grows the index now, if needed, so that `additional` more ids fit without growing.
-    /// `id_of` must answer for positions `0..len`, which are exactly the indexed ones.
-    pub fn reserve(&mut self, additional: usize, id_of: impl Fn(u32) -> u128) {
-        let needed = (self.len + additional) * LOAD_DENOMINATOR / LOAD_NUMERATOR + 1;
-        if needed > self.slots.len() {
-            self.rebuild(needed.next_power_of_two(), &id_of);
+    /// Makes room for `additional` more ids, rehashing this table alone into a larger one.
+    fn reserve(&mut self, additional: usize, id_of: &impl Fn(u32) -> u128) {
+        if self.has_room(additional) {
+            return;
         }
-    }
-
-    /// Touches the slot where a probe for `id` starts and returns a value derived from it.
-    /// Called for a whole batch before the batch is applied: the loads are independent, so the
-    /// CPU overlaps their cache misses instead of taking them one by one inside `find`.
-    pub fn warm(&self, id: u128) -> u32 {
-        let slot = hash(id) as usize & self.mask();
-        self.slots[slot] ^ self.tags[slot] as u32
-    }
-
-    /// Indexes `position` under `id`, which must not be indexed yet.
-    pub fn insert(&mut self, id: u128, position: u32, id_of: impl Fn(u32) -> u128) {
-        debug_assert!(position < u32::MAX);
-        if (self.len + 1) * LOAD_DENOMINATOR > self.slots.len() * LOAD_NUMERATOR {
-            self.rebuild(self.slots.len() * 2, &id_of);
+        let needed = ((self.len + additional) * LOAD_DENOMINATOR / LOAD_NUMERATOR + 1).next_power_of_two();
+        let old_slots = std::mem::replace(&mut self.slots, vec![0; needed]);
+        self.tags = vec![0; needed];
+        for value in old_slots.into_iter().filter(|&v| v != 0) {
+            self.place(hash(id_of(value - 1)), value);
         }
-        let h = hash(id);
-        self.place(h, position + 1);
-        self.len += 1;
     }
 
     fn place(&mut self, h: u64, value: u32) {
@@ -206,9 +249,9 @@ impl IdIndex {
     }
 
     /// Removes `id` (backward-shift deletion, so probes stay correct without tombstones).
-    pub fn remove(&mut self, id: u128, id_of: impl Fn(u32) -> u128) {
+    fn remove(&mut self, h: u64, id: u128, id_of: &impl Fn(u32) -> u128) {
         let mask = self.mask();
-        let mut slot = hash(id) as usize & mask;
+        let mut slot = h as usize & mask;
         loop {
             let value = self.slots[slot];
             assert!(value != 0, "removing an id that is not indexed");
@@ -234,22 +277,80 @@ impl IdIndex {
         self.slots[hole] = 0;
         self.len -= 1;
     }
+}
 
-    /// Rebuilds the index with `slots` slots. It walks positions `0..len` in order rather than
-    /// the old slots, so the records are read as one sequential stream, not one cache miss
-    /// each: the index always holds exactly the positions `0..len`.
-    fn rebuild(&mut self, slots: usize, id_of: &impl Fn(u32) -> u128) {
-        debug_assert!(slots.is_power_of_two() && slots * LOAD_NUMERATOR >= self.len * LOAD_DENOMINATOR);
-        self.slots = vec![0; slots];
-        self.tags = vec![0; slots];
-        for position in 0..self.len as u32 {
-            self.place(hash(id_of(position)), position + 1);
+impl IdIndex {
+    /// Number of ids indexed.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len).sum()
+    }
+
+    /// The position of `id`, if indexed.
+    pub fn find(&self, id: u128, id_of: impl Fn(u32) -> u128) -> Option<u32> {
+        let h = hash(id);
+        self.shards[shard_of(h)].probe(h, id, &id_of).ok()
+    }
+
+    /// The position of `id`, or the empty slot where it would go, with room made for it: the
+    /// slot stays valid for [`IdIndex::insert_vacant`] until the index next changes.
+    pub fn probe(&mut self, id: u128, id_of: impl Fn(u32) -> u128) -> Result<u32, Vacant> {
+        let h = hash(id);
+        let shard = shard_of(h);
+        self.shards[shard].reserve(1, &id_of);
+        self.shards[shard].probe(h, id, &id_of).map_err(|(slot, tag)| Vacant { shard, slot, tag })
+    }
+
+    /// Fills the slot a [`IdIndex::probe`] found empty, with no change to the index in
+    /// between.
+    pub fn insert_vacant(&mut self, vacant: Vacant, position: u32) {
+        let shard = &mut self.shards[vacant.shard];
+        assert!(shard.slots[vacant.slot] == 0, "the vacant slot was taken");
+        assert!(shard.has_room(1), "insert without room");
+        shard.slots[vacant.slot] = position + 1;
+        shard.tags[vacant.slot] = vacant.tag;
+        shard.len += 1;
+    }
+
+    /// Grows the tables now, if needed, so that `additional` more ids spread evenly fit: a
+    /// hint for a replay whose size is known, so that it does not grow step by step.
+    pub fn reserve(&mut self, additional: usize, id_of: impl Fn(u32) -> u128) {
+        // Hashing spreads ids evenly; leave a margin for the tables that get more than their share.
+        let per_shard = additional / SHARDS + additional / SHARDS / 8 + 16;
+        for shard in &mut self.shards {
+            shard.reserve(per_shard, &id_of);
         }
+    }
+
+    /// Touches the slot where a probe for `id` starts and returns a value derived from it.
+    /// Called for a whole batch before the batch is applied: the loads are independent, so the
+    /// CPU overlaps their cache misses instead of taking them one by one inside `find`.
+    pub fn warm(&self, id: u128) -> u32 {
+        let h = hash(id);
+        let shard = &self.shards[shard_of(h)];
+        let slot = h as usize & shard.mask();
+        shard.slots[slot] ^ shard.tags[slot] as u32
+    }
+
+    /// Indexes `position` under `id`, which must not be indexed yet.
+    pub fn insert(&mut self, id: u128, position: u32, id_of: impl Fn(u32) -> u128) {
+        debug_assert!(position < u32::MAX);
+        let h = hash(id);
+        let shard = &mut self.shards[shard_of(h)];
+        shard.reserve(1, &id_of);
+        shard.place(h, position + 1);
+        shard.len += 1;
+    }
+
+    /// Removes `id`, which must be indexed.
+    pub fn remove(&mut self, id: u128, id_of: impl Fn(u32) -> u128) {
+        let h = hash(id);
+        self.shards[shard_of(h)].remove(h, id, &id_of);
     }
 
     /// Bytes of memory held, for the memory benchmark.
     pub fn bytes_allocated(&self) -> usize {
-        self.slots.capacity() * 4 + self.tags.capacity()
+        self.shards.iter().map(|s| s.slots.capacity() * 4 + s.tags.capacity()).sum()
     }
 }
 
@@ -284,13 +385,12 @@ mod tests {
                 if state.is_multiple_of(3) {
                     index.insert(id, position, |p| ids[p as usize]);
                 } else {
-                    index.reserve(1, |p| ids[p as usize]);
                     let vacant = index.probe(id, |p| ids[p as usize]).expect_err("a new id is vacant");
                     index.insert_vacant(vacant, position);
                 }
                 slot.insert(position);
             } else {
-                assert_eq!(index.probe(id, |p| ids[p as usize]).ok(), model.get(&id).copied());
+                assert_eq!(index.find(id, |p| ids[p as usize]), model.get(&id).copied());
             }
             if step % 997 == 0 {
                 for (&id, &position) in &model {
@@ -314,5 +414,26 @@ mod tests {
         assert_eq!(c.len(), CHUNK_RECORDS * 2 - 5);
         assert_eq!(c.push(7), (CHUNK_RECORDS * 2 - 5) as u32);
         assert_eq!(c.iter().count(), c.len());
+    }
+
+    /// A view keeps what it saw while the array changes: writes copy the chunks it holds, and
+    /// pushes past it stay out of it.
+    #[test]
+    fn a_view_is_frozen_while_the_array_changes() {
+        let mut c = Chunked::default();
+        for i in 0..(CHUNK_RECORDS as u64 + 10) {
+            c.push(i);
+        }
+        let view = c.view();
+        *c.get_mut(3) = 1_000_000;
+        *c.get_mut(CHUNK_RECORDS as u32 + 2) = 2_000_000;
+        c.push(99);
+        c.pop();
+        c.pop();
+        c.push(98);
+        let seen: Vec<u64> = view.iter().copied().collect();
+        assert_eq!(seen, (0..CHUNK_RECORDS as u64 + 10).collect::<Vec<_>>());
+        assert_eq!(*c.get(3), 1_000_000);
+        assert_eq!(*c.get(CHUNK_RECORDS as u32 + 9), 98);
     }
 }

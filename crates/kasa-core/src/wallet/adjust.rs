@@ -105,7 +105,7 @@ impl Wallets {
         let outcome = ctx.transfer(&transfer);
         assert!(outcome.result.is_success(), "the books refused adjustment {id}: {outcome:?}");
         let view = adjustment.view();
-        self.adjustments.push(adjustment);
+        self.adjustments.push_back(adjustment);
         ctx.emit(Event::WalletAdjusted { adjustment_id: id, user_id, direction, amount });
         Ok(view)
     }

@@ -265,7 +265,7 @@ impl Wallets {
             created_at: ctx.now(),
         };
         let view = account.view();
-        self.bank_accounts.push(account);
+        self.bank_accounts.push_back(account);
         self.bank_accounts_of.entry(user_id).or_default().push(id);
         ctx.emit(Event::BankAccountLinked { user_id, bank_account_id: id });
         Ok(view)
@@ -353,7 +353,7 @@ impl Wallets {
                 ctx.limits.spend_pin_free(user_id, reserved, now);
             }
         }
-        self.fundings.push(funding);
+        self.fundings.push_back(funding);
         self.pending_fundings.insert(id);
         ctx.emit(Event::FundingStarted { funding_id: id, user_id, kind, amount });
         Ok(funding.view())

@@ -35,6 +35,7 @@ pub use history::{Entry, EntryKind, HistoryCursor};
 pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Remittance, RemittanceStatus, SendError};
 pub use requests::{MoneyRequest, RequestError, RequestPage, RequestRole, SplitBill};
+pub use snapshot::WalletsView;
 pub(crate) use snapshot::SECTION_VERSION;
 pub use users::{
     Session, User, Verification, PIN_ATTEMPTS_MAX, PIN_LOCK_NANOS, SESSIONS_PER_USER_MAX, VERIFICATIONS_PER_PHONE_MAX,
@@ -62,47 +63,50 @@ pub fn wallet_account_id(user_id: u64) -> u128 {
 pub const WALLET_CURRENCY: Currency = Currency::KRW;
 
 /// The wallet domain's tables. Deterministic containers only: they are hashed and
-/// snapshotted. Indexes marked *derived* are rebuilt from the tables (and the books) when a
-/// snapshot is read, and are never part of the canonical encoding.
+/// snapshotted. The tables a snapshot holds are persistent collections (`imbl`): a snapshot
+/// takes a copy of each in constant time and encodes it on another thread while the writer
+/// goes on, and a write copies only the few nodes on its path. Indexes marked *derived* are
+/// rebuilt from the tables (and the books) when a snapshot is read, and are never part of the
+/// canonical encoding.
 #[derive(Clone, Debug, Default)]
 pub struct Wallets {
     /// Users by id; ids are dense from 1, so a vector indexed by `id - 1`.
-    pub(crate) users: Vec<User>,
+    pub(crate) users: imbl::Vector<User>,
     /// Derived: user id by phone number.
     pub(crate) by_phone: BTreeMap<Phone, u64>,
-    pub(crate) sessions: BTreeMap<[u8; 32], Session>,
+    pub(crate) sessions: imbl::OrdMap<[u8; 32], Session>,
     /// Derived: (expires_at, token hash) of every session, to expire them in time order.
     pub(crate) session_expiries: BTreeSet<(u64, [u8; 32])>,
     /// Derived: per user, (created_at, token hash) of their sessions.
     pub(crate) user_sessions: BTreeMap<u64, BTreeSet<(u64, [u8; 32])>>,
-    pub(crate) verifications: BTreeMap<[u8; 16], Verification>,
+    pub(crate) verifications: imbl::OrdMap<[u8; 16], Verification>,
     /// Derived: (expires_at, id) of every verification.
     pub(crate) verification_expiries: BTreeSet<(u64, [u8; 16])>,
     /// Derived: per phone, (created_at, id) of its live verifications.
     pub(crate) verifications_by_phone: BTreeMap<Phone, BTreeSet<(u64, [u8; 16])>>,
     /// Bank accounts by id (dense from 1).
-    pub(crate) bank_accounts: Vec<BankAccount>,
+    pub(crate) bank_accounts: imbl::Vector<BankAccount>,
     /// Derived: per user, their bank accounts' ids.
     pub(crate) bank_accounts_of: BTreeMap<u64, Vec<u64>>,
     /// Top-ups and withdrawals by id (dense from 1).
-    pub(crate) fundings: Vec<Funding>,
+    pub(crate) fundings: imbl::Vector<Funding>,
     /// Derived: fundings still waiting for the bank.
     pub(crate) pending_fundings: BTreeSet<u64>,
     /// Remittances by id (dense from 1).
-    pub(crate) remittances: Vec<Remittance>,
+    pub(crate) remittances: imbl::Vector<Remittance>,
     /// Derived: held remittances by recipient number, in order.
     pub(crate) held_for: BTreeMap<Phone, Vec<u64>>,
     /// Derived: per sender, holds their timeout returned: (when, remittance id).
     pub(crate) returned: BTreeMap<u64, Vec<(u64, u64)>>,
     /// Money requests by id (dense from 1).
-    pub(crate) requests: Vec<MoneyRequest>,
+    pub(crate) requests: imbl::Vector<MoneyRequest>,
     /// Split bills by id (dense from 1).
-    pub(crate) bills: Vec<SplitBill>,
+    pub(crate) bills: imbl::Vector<SplitBill>,
     /// Derived: per user, the requests they were asked to pay and those they made.
     pub(crate) by_payer: BTreeMap<u64, Vec<u64>>,
     pub(crate) by_requester: BTreeMap<u64, Vec<u64>>,
     /// Operators' adjustments by id (dense from 1).
-    pub(crate) adjustments: Vec<adjust::Adjustment>,
+    pub(crate) adjustments: imbl::Vector<adjust::Adjustment>,
 }
 
 impl Wallets {

@@ -258,7 +258,7 @@ impl Wallets {
             (None, None) => unreachable!("a remittance goes to a user or a number"),
         }
         let view = r.view(ctx.books);
-        self.remittances.push(r);
+        self.remittances.push_back(r);
         Ok(view)
     }
 

@@ -223,7 +223,7 @@ impl Wallets {
     pub(super) fn add_request(&mut self, request: MoneyRequest) {
         self.by_payer.entry(request.payer).or_default().push(request.id);
         self.by_requester.entry(request.requester).or_default().push(request.id);
-        self.requests.push(request);
+        self.requests.push_back(request);
     }
 
     fn resolve_payer(&self, requester: u64, from: &Recipient) -> Result<u64, RequestError> {
@@ -328,7 +328,7 @@ impl Wallets {
             created_at: now,
         };
         let view = self.bill_view(&bill, now);
-        self.bills.push(bill);
+        self.bills.push_back(bill);
         Ok(view)
     }
 

@@ -25,26 +25,56 @@ fn dense(what: &str, id: u64, expected: usize) -> Result<(), DecodeError> {
     Ok(())
 }
 
-impl Wallets {
-    /// Writes the section.
+/// The wallet domain's tables as they were when the view was taken: what its snapshot section
+/// holds. Taking one costs a reference count per table (they are persistent collections).
+#[derive(Clone, Debug)]
+pub struct WalletsView {
+    users: imbl::Vector<User>,
+    sessions: imbl::OrdMap<[u8; 32], Session>,
+    verifications: imbl::OrdMap<[u8; 16], Verification>,
+    bank_accounts: imbl::Vector<BankAccount>,
+    fundings: imbl::Vector<Funding>,
+    remittances: imbl::Vector<Remittance>,
+    requests: imbl::Vector<MoneyRequest>,
+    bills: imbl::Vector<SplitBill>,
+    adjustments: imbl::Vector<Adjustment>,
+}
+
+impl WalletsView {
+    /// Writes the section, a table at a time in bounded blobs.
     pub(crate) fn write_section(&self, sink: &mut impl Sink) {
         let mut scratch = Vec::new();
-        put_table(sink, self.users.iter(), &mut scratch);
-        let sessions: Vec<([u8; 32], Session)> = self.sessions.iter().map(|(k, v)| (*k, *v)).collect();
-        put_table(sink, sessions.iter(), &mut scratch);
-        let verifications: Vec<(&[u8; 16], &Verification)> = self.verifications.iter().collect();
-        put_table(sink, verifications.iter(), &mut scratch);
-        put_table(sink, self.bank_accounts.iter(), &mut scratch);
-        put_table(sink, self.fundings.iter(), &mut scratch);
-        put_table(sink, self.remittances.iter(), &mut scratch);
-        put_table(sink, self.requests.iter(), &mut scratch);
-        put_table(sink, self.bills.iter(), &mut scratch);
-        put_table(sink, self.adjustments.iter(), &mut scratch);
+        put_table(sink, self.users.iter(), self.users.len(), &mut scratch);
+        put_table(sink, self.sessions.iter(), self.sessions.len(), &mut scratch);
+        put_table(sink, self.verifications.iter(), self.verifications.len(), &mut scratch);
+        put_table(sink, self.bank_accounts.iter(), self.bank_accounts.len(), &mut scratch);
+        put_table(sink, self.fundings.iter(), self.fundings.len(), &mut scratch);
+        put_table(sink, self.remittances.iter(), self.remittances.len(), &mut scratch);
+        put_table(sink, self.requests.iter(), self.requests.len(), &mut scratch);
+        put_table(sink, self.bills.iter(), self.bills.len(), &mut scratch);
+        put_table(sink, self.adjustments.iter(), self.adjustments.len(), &mut scratch);
+    }
+}
+
+impl Wallets {
+    /// The tables as they are now, for a snapshot written while the writer goes on.
+    pub fn view(&self) -> WalletsView {
+        WalletsView {
+            users: self.users.clone(),
+            sessions: self.sessions.clone(),
+            verifications: self.verifications.clone(),
+            bank_accounts: self.bank_accounts.clone(),
+            fundings: self.fundings.clone(),
+            remittances: self.remittances.clone(),
+            requests: self.requests.clone(),
+            bills: self.bills.clone(),
+            adjustments: self.adjustments.clone(),
+        }
     }
 
     /// Reads the section written by [`Wallets::write_section`]; `books` is the already read
     /// books section.
-    pub(crate) fn read_section(r: &mut Reader, books: &Ledger) -> Result<Wallets, DecodeError> {
+    pub(crate) fn read_section(r: &mut Reader<impl std::io::Read>, books: &Ledger) -> Result<Wallets, DecodeError> {
         let mut w = Wallets::default();
         read_table(r, "users", |u: User| {
             dense("user", u.id, w.users.len())?;
@@ -57,7 +87,7 @@ impl Wallets {
             if w.by_phone.insert(u.phone.clone(), u.id).is_some() {
                 return Err(DecodeError::invalid(format!("user {} repeats a phone number", u.id)));
             }
-            w.users.push(u);
+            w.users.push_back(u);
             Ok(())
         })?;
         read_table(r, "sessions", |(hash, s): ([u8; 32], Session)| {
@@ -81,7 +111,7 @@ impl Wallets {
                 return Err(DecodeError::invalid(format!("bank account {} names unknown user {}", b.id, b.user_id)));
             }
             w.bank_accounts_of.entry(b.user_id).or_default().push(b.id);
-            w.bank_accounts.push(b);
+            w.bank_accounts.push_back(b);
             Ok(())
         })?;
         read_table(r, "fundings", |f: Funding| {
@@ -92,7 +122,7 @@ impl Wallets {
             if f.status == FundingStatus::Pending {
                 w.pending_fundings.insert(f.id);
             }
-            w.fundings.push(f);
+            w.fundings.push_back(f);
             Ok(())
         })?;
         read_table(r, "remittances", |rem: Remittance| {
@@ -116,7 +146,7 @@ impl Wallets {
                 }
                 _ => {}
             }
-            w.remittances.push(rem);
+            w.remittances.push_back(rem);
             Ok(())
         })?;
         read_table(r, "money requests", |q: MoneyRequest| {
@@ -140,7 +170,7 @@ impl Wallets {
                     )));
                 }
             }
-            w.bills.push(b);
+            w.bills.push_back(b);
             Ok(())
         })?;
         read_table(r, "adjustments", |a: Adjustment| {
@@ -148,7 +178,7 @@ impl Wallets {
             if w.user(a.user_id).is_none() {
                 return Err(DecodeError::invalid(format!("adjustment {} names an unknown user", a.id)));
             }
-            w.adjustments.push(a);
+            w.adjustments.push_back(a);
             Ok(())
         })?;
         // Holds returned by their timeout are listed in time order per sender.

@@ -210,7 +210,7 @@ impl Wallets {
         // The books are Kasa's own: the next wallet id is always free.
         assert!(created[0].result.is_success(), "the books refused wallet {id}: {:?}", created[0]);
         self.by_phone.insert(phone.clone(), id);
-        self.users.push(User {
+        self.users.push_back(User {
             id,
             phone: phone.clone(),
             name: name.clone(),

@@ -129,7 +129,7 @@ pub(crate) fn compare_state(state: &State, model: &Model, rng: &mut Rng) -> Resu
             ids(&ledger.account_transfers(id, min, max, limit)),
             ids(&page),
         )?;
-        let balances = ledger.account_balances(id);
+        let balances = ledger.account_balances(id).to_vec();
         same(
             format!("balance history of account {id}"),
             format!("{balances:?}"),

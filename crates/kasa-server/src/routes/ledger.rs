@@ -420,8 +420,9 @@ pub async fn account_balances(
             s.ledger().account(id)?;
             let history = s.ledger().account_balances(id);
             let end = before.map_or(history.len(), |b| (b as usize).min(history.len()));
-            let items: Vec<(usize, BalanceOutput)> = history[..end]
+            let items: Vec<(usize, BalanceOutput)> = history
                 .iter()
+                .take(end)
                 .enumerate()
                 .rev()
                 .filter(|(_, b)| q.timestamp_max.is_none_or(|m| b.timestamp <= m))
