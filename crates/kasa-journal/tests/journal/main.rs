@@ -6,6 +6,7 @@ mod common;
 mod corruption;
 mod crash;
 mod disk_full;
+mod file_modes;
 mod file_storage;
 mod round_trip;
 mod sync_failure;
