@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir: PathBuf = std::env::args_os().nth(1).ok_or("expected the fixture directory as the first argument")?.into();
     let options = Options { segment_bytes_max: 200, ..Options::default() };
     let (mut journal, recovered) = Journal::open(FileStorage::open(&dir)?, options)?;
-    if !recovered.frames.is_empty() {
+    if recovered.frames_after_snapshot != 0 {
         return Err("expected an empty directory".into());
     }
     for seq in 1..=FRAMES {

@@ -14,9 +14,13 @@
 //!   to a new segment when one is full, and writes `snapshot-{seq}.snap` files atomically.
 //!   Every frame records the blake3 hash of the one before, so the journal is one chain from
 //!   frame 1 and tampering anywhere shows.
-//! - [`Journal::open`] is recovery: it checks every frame from frame 1, cuts a torn last frame
-//!   (a crash during an append) and stops with a [`JournalError`] naming segment, offset and
-//!   seq on anything else. It returns the newest valid snapshot and the frames after it.
+//! - [`Journal::open`] is recovery: it checks every frame from frame 1 and the newest valid
+//!   snapshot's checksum, cuts a torn last frame (a crash during an append), and stops with a
+//!   [`JournalError`] naming segment, offset and seq on anything else. It keeps no payloads:
+//!   [`Recovered`] says which snapshot to load and how much follows it. The caller streams the
+//!   snapshot with [`Journal::open_snapshot`] (a [`SnapshotReader`]) and then the frames after
+//!   it with [`Journal::replay`], one at a time; memory is bounded by one frame, whatever the
+//!   size of the state or of the journal tail.
 //! - [`verify`] is the same walk, offline and read-only, for `kasa verify`.
 //!
 //! The byte layouts and the recovery rules are in `docs/journal-format.md`.
@@ -24,21 +28,28 @@
 //! # Example
 //!
 //! ```
-//! use kasa_journal::{FaultStorage, Journal, Options};
+//! use std::io::Read;
+//!
+//! use kasa_journal::{FaultStorage, Journal, JournalError, Options};
 //!
 //! let (mut journal, recovered) = Journal::open(FaultStorage::new(7), Options::default())?;
-//! assert!(recovered.frames.is_empty());
+//! assert_eq!((recovered.snapshot, recovered.frames_after_snapshot), (None, 0));
 //! journal.append(1, 1_000, b"batch one")?;
 //! journal.append(2, 1_001, b"batch two")?;
 //! journal.sync()?; // Only now may the batches be acknowledged.
 //! journal.write_snapshot(1, 1_000, b"state after batch one")?;
 //!
-//! // Power loss and restart: the snapshot plus the frames after it come back.
+//! // Power loss and restart: load the snapshot, then replay the frames after it.
 //! let storage = journal.into_storage().restart();
-//! let (_journal, recovered) = Journal::open(storage, Options::default())?;
-//! assert_eq!(recovered.snapshot.unwrap().payload, b"state after batch one");
-//! assert_eq!(recovered.frames.len(), 1);
-//! assert_eq!(recovered.frames[0].payload, b"batch two");
+//! let (mut journal, recovered) = Journal::open(storage, Options::default())?;
+//! let snapshot = recovered.snapshot.as_ref().expect("a snapshot");
+//! let mut state = Vec::new();
+//! journal.open_snapshot(snapshot.seq)?.read_to_end(&mut state)?;
+//! assert_eq!(state, b"state after batch one");
+//! journal.replay(recovered.replay_after(), |frame| {
+//!     assert_eq!((frame.seq, frame.payload.as_slice()), (2, &b"batch two"[..]));
+//!     Ok::<(), JournalError>(())
+//! })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -49,6 +60,7 @@ mod fault;
 mod format;
 mod journal;
 mod scan;
+mod snapshot;
 mod storage;
 mod verify;
 
@@ -59,8 +71,9 @@ pub use format::{
     SNAPSHOT_HEADER_BYTES,
 };
 pub use journal::{
-    Frame, Journal, Options, Recovered, Snapshot, TornTail, FRAME_PAYLOAD_BYTES_LIMIT, FRAME_PAYLOAD_BYTES_MAX_DEFAULT,
-    SEGMENT_BYTES_MAX_DEFAULT, SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT,
+    Frame, Journal, Options, Recovered, TornTail, FRAME_PAYLOAD_BYTES_LIMIT, FRAME_PAYLOAD_BYTES_MAX_DEFAULT,
+    SEGMENT_BYTES_MAX_DEFAULT,
 };
+pub use snapshot::{open_snapshot, SnapshotInfo, SnapshotReader};
 pub use storage::{FileStorage, Storage};
-pub use verify::{read_snapshot, verify, SnapshotInfo, VerifyReport};
+pub use verify::{verify, VerifyReport};

@@ -8,6 +8,7 @@ mod crash;
 mod disk_full;
 mod file_modes;
 mod file_storage;
+mod replay;
 mod round_trip;
 mod sync_failure;
 mod torn_tail;
