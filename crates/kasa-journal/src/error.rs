@@ -210,6 +210,14 @@ pub enum JournalError {
 }
 
 impl JournalError {
+    /// Whether the journal is poisoned by this error (a failed sync, or a failed cut after a
+    /// failed write), so the process must stop acknowledging and restart. Every other error
+    /// leaves the journal usable: a corrupt file found on open, a snapshot that could not be
+    /// written, a read that failed.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, JournalError::Poisoned | JournalError::SyncFailed { .. } | JournalError::TruncateFailed { .. })
+    }
+
     pub(crate) fn io(op: &'static str, name: &str, source: io::Error) -> Self {
         JournalError::Io { op, name: name.to_string(), source }
     }

@@ -1,4 +1,5 @@
-//! The journal: recovery on open, streaming replay, appends, syncs, segment rolls and snapshots.
+//! The journal: recovery on open, streaming replay, appends, syncs, segment rolls and the
+//! writer-thread half of snapshots.
 //!
 //! The journal is owned by the one writer thread. It keeps the durability rules (what is
 //! acknowledged is never lost, a failed sync is fatal, a full disk is not) and leaves every
@@ -8,11 +9,12 @@
 //! ([`Journal::open_snapshot`]) and the frames after it ([`Journal::replay`]).
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use crate::error::{AppendError, JournalError};
 use crate::format::{self, frame_hash, hex, FrameHeader, Hash, SnapshotHeader, FRAME_HEADER_BYTES, HASH_ZERO};
 use crate::scan::{self, ChainEnd, Listing, SegmentFile};
-use crate::snapshot::{self, SnapshotInfo, SnapshotReader};
+use crate::snapshot::{self, Shared, SnapshotDone, SnapshotInfo, SnapshotReader, SnapshotWriter, DIR_NAME};
 use crate::storage::Storage;
 
 /// Default for [`Options::segment_bytes_max`]: large enough that rolls (each costs a sync and a
@@ -26,9 +28,6 @@ pub const FRAME_PAYLOAD_BYTES_MAX_DEFAULT: u32 = 64 * 1024 * 1024;
 /// Hard ceiling for [`Options::frame_payload_bytes_max`]: the torn-tail check may read one
 /// whole frame into memory, and 1 GiB is as much as we let it take.
 pub const FRAME_PAYLOAD_BYTES_LIMIT: u32 = 1024 * 1024 * 1024;
-
-/// The name [`JournalError`] uses for the directory itself.
-const DIR_NAME: &str = ".";
 
 /// How many snapshots to keep. Two, so that if the newest is damaged the one before it still
 /// spares a full replay.
@@ -116,8 +115,10 @@ pub struct Journal<S: Storage> {
     segment_dirty: bool,
     /// A segment file was created since the last directory sync.
     dir_dirty: bool,
-    /// A sync failed: refuse everything, never retry (see `sync`).
-    poisoned: bool,
+    /// The poison flag (a failed sync: refuse everything, never retry; see `sync`) and the
+    /// snapshot-in-progress flag, shared with the snapshot writer, which may fail a sync on
+    /// another thread.
+    shared: Arc<Shared>,
     /// Reused for every append so the hot path does not allocate.
     frame_buffer: Vec<u8>,
 }
@@ -214,7 +215,7 @@ impl<S: Storage> Journal<S> {
             synced_hash: scan.end.hash,
             segment_dirty: false,
             dir_dirty: false,
-            poisoned: false,
+            shared: Arc::new(Shared::default()),
             frame_buffer: Vec::new(),
         };
         let recovered = Recovered {
@@ -250,7 +251,7 @@ impl<S: Storage> Journal<S> {
         after_seq: u64,
         mut on_frame: impl FnMut(&Frame) -> Result<(), E>,
     ) -> Result<u64, E> {
-        if self.poisoned {
+        if self.shared.is_poisoned() {
             return Err(JournalError::Poisoned.into());
         }
         assert!(
@@ -300,7 +301,7 @@ impl<S: Storage> Journal<S> {
     /// [`AppendError::Io`] otherwise. If that cut fails too, or the journal is poisoned, the
     /// error is [`AppendError::Fatal`].
     pub fn append(&mut self, seq: u64, timestamp: u64, payload: &[u8]) -> Result<(), AppendError> {
-        if self.poisoned {
+        if self.shared.is_poisoned() {
             return Err(JournalError::Poisoned.into());
         }
         assert_eq!(seq, self.last_seq + 1, "append: expected the next seq");
@@ -354,7 +355,7 @@ impl<S: Storage> Journal<S> {
                         self.segment_dirty = false;
                     }
                     Err(e) => {
-                        self.poisoned = true;
+                        self.shared.poison();
                         return Err(JournalError::TruncateFailed { segment: name, offset: start, source: e }.into());
                     }
                 }
@@ -394,22 +395,23 @@ impl<S: Storage> Journal<S> {
     /// A failed sync is fatal. The journal is poisoned, every later call returns
     /// [`JournalError::Poisoned`], and the sync is never retried: after a failed fsync the
     /// kernel may have dropped the dirty pages and a retry can report success for data that is
-    /// gone (PostgreSQL's fsync lesson). Restart and recover instead.
+    /// gone (PostgreSQL's fsync lesson). Restart and recover instead. A failed sync in a
+    /// [`SnapshotWriter`] this journal handed out poisons it the same way, from whatever thread.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        if self.poisoned {
+        if self.shared.is_poisoned() {
             return Err(JournalError::Poisoned);
         }
         if self.segment_dirty {
             let name = &self.segments.last().expect("dirty implies a segment").name;
             if let Err(source) = self.storage.sync(name) {
-                self.poisoned = true;
+                self.shared.poison();
                 return Err(JournalError::SyncFailed { name: name.clone(), source });
             }
             self.segment_dirty = false;
         }
         if self.dir_dirty {
             if let Err(source) = self.storage.sync_dir() {
-                self.poisoned = true;
+                self.shared.poison();
                 return Err(JournalError::SyncFailed { name: DIR_NAME.to_string(), source });
             }
             self.dir_dirty = false;
@@ -419,62 +421,73 @@ impl<S: Storage> Journal<S> {
         Ok(())
     }
 
-    /// Writes a snapshot of the state as of frame `seq` atomically: a temp file, written and
-    /// synced, renamed to its final name, then a directory sync. Afterwards removes all but the
-    /// newest two snapshots.
+    /// Starts a snapshot of the state as of frame `seq`, on the writer thread: checks the
+    /// journal, takes the chain anchor (the hash of frame `seq`), and returns a
+    /// [`SnapshotWriter`] with its own storage handle, to be filled (on any thread) and
+    /// [finished](SnapshotWriter::finish); give the token that returns to
+    /// [`snapshot_done`](Self::snapshot_done). Appends may go on meanwhile.
     ///
-    /// The snapshot records the hash of frame `seq` (the chain anchor), so recovery can check
-    /// the frames after it continue the chain. `seq` must be at most the last synced frame: a
-    /// programmer error, which panics. A failed write (for example a full disk) returns an
-    /// error and leaves the journal usable; a failed sync poisons it as in [`sync`](Self::sync).
-    pub fn write_snapshot(&mut self, seq: u64, timestamp: u64, payload: &[u8]) -> Result<(), JournalError> {
-        if self.poisoned {
+    /// Does no I/O when `seq` is the last synced frame (the usual case); a `seq` behind it reads
+    /// that frame's segment up to it, to compute the anchor. `seq` must be at most the last
+    /// synced frame, so a durable snapshot never anchors on a frame that could still be lost,
+    /// and only one snapshot may be in progress at a time (see
+    /// [`snapshot_in_progress`](Self::snapshot_in_progress)): both are programmer errors, which
+    /// panic.
+    pub fn begin_snapshot(&mut self, seq: u64, timestamp: u64) -> Result<SnapshotWriter<S>, JournalError> {
+        if self.shared.is_poisoned() {
             return Err(JournalError::Poisoned);
         }
         assert!(
             seq <= self.synced_seq,
-            "write_snapshot: expected a synced seq (at most {}), found {seq}",
+            "begin_snapshot: expected a synced seq (at most {}), found {seq}",
             self.synced_seq
         );
+        assert!(!self.shared.snapshot_in_flight(), "begin_snapshot: expected no snapshot in progress, found one");
         let anchor = self.frame_hash(seq)?;
-        let header = SnapshotHeader {
-            seq,
-            timestamp,
-            payload_len: payload.len() as u64,
-            anchor,
-            payload_checksum: crc32c::crc32c(payload),
-        };
-        let name = format::snapshot_name(seq);
-        let temp = format!("{name}{}", format::TEMP_SUFFIX);
+        let storage = self.storage.try_clone().map_err(|e| JournalError::io("clone", DIR_NAME, e))?;
+        self.shared.start_snapshot();
+        Ok(SnapshotWriter::new(storage, Arc::clone(&self.shared), seq, timestamp, anchor))
+    }
 
-        let written = self
-            .storage
-            .write_at(&temp, 0, &header.encode())
-            .and_then(|()| self.storage.write_at(&temp, format::SNAPSHOT_HEADER_BYTES as u64, payload));
-        if let Err(source) = written {
-            // Best effort: a leftover temp file is removed by the next open anyway.
-            let _ = self.storage.remove(&temp);
-            return Err(JournalError::io("write", &temp, source));
+    /// Back on the writer thread after [`SnapshotWriter::finish`]: removes all but the newest
+    /// two snapshots. Removal failures only warn; an old snapshot left behind costs disk space,
+    /// not correctness. The removals are not synced; one that does not survive a crash is
+    /// redone after the next snapshot. (Unlinking a large file can take the file system a few
+    /// milliseconds; call this when a pause of that size is fine.)
+    pub fn snapshot_done(&mut self, done: SnapshotDone) -> Result<(), JournalError> {
+        if self.shared.is_poisoned() {
+            return Err(JournalError::Poisoned);
         }
-        if let Err(source) = self.storage.sync(&temp) {
-            self.poisoned = true;
-            return Err(JournalError::SyncFailed { name: temp, source });
-        }
-        if let Err(source) = self.storage.rename(&temp, &name) {
-            let _ = self.storage.remove(&temp);
-            return Err(JournalError::io("rename", &temp, source));
-        }
-        if let Err(source) = self.storage.sync_dir() {
-            self.poisoned = true;
-            return Err(JournalError::SyncFailed { name: DIR_NAME.to_string(), source });
-        }
+        tracing::debug!(snapshot = %done.info.name, "snapshot durable, removing old ones");
         self.remove_old_snapshots();
         Ok(())
     }
 
-    /// Removes all but the newest snapshots. Failures only warn: an old snapshot left behind
-    /// costs disk space, not correctness. The removals are not synced; one that does not
-    /// survive a crash is redone after the next snapshot.
+    /// Whether a [`SnapshotWriter`] from [`begin_snapshot`](Self::begin_snapshot) is still
+    /// alive (finishing or dropping it ends the snapshot).
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.shared.snapshot_in_flight()
+    }
+
+    /// Writes a whole snapshot from one buffer, on this thread: [`begin_snapshot`],
+    /// `write_all`, [`finish`](SnapshotWriter::finish) and [`snapshot_done`]. Errors are those
+    /// of the streaming path: a failed write (a full disk, say) or rename leaves the journal
+    /// usable and no temp file; a failed sync poisons the journal.
+    ///
+    /// [`begin_snapshot`]: Self::begin_snapshot
+    /// [`snapshot_done`]: Self::snapshot_done
+    pub fn write_snapshot(&mut self, seq: u64, timestamp: u64, payload: &[u8]) -> Result<(), JournalError> {
+        use std::io::Write;
+
+        let mut writer = self.begin_snapshot(seq, timestamp)?;
+        if let Err(source) = writer.write_all(payload) {
+            return Err(JournalError::io("write", writer.temp_name(), source));
+        }
+        let done = writer.finish()?;
+        self.snapshot_done(done)
+    }
+
+    /// Removes all but the newest snapshots; see [`snapshot_done`](Self::snapshot_done).
     fn remove_old_snapshots(&mut self) {
         let listing = match Listing::read(&mut self.storage) {
             Ok(listing) => listing,
@@ -521,7 +534,7 @@ impl<S: Storage> Journal<S> {
 
     /// Whether a failed sync has poisoned the journal.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned
+        self.shared.is_poisoned()
     }
 
     /// Total bytes of all segments, for metrics.

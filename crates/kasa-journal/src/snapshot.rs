@@ -1,15 +1,27 @@
-//! Snapshots as streams: [`SnapshotReader`] reads one back without ever holding it whole.
+//! Snapshots as streams: [`SnapshotWriter`] writes one without ever holding it whole, on any
+//! thread, and [`SnapshotReader`] reads one back the same way.
 //!
-//! This module does not decide which snapshot to load (recovery does) or what a snapshot
-//! holds, and it never touches segments. The byte layout is in `format.rs` and
-//! `docs/journal-format.md`.
+//! The journal hands out a writer from [`Journal::begin_snapshot`](crate::Journal::begin_snapshot)
+//! on the writer thread (a check and, at the tip, no I/O at all); the writer owns its own
+//! storage handle, so the state can be encoded straight into it on another thread while frames
+//! keep being appended. [`SnapshotWriter::finish`] makes the file durable and atomic (header
+//! last, sync, rename, directory sync), and the [`SnapshotDone`] token goes back to
+//! [`Journal::snapshot_done`](crate::Journal::snapshot_done), which prunes old snapshots.
+//!
+//! This module does not decide when to snapshot or what a snapshot holds, and it never touches
+//! segments. The byte layout is in `format.rs` and `docs/journal-format.md`.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::error::JournalError;
-use crate::format::{self, SnapshotHeader, SNAPSHOT_HEADER_BYTES};
+use crate::format::{self, Hash, SnapshotHeader, SNAPSHOT_HEADER_BYTES};
 use crate::scan::{self, SNAPSHOT_CHUNK_BYTES};
 use crate::storage::Storage;
+
+/// The name [`JournalError`] uses for the directory itself.
+pub(crate) const DIR_NAME: &str = ".";
 
 /// A snapshot file's metadata: what recovery chose, what [`verify`](crate::verify) checked,
 /// what a [`SnapshotReader`] reads.
@@ -20,7 +32,7 @@ pub struct SnapshotInfo {
     /// The last frame the snapshot includes.
     pub seq: u64,
     /// The timestamp the snapshot records (the caller's, given to
-    /// [`Journal::write_snapshot`](crate::Journal::write_snapshot)).
+    /// [`Journal::begin_snapshot`](crate::Journal::begin_snapshot)).
     pub timestamp: u64,
     /// Size of the snapshot payload.
     pub payload_bytes: u64,
@@ -34,6 +46,236 @@ impl SnapshotInfo {
             timestamp: header.timestamp,
             payload_bytes: header.payload_len,
         }
+    }
+}
+
+/// State a journal shares with the snapshot writers it handed out, which may live on other
+/// threads.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// A sync failed, in the journal or in a snapshot writer: refuse everything, never retry.
+    poisoned: AtomicBool,
+    /// A [`SnapshotWriter`] exists. One at a time, so two can never write the same temp file.
+    snapshot_in_flight: AtomicBool,
+}
+
+impl Shared {
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub fn snapshot_in_flight(&self) -> bool {
+        self.snapshot_in_flight.load(Ordering::Acquire)
+    }
+
+    /// Marks a writer as started; panics if one already is (a programmer error).
+    pub fn start_snapshot(&self) {
+        let was = self.snapshot_in_flight.swap(true, Ordering::AcqRel);
+        assert!(!was, "begin_snapshot: expected no snapshot in progress, found one");
+    }
+
+    fn end_snapshot(&self) {
+        self.snapshot_in_flight.store(false, Ordering::Release);
+    }
+}
+
+/// Where a [`SnapshotWriter`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterState {
+    /// Taking payload bytes.
+    Writing,
+    /// A write, the rename, or the journal (poisoned) refused; the temp file is removed on drop.
+    Failed,
+    /// A sync failed: the journal is poisoned and nothing touches the storage again.
+    SyncFailed,
+    /// The snapshot is durable under its final name.
+    Finished,
+}
+
+/// A snapshot being written: an [`io::Write`] for the payload, buffered, checksummed as it
+/// goes, written to `snapshot-{seq}.snap.tmp` in chunks. Get one from
+/// [`Journal::begin_snapshot`](crate::Journal::begin_snapshot); it may be moved to another
+/// thread. Nothing is visible to recovery until [`finish`](Self::finish) renames the file.
+///
+/// `write` and `flush` never sync; their errors (a full disk, say) are not fatal, and the
+/// journal stays usable. Dropping an unfinished writer removes its temp file (and the next
+/// [`Journal::open`](crate::Journal::open) removes any that a crash left behind).
+pub struct SnapshotWriter<S: Storage> {
+    storage: S,
+    shared: Arc<Shared>,
+    /// Seq, timestamp and anchor; length and checksum are filled in by `finish`.
+    header: SnapshotHeader,
+    name: String,
+    temp: String,
+    /// Bytes of the temp file written so far (header placeholder included).
+    file_len: u64,
+    /// Bytes not yet written. Starts with a zeroed header placeholder, so the first write of
+    /// the file is one call and an unfinished file never holds a valid header.
+    buffer: Vec<u8>,
+    state: WriterState,
+}
+
+impl<S: Storage> SnapshotWriter<S> {
+    pub(crate) fn new(storage: S, shared: Arc<Shared>, seq: u64, timestamp: u64, anchor: Hash) -> Self {
+        let name = format::snapshot_name(seq);
+        let temp = format!("{name}{}", format::TEMP_SUFFIX);
+        let header = SnapshotHeader { seq, timestamp, payload_len: 0, anchor, payload_checksum: 0 };
+        // The buffer is allocated on first write, on the thread that writes.
+        SnapshotWriter {
+            storage,
+            shared,
+            header,
+            name,
+            temp,
+            file_len: 0,
+            buffer: vec![0; SNAPSHOT_HEADER_BYTES],
+            state: WriterState::Writing,
+        }
+    }
+
+    /// The seq of the frame this snapshot is as of.
+    pub fn seq(&self) -> u64 {
+        self.header.seq
+    }
+
+    /// Payload bytes taken so far.
+    pub fn payload_bytes(&self) -> u64 {
+        self.header.payload_len
+    }
+
+    /// The temp file's name, for error messages.
+    pub(crate) fn temp_name(&self) -> &str {
+        &self.temp
+    }
+
+    fn check_writing(&self) -> io::Result<()> {
+        match self.state {
+            WriterState::Writing if self.shared.is_poisoned() => {
+                Err(io::Error::other("journal poisoned by a failed sync (expected a restart, found another write)"))
+            }
+            WriterState::Writing => Ok(()),
+            _ => {
+                Err(io::Error::other(format!("snapshot {}: expected a writer in progress, found it failed", self.name)))
+            }
+        }
+    }
+
+    /// Writes the buffer to the temp file.
+    fn write_buffer(&mut self) -> io::Result<()> {
+        self.check_writing()?;
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.storage.write_at(&self.temp, self.file_len, &self.buffer) {
+            self.state = WriterState::Failed;
+            return Err(error);
+        }
+        self.file_len += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Makes the snapshot durable and visible: writes what is buffered, writes the real header
+    /// over the placeholder, syncs the file, renames it to `snapshot-{seq}.snap`, and syncs the
+    /// directory. Give the returned token to
+    /// [`Journal::snapshot_done`](crate::Journal::snapshot_done) on the writer thread.
+    ///
+    /// A failed write or rename returns [`JournalError::Io`]: the snapshot is abandoned, its
+    /// temp file removed, and the journal stays usable. A failed sync returns
+    /// [`JournalError::SyncFailed`] and **poisons the journal** this writer came from (every
+    /// later journal call returns [`JournalError::Poisoned`]): the caller must treat it as fatal,
+    /// exactly like a failed [`Journal::sync`](crate::Journal::sync). If the journal was
+    /// poisoned meanwhile, returns [`JournalError::Poisoned`] without touching the storage.
+    pub fn finish(mut self) -> Result<SnapshotDone, JournalError> {
+        if self.shared.is_poisoned() {
+            return Err(JournalError::Poisoned);
+        }
+        self.write_buffer().map_err(|e| JournalError::io("write", &self.temp, e))?;
+        let header = self.header.encode();
+        if let Err(source) = self.storage.write_at(&self.temp, 0, &header) {
+            self.state = WriterState::Failed;
+            return Err(JournalError::io("write", &self.temp, source));
+        }
+        if let Err(source) = self.storage.sync(&self.temp) {
+            return Err(self.sync_failed(self.temp.clone(), source));
+        }
+        if let Err(source) = self.storage.rename(&self.temp, &self.name) {
+            self.state = WriterState::Failed;
+            return Err(JournalError::io("rename", &self.temp, source));
+        }
+        if let Err(source) = self.storage.sync_dir() {
+            return Err(self.sync_failed(DIR_NAME.to_string(), source));
+        }
+        self.state = WriterState::Finished;
+        Ok(SnapshotDone { info: SnapshotInfo::new(&self.name, &self.header) })
+    }
+
+    fn sync_failed(&mut self, name: String, source: io::Error) -> JournalError {
+        self.state = WriterState::SyncFailed;
+        self.shared.poison();
+        JournalError::SyncFailed { name, source }
+    }
+}
+
+impl<S: Storage> Write for SnapshotWriter<S> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.check_writing()?;
+        if self.buffer.capacity() < SNAPSHOT_CHUNK_BYTES {
+            self.buffer.reserve_exact(SNAPSHOT_CHUNK_BYTES - self.buffer.len());
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let taken = rest.len().min(SNAPSHOT_CHUNK_BYTES - self.buffer.len());
+            self.buffer.extend_from_slice(&rest[..taken]);
+            self.header.payload_checksum = crc32c::crc32c_append(self.header.payload_checksum, &rest[..taken]);
+            self.header.payload_len += taken as u64;
+            rest = &rest[taken..];
+            if self.buffer.len() == SNAPSHOT_CHUNK_BYTES {
+                self.write_buffer()?;
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    /// Writes the buffered bytes to the temp file. Does not sync.
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_buffer()
+    }
+}
+
+impl<S: Storage> Drop for SnapshotWriter<S> {
+    fn drop(&mut self) {
+        // An abandoned snapshot's temp file is removed now rather than at the next open. After
+        // a failed sync (here or in the journal) nothing touches the storage again.
+        let started = self.file_len > 0 || self.state == WriterState::Failed;
+        let abandoned = matches!(self.state, WriterState::Writing | WriterState::Failed);
+        if abandoned && started && !self.shared.is_poisoned() {
+            if let Err(error) = self.storage.remove(&self.temp) {
+                if error.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(file = %self.temp, %error, "removing an abandoned snapshot failed");
+                }
+            }
+        }
+        self.shared.end_snapshot();
+    }
+}
+
+/// Proof that a snapshot is durable under its final name, from [`SnapshotWriter::finish`];
+/// hand it to [`Journal::snapshot_done`](crate::Journal::snapshot_done).
+#[derive(Debug)]
+#[must_use = "give it to Journal::snapshot_done, which removes old snapshots"]
+pub struct SnapshotDone {
+    pub(crate) info: SnapshotInfo,
+}
+
+impl SnapshotDone {
+    /// The snapshot written.
+    pub fn info(&self) -> &SnapshotInfo {
+        &self.info
     }
 }
 

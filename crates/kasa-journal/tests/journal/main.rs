@@ -10,6 +10,7 @@ mod file_modes;
 mod file_storage;
 mod replay;
 mod round_trip;
+mod snapshot_stream;
 mod sync_failure;
 mod torn_tail;
 mod verify;
