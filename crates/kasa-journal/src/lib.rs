@@ -1,4 +1,5 @@
-//! Kasa's durable journal: checksummed, hash-chained frames in segment files, plus snapshots.
+//! Kasa's durable journal: checksummed, hash-chained frames in segment files, plus snapshots,
+//! and a record log for what is derived from it.
 //!
 //! The sequencer gathers commands into batches and the core encodes each batch into an opaque
 //! payload. This crate makes those payloads durable and gives them back on recovery. It knows
@@ -27,6 +28,11 @@
 //!   it with [`Journal::replay`], one at a time; memory is bounded by one frame, whatever the
 //!   size of the state or of the journal tail.
 //! - [`verify`] is the same walk, offline and read-only, for `kasa verify`.
+//! - [`RecordLog`] is a separate, simpler log in its own directory for data derived from the
+//!   journal (the engine's outbox of events): records keyed by a contiguous `u64`, appended in
+//!   a buffer, synced, and read by key from other threads through [`RecordReader`]s that see
+//!   only what the last sync made durable, via a sparse in-memory index. Its recovery cuts
+//!   damage instead of stopping, because the engine can derive the records again.
 //!
 //! The byte layouts and the recovery rules are in `docs/journal-format.md`.
 //!
@@ -35,7 +41,7 @@
 //! ```
 //! use std::io::{Read, Write};
 //!
-//! use kasa_journal::{FaultStorage, Journal, JournalError, Options};
+//! use kasa_journal::{FaultStorage, Journal, JournalError, Options, RecordLog, RecordLogOptions};
 //!
 //! let (mut journal, recovered) = Journal::open(FaultStorage::new(7), Options::default())?;
 //! assert_eq!((recovered.snapshot, recovered.frames_after_snapshot), (None, 0));
@@ -68,6 +74,17 @@
 //!     Ok::<(), JournalError>(())
 //! })?;
 //! assert_eq!(replayed, [2, 3]);
+//!
+//! // Events derived from the batches go to a record log in another directory, keyed by
+//! // event number; readers on other threads see them once synced.
+//! let (mut events, report) = RecordLog::open(FaultStorage::new(8), RecordLogOptions::default())?;
+//! assert_eq!(report.last_key, None);
+//! events.append(1, b"event of batch two")?;
+//! events.append(2, b"event of batch three")?;
+//! events.sync()?;
+//! let mut reader = events.reader()?;
+//! let read = std::thread::spawn(move || reader.read(1, 100, 64 * 1024)).join().unwrap()?;
+//! assert_eq!(read, [(2, b"event of batch three".to_vec())]);
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 
@@ -77,12 +94,13 @@ mod error;
 mod fault;
 mod format;
 mod journal;
+mod record_log;
 mod scan;
 mod snapshot;
 mod storage;
 mod verify;
 
-pub use error::{AppendError, Corruption, JournalError};
+pub use error::{AppendError, Corruption, JournalError, RecordLogError};
 pub use fault::FaultStorage;
 pub use format::{
     parse_snapshot_name, segment_name, snapshot_name, Hash, FORMAT_VERSION, FRAME_HEADER_BYTES, HASH_ZERO,
@@ -91,6 +109,12 @@ pub use format::{
 pub use journal::{
     Frame, Journal, Options, Recovered, TornTail, FRAME_PAYLOAD_BYTES_LIMIT, FRAME_PAYLOAD_BYTES_MAX_DEFAULT,
     SEGMENT_BYTES_MAX_DEFAULT,
+};
+pub use record_log::{
+    record_segment_name, RecordLog, RecordLogCut, RecordLogOptions, RecordLogReport, RecordReader,
+    INDEX_EVERY_BYTES_DEFAULT, INDEX_EVERY_RECORDS_DEFAULT, RECORD_HEADER_BYTES, RECORD_LOG_FORMAT_VERSION,
+    RECORD_PAYLOAD_BYTES_LIMIT, RECORD_PAYLOAD_BYTES_MAX_DEFAULT, RECORD_SEGMENT_BYTES_MAX_DEFAULT,
+    RECORD_SEGMENT_HEADER_BYTES,
 };
 pub use snapshot::{open_snapshot, SnapshotDone, SnapshotInfo, SnapshotReader, SnapshotWriter};
 pub use storage::{FileStorage, Storage};

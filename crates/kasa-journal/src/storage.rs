@@ -47,6 +47,28 @@ pub trait Storage: Send + 'static {
         Self: Sized;
 }
 
+/// A byte range of one file as an [`io::Read`], to put behind a [`io::BufReader`] so that
+/// records are parsed from large reads instead of one storage call per field.
+pub(crate) struct FileRange<'a, S: Storage> {
+    pub storage: &'a mut S,
+    pub name: &'a str,
+    /// The next byte to read.
+    pub position: u64,
+    /// One past the last byte to read.
+    pub end: u64,
+}
+
+impl<S: Storage> Read for FileRange<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = (self.end - self.position).min(buf.len() as u64) as usize;
+        if len > 0 {
+            self.storage.read_at(self.name, self.position, &mut buf[..len])?;
+            self.position += len as u64;
+        }
+        Ok(len)
+    }
+}
+
 /// How many file handles [`FileStorage`] keeps open. The journal appends to one segment and
 /// touches a snapshot now and then; recovery walks every segment once, and without a bound a
 /// journal of thousands of segments would hold thousands of descriptors.

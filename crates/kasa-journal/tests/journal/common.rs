@@ -1,6 +1,7 @@
 //! Helpers shared by the journal tests: a deterministic workload and ways to look at raw files.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use kasa_journal::{Frame, Journal, JournalError, Options, Recovered, Storage, TornTail, FRAME_HEADER_BYTES};
 
@@ -158,4 +159,19 @@ pub fn assert_frames(recovered: &Loaded, from: u64, to: u64, context: &str) {
     for found in &recovered.frames {
         assert_eq!(found, &frame(found.seq), "{context}: frame {} differs", found.seq);
     }
+}
+
+/// A checked-in fixture directory, `tests/fixtures/{name}`.
+pub fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A copy of a fixture, because opening a journal or a record log may write to it.
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture_dir(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    copy
 }

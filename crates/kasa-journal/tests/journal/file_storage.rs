@@ -1,7 +1,5 @@
 //! The real file backend, and the checked-in fixture that pins format version 1.
 
-use std::path::{Path, PathBuf};
-
 use kasa_journal::{segment_name, snapshot_name, verify, FileStorage, Frame, Journal, Options, Storage};
 
 use crate::common::*;
@@ -63,20 +61,6 @@ fn file_storage_rejects_names_outside_its_directory() {
     assert!(storage.list().unwrap().is_empty());
 }
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
-}
-
-/// A copy of the fixture, because opening a journal may write to it.
-fn fixture_copy() -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixture_dir()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
-    copy
-}
-
 fn fixture_frame(seq: u64) -> Frame {
     Frame { seq, timestamp: 1_700_000_000_000 + seq, payload: format!("fixture frame {seq}").into_bytes() }
 }
@@ -85,7 +69,7 @@ fn fixture_frame(seq: u64) -> Frame {
 /// changed: bump `FORMAT_VERSION`, keep reading version 1, and add a `v2` fixture.
 #[test]
 fn fixture_v1_decodes_to_the_expected_frames() {
-    let copy = fixture_copy();
+    let copy = fixture_copy("v1");
     let mut names: Vec<String> = FileStorage::open(copy.path()).unwrap().list().unwrap();
     names.sort();
     assert_eq!(names, vec![segment_name(1), segment_name(4), snapshot_name(3)]);
@@ -138,7 +122,7 @@ fn streaming_writer_writes_the_v1_fixture_byte_for_byte() {
     assert_eq!(names, vec![segment_name(1), segment_name(4), snapshot_name(3)]);
     for name in names {
         let written = std::fs::read(dir.path().join(&name)).unwrap();
-        assert_eq!(written, std::fs::read(fixture_dir().join(&name)).unwrap(), "{name}");
+        assert_eq!(written, std::fs::read(fixture_dir("v1").join(&name)).unwrap(), "{name}");
     }
 }
 

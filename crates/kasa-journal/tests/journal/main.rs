@@ -8,6 +8,7 @@ mod crash;
 mod disk_full;
 mod file_modes;
 mod file_storage;
+mod record_log;
 mod replay;
 mod round_trip;
 mod snapshot_stream;
