@@ -14,8 +14,9 @@
 //!
 //! Faults: crash at the n-th mutating call, failed sync (after which syncs of that file report
 //! success but persist nothing, the Linux behaviour PostgreSQL learned about the hard way), a
-//! full disk, bit flips. It does not model latency, concurrent access, or partial reads; reads
-//! always return what was written.
+//! full disk, bit flips. It does not model latency or partial reads (reads always return what
+//! was written), and calls from several threads are atomic: it tests what threads do with the
+//! files, not races inside one call.
 
 use std::collections::BTreeMap;
 use std::io;

@@ -9,8 +9,10 @@
 //! # How the pieces fit
 //!
 //! - [`Storage`] is the only way to the disk: a flat directory of named files with a handful
-//!   of methods. [`FileStorage`] is the real one; [`FaultStorage`] is an in-memory one that
-//!   crashes, tears writes, fails syncs, fills up and flips bits, deterministically from a seed.
+//!   of methods. [`FileStorage`] is the real one (its directory private, mode 0700, and every
+//!   file 0600); [`FaultStorage`] is an in-memory one that crashes, tears writes, fails syncs,
+//!   fills up and flips bits, deterministically from a seed. [`Storage::try_clone`] gives
+//!   work on another thread its own handle.
 //! - [`Journal`] appends frames to `journal-{first_seq}.seg` segment files, syncs them, and
 //!   rolls to a new segment when one is full. Every frame records the blake3 hash of the one
 //!   before, so the journal is one chain from frame 1 and tampering anywhere shows.

@@ -1,5 +1,6 @@
-//! The journal's contract, tested through its public API on `FaultStorage` (and once on real
-//! files). One binary with a module per concern keeps link time down.
+//! The contract of the journal and the record log, tested through their public API on
+//! `FaultStorage` (and on real files where threads or file modes are the point). One binary
+//! with a module per concern keeps link time down.
 
 mod common;
 
