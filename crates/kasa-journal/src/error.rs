@@ -1,14 +1,15 @@
-//! Typed errors of the journal.
+//! Typed errors of the journal and the record log.
 //!
 //! [`JournalError`] says what went wrong and where (file, byte offset, sequence number), so an
-//! operator can find the bad bytes. [`Corruption`] is the "what" of a bad frame or snapshot.
-//! [`AppendError`] separates the one error an engine may survive (a full disk rejects a batch)
-//! from the ones it must stop on. Nothing here decides policy such as retrying.
+//! operator can find the bad bytes. [`Corruption`] is the "what" of a bad frame, snapshot or
+//! record. [`AppendError`] separates the one error an engine may survive (a full disk rejects a
+//! batch) from the ones it must stop on. [`RecordLogError`] is the record log's. Nothing here
+//! decides policy such as retrying.
 
 use std::io;
 
-/// What is wrong with a frame or a snapshot file. Messages read after "frame N" or
-/// "snapshot NAME:".
+/// What is wrong with a frame, a snapshot file or a record. Messages read after "frame N",
+/// "snapshot NAME:" or "record N".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Corruption {
     /// The header does not start with the magic bytes.
@@ -97,6 +98,23 @@ pub enum Corruption {
         expected: String,
         /// The previous hash the header holds, in hex.
         found: String,
+    },
+    /// A record has a different key than the one after its predecessor, or a record log
+    /// segment's header or first record disagrees with its file name.
+    #[error("key mismatch (expected {expected}, found {found})")]
+    KeyMismatch {
+        /// The key that must come next.
+        expected: u64,
+        /// The key the record or header holds.
+        found: u64,
+    },
+    /// A record's checksum (over its length, key and payload) does not match.
+    #[error("record checksum mismatch (expected 0x{expected:08x}, found 0x{found:08x})")]
+    RecordChecksum {
+        /// The checksum stored in the record header.
+        expected: u32,
+        /// The checksum of the bytes read.
+        found: u32,
     },
     /// A segment other than the last is empty, so frames are missing.
     #[error("missing: the segment is empty but is not the last segment")]
@@ -210,6 +228,14 @@ pub enum JournalError {
 }
 
 impl JournalError {
+    /// Whether the journal is poisoned by this error (a failed sync, or a failed cut after a
+    /// failed write), so the process must stop acknowledging and restart. Every other error
+    /// leaves the journal usable: a corrupt file found on open, a snapshot that could not be
+    /// written, a read that failed.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, JournalError::Poisoned | JournalError::SyncFailed { .. } | JournalError::TruncateFailed { .. })
+    }
+
     pub(crate) fn io(op: &'static str, name: &str, source: io::Error) -> Self {
         JournalError::Io { op, name: name.to_string(), source }
     }
@@ -243,4 +269,80 @@ pub enum AppendError {
     /// rolling to a new segment, or a failed truncate after a failed write).
     #[error(transparent)]
     Fatal(#[from] JournalError),
+}
+
+/// An error of the [`RecordLog`](crate::RecordLog) or a [`RecordReader`](crate::RecordReader).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordLogError {
+    /// A read found a bad record below the durable end. Recovery cuts such damage on the next
+    /// open; until then the records from here on cannot be read.
+    #[error("record log segment {segment} offset {offset}: record {key} {problem}")]
+    Corrupt {
+        /// The segment file name.
+        segment: String,
+        /// Byte offset of the record in the segment.
+        offset: u64,
+        /// The key expected there.
+        key: u64,
+        /// What is wrong.
+        problem: Corruption,
+    },
+    /// An earlier failure poisoned the record log; it refuses all work until a restart.
+    #[error("record log poisoned by an earlier failure (expected a restart, found another call)")]
+    Poisoned,
+    /// A sync failed. The record log is now poisoned and never retries the sync.
+    #[error("sync of record log {name} failed: {source}")]
+    SyncFailed {
+        /// The file synced, or "." for the directory.
+        name: String,
+        /// The storage error.
+        source: io::Error,
+    },
+    /// A storage call whose failure leaves the files and the log's view of them apart (the cut
+    /// after a failed write, or a step of `truncate_after`). The record log is poisoned.
+    #[error("{op} of record log {name} failed, the log is poisoned: {source}")]
+    Fatal {
+        /// The storage method.
+        op: &'static str,
+        /// The file name, or "." for the directory.
+        name: String,
+        /// The storage error.
+        source: io::Error,
+    },
+    /// A storage call failed and nothing changed; a write that failed this way (a full disk,
+    /// `source.kind()` is `StorageFull`) may be tried again.
+    #[error("{op} of record log {name} failed: {source}")]
+    Io {
+        /// The storage method.
+        op: &'static str,
+        /// The file name, or "." for the directory.
+        name: String,
+        /// The storage error.
+        source: io::Error,
+    },
+    /// A read kept overlapping `truncate_after` on another thread.
+    #[error("read after key {after_key} raced a truncation {attempts} times (expected a quiet log)")]
+    ReadRaced {
+        /// Where the read started.
+        after_key: u64,
+        /// How many times it tried.
+        attempts: u32,
+    },
+}
+
+impl RecordLogError {
+    /// Whether this error poisoned the record log (a failed sync or a failed cut), so the
+    /// process must restart it. The log's contents can always be derived again from the
+    /// journal; whether that means stopping the engine is the engine's call.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, RecordLogError::Poisoned | RecordLogError::SyncFailed { .. } | RecordLogError::Fatal { .. })
+    }
+
+    pub(crate) fn io(op: &'static str, name: &str, source: io::Error) -> Self {
+        RecordLogError::Io { op, name: name.to_string(), source }
+    }
+
+    pub(crate) fn fatal(op: &'static str, name: &str, source: io::Error) -> Self {
+        RecordLogError::Fatal { op, name: name.to_string(), source }
+    }
 }

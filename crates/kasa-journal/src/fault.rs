@@ -9,12 +9,14 @@
 //! (only within the write in flight at the cut: a torn write damages itself, not earlier writes).
 //!
 //! A [`FaultStorage`] is a cheap handle: clones share one simulated disk, so a test can keep a
-//! handle while a journal owns another; [`FaultStorage::fork`] copies the disk.
+//! handle while a journal owns another, and [`Storage::try_clone`] is a clone; calls from
+//! several threads are serialised by a lock. [`FaultStorage::fork`] copies the disk.
 //!
 //! Faults: crash at the n-th mutating call, failed sync (after which syncs of that file report
 //! success but persist nothing, the Linux behaviour PostgreSQL learned about the hard way), a
-//! full disk, bit flips. It does not model latency, concurrent access, or partial reads; reads
-//! always return what was written.
+//! full disk, bit flips. It does not model latency or partial reads (reads always return what
+//! was written), and calls from several threads are atomic: it tests what threads do with the
+//! files, not races inside one call.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -538,6 +540,12 @@ impl Storage for FaultStorage {
 
     fn sync_dir(&mut self) -> io::Result<()> {
         self.disk().sync_dir()
+    }
+
+    fn try_clone(&self) -> io::Result<Self> {
+        // Clones already share the disk, with its crash counter: a crash injected at call n
+        // hits whichever handle makes that call.
+        Ok(self.clone())
     }
 }
 

@@ -65,7 +65,8 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
     parse_seq_name(name, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX)
 }
 
-fn parse_seq_name(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+/// The number in a name `{prefix}{20 digits}{suffix}`, or `None` if `name` is not one.
+pub(crate) fn parse_seq_name(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
     let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
     if digits.len() != NAME_SEQ_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -104,7 +105,7 @@ impl FrameHeader {
 
     /// Decodes a header, checking everything it can check about itself.
     pub fn decode(bytes: &[u8; FRAME_HEADER_BYTES]) -> Result<Self, Corruption> {
-        check_magic_version(bytes, FRAME_MAGIC)?;
+        check_magic_version(bytes, FRAME_MAGIC, FORMAT_VERSION)?;
         check_header_checksum(bytes, FRAME_HEADER_CHECKED_BYTES)?;
         let reserved = u16_at(bytes, 6) as u32 | u32_at(bytes, 64);
         if reserved != 0 {
@@ -158,7 +159,7 @@ impl SnapshotHeader {
     }
 
     pub fn decode(bytes: &[u8; SNAPSHOT_HEADER_BYTES]) -> Result<Self, Corruption> {
-        check_magic_version(bytes, SNAPSHOT_MAGIC)?;
+        check_magic_version(bytes, SNAPSHOT_MAGIC, FORMAT_VERSION)?;
         check_header_checksum(bytes, SNAPSHOT_HEADER_CHECKED_BYTES)?;
         let reserved = u16_at(bytes, 6);
         if reserved != 0 {
@@ -174,15 +175,17 @@ impl SnapshotHeader {
     }
 }
 
-fn check_magic_version(bytes: &[u8], magic: [u8; 4]) -> Result<(), Corruption> {
+/// Checks the magic at bytes 0..4 and the version at 4..6, where every header of this crate
+/// keeps them.
+pub(crate) fn check_magic_version(bytes: &[u8], magic: [u8; 4], version: u16) -> Result<(), Corruption> {
     let found = u32_at(bytes, 0);
     let expected = u32::from_le_bytes(magic);
     if found != expected {
         return Err(Corruption::BadMagic { expected, found });
     }
-    let version = u16_at(bytes, 4);
-    if version != FORMAT_VERSION {
-        return Err(Corruption::UnsupportedVersion { expected: FORMAT_VERSION, found: version });
+    let found = u16_at(bytes, 4);
+    if found != version {
+        return Err(Corruption::UnsupportedVersion { expected: version, found });
     }
     Ok(())
 }
@@ -196,15 +199,15 @@ fn check_header_checksum(bytes: &[u8], checked: usize) -> Result<(), Corruption>
     Ok(())
 }
 
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
+pub(crate) fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 

@@ -1,13 +1,20 @@
-//! The journal: recovery on open, appends, syncs, segment rolls and snapshots.
+//! The journal: recovery on open, streaming replay, appends, syncs, segment rolls and the
+//! writer-thread half of snapshots.
 //!
-//! The journal is single-threaded and owned by the one writer. It keeps the durability rules
-//! (what is acknowledged is never lost, a failed sync is fatal, a full disk is not) and leaves
-//! every policy to the caller: when to sync (group commit), when to snapshot, what to do with a
-//! rejected batch. It does not interpret payloads and never deletes segments.
+//! The journal is owned by the one writer thread. It keeps the durability rules (what is
+//! acknowledged is never lost, a failed sync is fatal, a full disk is not) and leaves every
+//! policy to the caller: when to sync (group commit), when to snapshot, what to do with a
+//! rejected batch. It does not interpret payloads, never deletes segments, and never holds more
+//! than one frame in memory: recovery hands back metadata, and the caller streams the snapshot
+//! ([`Journal::open_snapshot`]) and the frames after it ([`Journal::replay`]).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use crate::error::{AppendError, JournalError};
 use crate::format::{self, frame_hash, hex, FrameHeader, Hash, SnapshotHeader, FRAME_HEADER_BYTES, HASH_ZERO};
-use crate::scan::{self, Listing, SegmentFile};
+use crate::scan::{self, ChainEnd, Listing, SegmentFile};
+use crate::snapshot::{self, Shared, SnapshotDone, SnapshotInfo, SnapshotReader, SnapshotWriter, DIR_NAME};
 use crate::storage::Storage;
 
 /// Default for [`Options::segment_bytes_max`]: large enough that rolls (each costs a sync and a
@@ -22,17 +29,9 @@ pub const FRAME_PAYLOAD_BYTES_MAX_DEFAULT: u32 = 64 * 1024 * 1024;
 /// whole frame into memory, and 1 GiB is as much as we let it take.
 pub const FRAME_PAYLOAD_BYTES_LIMIT: u32 = 1024 * 1024 * 1024;
 
-/// Default for [`Options::snapshot_payload_bytes_max`]: a snapshot is read into memory in one
-/// piece, so it must fit in RAM; 16 GiB (about 130 million transfers) is as much state as one
-/// 24 GiB machine holds with room to load it.
-pub const SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024 * 1024;
-
 /// How many snapshots to keep. Two, so that if the newest is damaged the one before it still
 /// spares a full replay.
 const SNAPSHOTS_KEPT: usize = 2;
-
-/// The name [`JournalError`] uses for the directory itself.
-const DIR_NAME: &str = ".";
 
 /// Limits of a journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +40,9 @@ pub struct Options {
     /// it by at most one frame.
     pub segment_bytes_max: u64,
     /// Largest frame payload. Appending a larger one is a programmer error; a frame header on
-    /// disk claiming more is corruption.
+    /// disk claiming more is corruption. Recovery and replay hold one frame of at most this
+    /// size in memory. (Snapshots have no size limit: they are only ever streamed.)
     pub frame_payload_bytes_max: u32,
-    /// Largest snapshot payload. Writing a larger one is a programmer error; a snapshot header
-    /// claiming more makes that snapshot invalid.
-    pub snapshot_payload_bytes_max: u64,
 }
 
 impl Default for Options {
@@ -53,7 +50,6 @@ impl Default for Options {
         Options {
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             frame_payload_bytes_max: FRAME_PAYLOAD_BYTES_MAX_DEFAULT,
-            snapshot_payload_bytes_max: SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -64,17 +60,6 @@ pub struct Frame {
     /// Sequence number, from 1, without gaps.
     pub seq: u64,
     /// Caller's timestamp, strictly increasing.
-    pub timestamp: u64,
-    /// The opaque payload.
-    pub payload: Vec<u8>,
-}
-
-/// The whole state as of frame `seq`, as an opaque payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The last frame the snapshot includes.
-    pub seq: u64,
-    /// The caller's timestamp given to [`Journal::write_snapshot`].
     pub timestamp: u64,
     /// The opaque payload.
     pub payload: Vec<u8>,
@@ -91,15 +76,27 @@ pub struct TornTail {
     pub bytes_cut: u64,
 }
 
-/// What [`Journal::open`] found and the caller must replay.
+/// What [`Journal::open`] found. It holds no payloads: read the snapshot with
+/// [`Journal::open_snapshot`], then replay the frames after it with [`Journal::replay`] from
+/// [`replay_after`](Self::replay_after).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
-    /// The newest valid snapshot, if any.
-    pub snapshot: Option<Snapshot>,
-    /// Every frame after the snapshot (or every frame, without one), in order.
-    pub frames: Vec<Frame>,
+    /// The newest valid snapshot (header, length and payload checksum checked, anchored in the
+    /// chain), if any.
+    pub snapshot: Option<SnapshotInfo>,
+    /// Number of frames after the snapshot (or of all frames, without one).
+    pub frames_after_snapshot: u64,
+    /// Total payload bytes of those frames, for sizing the state before the replay.
+    pub payload_bytes_after_snapshot: u64,
     /// What was cut off the end, if anything.
     pub torn_tail: Option<TornTail>,
+}
+
+impl Recovered {
+    /// The seq to pass to [`Journal::replay`]: the snapshot's, or 0 without one.
+    pub fn replay_after(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.seq)
+    }
 }
 
 /// The durable, hash-chained log of opaque frames. See the crate docs.
@@ -118,19 +115,23 @@ pub struct Journal<S: Storage> {
     segment_dirty: bool,
     /// A segment file was created since the last directory sync.
     dir_dirty: bool,
-    /// A sync failed: refuse everything, never retry (see `sync`).
-    poisoned: bool,
+    /// The poison flag (a failed sync: refuse everything, never retry; see `sync`) and the
+    /// snapshot-in-progress flag, shared with the snapshot writer, which may fail a sync on
+    /// another thread.
+    shared: Arc<Shared>,
     /// Reused for every append so the hot path does not allocate.
     frame_buffer: Vec<u8>,
 }
 
 impl<S: Storage> Journal<S> {
     /// Opens (creating if empty) the journal in `storage`, validates it, cuts a torn tail, and
-    /// returns what must be replayed.
+    /// says what the caller must load: a snapshot and the frames after it.
     ///
-    /// Removes leftover `.tmp` files, loads the newest valid snapshot (warning about and
-    /// skipping invalid ones), reads and checks every frame from frame 1, cuts a torn last
-    /// frame, and syncs the last segment so that everything returned is durable.
+    /// Removes leftover `.tmp` files, picks the newest valid snapshot (reading it through once
+    /// to check its payload checksum, and warning about and skipping invalid ones), reads and
+    /// checks every frame from frame 1, cuts a torn last frame, and syncs the last segment so
+    /// that everything it reports is durable. Memory stays bounded by one frame and one
+    /// snapshot chunk: nothing is kept but metadata.
     pub fn open(mut storage: S, options: Options) -> Result<(Self, Recovered), JournalError> {
         assert!(options.segment_bytes_max > 0, "segment_bytes_max must be positive");
         assert!(
@@ -145,12 +146,13 @@ impl<S: Storage> Journal<S> {
             storage.remove(name).map_err(|e| JournalError::io("remove", name, e))?;
         }
 
+        // The checksum pass is what lets recovery fall back to an older snapshot before the
+        // caller has consumed a byte of a damaged one.
         let mut snapshot = None;
         for (seq, name) in listing.snapshots.iter().rev() {
-            let payload_max = options.snapshot_payload_bytes_max;
-            match scan::read_snapshot(&mut storage, name, *seq, payload_max)? {
-                Ok(loaded) => {
-                    snapshot = Some(loaded);
+            match scan::check_snapshot(&mut storage, name, *seq)? {
+                Ok(header) => {
+                    snapshot = Some((name.clone(), header));
                     break;
                 }
                 Err(problem) => {
@@ -162,22 +164,23 @@ impl<S: Storage> Journal<S> {
             tracing::warn!("no valid snapshot, replaying the journal from frame 1");
         }
 
-        let snapshot_seq = snapshot.as_ref().map_or(0, |s| s.header.seq);
-        let mut frames = Vec::new();
-        let mut on_frame = |frame: crate::Frame, hash: &Hash| {
-            if let Some(snapshot) = &snapshot {
-                if frame.seq == snapshot.header.seq && *hash != snapshot.header.anchor {
-                    return Err(anchor_mismatch(&snapshot.name, frame.seq, hash, &snapshot.header.anchor));
+        let snapshot_seq = snapshot.as_ref().map_or(0, |(_, header)| header.seq);
+        let (mut frames_after_snapshot, mut payload_bytes_after_snapshot) = (0, 0);
+        let mut on_frame = |frame: &Frame, hash: &Hash| {
+            if let Some((name, header)) = &snapshot {
+                if frame.seq == header.seq && *hash != header.anchor {
+                    return Err(anchor_mismatch(name, frame.seq, hash, &header.anchor));
                 }
             }
             if frame.seq > snapshot_seq {
-                frames.push(frame);
+                frames_after_snapshot += 1;
+                payload_bytes_after_snapshot += frame.payload.len() as u64;
             }
             Ok(())
         };
         let scan = scan::scan(&mut storage, &listing.segments, options.frame_payload_bytes_max, &mut on_frame)?;
-        if let Some(snapshot) = &snapshot {
-            check_snapshot_reached(&snapshot.name, &snapshot.header, scan.end.seq)?;
+        if let Some((name, header)) = &snapshot {
+            check_snapshot_reached(name, header, scan.end.seq)?;
         }
 
         if let Some(torn) = &scan.torn_tail {
@@ -212,19 +215,81 @@ impl<S: Storage> Journal<S> {
             synced_hash: scan.end.hash,
             segment_dirty: false,
             dir_dirty: false,
-            poisoned: false,
+            shared: Arc::new(Shared::default()),
             frame_buffer: Vec::new(),
         };
         let recovered = Recovered {
-            snapshot: snapshot.map(|s| Snapshot {
-                seq: s.header.seq,
-                timestamp: s.header.timestamp,
-                payload: s.payload,
-            }),
-            frames,
+            snapshot: snapshot.map(|(name, header)| SnapshotInfo::new(&name, &header)),
+            frames_after_snapshot,
+            payload_bytes_after_snapshot,
             torn_tail: scan.torn_tail,
         };
         Ok((journal, recovered))
+    }
+
+    /// Opens the snapshot of frame `seq` for streaming, on a storage handle of its own; pass
+    /// the seq of `Recovered::snapshot` after [`open`](Self::open). The reader checks the
+    /// payload checksum again as it reads (see [`SnapshotReader`]).
+    pub fn open_snapshot(&self, seq: u64) -> Result<SnapshotReader<S>, JournalError> {
+        let storage = self.storage.try_clone().map_err(|e| JournalError::io("clone", DIR_NAME, e))?;
+        snapshot::open_snapshot(storage, seq)
+    }
+
+    /// Calls `on_frame` with every frame after `after_seq` up to [`last_seq`](Self::last_seq),
+    /// in order, reading them back from storage one at a time into one reused buffer (at most
+    /// `frame_payload_bytes_max`). Returns how many frames it replayed. Pass
+    /// [`Recovered::replay_after`] after a snapshot, or 0 to replay everything from frame 1
+    /// (to rebuild something derived from the frames, say).
+    ///
+    /// Every frame read is checked again (checksums, seq, timestamp and hash chain, from the
+    /// start of the segment that holds frame `after_seq + 1`): a byte that changed since
+    /// [`open`](Self::open) is a [`JournalError::Corrupt`], never a wrong frame. An error of
+    /// `on_frame` stops the replay and is returned as is. `after_seq` beyond the last frame is
+    /// a programmer error and panics.
+    pub fn replay<E: From<JournalError>>(
+        &mut self,
+        after_seq: u64,
+        mut on_frame: impl FnMut(&Frame) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        if self.shared.is_poisoned() {
+            return Err(JournalError::Poisoned.into());
+        }
+        assert!(
+            after_seq <= self.last_seq,
+            "replay: expected a seq at most the last frame {}, found {after_seq}",
+            self.last_seq
+        );
+        if after_seq == self.last_seq {
+            return Ok(0);
+        }
+        let first = self.segments.iter().rposition(|s| s.first_seq <= after_seq + 1).expect("frame 1 is in a segment");
+        let mut frame = Frame { seq: 0, timestamp: 0, payload: Vec::new() };
+        let mut replayed = 0;
+        let mut visit = |frame: &Frame, _: &Hash| -> Result<ControlFlow<()>, E> {
+            if frame.seq > after_seq {
+                on_frame(frame)?;
+                replayed += 1;
+            }
+            Ok(ControlFlow::Continue(()))
+        };
+        let payload_max = self.options.frame_payload_bytes_max;
+        let mut end = self.segments[first].prev;
+        for segment in &self.segments[first..] {
+            let storage = &mut self.storage;
+            let walk = scan::walk_segment(
+                storage,
+                &segment.name,
+                segment.len,
+                end,
+                false,
+                payload_max,
+                &mut frame,
+                &mut visit,
+            )?;
+            end = walk.end;
+        }
+        assert_eq!(end.seq, self.last_seq, "replay: expected the segments to end at the last frame");
+        Ok(replayed)
     }
 
     /// Appends one frame. Does not sync (except the finished segment when rolling to a new one).
@@ -236,7 +301,7 @@ impl<S: Storage> Journal<S> {
     /// [`AppendError::Io`] otherwise. If that cut fails too, or the journal is poisoned, the
     /// error is [`AppendError::Fatal`].
     pub fn append(&mut self, seq: u64, timestamp: u64, payload: &[u8]) -> Result<(), AppendError> {
-        if self.poisoned {
+        if self.shared.is_poisoned() {
             return Err(JournalError::Poisoned.into());
         }
         assert_eq!(seq, self.last_seq + 1, "append: expected the next seq");
@@ -290,7 +355,7 @@ impl<S: Storage> Journal<S> {
                         self.segment_dirty = false;
                     }
                     Err(e) => {
-                        self.poisoned = true;
+                        self.shared.poison();
                         return Err(JournalError::TruncateFailed { segment: name, offset: start, source: e }.into());
                     }
                 }
@@ -318,7 +383,8 @@ impl<S: Storage> Journal<S> {
             // in an earlier segment as corruption, never as a torn write.
             self.sync()?;
         }
-        self.segments.push(SegmentFile { name: format::segment_name(seq), first_seq: seq, len: 0 });
+        let prev = ChainEnd { seq: self.last_seq, timestamp: self.last_timestamp, hash: self.last_hash };
+        self.segments.push(SegmentFile { name: format::segment_name(seq), first_seq: seq, len: 0, prev });
         self.dir_dirty = true;
         Ok(())
     }
@@ -329,22 +395,23 @@ impl<S: Storage> Journal<S> {
     /// A failed sync is fatal. The journal is poisoned, every later call returns
     /// [`JournalError::Poisoned`], and the sync is never retried: after a failed fsync the
     /// kernel may have dropped the dirty pages and a retry can report success for data that is
-    /// gone (PostgreSQL's fsync lesson). Restart and recover instead.
+    /// gone (PostgreSQL's fsync lesson). Restart and recover instead. A failed sync in a
+    /// [`SnapshotWriter`] this journal handed out poisons it the same way, from whatever thread.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        if self.poisoned {
+        if self.shared.is_poisoned() {
             return Err(JournalError::Poisoned);
         }
         if self.segment_dirty {
             let name = &self.segments.last().expect("dirty implies a segment").name;
             if let Err(source) = self.storage.sync(name) {
-                self.poisoned = true;
+                self.shared.poison();
                 return Err(JournalError::SyncFailed { name: name.clone(), source });
             }
             self.segment_dirty = false;
         }
         if self.dir_dirty {
             if let Err(source) = self.storage.sync_dir() {
-                self.poisoned = true;
+                self.shared.poison();
                 return Err(JournalError::SyncFailed { name: DIR_NAME.to_string(), source });
             }
             self.dir_dirty = false;
@@ -354,77 +421,73 @@ impl<S: Storage> Journal<S> {
         Ok(())
     }
 
-    /// Writes a snapshot of the state as of frame `seq` atomically: a temp file, written and
-    /// synced, renamed to its final name, then a directory sync. Afterwards removes all but the
-    /// newest two snapshots.
+    /// Starts a snapshot of the state as of frame `seq`, on the writer thread: checks the
+    /// journal, takes the chain anchor (the hash of frame `seq`), and returns a
+    /// [`SnapshotWriter`] with its own storage handle, to be filled (on any thread) and
+    /// [finished](SnapshotWriter::finish); give the token that returns to
+    /// [`snapshot_done`](Self::snapshot_done). Appends may go on meanwhile.
     ///
-    /// The snapshot records the hash of frame `seq` (the chain anchor), so recovery can check
-    /// the frames after it continue the chain. `seq` must be at most the last synced frame and
-    /// `seq` must be at most the last synced frame: a programmer error, which panics. A
-    /// payload over `snapshot_payload_bytes_max` or a failed write (for example a full disk)
-    /// returns an error and leaves the journal usable; a failed sync poisons it as in
-    /// [`sync`](Self::sync).
-    pub fn write_snapshot(&mut self, seq: u64, timestamp: u64, payload: &[u8]) -> Result<(), JournalError> {
-        if self.poisoned {
+    /// Does no I/O when `seq` is the last synced frame (the usual case); a `seq` behind it reads
+    /// that frame's segment up to it, to compute the anchor. `seq` must be at most the last
+    /// synced frame, so a durable snapshot never anchors on a frame that could still be lost,
+    /// and only one snapshot may be in progress at a time (see
+    /// [`snapshot_in_progress`](Self::snapshot_in_progress)): both are programmer errors, which
+    /// panic.
+    pub fn begin_snapshot(&mut self, seq: u64, timestamp: u64) -> Result<SnapshotWriter<S>, JournalError> {
+        if self.shared.is_poisoned() {
             return Err(JournalError::Poisoned);
         }
         assert!(
             seq <= self.synced_seq,
-            "write_snapshot: expected a synced seq (at most {}), found {seq}",
+            "begin_snapshot: expected a synced seq (at most {}), found {seq}",
             self.synced_seq
         );
-        if payload.len() as u64 > self.options.snapshot_payload_bytes_max {
-            let problem = format!(
-                "snapshot payload of {} bytes is over the limit of {} bytes",
-                payload.len(),
-                self.options.snapshot_payload_bytes_max
-            );
-            let name = format::snapshot_name(seq);
-            return Err(JournalError::io(
-                "write",
-                &name,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, problem),
-            ));
-        }
+        assert!(!self.shared.snapshot_in_flight(), "begin_snapshot: expected no snapshot in progress, found one");
         let anchor = self.frame_hash(seq)?;
-        let header = SnapshotHeader {
-            seq,
-            timestamp,
-            payload_len: payload.len() as u64,
-            anchor,
-            payload_checksum: crc32c::crc32c(payload),
-        };
-        let name = format::snapshot_name(seq);
-        let temp = format!("{name}{}", format::TEMP_SUFFIX);
+        let storage = self.storage.try_clone().map_err(|e| JournalError::io("clone", DIR_NAME, e))?;
+        self.shared.start_snapshot();
+        Ok(SnapshotWriter::new(storage, Arc::clone(&self.shared), seq, timestamp, anchor))
+    }
 
-        let written = self
-            .storage
-            .write_at(&temp, 0, &header.encode())
-            .and_then(|()| self.storage.write_at(&temp, format::SNAPSHOT_HEADER_BYTES as u64, payload));
-        if let Err(source) = written {
-            // Best effort: a leftover temp file is removed by the next open anyway.
-            let _ = self.storage.remove(&temp);
-            return Err(JournalError::io("write", &temp, source));
+    /// Back on the writer thread after [`SnapshotWriter::finish`]: removes all but the newest
+    /// two snapshots. Removal failures only warn; an old snapshot left behind costs disk space,
+    /// not correctness. The removals are not synced; one that does not survive a crash is
+    /// redone after the next snapshot. (Unlinking a large file can take the file system a few
+    /// milliseconds; call this when a pause of that size is fine.)
+    pub fn snapshot_done(&mut self, done: SnapshotDone) -> Result<(), JournalError> {
+        if self.shared.is_poisoned() {
+            return Err(JournalError::Poisoned);
         }
-        if let Err(source) = self.storage.sync(&temp) {
-            self.poisoned = true;
-            return Err(JournalError::SyncFailed { name: temp, source });
-        }
-        if let Err(source) = self.storage.rename(&temp, &name) {
-            let _ = self.storage.remove(&temp);
-            return Err(JournalError::io("rename", &temp, source));
-        }
-        if let Err(source) = self.storage.sync_dir() {
-            self.poisoned = true;
-            return Err(JournalError::SyncFailed { name: DIR_NAME.to_string(), source });
-        }
+        tracing::debug!(snapshot = %done.info.name, "snapshot durable, removing old ones");
         self.remove_old_snapshots();
         Ok(())
     }
 
-    /// Removes all but the newest snapshots. Failures only warn: an old snapshot left behind
-    /// costs disk space, not correctness. The removals are not synced; one that does not
-    /// survive a crash is redone after the next snapshot.
+    /// Whether a [`SnapshotWriter`] from [`begin_snapshot`](Self::begin_snapshot) is still
+    /// alive (finishing or dropping it ends the snapshot).
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.shared.snapshot_in_flight()
+    }
+
+    /// Writes a whole snapshot from one buffer, on this thread: [`begin_snapshot`],
+    /// `write_all`, [`finish`](SnapshotWriter::finish) and [`snapshot_done`]. Errors are those
+    /// of the streaming path: a failed write (a full disk, say) or rename leaves the journal
+    /// usable and no temp file; a failed sync poisons the journal.
+    ///
+    /// [`begin_snapshot`]: Self::begin_snapshot
+    /// [`snapshot_done`]: Self::snapshot_done
+    pub fn write_snapshot(&mut self, seq: u64, timestamp: u64, payload: &[u8]) -> Result<(), JournalError> {
+        use std::io::Write;
+
+        let mut writer = self.begin_snapshot(seq, timestamp)?;
+        if let Err(source) = writer.write_all(payload) {
+            return Err(JournalError::io("write", writer.temp_name(), source));
+        }
+        let done = writer.finish()?;
+        self.snapshot_done(done)
+    }
+
+    /// Removes all but the newest snapshots; see [`snapshot_done`](Self::snapshot_done).
     fn remove_old_snapshots(&mut self) {
         let listing = match Listing::read(&mut self.storage) {
             Ok(listing) => listing,
@@ -471,7 +534,7 @@ impl<S: Storage> Journal<S> {
 
     /// Whether a failed sync has poisoned the journal.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned
+        self.shared.is_poisoned()
     }
 
     /// Total bytes of all segments, for metrics.

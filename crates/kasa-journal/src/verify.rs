@@ -3,29 +3,18 @@
 //! It walks the journal with the same rules as recovery, but stricter about snapshots (every
 //! snapshot file must be valid and anchored in the chain, not just the newest) and without
 //! changing anything: a torn tail is reported, not cut, and temp files are left alone. It does
-//! not replay; the caller does that in `on_frame`.
+//! not replay; the caller does that in `on_frame`. Like recovery it streams: one frame and one
+//! snapshot chunk in memory at a time.
 
 use std::collections::BTreeMap;
 
 use crate::error::JournalError;
 use crate::format::{hex, Hash};
-use crate::journal::{anchor_mismatch, check_snapshot_reached, SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT};
+use crate::journal::{anchor_mismatch, check_snapshot_reached};
 use crate::scan::{self, Listing};
+use crate::snapshot::SnapshotInfo;
 use crate::storage::Storage;
-use crate::{Frame, Snapshot, TornTail, FRAME_PAYLOAD_BYTES_LIMIT};
-
-/// A snapshot file [`verify`] found valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// The file name.
-    pub name: String,
-    /// The last frame the snapshot includes.
-    pub seq: u64,
-    /// The timestamp the snapshot records.
-    pub timestamp: u64,
-    /// Size of the snapshot payload.
-    pub payload_bytes: u64,
-}
+use crate::{Frame, TornTail, FRAME_PAYLOAD_BYTES_LIMIT};
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +45,9 @@ pub struct VerifyReport {
 /// snapshot file's checksum and chain anchor; calls `on_frame` for each valid frame in order
 /// (the caller replays them) and returns a report, or the first error.
 ///
-/// Limits are the most permissive ones the format allows ([`FRAME_PAYLOAD_BYTES_LIMIT`] and
-/// the default snapshot limit), so a journal written with any options verifies.
+/// The frame payload limit is the most permissive one the format allows
+/// ([`FRAME_PAYLOAD_BYTES_LIMIT`]), so a journal written with any options verifies. To compare
+/// a snapshot's contents with the replay, read it with [`open_snapshot`](crate::open_snapshot).
 pub fn verify<S: Storage>(
     storage: &mut S,
     mut on_frame: impl FnMut(&Frame) -> Result<(), String>,
@@ -67,27 +57,25 @@ pub fn verify<S: Storage>(
     // seq -> (name, anchor), for checking anchors during the walk.
     let mut anchors: BTreeMap<u64, (String, Hash)> = BTreeMap::new();
     for (seq, name) in &listing.snapshots {
-        let loaded = scan::read_snapshot(storage, name, *seq, SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT)?
+        let header = scan::check_snapshot(storage, name, *seq)?
             .map_err(|problem| JournalError::SnapshotCorrupt { snapshot: name.clone(), problem })?;
-        snapshots.push(loaded);
-    }
-    for loaded in &snapshots {
-        anchors.insert(loaded.header.seq, (loaded.name.clone(), loaded.header.anchor));
+        anchors.insert(header.seq, (name.clone(), header.anchor));
+        snapshots.push((name.clone(), header));
     }
 
     let mut first_seq = None;
-    let mut replay = |frame: Frame, hash: &Hash| {
+    let mut replay = |frame: &Frame, hash: &Hash| {
         if let Some((name, anchor)) = anchors.get(&frame.seq) {
             if anchor != hash {
                 return Err(anchor_mismatch(name, frame.seq, hash, anchor));
             }
         }
         first_seq.get_or_insert(frame.seq);
-        on_frame(&frame).map_err(|message| JournalError::Replay { seq: frame.seq, message })
+        on_frame(frame).map_err(|message| JournalError::Replay { seq: frame.seq, message })
     };
     let scan = scan::scan(storage, &listing.segments, FRAME_PAYLOAD_BYTES_LIMIT, &mut replay)?;
-    for loaded in &snapshots {
-        check_snapshot_reached(&loaded.name, &loaded.header, scan.end.seq)?;
+    for (name, header) in &snapshots {
+        check_snapshot_reached(name, header, scan.end.seq)?;
     }
 
     let mut bytes = 0;
@@ -105,24 +93,7 @@ pub fn verify<S: Storage>(
         first_seq,
         last_seq: (scan.end.seq > 0).then_some(scan.end.seq),
         last_hash: hex(&scan.end.hash),
-        snapshots: snapshots
-            .iter()
-            .map(|s| SnapshotInfo {
-                name: s.name.clone(),
-                seq: s.header.seq,
-                timestamp: s.header.timestamp,
-                payload_bytes: s.header.payload_len,
-            })
-            .collect(),
+        snapshots: snapshots.iter().map(|(name, header)| SnapshotInfo::new(name, header)).collect(),
         torn_tail: scan.torn_tail,
     })
-}
-
-/// Reads and checks the snapshot of frame `seq` (file `snapshot-{seq}.snap`), for an audit
-/// that compares it with a replay. Read-only.
-pub fn read_snapshot<S: Storage>(storage: &mut S, seq: u64) -> Result<Snapshot, JournalError> {
-    let name = crate::format::snapshot_name(seq);
-    let loaded = scan::read_snapshot(storage, &name, seq, SNAPSHOT_PAYLOAD_BYTES_MAX_DEFAULT)?
-        .map_err(|problem| JournalError::SnapshotCorrupt { snapshot: name.clone(), problem })?;
-    Ok(Snapshot { seq: loaded.header.seq, timestamp: loaded.header.timestamp, payload: loaded.payload })
 }

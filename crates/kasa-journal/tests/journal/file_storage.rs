@@ -1,8 +1,6 @@
 //! The real file backend, and the checked-in fixture that pins format version 1.
 
-use std::path::{Path, PathBuf};
-
-use kasa_journal::{segment_name, snapshot_name, verify, FileStorage, Frame, Journal, Options, Snapshot, Storage};
+use kasa_journal::{segment_name, snapshot_name, verify, FileStorage, Frame, Journal, Options, Storage};
 
 use crate::common::*;
 
@@ -13,7 +11,7 @@ fn file_storage_round_trip() {
     let options = small_options();
     {
         let (mut journal, recovered) = Journal::open(FileStorage::open(&path).unwrap(), options).unwrap();
-        assert!(recovered.frames.is_empty());
+        assert_eq!((recovered.snapshot, recovered.frames_after_snapshot), (None, 0));
         for seq in 1..=40 {
             journal.append(seq, timestamp(seq), &payload(seq)).unwrap();
             if seq % 7 == 0 {
@@ -25,6 +23,7 @@ fn file_storage_round_trip() {
         assert!(journal.segment_count() >= 3);
     }
     let (mut journal, recovered) = Journal::open(FileStorage::open(&path).unwrap(), options).unwrap();
+    let recovered = load(&mut journal, &recovered);
     assert_eq!(recovered.snapshot.as_ref().unwrap().payload, snapshot_payload(21));
     assert_frames(&recovered, 22, 40, "file storage reopen");
     assert_eq!(recovered.torn_tail, None);
@@ -62,20 +61,6 @@ fn file_storage_rejects_names_outside_its_directory() {
     assert!(storage.list().unwrap().is_empty());
 }
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
-}
-
-/// A copy of the fixture, because opening a journal may write to it.
-fn fixture_copy() -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixture_dir()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
-    copy
-}
-
 fn fixture_frame(seq: u64) -> Frame {
     Frame { seq, timestamp: 1_700_000_000_000 + seq, payload: format!("fixture frame {seq}").into_bytes() }
 }
@@ -84,12 +69,13 @@ fn fixture_frame(seq: u64) -> Frame {
 /// changed: bump `FORMAT_VERSION`, keep reading version 1, and add a `v2` fixture.
 #[test]
 fn fixture_v1_decodes_to_the_expected_frames() {
-    let copy = fixture_copy();
+    let copy = fixture_copy("v1");
     let mut names: Vec<String> = FileStorage::open(copy.path()).unwrap().list().unwrap();
     names.sort();
     assert_eq!(names, vec![segment_name(1), segment_name(4), snapshot_name(3)]);
 
-    let (journal, recovered) = Journal::open(FileStorage::open(copy.path()).unwrap(), Options::default()).unwrap();
+    let (mut journal, recovered) = Journal::open(FileStorage::open(copy.path()).unwrap(), Options::default()).unwrap();
+    let recovered = load(&mut journal, &recovered);
     let expected_snapshot =
         Snapshot { seq: 3, timestamp: 1_700_000_000_003, payload: b"fixture state as of frame 3".to_vec() };
     assert_eq!(recovered.snapshot, Some(expected_snapshot));
@@ -105,6 +91,39 @@ fn fixture_v1_decodes_to_the_expected_frames() {
     .unwrap();
     assert_eq!(replayed, (1..=6).map(fixture_frame).collect::<Vec<_>>());
     assert_eq!(report.last_hash, FIXTURE_V1_LAST_HASH);
+}
+
+/// The layout of a streamed snapshot is the one version 1 wrote from a single buffer (header
+/// last instead of first, same bytes): doing what `examples/write_fixture.rs` does, with the
+/// streaming writer, gives the fixture byte for byte. If this fails, the format changed.
+#[test]
+fn streaming_writer_writes_the_v1_fixture_byte_for_byte() {
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { segment_bytes_max: 200, ..Options::default() };
+    let (mut journal, _) = Journal::open(FileStorage::open(dir.path()).unwrap(), options).unwrap();
+    for seq in 1..=6 {
+        journal.append(seq, 1_700_000_000_000 + seq, format!("fixture frame {seq}").as_bytes()).unwrap();
+        journal.sync().unwrap();
+        if seq == 3 {
+            let mut writer = journal.begin_snapshot(3, 1_700_000_000_003).unwrap();
+            for piece in b"fixture state as of frame 3".chunks(5) {
+                writer.write_all(piece).unwrap();
+                writer.flush().unwrap();
+            }
+            let done = writer.finish().unwrap();
+            journal.snapshot_done(done).unwrap();
+        }
+    }
+    drop(journal);
+    let mut names: Vec<String> = FileStorage::open(dir.path()).unwrap().list().unwrap();
+    names.sort();
+    assert_eq!(names, vec![segment_name(1), segment_name(4), snapshot_name(3)]);
+    for name in names {
+        let written = std::fs::read(dir.path().join(&name)).unwrap();
+        assert_eq!(written, std::fs::read(fixture_dir("v1").join(&name)).unwrap(), "{name}");
+    }
 }
 
 /// The hash of frame 6 of the v1 fixture: pins the hash definition, not just its consistency.

@@ -1,6 +1,6 @@
 //! What goes in comes back out: frames across segment rolls, snapshots, snapshot pruning.
 
-use kasa_journal::{segment_name, snapshot_name, Journal, Options, Snapshot, Storage};
+use kasa_journal::{segment_name, snapshot_name, Journal, Options, Storage};
 
 use crate::common::*;
 
