@@ -82,6 +82,8 @@ pub struct Metrics {
     pub commit_latency_seconds: Histogram,
     /// Events per batch.
     pub batch_events: Histogram,
+    /// How long the writer paused to start a snapshot (the rest is written on its own thread).
+    pub snapshot_pause_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -99,6 +101,7 @@ impl Default for Metrics {
             snapshots_total: AtomicU64::new(0),
             commit_latency_seconds: Histogram::new(LATENCY_BOUNDS_S),
             batch_events: Histogram::new(BATCH_EVENTS_BOUNDS),
+            snapshot_pause_seconds: Histogram::new(LATENCY_BOUNDS_S),
         }
     }
 }
@@ -133,6 +136,11 @@ impl Metrics {
             "Journal write, sync and apply time per batch.",
         );
         self.batch_events.render(&mut out, "kasa_batch_events", "Events per batch.");
+        self.snapshot_pause_seconds.render(
+            &mut out,
+            "kasa_snapshot_pause_seconds",
+            "How long the writer paused to start a snapshot.",
+        );
         out
     }
 }

@@ -13,7 +13,7 @@ use crate::writer::{CommitError, EngineError, RecoveryReport, Writer, WriterOpti
 use kasa_core::{Command, Outcome, State};
 use kasa_journal::{JournalError, Storage};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -147,14 +147,19 @@ fn now_nanos() -> u64 {
 }
 
 impl Engine {
-    /// Recovers the state from `storage` and starts the sequencer thread.
-    pub fn start<S: Storage>(storage: S, options: EngineOptions) -> Result<(Engine, RecoveryReport), EngineError> {
+    /// Recovers the state from the journal in `storage` and the event log in `event_storage`
+    /// (see [`Writer::recover`]) and starts the sequencer thread.
+    pub fn start<S: Storage>(
+        storage: S,
+        event_storage: S,
+        options: EngineOptions,
+    ) -> Result<(Engine, RecoveryReport), EngineError> {
         assert!(
             options.batch_commands_max <= kasa_core::command::COMMANDS_PER_BATCH_MAX,
             "batch_commands_max over the payload's bound"
         );
-        let events = Arc::new(EventLog::default());
-        let (writer, report) = Writer::recover(storage, options.writer.clone(), events.clone())?;
+        let (writer, report) = Writer::recover(storage, event_storage, options.writer.clone())?;
+        let events = writer.event_log().clone();
         // Engine time never goes back: after a restart it goes on from the last batch, even
         // if that is ahead of the wall clock (a test clock moved forward, or a wall clock set
         // back), and moves with the wall clock from there.
@@ -236,17 +241,10 @@ impl Engine {
     }
 
     fn enqueue(&self, request: Request) -> Result<(), SubmitError> {
-        self.enqueue_when(request, false)
-    }
-
-    /// Queues `request`; while the engine is stopping, only if `draining_ok`.
-    fn enqueue_when(&self, request: Request, draining_ok: bool) -> Result<(), SubmitError> {
         let guard = self.sender.lock().expect("sender lock");
         let Some(sender) = guard.as_ref() else { return Err(SubmitError::Unavailable) };
-        match self.health() {
-            Health::Ready => {}
-            Health::Stopping if draining_ok => {}
-            _ => return Err(SubmitError::Unavailable),
+        if self.health() != Health::Ready {
+            return Err(SubmitError::Unavailable);
         }
         self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
         match sender.try_send(request) {
@@ -263,21 +261,10 @@ impl Engine {
         }
     }
 
-    /// Like [`Engine::submit`], and also accepted while the engine is stopping (after
-    /// [`Engine::stop_accepting`], before [`Engine::shutdown`]): for the second half of work
-    /// whose first half was committed, such as the stored answer of a keyed request.
-    pub async fn submit_while_draining(&self, command: Command) -> Result<Outcome, SubmitError> {
-        self.submit_when(command, true).await
-    }
-
     /// Submits a command and waits until its batch is durable and applied.
     pub async fn submit(&self, command: Command) -> Result<Outcome, SubmitError> {
-        self.submit_when(command, false).await
-    }
-
-    async fn submit_when(&self, command: Command, draining_ok: bool) -> Result<Outcome, SubmitError> {
         let (reply, receiver) = oneshot::channel();
-        self.enqueue_when(Request::Command { command, reply, then: None }, draining_ok)?;
+        self.enqueue(Request::Command { command, reply, then: None })?;
         receiver.await.map_err(|_| SubmitError::Unavailable)?
     }
 
@@ -390,9 +377,13 @@ const EXPIRY_RETRY_AFTER_STORAGE_FULL: Duration = Duration::from_secs(1);
 /// before trying again; the journal alone still holds everything.
 const SNAPSHOT_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
+/// Under a steady stream of requests, make events visible to consumers at least this often
+/// (when the queue runs dry they are flushed at once).
+const EVENTS_FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Whether a snapshot error means the journal can no longer be trusted (a failed sync).
 fn snapshot_error_is_fatal(error: &JournalError) -> bool {
-    matches!(error, JournalError::Poisoned | JournalError::SyncFailed { .. })
+    error.is_fatal()
 }
 
 fn run<S: Storage>(
@@ -410,6 +401,7 @@ fn run<S: Storage>(
     let mut expiry_blocked_until: Option<Instant> = None;
     let mut carried: Option<Request> = None;
     let mut snapshot_blocked_until: Option<Instant> = None;
+    let mut events_flushed_at = Instant::now();
     let fail = |error: String, receiver: &Receiver<Request>| -> Result<(), String> {
         tracing::error!(%error, "fatal journal error: no longer acknowledging; restart to recover");
         health.store(Health::Failed as u8, Ordering::Release);
@@ -429,16 +421,32 @@ fn run<S: Storage>(
             Some(at) if expiry_allowed => Duration::from_nanos(at.saturating_sub(clock.now())).min(IDLE_WAIT_MAX),
             _ => IDLE_WAIT_MAX,
         };
-        // A command that did not fit in the last batch goes first; otherwise wait for one.
+        // A command that did not fit in the last batch goes first; otherwise take one, and if
+        // none is waiting, make the events of committed batches visible before waiting.
         let first = match carried.take() {
             Some(request) => Some(request),
-            None => match receiver.recv_timeout(wait) {
+            None => match receiver.try_recv() {
                 Ok(request) => {
                     metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
                     Some(request)
                 }
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    if writer.events_pending() {
+                        if let Err(error) = writer.flush_events() {
+                            return fail(format!("event log: {error}"), &receiver);
+                        }
+                        events_flushed_at = Instant::now();
+                    }
+                    match receiver.recv_timeout(wait) {
+                        Ok(request) => {
+                            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                            Some(request)
+                        }
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
             },
         };
         let mut events = 0;
@@ -523,19 +531,45 @@ fn run<S: Storage>(
         for read in reads.drain(..) {
             read(writer.state());
         }
+        if writer.events_pending() && events_flushed_at.elapsed() >= EVENTS_FLUSH_INTERVAL {
+            if let Err(error) = writer.flush_events() {
+                return fail(format!("event log: {error}"), &receiver);
+            }
+            events_flushed_at = Instant::now();
+        }
+        match writer.poll_snapshot(false) {
+            None => {}
+            Some(Ok(report)) => {
+                snapshot_blocked_until = None;
+                metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    seq = report.seq,
+                    bytes = report.bytes,
+                    ms = report.duration.as_millis() as u64,
+                    "snapshot written"
+                );
+            }
+            Some(Err(error)) if snapshot_error_is_fatal(&error) => return fail(format!("snapshot: {error}"), &receiver),
+            Some(Err(error)) => {
+                snapshot_blocked_until = Some(Instant::now() + SNAPSHOT_RETRY_AFTER_FAILURE);
+                tracing::warn!(%error, "snapshot failed; the journal still holds everything, retrying later");
+            }
+        }
         let snapshot_allowed = snapshot_blocked_until.is_none_or(|until| Instant::now() >= until);
         if snapshot_allowed && writer.snapshot_due() {
+            // The writer's only pause: taking a view of the state. The bytes are written on the
+            // snapshot thread while batches go on.
             let started = Instant::now();
-            match writer.snapshot() {
-                Ok(()) => {
-                    snapshot_blocked_until = None;
-                    metrics.snapshots_total.fetch_add(1, Ordering::Relaxed);
+            match writer.start_snapshot() {
+                Ok(true) => {
+                    metrics.snapshot_pause_seconds.observe(started.elapsed().as_secs_f64());
                     tracing::info!(
                         seq = writer.last_seq(),
-                        ms = started.elapsed().as_millis() as u64,
-                        "snapshot written"
+                        pause_ms = started.elapsed().as_millis() as u64,
+                        "snapshot started"
                     );
                 }
+                Ok(false) => {}
                 Err(error) if snapshot_error_is_fatal(&error) => return fail(format!("snapshot: {error}"), &receiver),
                 Err(error) => {
                     snapshot_blocked_until = Some(Instant::now() + SNAPSHOT_RETRY_AFTER_FAILURE);
@@ -544,11 +578,15 @@ fn run<S: Storage>(
             }
         }
     }
-    // Every handle is gone: the queue is drained. A snapshot makes the next start fast; if it
-    // cannot be written, the journal still holds everything, so the stop is still clean.
+    // Every handle is gone: the queue is drained. Make the events visible, then a snapshot
+    // makes the next start fast; if it cannot be written, the journal still holds everything,
+    // so the stop is still clean.
+    if let Err(error) = writer.flush_events() {
+        tracing::warn!(%error, "the event log failed at the stop; the next start derives its events again");
+    }
     let started = Instant::now();
     match writer.snapshot() {
-        Ok(()) => tracing::info!(
+        Ok(_) => tracing::info!(
             seq = writer.last_seq(),
             ms = started.elapsed().as_millis() as u64,
             state_hash = %hex(&writer.state().hash()),

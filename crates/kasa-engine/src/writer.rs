@@ -8,10 +8,17 @@
 //! never computed for a batch that could still be lost. The caller answers requests only
 //! after `commit` returns.
 
-use crate::outbox::EventLog;
+use crate::outbox::{encode_event, EventLog};
+use kasa_core::codec::Sink;
+use kasa_core::event::Event;
 use kasa_core::{decode_commands, encode_commands, ApplyError, Batch, Command, DecodeError, Outcome, State};
-use kasa_journal::{AppendError, Journal, JournalError, Options, Storage};
+use kasa_journal::{
+    AppendError, Journal, JournalError, Options, RecordLog, RecordLogError, RecordLogOptions, SnapshotDone, Storage,
+};
+use std::collections::VecDeque;
+use std::io::Write;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -41,6 +48,9 @@ pub enum EngineError {
         /// What was wrong.
         error: DecodeError,
     },
+    /// The event log could not be opened, written or synced.
+    #[error("event log: {0}")]
+    Events(#[from] RecordLogError),
     /// A frame the state refused (its timestamp did not increase).
     #[error("frame {seq}: {error}")]
     Apply {
@@ -92,13 +102,37 @@ pub struct RecoveryReport {
     pub last_seq: u64,
     /// A description of the torn tail that was cut off, if any.
     pub torn_tail: Option<String>,
+    /// The seq of the last event in the event log after recovery.
+    pub events_logged: u64,
+    /// Events derived again from the journal and appended to the event log.
+    pub events_derived: u64,
+    /// What the event log's recovery cut (damage, or events of frames the journal lost).
+    pub events_cut: Option<String>,
     /// The BLAKE3 hash of the recovered state.
     pub state_hash: [u8; 32],
     /// How long recovery took.
     pub duration: Duration,
 }
 
-/// Owns the state and the journal. See the module documentation.
+/// A snapshot being written on its own thread.
+struct SnapshotInFlight {
+    seq: u64,
+    started: Instant,
+    thread: JoinHandle<Result<SnapshotDone, JournalError>>,
+}
+
+/// A snapshot that finished, for the log and the metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotReport {
+    /// The last frame the snapshot includes.
+    pub seq: u64,
+    /// Payload bytes written.
+    pub bytes: u64,
+    /// From the start to durable, on the snapshot thread.
+    pub duration: Duration,
+}
+
+/// Owns the state, the journal and the event log. See the module documentation.
 pub struct Writer<S: Storage> {
     state: State,
     journal: Journal<S>,
@@ -109,47 +143,97 @@ pub struct Writer<S: Storage> {
     /// Set by a fatal commit error: the state may then hold a batch that is not durable, so
     /// the writer refuses all further work.
     failed: bool,
-    /// Where the events of committed batches go.
-    events: Arc<EventLog>,
+    /// The durable log of events, derived from committed batches.
+    events: RecordLog<S>,
+    /// Events of committed batches not yet appended to `events`.
+    unlogged: VecDeque<Event>,
+    /// Events appended to `events` since its last sync.
+    events_unsynced: bool,
+    /// The reading end of `events`, shared with consumers.
+    event_log: Arc<EventLog>,
+    snapshot: Option<SnapshotInFlight>,
 }
 
 impl<S: Storage> Writer<S> {
-    /// Opens the journal, loads the newest snapshot and replays the frames after it.
-    pub fn recover(
-        storage: S,
-        options: WriterOptions,
-        events: Arc<EventLog>,
-    ) -> Result<(Self, RecoveryReport), EngineError> {
+    /// Opens the journal (in `storage`) and the event log (in `event_storage`), loads the
+    /// newest snapshot, replays the frames after it, and brings the event log level with the
+    /// state: it appends the events of replayed frames the log lacks, cuts events of frames the
+    /// journal no longer has, and, if the log lost events older than the snapshot, replays the
+    /// journal from its first frame to derive them again.
+    pub fn recover(storage: S, event_storage: S, options: WriterOptions) -> Result<(Self, RecoveryReport), EngineError> {
         let started = Instant::now();
-        let (journal, recovered) = Journal::open(storage, options.journal)?;
-        let (mut state, snapshot_seq) = match &recovered.snapshot {
-            Some(snapshot) => {
-                let state = State::decode_snapshot(&snapshot.payload)
-                    .map_err(|error| EngineError::Snapshot { seq: snapshot.seq, error })?;
-                (state, Some(snapshot.seq))
+        let (mut journal, recovered) = Journal::open(storage, options.journal)?;
+        let (mut events, events_report) = RecordLog::open(event_storage, RecordLogOptions::default())?;
+        let logged = events_report.last_key.unwrap_or(0);
+        let mut events_cut = events_report.cut.as_ref().map(|cut| format!("{cut:?}"));
+        let (mut state, after, snapshot_seq) = match &recovered.snapshot {
+            Some(info) => {
+                let reader = journal.open_snapshot(info.seq)?;
+                let state = State::decode_snapshot_from(reader, info.payload_bytes)
+                    .map_err(|error| EngineError::Snapshot { seq: info.seq, error })?;
+                if state.outbox().last_seq() <= logged {
+                    (state, info.seq, Some(info.seq))
+                } else {
+                    tracing::warn!(
+                        snapshot_events = state.outbox().last_seq(),
+                        logged,
+                        "the event log lost events older than the snapshot: replaying the journal from frame 1"
+                    );
+                    (State::default(), 0, None)
+                }
             }
-            None => (State::default(), None),
+            None => (State::default(), 0, None),
         };
         // Every 128 bytes of payload is at most one transfer: size the index once.
-        let payload_bytes: usize = recovered.frames.iter().map(|f| f.payload.len()).sum();
-        state.reserve_transfers(payload_bytes / kasa_core::ledger::RECORD_BYTES);
-        let mut frames_replayed = 0;
-        for frame in &recovered.frames {
+        state.reserve_transfers(recovered.payload_bytes_after_snapshot as usize / kasa_core::ledger::RECORD_BYTES);
+        let mut events_derived = 0;
+        let mut buffer = Vec::new();
+        let frames_replayed = journal.replay(after, |frame| -> Result<(), EngineError> {
             apply_frame(&mut state, frame.seq, frame.timestamp, &frame.payload)?;
-            events.append(&state.take_events());
-            frames_replayed += 1;
+            for event in state.take_events() {
+                if event.seq > logged {
+                    buffer.clear();
+                    buffer.extend_from_slice(&encode_event(&event));
+                    events.append(event.seq, &buffer)?;
+                    events_derived += 1;
+                }
+            }
+            Ok(())
+        })?;
+        let last_event = state.outbox().last_seq();
+        if logged > last_event {
+            // Events of frames the journal cut (a torn tail) or of a newer copy of the data.
+            events.truncate_after(last_event)?;
+            events_cut = Some(format!("events {}..={logged}: their frames are not in the journal", last_event + 1));
         }
+        events.sync()?;
+        let event_log = Arc::new(EventLog::new(events.reader()?));
+        event_log.published(last_event);
         let report = RecoveryReport {
             snapshot_seq,
             frames_replayed,
             last_seq: journal.last_seq(),
             torn_tail: recovered.torn_tail.as_ref().map(|t| format!("{t:?}")),
+            events_logged: last_event,
+            events_derived,
+            events_cut,
             state_hash: state.hash(),
             duration: started.elapsed(),
         };
         let journal_bytes_at_snapshot = journal.bytes();
-        let writer =
-            Writer { state, journal, options, journal_bytes_at_snapshot, payload: Vec::new(), failed: false, events };
+        let writer = Writer {
+            state,
+            journal,
+            options,
+            journal_bytes_at_snapshot,
+            payload: Vec::new(),
+            failed: false,
+            events,
+            unlogged: VecDeque::new(),
+            events_unsynced: false,
+            event_log,
+            snapshot: None,
+        };
         Ok((writer, report))
     }
 
@@ -158,6 +242,11 @@ impl<S: Storage> Writer<S> {
     pub fn state(&self) -> &State {
         assert!(!self.failed, "the writer failed: its state may not be durable");
         &self.state
+    }
+
+    /// The reading end of the event log.
+    pub fn event_log(&self) -> &Arc<EventLog> {
+        &self.event_log
     }
 
     /// Whether a fatal error stopped the writer.
@@ -185,7 +274,8 @@ impl<S: Storage> Writer<S> {
         self.state.next_expiry().is_some_and(|at| at <= self.next_timestamp(now))
     }
 
-    /// Commits one batch: append, sync, apply. `now` is the wall clock in nanoseconds.
+    /// Commits one batch: append, sync, apply. `now` is the wall clock in nanoseconds. The
+    /// batch's events wait in memory for [`flush_events`](Self::flush_events).
     pub fn commit(&mut self, commands: Vec<Command>, now: u64) -> Result<Vec<Outcome>, CommitError> {
         if self.failed {
             return Err(CommitError::Fatal("the writer stopped after an earlier fatal error".into()));
@@ -228,35 +318,150 @@ impl<S: Storage> Writer<S> {
             };
         synced.map_err(|error| CommitError::Fatal(error.to_string()))?;
         let outcomes = outcomes.expect("the sequencer stamps batches after the last event");
-        self.events.append(&self.state.take_events());
+        self.unlogged.extend(self.state.take_events());
         Ok(outcomes)
     }
 
-    /// Whether the journal has grown enough since the last snapshot to take another.
+    /// Whether committed batches have events that readers cannot see yet.
+    pub fn events_pending(&self) -> bool {
+        !self.unlogged.is_empty() || self.events_unsynced
+    }
+
+    /// Appends the events of committed batches to the event log and syncs it, so that
+    /// consumers see them. A full disk is not fatal: what was not written waits for the next
+    /// call. Any error that poisons the event log is returned (the engine must stop; a restart
+    /// derives the events again from the journal).
+    pub fn flush_events(&mut self) -> Result<(), RecordLogError> {
+        while let Some(event) = self.unlogged.front() {
+            match self.events.append(event.seq, &encode_event(event)) {
+                Ok(()) => {
+                    self.unlogged.pop_front();
+                    self.events_unsynced = true;
+                }
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, waiting = self.unlogged.len(), "events not written yet; retrying later");
+                    break;
+                }
+            }
+        }
+        if self.events_unsynced {
+            match self.events.sync() {
+                Ok(()) => {
+                    self.events_unsynced = false;
+                    self.event_log.published(self.events.synced_key().unwrap_or(0));
+                }
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(error) => tracing::warn!(%error, "events not synced yet; retrying later"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the journal has grown enough since the last snapshot to take another (and none
+    /// is being written).
     pub fn snapshot_due(&self) -> bool {
         !self.failed
+            && self.snapshot.is_none()
             && self.options.snapshot_interval_bytes != 0
             && self.journal.bytes() - self.journal_bytes_at_snapshot >= self.options.snapshot_interval_bytes
     }
 
-    /// Writes a snapshot of the state as of the last committed batch.
-    pub fn snapshot(&mut self) -> Result<(), JournalError> {
+    /// Whether a snapshot is being written.
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// Starts a snapshot of the state as of the last committed batch, written on its own
+    /// thread while the writer goes on: the writer's pause is taking a [`State::view`] (a
+    /// reference per chunk of the arrays and per table) and flushing the event log, which the
+    /// snapshot must not be ahead of. Returns whether one started (not when nothing was
+    /// committed yet, one is in progress, or events could not be made durable).
+    pub fn start_snapshot(&mut self) -> Result<bool, JournalError> {
         if self.failed {
             return Err(JournalError::Poisoned);
         }
         let seq = self.journal.last_seq();
-        if seq == 0 {
-            return Ok(());
+        if seq == 0 || self.snapshot.is_some() {
+            return Ok(false);
         }
-        let payload = self.state.encode_snapshot();
-        self.journal.write_snapshot(seq, self.state.last_timestamp(), &payload)?;
+        if let Err(error) = self.flush_events() {
+            tracing::warn!(%error, "snapshot postponed: the event log failed");
+            return Ok(false);
+        }
+        if self.events_pending() {
+            return Ok(false);
+        }
+        let view = self.state.view();
+        let mut out = self.journal.begin_snapshot(seq, view.last_timestamp())?;
         self.journal_bytes_at_snapshot = self.journal.bytes();
-        Ok(())
+        let thread = std::thread::Builder::new()
+            .name("kasa-snapshot".into())
+            .spawn(move || {
+                let mut sink = WriteSink { out: &mut out, error: None };
+                view.write_canonical(&mut sink);
+                if let Some(source) = sink.error {
+                    return Err(JournalError::Io { op: "write", name: kasa_journal::snapshot_name(seq), source });
+                }
+                drop(view);
+                out.finish()
+            })
+            .expect("spawn the snapshot thread");
+        self.snapshot = Some(SnapshotInFlight { seq, started: Instant::now(), thread });
+        Ok(true)
     }
 
-    /// Gives back the storage (tests use it to crash and recover).
-    pub fn into_storage(self) -> S {
-        self.journal.into_storage()
+    /// If the snapshot in progress has finished (or, with `wait`, once it has), completes it
+    /// on this thread and reports it. `None` when there is none, or it is still being written.
+    pub fn poll_snapshot(&mut self, wait: bool) -> Option<Result<SnapshotReport, JournalError>> {
+        let in_flight = self.snapshot.as_ref()?;
+        if !wait && !in_flight.thread.is_finished() {
+            return None;
+        }
+        let SnapshotInFlight { seq, started, thread } = self.snapshot.take().expect("checked above");
+        let done = thread.join().unwrap_or_else(|_| {
+            Err(JournalError::Io { op: "write", name: kasa_journal::snapshot_name(seq), source: std::io::Error::other("the snapshot thread panicked") })
+        });
+        Some(done.and_then(|done| {
+            let bytes = done.info().payload_bytes;
+            self.journal.snapshot_done(done)?;
+            Ok(SnapshotReport { seq, bytes, duration: started.elapsed() })
+        }))
+    }
+
+    /// Writes a snapshot of the state as of the last committed batch and waits for it (after
+    /// one in progress, if any): for a stop, and for tests. `None` if there was nothing to do.
+    pub fn snapshot(&mut self) -> Result<Option<SnapshotReport>, JournalError> {
+        if let Some(result) = self.poll_snapshot(true) {
+            result?;
+        }
+        if !self.start_snapshot()? {
+            return Ok(None);
+        }
+        self.poll_snapshot(true).transpose()
+    }
+
+    /// Gives back the storage of the journal and of the event log (tests use them to crash and
+    /// recover). A snapshot in progress is waited for.
+    pub fn into_storage(mut self) -> (S, S) {
+        let _ = self.poll_snapshot(true);
+        (self.journal.into_storage(), self.events.into_storage())
+    }
+}
+
+/// Writes the canonical state into a snapshot, keeping the first error (a [`Sink`] cannot fail).
+struct WriteSink<'a, W: Write> {
+    out: &'a mut W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Sink for WriteSink<'_, W> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            if let Err(error) = self.out.write_all(bytes) {
+                self.error = Some(error);
+            }
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! hold, and the state hash equals a clean replay of the same batches. Also: a full disk rejects a batch cleanly and the engine
 //! carries on; a failed sync is fatal and recovery keeps only what was synced.
 
-use kasa_core::{Account, AccountFlags, Command, Transfer, TransferFlags};
+use kasa_core::ledger::{Account, AccountFlags, Transfer, TransferFlags};
+use kasa_core::Command;
 use kasa_engine::{CommitError, Writer, WriterOptions};
 use kasa_journal::{FaultStorage, Options};
 
@@ -37,7 +38,7 @@ fn workload() -> Vec<(u64, Vec<Command>)> {
             ..Default::default()
         })
         .collect();
-    batches.push((START, vec![Command::CreateAccounts(accounts)]));
+    batches.push((START, vec![Command::create_accounts(accounts)]));
     // One batch large enough to apply while the disk syncs (the parallel path of `commit`).
     let large = (0..1100u128)
         .map(|i| Transfer {
@@ -50,7 +51,7 @@ fn workload() -> Vec<(u64, Vec<Command>)> {
             ..Default::default()
         })
         .collect();
-    batches.push((START + SECOND / 2, vec![Command::CreateTransfers(large)]));
+    batches.push((START + SECOND / 2, vec![Command::create_transfers(large)]));
     let mut id = 100u128;
     for round in 0..12u64 {
         let mut transfers = Vec::new();
@@ -112,43 +113,82 @@ fn workload() -> Vec<(u64, Vec<Command>)> {
             ..Default::default()
         });
         let now = START + (round + 1) * SECOND * 2;
-        batches.push((now, vec![Command::CreateTransfers(transfers), Command::CreateTransfers(second)]));
+        batches.push((now, vec![Command::create_transfers(transfers), Command::create_transfers(second)]));
         // An empty batch in between lets pending transfers expire by engine time.
         batches.push((now + SECOND + SECOND / 2, vec![]));
     }
     batches
 }
 
-/// A deterministic wallet workload: sign-ups (one claiming money held for its number),
-/// sessions, bank accounts, top-ups approved and declined, a withdrawal left to expire,
-/// remittances to users and to a number without a wallet, a cancelled hold, a money request
-/// paid and one declined, a split bill, keyed commands with their stored answers, and tier
-/// changes. Each command moves money together with its domain change, so a crash anywhere must
-/// leave both or neither.
+/// A deterministic wallet workload: verifications and sign-ups (one claiming money held for
+/// its number), sessions, bank accounts, top-ups approved and declined, a withdrawal the bank
+/// never answers (expired by the rail), remittances to users and to a number without a wallet,
+/// a cancelled hold and one returned after 48 hours, a money request paid and one declined, a
+/// split bill, keyed commands, a session's command, an adjustment, tier and fee changes, and a
+/// consumer cursor. Each command moves money together with its domain change, so a crash
+/// anywhere must leave both or neither.
 fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
-    use kasa_core::wallet::{FundingKind, Recipient, Tier};
-    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
-    let sign_up =
-        |phone: &str| Command::SignUp { phone: phone.into(), name: "사용자".into(), pin_hash: HASH.into() };
-    let link = |user_id: u64| Command::LinkBankAccount {
-        user_id,
-        bank_code: "088".into(),
-        account_number: format!("11012345678{user_id}").into(),
-        holder_name: "x".into(),
+    use kasa_core::command::{Inner, Keyed, SessionCommand};
+    use kasa_core::idempotency::{IdempotencyKey, KeyScope};
+    use kasa_core::limits::{Tier, TierLimits};
+    use kasa_core::money::Amount;
+    use kasa_core::text::BoundedVec;
+    use kasa_core::wallet::{
+        self, BankResult, CodeProof, Direction, FundingKind, Memo, Name, Phone, PinHash, Reason, Recipient,
+        SealedAccountNumber, Share,
     };
-    let fund = |user_id: u64, kind: FundingKind, amount: u64| Command::StartFunding {
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    let phone = |raw: &str| Phone::parse(raw).unwrap();
+    let code_hash = |p: &Phone| *blake3::hash(format!("{}:123456", p.as_str()).as_bytes()).as_bytes();
+    let won = Amount::new;
+    let w = Command::Wallet;
+    let verify = |n: u8, raw: &str| {
+        w(wallet::Command::StartVerification { id: [n; 16], phone: phone(raw), code_hash: code_hash(&phone(raw)) })
+    };
+    let sign_up = |n: u8, raw: &str| {
+        w(wallet::Command::SignUp {
+            phone: phone(raw),
+            name: Name::new("사용자").unwrap(),
+            pin_hash: PinHash::new(HASH).unwrap(),
+            proof: CodeProof { verification_id: [n; 16], code_hash: code_hash(&phone(raw)) },
+        })
+    };
+    let link = |user_id: u64| {
+        let number = format!("11012345678{user_id}");
+        w(wallet::Command::LinkBankAccount {
+            user_id,
+            bank_code: wallet::BankCode::new("088").unwrap(),
+            account_number: SealedAccountNumber {
+                ciphertext: BoundedVec::new(number.as_bytes().to_vec()).unwrap(),
+                lookup: *blake3::hash(number.as_bytes()).as_bytes(),
+                last4: wallet::Last4::new(&number[number.len() - 4..]).unwrap(),
+            },
+            holder_name: Name::new("x").unwrap(),
+        })
+    };
+    let fund = |user_id: u64, kind: FundingKind, amount: u64| wallet::Command::StartFunding {
         user_id,
         bank_account_id: user_id,
         kind,
-        amount,
+        amount: won(amount),
         pin_ok: Some(true),
     };
-    let send = |from_user: u64, to: Recipient, amount: u64| Command::Send {
+    let settle = |funding_id: u64, result: BankResult| w(wallet::Command::SettleFunding { funding_id, result });
+    let send = |from_user: u64, to: Recipient, amount: u64| wallet::Command::Send {
         from_user,
         to,
-        amount,
-        memo: "점심".into(),
+        amount: won(amount),
+        memo: Memo::new("점심").unwrap(),
         pin_ok: Some(true),
+    };
+    let to_phone = |raw: &str| Recipient::Phone(phone(raw));
+    let keyed = |command: wallet::Command| {
+        Command::Keyed(Box::new(Keyed {
+            scope: KeyScope::Operator,
+            key: IdempotencyKey::new("retry-1").unwrap(),
+            request_hash: [7; 32],
+            command: Inner::Wallet(command),
+        }))
     };
     let mut t = START;
     let mut next = || {
@@ -156,96 +196,127 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
         t
     };
     let mut batches = vec![
-        (next(), vec![sign_up("010-1000-0001"), sign_up("010-1000-0002"), sign_up("010-1000-0003")]),
+        (next(), vec![verify(1, "010-1000-0001"), verify(2, "010-1000-0002"), verify(3, "010-1000-0003")]),
+        (next(), vec![sign_up(1, "010-1000-0001"), sign_up(2, "010-1000-0002"), sign_up(3, "010-1000-0003")]),
         (
             next(),
             vec![
-                Command::OpenSession { user_id: 1, token_hash: [1; 32], pin_ok: true, ttl_seconds: 3600 },
-                Command::OpenSession { user_id: 2, token_hash: [2; 32], pin_ok: false, ttl_seconds: 3600 },
+                w(wallet::Command::OpenSession { user_id: 1, token_hash: [1; 32], pin_ok: true, ttl_seconds: 3600 }),
+                w(wallet::Command::OpenSession { user_id: 2, token_hash: [2; 32], pin_ok: false, ttl_seconds: 3600 }),
                 link(1),
                 link(2),
                 link(3),
             ],
         ),
-        (next(), vec![fund(1, FundingKind::TopUp, 300_000), fund(2, FundingKind::TopUp, 200_000)]),
-        (next(), vec![fund(3, FundingKind::TopUp, 1_013)]),
+        (next(), vec![w(fund(1, FundingKind::TopUp, 300_000)), w(fund(2, FundingKind::TopUp, 200_000))]),
+        (next(), vec![w(fund(3, FundingKind::TopUp, 1_013))]),
+        (
+            next(),
+            vec![settle(1, BankResult::Approved), settle(2, BankResult::Approved), settle(3, BankResult::Declined)],
+        ),
+        (next(), vec![w(send(1, Recipient::User(2), 12_000)), w(send(2, to_phone("010-1000-0004"), 7_000))]),
+        (next(), vec![w(send(1, to_phone("010-1000-0005"), 3_000)), w(send(3, Recipient::User(1), 1))]),
         (
             next(),
             vec![
-                Command::SettleFunding { funding_id: 1, approved: true },
-                Command::SettleFunding { funding_id: 2, approved: true },
-                Command::SettleFunding { funding_id: 3, approved: false },
+                w(wallet::Command::CancelRemittance { user_id: 1, remittance_id: 3 }),
+                verify(4, "010-1000-0004"),
             ],
         ),
-        (next(), vec![send(1, Recipient::User(2), 12_000), send(2, Recipient::Phone("010-1000-0004".into()), 7_000)]),
-        (next(), vec![send(1, Recipient::Phone("010-1000-0005".into()), 3_000), send(3, Recipient::User(1), 1)]),
-        (next(), vec![Command::CancelRemittance { user_id: 1, remittance_id: 3 }, sign_up("010-1000-0004")]),
+        (next(), vec![sign_up(4, "010-1000-0004")]),
         (
             next(),
             vec![
-                Command::RequestMoney { requester: 1, from: Recipient::User(2), amount: 5_000, memo: "커피".into() },
-                Command::RequestMoney { requester: 2, from: Recipient::User(1), amount: 9_000, memo: String::new() },
-                Command::SplitBill {
+                w(wallet::Command::RequestMoney {
                     requester: 1,
-                    total: 30_001,
-                    shares: vec![(Recipient::User(2), 10_000), (Recipient::User(4), 10_000)],
-                    memo: "저녁".into(),
-                },
+                    from: Recipient::User(2),
+                    amount: won(5_000),
+                    memo: Memo::new("커피").unwrap(),
+                }),
+                w(wallet::Command::RequestMoney {
+                    requester: 2,
+                    from: Recipient::User(1),
+                    amount: won(9_000),
+                    memo: Memo::new("").unwrap(),
+                }),
+                w(wallet::Command::SplitBill {
+                    requester: 1,
+                    total: won(30_001),
+                    shares: BoundedVec::new(vec![
+                        Share { payer: Recipient::User(2), amount: won(10_000) },
+                        Share { payer: Recipient::User(4), amount: won(10_000) },
+                    ])
+                    .unwrap(),
+                    memo: Memo::new("저녁").unwrap(),
+                }),
             ],
         ),
         (
             next(),
             vec![
-                Command::AnswerRequest { payer: 2, request_id: 1, pay: true, pin_ok: None },
-                Command::AnswerRequest { payer: 1, request_id: 2, pay: false, pin_ok: None },
-                Command::AnswerRequest { payer: 2, request_id: 3, pay: true, pin_ok: None },
+                w(wallet::Command::AnswerRequest { payer: 2, request_id: 1, pay: true, pin_ok: None }),
+                w(wallet::Command::AnswerRequest { payer: 1, request_id: 2, pay: false, pin_ok: None }),
+                w(wallet::Command::AnswerRequest { payer: 2, request_id: 3, pay: true, pin_ok: None }),
             ],
         ),
         (
             next(),
             vec![
-                Command::Keyed {
-                    scope: 1,
-                    key: "retry-1".into(),
-                    request_hash: [7; 32],
-                    command: Box::new(send(1, Recipient::User(3), 4_000)),
-                },
-                Command::Keyed {
-                    scope: 1,
-                    key: "retry-1".into(),
-                    request_hash: [7; 32],
-                    command: Box::new(send(1, Recipient::User(3), 4_000)),
-                },
-                Command::StoreResponse { scope: 1, key: "retry-1".into(), status: 201, body: b"{}".to_vec() },
-                Command::AsSession { token_hash: [1; 32], command: Box::new(send(1, Recipient::User(2), 500)) },
+                keyed(send(1, Recipient::User(3), 4_000)),
+                keyed(send(1, Recipient::User(3), 4_000)),
+                Command::AsSession(SessionCommand { token_hash: [1; 32], command: send(0, Recipient::User(2), 500) }),
             ],
         ),
-        (next(), vec![fund(2, FundingKind::Withdrawal, 20_000), Command::SetTier { user_id: 2, tier: Tier::Verified }]),
         (
             next(),
             vec![
-                Command::SetTierLimits { tier: Tier::Basic, balance_cap: 400_000, daily_outgoing: 300_000 },
-                Command::SetFees { withdrawal_fee: 300 },
-                Command::UnlockPin { user_id: 2 },
-                Command::SetPinFreeAmount { user_id: 1, amount: 10_000 },
-                Command::CloseSession { token_hash: [1; 32] },
+                w(fund(2, FundingKind::Withdrawal, 20_000)),
+                w(wallet::Command::SetTier { user_id: 2, tier: Tier::Verified }),
+            ],
+        ),
+        (
+            next(),
+            vec![
+                w(wallet::Command::SetTierLimits {
+                    tier: Tier::Basic,
+                    limits: TierLimits { balance_cap: won(400_000), daily_outgoing: won(300_000) },
+                }),
+                w(wallet::Command::SetWithdrawalFee { fee: won(300) }),
+                w(wallet::Command::UnlockPin { user_id: 2 }),
+                w(wallet::Command::SetPinFreeAmount { user_id: 1, amount: won(10_000) }),
+                w(wallet::Command::CloseSession { token_hash: [1; 32] }),
+                w(wallet::Command::Adjust {
+                    user_id: 3,
+                    amount: won(50),
+                    direction: Direction::Credit,
+                    reason: Reason::new("goodwill").unwrap(),
+                }),
             ],
         ),
     ];
-    // Past the 60 s bank timeout: the unanswered withdrawal expires and gives its money back.
-    batches.push((t + 61 * SECOND, vec![]));
-    batches.push((t + 62 * SECOND, vec![send(2, Recipient::User(1), 1_000)]));
+    // The bank never answered the withdrawal: the rail gives up and its money comes back.
+    batches.push((t + 61 * SECOND, vec![settle(4, BankResult::Expired)]));
+    batches.push((t + 62 * SECOND, vec![w(send(2, Recipient::User(1), 1_000))]));
     // A hold that nobody claims, and its return 48 hours later.
-    batches.push((t + 63 * SECOND, vec![send(1, Recipient::Phone("010-1000-0009".into()), 2_000)]));
+    batches.push((t + 63 * SECOND, vec![w(send(1, to_phone("010-1000-0009"), 2_000))]));
     let returned = t + 63 * SECOND + 48 * 3600 * SECOND + 1;
     batches.push((returned, vec![]));
     // More after it, so that snapshots (and the indexes rebuilt from them) see the return.
     for i in 1..=4 {
-        batches.push((returned + i * SECOND, vec![send(1, Recipient::User(2), 100), send(2, Recipient::User(1), 100)]));
+        batches.push((
+            returned + i * SECOND,
+            vec![w(send(1, Recipient::User(2), 100)), w(send(2, Recipient::User(1), 100))],
+        ));
     }
     // A withdrawal with the 300 won fee, paid out: the fee moves to fee income.
-    batches.push((returned + 5 * SECOND, vec![fund(1, FundingKind::Withdrawal, 1_000)]));
-    batches.push((returned + 6 * SECOND, vec![Command::SettleFunding { funding_id: 5, approved: true }]));
+    batches.push((returned + 5 * SECOND, vec![w(fund(1, FundingKind::Withdrawal, 1_000))]));
+    batches.push((returned + 6 * SECOND, vec![settle(5, BankResult::Approved)]));
+    // A consumer that handled every event so far.
+    let consumer = kasa_core::outbox::ConsumerName::new("bank_rail").unwrap();
+    batches.push((
+        returned + 7 * SECOND,
+        vec![Command::Outbox(kasa_core::outbox::Command::AdvanceCursor { consumer, to: 3 })],
+    ));
     batches
 }
 
@@ -256,33 +327,56 @@ fn views(state: &kasa_core::State) -> String {
     let wallets = state.wallets();
     (1..=wallets.users_count() as u64)
         .map(|user| {
-            let history = wallets.history(state.ledger(), user, HistoryCursor::default(), 1000);
-            let asked = wallets.requests().list(user, RequestRole::Payer, 0, 1000, |_| true).items;
-            let made = wallets.requests().list(user, RequestRole::Requester, 0, 1000, |_| true).items;
+            let history = wallets.history(state.books(), user, HistoryCursor::default(), 1000);
+            let asked = wallets.list_requests(user, RequestRole::Payer, 0, 1000, |_| true).items;
+            let made = wallets.list_requests(user, RequestRole::Requester, 0, 1000, |_| true).items;
             format!("{user}: {history:?} {asked:?} {made:?}\n")
         })
         .collect()
 }
 
-/// The state hash and the views of a clean run of the first `count` batches.
-fn clean_run(options: fn() -> WriterOptions, batches: &[(u64, Vec<Command>)], count: usize) -> ([u8; 32], String) {
-    let (mut writer, _) = Writer::recover(FaultStorage::new(0), options()).expect("empty disk recovers");
+/// Every event in the writer's event log, after making the pending ones durable.
+fn logged_events(writer: &mut Writer<FaultStorage>) -> Vec<kasa_core::event::Event> {
+    writer.flush_events().expect("flush events");
+    let log = writer.event_log();
+    assert_eq!(log.last_seq(), writer.state().outbox().last_seq(), "the event log ends where the state's events do");
+    let mut events = Vec::new();
+    loop {
+        let page = log.read(events.last().map_or(0, |e: &kasa_core::event::Event| e.seq), 1000).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        events.extend(page);
+    }
+    events
+}
+
+/// The state hash, the views and the events of a clean run of the first `count` batches.
+type Expected = ([u8; 32], String, Vec<kasa_core::event::Event>);
+
+fn clean_run(options: fn() -> WriterOptions, batches: &[(u64, Vec<Command>)], count: usize) -> Expected {
+    let disk = FaultStorage::new(0);
+    let (mut writer, _) = Writer::recover(disk.clone(), disk, options()).expect("empty disk recovers");
     for (now, commands) in &batches[..count] {
         writer.commit(commands.clone(), *now).expect("clean commit");
     }
-    (writer.state().hash(), views(writer.state()))
+    (writer.state().hash(), views(writer.state()), logged_events(&mut writer))
 }
 
 /// Runs the workload on `disk` until the first failure; returns how many batches were
 /// acknowledged (their commit returned Ok).
 fn run_until_failure(options: fn() -> WriterOptions, disk: &FaultStorage, batches: &[(u64, Vec<Command>)]) -> usize {
-    let Ok((mut writer, _)) = Writer::recover(disk.clone(), options()) else { return 0 };
+    let Ok((mut writer, _)) = Writer::recover(disk.clone(), disk.clone(), options()) else { return 0 };
     let mut acknowledged = 0;
-    for (now, commands) in batches {
+    for (i, (now, commands)) in batches.iter().enumerate() {
         if writer.commit(commands.clone(), *now).is_err() {
             break;
         }
         acknowledged += 1;
+        // Events are made durable every other batch, so that crashes also find some waiting.
+        if i % 2 == 1 && writer.flush_events().is_err() {
+            break;
+        }
         if writer.snapshot_due() && writer.snapshot().is_err() {
             break;
         }
@@ -299,14 +393,15 @@ fn crash_at_every_storage_call_loses_no_acknowledged_batch() {
 fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absent() {
     let batches = wallet_workload();
     // The workload does what it says: every command that should succeed did.
-    let (mut writer, _) = Writer::recover(FaultStorage::new(0), options()).unwrap();
+    let disk = FaultStorage::new(0);
+    let (mut writer, _) = Writer::recover(disk.clone(), disk, options()).unwrap();
     for (now, commands) in &batches {
         writer.commit(commands.clone(), *now).unwrap();
     }
     let wallets = writer.state().wallets();
     assert_eq!(wallets.users_count(), 4);
     let balance = |user: u64| {
-        let a = writer.state().ledger().account(kasa_core::wallet::wallet_account_id(user)).unwrap();
+        let a = writer.state().books().account(kasa_core::wallet::wallet_account_id(user)).unwrap();
         (a.credits_posted - a.debits_posted, a.debits_pending)
     };
     // User 1: 300,000 - 12,000 (sent) + 5,000 (request paid) + 10,000 (split share paid)
@@ -316,10 +411,11 @@ fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absen
     // User 2: 200,000 + 12,000 - 7,000 (held, then claimed by user 4) - 5,000 - 10,000 + 500
     // - 1,000; the 20,000 withdrawal expired unanswered and gave its money back.
     assert_eq!(balance(2), (189_500, 0));
-    assert_eq!(balance(3), (4_000, 0), "the declined top-up brought nothing");
+    assert_eq!(balance(3), (4_050, 0), "the declined top-up brought nothing; an operator credited 50");
     assert_eq!(balance(4), (7_000, 0), "the held remittance was claimed at sign-up");
-    let fees = writer.state().ledger().account(kasa_core::wallet::funding::fee_income_account_id()).unwrap();
-    assert_eq!(fees.credits_posted, 300);
+    let fee_income = kasa_core::chart::FEE_INCOME.system_id(kasa_core::money::Currency::KRW);
+    assert_eq!(writer.state().books().account(fee_income).unwrap().credits_posted, 300);
+    assert_eq!(writer.state().outbox().cursor("bank_rail"), 3);
     crash_at_every_storage_call(small_options, &batches);
 }
 
@@ -338,7 +434,7 @@ fn crash_at_every_storage_call(options: fn() -> WriterOptions, batches: &[(u64, 
             disk.crash_after_calls(crash_at);
             let acknowledged = run_until_failure(options, &disk, batches);
             let restarted = disk.restart();
-            let (writer, _) = Writer::recover(restarted.clone(), options())
+            let (mut writer, _) = Writer::recover(restarted.clone(), restarted.clone(), options())
                 .unwrap_or_else(|e| panic!("crash at call {crash_at} (seed {seed}): recovery failed: {e}"));
             let recovered = writer.last_seq() as usize;
             assert!(
@@ -357,13 +453,17 @@ fn crash_at_every_storage_call(options: fn() -> WriterOptions, batches: &[(u64, 
                 "crash at call {crash_at} (seed {seed}): state differs from a clean replay"
             );
             assert_eq!(views(writer.state()), expected.1, "crash at call {crash_at} (seed {seed}): views differ");
+            assert!(
+                logged_events(&mut writer) == expected.2,
+                "crash at call {crash_at} (seed {seed}): the event log differs from a clean run's events"
+            );
             // The recovered engine accepts the rest of the workload.
-            let mut writer = writer;
             for (now, commands) in &batches[recovered..] {
                 writer.commit(commands.clone(), *now).expect("commit after recovery");
             }
             let expected = hashes[batches.len()].get_or_insert_with(|| clean_run(options, batches, batches.len()));
-            assert_eq!((writer.state().hash(), views(writer.state())), *expected);
+            let state = (writer.state().hash(), views(writer.state()));
+            assert!((state.0, state.1, logged_events(&mut writer)) == *expected, "the rest of the workload differs");
         }
     }
 }
@@ -373,7 +473,7 @@ fn a_full_disk_rejects_the_batch_cleanly_and_the_engine_carries_on() {
     let batches = workload();
     let disk = FaultStorage::new(9);
     let (mut writer, _) =
-        Writer::recover(disk.clone(), WriterOptions { snapshot_interval_bytes: 0, ..options() }).unwrap();
+        Writer::recover(disk.clone(), disk.clone(), WriterOptions { snapshot_interval_bytes: 0, ..options() }).unwrap();
     writer.commit(batches[0].1.clone(), batches[0].0).unwrap();
     let before = writer.state().hash();
     disk.disk_full_after_bytes(writer.journal_bytes() + 100);
@@ -385,7 +485,8 @@ fn a_full_disk_rejects_the_batch_cleanly_and_the_engine_carries_on() {
     disk.clear_disk_full();
     writer.commit(batches[1].1.clone(), batches[1].0).unwrap();
     let hash = writer.state().hash();
-    let (recovered, _) = Writer::recover(disk.restart(), options()).unwrap();
+    let restarted = disk.restart();
+    let (recovered, _) = Writer::recover(restarted.clone(), restarted, options()).unwrap();
     assert_eq!(recovered.last_seq(), 2);
     assert_eq!(recovered.state().hash(), hash);
 }
@@ -395,17 +496,123 @@ fn a_failed_sync_is_fatal_and_recovery_keeps_what_was_synced() {
     let batches = workload();
     let disk = FaultStorage::new(11);
     let (mut writer, _) =
-        Writer::recover(disk.clone(), WriterOptions { snapshot_interval_bytes: 0, ..options() }).unwrap();
+        Writer::recover(disk.clone(), disk.clone(), WriterOptions { snapshot_interval_bytes: 0, ..options() }).unwrap();
     writer.commit(batches[0].1.clone(), batches[0].0).unwrap();
     let synced = writer.state().hash();
     disk.fail_next_sync();
     assert!(matches!(writer.commit(batches[1].1.clone(), batches[1].0), Err(CommitError::Fatal(_))));
     // Poisoned: nothing more is acknowledged, even if the disk would now work.
     assert!(matches!(writer.commit(batches[1].1.clone(), batches[1].0), Err(CommitError::Fatal(_))));
-    let (recovered, _) = Writer::recover(disk.restart(), options()).unwrap();
+    let restarted = disk.restart();
+    let (recovered, _) = Writer::recover(restarted.clone(), restarted, options()).unwrap();
     assert!(recovered.last_seq() <= 2);
     if recovered.last_seq() == 1 {
         assert_eq!(recovered.state().hash(), synced);
     }
     recovered.state().check_invariants().unwrap();
+}
+
+/// The names of the event log's segment files on `disk`.
+fn event_segments(disk: &mut FaultStorage) -> Vec<String> {
+    use kasa_journal::Storage;
+    disk.list().unwrap().into_iter().filter(|name| name.starts_with("records-")).collect()
+}
+
+#[test]
+fn a_lost_event_log_is_derived_again_from_the_journal_even_behind_a_snapshot() {
+    use kasa_journal::Storage;
+    let batches = wallet_workload();
+    let mut disk = FaultStorage::new(21);
+    let (mut writer, _) = Writer::recover(disk.clone(), disk.clone(), small_options()).unwrap();
+    for (now, commands) in &batches {
+        writer.commit(commands.clone(), *now).unwrap();
+        if writer.snapshot_due() {
+            writer.snapshot().unwrap().expect("a snapshot was written");
+        }
+    }
+    writer.snapshot().unwrap();
+    let expected = logged_events(&mut writer);
+    assert!(expected.len() > 20, "the workload emits events: {}", expected.len());
+    drop(writer);
+    // The event log is gone (a lost directory, say): the snapshot alone cannot give its
+    // events back, so recovery replays the journal from frame 1.
+    for name in event_segments(&mut disk) {
+        disk.remove(&name).unwrap();
+    }
+    disk.sync_dir().unwrap();
+    let restarted = disk.restart();
+    let (mut writer, report) = Writer::recover(restarted.clone(), restarted, small_options()).unwrap();
+    assert_eq!(report.snapshot_seq, None, "the snapshot is skipped when the log is behind it");
+    assert_eq!(report.events_derived, expected.len() as u64);
+    assert!(logged_events(&mut writer) == expected);
+}
+
+#[test]
+fn events_of_frames_the_journal_does_not_have_are_cut() {
+    let batches = wallet_workload();
+    // A longer history's event log, next to a journal that holds only part of it (a data
+    // directory restored from two backups taken at different times, say).
+    let longer = FaultStorage::new(22);
+    let (mut writer, _) = Writer::recover(longer.clone(), longer.clone(), small_options()).unwrap();
+    for (now, commands) in &batches {
+        writer.commit(commands.clone(), *now).unwrap();
+    }
+    writer.flush_events().unwrap();
+    drop(writer);
+    let mut disk = FaultStorage::new(23);
+    let (mut writer, _) = Writer::recover(disk.clone(), disk.clone(), small_options()).unwrap();
+    for (now, commands) in &batches[..8] {
+        writer.commit(commands.clone(), *now).unwrap();
+    }
+    let expected = logged_events(&mut writer);
+    drop(writer);
+    for name in event_segments(&mut disk) {
+        use kasa_journal::Storage;
+        disk.remove(&name).unwrap();
+    }
+    for name in event_segments(&mut longer.clone()) {
+        disk.set_file_bytes(&name, longer.file_bytes(&name).unwrap());
+    }
+    kasa_journal::Storage::sync_dir(&mut disk).unwrap();
+    let restarted = disk.restart();
+    let (mut writer, report) = Writer::recover(restarted.clone(), restarted, small_options()).unwrap();
+    assert!(report.events_cut.is_some(), "the cut is reported");
+    assert!(logged_events(&mut writer) == expected);
+    // And the log goes on from there.
+    writer.commit(batches[8].1.clone(), batches[8].0).unwrap();
+    assert_eq!(logged_events(&mut writer).len(), writer.state().outbox().last_seq() as usize);
+}
+
+#[test]
+fn a_snapshot_is_written_while_batches_go_on() {
+    let batches = workload();
+    let disk = FaultStorage::new(24);
+    let options = WriterOptions { snapshot_interval_bytes: 0, ..options() };
+    let (mut writer, _) = Writer::recover(disk.clone(), disk.clone(), options.clone()).unwrap();
+    for (now, commands) in &batches[..10] {
+        writer.commit(commands.clone(), *now).unwrap();
+    }
+    let as_of = (writer.last_seq(), writer.state().hash());
+    assert!(writer.start_snapshot().unwrap());
+    assert!(!writer.start_snapshot().unwrap(), "one snapshot at a time");
+    // Batches commit while the snapshot thread writes; the snapshot holds the state as of
+    // its start, not theirs.
+    for (now, commands) in &batches[10..] {
+        writer.commit(commands.clone(), *now).unwrap();
+    }
+    let report = writer.poll_snapshot(true).expect("a snapshot in flight").unwrap();
+    assert_eq!(report.seq, as_of.0);
+    let hash = writer.state().hash();
+    drop(writer);
+    let restarted = disk.restart();
+    let (recovered, report) = Writer::recover(restarted.clone(), restarted, options).unwrap();
+    assert_eq!(report.snapshot_seq, Some(as_of.0));
+    assert_eq!(report.frames_replayed, batches.len() as u64 - as_of.0);
+    assert_eq!(recovered.state().hash(), hash);
+    // The snapshot itself holds exactly the state at its seq.
+    let mut journal_disk = recovered.into_storage().0;
+    let reader = kasa_journal::open_snapshot(kasa_journal::Storage::try_clone(&mut journal_disk).unwrap(), as_of.0)
+        .unwrap();
+    let len = reader.info().payload_bytes;
+    assert_eq!(kasa_core::State::decode_snapshot_from(reader, len).unwrap().hash(), as_of.1);
 }

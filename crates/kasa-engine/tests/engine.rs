@@ -1,23 +1,43 @@
 //! The threaded engine: a full queue answers `Busy`, reads see committed state, pending
-//! transfers expire by engine time without any request, and shutdown drains the queue.
+//! transfers expire by engine time without any request, events reach subscribers and survive
+//! a restart, and shutdown drains the queue.
 
-use kasa_core::{Account, Command, Outcome, Transfer, TransferFlags};
+use kasa_core::ledger::{self, Account, Transfer, TransferFlags};
+use kasa_core::{Command, Outcome};
 use kasa_engine::{Engine, EngineOptions, SubmitError};
 use kasa_journal::FaultStorage;
 use std::time::{Duration, Instant};
 
 fn accounts() -> Command {
-    Command::CreateAccounts(vec![
+    Command::create_accounts(vec![
         Account { id: 1, ledger: 1, code: 1, ..Default::default() },
         Account { id: 2, ledger: 1, code: 1, ..Default::default() },
     ])
 }
 
+fn pending(id: u128) -> Command {
+    Command::create_transfers(vec![Transfer {
+        id,
+        debit_account_id: 1,
+        credit_account_id: 2,
+        amount: 5,
+        ledger: 1,
+        code: 1,
+        timeout: 1,
+        flags: TransferFlags(TransferFlags::PENDING),
+        ..Default::default()
+    }])
+}
+
+fn start(seed: u64, options: EngineOptions) -> Engine {
+    let disk = FaultStorage::new(seed);
+    Engine::start(disk.clone(), disk, options).unwrap().0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_busy_and_nothing_is_lost() {
     let options = EngineOptions { queue_depth_max: 2, ..EngineOptions::default() };
-    let (engine, _) = Engine::start(FaultStorage::new(1), options).unwrap();
-    let engine = std::sync::Arc::new(engine);
+    let engine = std::sync::Arc::new(start(1, options));
     // Park the sequencer inside a read until the test lets it go.
     let (release, parked) = std::sync::mpsc::channel::<()>();
     let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
@@ -49,7 +69,7 @@ async fn a_full_queue_answers_busy_and_nothing_is_lost() {
     assert_eq!(engine.metrics().rejected_busy_total.load(std::sync::atomic::Ordering::Relaxed), 1);
     release.send(()).unwrap();
     blocker.await.unwrap().unwrap();
-    let Outcome::CreateAccounts(created) = first.await.unwrap().unwrap() else { panic!() };
+    let Outcome::Ledger(ledger::Outcome::Accounts(created)) = first.await.unwrap().unwrap() else { panic!() };
     assert!(created.iter().all(|o| o.result.name() == "ok"));
     // The read queued after the command sees it.
     assert_eq!(second.await.unwrap().unwrap(), 2);
@@ -59,20 +79,9 @@ async fn a_full_queue_answers_busy_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_transfer_expires_without_any_request() {
-    let (engine, _) = Engine::start(FaultStorage::new(2), EngineOptions::default()).unwrap();
+    let engine = start(2, EngineOptions::default());
     engine.submit(accounts()).await.unwrap();
-    let pending = Transfer {
-        id: 10,
-        debit_account_id: 1,
-        credit_account_id: 2,
-        amount: 5,
-        ledger: 1,
-        code: 1,
-        timeout: 1,
-        flags: TransferFlags(TransferFlags::PENDING),
-        ..Default::default()
-    };
-    engine.submit(Command::CreateTransfers(vec![pending])).await.unwrap();
+    engine.submit(pending(10)).await.unwrap();
     let batches = || engine.metrics().batches_total.load(std::sync::atomic::Ordering::Relaxed);
     let batches_before = batches();
     // The timeout is one second of engine time. Watch the batch counter only, sending no
@@ -93,7 +102,7 @@ async fn a_pending_transfer_expires_without_any_request() {
 /// while it answered nothing, so the server never exited. It now turns `Failed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_on_the_sequencer_marks_the_engine_failed() {
-    let (engine, _) = Engine::start(FaultStorage::new(3), EngineOptions::default()).unwrap();
+    let engine = start(3, EngineOptions::default());
     let mut health = engine.health_changes();
     let result = engine.read(|_| -> () { panic!("a bug in a query") }).await;
     assert_eq!(result, Err(SubmitError::Unavailable));
@@ -108,20 +117,9 @@ async fn a_panic_on_the_sequencer_marks_the_engine_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_does_not_make_the_expiry_tick_spin() {
     let disk = FaultStorage::new(4);
-    let (engine, _) = Engine::start(disk.clone(), EngineOptions::default()).unwrap();
+    let (engine, _) = Engine::start(disk.clone(), disk.clone(), EngineOptions::default()).unwrap();
     engine.submit(accounts()).await.unwrap();
-    let pending = Transfer {
-        id: 10,
-        debit_account_id: 1,
-        credit_account_id: 2,
-        amount: 5,
-        ledger: 1,
-        code: 1,
-        timeout: 1,
-        flags: TransferFlags(TransferFlags::PENDING),
-        ..Default::default()
-    };
-    engine.submit(Command::CreateTransfers(vec![pending])).await.unwrap();
+    engine.submit(pending(10)).await.unwrap();
     disk.disk_full_after_bytes(0);
     let calls_before = disk.calls();
     // Past the expiry time, then one more second of retries at most.
@@ -135,20 +133,17 @@ async fn a_full_disk_does_not_make_the_expiry_tick_spin() {
     engine.shutdown().unwrap();
 }
 
-/// After `stop_accepting`, new work is refused but the second half of committed work (a keyed
-/// request's stored answer) still gets in, until the shutdown.
+/// After `stop_accepting`, new work is refused; what was queued is still committed.
 #[tokio::test]
-async fn a_stopping_engine_takes_only_what_finishes_committed_work() {
-    let (engine, _) = Engine::start(FaultStorage::new(4), EngineOptions::default()).unwrap();
+async fn a_stopping_engine_refuses_new_work() {
+    let engine = start(4, EngineOptions::default());
     engine.submit(accounts()).await.unwrap();
     engine.stop_accepting();
+    assert_eq!(engine.health(), kasa_engine::Health::Stopping);
     assert!(matches!(engine.submit(accounts()).await, Err(SubmitError::Unavailable)));
-    let answer = Command::StoreResponse { scope: 1, key: "k".into(), status: 201, body: b"{}".to_vec() };
-    assert!(engine.submit_while_draining(answer.clone()).await.is_ok(), "accepted while draining");
     let engine = std::sync::Arc::new(engine);
     let stopping = engine.clone();
     tokio::task::spawn_blocking(move || stopping.shutdown()).await.unwrap().unwrap();
-    assert!(matches!(engine.submit_while_draining(answer).await, Err(SubmitError::Unavailable)));
 }
 
 /// A test clock moves engine time forward and commits a batch at the new time; it refuses
@@ -156,10 +151,9 @@ async fn a_stopping_engine_takes_only_what_finishes_committed_work() {
 #[tokio::test]
 async fn a_test_clock_moves_forward_within_bounds() {
     use kasa_engine::ClockError;
-    let (wall, _) = Engine::start(FaultStorage::new(5), EngineOptions::default()).unwrap();
+    let wall = start(5, EngineOptions::default());
     assert_eq!(wall.advance_clock(Duration::from_secs(1)).await, Err(ClockError::NotATestClock));
-    let options = EngineOptions { test_clock: true, ..EngineOptions::default() };
-    let (engine, _) = Engine::start(FaultStorage::new(6), options).unwrap();
+    let engine = start(6, EngineOptions { test_clock: true, ..EngineOptions::default() });
     let before = engine.now();
     let after = engine.advance_clock(Duration::from_secs(3600)).await.unwrap();
     assert!(after >= before + 3600 * 1_000_000_000);
@@ -168,4 +162,49 @@ async fn a_test_clock_moves_forward_within_bounds() {
     let far = Duration::from_secs(300 * 365 * 24 * 3600);
     assert_eq!(engine.advance_clock(far).await, Err(ClockError::TooFar));
     assert!(engine.now() < after + 60 * 1_000_000_000, "a refused move moves nothing");
+}
+
+/// The events of committed batches reach a subscriber without any further request, and are
+/// still there, the same, after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_subscribers_and_survive_a_restart() {
+    use kasa_core::money::Amount;
+    use kasa_core::wallet::{self, Direction, Reason};
+    let disk = FaultStorage::new(7);
+    let options = EngineOptions { test_clock: true, ..EngineOptions::default() };
+    let (engine, _) = Engine::start(disk.clone(), disk.clone(), options.clone()).unwrap();
+    let mut subscription = engine.events().subscribe();
+    let phone = wallet::Phone::parse("010-1234-5678").unwrap();
+    let verify = wallet::Command::StartVerification { id: [1; 16], phone: phone.clone(), code_hash: [9; 32] };
+    engine.submit(Command::Wallet(verify)).await.unwrap();
+    let sign_up = wallet::Command::SignUp {
+        phone,
+        name: wallet::Name::new("김민지").unwrap(),
+        pin_hash: wallet::PinHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
+        proof: wallet::CodeProof { verification_id: [1; 16], code_hash: [9; 32] },
+    };
+    engine.submit(Command::Wallet(sign_up)).await.unwrap();
+    let adjust = wallet::Command::Adjust {
+        user_id: 1,
+        amount: Amount::new(1_000),
+        direction: Direction::Credit,
+        reason: Reason::new("welcome").unwrap(),
+    };
+    engine.submit(Command::Wallet(adjust)).await.unwrap();
+    let emitted = engine.read(|s| s.outbox().last_seq()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), subscription.wait_for(|&last| last >= emitted))
+        .await
+        .expect("the events became visible without another request")
+        .unwrap();
+    let events = engine.events().read(0, 100).unwrap();
+    assert_eq!(events.len() as u64, emitted);
+    assert_eq!(emitted, 2, "a sign-up and an adjustment");
+    engine.shutdown().unwrap();
+    drop(engine);
+    let restarted = disk.restart();
+    let (engine, report) = Engine::start(restarted.clone(), restarted, options).unwrap();
+    assert_eq!(report.events_derived, 0, "the log had them all");
+    assert!(engine.events().read(0, 100).unwrap() == events);
+    assert_eq!(engine.events().last_seq(), emitted);
+    engine.shutdown().unwrap();
 }

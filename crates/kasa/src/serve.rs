@@ -176,6 +176,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let journal_dir = args.data.join("journal");
     private_dir(&journal_dir)?;
     let storage = FileStorage::open(&journal_dir).context("opening the journal directory")?;
+    let events_dir = args.data.join("events");
+    private_dir(&events_dir)?;
+    let event_storage = FileStorage::open(&events_dir).context("opening the event log directory")?;
     let mut options = EngineOptions {
         test_clock: args.test_clock,
         queue_depth_max: args.queue_depth as usize,
@@ -185,14 +188,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.test_clock {
         tracing::warn!("test clock: operators can move engine time forward; not for real money");
     }
-    let (engine, report) = Engine::start(storage, options).context("recovering the journal")?;
+    let (engine, report) = Engine::start(storage, event_storage, options).context("recovering the journal")?;
     if let Some(torn) = &report.torn_tail {
         tracing::warn!(torn_tail = %torn, "cut a torn last frame (a crash during an append)");
+    }
+    if let Some(cut) = &report.events_cut {
+        tracing::warn!(cut = %cut, "the event log was cut; its events are derived again from the journal");
     }
     tracing::info!(
         snapshot_seq = report.snapshot_seq.unwrap_or(0),
         frames_replayed = report.frames_replayed,
         last_seq = report.last_seq,
+        events = report.events_logged,
+        events_derived = report.events_derived,
         ms = report.duration.as_millis() as u64,
         state_hash = %hex(&report.state_hash),
         "recovered"

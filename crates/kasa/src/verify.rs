@@ -46,8 +46,9 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
         report.last_hash
     );
     for info in &report.snapshots {
-        let snapshot = kasa_journal::read_snapshot(&mut storage, info.seq)?;
-        let restored = State::decode_snapshot(&snapshot.payload)
+        let handle = storage.try_clone().context("opening the journal again")?;
+        let reader = kasa_journal::open_snapshot(handle, info.seq)?;
+        let restored = State::decode_snapshot_from(reader, info.payload_bytes)
             .map_err(|e| anyhow::anyhow!("snapshot {}: does not decode: {e}", info.name))?;
         let replayed = replay_hashes
             .get(&info.seq)

@@ -79,7 +79,15 @@ async fn run(app: AppState) {
     let mut last_commit = tokio::time::Instant::now();
     loop {
         loop {
-            let events = app.engine.events().read(read_up_to, EVENTS_PER_READ);
+            let events = match app.engine.events().read(read_up_to, EVENTS_PER_READ) {
+                Ok(events) => events,
+                Err(error) => {
+                    // The log is derived again from the journal at the next start; until then
+                    // the rail waits (fundings already started still finish by expiry).
+                    tracing::error!(%error, "bank rail: the event log could not be read");
+                    break;
+                }
+            };
             let Some(last) = events.last().map(|e| e.seq) else { break };
             for event in &events {
                 match &event.kind {

@@ -214,8 +214,8 @@ pub async fn list_events(State(app): State<AppState>, RawQuery(query): RawQuery)
             _ => after = value.parse().map_err(|_| Problem::invalid_parameter("after is an event's seq"))?,
         }
     }
-    let events = app.engine.events().read(after, limit + 1);
-    let page = Page::from_lookahead(events, limit, |e| e.seq.to_string());
+    let events = app.engine.events().read(after, limit + 1).map_err(Problem::internal)?;
+    let page = Page::from_lookahead(events, limit, |e: &kasa_core::event::Event| e.seq.to_string());
     let data: Vec<EventOutput> = page.data.iter().map(EventOutput::from).collect();
     Ok(Json(Page::new(data, page.next_cursor)).into_response())
 }
