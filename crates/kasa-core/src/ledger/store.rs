@@ -233,8 +233,32 @@ impl Shard {
         let needed = ((self.len + additional) * LOAD_DENOMINATOR / LOAD_NUMERATOR + 1).next_power_of_two();
         let old_slots = std::mem::replace(&mut self.slots, vec![0; needed]);
         self.tags = vec![0; needed];
+        // A shard holds positions scattered over the whole records array, so reading each id
+        // is a cache miss. Read them in groups first, with no dependency between the loads, so
+        // that the CPU overlaps the misses; then place the group. (One load at a time inside
+        // the placing loop made growth a quarter of the ledger benchmark's CPU.)
+        const GROUP: usize = 32;
+        let mut hashes = [0u64; GROUP];
+        let mut values = [0u32; GROUP];
+        let mut filled = 0;
         for value in old_slots.into_iter().filter(|&v| v != 0) {
-            self.place(hash(id_of(value - 1)), value);
+            values[filled] = value;
+            filled += 1;
+            if filled == GROUP {
+                self.place_group(&mut hashes, &values, id_of);
+                filled = 0;
+            }
+        }
+        self.place_group(&mut hashes[..filled], &values[..filled], id_of);
+    }
+
+    /// Hashes the ids of `values` (all loads first), then places them.
+    fn place_group(&mut self, hashes: &mut [u64], values: &[u32], id_of: &impl Fn(u32) -> u128) {
+        for (h, &value) in hashes.iter_mut().zip(values) {
+            *h = hash(id_of(value - 1));
+        }
+        for (&h, &value) in hashes.iter().zip(values) {
+            self.place(h, value);
         }
     }
 
