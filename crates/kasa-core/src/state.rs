@@ -184,8 +184,8 @@ impl State {
         // The events of the last batch only: a caller that never takes them (a replay that
         // only checks the state) does not pile them up.
         self.events.clear();
-        self.ledger.expire_pending(now);
-        let expired = self.books.expire_pending(now);
+        self.ledger.expire_pending(now, HOUSEKEEPING_SLICE);
+        let expired = self.books.expire_pending(now, HOUSEKEEPING_SLICE);
         let mut raw = Vec::new();
         {
             let mut ctx = Ctx::new(&mut self.books, &mut self.limits, &mut self.fees, &mut raw, now);

@@ -637,3 +637,34 @@ fn failed_transfer_ids_survive_a_snapshot_and_bad_ones_are_refused() {
     repeated[at + 32..at + 48].copy_from_slice(&10u128.to_le_bytes());
     assert!(kasa_core::State::decode_snapshot(&repeated).is_err());
 }
+
+/// Expiry is bounded work per batch: 10,000 pending transfers due at the same moment are
+/// released at most `HOUSEKEEPING_SLICE` per batch, oldest first, while the state keeps saying
+/// an expiry is due; one past its timeout cannot be posted even before it is released.
+#[test]
+fn expiries_run_in_slices_and_an_overdue_transfer_cannot_be_posted_meanwhile() {
+    use kasa_core::state::HOUSEKEEPING_SLICE;
+    let mut h = Harness::default();
+    h.accounts(vec![account(1, 1, 0), account(2, 1, 0)]);
+    let count = 10_000u128;
+    let pendings: Vec<Transfer> = (1..=count).map(|id| pending(id, 1, 2, 1, 1)).collect();
+    for chunk in pendings.chunks(5_000) {
+        assert!(h.transfers(chunk.to_vec()).iter().all(|r| *r == "ok"));
+    }
+    h.advance(2 * SECOND);
+    let debits_pending = |h: &Harness| h.state.ledger().account(1).unwrap().debits_pending;
+    assert_eq!(debits_pending(&h), count);
+    // The last one is overdue but not yet released: posting it is refused by its time.
+    let mut post = with_flags(transfer(20_000, 0, 0, 1), TF::POST_PENDING_TRANSFER);
+    post.pending_id = count;
+    assert_eq!(h.transfers(vec![post]), ["pending_transfer_expired"]);
+    assert_eq!(debits_pending(&h), count - HOUSEKEEPING_SLICE as u128, "one slice released");
+    let mut batches = 1;
+    while h.state.next_expiry().is_some_and(|at| at <= h.now) {
+        h.apply(vec![]);
+        batches += 1;
+    }
+    assert_eq!(debits_pending(&h), 0);
+    assert_eq!(batches, (count as usize).div_ceil(HOUSEKEEPING_SLICE));
+    assert_eq!(h.state.ledger().pending_status(count).map(|s| s.name()), Some("expired"));
+}

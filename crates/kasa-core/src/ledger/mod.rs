@@ -1067,12 +1067,15 @@ impl Ledger {
         TransferOutcome { result: R::Ok, timestamp, amount }
     }
 
-    /// Releases every pending transfer whose timeout has passed at `now`, oldest first, and
-    /// returns them. Deterministic: it depends only on `now` and the state.
-    pub fn expire_pending(&mut self, now: u64) -> Vec<Transfer> {
+    /// Releases up to `max` pending transfers whose timeout has passed at `now`, oldest first,
+    /// and returns them; the rest wait for the next batch (the engine commits one at once
+    /// while [`next_expiry`](Self::next_expiry) is due), so no batch does unbounded work. A
+    /// transfer past its timeout cannot be posted or voided even before it is released
+    /// (`pending_transfer_expired`). Deterministic: it depends only on `now` and the state.
+    pub fn expire_pending(&mut self, now: u64, max: usize) -> Vec<Transfer> {
         let mut expired = Vec::new();
         while let Some(&(at, position)) = self.expiries.first() {
-            if at > now {
+            if at > now || expired.len() >= max {
                 break;
             }
             self.expiries.pop_first();
