@@ -549,7 +549,9 @@ fn run<S: Storage>(
                     "snapshot written"
                 );
             }
-            Some(Err(error)) if snapshot_error_is_fatal(&error) => return fail(format!("snapshot: {error}"), &receiver),
+            Some(Err(error)) if snapshot_error_is_fatal(&error) => {
+                return fail(format!("snapshot: {error}"), &receiver)
+            }
             Some(Err(error)) => {
                 snapshot_blocked_until = Some(Instant::now() + SNAPSHOT_RETRY_AFTER_FAILURE);
                 tracing::warn!(%error, "snapshot failed; the journal still holds everything, retrying later");

@@ -160,7 +160,11 @@ impl<S: Storage> Writer<S> {
     /// state: it appends the events of replayed frames the log lacks, cuts events of frames the
     /// journal no longer has, and, if the log lost events older than the snapshot, replays the
     /// journal from its first frame to derive them again.
-    pub fn recover(storage: S, event_storage: S, options: WriterOptions) -> Result<(Self, RecoveryReport), EngineError> {
+    pub fn recover(
+        storage: S,
+        event_storage: S,
+        options: WriterOptions,
+    ) -> Result<(Self, RecoveryReport), EngineError> {
         let started = Instant::now();
         let (mut journal, recovered) = Journal::open(storage, options.journal)?;
         let (mut events, events_report) = RecordLog::open(event_storage, RecordLogOptions::default())?;
@@ -420,7 +424,11 @@ impl<S: Storage> Writer<S> {
         }
         let SnapshotInFlight { seq, started, thread } = self.snapshot.take().expect("checked above");
         let done = thread.join().unwrap_or_else(|_| {
-            Err(JournalError::Io { op: "write", name: kasa_journal::snapshot_name(seq), source: std::io::Error::other("the snapshot thread panicked") })
+            Err(JournalError::Io {
+                op: "write",
+                name: kasa_journal::snapshot_name(seq),
+                source: std::io::Error::other("the snapshot thread panicked"),
+            })
         });
         Some(done.and_then(|done| {
             let bytes = done.info().payload_bytes;

@@ -218,10 +218,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
         (next(), vec![w(send(1, to_phone("010-1000-0005"), 3_000)), w(send(3, Recipient::User(1), 1))]),
         (
             next(),
-            vec![
-                w(wallet::Command::CancelRemittance { user_id: 1, remittance_id: 3 }),
-                verify(4, "010-1000-0004"),
-            ],
+            vec![w(wallet::Command::CancelRemittance { user_id: 1, remittance_id: 3 }), verify(4, "010-1000-0004")],
         ),
         (next(), vec![sign_up(4, "010-1000-0004")]),
         (
@@ -610,9 +607,9 @@ fn a_snapshot_is_written_while_batches_go_on() {
     assert_eq!(report.frames_replayed, batches.len() as u64 - as_of.0);
     assert_eq!(recovered.state().hash(), hash);
     // The snapshot itself holds exactly the state at its seq.
-    let mut journal_disk = recovered.into_storage().0;
-    let reader = kasa_journal::open_snapshot(kasa_journal::Storage::try_clone(&mut journal_disk).unwrap(), as_of.0)
-        .unwrap();
+    let journal_disk = recovered.into_storage().0;
+    let reader =
+        kasa_journal::open_snapshot(kasa_journal::Storage::try_clone(&journal_disk).unwrap(), as_of.0).unwrap();
     let len = reader.info().payload_bytes;
     assert_eq!(kasa_core::State::decode_snapshot_from(reader, len).unwrap().hash(), as_of.1);
 }

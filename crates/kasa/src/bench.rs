@@ -142,7 +142,12 @@ fn check_disk(dir: &std::path::Path, bytes: u64) -> anyhow::Result<()> {
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     match free_bytes(dir) {
         Some(free) => {
-            println!("disk: about {:.1} GiB in {} ({:.1} GiB free); removed at the end", gib(bytes), dir.display(), gib(free));
+            println!(
+                "disk: about {:.1} GiB in {} ({:.1} GiB free); removed at the end",
+                gib(bytes),
+                dir.display(),
+                gib(free)
+            );
             if free < bytes {
                 bail!("not enough disk: the run needs about {:.1} GiB in {}", gib(bytes), dir.display());
             }
@@ -638,4 +643,3 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
