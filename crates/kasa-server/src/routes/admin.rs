@@ -232,7 +232,7 @@ pub(crate) struct SmsOutput {
 
 /// The sandbox SMS gateway's messages, newest first (with their codes), optionally for one
 /// `phone`: how to complete a sign-up without a real phone.
-#[utoipa::path(get, path = "/v1/admin/sandbox/sms", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/sandbox/sms", operation_id = "list_sandbox_sms", tag = "admin",
     params(("phone" = Option<String>, Query, description = "only messages to this number"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
     responses((status = 200, description = "a page of messages", body = Page<SmsOutput>),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),

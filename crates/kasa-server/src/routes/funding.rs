@@ -111,7 +111,7 @@ async fn start(app: AppState, headers: HeaderMap, body: Bytes, kind: FundingKind
 }
 
 /// Tops the wallet up from a linked bank account: reserved at once, settled by the bank.
-#[utoipa::path(post, path = "/v1/me/top-ups", tag = "funding", request_body = FundingInput,
+#[utoipa::path(post, path = "/v1/me/top-ups", operation_id = "create_top_up", tag = "funding", request_body = FundingInput,
     responses((status = 201, description = "the top-up, pending", body = FundingOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("session" = [])))]
@@ -121,7 +121,7 @@ pub async fn top_up(State(app): State<AppState>, headers: HeaderMap, body: Bytes
 
 /// Withdraws to a linked bank account (with the fee in force): reserved at once, settled by
 /// the bank.
-#[utoipa::path(post, path = "/v1/me/withdrawals", tag = "funding", request_body = FundingInput,
+#[utoipa::path(post, path = "/v1/me/withdrawals", operation_id = "create_withdrawal", tag = "funding", request_body = FundingInput,
     responses((status = 201, description = "the withdrawal, pending", body = FundingOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("session" = [])))]

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use kasa_engine::Health;
 
 /// The process is up and serving HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "check_liveness", tag = "operations",
     responses((status = 200, description = "the process serves HTTP: {\"status\": \"ok\"}"),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn healthz() -> Response {
@@ -17,7 +17,7 @@ pub async fn healthz() -> Response {
 }
 
 /// Recovered and accepting requests (503 while stopping or after a disk error).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "check_readiness", tag = "operations",
     responses((status = 200, description = "recovered and accepting: {\"status\": \"ready\"}"),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(app): State<AppState>) -> Response {
@@ -30,7 +30,7 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics, in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {

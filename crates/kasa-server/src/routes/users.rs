@@ -304,7 +304,7 @@ pub async fn log_out(State(app): State<AppState>, headers: HeaderMap) -> Result<
 }
 
 /// The logged-in user.
-#[utoipa::path(get, path = "/v1/me", tag = "users",
+#[utoipa::path(get, path = "/v1/me", operation_id = "get_me", tag = "users",
     responses((status = 200, description = "the user", body = UserOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("session" = [])))]
@@ -348,7 +348,7 @@ pub(crate) struct WalletOutput {
 }
 
 /// The wallet: balance, available balance, and every limit with what is left of it.
-#[utoipa::path(get, path = "/v1/me/wallet", tag = "users",
+#[utoipa::path(get, path = "/v1/me/wallet", operation_id = "get_wallet", tag = "users",
     responses((status = 200, description = "the wallet", body = WalletOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("session" = [])))]
@@ -381,7 +381,7 @@ pub async fn my_wallet(State(app): State<AppState>, headers: HeaderMap) -> Resul
 
 /// The history: one entry per top-up, withdrawal, transfer sent, received, held or returned,
 /// and adjustment, newest first; `limit` (1 to 100, default 20) and `cursor`.
-#[utoipa::path(get, path = "/v1/me/transactions", tag = "users",
+#[utoipa::path(get, path = "/v1/me/transactions", operation_id = "list_transactions", tag = "users",
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "the previous page's next_cursor")),
     responses((status = 200, description = "a page of history entries", body = Page<EntryOutput>),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
@@ -435,7 +435,7 @@ pub(crate) struct SettingsOutput {
 
 /// The user's settings: the PIN-free budget for 24 hours (0 to 50,000 won; 0 asks for the PIN
 /// every time).
-#[utoipa::path(post, path = "/v1/me/settings", tag = "users", request_body = SettingsInput,
+#[utoipa::path(post, path = "/v1/me/settings", operation_id = "update_settings", tag = "users", request_body = SettingsInput,
     responses((status = 200, description = "the settings now", body = SettingsOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("session" = [])))]
