@@ -1,0 +1,581 @@
+//! Generators for the codec tests: every command kind, built only through the public
+//! constructors, and the kind table that names every variant.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// Kinds: one name per variant, from exhaustive matches.
+
+/// Defines `$name_of`, an exhaustive `match` from a variant of `$ty` to its kind name (no `_`
+/// arm: a new variant does not compile until it is named here), and `$all`, every name, which
+/// the coverage test holds the generators against.
+macro_rules! kinds {
+    ($name_of:ident, $all:ident, $ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        pub fn $name_of(value: &$ty) -> &'static str {
+            match value {
+                $($ty::$variant { .. } => $name,)+
+            }
+        }
+        pub const $all: &[&str] = &[$($name),+];
+    };
+}
+
+kinds!(command_kind, COMMAND_KINDS, Command {
+    Ledger => "ledger", Wallet => "wallet", AsSession => "as_session", Keyed => "keyed", Outbox => "outbox",
+});
+kinds!(inner_kind, INNER_KINDS, Inner { Ledger => "ledger", Wallet => "wallet", AsSession => "as_session" });
+kinds!(scope_kind, SCOPE_KINDS, KeyScope { Operator => "operator", Session => "session", Anonymous => "anonymous" });
+kinds!(ledger_kind, LEDGER_KINDS, LedgerCommand {
+    CreateAccounts => "create_accounts", CreateTransfers => "create_transfers",
+});
+kinds!(outbox_kind, OUTBOX_KINDS, OutboxCommand { AdvanceCursor => "advance_cursor" });
+kinds!(wallet_kind, WALLET_KINDS, WalletCommand {
+    StartVerification => "start_verification",
+    SignUp => "sign_up",
+    OpenSession => "open_session",
+    CloseSession => "close_session",
+    ResetPin => "reset_pin",
+    SetTier => "set_tier",
+    SetTierLimits => "set_tier_limits",
+    SetWithdrawalFee => "set_withdrawal_fee",
+    UnlockPin => "unlock_pin",
+    SetPinFreeAmount => "set_pin_free_amount",
+    LinkBankAccount => "link_bank_account",
+    StartFunding => "start_funding",
+    SettleFunding => "settle_funding",
+    Send => "send",
+    CancelRemittance => "cancel_remittance",
+    RequestMoney => "request_money",
+    SplitBill => "split_bill",
+    AnswerRequest => "answer_request",
+    Adjust => "adjust",
+});
+
+/// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
+pub fn kind(command: &Command) -> String {
+    let rest = match command {
+        Command::Ledger(c) => ledger_kind(c).to_string(),
+        Command::Wallet(c) => wallet_kind(c).to_string(),
+        Command::AsSession(s) => wallet_kind(&s.command).to_string(),
+        Command::Keyed(k) => format!("{}.{}", scope_kind(&k.scope), inner_path(&k.command)),
+        Command::Outbox(c) => outbox_kind(c).to_string(),
+    };
+    format!("{}.{rest}", command_kind(command))
+}
+
+pub fn inner_path(inner: &Inner) -> String {
+    let rest = match inner {
+        Inner::Ledger(c) => ledger_kind(c),
+        Inner::Wallet(c) => wallet_kind(c),
+        Inner::AsSession(s) => wallet_kind(&s.command),
+    };
+    format!("{}.{rest}", inner_kind(inner))
+}
+
+/// Every full kind the tables allow: each domain's kinds bare, as a session's and under a key
+/// of each scope.
+pub fn all_kinds() -> BTreeSet<String> {
+    fn held_by(wrapper: &str) -> &'static [&'static str] {
+        match wrapper {
+            "ledger" => LEDGER_KINDS,
+            "wallet" | "as_session" => WALLET_KINDS,
+            "outbox" => OUTBOX_KINDS,
+            other => panic!("the test does not know what a `{other}` command holds: extend `all_kinds`"),
+        }
+    }
+    let mut all = BTreeSet::new();
+    for top in COMMAND_KINDS {
+        if *top == "keyed" {
+            for scope in SCOPE_KINDS {
+                for inner in INNER_KINDS {
+                    all.extend(held_by(inner).iter().map(|k| format!("keyed.{scope}.{inner}.{k}")));
+                }
+            }
+        } else {
+            all.extend(held_by(top).iter().map(|k| format!("{top}.{k}")));
+        }
+    }
+    all
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs as they reach the constructors.
+
+/// Characters that may appear in text shown to people: ASCII, Latin-1, Hangul (3 bytes in
+/// UTF-8), emoji (4 bytes), blank ones (space, U+3000) and anything else Unicode has that is
+/// not a control character.
+pub fn shown_char() -> impl Strategy<Value = char> + Clone {
+    prop_oneof![
+        4 => proptest::char::range(' ', '~'),
+        3 => proptest::char::range('가', '힣'),
+        2 => proptest::char::range('\u{1F300}', '\u{1FAFF}'),
+        1 => proptest::char::range('\u{A0}', '\u{FF}'),
+        1 => any::<char>().prop_map(|c| if c.is_control() { '\u{FFFD}' } else { c }),
+        1 => proptest::sample::select(vec![' ', '\u{3000}', '\u{200B}']),
+    ]
+}
+
+/// Any character at all, control characters (tab, newline, NUL, DEL, NEL) one time in four.
+pub fn any_char() -> impl Strategy<Value = char> + Clone {
+    prop_oneof![3 => shown_char(), 1 => proptest::sample::select(vec!['\t', '\n', '\0', '\u{7F}', '\u{85}'])]
+}
+
+/// Strings of up to `max_chars + 2` characters (mostly without control characters, or few
+/// would be valid), and strings of exactly `max_chars` and `max_chars + 1` four-byte
+/// characters: at and just over a bound in characters and in bytes.
+pub fn text(max_chars: usize) -> BoxedStrategy<String> {
+    let wide = proptest::char::range('\u{1F300}', '\u{1FAFF}');
+    prop_oneof![
+        4 => vec(shown_char(), 0..=max_chars + 2).prop_map(String::from_iter),
+        1 => vec(any_char(), 0..=max_chars + 2).prop_map(String::from_iter),
+        1 => vec(wide, max_chars..=max_chars + 1).prop_map(String::from_iter),
+    ]
+    .boxed()
+}
+
+pub fn pin_hash_input() -> BoxedStrategy<String> {
+    prop_oneof![
+        "\\$argon2id\\$v=19\\$m=[0-9]{1,6},t=[0-9],p=[0-9]\\$[A-Za-z0-9+/]{0,64}\\$[A-Za-z0-9+/]{0,64}",
+        "\\$[\\x00-\\x7F]{0,257}",
+        text(8),
+    ]
+    .boxed()
+}
+
+pub fn bank_code_input() -> BoxedStrategy<String> {
+    prop_oneof![3 => "[0-9]{3}", 1 => "[0-9]{2,4}", 1 => text(4)].boxed()
+}
+
+pub fn last4_input() -> BoxedStrategy<String> {
+    prop_oneof![3 => "[0-9]{4}", 1 => "[0-9]{3,5}", 1 => text(5)].boxed()
+}
+
+pub fn key_input() -> BoxedStrategy<String> {
+    prop_oneof!["[!-~]{1,255}", "[!-~]{254,256}", "[ -~]{0,4}", text(8)].boxed()
+}
+
+pub fn consumer_input() -> BoxedStrategy<String> {
+    prop_oneof!["[a-z0-9_]{1,32}", "[a-z0-9_]{31,33}", text(8)].boxed()
+}
+
+/// Phone numbers as people type them: Korean mobiles with separators, `+82` with and without
+/// the trunk 0, other countries' numbers, near misses, and arbitrary text.
+pub fn phone_input() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => ("01[016789]", "[0-9]{3,4}", "[0-9]{4}", "[ .-]?").prop_map(|(a, b, c, sep)| format!("{a}{sep}{b}{sep}{c}")),
+        2 => ("\\+82 ?0?1[016789]", "[0-9]{6,9}").prop_map(|(a, b)| format!("{a}{b}")),
+        3 => "\\+[0-9 ()-]{6,20}",
+        1 => "[0-9+ ().-]{0,40}",
+        1 => text(20),
+    ]
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values, built only through the public constructors (refused inputs are dropped).
+
+pub fn name() -> BoxedStrategy<Name> {
+    text(NAME_CHARS_MAX).prop_filter_map("a valid name", |s| Name::new(s).ok()).boxed()
+}
+
+pub fn memo() -> BoxedStrategy<Memo> {
+    text(MEMO_CHARS_MAX).prop_filter_map("a valid memo", |s| Memo::new(s).ok()).boxed()
+}
+
+pub fn reason() -> BoxedStrategy<Reason> {
+    text(REASON_CHARS_MAX).prop_filter_map("a valid reason", |s| Reason::new(s).ok()).boxed()
+}
+
+pub fn pin_hash() -> BoxedStrategy<PinHash> {
+    pin_hash_input().prop_filter_map("a PHC string", |s| PinHash::new(s).ok()).boxed()
+}
+
+pub fn bank_code() -> BoxedStrategy<BankCode> {
+    bank_code_input().prop_filter_map("a bank code", |s| BankCode::new(s).ok()).boxed()
+}
+
+pub fn last4() -> BoxedStrategy<Last4> {
+    last4_input().prop_filter_map("four digits", |s| Last4::new(s).ok()).boxed()
+}
+
+pub fn key() -> BoxedStrategy<IdempotencyKey> {
+    key_input().prop_filter_map("an idempotency key", |s| IdempotencyKey::new(s).ok()).boxed()
+}
+
+pub fn consumer() -> BoxedStrategy<ConsumerName> {
+    consumer_input().prop_filter_map("a consumer name", |s| ConsumerName::new(s).ok()).boxed()
+}
+
+/// Mostly numbers valid by construction (a split bill may hold 50 of them, and every refused
+/// input counts against proptest's budget of rejections), and sometimes any phone input.
+pub fn phone() -> BoxedStrategy<Phone> {
+    prop_oneof![
+        2 => ("(010|\\+82 ?10|\\+82 ?010)", "[ -]?[0-9]{4}", "[ -]?[0-9]{4}").prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+        1 => ("01[16789]", "[0-9]{7,8}").prop_map(|(a, b)| format!("{a}{b}")),
+        2 => "\\+[1-79][0-9]{7,14}",
+        1 => phone_input(),
+    ]
+    .prop_filter_map("a phone number", |s| Phone::parse(&s).ok())
+    .boxed()
+}
+
+pub fn sealed() -> BoxedStrategy<SealedAccountNumber> {
+    let ciphertext = vec(any::<u8>(), 0..=65).prop_filter_map("at most 64 bytes", |b| BoundedVec::new(b).ok());
+    (ciphertext, any::<[u8; 32]>(), last4())
+        .prop_map(|(ciphertext, lookup, last4)| SealedAccountNumber { ciphertext, lookup, last4 })
+        .boxed()
+}
+
+/// Any `u64`, with the edges and small values more often than chance gives them.
+pub fn u64_any() -> BoxedStrategy<u64> {
+    prop_oneof![any::<u64>(), Just(0), Just(u64::MAX), 0..300u64].boxed()
+}
+
+pub fn u128_any() -> BoxedStrategy<u128> {
+    prop_oneof![any::<u128>(), Just(0), Just(u128::MAX), 0..300u128].boxed()
+}
+
+pub fn any_account() -> BoxedStrategy<Account> {
+    (vec(u128_any(), 6), u64_any(), u64_any(), any::<[u32; 3]>(), any::<[u16; 2]>())
+        .prop_map(|(w, user_data_64, timestamp, [user_data_32, reserved, ledger], [code, flags])| Account {
+            id: w[0],
+            debits_pending: w[1],
+            debits_posted: w[2],
+            credits_pending: w[3],
+            credits_posted: w[4],
+            user_data_128: w[5],
+            user_data_64,
+            user_data_32,
+            reserved,
+            ledger,
+            code,
+            flags: AccountFlags(flags),
+            timestamp,
+        })
+        .boxed()
+}
+
+pub fn any_transfer() -> BoxedStrategy<Transfer> {
+    (vec(u128_any(), 6), u64_any(), u64_any(), any::<[u32; 3]>(), any::<[u16; 2]>())
+        .prop_map(|(w, user_data_64, timestamp, [user_data_32, timeout, ledger], [code, flags])| Transfer {
+            id: w[0],
+            debit_account_id: w[1],
+            credit_account_id: w[2],
+            amount: w[3],
+            pending_id: w[4],
+            user_data_128: w[5],
+            user_data_64,
+            user_data_32,
+            timeout,
+            ledger,
+            code,
+            flags: TransferFlags(flags),
+            timestamp,
+        })
+        .boxed()
+}
+
+/// Mostly a few records, sometimes up to `len_max`.
+pub fn records<T: Record + Clone + Debug + 'static>(
+    item: BoxedStrategy<T>,
+    len_max: usize,
+) -> BoxedStrategy<Records<T>> {
+    prop_oneof![4 => vec(item.clone(), 0..=len_max.min(8)), 1 => vec(item, 0..=len_max)]
+        .prop_map(|items| Records::new(items).expect("at most a few hundred records"))
+        .boxed()
+}
+
+pub fn select<T: Clone + Debug + 'static>(values: &[T]) -> BoxedStrategy<T> {
+    proptest::sample::select(values.to_vec()).boxed()
+}
+
+/// Where the fields of generated commands come from: anything the types allow (for the
+/// codec), or small pools of ids, tokens and numbers that refer to each other (for the
+/// state, so that some commands find their users, sessions, fundings and verifications).
+pub struct Fields {
+    id: BoxedStrategy<u64>,
+    amount: BoxedStrategy<Amount>,
+    token: BoxedStrategy<[u8; 32]>,
+    phone: BoxedStrategy<Phone>,
+    /// A verification as started: its id, phone and code hash.
+    verification: BoxedStrategy<([u8; 16], Phone, [u8; 32])>,
+    /// A phone and a proof of it.
+    proof: BoxedStrategy<(Phone, CodeProof)>,
+    account_number: BoxedStrategy<SealedAccountNumber>,
+    ttl_seconds: BoxedStrategy<u32>,
+    shares_max: usize,
+    account: BoxedStrategy<Account>,
+    transfer: BoxedStrategy<Transfer>,
+    records_max: usize,
+    key: BoxedStrategy<IdempotencyKey>,
+    anonymous: BoxedStrategy<[u8; 16]>,
+    request_hash: BoxedStrategy<[u8; 32]>,
+    consumer: BoxedStrategy<ConsumerName>,
+    cursor: BoxedStrategy<u64>,
+}
+
+/// Numbers of the lively pools: the first four sign up in the prelude or later, the others
+/// receive held money.
+pub const LIVELY_PHONES: [&str; 6] =
+    ["010-1000-0001", "010-1000-0002", "010-1000-0003", "010-1000-0004", "+1 415 555 0100", "011-234-5678"];
+
+pub fn lively_phone(i: usize) -> Phone {
+    Phone::parse(LIVELY_PHONES[i]).expect("a valid number")
+}
+
+/// The bank account number `n` of the lively pool, sealed as the HTTP layer would (the test
+/// does not encrypt).
+pub fn lively_account_number(n: u8) -> SealedAccountNumber {
+    SealedAccountNumber {
+        ciphertext: BoundedVec::new(format!("{n:010}").into_bytes()).expect("10 bytes"),
+        lookup: [n; 32],
+        last4: Last4::new(format!("{n:04}")).expect("4 digits"),
+    }
+}
+
+impl Fields {
+    pub fn arbitrary() -> Fields {
+        Fields {
+            id: u64_any(),
+            amount: u64_any().prop_map(Amount::new).boxed(),
+            token: any::<[u8; 32]>().boxed(),
+            phone: phone(),
+            verification: (any::<[u8; 16]>(), phone(), any::<[u8; 32]>()).boxed(),
+            proof: (phone(), any::<[u8; 16]>(), any::<[u8; 32]>())
+                .prop_map(|(phone, verification_id, code_hash)| (phone, CodeProof { verification_id, code_hash }))
+                .boxed(),
+            account_number: sealed(),
+            ttl_seconds: any::<u32>().boxed(),
+            shares_max: SHARES_MAX,
+            account: any_account(),
+            transfer: any_transfer(),
+            records_max: 300,
+            key: key(),
+            anonymous: any::<[u8; 16]>().boxed(),
+            request_hash: any::<[u8; 32]>().boxed(),
+            consumer: consumer(),
+            cursor: u64_any(),
+        }
+    }
+
+    /// Verification `v` (0 to 7) is for number `v % 4` with code hash `[v; 32]`; a proof gives
+    /// the right code four times in five.
+    pub fn lively() -> Fields {
+        let af = [
+            0,
+            AccountFlags::HISTORY,
+            AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+            AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+        ];
+        let tf =
+            [0, 0, TransferFlags::PENDING, TransferFlags::POST_PENDING_TRANSFER, TransferFlags::VOID_PENDING_TRANSFER];
+        Fields {
+            id: prop_oneof![6 => 1..=3u64, 1 => Just(0u64), 1 => 4..=6u64].boxed(),
+            amount: prop_oneof![4 => 0..=20_000u64, 1 => 20_000..=600_000u64].prop_map(Amount::new).boxed(),
+            token: (1..=4u8).prop_map(|t| [t; 32]).boxed(),
+            phone: (0..LIVELY_PHONES.len()).prop_map(lively_phone).boxed(),
+            verification: (0..8u8).prop_map(|v| ([v; 16], lively_phone(usize::from(v % 4)), [v; 32])).boxed(),
+            proof: (0..8u8, proptest::bool::weighted(0.8))
+                .prop_map(|(v, right)| {
+                    let code_hash = if right { [v; 32] } else { [!v; 32] };
+                    (lively_phone(usize::from(v % 4)), CodeProof { verification_id: [v; 16], code_hash })
+                })
+                .boxed(),
+            account_number: (0..4u8).prop_map(lively_account_number).boxed(),
+            ttl_seconds: prop_oneof![1..=60u32, 3600..=7200u32].boxed(),
+            shares_max: 3,
+            account: (1..=6u128, select(&af), prop_oneof![4 => Just(1u32), 1 => Just(2u32)])
+                .prop_map(|(id, flags, ledger)| Account {
+                    id,
+                    ledger,
+                    code: 1,
+                    flags: AccountFlags(flags),
+                    ..Default::default()
+                })
+                .boxed(),
+            transfer: (1..=12u128, 1..=6u128, 1..=6u128, 0..=1_000u128, select(&tf), 1..=12u128, 0..=3u32)
+                .prop_map(|(id, debit_account_id, credit_account_id, amount, flags, pending_id, timeout)| {
+                    // The shape each kind needs: only a pending transfer has a timeout, only a
+                    // post or a void names the pending transfer it resolves.
+                    let resolves =
+                        flags & (TransferFlags::POST_PENDING_TRANSFER | TransferFlags::VOID_PENDING_TRANSFER);
+                    Transfer {
+                        id,
+                        debit_account_id,
+                        credit_account_id,
+                        amount,
+                        pending_id: if resolves != 0 { pending_id } else { 0 },
+                        timeout: if flags == TransferFlags::PENDING { timeout } else { 0 },
+                        ledger: 1,
+                        code: 1,
+                        flags: TransferFlags(flags),
+                        ..Default::default()
+                    }
+                })
+                .boxed(),
+            records_max: 4,
+            key: select(&["k1", "k2", "k3"]).prop_map(|k| IdempotencyKey::new(k).expect("a key")).boxed(),
+            anonymous: (0..2u8).prop_map(|n| [n; 16]).boxed(),
+            request_hash: (0..2u8).prop_map(|n| [n; 32]).boxed(),
+            consumer: select(&["bank_rail", "webhooks"]).prop_map(|c| ConsumerName::new(c).expect("a name")).boxed(),
+            cursor: (0..=40u64).boxed(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands: one strategy per kind.
+
+pub fn recipient(f: &Fields) -> BoxedStrategy<Recipient> {
+    prop_oneof![f.id.clone().prop_map(Recipient::User), f.phone.clone().prop_map(Recipient::Phone)].boxed()
+}
+
+pub fn shares(f: &Fields) -> BoxedStrategy<BoundedVec<Share, SHARES_MAX>> {
+    let share = (recipient(f), f.amount.clone()).prop_map(|(payer, amount)| Share { payer, amount });
+    vec(share, 0..=f.shares_max + 1).prop_filter_map("at most 50 shares", |s| BoundedVec::new(s).ok()).boxed()
+}
+
+/// One strategy per wallet command kind, in the order of [`WALLET_KINDS`].
+pub fn wallet_commands(f: &Fields) -> Vec<BoxedStrategy<WalletCommand>> {
+    use WalletCommand as W;
+    let pin_ok = || any::<Option<bool>>();
+    let tier = || select(&Tier::ALL);
+    vec![
+        f.verification.clone().prop_map(|(id, phone, code_hash)| W::StartVerification { id, phone, code_hash }).boxed(),
+        (f.proof.clone(), name(), pin_hash())
+            .prop_map(|((phone, proof), name, pin_hash)| W::SignUp { phone, name, pin_hash, proof })
+            .boxed(),
+        (f.id.clone(), f.token.clone(), proptest::bool::weighted(0.9), f.ttl_seconds.clone())
+            .prop_map(|(user_id, token_hash, pin_ok, ttl_seconds)| W::OpenSession {
+                user_id,
+                token_hash,
+                pin_ok,
+                ttl_seconds,
+            })
+            .boxed(),
+        f.token.clone().prop_map(|token_hash| W::CloseSession { token_hash }).boxed(),
+        (f.proof.clone(), pin_hash())
+            .prop_map(|((phone, proof), pin_hash)| W::ResetPin { phone, proof, pin_hash })
+            .boxed(),
+        (f.id.clone(), tier()).prop_map(|(user_id, tier)| W::SetTier { user_id, tier }).boxed(),
+        (tier(), f.amount.clone(), f.amount.clone())
+            .prop_map(|(tier, balance_cap, daily_outgoing)| W::SetTierLimits {
+                tier,
+                limits: TierLimits { balance_cap, daily_outgoing },
+            })
+            .boxed(),
+        f.amount.clone().prop_map(|fee| W::SetWithdrawalFee { fee }).boxed(),
+        f.id.clone().prop_map(|user_id| W::UnlockPin { user_id }).boxed(),
+        (f.id.clone(), f.amount.clone()).prop_map(|(user_id, amount)| W::SetPinFreeAmount { user_id, amount }).boxed(),
+        (f.id.clone(), bank_code(), f.account_number.clone(), name())
+            .prop_map(|(user_id, bank_code, account_number, holder_name)| W::LinkBankAccount {
+                user_id,
+                bank_code,
+                account_number,
+                holder_name,
+            })
+            .boxed(),
+        (
+            f.id.clone(),
+            f.id.clone(),
+            select(&[FundingKind::TopUp, FundingKind::Withdrawal]),
+            f.amount.clone(),
+            pin_ok(),
+        )
+            .prop_map(|(user_id, bank_account_id, kind, amount, pin_ok)| W::StartFunding {
+                user_id,
+                bank_account_id,
+                kind,
+                amount,
+                pin_ok,
+            })
+            .boxed(),
+        (f.id.clone(), select(&[BankResult::Approved, BankResult::Declined, BankResult::Expired]))
+            .prop_map(|(funding_id, result)| W::SettleFunding { funding_id, result })
+            .boxed(),
+        (f.id.clone(), recipient(f), f.amount.clone(), memo(), pin_ok())
+            .prop_map(|(from_user, to, amount, memo, pin_ok)| W::Send { from_user, to, amount, memo, pin_ok })
+            .boxed(),
+        (f.id.clone(), f.id.clone())
+            .prop_map(|(user_id, remittance_id)| W::CancelRemittance { user_id, remittance_id })
+            .boxed(),
+        (f.id.clone(), recipient(f), f.amount.clone(), memo())
+            .prop_map(|(requester, from, amount, memo)| W::RequestMoney { requester, from, amount, memo })
+            .boxed(),
+        (f.id.clone(), f.amount.clone(), shares(f), memo())
+            .prop_map(|(requester, total, shares, memo)| W::SplitBill { requester, total, shares, memo })
+            .boxed(),
+        (f.id.clone(), f.id.clone(), any::<bool>(), pin_ok())
+            .prop_map(|(payer, request_id, pay, pin_ok)| W::AnswerRequest { payer, request_id, pay, pin_ok })
+            .boxed(),
+        (f.id.clone(), f.amount.clone(), select(&[Direction::Credit, Direction::Debit]), reason())
+            .prop_map(|(user_id, amount, direction, reason)| W::Adjust { user_id, amount, direction, reason })
+            .boxed(),
+    ]
+}
+
+pub fn ledger_commands(f: &Fields) -> Vec<BoxedStrategy<LedgerCommand>> {
+    vec![
+        records(f.account.clone(), f.records_max).prop_map(LedgerCommand::CreateAccounts).boxed(),
+        records(f.transfer.clone(), f.records_max).prop_map(LedgerCommand::CreateTransfers).boxed(),
+    ]
+}
+
+pub fn outbox_commands(f: &Fields) -> Vec<BoxedStrategy<OutboxCommand>> {
+    vec![(f.consumer.clone(), f.cursor.clone())
+        .prop_map(|(consumer, to)| OutboxCommand::AdvanceCursor { consumer, to })
+        .boxed()]
+}
+
+pub fn scopes(f: &Fields) -> Vec<BoxedStrategy<KeyScope>> {
+    vec![
+        Just(KeyScope::Operator).boxed(),
+        f.token.clone().prop_map(KeyScope::Session).boxed(),
+        f.anonymous.clone().prop_map(KeyScope::Anonymous).boxed(),
+    ]
+}
+
+pub fn as_session(f: &Fields, command: BoxedStrategy<WalletCommand>) -> BoxedStrategy<SessionCommand> {
+    (f.token.clone(), command).prop_map(|(token_hash, command)| SessionCommand { token_hash, command }).boxed()
+}
+
+pub fn inner_commands(f: &Fields) -> Vec<BoxedStrategy<Inner>> {
+    let ledger = ledger_commands(f).into_iter().map(|s| s.prop_map(Inner::Ledger).boxed());
+    let wallet = wallet_commands(f).into_iter().map(|s| s.prop_map(Inner::Wallet).boxed());
+    let session = wallet_commands(f).into_iter().map(|s| as_session(f, s).prop_map(Inner::AsSession).boxed());
+    ledger.chain(wallet).chain(session).collect()
+}
+
+pub fn keyed(f: &Fields, scope: BoxedStrategy<KeyScope>, inner: BoxedStrategy<Inner>) -> BoxedStrategy<Command> {
+    (scope, f.key.clone(), f.request_hash.clone(), inner)
+        .prop_map(|(scope, key, request_hash, command)| {
+            Command::Keyed(Box::new(Keyed { scope, key, request_hash, command }))
+        })
+        .boxed()
+}
+
+/// One strategy per full kind (see [`all_kinds`]).
+pub fn command_kinds(f: &Fields) -> Vec<BoxedStrategy<Command>> {
+    let mut all: Vec<BoxedStrategy<Command>> = Vec::new();
+    all.extend(ledger_commands(f).into_iter().map(|s| s.prop_map(Command::Ledger).boxed()));
+    all.extend(wallet_commands(f).into_iter().map(|s| s.prop_map(Command::Wallet).boxed()));
+    all.extend(wallet_commands(f).into_iter().map(|s| as_session(f, s).prop_map(Command::AsSession).boxed()));
+    for scope in scopes(f) {
+        all.extend(inner_commands(f).into_iter().map(|inner| keyed(f, scope.clone(), inner)));
+    }
+    all.extend(outbox_commands(f).into_iter().map(|s| s.prop_map(Command::Outbox).boxed()));
+    all
+}
+
+/// Any command: each top-level kind alike, and within it each kind of its domain alike.
+pub fn any_command(f: &Fields) -> BoxedStrategy<Command> {
+    let wallet = || Union::new(wallet_commands(f)).boxed();
+    prop_oneof![
+        Union::new(ledger_commands(f)).prop_map(Command::Ledger),
+        wallet().prop_map(Command::Wallet),
+        as_session(f, wallet()).prop_map(Command::AsSession),
+        keyed(f, Union::new(scopes(f)).boxed(), Union::new(inner_commands(f)).boxed()),
+        Union::new(outbox_commands(f)).prop_map(Command::Outbox),
+    ]
+    .boxed()
+}
