@@ -53,6 +53,56 @@ impl Client {
         })
     }
 
+    /// Connects to `addr` from the local address `from` (any of 127.0.0.0/8 reaches a server
+    /// on 127.0.0.1), so that tests can act as several clients whose addresses differ (rate
+    /// limits are per client address).
+    pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr, key: &str) -> anyhow::Result<Client> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+        let stream = runtime.block_on(async {
+            let socket =
+                if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.bind(SocketAddr::new(from, 0))?;
+            socket.connect(addr).await
+        });
+        let stream = stream.with_context(|| format!("connecting to {addr} from {from}"))?.into_std()?;
+        stream.set_nonblocking(false)?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            reader: BufReader::with_capacity(1 << 16, stream.try_clone()?),
+            writer: stream,
+            host: addr.to_string(),
+            key: key.to_string(),
+            request: Vec::with_capacity(1 << 16),
+        })
+    }
+
+    /// Sends one request with exactly these headers (and `Host` and `Content-Length`): no
+    /// operator key unless a header carries one. For tests of what each caller may do.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<Response> {
+        self.request.clear();
+        write!(self.request, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host)?;
+        for (name, value) in headers {
+            write!(self.request, "{name}: {value}\r\n")?;
+        }
+        write!(self.request, "Content-Length: {}\r\n\r\n", body.len())?;
+        self.request.extend_from_slice(body);
+        self.writer.write_all(&self.request)?;
+        self.read_response()
+    }
+
+    /// Bounds how long a read of a response may wait (`None`: for ever), so that a test of a
+    /// server that stops answering fails instead of hanging.
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> anyhow::Result<()> {
+        self.writer.set_read_timeout(timeout)?;
+        Ok(())
+    }
+
     /// Sends a request with an `Authorization` header of your own (or none) instead of the
     /// operator key: for tests of authentication.
     pub fn send_raw(&mut self, head: &str, body: &[u8]) -> anyhow::Result<Response> {

@@ -13,8 +13,22 @@ fn balances(client: &mut kasa::client::Client, id: u128) -> Value {
     json!([a["debits_pending"], a["debits_posted"], a["credits_pending"], a["credits_posted"]])
 }
 
+/// A POST that waits out `503 busy` as a client should (after its Retry-After; bounded): with
+/// `--queue-depth 1` the bank rail's start-up read can hold the one place in the queue.
+fn post_when_not_busy(client: &mut kasa::client::Client, path: &str, body: &Value) -> kasa::client::Response {
+    for _ in 0..50 {
+        let r = post(client, path, body);
+        if r.status != 503 {
+            return r;
+        }
+        assert_problem(&r, 503, "busy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{path} stayed busy for a second");
+}
+
 fn setup(client: &mut kasa::client::Client) {
-    let r = post(
+    let r = post_when_not_busy(
         client,
         "/v1/ledger/accounts",
         &json!(
@@ -30,7 +44,7 @@ fn setup(client: &mut kasa::client::Client) {
             {"index": 2, "result": "ok", "timestamp": r.json()["results"][2]["timestamp"]},
         ])
     );
-    let r = post(client, "/v1/ledger/transfers", &transfer(100, 2, 1, 1_000));
+    let r = post_when_not_busy(client, "/v1/ledger/transfers", &transfer(100, 2, 1, 1_000));
     assert_eq!(r.status, 201, "{}", r.json());
 }
 
@@ -171,8 +185,13 @@ fn bad_input_gets_a_problem_and_changes_nothing() {
     let mut c = server.client();
     setup(&mut c);
     let before = (balances(&mut c, 1), balances(&mut c, 2));
+    // Each case its own id: an id whose transfer failed for a reason that can pass later
+    // (an unknown account, say) is remembered as failed (`id_already_failed`), as in
+    // TigerBeetle 0.16.
+    let next_id = std::cell::Cell::new(500u128);
     let t = |f: &dyn Fn(&mut Value)| {
-        let mut v = transfer(500, 2, 1, 10);
+        let mut v = transfer(next_id.get(), 2, 1, 10);
+        next_id.set(next_id.get() + 1);
         f(&mut v);
         v
     };
@@ -195,7 +214,6 @@ fn bad_input_gets_a_problem_and_changes_nothing() {
         ("unknown flag", t(&|v| v["flags"] = json!(["turbo"])).to_string().into_bytes(), 422, "invalid_field"),
         ("ledger too big", t(&|v| v["ledger"] = json!(4294967296u64)).to_string().into_bytes(), 422, "invalid_field"),
         ("id wrong type", t(&|v| v["id"] = json!(true)).to_string().into_bytes(), 422, "invalid_field"),
-        ("zero amount", t(&|v| v["amount"] = json!("0")).to_string().into_bytes(), 422, "amount_must_not_be_zero"),
         ("id zero", t(&|v| v["id"] = json!("0")).to_string().into_bytes(), 422, "id_must_not_be_zero"),
         (
             "id max",
@@ -258,7 +276,7 @@ fn bad_input_gets_a_problem_and_changes_nothing() {
     // Bad path ids.
     assert_problem(&get(&mut c, "/v1/ledger/accounts/abc"), 400, "invalid_parameter");
     // axum's own rejections are problems too: a path that is not UTF-8.
-    assert_problem(&get(&mut c, "/v1/ledger/transfers/%FF"), 400, "invalid_request");
+    assert_problem(&get(&mut c, "/v1/ledger/transfers/%FF"), 400, "invalid_parameter");
     // Lookups take JSON only.
     assert_problem(
         &c.send("POST", "/v1/ledger/accounts/lookup", "text/plain", b"{}").unwrap(),
@@ -290,8 +308,9 @@ fn bad_input_gets_a_problem_and_changes_nothing() {
     );
     // Nothing changed.
     assert_eq!((balances(&mut c, 1), balances(&mut c, 2)), before);
-    let r = get(&mut c, "/v1/ledger/transfers/500");
-    assert_eq!(r.status, 404);
+    let ids: Vec<String> = (500..next_id.get()).map(|id| id.to_string()).collect();
+    let r = post(&mut c, "/v1/ledger/transfers/lookup", &json!({ "ids": ids }));
+    assert_eq!(r.json()["not_found"].as_array().unwrap().len(), ids.len(), "{}", r.json());
     let metrics = String::from_utf8(get(&mut c, "/metrics").body).unwrap();
     assert!(metrics.lines().any(|l| l == "kasa_transfers 1"), "{metrics}");
 }
@@ -321,10 +340,12 @@ fn binary_batches_use_128_byte_records() {
     assert_eq!(r.body.len(), 3 * 32);
     let code = |i: usize| u32::from_le_bytes(r.body[i * 32..i * 32 + 4].try_into().unwrap());
     let names: Vec<&str> = (0..3).map(|i| kasa_core::CreateTransferResult::ALL[code(i) as usize].name()).collect();
-    assert_eq!(names, ["ok", "amount_must_not_be_zero", "ok"]);
+    assert_eq!(names, ["ok", "ok", "ok"], "an amount of 0 is allowed, as in TigerBeetle 0.16");
     let amount = u128::from_le_bytes(r.body[16..32].try_into().unwrap());
     assert_eq!(amount, 10);
     assert_eq!(balances(&mut c, 1), json!(["0", "30", "0", "1000"]));
+    let zero = get(&mut c, "/v1/ledger/transfers/301").json();
+    assert_eq!((zero["amount"].clone(), zero["flags"].clone()), (json!("0"), json!([])));
 }
 
 /// Without KASA_OPERATOR_KEY the server generates a key on first start, keeps it in the data
@@ -376,39 +397,14 @@ fn the_operator_key_is_generated_once_and_kept() {
     second.wait().unwrap();
 }
 
-/// `/openapi.json` is the generated OpenAPI 3.1 document, and every operation it lists is
-/// routed (none answers "no route" or "method not allowed"). CI validates the document
-/// itself with openapi-spec-validator (see `.ci/run`).
-#[test]
-fn the_openapi_document_matches_the_routes() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    let mut c = server.client();
-    let r = get(&mut c, "/openapi.json");
-    assert_eq!(r.status, 200);
-    let doc = r.json();
-    assert_eq!(doc["openapi"], "3.1.0");
-    let paths = doc["paths"].as_object().unwrap();
-    let mut operations = 0;
-    for (path, methods) in paths {
-        for method in methods.as_object().unwrap().keys() {
-            operations += 1;
-            let concrete = path.replace("{id}", "1").replace("{tier}", "basic");
-            let r = c.send(&method.to_uppercase(), &concrete, "application/json", b"{}").unwrap();
-            let code = r.json()["code"].clone();
-            let unrouted = (r.status == 404 && r.json()["detail"].as_str().is_some_and(|d| d.starts_with("no route")))
-                || code == "method_not_allowed";
-            assert!(!unrouted, "{method} {path} is documented but not routed: {}", r.json());
-        }
-    }
-    // Every route of the server is documented (the document itself aside).
-    assert_eq!(operations, 39, "documented operations: {:?}", paths.keys().collect::<Vec<_>>());
-}
-
 /// A full queue answers `503 busy` with `Retry-After` at once, and a refused request changes
 /// nothing: with room for one waiting request (`--queue-depth 1`), 32 connections sending
 /// single transfers get some 503s; every transfer answered 201 is in the ledger, and none
 /// answered 503 is.
+///
+/// Regression: a single-object create read the stored object back for its answer through
+/// the queue after the commit; when that read met a full queue the answer was `503 busy`
+/// ("nothing happened") for a transfer that was in the ledger (36 of 900 here).
 #[test]
 fn a_full_queue_answers_503_with_retry_after_and_refused_requests_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -449,4 +445,42 @@ fn a_full_queue_answers_503_with_retry_after_and_refused_requests_change_nothing
     assert_eq!(server.terminate().code(), Some(0));
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
+}
+
+/// An `Idempotency-Key` on the ledger API: a keyed single create or batch of up to 64 items
+/// replays its first answer (a plain retry of the same single create would answer `200`
+/// "exists" instead); a keyed batch of more than 64 items is refused with `400
+/// idempotency_key_not_supported` and changes nothing (a batch is idempotent by its ids).
+#[test]
+fn ledger_batches_take_a_key_up_to_64_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    setup(&mut c);
+    let operator = format!("Bearer {KEY}");
+    let keyed = |c: &mut kasa::client::Client, key: &str, body: &Value| {
+        let headers =
+            [("Authorization", operator.as_str()), ("Content-Type", "application/json"), ("Idempotency-Key", key)];
+        c.request("POST", "/v1/ledger/transfers", &headers, body.to_string().as_bytes()).unwrap()
+    };
+    let single = transfer(1_000, 2, 1, 7);
+    let first = keyed(&mut c, "single", &single);
+    assert_eq!((first.status, first.header("idempotent-replayed")), (201, None), "{}", first.json());
+    let again = keyed(&mut c, "single", &single);
+    assert_eq!((again.status, again.header("idempotent-replayed"), &again.body), (201, Some("true"), &first.body));
+    assert_eq!(post(&mut c, "/v1/ledger/transfers", &single).status, 200, "unkeyed, it exists");
+
+    let batch = |from: u128, n: u128| json!((from..from + n).map(|id| transfer(id, 2, 1, 1)).collect::<Vec<_>>());
+    let first = keyed(&mut c, "batch-64", &batch(2_000, 64));
+    assert_eq!(first.status, 200);
+    assert!(first.json()["results"].as_array().unwrap().iter().all(|r| r["result"] == "ok"));
+    let again = keyed(&mut c, "batch-64", &batch(2_000, 64));
+    assert_eq!((again.header("idempotent-replayed"), &again.body), (Some("true"), &first.body));
+    assert_problem(&keyed(&mut c, "batch-65", &batch(3_000, 65)), 400, "idempotency_key_not_supported");
+    let lookup = post(&mut c, "/v1/ledger/transfers/lookup", &json!({"ids": ["3000", "3064"]}));
+    assert_eq!(lookup.json()["not_found"], json!(["3000", "3064"]), "a refused keyed batch changed nothing");
+    let plain = post(&mut c, "/v1/ledger/transfers", &batch(3_000, 65));
+    assert_eq!(plain.json()["results"].as_array().unwrap().len(), 65);
+    assert_eq!(balances(&mut c, 1), json!(["0", "0", "0", "1136"]));
+    stop_and_verify(server);
 }

@@ -1,13 +1,16 @@
 //! Durability end to end against the real binary: `kill -9` under load loses no acknowledged
 //! transfer, SIGTERM drains and exits 0, restarts keep the state, and `kasa verify` passes on
-//! good data and names the damage on bad data.
+//! good data and names the damage on bad data; keyed requests killed at random moments take
+//! effect exactly once, and the bank rail killed between a reservation and the bank's answer
+//! settles by what the bank decided.
 
 mod support;
 
 use kasa_core::Transfer;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use support::*;
 
 const ACCOUNTS: u128 = 20;
@@ -81,7 +84,8 @@ fn start_under_load(data: &std::path::Path) -> Load {
 
 /// Looks every acknowledged transfer up, in batches; none may be missing.
 fn assert_all_present(c: &mut kasa::client::Client, acknowledged: &[u128], after: &str) {
-    for chunk in acknowledged.chunks(8000) {
+    // A lookup body is at most 64 KiB: 2,000 ids of 20 digits fit.
+    for chunk in acknowledged.chunks(2000) {
         let ids: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
         let r = post(c, "/v1/ledger/transfers/lookup", &json!({ "ids": ids }));
         assert_eq!(r.status, 200);
@@ -222,4 +226,271 @@ fn sigterm_under_load_drains_and_exits_0() {
     let (ok, report) = verify(dir.path());
     assert!(ok, "{report}");
     assert!(!report.contains("snapshots: 0 valid"), "the drain wrote a snapshot: {report}");
+}
+
+/// One keyed request, and the answer it got (none if the server died first).
+#[derive(Clone, Debug)]
+struct Op {
+    /// The index of the user who sends it.
+    user: usize,
+    path: &'static str,
+    key: String,
+    body: Value,
+    amount: u64,
+    answer: Option<(u16, Vec<u8>)>,
+}
+
+const SENDERS: usize = 4;
+const FUNDED: u64 = 100_000;
+const ROUNDS: usize = 4;
+
+/// Keyed sends (4 senders to one recipient) and keyed top-ups (a fifth user), with `kill -9`
+/// after a random number of answers in each of 4 rounds. After every restart, each request
+/// that was in flight is retried with its key: it either replays (the first try took effect)
+/// or runs now; and a sample of the answered ones is retried too: each replays its first
+/// answer byte for byte with `Idempotent-Replayed: true`. No answer is ever 409 or
+/// `idempotency_key_reused`. In the end every wallet holds exactly what the answers say
+/// moved, and each sender's history has one entry per successful key.
+#[test]
+fn keyed_requests_take_effect_once_across_kill_9_at_random_moments() {
+    let mut rng = Rng::from_env_or_time();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let senders: Vec<User> = (0..SENDERS).map(|i| sign_up(&server, &format!("010-9600-000{i}"))).collect();
+    let recipient = sign_up(&server, "010-9600-0009");
+    let topper = sign_up(&server, "010-9600-0008");
+    for s in &senders {
+        credit(&mut c, s, FUNDED);
+    }
+    let bank = link_bank(&mut c, &topper, "9600960008");
+    let mut users = senders.clone();
+    users.push(topper.clone());
+    let users = Arc::new(users);
+    let ops: Arc<Mutex<Vec<Op>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut server = Some(server);
+
+    let retry = |c: &mut kasa::client::Client, op: &Op| users[op.user].keyed(c, op.path, &op.key, &op.body);
+    for round in 0..ROUNDS {
+        let server_now = server.take().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered_before = ops.lock().unwrap().iter().filter(|o| o.answer.is_some()).count();
+        let workers: Vec<_> = (0..=SENDERS)
+            .map(|worker| {
+                let (ops, stop, users, bank, to) =
+                    (ops.clone(), stop.clone(), users.clone(), bank.clone(), recipient.id.clone());
+                let mut client = server_now.client();
+                std::thread::spawn(move || {
+                    for n in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let key = format!("r{round}-w{worker}-{n}");
+                        let op = if worker < SENDERS {
+                            let amount = 1 + (n * 7 + worker as u64 * 13) % 200;
+                            let body = json!({"to_user_id": to, "amount": amount.to_string(), "memo": key});
+                            Op { user: worker, path: "/v1/transfers", key, body, amount, answer: None }
+                        } else {
+                            // No amount the sandbox declines (…13) or never takes (…99).
+                            let mut amount = 1_000 + (n * 37) % 900;
+                            if amount % 100 == 13 || amount % 100 == 99 {
+                                amount += 1;
+                            }
+                            let body = json!({"bank_account_id": bank, "amount": amount.to_string()});
+                            Op { user: worker, path: "/v1/me/top-ups", key, body, amount, answer: None }
+                        };
+                        let index = {
+                            let mut ops = ops.lock().unwrap();
+                            ops.push(op.clone());
+                            ops.len() - 1
+                        };
+                        // After the kill the connection fails: the request stays unanswered.
+                        let auth = format!("Bearer {}", users[op.user].token);
+                        let headers = [
+                            ("Authorization", auth.as_str()),
+                            ("Content-Type", "application/json"),
+                            ("Idempotency-Key", op.key.as_str()),
+                        ];
+                        let Ok(r) = client.request("POST", op.path, &headers, op.body.to_string().as_bytes()) else {
+                            return;
+                        };
+                        assert_eq!(r.status, 201, "{}: {}", op.key, r.json());
+                        ops.lock().unwrap()[index].answer = Some((r.status, r.body));
+                    }
+                })
+            })
+            .collect();
+        let target = answered_before + 20 + rng.below(150) as usize;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ops.lock().unwrap().iter().filter(|o| o.answer.is_some()).count() < target {
+            assert!(Instant::now() < deadline, "the load stalled in round {round}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        server_now.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+
+        let restarted = Server::start(dir.path());
+        let mut c = restarted.client();
+        let mut ops = ops.lock().unwrap();
+        let (mut replayed, mut first_runs) = (0, 0);
+        for op in ops.iter_mut() {
+            match &op.answer {
+                None => {
+                    let r = retry(&mut c, op);
+                    assert_eq!(r.status, 201, "retry of {} in flight at the kill: {}", op.key, r.json());
+                    match r.header("idempotent-replayed") {
+                        Some("true") => replayed += 1,
+                        None => first_runs += 1,
+                        other => panic!("Idempotent-Replayed: {other:?}"),
+                    }
+                    op.answer = Some((r.status, r.body));
+                }
+                Some((status, body)) if rng.below(8) == 0 => {
+                    let r = retry(&mut c, op);
+                    assert_eq!(
+                        (r.status, r.header("idempotent-replayed")),
+                        (*status, Some("true")),
+                        "{}: {}",
+                        op.key,
+                        r.json()
+                    );
+                    assert_eq!(&r.body, body, "{}: the replay differs from the first answer", op.key);
+                }
+                Some(_) => {}
+            }
+        }
+        eprintln!(
+            "round {round}: {} keys so far; in flight at the kill: {replayed} had run, {first_runs} ran now",
+            ops.len()
+        );
+        server = Some(restarted);
+    }
+
+    let server = server.unwrap();
+    let mut c = server.client();
+    let ops = ops.lock().unwrap().clone();
+    let mut expected = [FUNDED; SENDERS];
+    let mut received = 0;
+    let mut topped_up = 0;
+    let mut sends_of = [0usize; SENDERS];
+    for op in &ops {
+        let (status, body) = op.answer.as_ref().unwrap();
+        assert_eq!(*status, 201);
+        let v: Value = serde_json::from_slice(body).unwrap();
+        if op.user < SENDERS {
+            assert_eq!(
+                (v["amount"].as_str(), v["memo"].as_str()),
+                (Some(op.amount.to_string().as_str()), Some(op.key.as_str()))
+            );
+            expected[op.user] -= op.amount;
+            received += op.amount;
+            sends_of[op.user] += 1;
+        } else {
+            let f = settled(&mut c, &topper, &format!("/v1/me/top-ups/{}", v["id"].as_str().unwrap()));
+            assert_eq!(
+                (f["status"].as_str(), f["amount"].as_str()),
+                (Some("succeeded"), Some(op.amount.to_string().as_str()))
+            );
+            topped_up += op.amount;
+        }
+    }
+    for (i, sender) in senders.iter().enumerate() {
+        assert_eq!(sender.balance(&mut c), (expected[i], expected[i]), "sender {i}");
+        // One history entry per key that moved money.
+        let mut sent = 0;
+        let mut path = "/v1/me/transactions?limit=100".to_string();
+        loop {
+            let page = sender.get(&mut c, &path).json();
+            sent += page["data"].as_array().unwrap().iter().filter(|e| e["type"] == "sent").count();
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/v1/me/transactions?limit=100&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(sent, sends_of[i], "sender {i}'s sends");
+    }
+    assert_eq!(recipient.balance(&mut c).0, received);
+    assert_eq!(topper.balance(&mut c).0, topped_up);
+    eprintln!("{} keys, {received} won sent, {topped_up} won topped up", ops.len());
+    stop_and_verify(server);
+}
+
+/// The sandbox bank's decisions, from its log: (reference, decision) in order.
+fn bank_log(data: &std::path::Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(data.join("sandbox-bank.log"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(r, d)| (r.to_string(), d.to_string())))
+        .collect()
+}
+
+/// `kill -9` between the reservation and the bank's answer (the sandbox bank decides at
+/// once, records its decision, and answers 3 s later): after the restart the bank rail asks
+/// the bank by reference and settles by the answer. Approved top-ups land, approved
+/// withdrawals stay paid, declined ones are declined (the money back), and those the bank
+/// never took (amounts ending in 99) expire once 60 s of engine time pass (a test clock
+/// moves it). The bank is never asked to move money twice.
+#[test]
+fn the_bank_rail_settles_by_the_bank_s_answer_after_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--test-clock", "--sandbox-bank-latency-ms", "3000"]);
+    let mut c = server.client();
+    let user = sign_up(&server, "010-9700-0001");
+    credit(&mut c, &user, 200_000);
+    let bank = link_bank(&mut c, &user, "9700970001");
+    let start = |c: &mut kasa::client::Client, kind: &str, amount: u64| {
+        let r =
+            user.post(c, &format!("/v1/me/{kind}"), &json!({"bank_account_id": bank, "amount": amount.to_string()}));
+        assert_eq!((r.status, &r.json()["status"]), (201, &json!("pending")), "{}", r.json());
+        format!("/v1/me/{kind}/{}", r.json()["id"].as_str().unwrap())
+    };
+    let approved_top_up = start(&mut c, "top-ups", 10_000);
+    let declined_top_up = start(&mut c, "top-ups", 1_013);
+    let lost_top_up = start(&mut c, "top-ups", 5_099);
+    let approved_withdrawal = start(&mut c, "withdrawals", 20_000);
+    let declined_withdrawal = start(&mut c, "withdrawals", 3_013);
+    let lost_withdrawal = start(&mut c, "withdrawals", 4_099);
+    assert_eq!(user.balance(&mut c), (200_000, 200_000 - 20_000 - 3_013 - 4_099));
+    // The bank has decided the four it took, and answers in 3 s; kill before it does.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while bank_log(dir.path()).len() < 4 {
+        assert!(Instant::now() < deadline, "the bank decided {:?}", bank_log(dir.path()));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for path in [&approved_top_up, &declined_top_up, &approved_withdrawal, &declined_withdrawal] {
+        assert_eq!(user.get(&mut c, path).json()["status"], "pending", "{path} settled before the kill");
+    }
+    server.kill9();
+    let decided = bank_log(dir.path());
+    assert_eq!(decided.len(), 4, "{decided:?}");
+
+    let server = Server::start_with(dir.path(), &["--test-clock", "--sandbox-bank-latency-ms", "50"]);
+    let mut c = server.client();
+    assert_eq!(settled(&mut c, &user, &approved_top_up)["status"], "succeeded");
+    assert_eq!(settled(&mut c, &user, &declined_top_up)["status"], "declined");
+    assert_eq!(settled(&mut c, &user, &approved_withdrawal)["status"], "succeeded");
+    assert_eq!(settled(&mut c, &user, &declined_withdrawal)["status"], "declined");
+    for path in [&lost_top_up, &lost_withdrawal] {
+        assert_eq!(user.get(&mut c, path).json()["status"], "pending", "{path}: 60 s have not passed");
+    }
+    assert_eq!(user.balance(&mut c), (190_000, 190_000 - 4_099));
+    advance(&mut c, 61);
+    assert_eq!(settled(&mut c, &user, &lost_top_up)["status"], "expired");
+    assert_eq!(settled(&mut c, &user, &lost_withdrawal)["status"], "expired");
+    assert_eq!(user.balance(&mut c), (190_000, 190_000));
+    assert_eq!(bank_log(dir.path()), decided, "the bank was asked to move money once per funding");
+    let history = user.get(&mut c, "/v1/me/transactions").json();
+    let statuses: Vec<(&str, &str)> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] != "adjustment")
+        .map(|e| (e["type"].as_str().unwrap(), e["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses.len(), 6, "{history}");
+    assert_eq!(statuses.iter().filter(|s| s.1 == "succeeded").count(), 2, "{statuses:?}");
+    stop_and_verify(server);
 }

@@ -229,11 +229,15 @@ async fn create<T: Create>(app: AppState, headers: HeaderMap, body: Bytes) -> Re
         return Err(Problem::ledger(name));
     }
     let created = name == "ok";
-    let object = app
-        .engine
-        .read(move |s| T::render(s, &first, created, timestamp))
-        .await?
-        .ok_or_else(|| Problem::internal("an object that was created or exists is not stored"))?;
+    // The item is committed: a full queue must not turn that into `503 busy` ("nothing
+    // happened"), so the read that renders the answer waits for its turn.
+    let object = loop {
+        match app.engine.read(move |s| T::render(s, &first, created, timestamp)).await {
+            Err(kasa_engine::SubmitError::Busy) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+            read => break read?,
+        }
+    }
+    .ok_or_else(|| Problem::internal("an object that was created or exists is not stored"))?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(object)).into_response())
 }
