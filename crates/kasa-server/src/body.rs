@@ -134,7 +134,8 @@ fn reword_word(word: &str) -> String {
         "f64" | "f32" => "a number",
         "Option" => "an optional value",
         "bool" => "true or false",
-        "string" | "String" | "str" => "a string",
+        // serde's own "string" is a client's word already ("expected a string").
+        "String" | "str" => "a string",
         "map" => "an object",
         "sequence" => "an array",
         _ => return word.to_string(),
@@ -152,9 +153,18 @@ mod tests {
             reword("invalid type: sequence, expected struct SignUpInput"),
             "invalid type: an array, expected an object"
         );
+        // Regression (review): "a string" became "a a string".
+        assert_eq!(
+            reword("invalid type: integer `1`, expected a string"),
+            "invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            reword("expected an amount as a decimal string of digits (0 to 9)"),
+            "expected an amount as a decimal string of digits (0 to 9)"
+        );
         assert_eq!(
             reword("invalid type: string \"x\", expected u64"),
-            "invalid type: a string \"x\", expected an integer"
+            "invalid type: string \"x\", expected an integer"
         );
         assert_eq!(
             reword("unknown variant `x`, expected enum Tier"),

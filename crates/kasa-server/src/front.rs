@@ -71,8 +71,10 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
         return Problem::unauthorized().into_response();
     }
     let ledger_create = is_ledger_create(path);
+    // Ledger batches and lookups carry up to 8,190 items; everything else is small.
+    let ledger_batch = ledger_create || path.starts_with("/v1/ledger/") && path.ends_with("/lookup");
     let (parts, body) = request.into_parts();
-    let limit = if ledger_create { LEDGER_BODY_BYTES_MAX } else { BODY_BYTES_MAX };
+    let limit = if ledger_batch { LEDGER_BODY_BYTES_MAX } else { BODY_BYTES_MAX };
     let bytes = match read(&parts.headers, body, limit).await {
         Ok(bytes) => bytes,
         Err(problem) => return problem.into_response(),

@@ -15,7 +15,8 @@
 //! no key can be stuck "in use". Two concurrent requests with one key are ordered by the
 //! sequencer: the second replays the first.
 //!
-//! Logins are never keyed: their answer holds a session token, which is never stored.
+//! Logins are never keyed: their answer holds a session token, which is never stored. Moving
+//! the test clock refuses a key (it is not a command with an outcome to store).
 
 use crate::problem::Problem;
 use crate::AppState;
@@ -40,6 +41,12 @@ pub struct KeyContext {
 }
 
 impl KeyContext {
+    /// Whether the core answered with the stored outcome of an earlier request (so effects
+    /// outside the core, such as sending a code, must not happen again).
+    pub fn was_replayed(&self) -> bool {
+        self.replayed.load(Ordering::Acquire)
+    }
+
     /// The scope of a request without credentials: its own hash, so that only an exact retry
     /// matches and two clients' keys never collide.
     pub fn anonymous_scope(&self) -> KeyScope {
@@ -60,6 +67,13 @@ pub(crate) fn prepare(parts: &Parts, body: &[u8]) -> Result<Option<Arc<KeyContex
     let key = raw.to_str().ok().and_then(|k| IdempotencyKey::new(k).ok()).ok_or_else(|| {
         Problem::of("invalid_idempotency_key", "an Idempotency-Key is 1 to 255 printable ASCII characters")
     })?;
+    if parts.uri.path() == "/v1/admin/test-clock/advance" {
+        // Moving time is not a command with a stored outcome: a retry would move it again.
+        return Err(Problem::of(
+            "idempotency_key_not_supported",
+            "moving the test clock takes no Idempotency-Key: read the clock's time before a retry",
+        ));
+    }
     let mut hasher = blake3::Hasher::new();
     hasher.update(parts.method.as_str().as_bytes());
     hasher.update(b" ");

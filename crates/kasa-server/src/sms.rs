@@ -39,6 +39,8 @@ pub struct SandboxMessage {
     pub code: String,
     /// When (engine time is not known here: wall clock, nanoseconds).
     pub sent_at: u64,
+    /// Its number in the sandbox, from 1: the cursor of a listing.
+    pub seq: u64,
 }
 
 /// The in-process sandbox gateway.
@@ -48,10 +50,17 @@ pub struct SandboxSms {
 }
 
 impl SandboxSms {
-    /// Messages to `phone` (or to anyone), newest first, at most `limit`.
-    pub fn messages(&self, phone: Option<&Phone>, limit: usize) -> Vec<SandboxMessage> {
+    /// Messages to `phone` (or to anyone) older than message `before` (0: from the newest),
+    /// newest first, at most `limit`.
+    pub fn messages(&self, phone: Option<&Phone>, before: u64, limit: usize) -> Vec<SandboxMessage> {
         let messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
-        messages.iter().rev().filter(|m| phone.is_none_or(|p| &m.phone == p)).take(limit).cloned().collect()
+        messages
+            .iter()
+            .rev()
+            .filter(|m| (before == 0 || m.seq < before) && phone.is_none_or(|p| &m.phone == p))
+            .take(limit)
+            .cloned()
+            .collect()
     }
 }
 
@@ -63,7 +72,8 @@ impl SmsGateway for SandboxSms {
         if messages.len() == SANDBOX_MESSAGES_MAX {
             messages.pop_front();
         }
-        messages.push_back(SandboxMessage { phone: phone.clone(), text, code: code.to_string(), sent_at });
+        let seq = messages.back().map_or(1, |m| m.seq + 1);
+        messages.push_back(SandboxMessage { phone: phone.clone(), text, code: code.to_string(), sent_at, seq });
         Box::pin(async { Ok(()) })
     }
 }

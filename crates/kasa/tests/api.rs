@@ -484,3 +484,21 @@ fn ledger_batches_take_a_key_up_to_64_items() {
     assert_eq!(balances(&mut c, 1), json!(["0", "0", "0", "1136"]));
     stop_and_verify(server);
 }
+
+/// Regression (review): lookups were held to the 64 KiB body limit of small requests, so
+/// about 2,900 ids fitted where the API promises 8,190.
+#[test]
+fn a_lookup_takes_8190_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let accounts: Vec<Value> = (1..=3u128).map(|id| account(id, 1, &[])).collect();
+    assert_eq!(post(&mut c, "/v1/ledger/accounts", &Value::Array(accounts)).status, 200);
+    let ids: Vec<String> = (0..8190u128).map(|i| (u128::MAX - 1 - i).to_string()).chain(["2".into()]).skip(1).collect();
+    assert_eq!(ids.len(), 8190);
+    let r = post(&mut c, "/v1/ledger/accounts/lookup", &json!({ "ids": ids }));
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
+    assert_eq!(r.json()["not_found"].as_array().unwrap().len(), 8189);
+    stop_and_verify(server);
+}

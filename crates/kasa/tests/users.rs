@@ -371,3 +371,64 @@ fn codes_expire_after_3_minutes_and_sessions_after_30_days() {
     assert_eq!(session(&server, &user.phone, PIN).get(&mut c, "/v1/me").status, 200);
     stop_and_verify(server);
 }
+
+/// Regressions (review): a keyed retry of `POST /v1/phone-verifications` sent a second code
+/// under a new verification; a sign-up or PIN reset with a made-up verification told a
+/// stranger whether a number is registered; the sandbox SMS list said `has_more: false`
+/// whatever its limit; moving the test clock with a key moved it again on a retry.
+#[test]
+fn keyed_codes_replay_a_made_up_code_reveals_nothing_and_sms_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--test-clock"]);
+    let mut anon = server.client_from(next_address());
+    let phone = "010-7200-0001";
+    let body = json!({"phone": phone});
+    let first = keyed(&mut anon, "POST", "/v1/phone-verifications", None, "code-1", &body);
+    assert_eq!(first.status, 201, "{}", first.json());
+    let again = keyed(&mut anon, "POST", "/v1/phone-verifications", None, "code-1", &body);
+    assert_eq!(again.status, 201, "{}", again.json());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json()["id"], first.json()["id"], "the same verification");
+    let sms = get(&mut server.client(), "/v1/admin/sandbox/sms?phone=010-7200-0001").json();
+    assert_eq!(sms["data"].as_array().unwrap().len(), 1, "one code sent: {sms}");
+
+    // Without the code, a registered and an unregistered number answer alike.
+    sign_up(&server, "010-7200-0002");
+    for number in ["010-7200-0002", "010-7200-0003"] {
+        let made_up = json!({"phone": number, "name": "Min", "pin": "975310",
+            "verification_id": "vrf_00000000000000000000000000000000", "code": "123456"});
+        assert_problem(&call(&mut anon, "POST", "/v1/users", None, Some(&made_up)), 422, "verification_failed");
+        let reset = json!({"phone": number, "verification_id": "vrf_00000000000000000000000000000000",
+            "code": "123456", "new_pin": "582914"});
+        assert_problem(&call(&mut anon, "POST", "/v1/pin-resets", None, Some(&reset)), 422, "verification_failed");
+    }
+
+    // Pages of the sandbox's messages, newest first, by cursor.
+    for n in 4..=6 {
+        verification(&server, &format!("010-7200-000{n}"));
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/admin/sandbox/sms?limit=2".to_string();
+    loop {
+        let page = get(&mut server.client(), &path).json();
+        seen.extend(page["data"].as_array().unwrap().iter().map(|m| m["phone"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                assert_eq!(page["has_more"], true);
+                path = format!("/v1/admin/sandbox/sms?limit=2&cursor={cursor}");
+            }
+            None => {
+                assert_eq!(page["has_more"], false);
+                break;
+            }
+        }
+    }
+    assert_eq!(seen.len(), 5, "every message once: {seen:?}");
+    assert_eq!(seen[0], "+821072000006", "newest first");
+
+    // The test clock takes no key: a retry would move it again.
+    let clock = json!({"seconds": 60});
+    let r = keyed(&mut server.client(), "POST", "/v1/admin/test-clock/advance", Some(&server.key), "clock-1", &clock);
+    assert_problem(&r, 400, "idempotency_key_not_supported");
+    stop_and_verify(server);
+}

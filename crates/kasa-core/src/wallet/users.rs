@@ -155,8 +155,9 @@ impl Wallets {
         }
     }
 
-    /// Checks a code against a verification of `phone`: a match spends the verification (a
-    /// code works once), a miss counts, and the last miss spends it too.
+    /// Checks a code against a verification of `phone`. A match leaves the verification for
+    /// the caller to spend once its command succeeds (a code works once); a miss counts, and
+    /// the last miss spends it.
     fn check_code(&mut self, phone: &Phone, proof: CodeProof, now: u64) -> Result<(), VerificationError> {
         let id = proof.verification_id;
         let Some(v) = self.verifications.get_mut(&id) else { return Err(VerificationError::Invalid) };
@@ -164,7 +165,8 @@ impl Wallets {
             return Err(VerificationError::Invalid);
         }
         if v.code_hash == proof.code_hash {
-            self.forget_verification(&id);
+            // Used up by the caller once its command succeeds, so that a sign-up refused for a
+            // registered number leaves the code for a PIN reset, and the other way round.
             return Ok(());
         }
         v.attempts_left = v.attempts_left.saturating_sub(1);
@@ -199,10 +201,12 @@ impl Wallets {
         ctx: &mut Ctx,
     ) -> Result<UserView, SignUpError> {
         let now = ctx.now();
+        // The code first: only whoever holds the number learns whether it is registered.
+        self.check_code(phone, proof, now).map_err(SignUpError::Verification)?;
         if self.by_phone.contains_key(phone) {
             return Err(SignUpError::PhoneTaken);
         }
-        self.check_code(phone, proof, now).map_err(SignUpError::Verification)?;
+        self.forget_verification(&proof.verification_id);
         let id = self.users.len() as u64 + 1;
         let wallet = chart::WALLET.account(id, WALLET_CURRENCY, id);
         let at = ctx.stamp();
@@ -234,8 +238,10 @@ impl Wallets {
         ctx: &mut Ctx,
     ) -> Result<UserView, PinResetError> {
         let now = ctx.now();
-        let Some(&user_id) = self.by_phone.get(phone) else { return Err(PinResetError::UnknownPhone) };
+        // The code first, as at sign-up: a stranger learns nothing about the number.
         self.check_code(phone, proof, now).map_err(PinResetError::Verification)?;
+        let Some(&user_id) = self.by_phone.get(phone) else { return Err(PinResetError::UnknownPhone) };
+        self.forget_verification(&proof.verification_id);
         let user = self.user_mut(user_id).expect("indexed users exist");
         user.pin_hash = pin_hash.clone();
         user.pin_failures = 0;

@@ -205,7 +205,8 @@ fn a_pin_reset_needs_a_proof_of_the_same_phone() {
         Err(PinResetError::Verification(VerificationError::WrongCode { attempts_left: 4 }))
     );
     assert_eq!(h.state.wallets().user(1).unwrap().pin_hash.as_str(), HASH);
-    // A number without a wallet: refused before the code is looked at, which stays usable.
+    // A number without a wallet: refused once the code is checked (only the number's holder
+    // learns it has no wallet), and the code stays usable for a sign-up.
     let nobody = phone("01055554444");
     let unused = verify(&mut h, &nobody);
     assert_eq!(reset_pin(&mut h, &nobody, unused, NEW_HASH), Err(PinResetError::UnknownPhone));
@@ -247,4 +248,28 @@ fn a_pin_reset_lifts_the_lock_sets_the_hash_and_closes_every_session() {
         login(&mut h, id, 9, false),
         Err(SessionError::WrongPin { attempts_left: PIN_ATTEMPTS_MAX - 1, locked_until: 0 })
     );
+}
+
+/// Regression (review): a sign-up or PIN reset with a made-up verification answered
+/// `phone_taken` or `unknown_phone` before looking at the code, telling a stranger whether a
+/// number is registered. The code is checked first: without it both numbers answer alike.
+#[test]
+fn without_the_code_a_stranger_cannot_tell_a_registered_number() {
+    let mut h = Harness::default();
+    let registered = phone("01012345678");
+    let unregistered = phone("01087654321");
+    sign_up(&mut h, "01012345678").unwrap();
+    for number in [&registered, &unregistered] {
+        let made_up = proof(verification_id(9), number, "123456");
+        assert_eq!(sign_up_with(&mut h, number, made_up), Err(SignUpError::Verification(VerificationError::Invalid)));
+        assert_eq!(
+            reset_pin(&mut h, number, made_up, NEW_HASH),
+            Err(PinResetError::Verification(VerificationError::Invalid))
+        );
+    }
+    // The holder of the registered number, with a real code, learns it is taken, and can
+    // use the same code to reset the PIN.
+    let real = verify(&mut h, &registered);
+    assert_eq!(sign_up_with(&mut h, &registered, real), Err(SignUpError::PhoneTaken));
+    assert_eq!(reset_pin(&mut h, &registered, real, NEW_HASH).map(|u| u.id), Ok(1));
 }

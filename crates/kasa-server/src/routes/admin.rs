@@ -233,16 +233,20 @@ pub(crate) struct SmsOutput {
 /// The sandbox SMS gateway's messages, newest first (with their codes), optionally for one
 /// `phone`: how to complete a sign-up without a real phone.
 #[utoipa::path(get, path = "/v1/admin/sandbox/sms", operation_id = "list_sandbox_sms", tag = "admin",
-    params(("phone" = Option<String>, Query, description = "only messages to this number"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
+    params(("phone" = Option<String>, Query, description = "only messages to this number"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page")),
     responses((status = 200, description = "a page of messages", body = Page<SmsOutput>),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("operator" = [])))]
 pub async fn sandbox_sms(State(app): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, Problem> {
     let Some(sandbox) = &app.sandbox_sms else { return Err(Problem::not_found("the SMS gateway is not the sandbox")) };
-    let (mut phone, mut limit) = (None, 20usize);
-    for (key, value) in query_pairs(query.as_deref(), &["phone", "limit"])? {
+    let (mut phone, mut limit, mut before) = (None, 20usize, 0u64);
+    for (key, value) in query_pairs(query.as_deref(), &["phone", "limit", "cursor"])? {
         match key {
             "limit" => limit = parse_limit(value, 100)?,
+            "cursor" => {
+                before =
+                    value.parse().map_err(|_| Problem::invalid_parameter("cursor is a next_cursor of this list"))?
+            }
             _ => {
                 let decoded = super::percent_decode(value);
                 let parsed = crate::routes::users::parse_phone(&decoded);
@@ -250,8 +254,10 @@ pub async fn sandbox_sms(State(app): State<AppState>, RawQuery(query): RawQuery)
             }
         }
     }
-    let data: Vec<SmsOutput> = sandbox
-        .messages(phone.as_ref(), limit)
+    let messages = sandbox.messages(phone.as_ref(), before, limit + 1);
+    let page = Page::from_lookahead(messages, limit, |m| m.seq.to_string());
+    let data: Vec<SmsOutput> = page
+        .data
         .into_iter()
         .map(|m| SmsOutput {
             object: "sms",
@@ -261,7 +267,7 @@ pub async fn sandbox_sms(State(app): State<AppState>, RawQuery(query): RawQuery)
             sent_at: Rfc3339(m.sent_at),
         })
         .collect();
-    Ok(Json(Page::new(data, None)).into_response())
+    Ok(Json(Page::new(data, page.next_cursor)).into_response())
 }
 
 #[derive(Deserialize, Default, ToSchema)]

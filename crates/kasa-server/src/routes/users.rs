@@ -126,14 +126,20 @@ pub async fn start_verification(
     let mut id = [0u8; 16];
     getrandom::getrandom(&mut id).map_err(Problem::internal)?;
     let command = Command::StartVerification { id, phone: phone.clone(), code_hash: app.keys.code_hash(&phone, &code) };
-    let view = match app.wallet(KeyScope::Anonymous(id), command).await? {
+    // Keyed, the scope is the request itself (as for a sign-up): a retry replays the first
+    // verification and sends no second code.
+    let key = crate::idempotency::current();
+    let scope = key.as_ref().map_or(KeyScope::Anonymous(id), |k| k.anonymous_scope());
+    let view = match app.wallet(scope, command).await? {
         Outcome::VerificationStarted(Ok(view)) => view,
         Outcome::VerificationStarted(Err(e)) => return Err(errors::verification(e)),
         other => return Err(Problem::internal(format!("a verification answered {other:?}"))),
     };
     // The verification is committed before the code leaves: a code the state does not know
     // is never sent. If the gateway refuses, the verification expires unused.
-    if let Err(error) = app.sms.send(&phone, code_message(&code), &code).await {
+    let replayed = key.is_some_and(|k| k.was_replayed());
+    let sent = if replayed { Ok(()) } else { app.sms.send(&phone, code_message(&code), &code).await };
+    if let Err(error) = sent {
         tracing::warn!(%error, "a verification code was not sent");
         return Err(Problem::of("sms_failed", "the code could not be sent; request a new one"));
     }
