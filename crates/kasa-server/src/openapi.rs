@@ -104,3 +104,47 @@ macro_rules! one_or_many {
 
 one_or_many!(AccountsBody, crate::json::AccountInput);
 one_or_many!(TransfersBody, crate::json::TransferInput);
+
+/// A binary batch of accounts: 128-byte records in TigerBeetle's layout.
+pub struct AccountRecords;
+
+impl PartialSchema for AccountRecords {
+    fn schema() -> RefOr<Schema> {
+        binary(
+            "Up to 8,190 accounts as 128-byte records, little-endian, back to back: id u128 at 0, \
+             debits_pending u128 at 16, debits_posted u128 at 32, credits_pending u128 at 48, \
+             credits_posted u128 at 64 (the four balances must be 0), user_data_128 u128 at 80, \
+             user_data_64 u64 at 96, user_data_32 u32 at 104, reserved u32 at 108 (0), ledger u32 \
+             at 112, code u16 at 116, flags u16 at 118, timestamp u64 at 120 (0).",
+        )
+    }
+}
+
+impl ToSchema for AccountRecords {}
+
+/// A binary batch of transfers: 128-byte records in TigerBeetle's layout.
+pub struct TransferRecords;
+
+impl PartialSchema for TransferRecords {
+    fn schema() -> RefOr<Schema> {
+        binary(
+            "Up to 8,190 transfers as 128-byte records, little-endian, back to back: id u128 at 0, \
+             debit_account_id u128 at 16, credit_account_id u128 at 32, amount u128 at 48, \
+             pending_id u128 at 64, user_data_128 u128 at 80, user_data_64 u64 at 96, user_data_32 \
+             u32 at 104, timeout u32 at 108, ledger u32 at 112, code u16 at 116, flags u16 at 118, \
+             timestamp u64 at 120 (0). The answer is 32 bytes per item: result u32 (the result \
+             code's number), u32 0, timestamp u64, amount u128.",
+        )
+    }
+}
+
+impl ToSchema for TransferRecords {}
+
+fn binary(description: &str) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .description(Some(description))
+        .into()
+}

@@ -151,7 +151,7 @@ impl Create for Transfer {
     request_body(description = "one account (a JSON object), a batch of up to 8,190 (an array), or application/octet-stream: up to 8,190 records of 128 bytes in TigerBeetle's account layout (little-endian)",
         content(
             (crate::openapi::AccountsBody = "application/json"),
-            (Vec<u8> = "application/octet-stream"))),
+            (crate::openapi::AccountRecords = "application/octet-stream"))),
     responses((status = 200, description = "a batch: one result per item, in order (or, for a binary batch, 32 bytes per item: u32 result, u32 zero, u64 timestamp, u128 amount)", body = BatchResults),
         (status = 201, description = "a single account, created", body = AccountOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
@@ -170,7 +170,7 @@ pub async fn create_accounts(
     request_body(description = "one transfer (a JSON object), a batch of up to 8,190 (an array), or application/octet-stream: up to 8,190 records of 128 bytes in TigerBeetle's transfer layout (little-endian)",
         content(
             (crate::openapi::TransfersBody = "application/json"),
-            (Vec<u8> = "application/octet-stream"))),
+            (crate::openapi::TransferRecords = "application/octet-stream"))),
     responses((status = 200, description = "a batch: one result per item, in order (or, for a binary batch, 32 bytes per item: u32 result, u32 zero, u64 timestamp, u128 amount)", body = BatchResults),
         (status = 201, description = "a single transfer, created", body = TransferOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
