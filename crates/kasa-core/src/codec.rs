@@ -276,6 +276,28 @@ pub fn read_table<T: DeserializeOwned>(
     Ok(())
 }
 
+/// Writes the header of a snapshot section: its id and version.
+pub fn section_header(sink: &mut impl Sink, id: u16, version: u16) {
+    sink.put(&id.to_le_bytes());
+    sink.put(&version.to_le_bytes());
+}
+
+/// Reads the header of a snapshot section and checks it is section `id` (`name`) at `version`.
+pub fn expect_section<R: std::io::Read>(
+    reader: &mut Reader<R>,
+    id: u16,
+    version: u16,
+    name: &str,
+) -> Result<(), DecodeError> {
+    let (found_id, found_version) = (reader.u16()?, reader.u16()?);
+    if (found_id, found_version) != (id, version) {
+        return Err(DecodeError::invalid(format!(
+            "expected section {id} ({name}) version {version}, found section {found_id} version {found_version}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

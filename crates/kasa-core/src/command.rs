@@ -1,10 +1,12 @@
 //! Commands and batches, and the journal payload.
 //!
 //! A command is one request's worth of work (8,190 transfers, a sign-up, a send). The
-//! top-level [`Command`] is a thin sum of the domains' own commands (dispatched by domain,
-//! then by the domain's kind), plus the two wrappers that any domain's command can wear: a
-//! session that names the acting user, and an idempotency key. A batch is the commands the
-//! sequencer gathered from many connections, stamped with one timestamp.
+//! top-level [`Command`] is a thin sum: the core's own commands (the operators' ledger, the
+//! outbox's cursors), the two wrappers any command can wear (a session that names the acting
+//! user, an idempotency key), and one variant per registered domain, dispatched by domain and
+//! then by the domain's kind. **The registry** below is the one place a domain is added (see
+//! [`crate::domain`]). A batch is the commands the sequencer gathered from many connections,
+//! stamped with one timestamp.
 //!
 //! **Payload** (the bytes of a journal frame): the 4-byte magic `KSP2` (Kasa payload,
 //! version 2), then the postcard encoding of the commands (see [`crate::codec`]). Payloads of
@@ -16,8 +18,16 @@
 use crate::codec::{self, DecodeError};
 use crate::idempotency::{IdempotencyKey, KeyScope};
 use crate::text::BoundedVec;
-use crate::{ledger, outbox, wallet};
+use crate::{ledger, wallet};
 use serde::{Deserialize, Serialize};
+
+// The registry of domains: one line each (variant, the state's field and its type, the
+// snapshot section id). Append only.
+crate::domain::domains! {
+    /// Wallets: users, sessions, verifications, bank accounts, fundings, remittances, money
+    /// requests, adjustments.
+    Wallet(wallets: crate::wallet::Wallets) = 3,
+}
 
 /// The magic at the start of every payload this version writes.
 pub const PAYLOAD_MAGIC: [u8; 4] = *b"KSP2";
@@ -25,10 +35,7 @@ pub const PAYLOAD_MAGIC: [u8; 4] = *b"KSP2";
 /// The most commands one batch may hold (the sequencer's default is 1,024).
 pub const COMMANDS_PER_BATCH_MAX: usize = 4096;
 
-/// The most bytes a wallet or outbox command encodes to: every field is bounded by its type,
-/// and the largest (a split bill of 50 shares by phone number with a 100-character memo)
-/// stays under 3 KiB. A test builds the largest of each and checks.
-pub const SMALL_COMMAND_BYTES_MAX: usize = 4096;
+pub use crate::domain::SMALL_COMMAND_BYTES_MAX;
 
 /// A wallet command run as the user of a session, resolved at the command's own event time,
 /// so that a request needs one trip to the sequencer instead of a read and a write. The
@@ -39,18 +46,6 @@ pub struct SessionCommand {
     pub token_hash: [u8; 32],
     /// The command, with its user field still 0.
     pub command: wallet::Command,
-}
-
-/// What an idempotency key may guard: any command but another keyed one, so the codec never
-/// recurses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Inner {
-    /// A ledger command (at most [`crate::idempotency::KEYED_EVENTS_MAX`] items).
-    Ledger(ledger::Command),
-    /// A wallet command.
-    Wallet(wallet::Command),
-    /// A wallet command as a session's user.
-    AsSession(SessionCommand),
 }
 
 /// A command guarded by an idempotency key.
@@ -64,39 +59,6 @@ pub struct Keyed {
     pub request_hash: [u8; 32],
     /// The guarded command.
     pub command: Inner,
-}
-
-/// One state change requested by a client. Variants are only appended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    /// The operators' ledger.
-    Ledger(ledger::Command),
-    /// Wallets.
-    Wallet(wallet::Command),
-    /// A wallet command as a session's user.
-    AsSession(SessionCommand),
-    /// A command guarded by an idempotency key.
-    Keyed(Box<Keyed>),
-    /// The outbox's consumer cursors.
-    Outbox(outbox::Command),
-}
-
-impl Inner {
-    /// The most event timestamps the command can use.
-    pub fn events_max(&self) -> usize {
-        match self {
-            Inner::Ledger(c) => c.events(),
-            Inner::Wallet(c) => c.events_max(),
-            Inner::AsSession(s) => s.command.events_max(),
-        }
-    }
-
-    fn encoded_bytes_max(&self) -> usize {
-        match self {
-            Inner::Ledger(c) => c.events() * ledger::RECORD_BYTES + 16,
-            Inner::Wallet(_) | Inner::AsSession(_) => SMALL_COMMAND_BYTES_MAX,
-        }
-    }
 }
 
 impl Command {
@@ -114,18 +76,6 @@ impl Command {
         ))
     }
 
-    /// The most event timestamps the command can use: the sequencer checks that a batch's
-    /// timestamps cannot overflow.
-    pub fn events_max(&self) -> usize {
-        match self {
-            Command::Ledger(c) => c.events(),
-            Command::Wallet(c) => c.events_max(),
-            Command::AsSession(s) => s.command.events_max(),
-            Command::Keyed(k) => k.command.events_max(),
-            Command::Outbox(_) => 1,
-        }
-    }
-
     /// Events in the sense of the sequencer's batch budget: ledger items, or 1.
     pub fn events(&self) -> usize {
         match self {
@@ -137,26 +87,6 @@ impl Command {
             _ => 1,
         }
     }
-
-    /// The most bytes the command encodes to, from its type's bounds alone.
-    pub fn encoded_bytes_max(&self) -> usize {
-        match self {
-            Command::Ledger(c) => c.events() * ledger::RECORD_BYTES + 16,
-            Command::Wallet(_) | Command::AsSession(_) | Command::Outbox(_) => SMALL_COMMAND_BYTES_MAX,
-            Command::Keyed(k) => k.command.encoded_bytes_max() + 512,
-        }
-    }
-}
-
-/// The outcome of a command a key guards (stored with the key).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum InnerOutcome {
-    /// Of a ledger command.
-    Ledger(ledger::Outcome),
-    /// Of a wallet command.
-    Wallet(wallet::Outcome),
-    /// Of a session's command: `None` if the session was not valid.
-    AsSession(Option<wallet::Outcome>),
 }
 
 /// What happened to a keyed command.
@@ -175,22 +105,6 @@ pub enum KeyedOutcome {
     NotKeyable,
     /// The key's session is not valid: nothing was applied.
     SessionInvalid,
-}
-
-/// The result of one command. Variants are only appended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
-    /// Of a ledger command.
-    Ledger(ledger::Outcome),
-    /// Of a wallet command.
-    Wallet(wallet::Outcome),
-    /// Of a session's command: `None` if the session was not valid (or the command cannot be
-    /// run as a session's user).
-    AsSession(Option<wallet::Outcome>),
-    /// Of a keyed command.
-    Keyed(KeyedOutcome),
-    /// Of an outbox command.
-    Outbox(outbox::Outcome),
 }
 
 /// Commands applied together with one timestamp.

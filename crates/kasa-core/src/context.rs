@@ -1,33 +1,33 @@
 //! What a domain's apply gets besides its own tables: Kasa's books (the ledger its money
 //! moves in), the shared limits and fees, the event timestamps of the command, and where its
 //! events go. One struct, so that every domain reaches the shared services the same way and
-//! none keeps a copy of them.
+//! none keeps a copy of them. It is generic over the domain's event type, so it depends on no
+//! domain.
 
-use crate::event::EventKind;
 use crate::fees::Fees;
 use crate::ledger::{Ledger, Transfer, TransferOutcome};
 use crate::limits::Limits;
 
-/// The context of one command. See the module documentation.
-pub struct Ctx<'a> {
+/// The context of one command of a domain whose events are `E`. See the module documentation.
+pub struct Ctx<'a, E> {
     /// Kasa's own books.
     pub books: &'a mut Ledger,
     /// Tier limits, daily totals, PIN-free budgets.
     pub limits: &'a mut Limits,
     /// The fees in force.
     pub fees: &'a mut Fees,
-    events: &'a mut Vec<EventKind>,
+    events: &'a mut Vec<E>,
     first: u64,
     used: u64,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a, E> Ctx<'a, E> {
     /// A context for a command whose first event timestamp is `first`.
     pub fn new(
         books: &'a mut Ledger,
         limits: &'a mut Limits,
         fees: &'a mut Fees,
-        events: &'a mut Vec<EventKind>,
+        events: &'a mut Vec<E>,
         first: u64,
     ) -> Self {
         Ctx { books, limits, fees, events, first, used: 0 }
@@ -69,7 +69,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Records an event of the command (only once it succeeded).
-    pub fn emit(&mut self, event: impl Into<EventKind>) {
-        self.events.push(event.into());
+    pub fn emit(&mut self, event: E) {
+        self.events.push(event);
     }
 }

@@ -5,32 +5,12 @@
 //! number and the batch's time. They are derived from committed batches, so replaying the
 //! journal emits the same events with the same numbers: the engine writes them to the event
 //! log after each commit, and consumers read them from there with durable cursors
-//! ([`crate::outbox`]). [`EventKind`] is a thin sum of the domains' own events; variants are
-//! only appended.
+//! ([`crate::outbox`]). [`EventKind`] is a thin sum of the domains' own events, generated from
+//! the registry in [`crate::command`]; variants are only appended.
 
 use serde::{Deserialize, Serialize};
 
-/// What happened, by domain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventKind {
-    /// A wallet event.
-    Wallet(crate::wallet::Event),
-}
-
-impl From<crate::wallet::Event> for EventKind {
-    fn from(event: crate::wallet::Event) -> Self {
-        EventKind::Wallet(event)
-    }
-}
-
-impl EventKind {
-    /// The stable type name (`funding.settled`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::Wallet(e) => e.name(),
-        }
-    }
-}
+pub use crate::command::EventKind;
 
 /// One event, numbered.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -80,31 +80,38 @@ impl Owner {
     }
 }
 
-/// What is remembered for a key.
+/// What is remembered for a key: `O` is the outcome of the command it guarded (the state
+/// stores `crate::InnerOutcome`; this module knows no command).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyEntry {
+pub struct KeyEntry<O> {
     /// The hash of the request (method, path, body) that used the key first.
     pub request_hash: [u8; 32],
     /// When.
     pub created_at: u64,
     /// The outcome of its command, stored with the effect.
-    pub outcome: crate::command::InnerOutcome,
+    pub outcome: O,
 }
 
-/// Keys by (owner, key).
-#[derive(Clone, Debug, Default)]
-pub struct IdempotencyKeys {
+/// Keys by (owner, key), with the outcomes `O` of their commands.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKeys<O: Clone> {
     /// A persistent collection: a snapshot copies it in constant time.
-    entries: imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry>,
+    entries: imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry<O>>,
     /// Derived: (expires at, owner, key), to forget keys in time order.
     expiries: BTreeSet<(u64, Owner, IdempotencyKey)>,
     /// Derived: live keys per quota.
     counts: BTreeMap<Owner, u32>,
 }
 
-impl IdempotencyKeys {
+impl<O: Clone> Default for IdempotencyKeys<O> {
+    fn default() -> Self {
+        IdempotencyKeys { entries: imbl::OrdMap::new(), expiries: BTreeSet::new(), counts: BTreeMap::new() }
+    }
+}
+
+impl<O: Clone + Serialize + serde::de::DeserializeOwned> IdempotencyKeys<O> {
     /// The live entry for a key at `now`.
-    pub fn get(&self, owner: Owner, key: &IdempotencyKey, now: u64) -> Option<&KeyEntry> {
+    pub fn get(&self, owner: Owner, key: &IdempotencyKey, now: u64) -> Option<&KeyEntry<O>> {
         self.entries.get(&(owner, key.clone())).filter(|e| e.created_at.saturating_add(KEY_TTL_NANOS) > now)
     }
 
@@ -124,7 +131,7 @@ impl IdempotencyKeys {
     }
 
     /// Records a new key with its outcome.
-    pub(crate) fn insert(&mut self, owner: Owner, key: &IdempotencyKey, entry: KeyEntry) {
+    pub(crate) fn insert(&mut self, owner: Owner, key: &IdempotencyKey, entry: KeyEntry<O>) {
         self.expiries.insert((entry.created_at.saturating_add(KEY_TTL_NANOS), owner, key.clone()));
         *self.counts.entry(owner.quota()).or_default() += 1;
         if let Some(old) = self.entries.insert((owner, key.clone()), entry) {
@@ -158,20 +165,20 @@ impl IdempotencyKeys {
     }
 
     /// The keys as they are now, for a snapshot written while the writer goes on.
-    pub(crate) fn view(&self) -> imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry> {
+    pub(crate) fn view(&self) -> imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry<O>> {
         self.entries.clone()
     }
 
     /// Writes the keys of a view (a snapshot section).
-    pub(crate) fn write_section(entries: &imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry>, sink: &mut impl Sink) {
+    pub(crate) fn write_section(entries: &imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry<O>>, sink: &mut impl Sink) {
         let mut scratch = Vec::new();
         put_table(sink, entries.iter(), entries.len(), &mut scratch);
     }
 
     /// Reads what [`IdempotencyKeys::write_section`] wrote.
-    pub(crate) fn read_section(r: &mut Reader<impl std::io::Read>) -> Result<IdempotencyKeys, DecodeError> {
+    pub(crate) fn read_section(r: &mut Reader<impl std::io::Read>) -> Result<IdempotencyKeys<O>, DecodeError> {
         let mut keys = IdempotencyKeys::default();
-        read_table(r, "idempotency keys", |((owner, key), entry): ((Owner, IdempotencyKey), KeyEntry)| {
+        read_table(r, "idempotency keys", |((owner, key), entry): ((Owner, IdempotencyKey), KeyEntry<O>)| {
             keys.insert(owner, &key, entry);
             Ok(())
         })?;

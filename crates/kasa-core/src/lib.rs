@@ -36,6 +36,7 @@ pub mod chart;
 pub mod codec;
 pub mod command;
 pub mod context;
+pub mod domain;
 pub mod event;
 pub mod fees;
 pub mod idempotency;

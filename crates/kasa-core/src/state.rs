@@ -12,9 +12,10 @@
 //! what is left waits for the next batch, and [`State::next_expiry`] tells the sequencer to
 //! send one.
 
-use crate::codec::{self, DecodeError, Reader, Sink};
-use crate::command::{Batch, Command, Inner, InnerOutcome, Keyed, KeyedOutcome, Outcome, SessionCommand};
-use crate::context::Ctx;
+use crate::codec::{self, expect_section, section_header, DecodeError, Reader, Sink};
+use crate::command::{
+    Batch, Command, Domains, DomainsView, Inner, InnerOutcome, Keyed, KeyedOutcome, Outcome, Services, SessionCommand,
+};
 use crate::event::{Event, EventKind};
 use crate::fees::Fees;
 use crate::idempotency::{IdempotencyKeys, KeyEntry, KeyScope, Owner, KEYED_EVENTS_MAX};
@@ -33,21 +34,16 @@ const SNAPSHOT_VERSION: u32 = 6;
 /// batch does at most. The rest waits for the next batch.
 pub const HOUSEKEEPING_SLICE: usize = 4096;
 
-/// Sections of a snapshot, in the order they are written.
+/// Sections of a snapshot, in the order they are written: the core's, then each domain's
+/// (ids from the registry in `command.rs`; the wallet's is 3).
 const SECTION_LEDGER: u16 = 1;
 const SECTION_BOOKS: u16 = 2;
-const SECTION_WALLET: u16 = 3;
 const SECTION_SERVICES: u16 = 4;
 const SECTION_IDEMPOTENCY: u16 = 5;
 const SECTION_OUTBOX: u16 = 6;
 const SERVICES_VERSION: u16 = 1;
 const IDEMPOTENCY_VERSION: u16 = 1;
 const OUTBOX_VERSION: u16 = 1;
-
-fn section_header(sink: &mut impl Sink, id: u16, version: u16) {
-    sink.put(&id.to_le_bytes());
-    sink.put(&version.to_le_bytes());
-}
 
 /// A batch that the state refuses as a whole. Only a buggy sequencer or a journal that was
 /// tampered with produces one; the state is unchanged.
@@ -78,10 +74,11 @@ pub struct State {
     ledger: Ledger,
     /// Kasa's own books: wallets, system accounts, domain transfers (see `crate::chart`).
     books: Ledger,
-    wallets: Wallets,
+    /// Every registered domain's tables.
+    domains: Domains,
     limits: Limits,
     fees: Fees,
-    keys: IdempotencyKeys,
+    keys: IdempotencyKeys<InnerOutcome>,
     outbox: Outbox,
     /// Timestamp of the last event applied (or of the last empty batch).
     last_timestamp: u64,
@@ -108,7 +105,7 @@ impl State {
 
     /// Wallet users and everything they own, for queries.
     pub fn wallets(&self) -> &Wallets {
-        &self.wallets
+        &self.domains.wallets
     }
 
     /// Limits in force and their use.
@@ -122,7 +119,7 @@ impl State {
     }
 
     /// Idempotency keys, for queries.
-    pub fn idempotency(&self) -> &IdempotencyKeys {
+    pub fn idempotency(&self) -> &IdempotencyKeys<InnerOutcome> {
         &self.keys
     }
 
@@ -187,10 +184,8 @@ impl State {
         self.ledger.expire_pending(now, HOUSEKEEPING_SLICE);
         let expired = self.books.expire_pending(now, HOUSEKEEPING_SLICE);
         let mut raw = Vec::new();
-        {
-            let mut ctx = Ctx::new(&mut self.books, &mut self.limits, &mut self.fees, &mut raw, now);
-            self.wallets.on_batch_start(&expired, now, HOUSEKEEPING_SLICE, &mut ctx);
-        }
+        let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
+        self.domains.on_batch_start(&expired, now, HOUSEKEEPING_SLICE, services, &mut raw);
         self.number_events(&mut raw, now);
         self.keys.expire(now, HOUSEKEEPING_SLICE);
         let mut next = now;
@@ -200,7 +195,7 @@ impl State {
             let (outcome, used) = self.apply_one(command, next, &mut raw);
             self.number_events(&mut raw, next);
             if self.audit_limits && self.limit_violation.is_none() {
-                if let Err(e) = self.wallets.check_limits_of_new_transfers(&self.books, &self.limits, books_before) {
+                if let Err(e) = self.domains.check_limits_of_new_transfers(&self.books, &self.limits, books_before) {
                     self.limit_violation = Some(format!("the command at timestamp {next}: {e}"));
                 }
             }
@@ -228,10 +223,6 @@ impl State {
                 let (outcome, used) = self.apply_ledger(c, first);
                 (Outcome::Ledger(outcome), used)
             }
-            Command::Wallet(c) => {
-                let (outcome, used) = self.apply_wallet(c, first, raw);
-                (Outcome::Wallet(outcome), used)
-            }
             Command::AsSession(s) => {
                 let (outcome, used) = self.apply_as_session(s, first, raw);
                 (Outcome::AsSession(outcome), used)
@@ -241,6 +232,10 @@ impl State {
                 (Outcome::Keyed(outcome), used)
             }
             Command::Outbox(c) => (Outcome::Outbox(self.outbox.apply(c)), 1),
+            domain => {
+                let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
+                self.domains.apply(domain, services, first, raw).expect("every other command is a domain's")
+            }
         }
     }
 
@@ -255,17 +250,6 @@ impl State {
         (outcome, used)
     }
 
-    fn apply_wallet(
-        &mut self,
-        command: &crate::wallet::Command,
-        first: u64,
-        raw: &mut Vec<EventKind>,
-    ) -> (crate::wallet::Outcome, u64) {
-        let mut ctx = Ctx::new(&mut self.books, &mut self.limits, &mut self.fees, raw, first);
-        let outcome = self.wallets.apply(command, &mut ctx);
-        (outcome, ctx.used())
-    }
-
     fn apply_as_session(
         &mut self,
         s: &SessionCommand,
@@ -273,11 +257,14 @@ impl State {
         raw: &mut Vec<EventKind>,
     ) -> (Option<crate::wallet::Outcome>, u64) {
         let resolved =
-            self.wallets.session(&s.token_hash, first).and_then(|session| s.command.with_user(session.user_id));
+            self.domains.wallets.session(&s.token_hash, first).and_then(|session| s.command.with_user(session.user_id));
         match resolved {
             Some(command) => {
-                let (outcome, used) = self.apply_wallet(&command, first, raw);
-                (Some(outcome), used)
+                let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
+                match self.domains.apply(&Command::Wallet(command), services, first, raw) {
+                    Some((Outcome::Wallet(outcome), used)) => (Some(outcome), used),
+                    other => unreachable!("a wallet command answered {other:?}"),
+                }
             }
             None => (None, 1),
         }
@@ -289,13 +276,13 @@ impl State {
                 let (o, used) = self.apply_ledger(c, first);
                 (InnerOutcome::Ledger(o), used)
             }
-            Inner::Wallet(c) => {
-                let (o, used) = self.apply_wallet(c, first, raw);
-                (InnerOutcome::Wallet(o), used)
-            }
             Inner::AsSession(s) => {
                 let (o, used) = self.apply_as_session(s, first, raw);
                 (InnerOutcome::AsSession(o), used)
+            }
+            domain => {
+                let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
+                self.domains.apply_inner(domain, services, first, raw).expect("every other command is a domain's")
             }
         }
     }
@@ -304,7 +291,7 @@ impl State {
         let owner = match k.scope {
             KeyScope::Operator => Owner::Operator,
             KeyScope::Anonymous(hash) => Owner::Anonymous(hash),
-            KeyScope::Session(token_hash) => match self.wallets.session(&token_hash, first) {
+            KeyScope::Session(token_hash) => match self.domains.wallets.session(&token_hash, first) {
                 Some(session) => Owner::User(session.user_id),
                 None => return (KeyedOutcome::SessionInvalid, 1),
             },
@@ -353,7 +340,7 @@ impl State {
         StateView {
             ledger: self.ledger.view(),
             books: self.books.view(),
-            wallets: self.wallets.view(),
+            domains: self.domains.view(),
             limits: self.limits.clone(),
             fees: self.fees,
             keys: self.keys.view(),
@@ -386,23 +373,13 @@ impl State {
         }
         let last_timestamp = c.u64()?;
         let batches = c.u64()?;
-        fn expect<R: std::io::Read>(c: &mut Reader<R>, id: u16, version: u16, name: &str) -> Result<(), DecodeError> {
-            let (found_id, found_version) = (c.u16()?, c.u16()?);
-            if (found_id, found_version) != (id, version) {
-                return Err(DecodeError::invalid(format!(
-                    "expected section {id} ({name}) version {version}, found section {found_id} version {found_version}"
-                )));
-            }
-            Ok(())
-        }
+        let expect = expect_section::<_>;
         let in_section =
             |name: &'static str| move |e: DecodeError| DecodeError::invalid(format!("section {name}: {e}"));
         expect(&mut c, SECTION_LEDGER, crate::ledger::SECTION_VERSION, "ledger")?;
         let ledger = Ledger::read_section(&mut c).map_err(in_section("ledger"))?;
         expect(&mut c, SECTION_BOOKS, crate::ledger::SECTION_VERSION, "books")?;
         let books = Ledger::read_section(&mut c).map_err(in_section("books"))?;
-        expect(&mut c, SECTION_WALLET, crate::wallet::SECTION_VERSION, "wallet")?;
-        let wallets = Wallets::read_section(&mut c, &books).map_err(in_section("wallet"))?;
         expect(&mut c, SECTION_SERVICES, SERVICES_VERSION, "services")?;
         let limits = Limits::read_section(&mut c).map_err(in_section("services"))?;
         let fees: Fees = c.value(codec::TABLE_BLOB_BYTES_MAX).map_err(in_section("services"))?;
@@ -413,6 +390,7 @@ impl State {
         let keys = IdempotencyKeys::read_section(&mut c).map_err(in_section("idempotency"))?;
         expect(&mut c, SECTION_OUTBOX, OUTBOX_VERSION, "outbox")?;
         let outbox: Outbox = c.value(codec::TABLE_BLOB_BYTES_MAX).map_err(in_section("outbox"))?;
+        let domains = Domains::read_sections(&mut c, &books)?;
         c.finish()?;
         for (name, l) in [("ledger", &ledger), ("books", &books)] {
             if l.transfers().next_back().is_some_and(|t| t.timestamp > last_timestamp) {
@@ -422,7 +400,7 @@ impl State {
         Ok(State {
             ledger,
             books,
-            wallets,
+            domains,
             limits,
             fees,
             keys,
@@ -436,11 +414,11 @@ impl State {
     }
 
     /// Checks every invariant of the state: both ledgers' (see [`Ledger::check_invariants`])
-    /// and the wallets' against the books (see [`Wallets::check_invariants`]).
+    /// and every domain's against the books (the wallets': [`Wallets::check_invariants`]).
     pub fn check_invariants(&self) -> Result<(), String> {
         self.ledger.check_invariants().map_err(|e| format!("ledger: {e}"))?;
         self.books.check_invariants().map_err(|e| format!("books: {e}"))?;
-        self.wallets.check_invariants(&self.books)
+        self.domains.check_invariants(&self.books)
     }
 }
 
@@ -450,10 +428,10 @@ impl State {
 pub struct StateView {
     ledger: crate::ledger::LedgerView,
     books: crate::ledger::LedgerView,
-    wallets: crate::wallet::WalletsView,
+    domains: DomainsView,
     limits: Limits,
     fees: Fees,
-    keys: imbl::OrdMap<(Owner, crate::idempotency::IdempotencyKey), KeyEntry>,
+    keys: imbl::OrdMap<(Owner, crate::idempotency::IdempotencyKey), KeyEntry<InnerOutcome>>,
     outbox: Outbox,
     last_timestamp: u64,
     batches: u64,
@@ -477,15 +455,14 @@ impl StateView {
         self.ledger.write_section(sink);
         section_header(sink, SECTION_BOOKS, crate::ledger::SECTION_VERSION);
         self.books.write_section(sink);
-        section_header(sink, SECTION_WALLET, crate::wallet::SECTION_VERSION);
-        self.wallets.write_section(sink);
         section_header(sink, SECTION_SERVICES, SERVICES_VERSION);
         self.limits.write_section(sink);
         codec::put_value(sink, &self.fees, &mut scratch);
         section_header(sink, SECTION_IDEMPOTENCY, IDEMPOTENCY_VERSION);
-        IdempotencyKeys::write_section(&self.keys, sink);
+        IdempotencyKeys::<InnerOutcome>::write_section(&self.keys, sink);
         section_header(sink, SECTION_OUTBOX, OUTBOX_VERSION);
         codec::put_value(sink, &self.outbox, &mut scratch);
+        self.domains.write_sections(sink);
     }
 
     /// The BLAKE3 hash of the canonical bytes.

@@ -5,9 +5,9 @@
 //! wallet's money: the operators' ledger API cannot reach Kasa's books.
 
 use super::command::{AdjustError, AdjustmentView, Direction, Reason};
+use super::Ctx;
 use super::{Event, Wallets, WALLET_CURRENCY};
 use crate::chart;
-use crate::context::Ctx;
 use crate::ledger::Transfer;
 use crate::limits;
 use crate::money::Amount;

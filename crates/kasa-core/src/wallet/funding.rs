@@ -14,9 +14,9 @@
 //! moment they start; a declined or expired one gives its amount back.
 
 use super::command::{BankAccountView, BankCode, BankResult, FundingView, Name, SealedAccountNumber};
+use super::Ctx;
 use super::{Event, Wallets, WALLET_CURRENCY};
 use crate::chart;
-use crate::context::Ctx;
 use crate::ledger::{CreateTransferResult, Transfer, TransferFlags};
 use crate::limits::LimitExceeded;
 use crate::money::Amount;

@@ -43,11 +43,15 @@ pub use users::{
 };
 
 use crate::chart;
-use crate::context::Ctx;
+use crate::codec::{DecodeError, Reader, Sink};
+use crate::domain::Domain;
 use crate::ledger::{AccountFlags, Ledger, TransferFlags};
 use crate::limits::{self, Tier};
 use crate::money::Currency;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The context of a wallet command: the shared services, and wallet events.
+pub type Ctx<'a> = crate::context::Ctx<'a, Event>;
 
 /// Longest display name, in characters.
 pub const NAME_CHARS_MAX: usize = 50;
@@ -314,5 +318,57 @@ impl Wallets {
     /// The user whose wallet account `id` is.
     fn wallet_owner(&self, id: u128) -> Option<&User> {
         chart::WALLET.number_of(id).and_then(|user_id| self.user(user_id))
+    }
+}
+
+/// The wallet as a domain of the core (see [`crate::domain`]): its commands, outcomes, events
+/// and section, applied through the methods above.
+impl Domain for Wallets {
+    type Command = Command;
+    type Outcome = Outcome;
+    type Event = Event;
+    type View = WalletsView;
+
+    const SECTION_VERSION: u16 = SECTION_VERSION;
+
+    fn apply(&mut self, command: &Command, ctx: &mut Ctx<'_>) -> Outcome {
+        Wallets::apply(self, command, ctx)
+    }
+
+    fn events_max(command: &Command) -> usize {
+        command.events_max()
+    }
+
+    fn event_name(event: &Event) -> &'static str {
+        event.name()
+    }
+
+    fn on_batch_start(&mut self, expired: &[crate::ledger::Transfer], now: u64, slice: usize, ctx: &mut Ctx<'_>) {
+        Wallets::on_batch_start(self, expired, now, slice, ctx);
+    }
+
+    fn view(&self) -> WalletsView {
+        Wallets::view(self)
+    }
+
+    fn write_section(view: &WalletsView, sink: &mut impl Sink) {
+        view.write_section(sink);
+    }
+
+    fn read_section<R: std::io::Read>(reader: &mut Reader<R>, books: &Ledger) -> Result<Wallets, DecodeError> {
+        Wallets::read_section(reader, books)
+    }
+
+    fn check_invariants(&self, books: &Ledger) -> Result<(), String> {
+        Wallets::check_invariants(self, books)
+    }
+
+    fn check_limits_of_new_transfers(
+        &self,
+        books: &Ledger,
+        limits: &crate::limits::Limits,
+        from: usize,
+    ) -> Result<(), String> {
+        Wallets::check_limits_of_new_transfers(self, books, limits, from)
     }
 }

@@ -15,9 +15,9 @@
 //! wallet learns nothing at all.
 
 use super::command::{Memo, Recipient, RemittanceView};
+use super::Ctx;
 use super::{Event, FundingError, Phone, Wallets, WALLET_CURRENCY};
 use crate::chart;
-use crate::context::Ctx;
 use crate::ledger::{expiry_of, CreateTransferResult, Ledger, PendingStatus, Transfer, TransferFlags};
 use crate::limits;
 use crate::money::Amount;

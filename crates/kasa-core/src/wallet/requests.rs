@@ -6,8 +6,8 @@
 
 use super::command::{Memo, Recipient, RequestStatus, RequestView, Share, SplitBillView};
 use super::remittance::SendError;
+use super::Ctx;
 use super::{Event, Wallets};
-use crate::context::Ctx;
 use crate::money::Amount;
 use crate::text::BoundedVec;
 use crate::time::NANOS_PER_DAY;

@@ -12,9 +12,9 @@ use super::command::{
     CodeProof, Name, PinHash, PinResetError, SessionError, SignUpError, UserError, UserView, VerificationError,
     VerificationView,
 };
+use super::Ctx;
 use super::{Event, Phone, Wallets, WALLET_CURRENCY};
 use crate::chart;
-use crate::context::Ctx;
 use crate::limits::{Tier, PIN_FREE_DEFAULT};
 use crate::money::Amount;
 use crate::time::{after_seconds, NANOS_PER_MINUTE};
