@@ -731,10 +731,8 @@ impl Ledger {
         if t.id == u128::MAX {
             return fail(R::IdMustNotBeIntMax);
         }
-        // A no-op after `create_transfers` reserved for its batch; here for domain commands
-        // that post single transfers.
-        let records = &self.transfers;
-        self.transfer_index.reserve(1, |p| records.get(p).id);
+        // `probe` makes room in the id's own table, so the slot it finds stays valid for
+        // `insert_transfer`. (An `IdIndex::reserve(1)` here would visit every table per transfer.)
         let transfers = &self.transfers;
         let vacant = match self.transfer_index.probe(t.id, |p| transfers.get(p).id) {
             Ok(position) => return self.transfer_exists(t, position),
