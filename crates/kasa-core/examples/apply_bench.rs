@@ -6,10 +6,11 @@
 //! less: time spent waiting for a core is left out.
 //!
 //! ```text
-//! cargo run --release -p kasa-core --example apply_bench -- [transfers] [accounts] [batch] [seed]
+//! cargo run --release -p kasa-core --example apply_bench -- [transfers] [accounts] [batch] [seed] [slowest]
 //! ```
 //!
-//! Defaults: 4,000,000 transfers, 10,000 accounts, batches of 8,189, seed 1. Run it on an idle
+//! Defaults: 4,000,000 transfers, 10,000 accounts, batches of 8,189, seed 1, the 3 slowest
+//! batches shown. Run it on an idle
 //! machine; `perf stat` or `perf record` around it isolate the core's costs.
 
 use kasa_core::{Account, Batch, Command, Outcome, State, Transfer};
@@ -59,6 +60,7 @@ fn main() {
     let accounts = arg(2, 10_000);
     let batch_size = arg(3, 8_189);
     let mut rng = Rng(arg(4, 1) | 1);
+    let shown = arg(5, 3) as usize;
     // Ids start high and share their top bits, like the benchmark's time-based base.
     let base: u128 = 1_700_000_000_000_000_000u128 << 32;
     let mut state = State::default();
@@ -137,6 +139,6 @@ fn main() {
         total.as_nanos() as f64 / transfers as f64,
         total_cpu.as_nanos() as f64 / transfers as f64,
         batch_wall[batch_wall.len() / 2],
-        slowest.iter().take(3).map(|(d, at)| format!("{d:.2?} (at {at})")).collect::<Vec<_>>().join(", ")
+        slowest.iter().take(shown).map(|(d, at)| format!("{d:.2?} (at {at})")).collect::<Vec<_>>().join(", ")
     );
 }
