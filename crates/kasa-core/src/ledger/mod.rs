@@ -249,6 +249,19 @@ impl Ledger {
         self.transfer_index.reserve(additional, |p| records.get(p).id);
     }
 
+    /// Shares the arrays' chunks written since the last call, so that the next
+    /// [`Ledger::view`] costs a reference per chunk (see [`Chunked::seal`]). The state calls
+    /// it after every batch.
+    pub fn seal(&mut self) {
+        self.accounts.seal();
+        self.account_heads.seal();
+        self.transfers.seal();
+        self.transfer_links.seal();
+        self.pending.seal();
+        self.balance_log.seal();
+        self.failed_ids.seal();
+    }
+
     /// Bytes of memory held by the ledger's arrays and indexes (an estimate that ignores the
     /// small maps), for the memory benchmark.
     pub fn bytes_allocated(&self) -> usize {
