@@ -1,7 +1,8 @@
 //! The ledger's write path alone, without HTTP, journal or threads: creates accounts, then
 //! applies transfers between random pairs through [`State::apply`], one command per batch, as
 //! `kasa bench ledger` sends them, and prints the time per transfer and the slowest batches.
-//! Only `State::apply` is timed; building the commands is not. Besides wall time it reads the
+//! Only `State::apply` is timed, and apart from it the journal payload's encoding, which the
+//! sequencer also does for each batch; building the commands is not. Besides wall time it reads the
 //! thread's CPU time (Linux's `/proc/thread-self/schedstat`), which a busy machine inflates
 //! less: time spent waiting for a core is left out.
 //!
@@ -76,6 +77,8 @@ fn main() {
 
     let mut applied = 0u64;
     let mut total = Duration::ZERO;
+    let mut encoding = Duration::ZERO;
+    let mut payload = Vec::new();
     let mut total_cpu = Duration::ZERO;
     let mut slowest: Vec<(Duration, u64)> = Vec::new();
     let mut window = (Duration::ZERO, Duration::ZERO, 0u64);
@@ -100,6 +103,10 @@ fn main() {
             });
         }
         let batch = Batch { timestamp, commands: vec![Command::create_transfers(items)] };
+        let started = Instant::now();
+        payload.clear();
+        kasa_core::encode_commands(&batch.commands, &mut payload);
+        encoding += started.elapsed();
         let cpu_started = cpu_ns();
         let started = Instant::now();
         let outcomes = state.apply(&batch).expect("transfers apply");
@@ -129,6 +136,7 @@ fn main() {
     slowest.sort_by(|a, b| b.cmp(a));
     let mut batch_wall: Vec<Duration> = slowest.iter().map(|s| s.0).collect();
     batch_wall.sort();
+    println!("payload encoding: {:.1} ns/transfer", encoding.as_nanos() as f64 / transfers as f64);
     // The median batch is the steady cost without growth, and the least disturbed by other
     // work on the machine. The thread's CPU time is only as fine as the scheduler's tick, so
     // per batch only wall times are shown.
