@@ -9,6 +9,7 @@ use super::{
 };
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
+use std::cell::RefCell;
 use std::fmt;
 
 /// The most items in one command, as in TigerBeetle (a 1 MiB message of 128-byte records
@@ -72,11 +73,21 @@ impl<T: Record> Records<T> {
 
 impl<T: Record> Serialize for Records<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::with_capacity(self.0.len() * RECORD_BYTES);
-        for item in &self.0 {
-            item.encode_record(&mut bytes);
+        thread_local! {
+            // The records are encoded here, then copied by the serializer. The buffer is kept
+            // between calls: a fresh megabyte for each batch came from the kernel, zeroed, a
+            // page fault per 4 KiB, which made the payload's encoding four times as costly
+            // (50 ns per transfer in apply_bench, against 12 when encoding straight into the
+            // payload).
+            static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        s.serialize_bytes(&bytes)
+        BUFFER.with_borrow_mut(|bytes| {
+            bytes.clear();
+            for item in &self.0 {
+                item.encode_record(bytes);
+            }
+            s.serialize_bytes(bytes)
+        })
     }
 }
 
