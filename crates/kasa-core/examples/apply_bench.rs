@@ -52,6 +52,14 @@ fn cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Resident bytes of this process, or 0 where the kernel does not say.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args().nth(n).map(|a| a.replace('_', "").parse().expect("a number")).unwrap_or(default)
 }
@@ -75,6 +83,7 @@ fn main() {
         timestamp += chunk.len() as u64 + 1;
     }
 
+    let rss_before = rss_bytes();
     let mut applied = 0u64;
     let mut total = Duration::ZERO;
     let mut encoding = Duration::ZERO;
@@ -137,6 +146,8 @@ fn main() {
     let mut batch_wall: Vec<Duration> = slowest.iter().map(|s| s.0).collect();
     batch_wall.sort();
     println!("payload encoding: {:.1} ns/transfer", encoding.as_nanos() as f64 / transfers as f64);
+    // As `kasa bench ledger` counts it: resident memory after the transfers less before.
+    println!("memory: {:.1} bytes per transfer", rss_bytes().saturating_sub(rss_before) as f64 / transfers as f64);
     // The median batch is the steady cost without growth, and the least disturbed by other
     // work on the machine. The thread's CPU time is only as fine as the scheduler's tick, so
     // per batch only wall times are shown.
