@@ -204,6 +204,9 @@ impl State {
         }
         self.last_timestamp = if next == batch.timestamp { batch.timestamp } else { next - 1 };
         self.batches += 1;
+        // Between batches every chunk is shared, so that `view` stays a reference per chunk.
+        self.ledger.seal();
+        self.books.seal();
         Ok(outcomes)
     }
 

@@ -70,6 +70,20 @@ impl<T: Record> Records<T> {
     }
 }
 
+impl<T: Record> Records<T> {
+    /// Appends what `Serialize` writes, postcard's byte string (its length as a varint, then
+    /// the bytes), with the records encoded straight into `out` rather than into a buffer of
+    /// their own that `serialize_bytes` then copies.
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let bytes = self.0.len() * RECORD_BYTES;
+        crate::codec::encode_into(&bytes, out);
+        out.reserve(bytes);
+        for item in &self.0 {
+            item.encode_record(out);
+        }
+    }
+}
+
 impl<T: Record> Serialize for Records<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut bytes = Vec::with_capacity(self.0.len() * RECORD_BYTES);
@@ -119,6 +133,24 @@ impl Command {
         match self {
             Command::CreateAccounts(a) => a.len(),
             Command::CreateTransfers(t) => t.len(),
+        }
+    }
+
+    /// The same command with no records: its encoding is the command's own, up to the
+    /// records' byte string (see `crate::command::encode_commands`).
+    pub(crate) fn without_records(&self) -> Command {
+        match self {
+            Command::CreateAccounts(_) => Command::CreateAccounts(Records::default()),
+            Command::CreateTransfers(_) => Command::CreateTransfers(Records::default()),
+        }
+    }
+
+    /// Appends the records' byte string as `Serialize` writes it, encoding them straight
+    /// into `out`.
+    pub(crate) fn encode_records(&self, out: &mut Vec<u8>) {
+        match self {
+            Command::CreateAccounts(a) => a.encode_into(out),
+            Command::CreateTransfers(t) => t.encode_into(out),
         }
     }
 }

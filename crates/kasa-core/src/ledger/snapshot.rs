@@ -271,8 +271,9 @@ impl LedgerBuilder {
     /// The ledger, once its parts are checked to fit together: parts that decode but do not
     /// (a pending transfer without a status, balances that differ from the reservations)
     /// would panic later, on a client's request, so they are refused now.
-    pub fn finish(self) -> Result<Ledger, String> {
+    pub fn finish(mut self) -> Result<Ledger, String> {
         self.ledger.check_invariants()?;
+        self.ledger.seal();
         Ok(self.ledger)
     }
 }
