@@ -20,6 +20,9 @@ use crate::format::{self, Hash, SnapshotHeader, SNAPSHOT_HEADER_BYTES};
 use crate::scan::{self, SNAPSHOT_CHUNK_BYTES};
 use crate::storage::Storage;
 
+/// A snapshot being written is synced every this many bytes (see `write_buffer`).
+const SNAPSHOT_SYNC_EVERY_BYTES: u64 = 16 << 20;
+
 /// The name [`JournalError`] uses for the directory itself.
 pub(crate) const DIR_NAME: &str = ".";
 
@@ -113,6 +116,8 @@ pub struct SnapshotWriter<S: Storage> {
     temp: String,
     /// Bytes of the temp file written so far (header placeholder included).
     file_len: u64,
+    /// Bytes of the temp file written since its last sync.
+    unsynced: u64,
     /// Bytes not yet written. Starts with a zeroed header placeholder, so the first write of
     /// the file is one call and an unfinished file never holds a valid header.
     buffer: Vec<u8>,
@@ -132,6 +137,7 @@ impl<S: Storage> SnapshotWriter<S> {
             name,
             temp,
             file_len: 0,
+            unsynced: 0,
             buffer: vec![0; SNAPSHOT_HEADER_BYTES],
             state: WriterState::Writing,
         }
@@ -175,7 +181,20 @@ impl<S: Storage> SnapshotWriter<S> {
             return Err(error);
         }
         self.file_len += self.buffer.len() as u64;
+        self.unsynced += self.buffer.len() as u64;
         self.buffer.clear();
+        // Sync as we go: a large snapshot left dirty in the page cache would be written back
+        // inside the journal's own fdatasync (ext4 in ordered mode flushes the data of files
+        // with newly allocated blocks at every journal commit), stalling the writer for as
+        // long as it takes to write it out (100 ms and more for a gigabyte).
+        if self.unsynced >= SNAPSHOT_SYNC_EVERY_BYTES {
+            if let Err(source) = self.storage.sync(&self.temp) {
+                let name = self.temp.clone();
+                let error = self.sync_failed(name, source);
+                return Err(io::Error::other(error.to_string()));
+            }
+            self.unsynced = 0;
+        }
         Ok(())
     }
 
