@@ -160,6 +160,7 @@ pub fn decode_commands(bytes: &[u8]) -> Result<Vec<Command>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox;
 
     /// A payload is exactly the postcard encoding of its commands after the magic, although
     /// `encode_commands` writes ledger records itself: lengths of one, two and three varint

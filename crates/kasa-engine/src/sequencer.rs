@@ -377,8 +377,8 @@ const EXPIRY_RETRY_AFTER_STORAGE_FULL: Duration = Duration::from_secs(1);
 /// before trying again; the journal alone still holds everything.
 const SNAPSHOT_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
-/// Under a steady stream of requests, make events visible to consumers at least this often
-/// (when the queue runs dry they are flushed at once).
+/// Events of committed batches are made durable and visible to consumers this long after they
+/// were committed, at most (and no more often, so their syncs stay few).
 const EVENTS_FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Whether a snapshot error means the journal can no longer be trusted (a failed sync).
@@ -432,11 +432,20 @@ fn run<S: Storage>(
                 }
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
+                    // Events are synced at most every EVENTS_FLUSH_INTERVAL: a sync per batch
+                    // would double the writer's fsyncs under a stream of small requests. Wait
+                    // for a request no longer than until the next flush is due.
+                    let mut wait = wait;
                     if writer.events_pending() {
-                        if let Err(error) = writer.flush_events() {
-                            return fail(format!("event log: {error}"), &receiver);
+                        let since = events_flushed_at.elapsed();
+                        if since >= EVENTS_FLUSH_INTERVAL {
+                            if let Err(error) = writer.flush_events() {
+                                return fail(format!("event log: {error}"), &receiver);
+                            }
+                            events_flushed_at = Instant::now();
+                        } else {
+                            wait = wait.min(EVENTS_FLUSH_INTERVAL - since);
                         }
-                        events_flushed_at = Instant::now();
                     }
                     match receiver.recv_timeout(wait) {
                         Ok(request) => {

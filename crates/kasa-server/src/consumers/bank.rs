@@ -75,7 +75,9 @@ async fn run(app: AppState) {
     let mut subscription = app.engine.events().subscribe();
     let mut read_up_to = cursor;
     let mut committed = cursor;
-    let mut done: BTreeSet<u64> = BTreeSet::new();
+    // The `funding.started` events whose funding is still being driven: the cursor may pass
+    // every event before the first of them (all others need nothing of the rail).
+    let mut open: BTreeSet<u64> = BTreeSet::new();
     let mut last_commit = tokio::time::Instant::now();
     loop {
         loop {
@@ -90,25 +92,20 @@ async fn run(app: AppState) {
             };
             let Some(last) = events.last().map(|e| e.seq) else { break };
             for event in &events {
-                match &event.kind {
-                    EventKind::Wallet(Event::FundingStarted { funding_id, .. }) => {
-                        let restarted = event.seq <= recovered_up_to;
-                        start_drive(&app, &drives, *funding_id, Some(event.seq), restarted, &done_tx);
-                    }
-                    _ => {
-                        done.insert(event.seq);
-                    }
+                if let EventKind::Wallet(Event::FundingStarted { funding_id, .. }) = &event.kind {
+                    open.insert(event.seq);
+                    let restarted = event.seq <= recovered_up_to;
+                    start_drive(&app, &drives, *funding_id, Some(event.seq), restarted, &done_tx);
                 }
             }
             read_up_to = last;
         }
         while let Ok(seqs) = done_rx.try_recv() {
-            done.extend(seqs);
+            for seq in seqs {
+                open.remove(&seq);
+            }
         }
-        let mut next = committed;
-        while done.remove(&(next + 1)) {
-            next += 1;
-        }
+        let next = open.first().map_or(read_up_to, |first| first - 1).max(committed);
         if next > committed && last_commit.elapsed() >= CURSOR_COMMIT_EVERY {
             let command = kasa_core::outbox::Command::AdvanceCursor { consumer: consumer.clone(), to: next };
             match app.engine.submit(kasa_core::Command::Outbox(command)).await {
@@ -121,13 +118,9 @@ async fn run(app: AppState) {
                 Err(_) => {}
             }
         }
-        // Anything not yet committed goes back into `done` for the next round.
-        for seq in committed + 1..=next {
-            done.insert(seq);
-        }
         tokio::select! {
             changed = subscription.changed() => if changed.is_err() { return },
-            Some(seqs) = done_rx.recv() => done.extend(seqs),
+            Some(seqs) = done_rx.recv() => for seq in seqs { open.remove(&seq); },
             () = tokio::time::sleep(CURSOR_COMMIT_EVERY) => {}
         }
     }
