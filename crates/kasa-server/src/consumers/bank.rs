@@ -99,6 +99,8 @@ async fn run(app: AppState) {
                 }
             }
             read_up_to = last;
+            // The rail shares the HTTP runtime: a long catch-up must not hold it.
+            tokio::task::yield_now().await;
         }
         while let Ok(seqs) = done_rx.try_recv() {
             for seq in seqs {
