@@ -57,6 +57,7 @@ impl Server {
 
     /// Starts a server as `launch` says.
     pub fn launch(data: &Path, extra: &[&str], launch: Launch) -> Server {
+        raise_open_file_limit();
         let mut command = Command::new(env!("CARGO_BIN_EXE_kasa"));
         command.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data).args(extra);
         if !extra.contains(&"--sandbox-bank-latency-ms") {
@@ -460,4 +461,20 @@ pub fn events_when(c: &mut Client, ready: impl Fn(&[Value]) -> bool) -> Vec<Valu
         assert!(Instant::now() < deadline, "the events never got there: {events:?}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Raises this process's open-file limit to its hard limit, once (servers started from here
+/// inherit it): the flood tests hold hundreds of connections at a time, which a machine with
+/// the common default of 1,024 would refuse.
+fn raise_open_file_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if let Some(hard) = limit.maximum {
+            if limit.current.is_some_and(|current| current < hard) {
+                let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(hard), maximum: Some(hard) });
+            }
+        }
+    });
 }
