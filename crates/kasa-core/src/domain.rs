@@ -242,7 +242,7 @@ macro_rules! domains {
                 match command {
                     $(
                         Command::$variant(c) => {
-                            let (outcome, used) = apply_one(&mut self.$field, c, services, first, events, EventKind::$variant);
+                            let (outcome, used) = apply_in_domain(&mut self.$field, c, services, first, events, EventKind::$variant);
                             Some((Outcome::$variant(outcome), used))
                         }
                     )+
@@ -261,7 +261,7 @@ macro_rules! domains {
                 match inner {
                     $(
                         Inner::$variant(c) => {
-                            let (outcome, used) = apply_one(&mut self.$field, c, services, first, events, EventKind::$variant);
+                            let (outcome, used) = apply_in_domain(&mut self.$field, c, services, first, events, EventKind::$variant);
                             Some((InnerOutcome::$variant(outcome), used))
                         }
                     )+
@@ -336,8 +336,8 @@ macro_rules! domains {
         }
 
         /// Applies one command of domain `D` with a context of its own, and numbers nothing:
-        /// its events go to `events` as `EventKind`s.
-        fn apply_one<D: $crate::domain::Domain>(
+        /// its events go to `events` as `EventKind`s (`wrap` is the domain's variant).
+        pub(crate) fn apply_in_domain<D: $crate::domain::Domain>(
             domain: &mut D,
             command: &D::Command,
             services: Services<'_>,

@@ -14,7 +14,8 @@
 
 use crate::codec::{self, expect_section, section_header, DecodeError, Reader, Sink};
 use crate::command::{
-    Batch, Command, Domains, DomainsView, Inner, InnerOutcome, Keyed, KeyedOutcome, Outcome, Services, SessionCommand,
+    apply_in_domain, Batch, Command, Domains, DomainsView, Inner, InnerOutcome, Keyed, KeyedOutcome, Outcome, Services,
+    SessionCommand,
 };
 use crate::event::{Event, EventKind};
 use crate::fees::Fees;
@@ -184,8 +185,8 @@ impl State {
         self.ledger.expire_pending(now, HOUSEKEEPING_SLICE);
         let expired = self.books.expire_pending(now, HOUSEKEEPING_SLICE);
         let mut raw = Vec::new();
-        let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
-        self.domains.on_batch_start(&expired, now, HOUSEKEEPING_SLICE, services, &mut raw);
+        let (domains, services) = self.domains_and_services();
+        domains.on_batch_start(&expired, now, HOUSEKEEPING_SLICE, services, &mut raw);
         self.number_events(&mut raw, now);
         self.keys.expire(now, HOUSEKEEPING_SLICE);
         let mut next = now;
@@ -236,10 +237,15 @@ impl State {
             }
             Command::Outbox(c) => (Outcome::Outbox(self.outbox.apply(c)), 1),
             domain => {
-                let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
-                self.domains.apply(domain, services, first, raw).expect("every other command is a domain's")
+                let (domains, services) = self.domains_and_services();
+                domains.apply(domain, services, first, raw).expect("every other command is a domain's")
             }
         }
+    }
+
+    /// The domains' tables and, apart, the shared services their commands reach.
+    fn domains_and_services(&mut self) -> (&mut Domains, Services<'_>) {
+        (&mut self.domains, Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees })
     }
 
     fn apply_ledger(&mut self, command: &crate::ledger::Command, first: u64) -> (crate::ledger::Outcome, u64) {
@@ -263,11 +269,10 @@ impl State {
             self.domains.wallets.session(&s.token_hash, first).and_then(|session| s.command.with_user(session.user_id));
         match resolved {
             Some(command) => {
-                let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
-                match self.domains.apply(&Command::Wallet(command), services, first, raw) {
-                    Some((Outcome::Wallet(outcome), used)) => (Some(outcome), used),
-                    other => unreachable!("a wallet command answered {other:?}"),
-                }
+                let (domains, services) = self.domains_and_services();
+                let (outcome, used) =
+                    apply_in_domain(&mut domains.wallets, &command, services, first, raw, EventKind::Wallet);
+                (Some(outcome), used)
             }
             None => (None, 1),
         }
@@ -284,8 +289,8 @@ impl State {
                 (InnerOutcome::AsSession(o), used)
             }
             domain => {
-                let services = Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees };
-                self.domains.apply_inner(domain, services, first, raw).expect("every other command is a domain's")
+                let (domains, services) = self.domains_and_services();
+                domains.apply_inner(domain, services, first, raw).expect("every other command is a domain's")
             }
         }
     }

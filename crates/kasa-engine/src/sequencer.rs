@@ -381,6 +381,25 @@ const SNAPSHOT_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 /// were committed, at most (and no more often, so their syncs stay few).
 const EVENTS_FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 
+/// Makes the events of committed batches durable and visible if the last flush was at least
+/// [`EVENTS_FLUSH_INTERVAL`] ago; otherwise says how long until it is due (`None`: nothing
+/// waits). An error is fatal (the event log is poisoned).
+fn flush_events_if_due<S: Storage>(
+    writer: &mut Writer<S>,
+    flushed_at: &mut Instant,
+) -> Result<Option<Duration>, String> {
+    if !writer.events_pending() {
+        return Ok(None);
+    }
+    let since = flushed_at.elapsed();
+    if since < EVENTS_FLUSH_INTERVAL {
+        return Ok(Some(EVENTS_FLUSH_INTERVAL - since));
+    }
+    writer.flush_events().map_err(|error| format!("event log: {error}"))?;
+    *flushed_at = Instant::now();
+    Ok(None)
+}
+
 /// Whether a snapshot error means the journal can no longer be trusted (a failed sync).
 fn snapshot_error_is_fatal(error: &JournalError) -> bool {
     error.is_fatal()
@@ -435,18 +454,11 @@ fn run<S: Storage>(
                     // Events are synced at most every EVENTS_FLUSH_INTERVAL: a sync per batch
                     // would double the writer's fsyncs under a stream of small requests. Wait
                     // for a request no longer than until the next flush is due.
-                    let mut wait = wait;
-                    if writer.events_pending() {
-                        let since = events_flushed_at.elapsed();
-                        if since >= EVENTS_FLUSH_INTERVAL {
-                            if let Err(error) = writer.flush_events() {
-                                return fail(format!("event log: {error}"), &receiver);
-                            }
-                            events_flushed_at = Instant::now();
-                        } else {
-                            wait = wait.min(EVENTS_FLUSH_INTERVAL - since);
-                        }
-                    }
+                    let wait = match flush_events_if_due(&mut writer, &mut events_flushed_at) {
+                        Ok(Some(next_flush)) => wait.min(next_flush),
+                        Ok(None) => wait,
+                        Err(error) => return fail(error, &receiver),
+                    };
                     match receiver.recv_timeout(wait) {
                         Ok(request) => {
                             metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -540,11 +552,8 @@ fn run<S: Storage>(
         for read in reads.drain(..) {
             read(writer.state());
         }
-        if writer.events_pending() && events_flushed_at.elapsed() >= EVENTS_FLUSH_INTERVAL {
-            if let Err(error) = writer.flush_events() {
-                return fail(format!("event log: {error}"), &receiver);
-            }
-            events_flushed_at = Instant::now();
+        if let Err(error) = flush_events_if_due(&mut writer, &mut events_flushed_at) {
+            return fail(error, &receiver);
         }
         match writer.poll_snapshot(false) {
             None => {}

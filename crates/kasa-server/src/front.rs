@@ -43,6 +43,17 @@ fn is_ledger_create(path: &str) -> bool {
     matches!(path, "/v1/ledger/accounts" | "/v1/ledger/transfers")
 }
 
+/// The largest body `path` takes: ledger batches and lookups carry up to 8,190 items;
+/// everything else is small.
+fn body_limit(path: &str) -> usize {
+    let lookup = matches!(path, "/v1/ledger/accounts/lookup" | "/v1/ledger/transfers/lookup");
+    if is_ledger_create(path) || lookup {
+        LEDGER_BODY_BYTES_MAX
+    } else {
+        BODY_BYTES_MAX
+    }
+}
+
 /// The middleware. See the module documentation.
 pub(crate) async fn front(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -71,10 +82,8 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
         return Problem::unauthorized().into_response();
     }
     let ledger_create = is_ledger_create(path);
-    // Ledger batches and lookups carry up to 8,190 items; everything else is small.
-    let ledger_batch = ledger_create || path.starts_with("/v1/ledger/") && path.ends_with("/lookup");
+    let limit = body_limit(path);
     let (parts, body) = request.into_parts();
-    let limit = if ledger_batch { LEDGER_BODY_BYTES_MAX } else { BODY_BYTES_MAX };
     let bytes = match read(&parts.headers, body, limit).await {
         Ok(bytes) => bytes,
         Err(problem) => return problem.into_response(),

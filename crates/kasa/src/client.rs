@@ -43,13 +43,18 @@ impl Client {
     /// Connects to `addr`, authenticating requests with the operator `key`.
     pub fn connect(addr: SocketAddr, key: &str) -> anyhow::Result<Client> {
         let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        Client::over(stream, addr, key, 1 << 20)
+    }
+
+    /// A client over a connected `stream`, with a request buffer of `capacity` bytes to start.
+    fn over(stream: TcpStream, addr: SocketAddr, key: &str, capacity: usize) -> anyhow::Result<Client> {
         stream.set_nodelay(true)?;
         Ok(Client {
             reader: BufReader::with_capacity(1 << 16, stream.try_clone()?),
             writer: stream,
             host: addr.to_string(),
             key: key.to_string(),
-            request: Vec::with_capacity(1 << 20),
+            request: Vec::with_capacity(capacity),
         })
     }
 
@@ -66,14 +71,7 @@ impl Client {
         });
         let stream = stream.with_context(|| format!("connecting to {addr} from {from}"))?.into_std()?;
         stream.set_nonblocking(false)?;
-        stream.set_nodelay(true)?;
-        Ok(Client {
-            reader: BufReader::with_capacity(1 << 16, stream.try_clone()?),
-            writer: stream,
-            host: addr.to_string(),
-            key: key.to_string(),
-            request: Vec::with_capacity(1 << 16),
-        })
+        Client::over(stream, addr, key, 1 << 16)
     }
 
     /// Sends one request with exactly these headers (and `Host` and `Content-Length`): no
