@@ -106,7 +106,10 @@ fn slow_clients_hold_connections_never_the_server() {
         let (_, closed) = read_until_closed(s, started, limit);
         assert!(closed.is_some(), "a connection without whole headers is closed");
     }
-    // And the server is as good as new.
+    // And the server is as good as new, on a new connection: `c` has been idle for longer
+    // than the header timeout, which also bounds an idle keep-alive connection, so the server
+    // may have closed it (as a client pool would, the test connects again).
+    let mut c = server.client();
     prompt(|| alice.get(&mut c, "/v1/me/wallet"), 200, "GET /v1/me/wallet after the timeouts");
     stop_and_verify(server);
 }
