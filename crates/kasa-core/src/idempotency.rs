@@ -13,6 +13,7 @@
 //! as large ledger batches, cannot be keyed: their ids are their idempotency).
 
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
+use crate::table::Table;
 use crate::text::text_rule;
 use crate::time::NANOS_PER_DAY;
 use serde::{Deserialize, Serialize};
@@ -96,7 +97,7 @@ pub struct KeyEntry<O> {
 #[derive(Clone, Debug)]
 pub struct IdempotencyKeys<O: Clone> {
     /// A persistent collection: a snapshot copies it in constant time.
-    entries: imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry<O>>,
+    entries: Table<(Owner, IdempotencyKey), KeyEntry<O>>,
     /// Derived: (expires at, owner, key), to forget keys in time order.
     expiries: BTreeSet<(u64, Owner, IdempotencyKey)>,
     /// Derived: live keys per quota.
@@ -105,7 +106,7 @@ pub struct IdempotencyKeys<O: Clone> {
 
 impl<O: Clone> Default for IdempotencyKeys<O> {
     fn default() -> Self {
-        IdempotencyKeys { entries: imbl::OrdMap::new(), expiries: BTreeSet::new(), counts: BTreeMap::new() }
+        IdempotencyKeys { entries: Table::default(), expiries: BTreeSet::new(), counts: BTreeMap::new() }
     }
 }
 
@@ -165,12 +166,12 @@ impl<O: Clone + Serialize + serde::de::DeserializeOwned> IdempotencyKeys<O> {
     }
 
     /// The keys as they are now, for a snapshot written while the writer goes on.
-    pub(crate) fn view(&self) -> imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry<O>> {
+    pub(crate) fn view(&self) -> Table<(Owner, IdempotencyKey), KeyEntry<O>> {
         self.entries.clone()
     }
 
     /// Writes the keys of a view (a snapshot section).
-    pub(crate) fn write_section(entries: &imbl::OrdMap<(Owner, IdempotencyKey), KeyEntry<O>>, sink: &mut impl Sink) {
+    pub(crate) fn write_section(entries: &Table<(Owner, IdempotencyKey), KeyEntry<O>>, sink: &mut impl Sink) {
         let mut scratch = Vec::new();
         put_table(sink, entries.iter(), entries.len(), &mut scratch);
     }

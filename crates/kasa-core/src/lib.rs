@@ -45,6 +45,7 @@ pub mod limits;
 pub mod money;
 pub mod outbox;
 pub mod state;
+pub mod table;
 pub mod text;
 pub mod time;
 pub mod wallet;

@@ -12,6 +12,7 @@
 
 use crate::ledger::Account;
 use crate::money::Amount;
+use crate::table::Table;
 use crate::time::{kst_day, NANOS_PER_DAY, NANOS_PER_MINUTE};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -124,17 +125,44 @@ pub fn balance(account: &Account) -> u128 {
     account.credits_posted.saturating_sub(account.debits_posted)
 }
 
+/// What one user has used of their limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// The KST day `outgoing` counts.
+    day: u64,
+    /// What the user sent out on `day`.
+    outgoing: Amount,
+    /// PIN-free spends by step, oldest first: (step number, amount).
+    pin_free: VecDeque<(u64, Amount)>,
+}
+
+impl Usage {
+    fn outgoing_on(&self, day: u64) -> Amount {
+        if self.day == day {
+            self.outgoing
+        } else {
+            Amount::ZERO
+        }
+    }
+
+    fn pin_free_used(&self, now: u64) -> Amount {
+        self.pin_free
+            .iter()
+            .filter(|(step, _)| !step_expired(*step, now))
+            .fold(Amount::ZERO, |sum, (_, amount)| sum.saturating_add(*amount))
+    }
+}
+
 /// Limits in force and what users have used of them. Deterministic containers only: part of
-/// the state, hashed and snapshotted; the per-user tables are persistent collections, so a
-/// snapshot copies them in constant time (see `wallet::WalletsView`).
+/// the state, hashed and snapshotted; the per-user table is a persistent collection, so a
+/// snapshot copies it in constant time (see `wallet::WalletsView`), looked up once per check
+/// and once per movement.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Operator-set limits per tier; absent: the legal maxima.
     tiers: BTreeMap<Tier, TierLimits>,
-    /// Per user: (KST day, sent out that day).
-    outgoing: imbl::OrdMap<u64, (u64, Amount)>,
-    /// Per user: PIN-free spends by step, oldest first: (step number, amount).
-    pin_free: imbl::OrdMap<u64, VecDeque<(u64, Amount)>>,
+    /// Per user who has moved money out.
+    usage: Table<u64, Usage>,
 }
 
 impl Limits {
@@ -160,22 +188,44 @@ impl Limits {
 
     /// What `user` has sent out on KST day `day`.
     pub fn outgoing_on(&self, user: u64, day: u64) -> Amount {
-        match self.outgoing.get(&user) {
-            Some(&(d, used)) if d == day => used,
-            _ => Amount::ZERO,
-        }
+        self.usage.get(&user).map_or(Amount::ZERO, |u| u.outgoing_on(day))
     }
 
     /// Checks that `amount` more fits in `user`'s daily outgoing limit at `now`.
     pub fn check_outgoing(&self, user: u64, tier: Tier, amount: Amount, now: u64) -> Result<(), LimitExceeded> {
+        self.check_spend(user, tier, None, amount, now).map_err(|refusal| match refusal {
+            SpendRefusal::Limit(e) => e,
+            SpendRefusal::PinRequired => unreachable!("no PIN-free budget was asked about"),
+        })
+    }
+
+    /// Checks a movement of `amount` out of `user`'s wallet at `now`, in one lookup: without
+    /// the PIN (`pin_free_amount` is the user's budget) it must fit in what is left of the
+    /// PIN-free budget, and it must fit in the daily outgoing limit of `tier`.
+    pub fn check_spend(
+        &self,
+        user: u64,
+        tier: Tier,
+        pin_free_amount: Option<Amount>,
+        amount: Amount,
+        now: u64,
+    ) -> Result<(), SpendRefusal> {
+        let usage = self.usage.get(&user);
+        if let Some(budget) = pin_free_amount {
+            let used = usage.map_or(Amount::ZERO, |u| u.pin_free_used(now));
+            if used.checked_add(amount).is_none_or(|total| total > budget) {
+                return Err(SpendRefusal::PinRequired);
+            }
+        }
         let daily = self.tier(tier).daily_outgoing;
-        let used = self.outgoing_today(user, now);
+        let used = usage.map_or(Amount::ZERO, |u| u.outgoing_on(kst_day(now)));
         if used.checked_add(amount).is_none_or(|total| total > daily) {
             return Err(LimitExceeded {
                 limit: LimitKind::DailyOutgoing,
                 value: daily,
                 remaining: daily.saturating_sub(used),
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -195,58 +245,63 @@ impl Limits {
         Ok(())
     }
 
-    /// Counts `amount` sent out by `user` on KST day `day` (the caller checked the limit).
-    pub fn count_outgoing(&mut self, user: u64, day: u64, amount: Amount) {
-        let used = self.outgoing_on(user, day);
-        self.outgoing.insert(user, (day, used.saturating_add(amount)));
+    /// Records a movement of `amount` out of `user`'s wallet at `now` (the caller checked it
+    /// with [`Limits::check_spend`]): counted against the day's outgoing limit, and, moved
+    /// without the PIN, against the PIN-free budget. Returns the KST day it counts on.
+    pub fn record_spend(&mut self, user: u64, amount: Amount, pin_free: bool, now: u64) -> u64 {
+        let day = kst_day(now);
+        let usage = self.usage.entry(user).or_default();
+        usage.outgoing = usage.outgoing_on(day).saturating_add(amount);
+        usage.day = day;
+        if pin_free {
+            let steps = &mut usage.pin_free;
+            while steps.front().is_some_and(|(step, _)| step_expired(*step, now)) {
+                steps.pop_front();
+            }
+            let step = now / PIN_FREE_STEP_NANOS;
+            match steps.back_mut() {
+                Some((last, sum)) if *last == step => *sum = sum.saturating_add(amount),
+                _ => steps.push_back((step, amount)),
+            }
+        }
+        day
     }
 
     /// Gives back `amount` counted on KST day `day` (a declined withdrawal, a returned hold);
-    /// nothing if that day is over.
+    /// nothing if that day is over. PIN-free spends are never given back, not even by a
+    /// cancelled or returned hold: the budget bounds what a stolen, unlocked phone can start,
+    /// not what comes back.
     pub fn uncount_outgoing(&mut self, user: u64, day: u64, amount: Amount) {
-        if let Some(entry) = self.outgoing.get_mut(&user) {
-            if entry.0 == day {
-                entry.1 = entry.1.saturating_sub(amount);
+        if let Some(usage) = self.usage.get_mut(&user) {
+            if usage.day == day {
+                usage.outgoing = usage.outgoing.saturating_sub(amount);
             }
         }
     }
 
     /// What `user` moved without the PIN in the rolling 24 hours before `now`.
     pub fn pin_free_used(&self, user: u64, now: u64) -> Amount {
-        let Some(steps) = self.pin_free.get(&user) else { return Amount::ZERO };
-        steps
-            .iter()
-            .filter(|(step, _)| !step_expired(*step, now))
-            .fold(Amount::ZERO, |sum, (_, amount)| sum.saturating_add(*amount))
+        self.usage.get(&user).map_or(Amount::ZERO, |u| u.pin_free_used(now))
     }
 
-    /// Whether moving `amount` at `now` without the PIN stays within `user`'s budget of
-    /// `pin_free_amount`.
-    pub fn pin_free_allows(&self, user: u64, pin_free_amount: Amount, amount: Amount, now: u64) -> bool {
-        self.pin_free_used(user, now).checked_add(amount).is_some_and(|total| total <= pin_free_amount)
+    /// Users who have moved money out (for the memory figures).
+    pub fn users_with_usage(&self) -> usize {
+        self.usage.len()
     }
+}
 
-    /// Records a move of `amount` without the PIN.
-    pub fn spend_pin_free(&mut self, user: u64, amount: Amount, now: u64) {
-        if !self.pin_free.contains_key(&user) {
-            self.pin_free.insert(user, VecDeque::new());
-        }
-        let steps = self.pin_free.get_mut(&user).expect("inserted above");
-        while steps.front().is_some_and(|(step, _)| step_expired(*step, now)) {
-            steps.pop_front();
-        }
-        let step = now / PIN_FREE_STEP_NANOS;
-        match steps.back_mut() {
-            Some((last, sum)) if *last == step => *sum = sum.saturating_add(amount),
-            _ => steps.push_back((step, amount)),
-        }
-    }
+/// Why [`Limits::check_spend`] refused a movement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendRefusal {
+    /// Without the PIN, the movement would pass the PIN-free budget.
+    PinRequired,
+    /// A limit would be passed.
+    Limit(LimitExceeded),
+}
 
-    /// Users with PIN-free spends on record (for the memory figures). Spends are never given
-    /// back, not even by a cancelled or returned hold: the budget bounds what a stolen,
-    /// unlocked phone can start, not what comes back.
-    pub fn users_with_pin_free_spends(&self) -> usize {
-        self.pin_free.len()
+impl From<LimitExceeded> for SpendRefusal {
+    fn from(e: LimitExceeded) -> Self {
+        SpendRefusal::Limit(e)
     }
 }
 
@@ -255,8 +310,7 @@ impl Limits {
     pub(crate) fn write_section(&self, sink: &mut impl crate::codec::Sink) {
         let mut scratch = Vec::new();
         crate::codec::put_table(sink, self.tiers.iter(), self.tiers.len(), &mut scratch);
-        crate::codec::put_table(sink, self.outgoing.iter(), self.outgoing.len(), &mut scratch);
-        crate::codec::put_table(sink, self.pin_free.iter(), self.pin_free.len(), &mut scratch);
+        crate::codec::put_table(sink, self.usage.iter(), self.usage.len(), &mut scratch);
     }
 
     /// Reads what [`Limits::write_section`] wrote; tiers above their legal maxima are refused.
@@ -270,15 +324,13 @@ impl Limits {
                 .set_tier(tier, l)
                 .map_err(|_| DecodeError::invalid(format!("the {} tier's limits pass the legal maxima", tier.name())))
         })?;
-        read_table(r, "outgoing totals", |(user, total): (u64, (u64, Amount))| {
-            limits.outgoing.insert(user, total);
-            Ok(())
-        })?;
-        read_table(r, "PIN-free spends", |(user, steps): (u64, VecDeque<(u64, Amount)>)| {
-            if steps.len() > (crate::time::NANOS_PER_DAY / PIN_FREE_STEP_NANOS) as usize + 2 {
-                return Err(DecodeError::invalid(format!("user {user} has {} PIN-free steps", steps.len())));
+        read_table(r, "limit usage", |(user, usage): (u64, Usage)| {
+            if usage.pin_free.len() > (crate::time::NANOS_PER_DAY / PIN_FREE_STEP_NANOS) as usize + 2 {
+                return Err(DecodeError::invalid(format!("user {user} has {} PIN-free steps", usage.pin_free.len())));
             }
-            limits.pin_free.insert(user, steps);
+            if limits.usage.insert(user, usage).is_some() {
+                return Err(DecodeError::invalid(format!("user {user}'s limit usage is listed twice")));
+            }
             Ok(())
         })?;
         Ok(limits)
@@ -300,14 +352,45 @@ mod tests {
         let mut limits = Limits::default();
         let t0 = 1_700_000_000 * 1_000_000_000;
         let budget = Amount::new(50_000);
+        let allows = |limits: &Limits, user: u64, amount: u64, now: u64| match limits.check_spend(
+            user,
+            Tier::Verified,
+            Some(budget),
+            Amount::new(amount),
+            now,
+        ) {
+            Ok(()) => true,
+            Err(SpendRefusal::PinRequired) => false,
+            Err(other) => panic!("{other:?}"),
+        };
         for i in 0..5 {
-            assert!(limits.pin_free_allows(7, budget, Amount::new(10_000), t0 + i));
-            limits.spend_pin_free(7, Amount::new(10_000), t0 + i);
+            assert!(allows(&limits, 7, 10_000, t0 + i));
+            limits.record_spend(7, Amount::new(10_000), true, t0 + i);
         }
-        assert!(!limits.pin_free_allows(7, budget, Amount::new(1), t0 + 5), "the budget is spent");
-        assert!(!limits.pin_free_allows(7, budget, Amount::new(1), t0 + 23 * NANOS_PER_HOUR));
-        assert!(limits.pin_free_allows(7, budget, Amount::new(50_000), t0 + NANOS_PER_DAY + PIN_FREE_STEP_NANOS));
-        assert!(limits.pin_free_allows(8, budget, Amount::new(50_000), t0), "per user");
+        assert!(!allows(&limits, 7, 1, t0 + 5), "the budget is spent");
+        assert!(!allows(&limits, 7, 1, t0 + 23 * NANOS_PER_HOUR));
+        assert!(allows(&limits, 7, 50_000, t0 + NANOS_PER_DAY + PIN_FREE_STEP_NANOS));
+        assert!(allows(&limits, 8, 50_000, t0), "per user");
+        // A spend with the PIN counts towards the day, not the budget.
+        limits.record_spend(8, Amount::new(40_000), false, t0);
+        assert!(allows(&limits, 8, 50_000, t0));
+        assert_eq!(limits.outgoing_today(8, t0), Amount::new(40_000));
+    }
+
+    #[test]
+    fn the_daily_limit_counts_per_kst_day_and_gives_back_only_that_day() {
+        let mut limits = Limits::default();
+        let t0 = 1_700_000_000 * 1_000_000_000;
+        let daily = Tier::Basic.legal_maxima().daily_outgoing;
+        let day = limits.record_spend(3, daily, false, t0);
+        let refused = limits.check_spend(3, Tier::Basic, None, Amount::new(1), t0);
+        assert!(matches!(refused, Err(SpendRefusal::Limit(e)) if e.remaining == Amount::ZERO), "{refused:?}");
+        limits.uncount_outgoing(3, day, Amount::new(1));
+        assert_eq!(limits.check_spend(3, Tier::Basic, None, Amount::new(1), t0), Ok(()));
+        let tomorrow = t0 + NANOS_PER_DAY;
+        limits.uncount_outgoing(3, day + 1, daily);
+        assert_eq!(limits.outgoing_today(3, t0), daily.saturating_sub(Amount::new(1)), "another day's give-back");
+        assert_eq!(limits.check_spend(3, Tier::Basic, None, daily, tomorrow), Ok(()));
     }
 
     #[test]

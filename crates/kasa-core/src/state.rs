@@ -42,7 +42,7 @@ const SECTION_BOOKS: u16 = 2;
 const SECTION_SERVICES: u16 = 4;
 const SECTION_IDEMPOTENCY: u16 = 5;
 const SECTION_OUTBOX: u16 = 6;
-const SERVICES_VERSION: u16 = 1;
+const SERVICES_VERSION: u16 = 2;
 const IDEMPOTENCY_VERSION: u16 = 1;
 const OUTBOX_VERSION: u16 = 1;
 
@@ -439,7 +439,7 @@ pub struct StateView {
     domains: DomainsView,
     limits: Limits,
     fees: Fees,
-    keys: imbl::OrdMap<(Owner, crate::idempotency::IdempotencyKey), KeyEntry<InnerOutcome>>,
+    keys: crate::table::Table<(Owner, crate::idempotency::IdempotencyKey), KeyEntry<InnerOutcome>>,
     outbox: Outbox,
     last_timestamp: u64,
     batches: u64,

@@ -13,9 +13,12 @@
 //!
 //! Consumers (the bank rail, next webhooks and the read model) read from here with cursors
 //! that the core keeps (`kasa_core::outbox`); a slow consumer only lags, it never slows the
-//! writer, which never waits for a reader.
+//! writer, which never waits for a reader. A consumer that needs few of the events (the bank
+//! rail needs fundings, not remittances) registers an [`EventLog::interest`]: it is woken
+//! only when an event it wants is published, and learns up to which seq there is nothing for
+//! it, so that it moves its cursor past the rest without reading them.
 
-use kasa_core::event::Event;
+use kasa_core::event::{Event, EventKind};
 use kasa_journal::{RecordLogError, RecordReader, Storage};
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -47,17 +50,34 @@ pub enum EventLogError {
 
 type ReadFn = dyn FnMut(u64, usize, usize) -> Result<Vec<(u64, Vec<u8>)>, RecordLogError> + Send;
 
+/// Which events a consumer wants.
+pub type EventFilter = fn(&EventKind) -> bool;
+
+/// What an [`EventLog::interest`] knows: every wanted event up to `last_seq` has a seq of at
+/// most `last_match`. Both move together, when events are published.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Matched {
+    /// The seq of the last wanted event published (or, for events published before the
+    /// interest was registered, the last event then: those were not looked at).
+    pub last_match: u64,
+    /// The seq of the last event published.
+    pub last_seq: u64,
+}
+
 /// The reading end of the event log, shared by every consumer. See the module documentation.
 pub struct EventLog {
     reader: Mutex<Box<ReadFn>>,
     last: watch::Sender<u64>,
+    /// Registered interests; published to under this lock, so that one registered between
+    /// two publications misses nothing.
+    interests: Mutex<Vec<(EventFilter, watch::Sender<Matched>)>>,
 }
 
 impl EventLog {
     pub(crate) fn new<S: Storage>(mut reader: RecordReader<S>) -> EventLog {
         let last = reader.last_key().unwrap_or(0);
         let read: Box<ReadFn> = Box::new(move |after, records, bytes| reader.read(after, records, bytes));
-        EventLog { reader: Mutex::new(read), last: watch::channel(last).0 }
+        EventLog { reader: Mutex::new(read), last: watch::channel(last).0, interests: Mutex::new(Vec::new()) }
     }
 
     /// The seq of the last event readers can see (0: none).
@@ -65,13 +85,43 @@ impl EventLog {
         *self.last.borrow()
     }
 
-    /// Called by the writer after a sync made events up to `last` durable.
-    pub(crate) fn published(&self, last: u64) {
+    /// Called by the writer after a sync made events up to `last` durable; `events` are the
+    /// events published since the last call (empty after recovery: interests registered later
+    /// start from the last event).
+    pub(crate) fn published(&self, last: u64, events: &[Event]) {
+        let mut interests = self.interests.lock().expect("event log interests lock");
+        interests.retain(|(_, sender)| !sender.is_closed());
+        for (filter, sender) in interests.iter() {
+            let matched = events.iter().rev().find(|e| filter(&e.kind)).map(|e| e.seq);
+            // Always moves `last_seq`; wakes the consumer only for an event it wants.
+            sender.send_if_modified(|m| {
+                m.last_seq = last;
+                match matched {
+                    Some(seq) if seq > m.last_match => {
+                        m.last_match = seq;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+        }
+        // Last: whoever sees `last` move finds every interest moved with it.
         self.last.send_if_modified(|at| {
             let changed = *at != last;
             *at = last;
             changed
         });
+    }
+
+    /// Registers a consumer's interest in the events `filter` accepts: the receiver changes
+    /// when such an event is published. It starts at the last event published: the consumer
+    /// reads what came before from its cursor.
+    pub fn interest(&self, filter: EventFilter) -> watch::Receiver<Matched> {
+        let mut interests = self.interests.lock().expect("event log interests lock");
+        let last = self.last_seq();
+        let (sender, receiver) = watch::channel(Matched { last_match: last, last_seq: last });
+        interests.push((filter, sender));
+        receiver
     }
 
     /// Up to `limit` (at most [`EVENTS_PER_READ_MAX`] plus one, to look ahead) events after

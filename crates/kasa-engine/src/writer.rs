@@ -149,6 +149,8 @@ pub struct Writer<S: Storage> {
     unlogged: VecDeque<Event>,
     /// Events appended to `events` since its last sync.
     events_unsynced: bool,
+    /// The events appended since the last sync, for the consumers' interests once synced.
+    unpublished: Vec<Event>,
     /// The reading end of `events`, shared with consumers.
     event_log: Arc<EventLog>,
     snapshot: Option<SnapshotInFlight>,
@@ -212,7 +214,7 @@ impl<S: Storage> Writer<S> {
         }
         events.sync()?;
         let event_log = Arc::new(EventLog::new(events.reader()?));
-        event_log.published(last_event);
+        event_log.published(last_event, &[]);
         let report = RecoveryReport {
             snapshot_seq,
             frames_replayed,
@@ -234,6 +236,7 @@ impl<S: Storage> Writer<S> {
             failed: false,
             events,
             unlogged: VecDeque::new(),
+            unpublished: Vec::new(),
             events_unsynced: false,
             event_log,
             snapshot: None,
@@ -339,7 +342,8 @@ impl<S: Storage> Writer<S> {
         while let Some(event) = self.unlogged.front() {
             match self.events.append(event.seq, &encode_event(event)) {
                 Ok(()) => {
-                    self.unlogged.pop_front();
+                    let event = self.unlogged.pop_front().expect("looked at above");
+                    self.unpublished.push(event);
                     self.events_unsynced = true;
                 }
                 Err(error) if error.is_fatal() => return Err(error),
@@ -353,7 +357,8 @@ impl<S: Storage> Writer<S> {
             match self.events.sync() {
                 Ok(()) => {
                     self.events_unsynced = false;
-                    self.event_log.published(self.events.synced_key().unwrap_or(0));
+                    self.event_log.published(self.events.synced_key().unwrap_or(0), &self.unpublished);
+                    self.unpublished.clear();
                 }
                 Err(error) if error.is_fatal() => return Err(error),
                 Err(error) => tracing::warn!(%error, "events not synced yet; retrying later"),

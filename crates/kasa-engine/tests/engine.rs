@@ -29,6 +29,22 @@ fn pending(id: u128) -> Command {
     }])
 }
 
+/// Signs a user up (a verification, then the sign-up that proves it): two events.
+async fn sign_up(engine: &Engine, phone: &str, verification: u8) {
+    use kasa_core::wallet;
+    let phone = wallet::Phone::parse(phone).unwrap();
+    let id = [verification; 16];
+    let verify = wallet::Command::StartVerification { id, phone: phone.clone(), code_hash: [9; 32] };
+    engine.submit(Command::Wallet(verify)).await.unwrap();
+    let sign_up = wallet::Command::SignUp {
+        phone,
+        name: wallet::Name::new("김민지").unwrap(),
+        pin_hash: wallet::PinHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
+        proof: wallet::CodeProof { verification_id: id, code_hash: [9; 32] },
+    };
+    engine.submit(Command::Wallet(sign_up)).await.unwrap();
+}
+
 fn start(seed: u64, options: EngineOptions) -> Engine {
     let disk = FaultStorage::new(seed);
     Engine::start(disk.clone(), disk, options).unwrap().0
@@ -174,16 +190,7 @@ async fn events_reach_subscribers_and_survive_a_restart() {
     let options = EngineOptions { test_clock: true, ..EngineOptions::default() };
     let (engine, _) = Engine::start(disk.clone(), disk.clone(), options.clone()).unwrap();
     let mut subscription = engine.events().subscribe();
-    let phone = wallet::Phone::parse("010-1234-5678").unwrap();
-    let verify = wallet::Command::StartVerification { id: [1; 16], phone: phone.clone(), code_hash: [9; 32] };
-    engine.submit(Command::Wallet(verify)).await.unwrap();
-    let sign_up = wallet::Command::SignUp {
-        phone,
-        name: wallet::Name::new("김민지").unwrap(),
-        pin_hash: wallet::PinHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA").unwrap(),
-        proof: wallet::CodeProof { verification_id: [1; 16], code_hash: [9; 32] },
-    };
-    engine.submit(Command::Wallet(sign_up)).await.unwrap();
+    sign_up(&engine, "010-1234-5678", 1).await;
     let adjust = wallet::Command::Adjust {
         user_id: 1,
         amount: Amount::new(1_000),
@@ -206,5 +213,43 @@ async fn events_reach_subscribers_and_survive_a_restart() {
     assert_eq!(report.events_derived, 0, "the log had them all");
     assert!(engine.events().read(0, 100).unwrap() == events);
     assert_eq!(engine.events().last_seq(), emitted);
+    engine.shutdown().unwrap();
+}
+
+/// An interest wakes its consumer only for the events it wants, and tells it up to where
+/// there is nothing for it: after an adjustment it does not want, `last_seq` has moved on
+/// without a wake-up; after a sign-up it wants, it wakes with `last_match` at that event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interest_wakes_only_for_the_events_it_wants() {
+    use kasa_core::event::EventKind;
+    use kasa_core::money::Amount;
+    use kasa_core::wallet::{self, Direction, Event, Reason};
+    let disk = FaultStorage::new(8);
+    let (engine, _) = Engine::start(disk.clone(), disk, EngineOptions::default()).unwrap();
+    let mut all = engine.events().subscribe();
+    let mut interest = engine.events().interest(|kind| matches!(kind, EventKind::Wallet(Event::UserSignedUp { .. })));
+    assert_eq!(*interest.borrow_and_update(), kasa_engine::Matched { last_match: 0, last_seq: 0 });
+    sign_up(&engine, "010-1234-5679", 2).await;
+    tokio::time::timeout(Duration::from_secs(10), interest.changed()).await.expect("woken by the sign-up").unwrap();
+    assert_eq!(*interest.borrow_and_update(), kasa_engine::Matched { last_match: 1, last_seq: 1 });
+    let adjust = |amount| wallet::Command::Adjust {
+        user_id: 1,
+        amount: Amount::new(amount),
+        direction: Direction::Credit,
+        reason: Reason::new("welcome").unwrap(),
+    };
+    engine.submit(Command::Wallet(adjust(1_000))).await.unwrap();
+    engine.submit(Command::Wallet(adjust(2_000))).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), all.wait_for(|&last| last >= 3))
+        .await
+        .expect("the adjustments were published")
+        .unwrap();
+    assert!(!interest.has_changed().unwrap(), "not woken by events it does not want");
+    assert_eq!(*interest.borrow(), kasa_engine::Matched { last_match: 1, last_seq: 3 }, "nothing for it up to 3");
+    // One registered now starts at the last event: what came before is read from a cursor.
+    let late = engine.events().interest(|_| true);
+    assert_eq!(*late.borrow(), kasa_engine::Matched { last_match: 3, last_seq: 3 });
+    drop(interest);
+    engine.submit(Command::Wallet(adjust(3_000))).await.unwrap();
     engine.shutdown().unwrap();
 }

@@ -306,7 +306,6 @@ impl Wallets {
             }
             FundingKind::Withdrawal => {
                 pin_free = self.authorize(user_id, reserved, pin_ok, ctx)?;
-                ctx.limits.check_outgoing(user_id, user.tier, reserved, now).map_err(FundingError::LimitExceeded)?;
                 if crate::limits::available(&wallet) < reserved.ledger() {
                     return Err(FundingError::InsufficientFunds);
                 }
@@ -348,10 +347,7 @@ impl Wallets {
             other => return Err(FundingError::Ledger(other)),
         }
         if kind == FundingKind::Withdrawal {
-            ctx.limits.count_outgoing(user_id, day, reserved);
-            if pin_free {
-                ctx.limits.spend_pin_free(user_id, reserved, now);
-            }
+            ctx.limits.record_spend(user_id, reserved, pin_free, now);
         }
         self.fundings.push_back(funding);
         self.pending_fundings.insert(id);

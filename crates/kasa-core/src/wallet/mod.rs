@@ -48,6 +48,7 @@ use crate::domain::Domain;
 use crate::ledger::{AccountFlags, Ledger, TransferFlags};
 use crate::limits::{self, Tier};
 use crate::money::Currency;
+use crate::table::Table;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The context of a wallet command: the shared services, and wallet events.
@@ -78,12 +79,12 @@ pub struct Wallets {
     pub(crate) users: imbl::Vector<User>,
     /// Derived: user id by phone number.
     pub(crate) by_phone: BTreeMap<Phone, u64>,
-    pub(crate) sessions: imbl::OrdMap<[u8; 32], Session>,
+    pub(crate) sessions: Table<[u8; 32], Session>,
     /// Derived: (expires_at, token hash) of every session, to expire them in time order.
     pub(crate) session_expiries: BTreeSet<(u64, [u8; 32])>,
     /// Derived: per user, (created_at, token hash) of their sessions.
     pub(crate) user_sessions: BTreeMap<u64, BTreeSet<(u64, [u8; 32])>>,
-    pub(crate) verifications: imbl::OrdMap<[u8; 16], Verification>,
+    pub(crate) verifications: Table<[u8; 16], Verification>,
     /// Derived: (expires_at, id) of every verification.
     pub(crate) verification_expiries: BTreeSet<(u64, [u8; 16])>,
     /// Derived: per phone, (created_at, id) of its live verifications.

@@ -170,36 +170,37 @@ impl Wallets {
         ctx: &mut Ctx,
     ) -> Result<RemittanceView, SendError> {
         let now = ctx.now();
-        let Some(sender) = self.user(from_user).cloned() else { return Err(SendError::UnknownUser) };
+        let sender_wallet = super::wallet_account_id(from_user);
         if amount.is_zero() {
             return Err(SendError::Funding(FundingError::InvalidAmount));
         }
         // The sender's side first: PIN, daily limit, funds.
-        let pin_free = self.authorize(from_user, amount, pin_ok, ctx).map_err(SendError::Funding)?;
-        ctx.limits
-            .check_outgoing(from_user, sender.tier, amount, now)
-            .map_err(|e| SendError::Funding(FundingError::LimitExceeded(e)))?;
-        let wallet = ctx.books.account(sender.wallet_account_id()).expect("every user has a wallet");
+        let pin_free = self.authorize(from_user, amount, pin_ok, ctx).map_err(|e| match e {
+            FundingError::UnknownUser => SendError::UnknownUser,
+            e => SendError::Funding(e),
+        })?;
+        let wallet = ctx.books.account(sender_wallet).expect("every user has a wallet");
         if limits::available(wallet) < amount.ledger() {
             return Err(SendError::Funding(FundingError::InsufficientFunds));
         }
         // Then the recipient.
-        let (to_user, to_phone) = match to {
+        let (recipient, to_phone) = match to {
             Recipient::User(id) => match self.user(*id) {
-                Some(u) => (Some(u.id), None),
+                Some(u) => (Some((u.id, u.tier)), None),
                 None => return Err(SendError::UnknownRecipient),
             },
             Recipient::Phone(phone) => match self.user_by_phone(phone) {
-                Some(u) => (Some(u.id), None),
+                Some(u) => (Some((u.id, u.tier)), None),
                 None => (None, Some(phone.clone())),
             },
         };
+        let to_user = recipient.map(|(id, _)| id);
         if to_user == Some(from_user) {
             return Err(SendError::ToSelf);
         }
-        if let Some(recipient) = to_user.and_then(|u| self.user(u)) {
-            let wallet = ctx.books.account(recipient.wallet_account_id()).expect("every user has a wallet");
-            if ctx.limits.check_balance_cap(recipient.tier, wallet, amount).is_err() {
+        if let Some((id, tier)) = recipient {
+            let wallet = ctx.books.account(super::wallet_account_id(id)).expect("every user has a wallet");
+            if ctx.limits.check_balance_cap(tier, wallet, amount).is_err() {
                 return Err(SendError::RecipientCannotReceive);
             }
         }
@@ -222,7 +223,7 @@ impl Wallets {
         };
         let mut transfer = Transfer {
             id: r.transfer_id(),
-            debit_account_id: sender.wallet_account_id(),
+            debit_account_id: sender_wallet,
             amount: amount.ledger(),
             ledger: WALLET_CURRENCY.ledger(),
             code: chart::REMITTANCE.code,
@@ -243,10 +244,7 @@ impl Wallets {
             CreateTransferResult::ExceedsCredits => return Err(SendError::Funding(FundingError::InsufficientFunds)),
             other => return Err(SendError::Funding(FundingError::Ledger(other))),
         }
-        ctx.limits.count_outgoing(from_user, day, amount);
-        if pin_free {
-            ctx.limits.spend_pin_free(from_user, amount, now);
-        }
+        ctx.limits.record_spend(from_user, amount, pin_free, now);
         match (to_user, to_phone) {
             (Some(to_user), _) => {
                 ctx.emit(Event::RemittanceCompleted { remittance_id: id, from_user, to_user, amount })

@@ -14,6 +14,7 @@ use super::users::{Session, User, Verification, PIN_ATTEMPTS_MAX};
 use super::Wallets;
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 use crate::ledger::{expiry_of, Ledger};
+use crate::table::Table;
 
 /// The version of this section's layout.
 pub const SECTION_VERSION: u16 = 1;
@@ -30,8 +31,8 @@ fn dense(what: &str, id: u64, expected: usize) -> Result<(), DecodeError> {
 #[derive(Clone, Debug)]
 pub struct WalletsView {
     users: imbl::Vector<User>,
-    sessions: imbl::OrdMap<[u8; 32], Session>,
-    verifications: imbl::OrdMap<[u8; 16], Verification>,
+    sessions: Table<[u8; 32], Session>,
+    verifications: Table<[u8; 16], Verification>,
     bank_accounts: imbl::Vector<BankAccount>,
     fundings: imbl::Vector<Funding>,
     remittances: imbl::Vector<Remittance>,
@@ -94,7 +95,9 @@ impl Wallets {
             if w.user(s.user_id).is_none() {
                 return Err(DecodeError::invalid(format!("a session names unknown user {}", s.user_id)));
             }
-            w.sessions.insert(hash, s);
+            if w.sessions.insert(hash, s).is_some() {
+                return Err(DecodeError::invalid("a session is listed twice".to_string()));
+            }
             w.session_expiries.insert((s.expires_at, hash));
             w.user_sessions.entry(s.user_id).or_default().insert((s.created_at, hash));
             Ok(())
@@ -102,7 +105,9 @@ impl Wallets {
         read_table(r, "verifications", |(id, v): ([u8; 16], Verification)| {
             w.verification_expiries.insert((v.expires_at, id));
             w.verifications_by_phone.entry(v.phone.clone()).or_default().insert((v.created_at, id));
-            w.verifications.insert(id, v);
+            if w.verifications.insert(id, v).is_some() {
+                return Err(DecodeError::invalid("a verification is listed twice".to_string()));
+            }
             Ok(())
         })?;
         read_table(r, "bank accounts", |b: BankAccount| {

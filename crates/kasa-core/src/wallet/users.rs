@@ -356,10 +356,11 @@ impl Wallets {
         Ok(user.view(now))
     }
 
-    /// Authorises a money movement of `amount` by `user_id`: with a PIN (`pin_ok` is the HTTP
-    /// layer's verdict on it), which a wrong one counts towards the lock; without one, only
-    /// within what is left of the user's PIN-free budget for 24 hours. Returns whether the
-    /// movement spends the PIN-free budget (the caller spends it once the money moved).
+    /// Authorises a money movement of `amount` out of `user_id`'s wallet: with a PIN (`pin_ok`
+    /// is the HTTP layer's verdict on it), which a wrong one counts towards the lock; without
+    /// one, only within what is left of the user's PIN-free budget for 24 hours; and either way
+    /// within the daily outgoing limit. Returns whether the movement spends the PIN-free budget
+    /// (the caller records the spend with `Limits::record_spend` once the money moved).
     pub(crate) fn authorize(
         &mut self,
         user_id: u64,
@@ -368,22 +369,26 @@ impl Wallets {
         ctx: &mut Ctx,
     ) -> Result<bool, super::FundingError> {
         use super::FundingError;
+        use crate::limits::SpendRefusal;
         let now = ctx.now();
-        let user = self.user_mut(user_id).ok_or(FundingError::UnknownUser)?;
+        let user = self.user(user_id).ok_or(FundingError::UnknownUser)?;
         match pin_ok {
-            None => {
-                if ctx.limits.pin_free_allows(user_id, user.pin_free_amount, amount, now) {
-                    Ok(true)
-                } else {
-                    Err(FundingError::PinRequired)
-                }
-            }
+            None => match ctx.limits.check_spend(user_id, user.tier, Some(user.pin_free_amount), amount, now) {
+                Ok(()) => Ok(true),
+                Err(SpendRefusal::PinRequired) => Err(FundingError::PinRequired),
+                Err(SpendRefusal::Limit(e)) => Err(FundingError::LimitExceeded(e)),
+            },
             Some(ok) => {
+                let tier = user.tier;
+                let user = self.user_mut(user_id).expect("found above");
                 if user.pin_locked_at(now) {
                     return Err(FundingError::PinLocked { until: user.pin_locked_until });
                 }
                 match record_pin_attempt(user, ok, now) {
-                    Ok(()) => Ok(false),
+                    Ok(()) => {
+                        ctx.limits.check_outgoing(user_id, tier, amount, now).map_err(FundingError::LimitExceeded)?;
+                        Ok(false)
+                    }
                     Err(SessionError::WrongPin { locked_until, .. }) if locked_until != 0 => {
                         ctx.emit(Event::PinLocked { user_id, until: locked_until });
                         Err(FundingError::PinLocked { until: locked_until })

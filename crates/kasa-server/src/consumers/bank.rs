@@ -72,7 +72,9 @@ async fn run(app: AppState) {
     for funding_id in pending {
         start_drive(&app, &drives, funding_id, None, true, &done_tx);
     }
-    let mut subscription = app.engine.events().subscribe();
+    // Woken only by `funding.started` events; told up to where there is nothing for the rail,
+    // so that it passes remittances and the like without reading them.
+    let mut interest = app.engine.events().interest(is_funding_started);
     let mut read_up_to = cursor;
     let mut committed = cursor;
     // The `funding.started` events whose funding is still being driven: the cursor may pass
@@ -80,27 +82,49 @@ async fn run(app: AppState) {
     let mut open: BTreeSet<u64> = BTreeSet::new();
     let mut last_commit = tokio::time::Instant::now();
     loop {
-        loop {
+        let matched = *interest.borrow_and_update();
+        let mut caught_up = true;
+        while read_up_to < matched.last_match {
             let events = match app.engine.events().read(read_up_to, EVENTS_PER_READ) {
                 Ok(events) => events,
                 Err(error) => {
                     // The log is derived again from the journal at the next start; until then
                     // the rail waits (fundings already started still finish by expiry).
                     tracing::error!(%error, "bank rail: the event log could not be read");
+                    caught_up = false;
                     break;
                 }
             };
             let Some(last) = events.last().map(|e| e.seq) else { break };
-            for event in &events {
-                if let EventKind::Wallet(Event::FundingStarted { funding_id, .. }) = &event.kind {
-                    open.insert(event.seq);
-                    let restarted = event.seq <= recovered_up_to;
-                    start_drive(&app, &drives, *funding_id, Some(event.seq), restarted, &done_tx);
+            let started: Vec<(u64, u64)> = events
+                .iter()
+                .filter_map(|event| match &event.kind {
+                    EventKind::Wallet(Event::FundingStarted { funding_id, .. }) => Some((event.seq, *funding_id)),
+                    _ => None,
+                })
+                .collect();
+            // One look at the state for the page, not one per funding: after a restart (or
+            // behind a burst) most of them are settled already and need nothing.
+            let pending = loop {
+                match still_pending(&app, &started).await {
+                    Ok(pending) => break pending,
+                    Err(kasa_engine::SubmitError::Unavailable) => return,
+                    // A full queue: look again shortly.
+                    Err(_) => tokio::time::sleep(SETTLE_RETRY).await,
+                }
+            };
+            for ((seq, funding_id), pending) in started.into_iter().zip(pending) {
+                if pending {
+                    open.insert(seq);
+                    start_drive(&app, &drives, funding_id, Some(seq), seq <= recovered_up_to, &done_tx);
                 }
             }
             read_up_to = last;
             // The rail shares the HTTP runtime: a long catch-up must not hold it.
             tokio::task::yield_now().await;
+        }
+        if caught_up && read_up_to >= matched.last_match {
+            read_up_to = read_up_to.max(matched.last_seq);
         }
         while let Ok(seqs) = done_rx.try_recv() {
             for seq in seqs {
@@ -121,11 +145,29 @@ async fn run(app: AppState) {
             }
         }
         tokio::select! {
-            changed = subscription.changed() => if changed.is_err() { return },
+            changed = interest.changed() => if changed.is_err() { return },
             Some(seqs) = done_rx.recv() => for seq in seqs { open.remove(&seq); },
             () = tokio::time::sleep(CURSOR_COMMIT_EVERY) => {}
         }
     }
+}
+
+/// Which of the `(seq, funding id)` pairs name fundings that are still pending.
+async fn still_pending(app: &AppState, started: &[(u64, u64)]) -> Result<Vec<bool>, kasa_engine::SubmitError> {
+    if started.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<u64> = started.iter().map(|&(_, id)| id).collect();
+    app.engine
+        .read(move |s| {
+            let w = s.wallets();
+            ids.iter().map(|&id| w.funding(id).is_some_and(|f| f.status == FundingStatus::Pending)).collect()
+        })
+        .await
+}
+
+fn is_funding_started(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Wallet(Event::FundingStarted { .. }))
 }
 
 /// Drives a funding unless a drive for it runs already (then `seq` waits for that one).
