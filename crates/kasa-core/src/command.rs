@@ -27,6 +27,8 @@ crate::domain::domains! {
     /// Wallets: users, sessions, verifications, bank accounts, fundings, remittances, money
     /// requests, adjustments.
     Wallet(wallets: crate::wallet::Wallets) = 3,
+    /// Merchants: onboarding, stores, API keys.
+    Merchant(merchants: crate::merchant::Merchants) = 7,
 }
 
 /// The magic at the start of every payload this version writes.

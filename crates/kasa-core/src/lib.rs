@@ -42,6 +42,7 @@ pub mod fees;
 pub mod idempotency;
 pub mod ledger;
 pub mod limits;
+pub mod merchant;
 pub mod money;
 pub mod outbox;
 pub mod state;

@@ -109,6 +109,11 @@ impl State {
         &self.domains.wallets
     }
 
+    /// Merchants, their stores and API keys, for queries.
+    pub fn merchants(&self) -> &crate::merchant::Merchants {
+        &self.domains.merchants
+    }
+
     /// Limits in force and their use.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -290,6 +290,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
                 }),
             ],
         ),
+        (next(), merchant_commands()),
     ];
     // The bank never answered the withdrawal: the rail gives up and its money comes back.
     batches.push((t + 61 * SECOND, vec![settle(4, BankResult::Expired)]));
@@ -612,4 +613,51 @@ fn a_snapshot_is_written_while_batches_go_on() {
         kasa_journal::open_snapshot(kasa_journal::Storage::try_clone(&journal_disk).unwrap(), as_of.0).unwrap();
     let len = reader.info().payload_bytes;
     assert_eq!(kasa_core::State::decode_snapshot_from(reader, len).unwrap().hash(), as_of.1);
+}
+
+/// Merchants: onboarding (one refused for its repeated number), a store, keys (one revoked,
+/// one used), a suspension.
+fn merchant_commands() -> Vec<Command> {
+    use kasa_core::merchant::{self, parse_brn, DisplayName, KeyPrefix, Mcc, MerchantStatus, Scopes};
+    use kasa_core::text::BoundedVec;
+    use kasa_core::wallet::{BankCode, Last4, Name, SealedAccountNumber};
+    let m = Command::Merchant;
+    let onboard = |brn: &str| {
+        m(merchant::Command::CreateMerchant {
+            business_name: merchant::BusinessName::new("주식회사 카사").unwrap(),
+            display_name: DisplayName::new("카사").unwrap(),
+            brn: parse_brn(brn).unwrap(),
+            mcc: Mcc::parse("5812").unwrap(),
+            fee_bps: 250,
+            settlement: Box::new(merchant::SettlementAccount {
+                bank_code: BankCode::new("088").unwrap(),
+                account_number: SealedAccountNumber {
+                    ciphertext: BoundedVec::new(b"sealed".to_vec()).unwrap(),
+                    lookup: [3; 32],
+                    last4: Last4::new("0003").unwrap(),
+                },
+                holder_name: Name::new("카사").unwrap(),
+            }),
+        })
+    };
+    let key = |n: u8| {
+        m(merchant::Command::CreateApiKey {
+            merchant_id: 1,
+            name: DisplayName::new("server").unwrap(),
+            scopes: Scopes::named("payments:write").unwrap(),
+            prefix: KeyPrefix::new(format!("kasa_sk_0000000{n}")).unwrap(),
+            key_hash: [n; 32],
+        })
+    };
+    vec![
+        onboard("120-81-47521"),
+        onboard("220-81-62517"),
+        onboard("1208147521"),
+        m(merchant::Command::CreateStore { merchant_id: 1, name: DisplayName::new("강남점").unwrap() }),
+        key(1),
+        key(2),
+        m(merchant::Command::RevokeApiKey { merchant_id: 1, key_id: 1 }),
+        m(merchant::Command::KeysUsed { uses: BoundedVec::new(vec![(2, START)]).unwrap() }),
+        m(merchant::Command::SetMerchantStatus { merchant_id: 2, status: MerchantStatus::Suspended }),
+    ]
 }

@@ -74,6 +74,14 @@ pub(crate) fn prepare(parts: &Parts, body: &[u8]) -> Result<Option<Arc<KeyContex
             "moving the test clock takes no Idempotency-Key: read the clock's time before a retry",
         ));
     }
+    if parts.uri.path().starts_with("/v1/admin/merchants/") && parts.uri.path().ends_with("/api-keys") {
+        // The answer holds the key, shown once: a stored answer could not show it again.
+        return Err(Problem::of(
+            "idempotency_key_not_supported",
+            "issuing an API key takes no Idempotency-Key (its answer holds the key, shown once): \
+             list the merchant's keys to see whether one was issued, and revoke any you cannot use",
+        ));
+    }
     let mut hasher = blake3::Hasher::new();
     hasher.update(parts.method.as_str().as_bytes());
     hasher.update(b" ");
@@ -103,6 +111,7 @@ fn plain(inner: Inner) -> Command {
     match inner {
         Inner::Ledger(c) => Command::Ledger(c),
         Inner::Wallet(c) => Command::Wallet(c),
+        Inner::Merchant(c) => Command::Merchant(c),
         Inner::AsSession(s) => Command::AsSession(s),
     }
 }
@@ -111,6 +120,7 @@ fn unwrap_plain(outcome: Outcome) -> Result<InnerOutcome, Problem> {
     match outcome {
         Outcome::Ledger(o) => Ok(InnerOutcome::Ledger(o)),
         Outcome::Wallet(o) => Ok(InnerOutcome::Wallet(o)),
+        Outcome::Merchant(o) => Ok(InnerOutcome::Merchant(o)),
         Outcome::AsSession(o) => Ok(InnerOutcome::AsSession(o)),
         other => Err(Problem::internal(format!("a plain command answered {other:?}"))),
     }
@@ -162,6 +172,18 @@ impl AppState {
         match self.submit(scope, Inner::Wallet(command)).await? {
             InnerOutcome::Wallet(outcome) => Ok(outcome),
             other => Err(Problem::internal(format!("a wallet command answered {other:?}"))),
+        }
+    }
+
+    /// Submits a merchant command, keyed as [`AppState::submit`] says.
+    pub async fn merchant(
+        &self,
+        scope: KeyScope,
+        command: kasa_core::merchant::Command,
+    ) -> Result<kasa_core::merchant::Outcome, Problem> {
+        match self.submit(scope, Inner::Merchant(command)).await? {
+            InnerOutcome::Merchant(outcome) => Ok(outcome),
+            other => Err(Problem::internal(format!("a merchant command answered {other:?}"))),
         }
     }
 

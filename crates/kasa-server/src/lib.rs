@@ -19,6 +19,7 @@ pub mod demo;
 pub mod docs;
 mod front;
 pub mod idempotency;
+pub mod ids;
 pub mod json;
 pub mod listener;
 pub mod openapi;

@@ -43,6 +43,7 @@ impl Modify for SecuritySchemes {
         (name = "transfers", description = "Sending money to users and to numbers without a wallet"),
         (name = "requests", description = "Money requests and split bills"),
         (name = "admin", description = "Operators: users, adjustments, limits, fees, events (operator key)"),
+        (name = "merchants", description = "Operators onboard merchants: stores, API keys, suspension (operator key)"),
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -145,9 +145,14 @@ fn hash_blocking(pepper: &[u8], pin: &str) -> Option<String> {
 
 /// Draws a new session token: `kasa_s_` and 64 hex digits (256 random bits).
 pub fn new_session_token() -> Result<Secret, Problem> {
+    new_secret_token("kasa_s_")
+}
+
+/// Draws a new secret token: `prefix` and 64 hex digits (256 random bits).
+pub fn new_secret_token(prefix: &str) -> Result<Secret, Problem> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(Problem::internal)?;
-    Ok(Secret::new(format!("kasa_s_{}", kasa_engine::hex(&bytes))))
+    Ok(Secret::new(format!("{prefix}{}", kasa_engine::hex(&bytes))))
 }
 
 /// The hash under which a token is stored.

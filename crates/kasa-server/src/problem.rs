@@ -39,6 +39,7 @@ codes! {
     "idempotency_key_not_supported", 400, "This request cannot be keyed", "Batches of more than 64 items (and logins) take no Idempotency-Key: a ledger batch is idempotent by its ids.";
     "unauthorized", 401, "Authentication required", "The operator key or session token is missing, malformed, expired or wrong.";
     "invalid_credentials", 401, "The phone number or PIN is wrong", "A login failed. It does not say whether the number is registered or its PIN locked.";
+    "insufficient_scope", 403, "The API key lacks a scope", "The key may not do this: `detail` names the scope it needs. Ask an operator for a key with it.";
     "pin_required", 403, "The PIN is required", "The amount is more than what is left of the PIN-free budget for 24 hours: send `pin`.";
     "wrong_pin", 403, "The PIN is wrong", "The PIN sent with the request is wrong; five wrong PINs in a row lock PIN use for 30 minutes.";
     "pin_locked", 403, "PIN use is locked", "Too many wrong PINs: wait 30 minutes, reset the PIN with a verification code, or ask an operator.";
@@ -47,6 +48,8 @@ codes! {
     "request_timeout", 408, "The request took too long to send", "The body did not arrive in time; send it at once.";
     "phone_taken", 409, "The phone number is registered", "A wallet exists for this phone number: log in, or reset the PIN.";
     "already_linked", 409, "The bank account is linked already", "This bank account is one of yours already.";
+    "merchant_exists", 409, "A merchant has this business registration number", "One merchant per business registration number: `detail` names it.";
+    "merchant_closed", 409, "The merchant is closed", "A closed merchant gets no new payments, stores or keys; refunds and payouts go on.";
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";
@@ -65,6 +68,9 @@ codes! {
     "insufficient_funds", 422, "Insufficient funds", "The wallet does not have that much available.";
     "recipient_cannot_receive", 422, "The recipient cannot receive this transfer", "The recipient's wallet cannot take this amount now. It says nothing about their balance.";
     "to_self", 422, "The other party is you", "Transfers and requests go to someone else.";
+    "invalid_brn", 422, "The business registration number is invalid", "Ten digits, XXX-XX-XXXXX or without hyphens, with a valid check digit; `detail` says what is wrong.";
+    "too_many_api_keys", 422, "Too many API keys", "A merchant has at most 20 keys that are not revoked: revoke one first.";
+    "too_many_stores", 422, "Too many stores", "A merchant has at most 10,000 stores.";
     "too_many_bank_accounts", 422, "Too many bank accounts", "A user links at most 5 bank accounts.";
     "invalid_shares", 422, "The shares are invalid", "A split bill has 1 to 50 shares, one per friend, adding up to at most the total.";
     "currency_not_supported", 422, "The currency is not supported here", "Wallets hold won: amounts are in KRW.";

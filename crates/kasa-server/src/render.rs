@@ -323,8 +323,31 @@ fn with_amount(
 
 impl From<&Event> for EventOutput {
     fn from(event: &Event) -> Self {
+        use kasa_core::merchant::Event as M;
         use wallet::Event as W;
-        let EventKind::Wallet(w) = &event.kind;
+        let w = match &event.kind {
+            EventKind::Wallet(w) => w,
+            EventKind::Merchant(m) => {
+                let prefixed = |pairs: &[(&str, &str, u64)]| -> serde_json::Map<String, serde_json::Value> {
+                    pairs.iter().map(|(k, p, v)| (k.to_string(), crate::ids::format(p, *v).into())).collect()
+                };
+                let data = match m {
+                    M::MerchantCreated { merchant_id } => prefixed(&[("merchant_id", "mch", *merchant_id)]),
+                    M::MerchantStatusChanged { merchant_id, status } => {
+                        let mut m = prefixed(&[("merchant_id", "mch", *merchant_id)]);
+                        m.insert("status".into(), status.name().into());
+                        m
+                    }
+                    M::StoreCreated { merchant_id, store_id } => {
+                        prefixed(&[("merchant_id", "mch", *merchant_id), ("store_id", "str", *store_id)])
+                    }
+                    M::ApiKeyCreated { merchant_id, key_id } | M::ApiKeyRevoked { merchant_id, key_id } => {
+                        prefixed(&[("merchant_id", "mch", *merchant_id), ("api_key_id", "key", *key_id)])
+                    }
+                };
+                return EventOutput::of(event, data);
+            }
+        };
         let data = match w {
             W::UserSignedUp { user_id } | W::PinReset { user_id } => ids(&[("user_id", *user_id)]),
             W::PinLocked { user_id, until } => {
@@ -377,6 +400,12 @@ impl From<&Event> for EventOutput {
                 m
             }
         };
+        EventOutput::of(event, data)
+    }
+}
+
+impl EventOutput {
+    fn of(event: &Event, data: serde_json::Map<String, serde_json::Value>) -> EventOutput {
         EventOutput {
             seq: event.seq.to_string(),
             object: "event",

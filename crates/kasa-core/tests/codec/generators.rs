@@ -22,8 +22,11 @@ macro_rules! kinds {
 
 kinds!(command_kind, COMMAND_KINDS, Command {
     Ledger => "ledger", Wallet => "wallet", AsSession => "as_session", Keyed => "keyed", Outbox => "outbox",
+    Merchant => "merchant",
 });
-kinds!(inner_kind, INNER_KINDS, Inner { Ledger => "ledger", Wallet => "wallet", AsSession => "as_session" });
+kinds!(inner_kind, INNER_KINDS, Inner {
+    Ledger => "ledger", Wallet => "wallet", AsSession => "as_session", Merchant => "merchant",
+});
 kinds!(scope_kind, SCOPE_KINDS, KeyScope { Operator => "operator", Session => "session", Anonymous => "anonymous" });
 kinds!(ledger_kind, LEDGER_KINDS, LedgerCommand {
     CreateAccounts => "create_accounts", CreateTransfers => "create_transfers",
@@ -51,6 +54,15 @@ kinds!(wallet_kind, WALLET_KINDS, WalletCommand {
     Adjust => "adjust",
 });
 
+kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
+    CreateMerchant => "create_merchant",
+    SetMerchantStatus => "set_merchant_status",
+    CreateStore => "create_store",
+    CreateApiKey => "create_api_key",
+    RevokeApiKey => "revoke_api_key",
+    KeysUsed => "keys_used",
+});
+
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
 pub fn kind(command: &Command) -> String {
     let rest = match command {
@@ -59,6 +71,7 @@ pub fn kind(command: &Command) -> String {
         Command::AsSession(s) => wallet_kind(&s.command).to_string(),
         Command::Keyed(k) => format!("{}.{}", scope_kind(&k.scope), inner_path(&k.command)),
         Command::Outbox(c) => outbox_kind(c).to_string(),
+        Command::Merchant(c) => merchant_kind(c).to_string(),
     };
     format!("{}.{rest}", command_kind(command))
 }
@@ -68,6 +81,7 @@ pub fn inner_path(inner: &Inner) -> String {
         Inner::Ledger(c) => ledger_kind(c),
         Inner::Wallet(c) => wallet_kind(c),
         Inner::AsSession(s) => wallet_kind(&s.command),
+        Inner::Merchant(c) => merchant_kind(c),
     };
     format!("{}.{rest}", inner_kind(inner))
 }
@@ -80,6 +94,7 @@ pub fn all_kinds() -> BTreeSet<String> {
             "ledger" => LEDGER_KINDS,
             "wallet" | "as_session" => WALLET_KINDS,
             "outbox" => OUTBOX_KINDS,
+            "merchant" => MERCHANT_KINDS,
             other => panic!("the test does not know what a `{other}` command holds: extend `all_kinds`"),
         }
     }
@@ -514,6 +529,61 @@ pub fn wallet_commands(f: &Fields) -> Vec<BoxedStrategy<WalletCommand>> {
     ]
 }
 
+/// Business registration numbers: mostly the valid ones of the test data, sometimes any ten
+/// digits as people type them (about one in ten passes the check digit).
+pub fn brn() -> BoxedStrategy<Brn> {
+    const VALID: [&str; 6] =
+        ["120-81-47521", "220-81-62517", "304-87-00790", "116-82-00276", "1348672683", "2098206382"];
+    prop_oneof![
+        3 => select(&VALID).prop_map(String::from),
+        1 => "[0-9]{3}-?[0-9]{2}-?[0-9]{5}",
+    ]
+    .prop_filter_map("a valid number", |s| parse_brn(&s).ok())
+    .boxed()
+}
+
+/// One strategy per merchant command kind, in the order of [`MERCHANT_KINDS`].
+pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
+    use MerchantCommand as M;
+    let display_name = || text(50).prop_filter_map("a display name", |s| DisplayName::new(s).ok()).boxed();
+    let business_name = text(100).prop_filter_map("a business name", |s| BusinessName::new(s).ok());
+    let mcc = "[0-9]{3,5}".prop_filter_map("four digits", |s| Mcc::parse(&s).ok());
+    let fee_bps = prop_oneof![3 => 0..=FEE_BPS_MAX, 1 => any::<u16>()];
+    let settlement =
+        (bank_code(), f.account_number.clone(), name()).prop_map(|(bank_code, account_number, holder_name)| {
+            Box::new(SettlementAccount { bank_code, account_number, holder_name })
+        });
+    let status = select(&[MerchantStatus::Active, MerchantStatus::Suspended, MerchantStatus::Closed]);
+    let scopes = any::<u8>().prop_filter_map("known scopes", |b| Scopes::try_from(b).ok());
+    let prefix = "kasa_sk_[A-Za-z0-9_]{7,9}".prop_filter_map("a key prefix", |s| KeyPrefix::new(s).ok());
+    let uses = vec((f.id.clone(), u64_any()), 0..=65).prop_filter_map("at most 64 uses", |u| BoundedVec::new(u).ok());
+    vec![
+        (business_name, display_name(), brn(), mcc, fee_bps, settlement)
+            .prop_map(|(business_name, display_name, brn, mcc, fee_bps, settlement)| M::CreateMerchant {
+                business_name,
+                display_name,
+                brn,
+                mcc,
+                fee_bps,
+                settlement,
+            })
+            .boxed(),
+        (f.id.clone(), status).prop_map(|(merchant_id, status)| M::SetMerchantStatus { merchant_id, status }).boxed(),
+        (f.id.clone(), display_name()).prop_map(|(merchant_id, name)| M::CreateStore { merchant_id, name }).boxed(),
+        (f.id.clone(), display_name(), scopes, prefix, f.token.clone())
+            .prop_map(|(merchant_id, name, scopes, prefix, key_hash)| M::CreateApiKey {
+                merchant_id,
+                name,
+                scopes,
+                prefix,
+                key_hash,
+            })
+            .boxed(),
+        (f.id.clone(), f.id.clone()).prop_map(|(merchant_id, key_id)| M::RevokeApiKey { merchant_id, key_id }).boxed(),
+        uses.prop_map(|uses| M::KeysUsed { uses }).boxed(),
+    ]
+}
+
 pub fn ledger_commands(f: &Fields) -> Vec<BoxedStrategy<LedgerCommand>> {
     vec![
         records(f.account.clone(), f.records_max).prop_map(LedgerCommand::CreateAccounts).boxed(),
@@ -543,7 +613,8 @@ pub fn inner_commands(f: &Fields) -> Vec<BoxedStrategy<Inner>> {
     let ledger = ledger_commands(f).into_iter().map(|s| s.prop_map(Inner::Ledger).boxed());
     let wallet = wallet_commands(f).into_iter().map(|s| s.prop_map(Inner::Wallet).boxed());
     let session = wallet_commands(f).into_iter().map(|s| as_session(f, s).prop_map(Inner::AsSession).boxed());
-    ledger.chain(wallet).chain(session).collect()
+    let merchant = merchant_commands(f).into_iter().map(|s| s.prop_map(Inner::Merchant).boxed());
+    ledger.chain(wallet).chain(session).chain(merchant).collect()
 }
 
 pub fn keyed(f: &Fields, scope: BoxedStrategy<KeyScope>, inner: BoxedStrategy<Inner>) -> BoxedStrategy<Command> {
@@ -564,6 +635,7 @@ pub fn command_kinds(f: &Fields) -> Vec<BoxedStrategy<Command>> {
         all.extend(inner_commands(f).into_iter().map(|inner| keyed(f, scope.clone(), inner)));
     }
     all.extend(outbox_commands(f).into_iter().map(|s| s.prop_map(Command::Outbox).boxed()));
+    all.extend(merchant_commands(f).into_iter().map(|s| s.prop_map(Command::Merchant).boxed()));
     all
 }
 
@@ -576,6 +648,7 @@ pub fn any_command(f: &Fields) -> BoxedStrategy<Command> {
         as_session(f, wallet()).prop_map(Command::AsSession),
         keyed(f, Union::new(scopes(f)).boxed(), Union::new(inner_commands(f)).boxed()),
         Union::new(outbox_commands(f)).prop_map(Command::Outbox),
+        Union::new(merchant_commands(f)).prop_map(Command::Merchant),
     ]
     .boxed()
 }

@@ -188,6 +188,7 @@ fn each_command_emits_its_events_in_order_with_consecutive_seqs() {
         .iter()
         .map(|e| match &e.kind {
             EventKind::Wallet(w) => w.clone(),
+            other => panic!("a wallet workload emitted {other:?}"),
         })
         .collect();
     let amount = |won: u64| Amount::new(won);

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kasa_core::idempotency::KeyScope;
-use kasa_core::wallet::{BankCode, Command, FundingKind, Name, Outcome, WALLET_CURRENCY};
+use kasa_core::wallet::{BankCode, Command, FundingKind, Name, Outcome, SealedAccountNumber, WALLET_CURRENCY};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -34,6 +34,18 @@ pub(crate) struct LinkInput {
     holder_name: String,
 }
 
+/// A bank account as a request gives it, checked, with its number sealed at once.
+pub(crate) fn bank_account(app: &AppState, input: LinkInput) -> Result<(BankCode, SealedAccountNumber, Name), Problem> {
+    let bank_code = BankCode::new(input.bank_code).map_err(|e| Problem::of("invalid_field", e))?;
+    let digits: String = input.account_number.chars().filter(|c| *c != '-' && *c != ' ').collect();
+    if !(10..=16).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::invalid_field("an account number is 10 to 16 digits"));
+    }
+    let holder_name = Name::new(input.holder_name).map_err(|e| Problem::of("invalid_name", e))?;
+    let account_number = app.keys.seal(&bank_code, &digits).map_err(Problem::internal)?;
+    Ok((bank_code, account_number, holder_name))
+}
+
 /// Links a bank account (at most 5 per user).
 #[utoipa::path(post, path = "/v1/me/bank-accounts", tag = "funding", request_body = LinkInput,
     responses((status = 201, description = "the linked account", body = BankAccountOutput),
@@ -46,13 +58,7 @@ pub async fn link_bank_account(
 ) -> Result<Response, Problem> {
     let (user_id, hash) = authenticate(&app, &headers).await?;
     let input: LinkInput = object(&body)?;
-    let bank_code = BankCode::new(input.bank_code).map_err(|e| Problem::of("invalid_field", e))?;
-    let digits: String = input.account_number.chars().filter(|c| *c != '-' && *c != ' ').collect();
-    if !(10..=16).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Problem::invalid_field("an account number is 10 to 16 digits"));
-    }
-    let holder_name = Name::new(input.holder_name).map_err(|e| Problem::of("invalid_name", e))?;
-    let account_number = app.keys.seal(&bank_code, &digits).map_err(Problem::internal)?;
+    let (bank_code, account_number, holder_name) = bank_account(&app, input)?;
     let command = Command::LinkBankAccount { user_id, bank_code, account_number, holder_name };
     match app.wallet(KeyScope::Session(hash), command).await? {
         Outcome::BankAccountLinked(Ok(view)) => {

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod errors;
 pub mod funding;
 pub mod ledger;
+pub mod merchants;
 pub mod ops;
 pub mod remittance;
 pub mod requests;
@@ -64,6 +65,14 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list_events))
         .routes(routes!(admin::sandbox_sms))
         .routes(routes!(admin::advance_test_clock))
+        .routes(routes!(merchants::create_merchant, merchants::list_merchants))
+        .routes(routes!(merchants::get_merchant))
+        .routes(routes!(merchants::suspend_merchant))
+        .routes(routes!(merchants::reactivate_merchant))
+        .routes(routes!(merchants::close_merchant))
+        .routes(routes!(merchants::create_store, merchants::list_stores))
+        .routes(routes!(merchants::create_api_key, merchants::list_api_keys))
+        .routes(routes!(merchants::revoke_api_key))
 }
 
 /// The hash of the request's session token, if it carries one of the right shape.

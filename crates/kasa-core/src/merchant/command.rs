@@ -1,0 +1,406 @@
+//! The merchant domain's commands, outcomes and events, and the bounded types they carry.
+//!
+//! As in the wallet: every field is bounded by its type, built by the HTTP layer before a
+//! command exists; outcomes carry what a response shows; variants and fields are only ever
+//! appended.
+
+use super::brn::Brn;
+use crate::text::{chars_at_most, no_control, text_rule};
+use crate::wallet::{BankCode, Name, SealedAccountNumber};
+use serde::{Deserialize, Serialize};
+
+text_rule!(
+    /// A merchant's registered business name: 1 to 100 characters, no control characters.
+    BusinessName, BusinessNameRule, 400, "a business name", true,
+    |v| {
+        if v.trim().is_empty() {
+            return Err("a business name may not be empty".into());
+        }
+        chars_at_most(v, 100, "a business name")?;
+        no_control(v, "a business name")
+    }
+);
+
+text_rule!(
+    /// What users see, on the approval page and in their transactions: 1 to 50 characters.
+    DisplayName, DisplayNameRule, 200, "a display name", true,
+    |v| {
+        if v.trim().is_empty() {
+            return Err("a display name may not be empty".into());
+        }
+        chars_at_most(v, 50, "a display name")?;
+        no_control(v, "a display name")
+    }
+);
+
+text_rule!(
+    /// The visible start of an API key (`kasa_sk_` and 8 more characters), to tell keys apart.
+    KeyPrefix, KeyPrefixRule, 16, "a key prefix", true,
+    |v| {
+        let tail = v.strip_prefix("kasa_sk_").ok_or("a key prefix starts with kasa_sk_")?;
+        if tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(())
+        } else {
+            Err("a key prefix is kasa_sk_ and 8 letters or digits".into())
+        }
+    }
+);
+
+/// The highest fee an operator may set for a merchant: 10% (Korean online payment fees are
+/// 2 to 4%).
+pub const FEE_BPS_MAX: u16 = 1_000;
+/// The most stores a merchant may have.
+pub const STORES_PER_MERCHANT_MAX: usize = 10_000;
+/// The most API keys a merchant may have that are not revoked.
+pub const LIVE_KEYS_PER_MERCHANT_MAX: usize = 20;
+
+/// A merchant category code (ISO 18245): four digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct Mcc(u16);
+
+impl Mcc {
+    /// Parses four digits (`"5812"`, restaurants).
+    pub fn parse(value: &str) -> Result<Mcc, String> {
+        if value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Mcc(value.parse().expect("four digits")))
+        } else {
+            Err("an MCC is four digits".into())
+        }
+    }
+
+    /// The four digits.
+    pub fn digits(self) -> String {
+        format!("{:04}", self.0)
+    }
+}
+
+impl TryFrom<u16> for Mcc {
+    type Error = String;
+    fn try_from(value: u16) -> Result<Mcc, String> {
+        if value <= 9999 {
+            Ok(Mcc(value))
+        } else {
+            Err(format!("an MCC is four digits, not {value}"))
+        }
+    }
+}
+
+impl From<Mcc> for u16 {
+    fn from(mcc: Mcc) -> u16 {
+        mcc.0
+    }
+}
+
+/// What an API key may do, as a set of named scopes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// Every scope, by name, in display order.
+    pub const NAMES: [(&'static str, Scopes); 5] = [
+        ("payments:read", Scopes(1)),
+        ("payments:write", Scopes(2)),
+        ("refunds:write", Scopes(4)),
+        ("webhooks:manage", Scopes(8)),
+        ("payouts:read", Scopes(16)),
+    ];
+    const ALL: u8 = 31;
+
+    /// The scope named `name`.
+    pub fn named(name: &str) -> Option<Scopes> {
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+    }
+
+    /// The union of two sets.
+    pub fn with(self, other: Scopes) -> Scopes {
+        Scopes(self.0 | other.0)
+    }
+
+    /// Whether every scope of `needed` is in this set.
+    pub fn contains(self, needed: Scopes) -> bool {
+        self.0 & needed.0 == needed.0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names of the scopes in this set.
+    pub fn names(self) -> Vec<&'static str> {
+        Self::NAMES.iter().filter(|(_, s)| self.contains(*s)).map(|&(n, _)| n).collect()
+    }
+}
+
+impl TryFrom<u8> for Scopes {
+    type Error = String;
+    fn try_from(value: u8) -> Result<Scopes, String> {
+        if value & !Self::ALL == 0 {
+            Ok(Scopes(value))
+        } else {
+            Err(format!("scopes {value:#x} name an unknown scope"))
+        }
+    }
+}
+
+impl From<Scopes> for u8 {
+    fn from(scopes: Scopes) -> u8 {
+        scopes.0
+    }
+}
+
+/// Where a merchant's payouts go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementAccount {
+    /// The bank.
+    pub bank_code: BankCode,
+    /// The account number, sealed by the HTTP layer.
+    pub account_number: SealedAccountNumber,
+    /// The name on the account.
+    pub holder_name: Name,
+}
+
+/// Where a merchant stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MerchantStatus {
+    /// Takes payments.
+    Active,
+    /// Takes no new payments for now; refunds and payouts go on.
+    Suspended,
+    /// For good: no new payments, keys or stores; refunds and payouts go on.
+    Closed,
+}
+
+impl MerchantStatus {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            MerchantStatus::Active => "active",
+            MerchantStatus::Suspended => "suspended",
+            MerchantStatus::Closed => "closed",
+        }
+    }
+}
+
+/// A merchant, as the state keeps it and a response shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    /// Assigned by the engine, from 1.
+    pub id: u64,
+    /// The registered business name.
+    pub business_name: BusinessName,
+    /// What users see.
+    pub display_name: DisplayName,
+    /// The business registration number; one merchant per number.
+    pub brn: Brn,
+    /// The merchant category code.
+    pub mcc: Mcc,
+    /// Kasa's fee on each captured payment, in basis points.
+    pub fee_bps: u16,
+    /// Where payouts go.
+    pub settlement: SettlementAccount,
+    /// Where it stands.
+    pub status: MerchantStatus,
+    /// When it was onboarded.
+    pub created_at: u64,
+    /// When its status last changed (its creation, at first).
+    pub status_changed_at: u64,
+}
+
+/// A merchant's store (a shop, a branch, a web site).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Store {
+    /// Assigned by the engine, from 1.
+    pub id: u64,
+    /// Whose store.
+    pub merchant_id: u64,
+    /// Its name.
+    pub name: DisplayName,
+    /// When it was added.
+    pub created_at: u64,
+}
+
+/// A merchant's API key, as the state keeps it: its hash, never the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Assigned by the engine, from 1.
+    pub id: u64,
+    /// Whose key.
+    pub merchant_id: u64,
+    /// What the merchant calls it.
+    pub name: DisplayName,
+    /// Its visible start.
+    pub prefix: KeyPrefix,
+    /// The keyed hash of the whole key.
+    pub key_hash: [u8; 32],
+    /// What it may do.
+    pub scopes: Scopes,
+    /// When it was issued.
+    pub created_at: u64,
+    /// When it was revoked (0: it was not).
+    pub revoked_at: u64,
+    /// When it was last used, to the minute (0: never).
+    pub last_used_at: u64,
+}
+
+/// What operators (and, for keys, the HTTP layer) ask of the merchant domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Onboards a merchant.
+    CreateMerchant {
+        /// The registered business name.
+        business_name: BusinessName,
+        /// What users see.
+        display_name: DisplayName,
+        /// The business registration number.
+        brn: Brn,
+        /// The merchant category code.
+        mcc: Mcc,
+        /// Kasa's fee, at most [`FEE_BPS_MAX`].
+        fee_bps: u16,
+        /// Where payouts go (boxed: the largest field of any command).
+        settlement: Box<SettlementAccount>,
+    },
+    /// Suspends, reactivates or closes a merchant.
+    SetMerchantStatus {
+        /// Which merchant.
+        merchant_id: u64,
+        /// Its new status.
+        status: MerchantStatus,
+    },
+    /// Adds a store.
+    CreateStore {
+        /// Whose store.
+        merchant_id: u64,
+        /// Its name.
+        name: DisplayName,
+    },
+    /// Issues an API key (the HTTP layer drew it and hashed it).
+    CreateApiKey {
+        /// Whose key.
+        merchant_id: u64,
+        /// What the merchant calls it.
+        name: DisplayName,
+        /// What it may do (not empty).
+        scopes: Scopes,
+        /// Its visible start.
+        prefix: KeyPrefix,
+        /// The keyed hash of the key.
+        key_hash: [u8; 32],
+    },
+    /// Revokes an API key at once.
+    RevokeApiKey {
+        /// Whose key.
+        merchant_id: u64,
+        /// Which key.
+        key_id: u64,
+    },
+    /// Records that keys were used (the HTTP layer records each key at most once a minute).
+    KeysUsed {
+        /// The keys, each with the minute it was used in (in nanoseconds).
+        uses: crate::text::BoundedVec<(u64, u64), 64>,
+    },
+}
+
+impl Command {
+    /// The most event timestamps the command uses.
+    pub fn events_max(&self) -> usize {
+        1
+    }
+}
+
+/// Why a merchant could not be onboarded or changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MerchantError {
+    /// Another merchant has this business registration number.
+    Exists {
+        /// That merchant.
+        merchant_id: u64,
+    },
+    /// The fee is above [`FEE_BPS_MAX`].
+    FeeTooHigh,
+    /// No such merchant.
+    UnknownMerchant,
+    /// The merchant is closed: nothing about it changes any more.
+    Closed,
+    /// No such key (or not this merchant's).
+    UnknownKey,
+    /// The merchant has [`STORES_PER_MERCHANT_MAX`] stores.
+    TooManyStores,
+    /// The merchant has [`LIVE_KEYS_PER_MERCHANT_MAX`] keys that are not revoked.
+    TooManyKeys,
+    /// A key needs at least one scope.
+    NoScopes,
+    /// A key with this hash exists (a replayed command: keys are random).
+    KeyExists,
+}
+
+/// What applying a merchant command gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// `CreateMerchant`.
+    MerchantCreated(Result<Merchant, MerchantError>),
+    /// `SetMerchantStatus`.
+    MerchantChanged(Result<Merchant, MerchantError>),
+    /// `CreateStore`.
+    StoreCreated(Result<Store, MerchantError>),
+    /// `CreateApiKey`.
+    ApiKeyCreated(Result<ApiKey, MerchantError>),
+    /// `RevokeApiKey`.
+    ApiKeyRevoked(Result<ApiKey, MerchantError>),
+    /// `KeysUsed`: how many keys' last use moved.
+    KeysUsed(u32),
+}
+
+/// What happened in the merchant domain, for the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A merchant was onboarded.
+    MerchantCreated {
+        /// The merchant.
+        merchant_id: u64,
+    },
+    /// A merchant's status changed.
+    MerchantStatusChanged {
+        /// The merchant.
+        merchant_id: u64,
+        /// Its new status.
+        status: MerchantStatus,
+    },
+    /// A store was added.
+    StoreCreated {
+        /// The merchant.
+        merchant_id: u64,
+        /// The store.
+        store_id: u64,
+    },
+    /// An API key was issued.
+    ApiKeyCreated {
+        /// The merchant.
+        merchant_id: u64,
+        /// The key.
+        key_id: u64,
+    },
+    /// An API key was revoked.
+    ApiKeyRevoked {
+        /// The merchant.
+        merchant_id: u64,
+        /// The key.
+        key_id: u64,
+    },
+}
+
+impl Event {
+    /// The event's stable type name (`merchant.created`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::MerchantCreated { .. } => "merchant.created",
+            Event::MerchantStatusChanged { .. } => "merchant.status_changed",
+            Event::StoreCreated { .. } => "store.created",
+            Event::ApiKeyCreated { .. } => "api_key.created",
+            Event::ApiKeyRevoked { .. } => "api_key.revoked",
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The merchant domain: merchants that operators onboard (checked business registration
+//! number, category code, fee, settlement bank account), their stores, and their API keys
+//! (kept as hashes, with scopes, revocable at once), as commands on the same deterministic
+//! state as Kasa's books. Payments, refunds and payouts build on it.
+//!
+//! As in the wallet, the HTTP layer does what needs secrets or randomness: it draws API keys
+//! and hashes them, and seals settlement account numbers; the commands carry the results.
+
+pub mod brn;
+pub mod command;
+mod snapshot;
+
+pub use brn::{parse_brn, Brn, BrnError};
+pub use command::{
+    ApiKey, BusinessName, Command, DisplayName, Event, KeyPrefix, Mcc, Merchant, MerchantError, MerchantStatus,
+    Outcome, Scopes, SettlementAccount, Store, FEE_BPS_MAX, LIVE_KEYS_PER_MERCHANT_MAX, STORES_PER_MERCHANT_MAX,
+};
+pub use snapshot::MerchantsView;
+
+use crate::codec::{DecodeError, Reader, Sink};
+use crate::domain::Domain;
+use crate::ledger::Ledger;
+use crate::table::Table;
+use crate::time::NANOS_PER_MINUTE;
+use std::collections::BTreeMap;
+
+/// The context a merchant command is applied in.
+pub type Ctx<'a> = crate::context::Ctx<'a, Event>;
+
+/// The merchant domain's tables. Persistent collections where a snapshot holds them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Merchants {
+    pub(crate) merchants: imbl::Vector<Merchant>,
+    /// Derived: merchant by business registration number.
+    pub(crate) by_brn: BTreeMap<Brn, u64>,
+    pub(crate) stores: imbl::Vector<Store>,
+    /// Derived: a merchant's stores, oldest first.
+    pub(crate) stores_of: BTreeMap<u64, Vec<u64>>,
+    pub(crate) keys: imbl::Vector<ApiKey>,
+    /// Derived: key by hash, for every key (revoked ones too, so that a hash never repeats).
+    pub(crate) key_by_hash: Table<[u8; 32], u64>,
+    /// Derived: a merchant's keys, oldest first.
+    pub(crate) keys_of: BTreeMap<u64, Vec<u64>>,
+}
+
+impl Merchants {
+    /// Applies one merchant command.
+    pub fn apply(&mut self, command: &Command, ctx: &mut Ctx) -> Outcome {
+        let now = ctx.now();
+        match command {
+            Command::CreateMerchant { business_name, display_name, brn, mcc, fee_bps, settlement } => {
+                Outcome::MerchantCreated(self.create_merchant(
+                    business_name,
+                    display_name,
+                    brn,
+                    *mcc,
+                    *fee_bps,
+                    settlement,
+                    ctx,
+                ))
+            }
+            Command::SetMerchantStatus { merchant_id, status } => {
+                Outcome::MerchantChanged(self.set_status(*merchant_id, *status, ctx))
+            }
+            Command::CreateStore { merchant_id, name } => {
+                Outcome::StoreCreated(self.create_store(*merchant_id, name, ctx))
+            }
+            Command::CreateApiKey { merchant_id, name, scopes, prefix, key_hash } => {
+                Outcome::ApiKeyCreated(self.create_key(*merchant_id, name, *scopes, prefix, *key_hash, ctx))
+            }
+            Command::RevokeApiKey { merchant_id, key_id } => {
+                Outcome::ApiKeyRevoked(self.revoke_key(*merchant_id, *key_id, ctx))
+            }
+            Command::KeysUsed { uses } => {
+                let mut moved = 0;
+                for &(key_id, at) in uses.as_slice() {
+                    // A use is recorded to the minute, and never later than now.
+                    let minute = at.min(now) / NANOS_PER_MINUTE * NANOS_PER_MINUTE;
+                    if let Some(key) = self.key_mut(key_id).filter(|k| k.last_used_at < minute) {
+                        key.last_used_at = minute;
+                        moved += 1;
+                    }
+                }
+                Outcome::KeysUsed(moved)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_merchant(
+        &mut self,
+        business_name: &BusinessName,
+        display_name: &DisplayName,
+        brn: &Brn,
+        mcc: Mcc,
+        fee_bps: u16,
+        settlement: &SettlementAccount,
+        ctx: &mut Ctx,
+    ) -> Result<Merchant, MerchantError> {
+        if let Some(&merchant_id) = self.by_brn.get(brn) {
+            return Err(MerchantError::Exists { merchant_id });
+        }
+        if fee_bps > FEE_BPS_MAX {
+            return Err(MerchantError::FeeTooHigh);
+        }
+        let now = ctx.now();
+        let merchant = Merchant {
+            id: self.merchants.len() as u64 + 1,
+            business_name: business_name.clone(),
+            display_name: display_name.clone(),
+            brn: brn.clone(),
+            mcc,
+            fee_bps,
+            settlement: SettlementAccount::clone(settlement),
+            status: MerchantStatus::Active,
+            created_at: now,
+            status_changed_at: now,
+        };
+        self.by_brn.insert(brn.clone(), merchant.id);
+        self.merchants.push_back(merchant.clone());
+        ctx.emit(Event::MerchantCreated { merchant_id: merchant.id });
+        Ok(merchant)
+    }
+
+    fn set_status(
+        &mut self,
+        merchant_id: u64,
+        status: MerchantStatus,
+        ctx: &mut Ctx,
+    ) -> Result<Merchant, MerchantError> {
+        let now = ctx.now();
+        let merchant = self.merchant_mut(merchant_id).ok_or(MerchantError::UnknownMerchant)?;
+        if merchant.status == MerchantStatus::Closed {
+            return Err(MerchantError::Closed);
+        }
+        if merchant.status != status {
+            merchant.status = status;
+            merchant.status_changed_at = now;
+            let merchant = merchant.clone();
+            ctx.emit(Event::MerchantStatusChanged { merchant_id, status });
+            return Ok(merchant);
+        }
+        Ok(merchant.clone())
+    }
+
+    fn create_store(&mut self, merchant_id: u64, name: &DisplayName, ctx: &mut Ctx) -> Result<Store, MerchantError> {
+        self.open_merchant(merchant_id)?;
+        if self.stores_of.get(&merchant_id).map_or(0, Vec::len) >= STORES_PER_MERCHANT_MAX {
+            return Err(MerchantError::TooManyStores);
+        }
+        let store = Store { id: self.stores.len() as u64 + 1, merchant_id, name: name.clone(), created_at: ctx.now() };
+        self.stores_of.entry(merchant_id).or_default().push(store.id);
+        self.stores.push_back(store.clone());
+        ctx.emit(Event::StoreCreated { merchant_id, store_id: store.id });
+        Ok(store)
+    }
+
+    fn create_key(
+        &mut self,
+        merchant_id: u64,
+        name: &DisplayName,
+        scopes: Scopes,
+        prefix: &KeyPrefix,
+        key_hash: [u8; 32],
+        ctx: &mut Ctx,
+    ) -> Result<ApiKey, MerchantError> {
+        self.open_merchant(merchant_id)?;
+        if scopes.is_empty() {
+            return Err(MerchantError::NoScopes);
+        }
+        if self.key_by_hash.contains_key(&key_hash) {
+            return Err(MerchantError::KeyExists);
+        }
+        if self.keys_of(merchant_id).filter(|k| k.revoked_at == 0).count() >= LIVE_KEYS_PER_MERCHANT_MAX {
+            return Err(MerchantError::TooManyKeys);
+        }
+        let key = ApiKey {
+            id: self.keys.len() as u64 + 1,
+            merchant_id,
+            name: name.clone(),
+            prefix: prefix.clone(),
+            key_hash,
+            scopes,
+            created_at: ctx.now(),
+            revoked_at: 0,
+            last_used_at: 0,
+        };
+        self.index_key(&key);
+        self.keys.push_back(key.clone());
+        ctx.emit(Event::ApiKeyCreated { merchant_id, key_id: key.id });
+        Ok(key)
+    }
+
+    fn revoke_key(&mut self, merchant_id: u64, key_id: u64, ctx: &mut Ctx) -> Result<ApiKey, MerchantError> {
+        let now = ctx.now();
+        let key = self.key_mut(key_id).filter(|k| k.merchant_id == merchant_id).ok_or(MerchantError::UnknownKey)?;
+        if key.revoked_at == 0 {
+            key.revoked_at = now;
+            let key = key.clone();
+            ctx.emit(Event::ApiKeyRevoked { merchant_id, key_id });
+            return Ok(key);
+        }
+        Ok(key.clone())
+    }
+
+    /// The merchant, if it exists and is not closed.
+    fn open_merchant(&self, merchant_id: u64) -> Result<&Merchant, MerchantError> {
+        match self.merchant(merchant_id) {
+            None => Err(MerchantError::UnknownMerchant),
+            Some(m) if m.status == MerchantStatus::Closed => Err(MerchantError::Closed),
+            Some(m) => Ok(m),
+        }
+    }
+
+    fn index_key(&mut self, key: &ApiKey) {
+        self.key_by_hash.insert(key.key_hash, key.id);
+        self.keys_of.entry(key.merchant_id).or_default().push(key.id);
+    }
+
+    /// Number of merchants.
+    pub fn merchants_count(&self) -> usize {
+        self.merchants.len()
+    }
+
+    /// The merchant with this id.
+    pub fn merchant(&self, id: u64) -> Option<&Merchant> {
+        id.checked_sub(1).and_then(|i| self.merchants.get(i as usize))
+    }
+
+    fn merchant_mut(&mut self, id: u64) -> Option<&mut Merchant> {
+        id.checked_sub(1).and_then(|i| self.merchants.get_mut(i as usize))
+    }
+
+    /// Merchants with ids after `after`, oldest first, at most `limit`.
+    pub fn merchants_after(&self, after: u64, limit: usize) -> impl Iterator<Item = &Merchant> + '_ {
+        self.merchants.iter().skip(after.min(self.merchants.len() as u64) as usize).take(limit)
+    }
+
+    /// The merchant with this business registration number.
+    pub fn merchant_by_brn(&self, brn: &Brn) -> Option<&Merchant> {
+        self.by_brn.get(brn).and_then(|&id| self.merchant(id))
+    }
+
+    /// The store with this id.
+    pub fn store(&self, id: u64) -> Option<&Store> {
+        id.checked_sub(1).and_then(|i| self.stores.get(i as usize))
+    }
+
+    /// A merchant's stores, oldest first.
+    pub fn stores_of(&self, merchant_id: u64) -> impl Iterator<Item = &Store> + '_ {
+        self.stores_of.get(&merchant_id).into_iter().flatten().filter_map(|&id| self.store(id))
+    }
+
+    /// The key with this id.
+    pub fn key(&self, id: u64) -> Option<&ApiKey> {
+        id.checked_sub(1).and_then(|i| self.keys.get(i as usize))
+    }
+
+    fn key_mut(&mut self, id: u64) -> Option<&mut ApiKey> {
+        id.checked_sub(1).and_then(|i| self.keys.get_mut(i as usize))
+    }
+
+    /// A merchant's keys, oldest first, revoked ones too.
+    pub fn keys_of(&self, merchant_id: u64) -> impl Iterator<Item = &ApiKey> + '_ {
+        self.keys_of.get(&merchant_id).into_iter().flatten().filter_map(|&id| self.key(id))
+    }
+
+    /// The key with this hash, if it is not revoked, with its merchant.
+    pub fn live_key(&self, key_hash: &[u8; 32]) -> Option<(&ApiKey, &Merchant)> {
+        let key = self.key_by_hash.get(key_hash).and_then(|&id| self.key(id)).filter(|k| k.revoked_at == 0)?;
+        Some((key, self.merchant(key.merchant_id)?))
+    }
+
+    /// Checks the domain's invariants: every store and key names a merchant, numbers and
+    /// hashes are unique, fees within bounds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for m in &self.merchants {
+            if self.by_brn.get(&m.brn) != Some(&m.id) {
+                return Err(format!("merchant {} is not indexed by its registration number", m.id));
+            }
+            if m.fee_bps > FEE_BPS_MAX {
+                return Err(format!("merchant {} has a fee of {} bps", m.id, m.fee_bps));
+            }
+        }
+        if self.by_brn.len() != self.merchants.len() {
+            return Err("two merchants share a registration number".into());
+        }
+        for s in &self.stores {
+            if self.merchant(s.merchant_id).is_none() {
+                return Err(format!("store {} names unknown merchant {}", s.id, s.merchant_id));
+            }
+        }
+        for k in &self.keys {
+            if self.merchant(k.merchant_id).is_none() {
+                return Err(format!("key {} names unknown merchant {}", k.id, k.merchant_id));
+            }
+            if self.key_by_hash.get(&k.key_hash) != Some(&k.id) {
+                return Err(format!("key {} is not indexed by its hash", k.id));
+            }
+        }
+        if self.key_by_hash.len() != self.keys.len() {
+            return Err("two keys share a hash".into());
+        }
+        Ok(())
+    }
+}
+
+impl Domain for Merchants {
+    type Command = Command;
+    type Outcome = Outcome;
+    type Event = Event;
+    type View = MerchantsView;
+
+    const SECTION_VERSION: u16 = snapshot::SECTION_VERSION;
+
+    fn apply(&mut self, command: &Command, ctx: &mut Ctx<'_>) -> Outcome {
+        Merchants::apply(self, command, ctx)
+    }
+
+    fn events_max(command: &Command) -> usize {
+        command.events_max()
+    }
+
+    fn event_name(event: &Event) -> &'static str {
+        event.name()
+    }
+
+    fn view(&self) -> MerchantsView {
+        Merchants::view(self)
+    }
+
+    fn write_section(view: &MerchantsView, sink: &mut impl Sink) {
+        view.write_section(sink);
+    }
+
+    fn read_section<R: std::io::Read>(reader: &mut Reader<R>, _books: &Ledger) -> Result<Merchants, DecodeError> {
+        Merchants::read_section(reader)
+    }
+
+    fn check_invariants(&self, _books: &Ledger) -> Result<(), String> {
+        Merchants::check_invariants(self)
+    }
+}

@@ -1,0 +1,89 @@
+//! The merchant domain's section of a snapshot: merchants, stores and keys in bounded blobs,
+//! read back with every reference checked and the indexes (by registration number, by key
+//! hash, per merchant) rebuilt.
+//!
+//! Version 1 of the section.
+
+use super::command::{ApiKey, Merchant, Store, FEE_BPS_MAX};
+use super::Merchants;
+use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
+
+/// The version of this section's layout.
+pub const SECTION_VERSION: u16 = 1;
+
+/// The merchant domain's tables as they were when the view was taken.
+#[derive(Clone, Debug)]
+pub struct MerchantsView {
+    merchants: imbl::Vector<Merchant>,
+    stores: imbl::Vector<Store>,
+    keys: imbl::Vector<ApiKey>,
+}
+
+impl MerchantsView {
+    /// Writes the section, a table at a time.
+    pub(crate) fn write_section(&self, sink: &mut impl Sink) {
+        let mut scratch = Vec::new();
+        put_table(sink, self.merchants.iter(), self.merchants.len(), &mut scratch);
+        put_table(sink, self.stores.iter(), self.stores.len(), &mut scratch);
+        put_table(sink, self.keys.iter(), self.keys.len(), &mut scratch);
+    }
+}
+
+fn dense(what: &str, id: u64, before: usize) -> Result<(), DecodeError> {
+    if id != before as u64 + 1 {
+        return Err(DecodeError::invalid(format!("{what} {id} is out of order (expected id {})", before + 1)));
+    }
+    Ok(())
+}
+
+impl Merchants {
+    /// The tables as they are now, for a snapshot written while the writer goes on.
+    pub fn view(&self) -> MerchantsView {
+        MerchantsView { merchants: self.merchants.clone(), stores: self.stores.clone(), keys: self.keys.clone() }
+    }
+
+    /// Reads the section written by [`MerchantsView::write_section`].
+    pub(crate) fn read_section(r: &mut Reader<impl std::io::Read>) -> Result<Merchants, DecodeError> {
+        let mut m = Merchants::default();
+        read_table(r, "merchants", |merchant: Merchant| {
+            dense("merchant", merchant.id, m.merchants.len())?;
+            if merchant.fee_bps > FEE_BPS_MAX {
+                return Err(DecodeError::invalid(format!(
+                    "merchant {} has a fee of {} bps",
+                    merchant.id, merchant.fee_bps
+                )));
+            }
+            if m.by_brn.insert(merchant.brn.clone(), merchant.id).is_some() {
+                return Err(DecodeError::invalid(format!("merchant {} repeats a registration number", merchant.id)));
+            }
+            m.merchants.push_back(merchant);
+            Ok(())
+        })?;
+        read_table(r, "stores", |store: Store| {
+            dense("store", store.id, m.stores.len())?;
+            if m.merchant(store.merchant_id).is_none() {
+                return Err(DecodeError::invalid(format!(
+                    "store {} names unknown merchant {}",
+                    store.id, store.merchant_id
+                )));
+            }
+            m.stores_of.entry(store.merchant_id).or_default().push(store.id);
+            m.stores.push_back(store);
+            Ok(())
+        })?;
+        read_table(r, "API keys", |key: ApiKey| {
+            dense("key", key.id, m.keys.len())?;
+            if m.merchant(key.merchant_id).is_none() {
+                return Err(DecodeError::invalid(format!("key {} names unknown merchant {}", key.id, key.merchant_id)));
+            }
+            if m.key_by_hash.contains_key(&key.key_hash) {
+                return Err(DecodeError::invalid(format!("key {} repeats a key hash", key.id)));
+            }
+            m.index_key(&key);
+            m.keys.push_back(key);
+            Ok(())
+        })?;
+        m.check_invariants().map_err(DecodeError::Invalid)?;
+        Ok(m)
+    }
+}

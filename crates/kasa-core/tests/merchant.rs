@@ -1,0 +1,198 @@
+//! The merchant domain through `State::apply`: onboarding with a checked registration number,
+//! one merchant per number, fees within bounds, statuses (a closed merchant stays closed and
+//! gets no stores or keys), stores, API keys (scopes, a cap on live keys, revocation at once,
+//! last use to the minute), and a snapshot round trip that keeps every index.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use kasa_core::merchant::{
+    parse_brn, ApiKey, BusinessName, Command, DisplayName, KeyPrefix, Mcc, Merchant, MerchantError, MerchantStatus,
+    Outcome, Scopes, SettlementAccount, Store, FEE_BPS_MAX, LIVE_KEYS_PER_MERCHANT_MAX,
+};
+use kasa_core::text::BoundedVec;
+use kasa_core::wallet::{BankCode, Last4, Name, SealedAccountNumber};
+use support::Harness;
+
+fn merchant_command(h: &mut Harness, command: Command) -> Outcome {
+    match h.apply(vec![kasa_core::Command::Merchant(command)]).remove(0) {
+        kasa_core::Outcome::Merchant(outcome) => outcome,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn onboard(h: &mut Harness, brn: &str, fee_bps: u16) -> Result<Merchant, MerchantError> {
+    let settlement = SettlementAccount {
+        bank_code: BankCode::new("088").unwrap(),
+        account_number: SealedAccountNumber {
+            ciphertext: BoundedVec::new(b"sealed".to_vec()).unwrap(),
+            lookup: [7; 32],
+            last4: Last4::new("4321").unwrap(),
+        },
+        holder_name: Name::new("(주)카사상점").unwrap(),
+    };
+    let command = Command::CreateMerchant {
+        business_name: BusinessName::new("주식회사 카사상점").unwrap(),
+        display_name: DisplayName::new("카사상점").unwrap(),
+        brn: parse_brn(brn).unwrap(),
+        mcc: Mcc::parse("5812").unwrap(),
+        fee_bps,
+        settlement: Box::new(settlement),
+    };
+    match merchant_command(h, command) {
+        Outcome::MerchantCreated(r) => r,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn set_status(h: &mut Harness, merchant_id: u64, status: MerchantStatus) -> Result<Merchant, MerchantError> {
+    match merchant_command(h, Command::SetMerchantStatus { merchant_id, status }) {
+        Outcome::MerchantChanged(r) => r,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn store(h: &mut Harness, merchant_id: u64, name: &str) -> Result<Store, MerchantError> {
+    match merchant_command(h, Command::CreateStore { merchant_id, name: DisplayName::new(name).unwrap() }) {
+        Outcome::StoreCreated(r) => r,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn all_scopes() -> Scopes {
+    Scopes::NAMES.iter().fold(Scopes::default(), |all, &(_, s)| all.with(s))
+}
+
+fn key(h: &mut Harness, merchant_id: u64, n: u8, scopes: Scopes) -> Result<ApiKey, MerchantError> {
+    let command = Command::CreateApiKey {
+        merchant_id,
+        name: DisplayName::new(format!("key {n}")).unwrap(),
+        scopes,
+        prefix: KeyPrefix::new(format!("kasa_sk_{n:08}")).unwrap(),
+        key_hash: [n; 32],
+    };
+    match merchant_command(h, command) {
+        Outcome::ApiKeyCreated(r) => r,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+fn revoke(h: &mut Harness, merchant_id: u64, key_id: u64) -> Result<ApiKey, MerchantError> {
+    match merchant_command(h, Command::RevokeApiKey { merchant_id, key_id }) {
+        Outcome::ApiKeyRevoked(r) => r,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+#[test]
+fn one_merchant_per_registration_number_with_a_fee_within_bounds() {
+    let mut h = Harness::default();
+    let first = onboard(&mut h, "120-81-47521", 250).unwrap();
+    assert_eq!((first.id, first.status, first.brn.as_str()), (1, MerchantStatus::Active, "120-81-47521"));
+    assert_eq!(first.mcc.digits(), "5812");
+    // The same number typed without hyphens is the same number.
+    assert_eq!(onboard(&mut h, "1208147521", 250), Err(MerchantError::Exists { merchant_id: 1 }));
+    assert_eq!(onboard(&mut h, "220-81-62517", FEE_BPS_MAX + 1), Err(MerchantError::FeeTooHigh));
+    assert_eq!(onboard(&mut h, "220-81-62517", FEE_BPS_MAX).map(|m| m.id), Ok(2));
+    assert_eq!(h.state.merchants().merchants_count(), 2);
+    assert_eq!(h.state.merchants().merchant_by_brn(&parse_brn("2208162517").unwrap()).map(|m| m.id), Some(2));
+    let names: Vec<&str> = h.take_events().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(names, ["merchant.created", "merchant.created"], "refusals emit nothing");
+}
+
+#[test]
+fn a_suspended_merchant_can_come_back_a_closed_one_cannot() {
+    let mut h = Harness::default();
+    let m = onboard(&mut h, "120-81-47521", 250).unwrap();
+    let suspended = set_status(&mut h, m.id, MerchantStatus::Suspended).unwrap();
+    assert_eq!(suspended.status, MerchantStatus::Suspended);
+    assert!(suspended.status_changed_at > m.status_changed_at);
+    assert!(store(&mut h, m.id, "강남점").is_ok(), "a suspended merchant still gets stores");
+    assert_eq!(set_status(&mut h, m.id, MerchantStatus::Active).unwrap().status, MerchantStatus::Active);
+    let closed = set_status(&mut h, m.id, MerchantStatus::Closed).unwrap();
+    assert_eq!(closed.status, MerchantStatus::Closed);
+    for status in [MerchantStatus::Active, MerchantStatus::Suspended, MerchantStatus::Closed] {
+        assert_eq!(set_status(&mut h, m.id, status), Err(MerchantError::Closed));
+    }
+    assert_eq!(store(&mut h, m.id, "홍대점"), Err(MerchantError::Closed));
+    assert_eq!(key(&mut h, m.id, 1, all_scopes()), Err(MerchantError::Closed));
+    assert_eq!(set_status(&mut h, 9, MerchantStatus::Active), Err(MerchantError::UnknownMerchant));
+    assert_eq!(store(&mut h, 9, "x"), Err(MerchantError::UnknownMerchant));
+    let names: Vec<&str> = h.take_events().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "merchant.created",
+            "merchant.status_changed",
+            "store.created",
+            "merchant.status_changed",
+            "merchant.status_changed"
+        ]
+    );
+}
+
+#[test]
+fn keys_are_found_by_hash_until_revoked_and_live_ones_are_capped() {
+    let mut h = Harness::default();
+    let m = onboard(&mut h, "120-81-47521", 250).unwrap();
+    let other = onboard(&mut h, "220-81-62517", 250).unwrap();
+    assert_eq!(key(&mut h, m.id, 1, Scopes::default()), Err(MerchantError::NoScopes));
+    let read = Scopes::named("payments:read").unwrap();
+    let k = key(&mut h, m.id, 1, read).unwrap();
+    assert_eq!((k.id, k.scopes.names()), (1, vec!["payments:read"]));
+    assert_eq!(key(&mut h, other.id, 1, read), Err(MerchantError::KeyExists), "a hash never repeats");
+    let (found, owner) = h.state.merchants().live_key(&[1; 32]).unwrap();
+    assert_eq!((found.id, owner.id), (1, m.id));
+    // Another merchant cannot revoke it; its own can, at once, and again without effect.
+    assert_eq!(revoke(&mut h, other.id, k.id), Err(MerchantError::UnknownKey));
+    let revoked = revoke(&mut h, m.id, k.id).unwrap();
+    assert!(revoked.revoked_at > 0);
+    assert!(h.state.merchants().live_key(&[1; 32]).is_none(), "a revoked key is not live");
+    assert_eq!(revoke(&mut h, m.id, k.id).unwrap().revoked_at, revoked.revoked_at);
+    assert_eq!(key(&mut h, m.id, 1, read), Err(MerchantError::KeyExists), "not even after revocation");
+    for n in 0..LIVE_KEYS_PER_MERCHANT_MAX as u8 {
+        key(&mut h, m.id, 10 + n, all_scopes()).unwrap();
+    }
+    assert_eq!(key(&mut h, m.id, 99, all_scopes()), Err(MerchantError::TooManyKeys));
+    revoke(&mut h, m.id, 2).unwrap();
+    assert!(key(&mut h, m.id, 99, all_scopes()).is_ok(), "a revoked key frees its place");
+    assert_eq!(h.state.merchants().keys_of(m.id).count(), LIVE_KEYS_PER_MERCHANT_MAX + 2);
+}
+
+#[test]
+fn a_key_s_last_use_is_kept_to_the_minute_and_never_moves_back() {
+    let mut h = Harness::default();
+    let m = onboard(&mut h, "120-81-47521", 250).unwrap();
+    key(&mut h, m.id, 1, all_scopes()).unwrap();
+    let minute = 60 * 1_000_000_000u64;
+    let used = h.now / minute * minute;
+    let uses = |at: u64| Command::KeysUsed { uses: BoundedVec::new(vec![(1, at), (77, at)]).unwrap() };
+    assert_eq!(merchant_command(&mut h, uses(used + 5)), Outcome::KeysUsed(1), "an unknown key is skipped");
+    assert_eq!(h.state.merchants().key(1).unwrap().last_used_at, used);
+    assert_eq!(merchant_command(&mut h, uses(used - minute)), Outcome::KeysUsed(0), "never back");
+    h.advance(2 * minute);
+    assert_eq!(merchant_command(&mut h, uses(u64::MAX)), Outcome::KeysUsed(1), "never past now");
+    let last = h.state.merchants().key(1).unwrap().last_used_at;
+    assert_eq!(last, h.state.last_timestamp() / minute * minute);
+}
+
+#[test]
+fn a_snapshot_keeps_merchants_stores_keys_and_their_indexes() {
+    let mut h = Harness::default();
+    let m = onboard(&mut h, "120-81-47521", 250).unwrap();
+    onboard(&mut h, "220-81-62517", 300).unwrap();
+    store(&mut h, m.id, "강남점").unwrap();
+    store(&mut h, 2, "본점").unwrap();
+    store(&mut h, m.id, "홍대점").unwrap();
+    key(&mut h, m.id, 1, all_scopes()).unwrap();
+    key(&mut h, 2, 2, all_scopes()).unwrap();
+    revoke(&mut h, m.id, 1).unwrap();
+    set_status(&mut h, 2, MerchantStatus::Suspended).unwrap();
+    h.restart();
+    let merchants = h.state.merchants();
+    assert_eq!(merchants.stores_of(m.id).map(|s| s.name.as_str()).collect::<Vec<_>>(), ["강남점", "홍대점"]);
+    assert!(merchants.live_key(&[1; 32]).is_none());
+    assert_eq!(merchants.live_key(&[2; 32]).map(|(k, m)| (k.id, m.id)), Some((2, 2)));
+    assert_eq!(merchants.merchant(2).unwrap().status, MerchantStatus::Suspended);
+    assert_eq!(onboard(&mut h, "1208147521", 250), Err(MerchantError::Exists { merchant_id: 1 }));
+}
