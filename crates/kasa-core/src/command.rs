@@ -105,7 +105,7 @@ pub enum KeyedOutcome {
     TooManyKeys,
     /// The command has too many items to be keyed: nothing was applied.
     NotKeyable,
-    /// The key's session is not valid: nothing was applied.
+    /// The key's session (or API key) is not valid: nothing was applied.
     SessionInvalid,
 }
 

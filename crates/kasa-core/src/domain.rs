@@ -69,6 +69,12 @@ pub trait Domain: Clone + Debug + Default {
     /// `expired` are the books' pending transfers that expired in this batch.
     fn on_batch_start(&mut self, _expired: &[Transfer], _now: u64, _slice: usize, _ctx: &mut Ctx<'_, Self::Event>) {}
 
+    /// The earliest time at which `on_batch_start` has work that should not wait for a
+    /// request (an expiry someone is told about); the sequencer commits a batch then.
+    fn next_due(&self) -> Option<u64> {
+        None
+    }
+
     /// The tables as they are now (cheap: persistent or copy-on-write tables).
     fn view(&self) -> Self::View;
 
@@ -284,6 +290,11 @@ macro_rules! domains {
                     <$ty as $crate::domain::Domain>::on_batch_start(&mut self.$field, expired, now, slice, &mut ctx);
                     events.extend(raw.into_iter().map(EventKind::$variant));
                 )+
+            }
+
+            /// The earliest time a domain has work due ([`Domain::next_due`]).
+            pub(crate) fn next_due(&self) -> Option<u64> {
+                [$( <$ty as $crate::domain::Domain>::next_due(&self.$field) ),+].into_iter().flatten().min()
             }
 
             /// Every domain's view.

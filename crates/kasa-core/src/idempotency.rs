@@ -37,6 +37,8 @@ pub const KEYS_PER_USER_MAX: u32 = 1_000;
 pub const KEYS_PER_OPERATOR_MAX: u32 = 1_000_000;
 /// Live keys of anonymous requests (sign-ups) in all: sign-ups are rate limited at the edge.
 pub const KEYS_ANONYMOUS_MAX: u32 = 1_000_000;
+/// Live keys per merchant: a busy shop's retries for a day.
+pub const KEYS_PER_MERCHANT_MAX: u32 = 1_000_000;
 /// The most items a keyed command may have: its outcome is stored with the key.
 pub const KEYED_EVENTS_MAX: usize = 64;
 
@@ -50,6 +52,9 @@ pub enum KeyScope {
     /// A request without credentials (a sign-up): the scope is the request itself, so only an
     /// exact retry matches and two clients' keys never collide.
     Anonymous([u8; 16]),
+    /// The merchant of a live API key (by the key's hash), resolved at the command's own time:
+    /// a merchant's keys share their idempotency keys, as a Stripe account's do.
+    ApiKey([u8; 32]),
 }
 
 /// Whose a stored key is.
@@ -61,6 +66,8 @@ pub enum Owner {
     User(u64),
     /// Anonymous requests.
     Anonymous([u8; 16]),
+    /// A merchant.
+    Merchant(u64),
 }
 
 impl Owner {
@@ -69,6 +76,7 @@ impl Owner {
             Owner::Operator => KEYS_PER_OPERATOR_MAX,
             Owner::User(_) => KEYS_PER_USER_MAX,
             Owner::Anonymous(_) => KEYS_ANONYMOUS_MAX,
+            Owner::Merchant(_) => KEYS_PER_MERCHANT_MAX,
         }
     }
 

@@ -151,9 +151,10 @@ impl State {
     }
 
     /// The earliest time at which a batch (even an empty one) would change the state by
-    /// expiring a pending transfer.
+    /// expiring a pending transfer or doing a domain's due work (an unapproved payment's
+    /// expiry).
     pub fn next_expiry(&self) -> Option<u64> {
-        [self.ledger.next_expiry(), self.books.next_expiry()].into_iter().flatten().min()
+        [self.ledger.next_expiry(), self.books.next_expiry(), self.domains.next_due()].into_iter().flatten().min()
     }
 
     /// Takes the events the last batch emitted, in order.
@@ -306,6 +307,10 @@ impl State {
             KeyScope::Anonymous(hash) => Owner::Anonymous(hash),
             KeyScope::Session(token_hash) => match self.domains.wallets.session(&token_hash, first) {
                 Some(session) => Owner::User(session.user_id),
+                None => return (KeyedOutcome::SessionInvalid, 1),
+            },
+            KeyScope::ApiKey(key_hash) => match self.domains.merchants.live_key(&key_hash) {
+                Some((key, _)) => Owner::Merchant(key.merchant_id),
                 None => return (KeyedOutcome::SessionInvalid, 1),
             },
         };

@@ -125,6 +125,16 @@ pub fn no_control(value: &str, what: &str) -> Result<(), String> {
     }
 }
 
+/// A label people read (a name, a reason): not blank, at most `max` characters, no control
+/// characters.
+pub fn label(value: &str, max: usize, what: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{what} may not be empty"));
+    }
+    chars_at_most(value, max, what)?;
+    no_control(value, what)
+}
+
 /// At most `max` characters (not bytes: 50 Korean characters are 150 bytes).
 pub fn chars_at_most(value: &str, max: usize, what: &str) -> Result<(), String> {
     let chars = value.chars().count();

@@ -196,3 +196,137 @@ fn a_snapshot_keeps_merchants_stores_keys_and_their_indexes() {
     assert_eq!(merchants.merchant(2).unwrap().status, MerchantStatus::Suspended);
     assert_eq!(onboard(&mut h, "1208147521", 250), Err(MerchantError::Exists { merchant_id: 1 }));
 }
+
+mod payments {
+    use super::*;
+    use kasa_core::merchant::{
+        CancelReason, CaptureMethod, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payment, PaymentError,
+        PaymentStatus, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, PAYMENT_AMOUNT_MAX,
+    };
+    use kasa_core::money::Amount;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn as_key(h: &mut Harness, key: u8, command: KeyCommand) -> (u64, Result<KeyOutcome, KeyRefusal>) {
+        match merchant_command(h, Command::AsKey { key_hash: [key; 32], command }) {
+            Outcome::AsKey { key_id, outcome } => (key_id, outcome),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn create_with(
+        h: &mut Harness,
+        key: u8,
+        order: &str,
+        amount: u64,
+        store_id: Option<u64>,
+        expires: u32,
+    ) -> Result<Payment, PaymentError> {
+        let command = KeyCommand::CreatePayment {
+            store_id,
+            order_id: OrderId::new(order).unwrap(),
+            item_name: ItemName::new("아메리카노 2잔").unwrap(),
+            amount: Amount::new(amount),
+            capture_method: CaptureMethod::Automatic,
+            expires_in_seconds: expires,
+            return_url: None,
+        };
+        match as_key(h, key, command) {
+            (_, Ok(KeyOutcome::PaymentCreated(r))) => r,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn create(h: &mut Harness, key: u8, order: &str, amount: u64) -> Result<Payment, PaymentError> {
+        create_with(h, key, order, amount, None, APPROVAL_SECONDS_DEFAULT)
+    }
+
+    fn cancel(h: &mut Harness, key: u8, payment_id: u64) -> Result<Payment, PaymentError> {
+        match as_key(h, key, KeyCommand::CancelPayment { payment_id }) {
+            (_, Ok(KeyOutcome::PaymentCanceled(r))) => r,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    /// Two merchants, each with a key of every scope (hashes [1; 32] and [2; 32]), and the
+    /// first with a read-only key ([3; 32]) and a store.
+    fn two_merchants() -> Harness {
+        let mut h = Harness::default();
+        onboard(&mut h, "120-81-47521", 250).unwrap();
+        onboard(&mut h, "220-81-62517", 250).unwrap();
+        key(&mut h, 1, 1, all_scopes()).unwrap();
+        key(&mut h, 2, 2, all_scopes()).unwrap();
+        key(&mut h, 1, 3, Scopes::named("payments:read").unwrap()).unwrap();
+        store(&mut h, 1, "강남점").unwrap();
+        h.take_events();
+        h
+    }
+
+    #[test]
+    fn a_payment_is_created_once_per_order_within_bounds() {
+        let mut h = two_merchants();
+        let p = create_with(&mut h, 1, "order-1", 4_500, Some(1), APPROVAL_SECONDS_DEFAULT).unwrap();
+        assert_eq!((p.id, p.merchant_id, p.status, p.store_id), (1, 1, PaymentStatus::RequiresApproval, Some(1)));
+        assert_eq!(p.expires_at, p.created_at + u64::from(APPROVAL_SECONDS_DEFAULT) * SECOND);
+        assert_eq!(create(&mut h, 1, "order-1", 4_500), Err(PaymentError::OrderExists { payment_id: 1 }));
+        assert_eq!(create(&mut h, 1, "order-1", 9_999), Err(PaymentError::OrderExists { payment_id: 1 }));
+        assert!(create(&mut h, 2, "order-1", 4_500).is_ok(), "order ids are per merchant");
+        assert_eq!(create(&mut h, 1, "zero", 0), Err(PaymentError::InvalidAmount));
+        assert_eq!(create(&mut h, 1, "huge", PAYMENT_AMOUNT_MAX.minor() + 1), Err(PaymentError::InvalidAmount));
+        assert!(create(&mut h, 1, "max", PAYMENT_AMOUNT_MAX.minor()).is_ok());
+        assert_eq!(create_with(&mut h, 1, "e1", 1, None, 59), Err(PaymentError::InvalidExpiry));
+        assert_eq!(create_with(&mut h, 1, "e2", 1, None, APPROVAL_SECONDS_MAX + 1), Err(PaymentError::InvalidExpiry));
+        assert_eq!(create_with(&mut h, 2, "s", 1, Some(1), 600), Err(PaymentError::UnknownStore), "another's store");
+        let merchants = h.state.merchants();
+        assert_eq!(merchants.payment_by_order(1, &OrderId::new("order-1").unwrap()).map(|p| p.id), Some(1));
+        let ids: Vec<u64> = merchants.payments_of(1, u64::MAX, None, 10).iter().map(|p| p.id).collect();
+        assert_eq!(ids, [3, 1], "newest first, this merchant's only");
+        let names: Vec<&str> = h.take_events().iter().map(|e| e.kind.name()).collect();
+        assert_eq!(names, ["payment.created", "payment.created", "payment.created"]);
+    }
+
+    #[test]
+    fn a_key_must_be_live_and_scoped_and_its_merchant_active() {
+        let mut h = two_merchants();
+        let command = || KeyCommand::CancelPayment { payment_id: 1 };
+        assert_eq!(as_key(&mut h, 9, command()), (0, Err(KeyRefusal::UnknownKey)));
+        let needed = Scopes::named("payments:write").unwrap();
+        assert_eq!(as_key(&mut h, 3, command()), (3, Err(KeyRefusal::Scope { needed })));
+        revoke(&mut h, 1, 1).unwrap();
+        assert_eq!(as_key(&mut h, 1, command()), (0, Err(KeyRefusal::UnknownKey)), "revoked: at once");
+        set_status(&mut h, 2, MerchantStatus::Suspended).unwrap();
+        let refused = create(&mut h, 2, "o", 1_000);
+        assert_eq!(refused, Err(PaymentError::MerchantNotActive { status: MerchantStatus::Suspended }));
+        assert!(h.state.merchants().payments_of(2, u64::MAX, None, 10).is_empty(), "nothing was created");
+    }
+
+    #[test]
+    fn an_unapproved_payment_is_canceled_by_its_merchant_or_expires() {
+        let mut h = two_merchants();
+        let p = create(&mut h, 1, "o-1", 1_000).unwrap();
+        assert_eq!(cancel(&mut h, 2, p.id), Err(PaymentError::UnknownPayment), "another merchant's: not found");
+        let canceled = cancel(&mut h, 1, p.id).unwrap();
+        assert_eq!((canceled.status, canceled.cancel_reason), (PaymentStatus::Canceled, Some(CancelReason::Merchant)));
+        assert_eq!(cancel(&mut h, 1, p.id), Err(PaymentError::WrongStatus { status: PaymentStatus::Canceled }));
+        // Expiry: the state names the time, and a batch then (even an empty one) expires it.
+        let q = create_with(&mut h, 1, "o-2", 2_000, None, 60).unwrap();
+        create_with(&mut h, 1, "o-3", 3_000, None, 600).unwrap();
+        assert_eq!(h.state.next_expiry(), Some(q.expires_at));
+        h.now = q.expires_at;
+        h.apply(vec![]);
+        let expired = h.state.merchants().payment(q.id).unwrap();
+        assert_eq!((expired.status, expired.cancel_reason), (PaymentStatus::Canceled, Some(CancelReason::Expired)));
+        assert_eq!(h.state.merchants().payment(3).unwrap().status, PaymentStatus::RequiresApproval);
+        assert_eq!(h.state.next_expiry(), Some(h.state.merchants().payment(3).unwrap().expires_at));
+        assert_eq!(cancel(&mut h, 1, q.id), Err(PaymentError::WrongStatus { status: PaymentStatus::Canceled }));
+        let names: Vec<&str> = h.take_events().iter().map(|e| e.kind.name()).collect();
+        assert_eq!(
+            names,
+            ["payment.created", "payment.canceled", "payment.created", "payment.created", "payment.expired"]
+        );
+        // A snapshot keeps the payments, their order ids and the expiry order.
+        h.restart();
+        assert_eq!(create(&mut h, 1, "o-2", 1), Err(PaymentError::OrderExists { payment_id: 2 }));
+        assert_eq!(h.state.next_expiry(), Some(h.state.merchants().payment(3).unwrap().expires_at));
+    }
+}

@@ -659,5 +659,33 @@ fn merchant_commands() -> Vec<Command> {
         m(merchant::Command::RevokeApiKey { merchant_id: 1, key_id: 1 }),
         m(merchant::Command::KeysUsed { uses: BoundedVec::new(vec![(2, START)]).unwrap() }),
         m(merchant::Command::SetMerchantStatus { merchant_id: 2, status: MerchantStatus::Suspended }),
+        pay("order-1", 60),
+        pay("order-2", 600),
+        pay("order-2", 600),
+        m(merchant::Command::AsKey {
+            key_hash: [2; 32],
+            command: merchant::KeyCommand::CancelPayment { payment_id: 2 },
+        }),
+        m(merchant::Command::AsKey {
+            key_hash: [1; 32],
+            command: merchant::KeyCommand::CancelPayment { payment_id: 1 },
+        }),
     ]
+}
+
+/// A payment by merchant 1's live key; the first of the workload expires in a later batch.
+fn pay(order: &str, expires_in_seconds: u32) -> Command {
+    use kasa_core::merchant::{self, CaptureMethod, ItemName, KeyCommand, OrderId};
+    Command::Merchant(merchant::Command::AsKey {
+        key_hash: [2; 32],
+        command: KeyCommand::CreatePayment {
+            store_id: Some(1),
+            order_id: OrderId::new(order).unwrap(),
+            item_name: ItemName::new("커피").unwrap(),
+            amount: kasa_core::money::Amount::new(4_500),
+            capture_method: CaptureMethod::Automatic,
+            expires_in_seconds,
+            return_url: None,
+        },
+    })
 }

@@ -107,6 +107,8 @@ pub struct Shared {
     pub sandbox_sms: Option<Arc<sms::SandboxSms>>,
     /// Rate limits at the door.
     pub limits: ratelimit::Limits,
+    /// The minute each API key was last recorded as used in.
+    pub key_uses: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -142,6 +144,7 @@ impl AppState {
             sms: config.sms.clone(),
             sandbox_sms: Some(config.sms),
             limits: ratelimit::Limits::default(),
+            key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
         }))
     }
 }

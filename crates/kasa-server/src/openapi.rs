@@ -22,6 +22,10 @@ impl Modify for SecuritySchemes {
         };
         components.add_security_scheme("operator", bearer("The operator key (KASA_OPERATOR_KEY or operator.key)"));
         components.add_security_scheme("session", bearer("A session token from POST /v1/sessions"));
+        components.add_security_scheme(
+            "api_key",
+            bearer("A merchant's API key (kasa_sk_...), with the scopes the operation names"),
+        );
     }
 }
 
@@ -44,6 +48,7 @@ impl Modify for SecuritySchemes {
         (name = "requests", description = "Money requests and split bills"),
         (name = "admin", description = "Operators: users, adjustments, limits, fees, events (operator key)"),
         (name = "merchants", description = "Operators onboard merchants: stores, API keys, suspension (operator key)"),
+        (name = "payments", description = "Merchants take online payments (API key with scopes)"),
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -50,6 +50,9 @@ codes! {
     "already_linked", 409, "The bank account is linked already", "This bank account is one of yours already.";
     "merchant_exists", 409, "A merchant has this business registration number", "One merchant per business registration number: `detail` names it.";
     "merchant_closed", 409, "The merchant is closed", "A closed merchant gets no new payments, stores or keys; refunds and payouts go on.";
+    "order_exists", 409, "The order has a payment", "A merchant's order id has one payment: `detail` names it. Retry with the same Idempotency-Key to get the first answer.";
+    "merchant_not_active", 409, "The merchant takes no new payments", "The merchant is suspended or closed; refunds and payouts go on.";
+    "invalid_state", 409, "Not possible in the object's state", "The object is past the point where this can happen; `detail` says where it stands.";
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";

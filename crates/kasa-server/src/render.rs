@@ -344,6 +344,19 @@ impl From<&Event> for EventOutput {
                     M::ApiKeyCreated { merchant_id, key_id } | M::ApiKeyRevoked { merchant_id, key_id } => {
                         prefixed(&[("merchant_id", "mch", *merchant_id), ("api_key_id", "key", *key_id)])
                     }
+                    M::PaymentCreated { merchant_id, payment_id, amount } => with_amount(
+                        prefixed(&[("merchant_id", "mch", *merchant_id), ("payment_id", "pay", *payment_id)]),
+                        *amount,
+                    ),
+                    M::PaymentCanceled { merchant_id, payment_id, reason } => {
+                        let mut m =
+                            prefixed(&[("merchant_id", "mch", *merchant_id), ("payment_id", "pay", *payment_id)]);
+                        m.insert("cancel_reason".into(), reason.name().into());
+                        m
+                    }
+                    M::PaymentExpired { merchant_id, payment_id } => {
+                        prefixed(&[("merchant_id", "mch", *merchant_id), ("payment_id", "pay", *payment_id)])
+                    }
                 };
                 return EventOutput::of(event, data);
             }

@@ -5,32 +5,21 @@
 //! appended.
 
 use super::brn::Brn;
-use crate::text::{chars_at_most, no_control, text_rule};
+use super::payment::{CancelReason, KeyCommand, KeyOutcome, KeyRefusal};
+use crate::text::{label, text_rule};
 use crate::wallet::{BankCode, Name, SealedAccountNumber};
 use serde::{Deserialize, Serialize};
 
 text_rule!(
     /// A merchant's registered business name: 1 to 100 characters, no control characters.
     BusinessName, BusinessNameRule, 400, "a business name", true,
-    |v| {
-        if v.trim().is_empty() {
-            return Err("a business name may not be empty".into());
-        }
-        chars_at_most(v, 100, "a business name")?;
-        no_control(v, "a business name")
-    }
+    |v| label(v, 100, "a business name")
 );
 
 text_rule!(
     /// What users see, on the approval page and in their transactions: 1 to 50 characters.
     DisplayName, DisplayNameRule, 200, "a display name", true,
-    |v| {
-        if v.trim().is_empty() {
-            return Err("a display name may not be empty".into());
-        }
-        chars_at_most(v, 50, "a display name")?;
-        no_control(v, "a display name")
-    }
+    |v| label(v, 50, "a display name")
 );
 
 text_rule!(
@@ -302,6 +291,14 @@ pub enum Command {
         /// The keys, each with the minute it was used in (in nanoseconds).
         uses: crate::text::BoundedVec<(u64, u64), 64>,
     },
+    /// A command of a merchant's API key, which is resolved and its scope checked in the same
+    /// step (so a revoked key's command never applies).
+    AsKey {
+        /// The hash of the key.
+        key_hash: [u8; 32],
+        /// What the key asks.
+        command: KeyCommand,
+    },
 }
 
 impl Command {
@@ -352,6 +349,13 @@ pub enum Outcome {
     ApiKeyRevoked(Result<ApiKey, MerchantError>),
     /// `KeysUsed`: how many keys' last use moved.
     KeysUsed(u32),
+    /// `AsKey`: the key's id (0 if no live key has the hash) and what its command gave.
+    AsKey {
+        /// The key.
+        key_id: u64,
+        /// The command's outcome, or why it was not applied.
+        outcome: Result<KeyOutcome, KeyRefusal>,
+    },
 }
 
 /// What happened in the merchant domain, for the outbox.
@@ -390,6 +394,31 @@ pub enum Event {
         /// The key.
         key_id: u64,
     },
+    /// A payment was created and waits for approval.
+    PaymentCreated {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payment.
+        payment_id: u64,
+        /// How much.
+        amount: crate::money::Amount,
+    },
+    /// A payment was canceled before any money moved.
+    PaymentCanceled {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payment.
+        payment_id: u64,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// Nobody approved a payment in time.
+    PaymentExpired {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payment.
+        payment_id: u64,
+    },
 }
 
 impl Event {
@@ -401,6 +430,9 @@ impl Event {
             Event::StoreCreated { .. } => "store.created",
             Event::ApiKeyCreated { .. } => "api_key.created",
             Event::ApiKeyRevoked { .. } => "api_key.revoked",
+            Event::PaymentCreated { .. } => "payment.created",
+            Event::PaymentCanceled { .. } => "payment.canceled",
+            Event::PaymentExpired { .. } => "payment.expired",
         }
     }
 }

@@ -8,12 +8,17 @@
 
 pub mod brn;
 pub mod command;
+pub mod payment;
 mod snapshot;
 
 pub use brn::{parse_brn, Brn, BrnError};
 pub use command::{
     ApiKey, BusinessName, Command, DisplayName, Event, KeyPrefix, Mcc, Merchant, MerchantError, MerchantStatus,
     Outcome, Scopes, SettlementAccount, Store, FEE_BPS_MAX, LIVE_KEYS_PER_MERCHANT_MAX, STORES_PER_MERCHANT_MAX,
+};
+pub use payment::{
+    CancelReason, CaptureMethod, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payment, PaymentError,
+    PaymentStatus, ReturnUrl, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, PAYMENT_AMOUNT_MAX,
 };
 pub use snapshot::MerchantsView;
 
@@ -22,7 +27,7 @@ use crate::domain::Domain;
 use crate::ledger::Ledger;
 use crate::table::Table;
 use crate::time::NANOS_PER_MINUTE;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The context a merchant command is applied in.
 pub type Ctx<'a> = crate::context::Ctx<'a, Event>;
@@ -41,6 +46,13 @@ pub struct Merchants {
     pub(crate) key_by_hash: Table<[u8; 32], u64>,
     /// Derived: a merchant's keys, oldest first.
     pub(crate) keys_of: BTreeMap<u64, Vec<u64>>,
+    pub(crate) payments: imbl::Vector<Payment>,
+    /// Derived: payment by (merchant, order id).
+    pub(crate) by_order: Table<(u64, OrderId), u64>,
+    /// Derived: a merchant's payments, oldest first.
+    pub(crate) payments_of: BTreeMap<u64, Vec<u64>>,
+    /// Derived: unapproved payments by (expires at, id).
+    pub(crate) payment_expiries: BTreeSet<(u64, u64)>,
 }
 
 impl Merchants {
@@ -82,6 +94,10 @@ impl Merchants {
                     }
                 }
                 Outcome::KeysUsed(moved)
+            }
+            Command::AsKey { key_hash, command } => {
+                let (key_id, outcome) = self.apply_as_key(key_hash, command, ctx);
+                Outcome::AsKey { key_id, outcome }
             }
         }
     }
@@ -301,6 +317,32 @@ impl Merchants {
         if self.key_by_hash.len() != self.keys.len() {
             return Err("two keys share a hash".into());
         }
+        for p in &self.payments {
+            if self.merchant(p.merchant_id).is_none() {
+                return Err(format!("payment {} names unknown merchant {}", p.id, p.merchant_id));
+            }
+            if p.store_id.is_some_and(|s| self.store(s).is_none_or(|s| s.merchant_id != p.merchant_id)) {
+                return Err(format!("payment {} names a store of another merchant", p.id));
+            }
+            if self.by_order.get(&(p.merchant_id, p.order_id.clone())) != Some(&p.id) {
+                return Err(format!("payment {} is not indexed by its order id", p.id));
+            }
+            let waiting = self.payment_expiries.contains(&(p.expires_at, p.id));
+            if waiting != (p.status == PaymentStatus::RequiresApproval) {
+                return Err(format!(
+                    "payment {} is {} but {} the expiry order",
+                    p.id,
+                    p.status.name(),
+                    if waiting { "in" } else { "not in" }
+                ));
+            }
+            if p.amount.is_zero() || p.amount > PAYMENT_AMOUNT_MAX {
+                return Err(format!("payment {} is of {} won", p.id, p.amount.minor()));
+            }
+        }
+        if self.by_order.len() != self.payments.len() {
+            return Err("two payments of one merchant share an order id".into());
+        }
         Ok(())
     }
 }
@@ -323,6 +365,14 @@ impl Domain for Merchants {
 
     fn event_name(event: &Event) -> &'static str {
         event.name()
+    }
+
+    fn on_batch_start(&mut self, _expired: &[crate::ledger::Transfer], now: u64, slice: usize, ctx: &mut Ctx<'_>) {
+        self.expire_payments(now, slice, ctx);
+    }
+
+    fn next_due(&self) -> Option<u64> {
+        self.next_payment_expiry()
     }
 
     fn view(&self) -> MerchantsView {

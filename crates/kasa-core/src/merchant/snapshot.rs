@@ -1,15 +1,14 @@
-//! The merchant domain's section of a snapshot: merchants, stores and keys in bounded blobs,
-//! read back with every reference checked and the indexes (by registration number, by key
-//! hash, per merchant) rebuilt.
-//!
-//! Version 1 of the section.
+//! The merchant domain's section of a snapshot: merchants, stores, keys and payments in
+//! bounded blobs, read back with every reference checked and the indexes (by registration
+//! number, by key hash, by order id, per merchant, the expiry order) rebuilt.
 
 use super::command::{ApiKey, Merchant, Store, FEE_BPS_MAX};
+use super::payment::Payment;
 use super::Merchants;
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 
-/// The version of this section's layout.
-pub const SECTION_VERSION: u16 = 1;
+/// The version of this section's layout: 2 added payments.
+pub const SECTION_VERSION: u16 = 2;
 
 /// The merchant domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]
@@ -17,6 +16,7 @@ pub struct MerchantsView {
     merchants: imbl::Vector<Merchant>,
     stores: imbl::Vector<Store>,
     keys: imbl::Vector<ApiKey>,
+    payments: imbl::Vector<Payment>,
 }
 
 impl MerchantsView {
@@ -26,6 +26,7 @@ impl MerchantsView {
         put_table(sink, self.merchants.iter(), self.merchants.len(), &mut scratch);
         put_table(sink, self.stores.iter(), self.stores.len(), &mut scratch);
         put_table(sink, self.keys.iter(), self.keys.len(), &mut scratch);
+        put_table(sink, self.payments.iter(), self.payments.len(), &mut scratch);
     }
 }
 
@@ -39,7 +40,12 @@ fn dense(what: &str, id: u64, before: usize) -> Result<(), DecodeError> {
 impl Merchants {
     /// The tables as they are now, for a snapshot written while the writer goes on.
     pub fn view(&self) -> MerchantsView {
-        MerchantsView { merchants: self.merchants.clone(), stores: self.stores.clone(), keys: self.keys.clone() }
+        MerchantsView {
+            merchants: self.merchants.clone(),
+            stores: self.stores.clone(),
+            keys: self.keys.clone(),
+            payments: self.payments.clone(),
+        }
     }
 
     /// Reads the section written by [`MerchantsView::write_section`].
@@ -81,6 +87,21 @@ impl Merchants {
             }
             m.index_key(&key);
             m.keys.push_back(key);
+            Ok(())
+        })?;
+        read_table(r, "payments", |payment: Payment| {
+            dense("payment", payment.id, m.payments.len())?;
+            if m.merchant(payment.merchant_id).is_none() {
+                return Err(DecodeError::invalid(format!(
+                    "payment {} names unknown merchant {}",
+                    payment.id, payment.merchant_id
+                )));
+            }
+            if m.by_order.contains_key(&(payment.merchant_id, payment.order_id.clone())) {
+                return Err(DecodeError::invalid(format!("payment {} repeats an order id", payment.id)));
+            }
+            m.index_payment(&payment);
+            m.payments.push_back(payment);
             Ok(())
         })?;
         m.check_invariants().map_err(DecodeError::Invalid)?;

@@ -14,19 +14,13 @@ use super::remittance::{CancelError, RemittanceStatus, SendError};
 use super::requests::RequestError;
 use crate::limits::{Tier, TierLimits};
 use crate::money::Amount;
-use crate::text::{chars_at_most, digits, no_control, text_rule, BoundedVec};
+use crate::text::{chars_at_most, digits, label, no_control, text_rule, BoundedVec};
 use serde::{Deserialize, Serialize};
 
 text_rule!(
     /// A display name: 1 to 50 characters, not blank, no control characters.
     Name, NameRule, 200, "a name", true,
-    |v| {
-        if v.trim().is_empty() {
-            return Err("a name may not be empty".into());
-        }
-        chars_at_most(v, super::NAME_CHARS_MAX, "a name")?;
-        no_control(v, "a name")
-    }
+    |v| label(v, super::NAME_CHARS_MAX, "a name")
 );
 
 text_rule!(
@@ -41,13 +35,7 @@ text_rule!(
 text_rule!(
     /// Why an operator adjusted a wallet: 1 to 200 characters, no control characters.
     Reason, ReasonRule, 800, "a reason", true,
-    |v| {
-        if v.trim().is_empty() {
-            return Err("a reason may not be empty".into());
-        }
-        chars_at_most(v, 200, "a reason")?;
-        no_control(v, "a reason")
-    }
+    |v| label(v, 200, "a reason")
 );
 
 text_rule!(

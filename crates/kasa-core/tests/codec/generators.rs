@@ -27,7 +27,9 @@ kinds!(command_kind, COMMAND_KINDS, Command {
 kinds!(inner_kind, INNER_KINDS, Inner {
     Ledger => "ledger", Wallet => "wallet", AsSession => "as_session", Merchant => "merchant",
 });
-kinds!(scope_kind, SCOPE_KINDS, KeyScope { Operator => "operator", Session => "session", Anonymous => "anonymous" });
+kinds!(scope_kind, SCOPE_KINDS, KeyScope {
+    Operator => "operator", Session => "session", Anonymous => "anonymous", ApiKey => "api_key",
+});
 kinds!(ledger_kind, LEDGER_KINDS, LedgerCommand {
     CreateAccounts => "create_accounts", CreateTransfers => "create_transfers",
 });
@@ -61,6 +63,7 @@ kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
     CreateApiKey => "create_api_key",
     RevokeApiKey => "revoke_api_key",
     KeysUsed => "keys_used",
+    AsKey => "as_key",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -581,7 +584,37 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
             .boxed(),
         (f.id.clone(), f.id.clone()).prop_map(|(merchant_id, key_id)| M::RevokeApiKey { merchant_id, key_id }).boxed(),
         uses.prop_map(|uses| M::KeysUsed { uses }).boxed(),
+        (f.token.clone(), key_command(f)).prop_map(|(key_hash, command)| M::AsKey { key_hash, command }).boxed(),
     ]
+}
+
+/// What an API key asks: each kind alike.
+pub fn key_command(f: &Fields) -> BoxedStrategy<KeyCommand> {
+    let order_id = prop_oneof![3 => "[!-~]{1,12}", 1 => "[!-~]{99,101}", 1 => text(8)]
+        .prop_filter_map("an order id", |s| OrderId::new(s).ok());
+    let item_name = text(100).prop_filter_map("an item name", |s| ItemName::new(s).ok());
+    let return_url = proptest::option::of(
+        prop_oneof!["https://[a-z.]{1,20}/[!-~]{0,30}", "http://localhost:[0-9]{2,5}/[a-z]{0,8}", text(8)]
+            .prop_filter_map("a return URL", |s| ReturnUrl::new(s).ok()),
+    );
+    let capture = select(&[CaptureMethod::Automatic, CaptureMethod::Manual]);
+    let expires = prop_oneof![Just(APPROVAL_SECONDS_DEFAULT), any::<u32>()];
+    prop_oneof![
+        (proptest::option::of(f.id.clone()), order_id, item_name, f.amount.clone(), capture, expires, return_url)
+            .prop_map(|(store_id, order_id, item_name, amount, capture_method, expires_in_seconds, return_url)| {
+                KeyCommand::CreatePayment {
+                    store_id,
+                    order_id,
+                    item_name,
+                    amount,
+                    capture_method,
+                    expires_in_seconds,
+                    return_url,
+                }
+            }),
+        f.id.clone().prop_map(|payment_id| KeyCommand::CancelPayment { payment_id }),
+    ]
+    .boxed()
 }
 
 pub fn ledger_commands(f: &Fields) -> Vec<BoxedStrategy<LedgerCommand>> {
@@ -602,6 +635,7 @@ pub fn scopes(f: &Fields) -> Vec<BoxedStrategy<KeyScope>> {
         Just(KeyScope::Operator).boxed(),
         f.token.clone().prop_map(KeyScope::Session).boxed(),
         f.anonymous.clone().prop_map(KeyScope::Anonymous).boxed(),
+        f.token.clone().prop_map(KeyScope::ApiKey).boxed(),
     ]
 }
 

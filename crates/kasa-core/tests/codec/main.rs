@@ -21,8 +21,9 @@ use kasa_core::idempotency::{IdempotencyKey, IdempotencyKeyRule, KeyScope};
 use kasa_core::ledger::{Command as LedgerCommand, Outcome as LedgerOutcome, Record, Records, RECORD_BYTES};
 use kasa_core::limits::{Tier, TierLimits};
 use kasa_core::merchant::{
-    parse_brn, Brn, BusinessName, Command as MerchantCommand, DisplayName, KeyPrefix, Mcc, MerchantStatus, Scopes,
-    SettlementAccount, FEE_BPS_MAX,
+    parse_brn, Brn, BusinessName, CaptureMethod, Command as MerchantCommand, DisplayName, ItemName, KeyCommand,
+    KeyPrefix, Mcc, MerchantStatus, OrderId, ReturnUrl, Scopes, SettlementAccount, APPROVAL_SECONDS_DEFAULT,
+    FEE_BPS_MAX,
 };
 use kasa_core::money::Amount;
 use kasa_core::outbox::{Command as OutboxCommand, ConsumerName, ConsumerNameRule};

@@ -9,6 +9,7 @@ pub mod funding;
 pub mod ledger;
 pub mod merchants;
 pub mod ops;
+pub mod payments;
 pub mod remittance;
 pub mod requests;
 pub mod users;
@@ -73,6 +74,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(merchants::create_store, merchants::list_stores))
         .routes(routes!(merchants::create_api_key, merchants::list_api_keys))
         .routes(routes!(merchants::revoke_api_key))
+        .routes(routes!(payments::create_payment, payments::list_payments))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::cancel_payment))
 }
 
 /// The hash of the request's session token, if it carries one of the right shape.

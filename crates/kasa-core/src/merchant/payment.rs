@@ -1,0 +1,438 @@
+//! Online payments, the merchant's side: a merchant (with an API key) creates a payment for
+//! an order, which waits for a wallet user's approval until it expires (15 minutes unless the
+//! merchant says otherwise), and may cancel it before then. The user's approval, capture and
+//! refunds build on this.
+//!
+//! A payment's order id is unique per merchant, so that a merchant's retry of the same order
+//! finds the first payment instead of making a second.
+
+use super::command::{MerchantStatus, Scopes};
+use super::Merchants;
+use crate::money::Amount;
+use crate::text::{label, text_rule};
+use serde::{Deserialize, Serialize};
+
+text_rule!(
+    /// The merchant's id of the order: 1 to 100 printable ASCII characters, no spaces.
+    OrderId, OrderIdRule, 100, "an order id", true,
+    |v| {
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(())
+        } else {
+            Err("an order id is 1 to 100 printable ASCII characters without spaces".into())
+        }
+    }
+);
+
+text_rule!(
+    /// What is bought, as the user sees it: 1 to 100 characters, no control characters.
+    ItemName, ItemNameRule, 400, "an item name", true,
+    |v| label(v, 100, "an item name")
+);
+
+text_rule!(
+    /// Where the approval page sends the user back: an `https://` URL (or `http://` on the
+    /// local machine, for development), up to 2,048 characters.
+    ReturnUrl, ReturnUrlRule, 2048, "a return URL", true,
+    |v| {
+        let local = v.starts_with("http://localhost") || v.starts_with("http://127.0.0.1");
+        if !(v.starts_with("https://") || local) {
+            return Err("a return URL starts with https:// (or http://localhost for development)".into());
+        }
+        if v.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(())
+        } else {
+            Err("a return URL is printable ASCII without spaces".into())
+        }
+    }
+);
+
+/// The largest payment: 100,000,000 won (more than any wallet may hold).
+pub const PAYMENT_AMOUNT_MAX: Amount = Amount::new(100_000_000);
+/// How long an unapproved payment waits, unless the merchant says otherwise.
+pub const APPROVAL_SECONDS_DEFAULT: u32 = 15 * 60;
+/// The longest a merchant may let a payment wait for approval: a day.
+pub const APPROVAL_SECONDS_MAX: u32 = 24 * 3600;
+/// The shortest: a minute.
+pub const APPROVAL_SECONDS_MIN: u32 = 60;
+
+/// When a payment's money moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaptureMethod {
+    /// At approval.
+    Automatic,
+    /// When the merchant captures (within 7 days of approval).
+    Manual,
+}
+
+impl CaptureMethod {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureMethod::Automatic => "automatic",
+            CaptureMethod::Manual => "manual",
+        }
+    }
+}
+
+/// Where a payment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentStatus {
+    /// Waiting for the user's approval.
+    RequiresApproval,
+    /// Approved, the money reserved, waiting for the merchant's capture.
+    RequiresCapture,
+    /// Paid.
+    Succeeded,
+    /// Ended without payment; `cancel_reason` says why.
+    Canceled,
+}
+
+impl PaymentStatus {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            PaymentStatus::RequiresApproval => "requires_approval",
+            PaymentStatus::RequiresCapture => "requires_capture",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Canceled => "canceled",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn from_name(name: &str) -> Option<PaymentStatus> {
+        [Self::RequiresApproval, Self::RequiresCapture, Self::Succeeded, Self::Canceled]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+/// Why a payment was canceled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelReason {
+    /// The merchant canceled it.
+    Merchant,
+    /// Nobody approved it in time.
+    Expired,
+    /// The user declined it.
+    Declined,
+    /// The merchant did not capture it in time.
+    CaptureExpired,
+}
+
+impl CancelReason {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            CancelReason::Merchant => "merchant",
+            CancelReason::Expired => "expired",
+            CancelReason::Declined => "declined",
+            CancelReason::CaptureExpired => "capture_expired",
+        }
+    }
+}
+
+/// A payment, as the state keeps it and a response shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Assigned by the engine, from 1.
+    pub id: u64,
+    /// Whose payment.
+    pub merchant_id: u64,
+    /// The store it is for, if any.
+    pub store_id: Option<u64>,
+    /// The merchant's order id, unique per merchant.
+    pub order_id: OrderId,
+    /// What is bought.
+    pub item_name: ItemName,
+    /// How much, in won.
+    pub amount: Amount,
+    /// When the money moves.
+    pub capture_method: CaptureMethod,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// Why it was canceled, if it was.
+    pub cancel_reason: Option<CancelReason>,
+    /// Where the approval page sends the user back.
+    pub return_url: Option<ReturnUrl>,
+    /// When it was created.
+    pub created_at: u64,
+    /// When an unapproved payment expires.
+    pub expires_at: u64,
+    /// When its status last changed (its creation, at first).
+    pub status_changed_at: u64,
+}
+
+/// What a merchant's API key asks of the merchant domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyCommand {
+    /// Creates a payment that waits for a user's approval.
+    CreatePayment {
+        /// The store it is for, if any (one of the merchant's).
+        store_id: Option<u64>,
+        /// The merchant's order id.
+        order_id: OrderId,
+        /// What is bought.
+        item_name: ItemName,
+        /// How much, 1 to [`PAYMENT_AMOUNT_MAX`] won.
+        amount: Amount,
+        /// When the money moves.
+        capture_method: CaptureMethod,
+        /// How long it waits for approval, [`APPROVAL_SECONDS_MIN`] to [`APPROVAL_SECONDS_MAX`].
+        expires_in_seconds: u32,
+        /// Where the approval page sends the user back.
+        return_url: Option<ReturnUrl>,
+    },
+    /// Cancels a payment that nobody approved yet.
+    CancelPayment {
+        /// Which payment (one of the merchant's).
+        payment_id: u64,
+    },
+}
+
+impl KeyCommand {
+    /// The scope a key needs for this command.
+    pub fn scope(&self) -> Scopes {
+        Scopes::named("payments:write").expect("a known scope")
+    }
+}
+
+/// Why a payment command was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentError {
+    /// The merchant has a payment for this order id.
+    OrderExists {
+        /// That payment.
+        payment_id: u64,
+    },
+    /// The amount is 0 or above [`PAYMENT_AMOUNT_MAX`].
+    InvalidAmount,
+    /// The approval time is out of bounds.
+    InvalidExpiry,
+    /// No such store of this merchant.
+    UnknownStore,
+    /// No such payment of this merchant.
+    UnknownPayment,
+    /// The merchant is suspended or closed: no new payments.
+    MerchantNotActive {
+        /// Its status.
+        status: MerchantStatus,
+    },
+    /// The payment is past the point where this can happen.
+    WrongStatus {
+        /// Where it stands.
+        status: PaymentStatus,
+    },
+}
+
+/// What a key command gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyOutcome {
+    /// `CreatePayment`.
+    PaymentCreated(Result<Payment, PaymentError>),
+    /// `CancelPayment`.
+    PaymentCanceled(Result<Payment, PaymentError>),
+}
+
+/// Why a key's command was not applied at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyRefusal {
+    /// No live key has this hash (never issued, or revoked).
+    UnknownKey,
+    /// The key lacks the scope the command needs.
+    Scope {
+        /// The scope it needs.
+        needed: Scopes,
+    },
+}
+
+impl Merchants {
+    /// Applies a key's command: the key is resolved and its scope checked in the same step,
+    /// so a revoked key's command never applies. Returns the key's id (0 if unknown).
+    pub(super) fn apply_as_key(
+        &mut self,
+        key_hash: &[u8; 32],
+        command: &KeyCommand,
+        ctx: &mut super::Ctx,
+    ) -> (u64, Result<KeyOutcome, KeyRefusal>) {
+        let Some((key, _)) = self.live_key(key_hash) else { return (0, Err(KeyRefusal::UnknownKey)) };
+        let (key_id, merchant_id) = (key.id, key.merchant_id);
+        if !key.scopes.contains(command.scope()) {
+            return (key_id, Err(KeyRefusal::Scope { needed: command.scope() }));
+        }
+        let outcome = match command {
+            KeyCommand::CreatePayment {
+                store_id,
+                order_id,
+                item_name,
+                amount,
+                capture_method,
+                expires_in_seconds,
+                return_url,
+            } => KeyOutcome::PaymentCreated(self.create_payment(
+                merchant_id,
+                NewPayment {
+                    store_id: *store_id,
+                    order_id,
+                    item_name,
+                    amount: *amount,
+                    capture_method: *capture_method,
+                    expires_in_seconds: *expires_in_seconds,
+                    return_url: return_url.as_ref(),
+                },
+                ctx,
+            )),
+            KeyCommand::CancelPayment { payment_id } => {
+                KeyOutcome::PaymentCanceled(self.cancel_payment(merchant_id, *payment_id, ctx))
+            }
+        };
+        (key_id, Ok(outcome))
+    }
+
+    fn create_payment(
+        &mut self,
+        merchant_id: u64,
+        new: NewPayment,
+        ctx: &mut super::Ctx,
+    ) -> Result<Payment, PaymentError> {
+        let merchant = self.merchant(merchant_id).expect("a live key's merchant exists");
+        if merchant.status != MerchantStatus::Active {
+            return Err(PaymentError::MerchantNotActive { status: merchant.status });
+        }
+        if let Some(&payment_id) = self.by_order.get(&(merchant_id, new.order_id.clone())) {
+            return Err(PaymentError::OrderExists { payment_id });
+        }
+        if new.amount.is_zero() || new.amount > PAYMENT_AMOUNT_MAX {
+            return Err(PaymentError::InvalidAmount);
+        }
+        if !(APPROVAL_SECONDS_MIN..=APPROVAL_SECONDS_MAX).contains(&new.expires_in_seconds) {
+            return Err(PaymentError::InvalidExpiry);
+        }
+        if new.store_id.is_some_and(|id| self.store(id).is_none_or(|s| s.merchant_id != merchant_id)) {
+            return Err(PaymentError::UnknownStore);
+        }
+        let now = ctx.now();
+        let payment = Payment {
+            id: self.payments.len() as u64 + 1,
+            merchant_id,
+            store_id: new.store_id,
+            order_id: new.order_id.clone(),
+            item_name: new.item_name.clone(),
+            amount: new.amount,
+            capture_method: new.capture_method,
+            status: PaymentStatus::RequiresApproval,
+            cancel_reason: None,
+            return_url: new.return_url.cloned(),
+            created_at: now,
+            expires_at: crate::time::after_seconds(now, u64::from(new.expires_in_seconds)),
+            status_changed_at: now,
+        };
+        self.index_payment(&payment);
+        self.payments.push_back(payment.clone());
+        ctx.emit(super::Event::PaymentCreated { merchant_id, payment_id: payment.id, amount: payment.amount });
+        Ok(payment)
+    }
+
+    fn cancel_payment(
+        &mut self,
+        merchant_id: u64,
+        payment_id: u64,
+        ctx: &mut super::Ctx,
+    ) -> Result<Payment, PaymentError> {
+        let payment =
+            self.payment(payment_id).filter(|p| p.merchant_id == merchant_id).ok_or(PaymentError::UnknownPayment)?;
+        if payment.status != PaymentStatus::RequiresApproval {
+            return Err(PaymentError::WrongStatus { status: payment.status });
+        }
+        Ok(self.end_unapproved(payment_id, CancelReason::Merchant, ctx))
+    }
+
+    /// Ends an unapproved payment: canceled for `reason`, out of the expiry order.
+    fn end_unapproved(&mut self, payment_id: u64, reason: CancelReason, ctx: &mut super::Ctx) -> Payment {
+        let now = ctx.now();
+        let payment = self.payment_mut(payment_id).expect("the caller found it");
+        let expires_at = payment.expires_at;
+        payment.status = PaymentStatus::Canceled;
+        payment.cancel_reason = Some(reason);
+        payment.status_changed_at = now;
+        let payment = payment.clone();
+        self.payment_expiries.remove(&(expires_at, payment_id));
+        let event = match reason {
+            CancelReason::Expired => super::Event::PaymentExpired { merchant_id: payment.merchant_id, payment_id },
+            _ => super::Event::PaymentCanceled { merchant_id: payment.merchant_id, payment_id, reason },
+        };
+        ctx.emit(event);
+        payment
+    }
+
+    /// Expires unapproved payments whose time is up at `now`, at most `slice` of them.
+    pub(super) fn expire_payments(&mut self, now: u64, slice: usize, ctx: &mut super::Ctx) {
+        for _ in 0..slice {
+            match self.payment_expiries.first() {
+                Some(&(at, id)) if at <= now => {
+                    self.end_unapproved(id, CancelReason::Expired, ctx);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Adds a payment to the derived indexes.
+    pub(super) fn index_payment(&mut self, p: &Payment) {
+        self.by_order.insert((p.merchant_id, p.order_id.clone()), p.id);
+        self.payments_of.entry(p.merchant_id).or_default().push(p.id);
+        if p.status == PaymentStatus::RequiresApproval {
+            self.payment_expiries.insert((p.expires_at, p.id));
+        }
+    }
+
+    /// The payment with this id.
+    pub fn payment(&self, id: u64) -> Option<&Payment> {
+        id.checked_sub(1).and_then(|i| self.payments.get(i as usize))
+    }
+
+    fn payment_mut(&mut self, id: u64) -> Option<&mut Payment> {
+        id.checked_sub(1).and_then(|i| self.payments.get_mut(i as usize))
+    }
+
+    /// The merchant's payment for `order_id`.
+    pub fn payment_by_order(&self, merchant_id: u64, order_id: &OrderId) -> Option<&Payment> {
+        self.by_order.get(&(merchant_id, order_id.clone())).and_then(|&id| self.payment(id))
+    }
+
+    /// A merchant's payments with ids below `before`, newest first, with `status` if given,
+    /// at most `limit`.
+    pub fn payments_of(
+        &self,
+        merchant_id: u64,
+        before: u64,
+        status: Option<PaymentStatus>,
+        limit: usize,
+    ) -> Vec<&Payment> {
+        let Some(ids) = self.payments_of.get(&merchant_id) else { return Vec::new() };
+        let end = ids.partition_point(|&id| id < before);
+        ids[..end]
+            .iter()
+            .rev()
+            .filter_map(|&id| self.payment(id))
+            .filter(|p| status.is_none_or(|s| p.status == s))
+            .take(limit)
+            .collect()
+    }
+
+    /// The earliest expiry of an unapproved payment.
+    pub fn next_payment_expiry(&self) -> Option<u64> {
+        self.payment_expiries.first().map(|&(at, _)| at)
+    }
+}
+
+/// The fields of a new payment.
+struct NewPayment<'a> {
+    store_id: Option<u64>,
+    order_id: &'a OrderId,
+    item_name: &'a ItemName,
+    amount: Amount,
+    capture_method: CaptureMethod,
+    expires_in_seconds: u32,
+    return_url: Option<&'a ReturnUrl>,
+}
