@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod render;
 pub mod routes;
 pub mod sms;
+pub mod webhook_signature;
 
 use axum::Router;
 use kasa_engine::Engine;
