@@ -330,3 +330,71 @@ mod payments {
         assert_eq!(h.state.next_expiry(), Some(h.state.merchants().payment(3).unwrap().expires_at));
     }
 }
+
+mod webhooks {
+    use super::*;
+    use kasa_core::merchant::{
+        EventTypes, KeyCommand, KeyOutcome, KeyRefusal, SealedSecret, WebhookCommand, WebhookEndpoint, WebhookError,
+        WebhookUrl, ENDPOINTS_PER_MERCHANT_MAX,
+    };
+
+    fn webhook(
+        h: &mut Harness,
+        key: u8,
+        command: WebhookCommand,
+    ) -> Result<Result<WebhookEndpoint, WebhookError>, KeyRefusal> {
+        match merchant_command(h, Command::AsKey { key_hash: [key; 32], command: KeyCommand::Webhook(command) }) {
+            Outcome::AsKey { outcome: Ok(KeyOutcome::Webhook(r)), .. } => Ok(r),
+            Outcome::AsKey { outcome: Err(refusal), .. } => Err(refusal),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn sealed(n: u8) -> SealedSecret {
+        SealedSecret { ciphertext: BoundedVec::new(vec![n; 60]).unwrap() }
+    }
+
+    fn create(url: &str, events: &[&str], n: u8) -> WebhookCommand {
+        WebhookCommand::Create {
+            url: WebhookUrl::new(url).unwrap(),
+            events: EventTypes::named(events.iter().copied()).unwrap(),
+            secret: sealed(n),
+        }
+    }
+
+    #[test]
+    fn endpoints_are_a_merchant_s_own_with_a_secret_that_rotates() {
+        let mut h = Harness::default();
+        onboard(&mut h, "120-81-47521", 250).unwrap();
+        onboard(&mut h, "220-81-62517", 250).unwrap();
+        key(&mut h, 1, 1, Scopes::named("webhooks:manage").unwrap()).unwrap();
+        key(&mut h, 1, 2, Scopes::named("payments:write").unwrap()).unwrap();
+        key(&mut h, 2, 3, Scopes::named("webhooks:manage").unwrap()).unwrap();
+        let needed = Scopes::named("webhooks:manage").unwrap();
+        assert_eq!(
+            webhook(&mut h, 2, create("https://a.example/", &["payment.succeeded"], 1)),
+            Err(KeyRefusal::Scope { needed })
+        );
+        assert_eq!(webhook(&mut h, 1, create("https://a.example/", &[], 1)), Ok(Err(WebhookError::NoEvents)));
+        let e = webhook(&mut h, 1, create("https://a.example/", &["payment.succeeded"], 1)).unwrap().unwrap();
+        assert_eq!((e.id, e.merchant_id, e.events.names()), (1, 1, vec!["payment.succeeded"]));
+        // Another merchant's key cannot touch it.
+        let delete = WebhookCommand::Delete { endpoint_id: 1 };
+        assert_eq!(webhook(&mut h, 3, delete.clone()), Ok(Err(WebhookError::UnknownEndpoint)));
+        let rotated =
+            webhook(&mut h, 1, WebhookCommand::RotateSecret { endpoint_id: 1, secret: sealed(2) }).unwrap().unwrap();
+        let (old, until) = rotated.old_secret.clone().unwrap();
+        assert_eq!((old, rotated.secret.clone()), (sealed(1), sealed(2)));
+        assert_eq!(until, h.state.last_timestamp() + 24 * 3600 * 1_000_000_000);
+        h.restart();
+        assert_eq!(h.state.merchants().endpoint(1), Some(&rotated));
+        assert!(webhook(&mut h, 1, delete.clone()).unwrap().unwrap().deleted_at > 0);
+        assert_eq!(webhook(&mut h, 1, delete), Ok(Err(WebhookError::UnknownEndpoint)), "deleted once");
+        for n in 0..ENDPOINTS_PER_MERCHANT_MAX as u8 {
+            webhook(&mut h, 1, create("https://b.example/", &["payout.paid"], n)).unwrap().unwrap();
+        }
+        let refused = webhook(&mut h, 1, create("https://c.example/", &["payout.paid"], 9));
+        assert_eq!(refused, Ok(Err(WebhookError::TooManyEndpoints)));
+        assert_eq!(h.state.merchants().endpoints_of(1).count(), ENDPOINTS_PER_MERCHANT_MAX);
+    }
+}

@@ -26,6 +26,7 @@ pub struct DataKeys {
     seal: [u8; 32],
     lookup: [u8; 32],
     codes: [u8; 32],
+    secrets: [u8; 32],
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -53,6 +54,7 @@ impl DataKeys {
             seal: blake3::derive_key("kasa 2026-11 bank account number sealing", key),
             lookup: blake3::derive_key("kasa 2026-11 bank account number lookup", key),
             codes: blake3::derive_key("kasa 2026-11 phone verification code", key),
+            secrets: blake3::derive_key("kasa 2026-11 webhook signing secret", key),
         }
     }
 
@@ -86,6 +88,37 @@ impl DataKeys {
         String::from_utf8(digits).map(Secret::new).map_err(|_| SealError::Open)
     }
 
+    /// Seals a webhook signing secret for the state (bound to its endpoint's merchant).
+    pub fn seal_secret(&self, merchant_id: u64, secret: &str) -> Result<kasa_core::merchant::SealedSecret, SealError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::getrandom(&mut nonce).map_err(|_| SealError::Randomness)?;
+        let cipher = XChaCha20Poly1305::new((&self.secrets).into());
+        let aad = merchant_id.to_le_bytes();
+        let payload = Payload { msg: secret.as_bytes(), aad: &aad };
+        let ciphertext = cipher.encrypt(XNonce::from_slice(&nonce), payload).map_err(|_| SealError::Randomness)?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        Ok(kasa_core::merchant::SealedSecret { ciphertext: BoundedVec::new(sealed).map_err(|_| SealError::Open)? })
+    }
+
+    /// Opens a sealed webhook signing secret, for signing a delivery.
+    pub fn open_secret(
+        &self,
+        merchant_id: u64,
+        sealed: &kasa_core::merchant::SealedSecret,
+    ) -> Result<Secret, SealError> {
+        let bytes = sealed.ciphertext.as_slice();
+        if bytes.len() < NONCE_BYTES {
+            return Err(SealError::Open);
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+        let cipher = XChaCha20Poly1305::new((&self.secrets).into());
+        let aad = merchant_id.to_le_bytes();
+        let payload = Payload { msg: ciphertext, aad: &aad };
+        let secret = cipher.decrypt(XNonce::from_slice(nonce), payload).map_err(|_| SealError::Open)?;
+        String::from_utf8(secret).map(Secret::new).map_err(|_| SealError::Open)
+    }
+
     /// The keyed hash that matches one account of one bank.
     pub fn lookup(&self, bank_code: &BankCode, digits: &str) -> [u8; 32] {
         *blake3::keyed_hash(&self.lookup, format!("{}:{digits}", bank_code.as_str()).as_bytes()).as_bytes()
@@ -100,6 +133,18 @@ impl DataKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_key_and_merchant() {
+        let keys = DataKeys::new(&Secret::new("a data key of enough length".into()));
+        let sealed = keys.seal_secret(7, "whsec_0123456789abcdef").unwrap();
+        let bytes = kasa_core::codec::encode(&sealed);
+        assert!(!bytes.windows(16).any(|w| w == b"0123456789abcdef"), "the secret is not in the encoding");
+        assert_eq!(keys.open_secret(7, &sealed).unwrap().expose(), "whsec_0123456789abcdef");
+        assert!(keys.open_secret(8, &sealed).is_err(), "another merchant's");
+        let other = DataKeys::new(&Secret::new("another data key of enough length".into()));
+        assert!(other.open_secret(7, &sealed).is_err(), "another data key");
+    }
 
     #[test]
     fn a_sealed_number_opens_only_with_its_key_and_bank() {

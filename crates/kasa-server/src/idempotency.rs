@@ -74,12 +74,16 @@ pub(crate) fn prepare(parts: &Parts, body: &[u8]) -> Result<Option<Arc<KeyContex
             "moving the test clock takes no Idempotency-Key: read the clock's time before a retry",
         ));
     }
-    if parts.uri.path().starts_with("/v1/admin/merchants/") && parts.uri.path().ends_with("/api-keys") {
+    let path = parts.uri.path();
+    let shows_a_secret = (path.starts_with("/v1/admin/merchants/") && path.ends_with("/api-keys"))
+        || path == "/v1/webhook-endpoints"
+        || (path.starts_with("/v1/webhook-endpoints/") && path.ends_with("/rotate-secret"));
+    if shows_a_secret {
         // The answer holds the key, shown once: a stored answer could not show it again.
         return Err(Problem::of(
             "idempotency_key_not_supported",
-            "issuing an API key takes no Idempotency-Key (its answer holds the key, shown once): \
-             list the merchant's keys to see whether one was issued, and revoke any you cannot use",
+            "this request takes no Idempotency-Key: its answer holds a secret (an API key or a \
+             webhook signing secret), shown once; list what exists before a retry",
         ));
     }
     let mut hasher = blake3::Hasher::new();

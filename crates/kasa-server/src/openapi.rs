@@ -49,6 +49,7 @@ impl Modify for SecuritySchemes {
         (name = "admin", description = "Operators: users, adjustments, limits, fees, events (operator key)"),
         (name = "merchants", description = "Operators onboard merchants: stores, API keys, suspension (operator key)"),
         (name = "payments", description = "Merchants take online payments (API key with scopes)"),
+        (name = "webhooks", description = "Merchants' webhook endpoints and their signing secrets (API key, webhooks:manage)"),
     ),
     modifiers(&SecuritySchemes)
 )]

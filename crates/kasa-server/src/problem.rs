@@ -73,6 +73,7 @@ codes! {
     "to_self", 422, "The other party is you", "Transfers and requests go to someone else.";
     "invalid_brn", 422, "The business registration number is invalid", "Ten digits, XXX-XX-XXXXX or without hyphens, with a valid check digit; `detail` says what is wrong.";
     "too_many_api_keys", 422, "Too many API keys", "A merchant has at most 20 keys that are not revoked: revoke one first.";
+    "too_many_webhook_endpoints", 422, "Too many webhook endpoints", "A merchant has at most 16 webhook endpoints: delete one first.";
     "too_many_stores", 422, "Too many stores", "A merchant has at most 10,000 stores.";
     "too_many_bank_accounts", 422, "Too many bank accounts", "A user links at most 5 bank accounts.";
     "invalid_shares", 422, "The shares are invalid", "A split bill has 1 to 50 shares, one per friend, adding up to at most the total.";

@@ -357,6 +357,9 @@ impl From<&Event> for EventOutput {
                     M::PaymentExpired { merchant_id, payment_id } => {
                         prefixed(&[("merchant_id", "mch", *merchant_id), ("payment_id", "pay", *payment_id)])
                     }
+                    M::WebhookEndpointChanged { merchant_id, endpoint_id } => {
+                        prefixed(&[("merchant_id", "mch", *merchant_id), ("webhook_endpoint_id", "we", *endpoint_id)])
+                    }
                 };
                 return EventOutput::of(event, data);
             }

@@ -10,25 +10,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use support::*;
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// The files under `dir` that contain `needle`.
-fn containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    files(dir).into_iter().filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle)).collect()
-}
-
 /// Whether `text` has `digits` as a whole number (not inside a longer run of digits, such as
 /// a timestamp).
 fn has_number(text: &str, digits: &str) -> bool {

@@ -419,6 +419,13 @@ pub enum Event {
         /// The payment.
         payment_id: u64,
     },
+    /// A webhook endpoint was added, deleted or given a new secret.
+    WebhookEndpointChanged {
+        /// The merchant.
+        merchant_id: u64,
+        /// The endpoint.
+        endpoint_id: u64,
+    },
 }
 
 impl Event {
@@ -433,6 +440,7 @@ impl Event {
             Event::PaymentCreated { .. } => "payment.created",
             Event::PaymentCanceled { .. } => "payment.canceled",
             Event::PaymentExpired { .. } => "payment.expired",
+            Event::WebhookEndpointChanged { .. } => "webhook_endpoint.updated",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod brn;
 pub mod command;
 pub mod payment;
 mod snapshot;
+pub mod webhook;
 
 pub use brn::{parse_brn, Brn, BrnError};
 pub use command::{
@@ -21,6 +22,10 @@ pub use payment::{
     PaymentStatus, ReturnUrl, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, PAYMENT_AMOUNT_MAX,
 };
 pub use snapshot::MerchantsView;
+pub use webhook::{
+    EventTypes, SealedSecret, WebhookCommand, WebhookEndpoint, WebhookError, WebhookUrl, ENDPOINTS_PER_MERCHANT_MAX,
+    EVENT_TYPES,
+};
 
 use crate::codec::{DecodeError, Reader, Sink};
 use crate::domain::Domain;
@@ -53,6 +58,7 @@ pub struct Merchants {
     pub(crate) payments_of: BTreeMap<u64, Vec<u64>>,
     /// Derived: unapproved payments by (expires at, id).
     pub(crate) payment_expiries: BTreeSet<(u64, u64)>,
+    pub(crate) endpoints: imbl::Vector<WebhookEndpoint>,
 }
 
 impl Merchants {
@@ -342,6 +348,11 @@ impl Merchants {
         }
         if self.by_order.len() != self.payments.len() {
             return Err("two payments of one merchant share an order id".into());
+        }
+        for e in &self.endpoints {
+            if self.merchant(e.merchant_id).is_none() || e.events.is_empty() {
+                return Err(format!("webhook endpoint {} names unknown merchant {} or no events", e.id, e.merchant_id));
+            }
         }
         Ok(())
     }

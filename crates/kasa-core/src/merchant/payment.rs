@@ -7,6 +7,7 @@
 //! finds the first payment instead of making a second.
 
 use super::command::{MerchantStatus, Scopes};
+use super::webhook::{WebhookCommand, WebhookEndpoint, WebhookError};
 use super::Merchants;
 use crate::money::Amount;
 use crate::text::{label, text_rule};
@@ -188,12 +189,17 @@ pub enum KeyCommand {
         /// Which payment (one of the merchant's).
         payment_id: u64,
     },
+    /// Manages the merchant's webhook endpoints.
+    Webhook(WebhookCommand),
 }
 
 impl KeyCommand {
     /// The scope a key needs for this command.
     pub fn scope(&self) -> Scopes {
-        Scopes::named("payments:write").expect("a known scope")
+        match self {
+            KeyCommand::Webhook(w) => w.scope(),
+            _ => Scopes::named("payments:write").expect("a known scope"),
+        }
     }
 }
 
@@ -232,6 +238,8 @@ pub enum KeyOutcome {
     PaymentCreated(Result<Payment, PaymentError>),
     /// `CancelPayment`.
     PaymentCanceled(Result<Payment, PaymentError>),
+    /// `Webhook`: the endpoint as it is now.
+    Webhook(Result<WebhookEndpoint, WebhookError>),
 }
 
 /// Why a key's command was not applied at all.
@@ -285,6 +293,7 @@ impl Merchants {
             KeyCommand::CancelPayment { payment_id } => {
                 KeyOutcome::PaymentCanceled(self.cancel_payment(merchant_id, *payment_id, ctx))
             }
+            KeyCommand::Webhook(w) => KeyOutcome::Webhook(self.apply_webhook(merchant_id, w, ctx)),
         };
         (key_id, Ok(outcome))
     }

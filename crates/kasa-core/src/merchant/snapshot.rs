@@ -4,11 +4,12 @@
 
 use super::command::{ApiKey, Merchant, Store, FEE_BPS_MAX};
 use super::payment::Payment;
+use super::webhook::WebhookEndpoint;
 use super::Merchants;
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 
-/// The version of this section's layout: 2 added payments.
-pub const SECTION_VERSION: u16 = 2;
+/// The version of this section's layout: 2 added payments, 3 webhook endpoints.
+pub const SECTION_VERSION: u16 = 3;
 
 /// The merchant domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]
@@ -17,6 +18,7 @@ pub struct MerchantsView {
     stores: imbl::Vector<Store>,
     keys: imbl::Vector<ApiKey>,
     payments: imbl::Vector<Payment>,
+    endpoints: imbl::Vector<WebhookEndpoint>,
 }
 
 impl MerchantsView {
@@ -27,6 +29,7 @@ impl MerchantsView {
         put_table(sink, self.stores.iter(), self.stores.len(), &mut scratch);
         put_table(sink, self.keys.iter(), self.keys.len(), &mut scratch);
         put_table(sink, self.payments.iter(), self.payments.len(), &mut scratch);
+        put_table(sink, self.endpoints.iter(), self.endpoints.len(), &mut scratch);
     }
 }
 
@@ -45,6 +48,7 @@ impl Merchants {
             stores: self.stores.clone(),
             keys: self.keys.clone(),
             payments: self.payments.clone(),
+            endpoints: self.endpoints.clone(),
         }
     }
 
@@ -102,6 +106,17 @@ impl Merchants {
             }
             m.index_payment(&payment);
             m.payments.push_back(payment);
+            Ok(())
+        })?;
+        read_table(r, "webhook endpoints", |endpoint: WebhookEndpoint| {
+            dense("webhook endpoint", endpoint.id, m.endpoints.len())?;
+            if m.merchant(endpoint.merchant_id).is_none() {
+                return Err(DecodeError::invalid(format!(
+                    "webhook endpoint {} names an unknown merchant",
+                    endpoint.id
+                )));
+            }
+            m.endpoints.push_back(endpoint);
             Ok(())
         })?;
         m.check_invariants().map_err(DecodeError::Invalid)?;

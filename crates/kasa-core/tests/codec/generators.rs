@@ -613,6 +613,25 @@ pub fn key_command(f: &Fields) -> BoxedStrategy<KeyCommand> {
                 }
             }),
         f.id.clone().prop_map(|payment_id| KeyCommand::CancelPayment { payment_id }),
+        webhook_command(f).prop_map(KeyCommand::Webhook),
+    ]
+    .boxed()
+}
+
+/// What a key asks of its webhook endpoints: each kind alike.
+pub fn webhook_command(f: &Fields) -> BoxedStrategy<WebhookCommand> {
+    let url = prop_oneof!["https://[a-z]{1,12}\\.example/[!-~]{0,30}", "https://10\\.[0-9]\\.0\\.1/", text(10)]
+        .prop_filter_map("a webhook URL", |s| WebhookUrl::new(s).ok());
+    let events = any::<u8>().prop_filter_map("known event types", |b| EventTypes::try_from(b).ok());
+    let secret = || {
+        vec(any::<u8>(), 0..=129)
+            .prop_filter_map("at most 128 bytes", |b| BoundedVec::new(b).ok())
+            .prop_map(|ciphertext| SealedSecret { ciphertext })
+    };
+    prop_oneof![
+        (url, events, secret()).prop_map(|(url, events, secret)| WebhookCommand::Create { url, events, secret }),
+        f.id.clone().prop_map(|endpoint_id| WebhookCommand::Delete { endpoint_id }),
+        (f.id.clone(), secret()).prop_map(|(endpoint_id, secret)| WebhookCommand::RotateSecret { endpoint_id, secret }),
     ]
     .boxed()
 }

@@ -20,10 +20,11 @@ use kasa_core::command::{PAYLOAD_MAGIC, SMALL_COMMAND_BYTES_MAX};
 use kasa_core::idempotency::{IdempotencyKey, IdempotencyKeyRule, KeyScope};
 use kasa_core::ledger::{Command as LedgerCommand, Outcome as LedgerOutcome, Record, Records, RECORD_BYTES};
 use kasa_core::limits::{Tier, TierLimits};
+use kasa_core::merchant::EventTypes;
 use kasa_core::merchant::{
     parse_brn, Brn, BusinessName, CaptureMethod, Command as MerchantCommand, DisplayName, ItemName, KeyCommand,
-    KeyPrefix, Mcc, MerchantStatus, OrderId, ReturnUrl, Scopes, SettlementAccount, APPROVAL_SECONDS_DEFAULT,
-    FEE_BPS_MAX,
+    KeyPrefix, Mcc, MerchantStatus, OrderId, ReturnUrl, Scopes, SealedSecret, SettlementAccount, WebhookCommand,
+    WebhookUrl, APPROVAL_SECONDS_DEFAULT, FEE_BPS_MAX,
 };
 use kasa_core::money::Amount;
 use kasa_core::outbox::{Command as OutboxCommand, ConsumerName, ConsumerNameRule};

@@ -13,6 +13,7 @@ pub mod payments;
 pub mod remittance;
 pub mod requests;
 pub mod users;
+pub mod webhooks;
 
 use crate::problem::Problem;
 use crate::AppState;
@@ -77,6 +78,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::create_payment, payments::list_payments))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::cancel_payment))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(webhooks::delete_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
 }
 
 /// The hash of the request's session token, if it carries one of the right shape.

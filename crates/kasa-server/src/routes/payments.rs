@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The hash of the request's API key, if it carries one of the right shape.
-fn api_key_hash(headers: &HeaderMap) -> Result<[u8; 32], Problem> {
+pub(crate) fn api_key_hash(headers: &HeaderMap) -> Result<[u8; 32], Problem> {
     crate::bearer_token(headers)
         .filter(|t| t.starts_with(b"kasa_sk_") && t.len() <= 128)
         .map(crate::pin::token_hash)
@@ -91,7 +91,7 @@ fn payment_error(e: PaymentError) -> Problem {
 }
 
 /// Submits a key's command (keyed by the request's Idempotency-Key, scoped to the merchant).
-async fn as_key(app: &AppState, key_hash: [u8; 32], command: KeyCommand) -> Result<KeyOutcome, Problem> {
+pub(crate) async fn as_key(app: &AppState, key_hash: [u8; 32], command: KeyCommand) -> Result<KeyOutcome, Problem> {
     let inner = Inner::Merchant(Command::AsKey { key_hash, command });
     match app.submit(KeyScope::ApiKey(key_hash), inner).await? {
         kasa_core::InnerOutcome::Merchant(Outcome::AsKey { key_id, outcome }) => {
@@ -103,7 +103,7 @@ async fn as_key(app: &AppState, key_hash: [u8; 32], command: KeyCommand) -> Resu
 }
 
 /// Reads as the merchant of a live key with `needed`: `read` gets the merchant's id.
-async fn read_as_key<R: Send + 'static>(
+pub(crate) async fn read_as_key<R: Send + 'static>(
     app: &AppState,
     key_hash: [u8; 32],
     needed: Scopes,

@@ -478,3 +478,22 @@ fn raise_open_file_limit() {
         }
     });
 }
+
+/// Every file under `dir`, recursively.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The files under `dir` that contain `needle` (a secret that must never be on disk).
+pub fn containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    files(dir).into_iter().filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle)).collect()
+}
