@@ -13,6 +13,6 @@ mod sequencer;
 mod writer;
 
 pub use metrics::{Histogram, Metrics};
-pub use outbox::{EventFilter, EventLog, EventLogError, Matched, EVENTS_PER_READ_MAX};
+pub use outbox::{decode_event, EventFilter, EventLog, EventLogError, Matched, EVENTS_PER_READ_MAX};
 pub use sequencer::{hex, Clock, ClockError, Engine, EngineOptions, Health, SubmitError};
 pub use writer::{apply_frame, CommitError, EngineError, RecoveryReport, SnapshotReport, Writer, WriterOptions};

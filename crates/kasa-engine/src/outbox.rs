@@ -132,26 +132,23 @@ impl EventLog {
             let mut read = self.reader.lock().expect("event log reader lock");
             read(after, limit, READ_BYTES_MAX)?
         };
-        records
-            .into_iter()
-            .map(|(seq, bytes)| {
-                postcard::from_bytes::<Event>(&bytes)
-                    .map_err(|error| EventLogError::Decode { seq, error: error.to_string() })
-                    .and_then(|event| {
-                        if event.seq == seq {
-                            Ok(event)
-                        } else {
-                            Err(EventLogError::Decode { seq, error: format!("the record holds event {}", event.seq) })
-                        }
-                    })
-            })
-            .collect()
+        records.into_iter().map(|(seq, bytes)| decode_event(seq, &bytes)).collect()
     }
 
     /// A receiver of the last seq, which changes when events arrive.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.last.subscribe()
     }
+}
+
+/// The event of the record keyed `seq`; an error if it does not decode or holds another seq.
+pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<Event, EventLogError> {
+    let event = postcard::from_bytes::<Event>(bytes)
+        .map_err(|error| EventLogError::Decode { seq, error: error.to_string() })?;
+    if event.seq != seq {
+        return Err(EventLogError::Decode { seq, error: format!("the record holds event {}", event.seq) });
+    }
+    Ok(event)
 }
 
 /// The bytes of one event in the log.

@@ -494,3 +494,50 @@ fn the_bank_rail_settles_by_the_bank_s_answer_after_a_kill_9() {
     assert_eq!(statuses.iter().filter(|s| s.1 == "succeeded").count(), 2, "{statuses:?}");
     stop_and_verify(server);
 }
+
+/// `kasa verify` compares the event log with the replay's events: the same events pass (and
+/// say so), a log that ends early passes with the missing tail named (the server derives it
+/// again), and an event that differs from the replay's fails, naming it.
+#[test]
+fn verify_compares_the_event_log_with_the_replay() {
+    use kasa_core::event::{Event, EventKind};
+    use kasa_journal::{RecordLog, RecordLogOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let merchant = serde_json::json!({
+        "business_name": "카사", "display_name": "카사", "brn": "120-81-47521", "mcc": "5812", "fee_bps": 250,
+        "settlement_bank_account": {"bank_code": "088", "account_number": "110123456789", "holder_name": "카사"}
+    });
+    assert_eq!(post(&mut c, "/v1/admin/merchants", &merchant).status, 201);
+    assert_eq!(post(&mut c, "/v1/admin/merchants/mch_1/stores", &serde_json::json!({"name": "본점"})).status, 201);
+    assert_eq!(server.terminate().code(), Some(0));
+    let (ok, report) = verify(dir.path());
+    assert!(ok && report.contains("event log: 2 events, each the replay's"), "{report}");
+
+    let open = || {
+        let storage = kasa_journal::FileStorage::open(&dir.path().join("events")).unwrap();
+        RecordLog::open(storage, RecordLogOptions::default()).unwrap().0
+    };
+    // Event 2 replaced by another, well-formed one.
+    let mut log = open();
+    log.truncate_after(1).unwrap();
+    let forged = Event {
+        seq: 2,
+        timestamp: 1,
+        kind: EventKind::Merchant(kasa_core::merchant::Event::MerchantCreated { merchant_id: 99 }),
+    };
+    log.append(2, &kasa_core::codec::encode(&forged)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (ok, report) = verify(dir.path());
+    assert!(!ok && report.contains("event 2 in the event log"), "{report}");
+
+    // Event 2 missing: what a crash before the log's sync leaves; the server derives it.
+    let mut log = open();
+    log.truncate_after(1).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (ok, report) = verify(dir.path());
+    assert!(ok && report.contains("event log: 1 events, each the replay's; the last 1 are not in it yet"), "{report}");
+}
