@@ -119,10 +119,25 @@ fn merchants_create_read_list_and_cancel_their_payments_with_scoped_keys() {
     let next = call(&mut c, "GET", &format!("/v1/payments?limit=1&cursor={cursor}"), Some(&read_only), None).json();
     assert_eq!((next["data"][0]["id"].as_str(), next["next_cursor"].is_null()), (Some("pay_1"), true));
     assert!(call(&mut c, "GET", "/v1/payments", Some(&others), None).json()["data"].as_array().unwrap().is_empty());
+    // A wallet user sees a payment that waits for approval (merchant, store, item, amount),
+    // with a session only.
+    let user = sign_up(&server, "010-7700-0001");
+    let mine = user.get(&mut c, "/v1/me/payments/pay_1");
+    assert_eq!(mine.status, 200, "{}", mine.json());
+    let mine = mine.json();
+    assert_eq!((mine["merchant_name"].as_str(), mine["store_name"].as_str()), (Some("카사상점"), Some("강남점")));
+    assert_eq!(
+        (mine["item_name"].as_str(), mine["amount"].as_str(), mine["status"].as_str()),
+        (Some("아메리카노 2잔"), Some("4500"), Some("requires_approval"))
+    );
+    assert!(mine.get("order_id").is_none() && mine.get("merchant_id").is_none(), "only what the user needs: {mine}");
+    assert_problem(&call(&mut c, "GET", "/v1/me/payments/pay_1", None, None), 401, "unauthorized");
+    assert_problem(&user.get(&mut c, "/v1/me/payments/pay_99"), 404, "not_found");
     // Cancel before approval; once.
     let canceled = call(&mut c, "POST", "/v1/payments/pay_1/cancel", Some(&write), None).json();
     assert_eq!((canceled["status"].as_str(), canceled["cancel_reason"].as_str()), (Some("canceled"), Some("merchant")));
     assert_problem(&call(&mut c, "POST", "/v1/payments/pay_1/cancel", Some(&write), None), 409, "invalid_state");
+    assert_problem(&user.get(&mut c, "/v1/me/payments/pay_1"), 404, "not_found");
     let waiting = call(&mut c, "GET", "/v1/payments?status=requires_approval", Some(&read_only), None).json();
     assert_eq!(waiting["data"].as_array().unwrap().len(), 1);
     // A revoked key stops at once; a suspended merchant takes no new payments.

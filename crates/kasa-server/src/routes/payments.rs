@@ -336,3 +336,60 @@ pub async fn cancel_payment(
         other => Err(Problem::internal(format!("a cancel answered {other:?}"))),
     }
 }
+
+/// A payment as the wallet user who may approve it sees it: whose, what, how much, until when.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MyPaymentOutput {
+    /// `pay_` and a number.
+    id: String,
+    object: &'static str,
+    /// The merchant's display name.
+    merchant_name: String,
+    /// The store's name, if the payment is for one.
+    store_name: Option<String>,
+    item_name: String,
+    /// Won, a decimal string.
+    amount: String,
+    currency: &'static str,
+    /// `requires_approval`.
+    status: &'static str,
+    /// Until when it can be approved.
+    expires_at: Rfc3339,
+}
+
+/// A payment waiting for approval, as a logged-in wallet user sees it before approving it
+/// (from the merchant's approval link or QR code). Payments that wait for nobody any more, or
+/// never existed, are `404`.
+#[utoipa::path(get, path = "/v1/me/payments/{id}", tag = "payments", params(("id" = String, Path, description = "the payment's id, pay_...")),
+    responses((status = 200, description = "the payment", body = MyPaymentOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("session" = [])))]
+pub async fn get_my_payment(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    super::authenticate(&app, &headers).await?;
+    let id = ids::parse("pay", &raw, "no such payment")?;
+    let now = app.engine.now();
+    let payment = app
+        .engine
+        .read(move |s| {
+            let m = s.merchants();
+            let p = m.payment(id).filter(|p| p.status == PaymentStatus::RequiresApproval && p.expires_at > now)?;
+            let merchant = m.merchant(p.merchant_id)?;
+            Some(MyPaymentOutput {
+                id: ids::format("pay", p.id),
+                object: "payment",
+                merchant_name: merchant.display_name.as_str().to_string(),
+                store_name: p.store_id.and_then(|id| m.store(id)).map(|st| st.name.as_str().to_string()),
+                item_name: p.item_name.as_str().to_string(),
+                amount: amount(p.amount),
+                currency: WALLET_CURRENCY.code(),
+                status: p.status.name(),
+                expires_at: Rfc3339(p.expires_at),
+            })
+        })
+        .await?;
+    payment.map(|p| Json(p).into_response()).ok_or_else(|| Problem::not_found("no such payment"))
+}
