@@ -19,6 +19,11 @@ pub fn parse(prefix: &str, id: &str, what: &str) -> Result<u64, Problem> {
         .ok_or_else(|| Problem::not_found(what))
 }
 
+/// The number of a `next_cursor` this API returned for a list of `prefix` ids.
+pub fn parse_cursor(prefix: &str, cursor: &str) -> Result<u64, Problem> {
+    parse(prefix, cursor, "").map_err(|_| Problem::invalid_parameter("the cursor is not one this API returned"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

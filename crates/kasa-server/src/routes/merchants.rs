@@ -213,10 +213,7 @@ fn page_query(query: Option<&str>, prefix: &str) -> Result<(usize, u64), Problem
     for (key, value) in query_pairs(query, &["limit", "cursor"])? {
         match key {
             "limit" => limit = parse_limit(value, PAGE_MAX)?,
-            _ => {
-                before = ids::parse(prefix, value, "")
-                    .map_err(|_| Problem::invalid_parameter("the cursor is not one this API returned"))?
-            }
+            _ => before = ids::parse_cursor(prefix, value)?,
         }
     }
     Ok((limit, before))

@@ -84,9 +84,15 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::rotate_secret))
 }
 
+/// The hash of the request's bearer token if it starts with `prefix` and is of a sane length
+/// (a session token, `kasa_s_`, or a merchant's API key, `kasa_sk_`).
+pub(crate) fn bearer_hash(headers: &HeaderMap, prefix: &[u8]) -> Option<[u8; 32]> {
+    crate::bearer_token(headers).filter(|t| t.starts_with(prefix) && t.len() <= 128).map(crate::pin::token_hash)
+}
+
 /// The hash of the request's session token, if it carries one of the right shape.
 pub(crate) fn session_token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
-    crate::bearer_token(headers).filter(|t| t.starts_with(b"kasa_s_") && t.len() <= 128).map(crate::pin::token_hash)
+    bearer_hash(headers, b"kasa_s_")
 }
 
 /// The user a request's session token belongs to, with the token's hash.

@@ -29,9 +29,7 @@ use utoipa::ToSchema;
 
 /// The hash of the request's API key, if it carries one of the right shape.
 pub(crate) fn api_key_hash(headers: &HeaderMap) -> Result<[u8; 32], Problem> {
-    crate::bearer_token(headers)
-        .filter(|t| t.starts_with(b"kasa_sk_") && t.len() <= 128)
-        .map(crate::pin::token_hash)
+    super::bearer_hash(headers, b"kasa_sk_")
         .ok_or_else(|| Problem::of("unauthorized", "send a merchant's API key as 'Authorization: Bearer kasa_sk_...'"))
 }
 
@@ -283,10 +281,7 @@ pub async fn list_payments(
     for (key, value) in query_pairs(query.as_deref(), &["order_id", "status", "limit", "cursor"])? {
         match key {
             "limit" => limit = parse_limit(value, 100)?,
-            "cursor" => {
-                before = ids::parse("pay", value, "")
-                    .map_err(|_| Problem::invalid_parameter("the cursor is not one this API returned"))?
-            }
+            "cursor" => before = ids::parse_cursor("pay", value)?,
             "status" => {
                 status = Some(PaymentStatus::from_name(value).ok_or_else(|| {
                     Problem::invalid_parameter("status is requires_approval, requires_capture, succeeded or canceled")
