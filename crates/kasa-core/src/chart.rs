@@ -94,8 +94,20 @@ pub const ADJUSTMENTS: AccountKind = AccountKind {
     meaning: "debit: what operators credited to wallets, less what they debited",
 };
 
+/// What Kasa owes a merchant: captures less refunds, fees and payouts. It may go negative
+/// (a refund after the money was paid out); the next payouts make it up first.
+pub const MERCHANT_BALANCE: AccountKind = AccountKind {
+    number: 13,
+    code: 1002,
+    name: "merchant balance",
+    per: "merchant id",
+    flags: 0,
+    meaning: "credit: what Kasa owes the merchant (captures - refunds - fees - payouts)",
+};
+
 /// Every account kind, in kind order.
-pub const ACCOUNT_KINDS: &[AccountKind] = &[WALLET, BANK_OMNIBUS, REMITTANCE_HOLDING, FEE_INCOME, ADJUSTMENTS];
+pub const ACCOUNT_KINDS: &[AccountKind] =
+    &[WALLET, BANK_OMNIBUS, REMITTANCE_HOLDING, FEE_INCOME, ADJUSTMENTS, MERCHANT_BALANCE];
 
 /// The pending transfer of a top-up (omnibus to wallet) or withdrawal (wallet to omnibus).
 pub const FUNDING_RESERVE: TransferKind = TransferKind {
@@ -156,9 +168,75 @@ pub const ADJUSTMENT: TransferKind = TransferKind {
     meaning: "adjustments to wallet (credit) or wallet to adjustments (debit)",
 };
 
+/// A user's approval of a payment: the money reserved for the merchant.
+pub const PAYMENT: TransferKind = TransferKind {
+    number: 14,
+    code: 3007,
+    name: "payment authorization",
+    per: "payment id",
+    meaning: "pending: wallet to merchant balance (timeout: 7 days for manual capture)",
+};
+/// The capture (post, the whole amount or part of it) or void of an approved payment.
+pub const PAYMENT_RESOLVE: TransferKind = TransferKind {
+    number: 15,
+    code: 0,
+    name: "payment capture or void",
+    per: "payment id",
+    meaning: "post at capture (a partial post releases the rest), void at cancel",
+};
+/// Kasa's fee on a captured payment.
+pub const PAYMENT_FEE: TransferKind = TransferKind {
+    number: 16,
+    code: 3008,
+    name: "payment fee",
+    per: "payment id",
+    meaning: "merchant balance to fee income, linked with the capture",
+};
+/// A refund of a captured payment, to the wallet it came from.
+pub const REFUND: TransferKind =
+    TransferKind { number: 17, code: 3009, name: "refund", per: "refund id", meaning: "merchant balance to wallet" };
+/// The part of the payment's fee a refund gives back to the merchant (pro rata).
+pub const REFUND_FEE: TransferKind = TransferKind {
+    number: 18,
+    code: 3010,
+    name: "refund fee return",
+    per: "refund id",
+    meaning: "fee income to merchant balance, linked with the refund",
+};
+/// A payout of a merchant's balance to its settlement bank account.
+pub const PAYOUT: TransferKind = TransferKind {
+    number: 19,
+    code: 3011,
+    name: "payout",
+    per: "payout id",
+    meaning: "pending: merchant balance to omnibus, until the bank answers",
+};
+/// The post (the bank paid) or void (it failed) of a payout.
+pub const PAYOUT_RESOLVE: TransferKind = TransferKind {
+    number: 20,
+    code: 0,
+    name: "payout settlement",
+    per: "payout id",
+    meaning: "post (the bank paid the merchant) or void (it failed; the money stays owed)",
+};
+
 /// Every transfer kind, in kind order.
-pub const TRANSFER_KINDS: &[TransferKind] =
-    &[FUNDING_RESERVE, FUNDING_RESOLVE, REMITTANCE, REMITTANCE_RESOLVE, REMITTANCE_PAYOUT, WITHDRAWAL_FEE, ADJUSTMENT];
+pub const TRANSFER_KINDS: &[TransferKind] = &[
+    FUNDING_RESERVE,
+    FUNDING_RESOLVE,
+    REMITTANCE,
+    REMITTANCE_RESOLVE,
+    REMITTANCE_PAYOUT,
+    WITHDRAWAL_FEE,
+    ADJUSTMENT,
+    PAYMENT,
+    PAYMENT_RESOLVE,
+    PAYMENT_FEE,
+    REFUND,
+    REFUND_FEE,
+    PAYOUT,
+    PAYOUT_RESOLVE,
+];
 
 /// The id of number `n` of a kind.
 pub fn id(kind_number: u64, n: u64) -> u128 {

@@ -56,6 +56,11 @@ impl<'a, E> Ctx<'a, E> {
         self.used.max(1)
     }
 
+    /// How many timestamps the command used so far (none for a command that moved no money).
+    pub fn stamps_used(&self) -> u64 {
+        self.used
+    }
+
     /// Creates one transfer in the books at the next timestamp.
     pub fn transfer(&mut self, transfer: &Transfer) -> TransferOutcome {
         let at = self.stamp();

@@ -114,6 +114,20 @@ impl State {
         &self.domains.merchants
     }
 
+    /// Up to `limit` entries of `user_id`'s transaction list from `cursor` on, newest first:
+    /// the wallet's own entries and its payments and refunds.
+    pub fn history(
+        &self,
+        user_id: u64,
+        cursor: crate::wallet::HistoryCursor,
+        limit: usize,
+    ) -> Vec<crate::wallet::Entry> {
+        let merchants = &self.domains.merchants;
+        self.domains.wallets.history_with(&self.books, user_id, cursor, limit, &|t, balance_at| {
+            merchants.history_entry(&self.books, t, balance_at)
+        })
+    }
+
     /// Limits in force and their use.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -242,6 +256,10 @@ impl State {
                 (Outcome::Keyed(outcome), used)
             }
             Command::Outbox(c) => (Outcome::Outbox(self.outbox.apply(c)), 1),
+            Command::Merchant(c @ crate::merchant::Command::AnswerPayment { .. }) => {
+                let (outcome, used) = self.apply_answer(c, first, raw);
+                (Outcome::Merchant(outcome), used)
+            }
             domain => {
                 let (domains, services) = self.domains_and_services();
                 domains.apply(domain, services, first, raw).expect("every other command is a domain's")
@@ -284,6 +302,35 @@ impl State {
         }
     }
 
+    /// A wallet user's answer to a payment: a flow of the wallet and merchant domains (see
+    /// `merchant::approval`), whose events are each domain's.
+    fn apply_answer(
+        &mut self,
+        command: &crate::merchant::Command,
+        first: u64,
+        raw: &mut Vec<EventKind>,
+    ) -> (crate::merchant::Outcome, u64) {
+        let crate::merchant::Command::AnswerPayment { token_hash, payment_id, approve, pin_ok } = command else {
+            unreachable!("the caller matched an answer")
+        };
+        let Domains { wallets, merchants, .. } = &mut self.domains;
+        let (mut wallet_events, mut merchant_events) = (Vec::new(), Vec::new());
+        let (outcome, used) = crate::merchant::approval::answer_payment(
+            merchants,
+            wallets,
+            &mut self.books,
+            &mut self.limits,
+            &mut self.fees,
+            first,
+            &mut wallet_events,
+            &mut merchant_events,
+            (token_hash, *payment_id, *approve, *pin_ok),
+        );
+        raw.extend(wallet_events.into_iter().map(EventKind::Wallet));
+        raw.extend(merchant_events.into_iter().map(EventKind::Merchant));
+        (crate::merchant::Outcome::PaymentAnswered(outcome), used)
+    }
+
     fn apply_inner(&mut self, inner: &Inner, first: u64, raw: &mut Vec<EventKind>) -> (InnerOutcome, u64) {
         match inner {
             Inner::Ledger(c) => {
@@ -293,6 +340,10 @@ impl State {
             Inner::AsSession(s) => {
                 let (o, used) = self.apply_as_session(s, first, raw);
                 (InnerOutcome::AsSession(o), used)
+            }
+            Inner::Merchant(c @ crate::merchant::Command::AnswerPayment { .. }) => {
+                let (o, used) = self.apply_answer(c, first, raw);
+                (InnerOutcome::Merchant(o), used)
             }
             domain => {
                 let (domains, services) = self.domains_and_services();

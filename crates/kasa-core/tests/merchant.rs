@@ -398,3 +398,424 @@ mod webhooks {
         assert_eq!(h.state.merchants().endpoints_of(1).count(), ENDPOINTS_PER_MERCHANT_MAX);
     }
 }
+
+/// A payment's money: approval by a wallet user (as a flow of both domains), capture, cancel,
+/// the 7-day capture limit, refunds with their fee, the user's transaction list, and the
+/// races the sequencer decides.
+mod money {
+    use super::support::wallet::{balance, funded, history, login, outgoing_today, won};
+    use super::*;
+    use kasa_core::chart;
+    use kasa_core::merchant::{
+        fee_of, AnswerError, CancelReason, CaptureMethod, ItemName, KeyCommand, KeyOutcome, OrderId, Payment,
+        PaymentError, PaymentStatus, Refund, RefundReason, APPROVAL_SECONDS_DEFAULT, CAPTURE_SECONDS,
+    };
+    use kasa_core::money::Amount;
+    use kasa_core::wallet::{EntryKind, FundingError, HistoryCursor};
+
+    const SECOND: u64 = 1_000_000_000;
+    /// The first merchant's fee: 2.5 %.
+    const FEE_BPS: u16 = 250;
+
+    struct World {
+        h: Harness,
+        /// A user with 300,000 won and session token [41; 32].
+        alice: u64,
+        /// A user with 10,000 won and session token [42; 32].
+        bob: u64,
+    }
+
+    /// Two merchants (keys [1; 32] and [2; 32] with every scope, [3; 32] payments:write
+    /// only for the first) and two funded, logged-in users.
+    fn world() -> World {
+        let mut h = Harness::default();
+        onboard(&mut h, "120-81-47521", FEE_BPS).unwrap();
+        onboard(&mut h, "220-81-62517", 0).unwrap();
+        key(&mut h, 1, 1, all_scopes()).unwrap();
+        key(&mut h, 2, 2, all_scopes()).unwrap();
+        key(&mut h, 1, 3, Scopes::named("payments:write").unwrap()).unwrap();
+        let alice = funded(&mut h, "010-1111-2222", 300_000);
+        let bob = funded(&mut h, "010-3333-4444", 10_000);
+        login(&mut h, alice, 41, true).unwrap();
+        login(&mut h, bob, 42, true).unwrap();
+        h.take_events();
+        World { h, alice, bob }
+    }
+
+    fn as_key(h: &mut Harness, key: u8, command: KeyCommand) -> KeyOutcome {
+        match merchant_command(h, Command::AsKey { key_hash: [key; 32], command }) {
+            Outcome::AsKey { outcome: Ok(outcome), .. } => outcome,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn create(h: &mut Harness, key: u8, order: &str, amount: u64, capture_method: CaptureMethod) -> Payment {
+        let command = KeyCommand::CreatePayment {
+            store_id: None,
+            order_id: OrderId::new(order).unwrap(),
+            item_name: ItemName::new("아메리카노 2잔").unwrap(),
+            amount: Amount::new(amount),
+            capture_method,
+            expires_in_seconds: APPROVAL_SECONDS_DEFAULT,
+            return_url: None,
+        };
+        match as_key(h, key, command) {
+            KeyOutcome::PaymentCreated(r) => r.unwrap(),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn answer_command(token: u8, payment_id: u64, approve: bool, pin_ok: Option<bool>) -> kasa_core::Command {
+        kasa_core::Command::Merchant(Command::AnswerPayment { token_hash: [token; 32], payment_id, approve, pin_ok })
+    }
+
+    fn answered(outcome: kasa_core::Outcome) -> Result<Payment, AnswerError> {
+        match outcome {
+            kasa_core::Outcome::Merchant(Outcome::PaymentAnswered(r)) => r,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn answer(
+        h: &mut Harness,
+        token: u8,
+        payment_id: u64,
+        approve: bool,
+        pin_ok: Option<bool>,
+    ) -> Result<Payment, AnswerError> {
+        answered(h.apply(vec![answer_command(token, payment_id, approve, pin_ok)]).remove(0))
+    }
+
+    fn capture_command(key: u8, payment_id: u64, amount: Option<u64>) -> kasa_core::Command {
+        let command = KeyCommand::CapturePayment { payment_id, amount: amount.map(Amount::new) };
+        kasa_core::Command::Merchant(Command::AsKey { key_hash: [key; 32], command })
+    }
+
+    fn refund_command(key: u8, payment_id: u64, amount: u64) -> kasa_core::Command {
+        let command = KeyCommand::RefundPayment {
+            payment_id,
+            amount: Amount::new(amount),
+            reason: RefundReason::new("고객 변심").unwrap(),
+        };
+        kasa_core::Command::Merchant(Command::AsKey { key_hash: [key; 32], command })
+    }
+
+    fn key_outcome(outcome: kasa_core::Outcome) -> KeyOutcome {
+        match outcome {
+            kasa_core::Outcome::Merchant(Outcome::AsKey { outcome: Ok(o), .. }) => o,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn capture(h: &mut Harness, key: u8, payment_id: u64, amount: Option<u64>) -> Result<Payment, PaymentError> {
+        match key_outcome(h.apply(vec![capture_command(key, payment_id, amount)]).remove(0)) {
+            KeyOutcome::PaymentCaptured(r) => r,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn refund(h: &mut Harness, key: u8, payment_id: u64, amount: u64) -> Result<(Refund, Payment), PaymentError> {
+        match key_outcome(h.apply(vec![refund_command(key, payment_id, amount)]).remove(0)) {
+            KeyOutcome::Refunded(r) => r,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn merchant_balance(h: &Harness, merchant_id: u64) -> i128 {
+        h.state
+            .books()
+            .account(chart::MERCHANT_BALANCE.id(merchant_id))
+            .map_or(0, |a| a.credits_posted as i128 - a.debits_posted as i128)
+    }
+
+    fn fee_income(h: &Harness) -> i128 {
+        let id = chart::FEE_INCOME.system_id(kasa_core::Currency::KRW);
+        h.state.books().account(id).map_or(0, |a| a.credits_posted as i128 - a.debits_posted as i128)
+    }
+
+    fn names(h: &mut Harness) -> Vec<&'static str> {
+        h.take_events().iter().map(|e| e.kind.name()).collect()
+    }
+
+    #[test]
+    fn an_automatic_payment_is_paid_at_approval_with_the_fee_linked() {
+        let World { mut h, alice, .. } = world();
+        let p = create(&mut h, 1, "o-1", 12_000, CaptureMethod::Automatic);
+        let fees_before = fee_income(&h);
+        let paid = answer(&mut h, 41, p.id, true, None).unwrap();
+        assert_eq!((paid.status, paid.user_id, paid.captured), (PaymentStatus::Succeeded, alice, won(12_000)));
+        let fee = fee_of(won(12_000), FEE_BPS);
+        assert_eq!((paid.fee, fee), (won(300), won(300)));
+        assert_eq!(balance(&h, alice), (288_000, 0));
+        assert_eq!(merchant_balance(&h, 1), 12_000 - 300);
+        assert_eq!(fee_income(&h) - fees_before, 300);
+        assert_eq!(outgoing_today(&h, alice), won(12_000), "counted against the day");
+        assert_eq!(names(&mut h), ["payment.created", "payment.approved", "payment.succeeded"]);
+        // The user's list shows it with the merchant's name and the item.
+        let list = history(&h.state, alice, HistoryCursor::default(), 10);
+        let e = &list[0];
+        assert_eq!(
+            (e.kind, e.object_id, e.amount, e.credit, e.status),
+            (EntryKind::Payment, p.id, won(12_000), false, "succeeded")
+        );
+        assert_eq!(e.counterparty_merchant, Some((1, "카사상점".to_string())));
+        assert_eq!((e.memo.as_str(), e.balance_after), ("아메리카노 2잔", Some(won(288_000))));
+        // Answered once: a second approval (anyone's) is refused and moves nothing.
+        let again = answer(&mut h, 41, p.id, true, None);
+        assert_eq!(again, Err(AnswerError::Payment(PaymentError::WrongStatus { status: PaymentStatus::Succeeded })));
+        assert_eq!(balance(&h, alice), (288_000, 0));
+        h.restart();
+        assert_eq!(h.state.merchants().payment(p.id), Some(&paid));
+    }
+
+    #[test]
+    fn a_manual_payment_waits_for_its_capture_which_may_be_partial() {
+        let World { mut h, alice, .. } = world();
+        let p = create(&mut h, 1, "o-1", 40_000, CaptureMethod::Manual);
+        let approved = answer(&mut h, 41, p.id, true, None).unwrap();
+        assert_eq!(approved.status, PaymentStatus::RequiresCapture);
+        assert_eq!(approved.capture_before(), approved.approved_at + u64::from(CAPTURE_SECONDS) * SECOND);
+        assert_eq!(balance(&h, alice), (300_000, 40_000), "reserved, not moved");
+        assert_eq!(merchant_balance(&h, 1), 0);
+        let list = history(&h.state, alice, HistoryCursor::default(), 10);
+        assert_eq!((list[0].status, list[0].balance_after), ("requires_capture", None));
+        // Refused captures change nothing.
+        assert_eq!(capture(&mut h, 2, p.id, None), Err(PaymentError::UnknownPayment), "another merchant's");
+        assert_eq!(capture(&mut h, 1, p.id, Some(0)), Err(PaymentError::InvalidAmount));
+        assert_eq!(capture(&mut h, 1, p.id, Some(40_001)), Err(PaymentError::AmountTooLarge { max: won(40_000) }));
+        assert_eq!(
+            refund(&mut h, 1, p.id, 1).map(|_| ()),
+            Err(PaymentError::WrongStatus { status: PaymentStatus::RequiresCapture })
+        );
+        // A partial capture releases the rest, to the wallet and to the day's limit.
+        let captured = capture(&mut h, 1, p.id, Some(30_000)).unwrap();
+        assert_eq!(
+            (captured.status, captured.captured, captured.fee),
+            (PaymentStatus::Succeeded, won(30_000), won(750))
+        );
+        assert_eq!(balance(&h, alice), (270_000, 0));
+        assert_eq!(outgoing_today(&h, alice), won(30_000));
+        assert_eq!(merchant_balance(&h, 1), 30_000 - 750);
+        assert_eq!(capture(&mut h, 1, p.id, None), Err(PaymentError::WrongStatus { status: PaymentStatus::Succeeded }));
+        assert_eq!(cancel_key(&mut h, 1, p.id), Err(PaymentError::WrongStatus { status: PaymentStatus::Succeeded }));
+        assert_eq!(names(&mut h), ["payment.created", "payment.approved", "payment.succeeded"]);
+    }
+
+    fn cancel_key(h: &mut Harness, key: u8, payment_id: u64) -> Result<Payment, PaymentError> {
+        match as_key(h, key, KeyCommand::CancelPayment { payment_id }) {
+            KeyOutcome::PaymentCanceled(r) => r,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_approved_payment_is_voided_by_a_cancel_or_after_7_days() {
+        let World { mut h, alice, .. } = world();
+        let p = create(&mut h, 1, "o-1", 50_000, CaptureMethod::Manual);
+        answer(&mut h, 41, p.id, true, None).unwrap();
+        let canceled = cancel_key(&mut h, 1, p.id).unwrap();
+        assert_eq!((canceled.status, canceled.cancel_reason), (PaymentStatus::Canceled, Some(CancelReason::Merchant)));
+        assert_eq!(balance(&h, alice), (300_000, 0));
+        assert_eq!(outgoing_today(&h, alice), Amount::ZERO, "the day's limit is given back");
+        let list = history(&h.state, alice, HistoryCursor::default(), 10);
+        assert_eq!(
+            (list[0].kind, list[0].status, list[0].balance_after),
+            (EntryKind::Payment, "canceled", Some(won(300_000)))
+        );
+        // Not captured in 7 days: the books void it by their timeout, by engine time.
+        let q = create(&mut h, 1, "o-2", 20_000, CaptureMethod::Manual);
+        let approved = answer(&mut h, 41, q.id, true, Some(true)).unwrap();
+        assert_eq!(h.state.next_expiry(), Some(approved.capture_before()));
+        h.now = approved.capture_before() - 1;
+        assert!(capture(&mut h, 1, q.id, Some(1)).is_ok(), "a capture in time");
+        login(&mut h, alice, 43, true).unwrap();
+        let r = create(&mut h, 1, "o-3", 20_000, CaptureMethod::Manual);
+        let approved = answer(&mut h, 43, r.id, true, Some(true)).unwrap();
+        h.now = approved.capture_before();
+        h.apply(vec![]);
+        let expired = h.state.merchants().payment(r.id).unwrap().clone();
+        assert_eq!(
+            (expired.status, expired.cancel_reason),
+            (PaymentStatus::Canceled, Some(CancelReason::CaptureExpired))
+        );
+        assert_eq!(capture(&mut h, 1, r.id, None), Err(PaymentError::WrongStatus { status: PaymentStatus::Canceled }));
+        assert_eq!(balance(&h, alice), (300_000 - 1, 0));
+        let events = names(&mut h);
+        assert_eq!(events.iter().filter(|n| **n == "payment.canceled").count(), 2, "{events:?}");
+        h.restart();
+    }
+
+    #[test]
+    fn refunds_add_up_to_the_capture_and_return_the_fee_pro_rata() {
+        let World { mut h, alice, .. } = world();
+        let p = create(&mut h, 1, "o-1", 10_001, CaptureMethod::Automatic);
+        let paid = answer(&mut h, 41, p.id, true, None).unwrap();
+        assert_eq!(paid.fee, won(250), "10,001 × 2.5 % = 250.025, rounded");
+        for (amount, fee_back) in [(3_333, 83), (3_333, 83), (3_334, 83)] {
+            let (r, after) = refund(&mut h, 1, p.id, amount).unwrap();
+            assert_eq!((r.amount, r.fee_returned), (won(amount), won(fee_back)), "refund {}", r.id);
+            assert_eq!(after.refunds, r.id as u16);
+        }
+        let (r, last) = refund(&mut h, 1, p.id, 1).unwrap();
+        assert_eq!(r.fee_returned, won(1));
+        assert_eq!((last.refunded, last.fee_refunded), (won(10_001), won(250)), "the whole fee, whatever the steps");
+        assert_eq!(refund(&mut h, 1, p.id, 1).map(|_| ()), Err(PaymentError::AmountTooLarge { max: Amount::ZERO }));
+        assert_eq!(refund(&mut h, 2, p.id, 1).map(|_| ()), Err(PaymentError::UnknownPayment), "another merchant's");
+        assert_eq!(balance(&h, alice), (300_000, 0));
+        assert_eq!(merchant_balance(&h, 1), 0);
+        let refunds: Vec<u64> = h.state.merchants().refunds_of(p.id).map(|r| r.id).collect();
+        assert_eq!(refunds, [1, 2, 3, 4]);
+        let list = history(&h.state, alice, HistoryCursor::default(), 10);
+        assert_eq!(
+            (list[0].kind, list[0].object_id, list[0].credit, list[0].balance_after),
+            (EntryKind::Refund, 4, true, Some(won(300_000)))
+        );
+        assert_eq!(list[0].counterparty_merchant, Some((1, "카사상점".to_string())));
+        h.restart();
+    }
+
+    #[test]
+    fn a_key_without_refunds_write_cannot_refund() {
+        let World { mut h, .. } = world();
+        let p = create(&mut h, 1, "o-1", 5_000, CaptureMethod::Automatic);
+        answer(&mut h, 41, p.id, true, None).unwrap();
+        let refused = h.apply(vec![refund_command(3, p.id, 1)]).remove(0);
+        let needed = Scopes::named("refunds:write").unwrap();
+        assert!(
+            matches!(refused, kasa_core::Outcome::Merchant(Outcome::AsKey { outcome: Err(kasa_core::merchant::KeyRefusal::Scope { needed: n }), .. }) if n == needed),
+            "{refused:?}"
+        );
+        assert_eq!(h.state.merchants().payment(p.id).unwrap().refunded, Amount::ZERO);
+    }
+
+    #[test]
+    fn a_refused_approval_moves_nothing() {
+        let World { mut h, alice, bob } = world();
+        let p = create(&mut h, 1, "o-1", 60_000, CaptureMethod::Automatic);
+        let snapshot = |h: &Harness| (balance(h, alice), balance(h, bob), merchant_balance(h, 1));
+        let before = snapshot(&h);
+        let pin_required = answer(&mut h, 41, p.id, true, None);
+        assert_eq!(pin_required, Err(AnswerError::Funding(FundingError::PinRequired)), "above the PIN-free budget");
+        assert_eq!(
+            answer(&mut h, 41, p.id, true, Some(false)),
+            Err(AnswerError::Funding(FundingError::WrongPin { attempts_left: 4 }))
+        );
+        assert_eq!(
+            answer(&mut h, 42, p.id, true, Some(true)),
+            Err(AnswerError::Funding(FundingError::InsufficientFunds))
+        );
+        assert_eq!(answer(&mut h, 99, p.id, true, Some(true)), Err(AnswerError::SessionInvalid));
+        assert_eq!(answer(&mut h, 41, 999, true, Some(true)), Err(AnswerError::Payment(PaymentError::UnknownPayment)));
+        set_status(&mut h, 1, MerchantStatus::Suspended).unwrap();
+        let suspended = answer(&mut h, 41, p.id, true, Some(true));
+        assert_eq!(
+            suspended,
+            Err(AnswerError::Payment(PaymentError::MerchantNotActive { status: MerchantStatus::Suspended }))
+        );
+        set_status(&mut h, 1, MerchantStatus::Active).unwrap();
+        assert_eq!(snapshot(&h), before);
+        assert_eq!(h.state.merchants().payment(p.id).unwrap().status, PaymentStatus::RequiresApproval);
+        assert_eq!(outgoing_today(&h, alice), Amount::ZERO);
+        // With the PIN it goes through; the PIN-free budget is untouched.
+        assert!(answer(&mut h, 41, p.id, true, Some(true)).is_ok());
+        assert_eq!(h.state.limits().pin_free_used(alice, h.now), Amount::ZERO);
+        // Declining: no PIN needed, no money.
+        let q = create(&mut h, 1, "o-2", 1_000, CaptureMethod::Automatic);
+        let declined = answer(&mut h, 42, q.id, false, None).unwrap();
+        assert_eq!((declined.status, declined.cancel_reason), (PaymentStatus::Canceled, Some(CancelReason::Declined)));
+        assert_eq!(balance(&h, bob), (10_000, 0));
+        // Within the PIN-free budget, no PIN, and the budget is spent.
+        let r = create(&mut h, 1, "o-3", 5_000, CaptureMethod::Automatic);
+        answer(&mut h, 42, r.id, true, None).unwrap();
+        assert_eq!(h.state.limits().pin_free_used(bob, h.now), won(5_000));
+    }
+
+    #[test]
+    fn the_daily_limit_applies_to_approvals_and_a_void_gives_the_day_back() {
+        let World { mut h, alice, .. } = world();
+        let tier = h.state.wallets().user(alice).unwrap().tier;
+        let limits = kasa_core::limits::TierLimits { balance_cap: won(500_000), daily_outgoing: won(100_000) };
+        let set = kasa_core::wallet::Command::SetTierLimits { tier, limits };
+        super::support::wallet::wallet(&mut h, set);
+        let first = create(&mut h, 1, "first", 60_000, CaptureMethod::Manual);
+        answer(&mut h, 41, first.id, true, Some(true)).unwrap();
+        let second = create(&mut h, 1, "second", 40_001, CaptureMethod::Automatic);
+        let refused = answer(&mut h, 41, second.id, true, Some(true));
+        let Err(AnswerError::Funding(FundingError::LimitExceeded(e))) = refused else { panic!("{refused:?}") };
+        assert_eq!(e.remaining, won(40_000));
+        assert_eq!(balance(&h, alice), (300_000, 60_000));
+        cancel_key(&mut h, 1, first.id).unwrap();
+        assert!(answer(&mut h, 41, second.id, true, Some(true)).is_ok(), "the void gave the day back");
+        assert_eq!(outgoing_today(&h, alice), won(40_001));
+    }
+
+    #[test]
+    fn races_are_decided_once_by_the_sequencer_s_order() {
+        let World { mut h, .. } = world();
+        // Capture against cancel, in one batch: the first wins, the second sees its result.
+        let p = create(&mut h, 1, "o-1", 9_000, CaptureMethod::Manual);
+        answer(&mut h, 41, p.id, true, None).unwrap();
+        let cancel = kasa_core::Command::Merchant(Command::AsKey {
+            key_hash: [1; 32],
+            command: KeyCommand::CancelPayment { payment_id: p.id },
+        });
+        let mut outcomes = h.apply(vec![capture_command(1, p.id, None), cancel]);
+        assert!(matches!(key_outcome(outcomes.remove(0)), KeyOutcome::PaymentCaptured(Ok(_))));
+        assert_eq!(
+            key_outcome(outcomes.remove(0)),
+            KeyOutcome::PaymentCanceled(Err(PaymentError::WrongStatus { status: PaymentStatus::Succeeded }))
+        );
+        // Two refunds past the captured amount in one batch: the second is refused.
+        let mut outcomes = h.apply(vec![refund_command(1, p.id, 6_000), refund_command(1, p.id, 6_000)]);
+        assert!(matches!(key_outcome(outcomes.remove(0)), KeyOutcome::Refunded(Ok(_))));
+        assert_eq!(
+            key_outcome(outcomes.remove(0)),
+            KeyOutcome::Refunded(Err(PaymentError::AmountTooLarge { max: won(3_000) }))
+        );
+        // Approve against expiry: at the expiry time the expiry runs first.
+        let q = create(&mut h, 1, "o-2", 1_000, CaptureMethod::Automatic);
+        h.now = q.expires_at;
+        let late = answer(&mut h, 41, q.id, true, None);
+        assert_eq!(late, Err(AnswerError::Payment(PaymentError::WrongStatus { status: PaymentStatus::Canceled })));
+        // Two users approving one payment in one batch: one pays.
+        let r = create(&mut h, 1, "o-3", 1_000, CaptureMethod::Automatic);
+        let mut outcomes = h.apply(vec![answer_command(41, r.id, true, None), answer_command(42, r.id, true, None)]);
+        assert!(answered(outcomes.remove(0)).is_ok());
+        assert_eq!(
+            answered(outcomes.remove(0)),
+            Err(AnswerError::Payment(PaymentError::WrongStatus { status: PaymentStatus::Succeeded }))
+        );
+    }
+
+    #[test]
+    fn a_replay_rebuilds_the_same_state() {
+        let World { h: mut base, .. } = world();
+        let mut h = Harness::recording();
+        // Replay from the start: build the same world in a recording harness.
+        std::mem::swap(&mut h.state, &mut base.state);
+        h.state = kasa_core::State::default();
+        h.state.audit_limits(true);
+        onboard(&mut h, "120-81-47521", FEE_BPS).unwrap();
+        key(&mut h, 1, 1, all_scopes()).unwrap();
+        let alice = funded(&mut h, "010-1111-2222", 300_000);
+        login(&mut h, alice, 41, true).unwrap();
+        for i in 0..5 {
+            let p = create(
+                &mut h,
+                1,
+                &format!("o-{i}"),
+                1_000 + i,
+                if i % 2 == 0 { CaptureMethod::Automatic } else { CaptureMethod::Manual },
+            );
+            answer(&mut h, 41, p.id, true, None).unwrap();
+            if i % 2 == 1 {
+                capture(&mut h, 1, p.id, Some(500)).unwrap();
+            }
+            refund(&mut h, 1, p.id, 100).unwrap();
+        }
+        let (replayed, events) = h.replay();
+        assert_eq!(replayed.hash(), h.state.hash());
+        assert_eq!(events, h.take_events());
+        replayed.check_invariants().unwrap();
+    }
+}

@@ -291,6 +291,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
             ],
         ),
         (next(), merchant_commands()),
+        (next(), payment_money_commands()),
     ];
     // The bank never answered the withdrawal: the rail gives up and its money comes back.
     batches.push((t + 61 * SECOND, vec![settle(4, BankResult::Expired)]));
@@ -315,6 +316,10 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
         returned + 7 * SECOND,
         vec![Command::Outbox(kasa_core::outbox::Command::AdvanceCursor { consumer, to: 3 })],
     ));
+    // Payment 5's 7 days to capture run out: the books void it, and a send comes after.
+    let capture_expired = t + 8 * 24 * 3600 * SECOND;
+    batches.push((capture_expired, vec![]));
+    batches.push((capture_expired + SECOND, vec![w(send(2, Recipient::User(1), 100))]));
     batches
 }
 
@@ -325,7 +330,7 @@ fn views(state: &kasa_core::State) -> String {
     let wallets = state.wallets();
     (1..=wallets.users_count() as u64)
         .map(|user| {
-            let history = wallets.history(state.books(), user, HistoryCursor::default(), 1000);
+            let history = state.history(user, HistoryCursor::default(), 1000);
             let asked = wallets.list_requests(user, RequestRole::Payer, 0, 1000, |_| true).items;
             let made = wallets.list_requests(user, RequestRole::Requester, 0, 1000, |_| true).items;
             format!("{user}: {history:?} {asked:?} {made:?}\n")
@@ -403,16 +408,27 @@ fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absen
         (a.credits_posted - a.debits_posted, a.debits_pending)
     };
     // User 1: 300,000 - 12,000 (sent) + 5,000 (request paid) + 10,000 (split share paid)
-    // - 4,000 (keyed, once) - 500 + 1,000 - 1,300 (withdrawal and fee); the 3,000 held for a
-    // number was cancelled.
-    assert_eq!(balance(1), (298_200, 0), "less a 1,000 won withdrawal and its 300 won fee");
+    // - 4,000 (keyed, once) - 500 + 1,000 - 1,300 (withdrawal and fee) + 100; the 3,000 held
+    // for a number was cancelled.
+    assert_eq!(balance(1), (298_300, 0), "less a 1,000 won withdrawal and its 300 won fee");
     // User 2: 200,000 + 12,000 - 7,000 (held, then claimed by user 4) - 5,000 - 10,000 + 500
-    // - 1,000; the 20,000 withdrawal expired unanswered and gave its money back.
-    assert_eq!(balance(2), (189_500, 0));
-    assert_eq!(balance(3), (4_050, 0), "the declined top-up brought nothing; an operator credited 50");
+    // - 1,000 - 100; the 20,000 withdrawal expired unanswered and gave its money back.
+    assert_eq!(balance(2), (189_400, 0));
+    // User 3: 4,050 (the declined top-up brought nothing; an operator credited 50), less
+    // payment 3 (1,000) and the 1,000 captured of payment 4, plus refunds of 400 and 1,000;
+    // payment 5's reservation was voided when its 7 days ran out.
+    assert_eq!(balance(3), (3_450, 0));
+    let merchants = writer.state().merchants();
+    let status = |id: u64| merchants.payment(id).map(|p| (p.status.name(), p.cancel_reason.map(|r| r.name())));
+    assert_eq!(status(3), Some(("succeeded", None)));
+    assert_eq!(status(5), Some(("canceled", Some("capture_expired"))));
+    assert_eq!(status(6), Some(("canceled", Some("declined"))));
+    assert_eq!(merchants.payment(3).map(|p| p.refunded.minor()), Some(400), "the refund past the capture was refused");
     assert_eq!(balance(4), (7_000, 0), "the held remittance was claimed at sign-up");
     let fee_income = kasa_core::chart::FEE_INCOME.system_id(kasa_core::money::Currency::KRW);
-    assert_eq!(writer.state().books().account(fee_income).unwrap().credits_posted, 300);
+    let fees = writer.state().books().account(fee_income).unwrap();
+    // The withdrawal's 300 and 25 on each payment's 1,000 captured; refunds gave back 10 and 25.
+    assert_eq!((fees.credits_posted, fees.debits_posted), (350, 35));
     assert_eq!(writer.state().outbox().cursor("bank_rail"), 3);
     crash_at_every_storage_call(small_options, &batches);
 }
@@ -644,7 +660,7 @@ fn merchant_commands() -> Vec<Command> {
         m(merchant::Command::CreateApiKey {
             merchant_id: 1,
             name: DisplayName::new("server").unwrap(),
-            scopes: Scopes::named("payments:write").unwrap(),
+            scopes: Scopes::named("payments:write").unwrap().with(Scopes::named("refunds:write").unwrap()),
             prefix: KeyPrefix::new(format!("kasa_sk_0000000{n}")).unwrap(),
             key_hash: [n; 32],
         })
@@ -675,17 +691,69 @@ fn merchant_commands() -> Vec<Command> {
 
 /// A payment by merchant 1's live key; the first of the workload expires in a later batch.
 fn pay(order: &str, expires_in_seconds: u32) -> Command {
-    use kasa_core::merchant::{self, CaptureMethod, ItemName, KeyCommand, OrderId};
+    pay_with(order, expires_in_seconds, 4_500, kasa_core::merchant::CaptureMethod::Automatic)
+}
+
+fn pay_with(
+    order: &str,
+    expires_in_seconds: u32,
+    amount: u64,
+    capture_method: kasa_core::merchant::CaptureMethod,
+) -> Command {
+    use kasa_core::merchant::{self, ItemName, KeyCommand, OrderId};
     Command::Merchant(merchant::Command::AsKey {
         key_hash: [2; 32],
         command: KeyCommand::CreatePayment {
             store_id: Some(1),
             order_id: OrderId::new(order).unwrap(),
             item_name: ItemName::new("커피").unwrap(),
-            amount: kasa_core::money::Amount::new(4_500),
-            capture_method: CaptureMethod::Automatic,
+            amount: kasa_core::money::Amount::new(amount),
+            capture_method,
             expires_in_seconds,
             return_url: None,
         },
     })
+}
+
+/// A payment's money: user 3 approves an automatic payment (3) and two manual ones (4, 5),
+/// declines one (6); merchant 1 captures part of 4 and refunds part of 3 and 4 (with their
+/// fees); 5 is never captured, and its 7 days run out in a later batch.
+fn payment_money_commands() -> Vec<Command> {
+    use kasa_core::merchant::{self, CaptureMethod, KeyCommand, RefundReason};
+    let key = |command: KeyCommand| Command::Merchant(merchant::Command::AsKey { key_hash: [2; 32], command });
+    let answer = |payment_id: u64, approve: bool| {
+        Command::Merchant(merchant::Command::AnswerPayment {
+            token_hash: [5; 32],
+            payment_id,
+            approve,
+            pin_ok: Some(true),
+        })
+    };
+    let refund = |payment_id: u64, amount: u64| {
+        key(KeyCommand::RefundPayment {
+            payment_id,
+            amount: kasa_core::money::Amount::new(amount),
+            reason: RefundReason::new("품절").unwrap(),
+        })
+    };
+    vec![
+        Command::Wallet(kasa_core::wallet::Command::OpenSession {
+            user_id: 3,
+            token_hash: [5; 32],
+            pin_ok: true,
+            ttl_seconds: 3600,
+        }),
+        pay_with("order-3", 600, 1_000, CaptureMethod::Automatic),
+        pay_with("order-4", 600, 1_200, CaptureMethod::Manual),
+        pay_with("order-5", 600, 800, CaptureMethod::Manual),
+        pay_with("order-6", 600, 700, CaptureMethod::Automatic),
+        answer(3, true),
+        answer(4, true),
+        answer(5, true),
+        answer(6, false),
+        key(KeyCommand::CapturePayment { payment_id: 4, amount: Some(kasa_core::money::Amount::new(1_000)) }),
+        refund(3, 400),
+        refund(4, 1_000),
+        refund(3, 601),
+    ]
 }

@@ -27,6 +27,7 @@ pub struct DataKeys {
     lookup: [u8; 32],
     codes: [u8; 32],
     secrets: [u8; 32],
+    approvals: [u8; 32],
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -55,6 +56,7 @@ impl DataKeys {
             lookup: blake3::derive_key("kasa 2026-11 bank account number lookup", key),
             codes: blake3::derive_key("kasa 2026-11 phone verification code", key),
             secrets: blake3::derive_key("kasa 2026-11 webhook signing secret", key),
+            approvals: blake3::derive_key("kasa 2026-11 payment approval token", key),
         }
     }
 
@@ -117,6 +119,22 @@ impl DataKeys {
         let payload = Payload { msg: ciphertext, aad: &aad };
         let secret = cipher.decrypt(XNonce::from_slice(nonce), payload).map_err(|_| SealError::Open)?;
         String::from_utf8(secret).map(Secret::new).map_err(|_| SealError::Open)
+    }
+
+    /// The token of a payment's approval link (`/pay/pay_12?token=...`): 128 bits of a keyed
+    /// hash of the payment's id, as 32 hex digits. Payment ids are sequential, so without it
+    /// any logged-in user could read or decline everyone's payments; with it only whoever the
+    /// merchant gave the link can. Derived, not stored: a keyed retry of the payment's
+    /// creation and a later read show the same link.
+    pub fn approval_token(&self, payment_id: u64) -> String {
+        let hash = blake3::keyed_hash(&self.approvals, &payment_id.to_le_bytes());
+        hash.as_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `token` is payment `payment_id`'s approval token (in constant time).
+    pub fn approval_token_matches(&self, payment_id: u64, token: &str) -> bool {
+        let want = self.approval_token(payment_id);
+        want.len() == token.len() && want.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
     /// The keyed hash that matches one account of one bank.

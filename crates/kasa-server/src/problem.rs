@@ -72,6 +72,8 @@ codes! {
     "recipient_cannot_receive", 422, "The recipient cannot receive this transfer", "The recipient's wallet cannot take this amount now. It says nothing about their balance.";
     "to_self", 422, "The other party is you", "Transfers and requests go to someone else.";
     "invalid_brn", 422, "The business registration number is invalid", "Ten digits, XXX-XX-XXXXX or without hyphens, with a valid check digit; `detail` says what is wrong.";
+    "amount_too_large", 422, "The amount is more than the payment allows", "A capture is at most what was approved, a refund at most what is left to refund: `detail` says how much.";
+    "too_many_refunds", 422, "Too many refunds", "A payment has at most 100 refunds.";
     "too_many_api_keys", 422, "Too many API keys", "A merchant has at most 20 keys that are not revoked: revoke one first.";
     "too_many_webhook_endpoints", 422, "Too many webhook endpoints", "A merchant has at most 16 webhook endpoints: delete one first.";
     "too_many_stores", 422, "Too many stores", "A merchant has at most 10,000 stores.";

@@ -253,7 +253,8 @@ impl From<&AdjustmentView> for AdjustmentOutput {
 /// One entry of a user's history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EntryOutput {
-    /// `top_up`, `withdrawal`, `sent`, `received`, `held`, `returned` or `adjustment`.
+    /// `top_up`, `withdrawal`, `sent`, `received`, `held`, `returned`, `adjustment`,
+    /// `payment` or `refund`.
     #[serde(rename = "type")]
     kind: &'static str,
     /// The object's id (its `type` says which kind of object).
@@ -267,6 +268,10 @@ pub struct EntryOutput {
     counterparty_user_id: Option<String>,
     counterparty_phone: Option<String>,
     bank_account_id: Option<String>,
+    /// For payments and refunds: the merchant, `mch_...`.
+    counterparty_merchant_id: Option<String>,
+    /// For payments and refunds: the merchant's display name.
+    counterparty_name: Option<String>,
     memo: String,
     /// The wallet's balance right after the money moved (absent while it is pending).
     balance_after: Option<String>,
@@ -277,7 +282,11 @@ impl From<Entry> for EntryOutput {
     fn from(e: Entry) -> Self {
         EntryOutput {
             kind: e.kind.name(),
-            id: e.object_id.to_string(),
+            id: match e.kind {
+                wallet::EntryKind::Payment => crate::ids::format("pay", e.object_id),
+                wallet::EntryKind::Refund => crate::ids::format("rfd", e.object_id),
+                _ => e.object_id.to_string(),
+            },
             amount: amount(e.amount),
             fee: amount(e.fee),
             currency: WALLET_CURRENCY.code(),
@@ -286,6 +295,8 @@ impl From<Entry> for EntryOutput {
             counterparty_user_id: e.counterparty_user.map(|u| u.to_string()),
             counterparty_phone: e.counterparty_phone,
             bank_account_id: e.bank_account_id.map(|b| b.to_string()),
+            counterparty_merchant_id: e.counterparty_merchant.as_ref().map(|(id, _)| crate::ids::format("mch", *id)),
+            counterparty_name: e.counterparty_merchant.map(|(_, name)| name),
             memo: e.memo,
             balance_after: e.balance_after.map(amount),
             created_at: Rfc3339(e.timestamp),
@@ -354,9 +365,18 @@ impl From<&Event> for EventOutput {
                         m.insert("cancel_reason".into(), reason.name().into());
                         m
                     }
-                    M::PaymentExpired { merchant_id, payment_id } => {
+                    M::PaymentExpired { merchant_id, payment_id } | M::PaymentApproved { merchant_id, payment_id } => {
                         prefixed(&[("merchant_id", "mch", *merchant_id), ("payment_id", "pay", *payment_id)])
                     }
+                    M::PaymentSucceeded { merchant_id, payment_id, amount } => with_amount(
+                        prefixed(&[("merchant_id", "mch", *merchant_id), ("payment_id", "pay", *payment_id)]),
+                        *amount,
+                    ),
+                    M::RefundSucceeded { merchant_id, payment_id, refund_id } => prefixed(&[
+                        ("merchant_id", "mch", *merchant_id),
+                        ("payment_id", "pay", *payment_id),
+                        ("refund_id", "rfd", *refund_id),
+                    ]),
                     M::WebhookEndpointChanged { merchant_id, endpoint_id } => {
                         prefixed(&[("merchant_id", "mch", *merchant_id), ("webhook_endpoint_id", "we", *endpoint_id)])
                     }

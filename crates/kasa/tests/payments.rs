@@ -10,22 +10,6 @@ use serde_json::{json, Value};
 use std::time::Instant;
 use support::*;
 
-fn onboard(c: &mut kasa::client::Client, brn: &str) -> String {
-    let body = json!({
-        "business_name": "주식회사 카사상점", "display_name": "카사상점", "brn": brn, "mcc": "5812", "fee_bps": 250,
-        "settlement_bank_account": {"bank_code": "088", "account_number": "110123456789", "holder_name": "카사상점"}
-    });
-    let r = post(c, "/v1/admin/merchants", &body);
-    assert_eq!(r.status, 201, "{}", r.json());
-    r.json()["id"].as_str().unwrap().to_string()
-}
-
-fn api_key(c: &mut kasa::client::Client, merchant: &str, scopes: &[&str]) -> String {
-    let r = post(c, &format!("/v1/admin/merchants/{merchant}/api-keys"), &json!({"name": "server", "scopes": scopes}));
-    assert_eq!(r.status, 201, "{}", r.json());
-    r.json()["key"].as_str().unwrap().to_string()
-}
-
 fn order(id: &str, amount: &str) -> Value {
     json!({"amount": amount, "currency": "KRW", "order_id": id, "item_name": "아메리카노 2잔"})
 }
@@ -56,10 +40,10 @@ fn merchants_create_read_list_and_cancel_their_payments_with_scoped_keys() {
         (p["amount"].as_str(), p["currency"].as_str(), p["capture_method"].as_str()),
         (Some("4500"), Some("KRW"), Some("automatic"))
     );
-    assert_eq!(
-        (p["approval_url"].as_str(), p["store_id"].as_str(), p["merchant_id"].as_str()),
-        (Some("/pay/pay_1"), Some("str_1"), Some(shop.as_str()))
-    );
+    assert_eq!((p["store_id"].as_str(), p["merchant_id"].as_str()), (Some("str_1"), Some(shop.as_str())));
+    let approval_url = p["approval_url"].as_str().unwrap().to_string();
+    let token = approval_url.strip_prefix("/pay/pay_1?token=").expect("the link carries a token").to_string();
+    assert_eq!(token.len(), 32);
     // One payment per order; a keyed retry answers as the first did.
     assert_problem(
         &call(&mut c, "POST", "/v1/payments", Some(&write), Some(&order("order-1001", "4500"))),
@@ -122,7 +106,12 @@ fn merchants_create_read_list_and_cancel_their_payments_with_scoped_keys() {
     // A wallet user sees a payment that waits for approval (merchant, store, item, amount),
     // with a session only.
     let user = sign_up(&server, "010-7700-0001");
-    let mine = user.get(&mut c, "/v1/me/payments/pay_1");
+    assert_problem(&user.get(&mut c, "/v1/me/payments/pay_1"), 404, "not_found");
+    let wrong = format!("/v1/me/payments/pay_1?token={}", "0".repeat(32));
+    assert_problem(&user.get(&mut c, &wrong), 404, "not_found");
+    let other_token = first.json()["approval_url"].as_str().unwrap().split("token=").nth(1).unwrap().to_string();
+    assert_problem(&user.get(&mut c, &format!("/v1/me/payments/pay_1?token={other_token}")), 404, "not_found");
+    let mine = user.get(&mut c, &format!("/v1/me/payments/pay_1?token={token}"));
     assert_eq!(mine.status, 200, "{}", mine.json());
     let mine = mine.json();
     assert_eq!((mine["merchant_name"].as_str(), mine["store_name"].as_str()), (Some("카사상점"), Some("강남점")));
@@ -132,12 +121,13 @@ fn merchants_create_read_list_and_cancel_their_payments_with_scoped_keys() {
     );
     assert!(mine.get("order_id").is_none() && mine.get("merchant_id").is_none(), "only what the user needs: {mine}");
     assert_problem(&call(&mut c, "GET", "/v1/me/payments/pay_1", None, None), 401, "unauthorized");
-    assert_problem(&user.get(&mut c, "/v1/me/payments/pay_99"), 404, "not_found");
+    assert_problem(&user.get(&mut c, &format!("/v1/me/payments/pay_99?token={token}")), 404, "not_found");
     // Cancel before approval; once.
     let canceled = call(&mut c, "POST", "/v1/payments/pay_1/cancel", Some(&write), None).json();
     assert_eq!((canceled["status"].as_str(), canceled["cancel_reason"].as_str()), (Some("canceled"), Some("merchant")));
     assert_problem(&call(&mut c, "POST", "/v1/payments/pay_1/cancel", Some(&write), None), 409, "invalid_state");
-    assert_problem(&user.get(&mut c, "/v1/me/payments/pay_1"), 404, "not_found");
+    let seen = user.get(&mut c, &format!("/v1/me/payments/pay_1?token={token}")).json();
+    assert_eq!((seen["status"].as_str(), seen["cancel_reason"].as_str()), (Some("canceled"), Some("merchant")));
     let waiting = call(&mut c, "GET", "/v1/payments?status=requires_approval", Some(&read_only), None).json();
     assert_eq!(waiting["data"].as_array().unwrap().len(), 1);
     // A revoked key stops at once; a suspended merchant takes no new payments.

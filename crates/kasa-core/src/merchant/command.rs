@@ -299,12 +299,31 @@ pub enum Command {
         /// What the key asks.
         command: KeyCommand,
     },
+    /// A wallet user approves or declines a payment that waits for approval, as the user of
+    /// a session (resolved in the same step). It reaches into the wallet domain (the user's
+    /// PIN, limits and wallet), so the state applies it as a flow of both domains (see
+    /// `approval.rs`).
+    AnswerPayment {
+        /// The hash of the session token.
+        token_hash: [u8; 32],
+        /// Which payment.
+        payment_id: u64,
+        /// Approve (true) or decline.
+        approve: bool,
+        /// The HTTP layer's verdict on a PIN sent with the approval (`None`: no PIN sent).
+        pin_ok: Option<bool>,
+    },
 }
 
 impl Command {
     /// The most event timestamps the command uses.
     pub fn events_max(&self) -> usize {
-        1
+        match self {
+            // The pending transfer, its post and the fee linked with it.
+            Command::AnswerPayment { .. } => 3,
+            Command::AsKey { command, .. } => command.events_max(),
+            _ => 1,
+        }
     }
 }
 
@@ -356,6 +375,8 @@ pub enum Outcome {
         /// The command's outcome, or why it was not applied.
         outcome: Result<KeyOutcome, KeyRefusal>,
     },
+    /// `AnswerPayment`: the payment after the answer.
+    PaymentAnswered(Result<super::Payment, super::approval::AnswerError>),
 }
 
 /// What happened in the merchant domain, for the outbox.
@@ -426,6 +447,31 @@ pub enum Event {
         /// The endpoint.
         endpoint_id: u64,
     },
+    /// A user approved a payment: the money is reserved for the merchant.
+    PaymentApproved {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payment.
+        payment_id: u64,
+    },
+    /// A payment was captured: the merchant is paid (less the fee).
+    PaymentSucceeded {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payment.
+        payment_id: u64,
+        /// What was captured.
+        amount: crate::money::Amount,
+    },
+    /// A refund went back to the user's wallet.
+    RefundSucceeded {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payment.
+        payment_id: u64,
+        /// The refund.
+        refund_id: u64,
+    },
 }
 
 impl Event {
@@ -441,6 +487,9 @@ impl Event {
             Event::PaymentCanceled { .. } => "payment.canceled",
             Event::PaymentExpired { .. } => "payment.expired",
             Event::WebhookEndpointChanged { .. } => "webhook_endpoint.updated",
+            Event::PaymentApproved { .. } => "payment.approved",
+            Event::PaymentSucceeded { .. } => "payment.succeeded",
+            Event::RefundSucceeded { .. } => "refund.succeeded",
         }
     }
 }

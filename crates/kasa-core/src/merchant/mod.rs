@@ -6,12 +6,16 @@
 //! As in the wallet, the HTTP layer does what needs secrets or randomness: it draws API keys
 //! and hashes them, and seals settlement account numbers; the commands carry the results.
 
+pub mod approval;
 pub mod brn;
 pub mod command;
+mod history;
 pub mod payment;
+pub mod refund;
 mod snapshot;
 pub mod webhook;
 
+pub use approval::{fee_of, AnswerError, CAPTURE_SECONDS};
 pub use brn::{parse_brn, Brn, BrnError};
 pub use command::{
     ApiKey, BusinessName, Command, DisplayName, Event, KeyPrefix, Mcc, Merchant, MerchantError, MerchantStatus,
@@ -21,6 +25,7 @@ pub use payment::{
     CancelReason, CaptureMethod, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payment, PaymentError,
     PaymentStatus, ReturnUrl, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, PAYMENT_AMOUNT_MAX,
 };
+pub use refund::{Refund, RefundReason, REFUNDS_PER_PAYMENT_MAX};
 pub use snapshot::MerchantsView;
 pub use webhook::{
     EventTypes, SealedSecret, WebhookCommand, WebhookEndpoint, WebhookError, WebhookUrl, ENDPOINTS_PER_MERCHANT_MAX,
@@ -30,6 +35,7 @@ pub use webhook::{
 use crate::codec::{DecodeError, Reader, Sink};
 use crate::domain::Domain;
 use crate::ledger::Ledger;
+use crate::money::Amount;
 use crate::table::Table;
 use crate::time::NANOS_PER_MINUTE;
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +65,9 @@ pub struct Merchants {
     /// Derived: unapproved payments by (expires at, id).
     pub(crate) payment_expiries: BTreeSet<(u64, u64)>,
     pub(crate) endpoints: imbl::Vector<WebhookEndpoint>,
+    pub(crate) refunds: imbl::Vector<Refund>,
+    /// Derived: a payment's refunds, oldest first.
+    pub(crate) refunds_of: BTreeMap<u64, Vec<u64>>,
 }
 
 impl Merchants {
@@ -105,6 +114,9 @@ impl Merchants {
                 let (key_id, outcome) = self.apply_as_key(key_hash, command, ctx);
                 Outcome::AsKey { key_id, outcome }
             }
+            // The state applies an answer as a flow with the wallet domain
+            // (`approval::answer_payment`); alone, the merchant domain knows no sessions.
+            Command::AnswerPayment { .. } => Outcome::PaymentAnswered(Err(AnswerError::SessionInvalid)),
         }
     }
 
@@ -349,6 +361,20 @@ impl Merchants {
         if self.by_order.len() != self.payments.len() {
             return Err("two payments of one merchant share an order id".into());
         }
+        for r in &self.refunds {
+            let paid = self.payment(r.payment_id).filter(|p| p.merchant_id == r.merchant_id);
+            if paid.is_none_or(|p| p.status != PaymentStatus::Succeeded) {
+                return Err(format!("refund {} names no captured payment of merchant {}", r.id, r.merchant_id));
+            }
+        }
+        for p in &self.payments {
+            let (sum, fees, count) = self.refunds_of(p.id).fold((Amount::ZERO, Amount::ZERO, 0u16), |(s, f, c), r| {
+                (s.saturating_add(r.amount), f.saturating_add(r.fee_returned), c + 1)
+            });
+            if (sum, fees, count) != (p.refunded, p.fee_refunded, p.refunds) {
+                return Err(format!("payment {}'s refunds do not add up to what it says", p.id));
+            }
+        }
         for e in &self.endpoints {
             if self.merchant(e.merchant_id).is_none() || e.events.is_empty() {
                 return Err(format!("webhook endpoint {} names unknown merchant {} or no events", e.id, e.merchant_id));
@@ -378,7 +404,8 @@ impl Domain for Merchants {
         event.name()
     }
 
-    fn on_batch_start(&mut self, _expired: &[crate::ledger::Transfer], now: u64, slice: usize, ctx: &mut Ctx<'_>) {
+    fn on_batch_start(&mut self, expired: &[crate::ledger::Transfer], now: u64, slice: usize, ctx: &mut Ctx<'_>) {
+        self.on_captures_expired(expired, ctx);
         self.expire_payments(now, slice, ctx);
     }
 
@@ -394,11 +421,14 @@ impl Domain for Merchants {
         view.write_section(sink);
     }
 
-    fn read_section<R: std::io::Read>(reader: &mut Reader<R>, _books: &Ledger) -> Result<Merchants, DecodeError> {
-        Merchants::read_section(reader)
+    fn read_section<R: std::io::Read>(reader: &mut Reader<R>, books: &Ledger) -> Result<Merchants, DecodeError> {
+        let merchants = Merchants::read_section(reader)?;
+        merchants.check_money(books).map_err(DecodeError::Invalid)?;
+        Ok(merchants)
     }
 
-    fn check_invariants(&self, _books: &Ledger) -> Result<(), String> {
-        Merchants::check_invariants(self)
+    fn check_invariants(&self, books: &Ledger) -> Result<(), String> {
+        Merchants::check_invariants(self)?;
+        self.check_money(books)
     }
 }

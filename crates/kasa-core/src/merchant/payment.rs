@@ -1,7 +1,7 @@
 //! Online payments, the merchant's side: a merchant (with an API key) creates a payment for
 //! an order, which waits for a wallet user's approval until it expires (15 minutes unless the
 //! merchant says otherwise), and may cancel it before then. The user's approval, capture and
-//! refunds build on this.
+//! cancel after approval are in `approval.rs`, refunds in `refund.rs`.
 //!
 //! A payment's order id is unique per merchant, so that a merchant's retry of the same order
 //! finds the first payment instead of making a second.
@@ -162,6 +162,43 @@ pub struct Payment {
     pub expires_at: u64,
     /// When its status last changed (its creation, at first).
     pub status_changed_at: u64,
+    /// The user who approved it (0 until then).
+    pub user_id: u64,
+    /// When it was approved (0 until then).
+    pub approved_at: u64,
+    /// The KST day its approval counts against the user's daily limit.
+    pub day: u64,
+    /// What was captured (0 until the capture).
+    pub captured: Amount,
+    /// Kasa's fee on the capture.
+    pub fee: Amount,
+    /// What refunds gave back so far.
+    pub refunded: Amount,
+    /// The part of the fee those refunds returned to the merchant.
+    pub fee_refunded: Amount,
+    /// Number of refunds.
+    pub refunds: u16,
+}
+
+impl Payment {
+    /// The id of its pending transfer in the books.
+    pub fn transfer_id(&self) -> u128 {
+        crate::chart::PAYMENT.id(self.id)
+    }
+
+    /// When an approved payment must be captured by (0 unless it waits for a capture).
+    pub fn capture_before(&self) -> u64 {
+        if self.status == PaymentStatus::RequiresCapture {
+            crate::time::after_seconds(self.approved_at, u64::from(super::approval::CAPTURE_SECONDS))
+        } else {
+            0
+        }
+    }
+
+    /// What can still be refunded.
+    pub fn refundable(&self) -> Amount {
+        self.captured.saturating_sub(self.refunded)
+    }
 }
 
 /// What a merchant's API key asks of the merchant domain.
@@ -191,6 +228,22 @@ pub enum KeyCommand {
     },
     /// Manages the merchant's webhook endpoints.
     Webhook(WebhookCommand),
+    /// Captures an approved payment: all of it, or `amount` and the rest released.
+    CapturePayment {
+        /// Which payment.
+        payment_id: u64,
+        /// How much (`None`: all that was approved).
+        amount: Option<Amount>,
+    },
+    /// Refunds part or all of a captured payment to the user's wallet.
+    RefundPayment {
+        /// Which payment.
+        payment_id: u64,
+        /// How much (at most what is left to refund).
+        amount: Amount,
+        /// Why, as the merchant says.
+        reason: super::refund::RefundReason,
+    },
 }
 
 impl KeyCommand {
@@ -198,7 +251,17 @@ impl KeyCommand {
     pub fn scope(&self) -> Scopes {
         match self {
             KeyCommand::Webhook(w) => w.scope(),
+            KeyCommand::RefundPayment { .. } => Scopes::named("refunds:write").expect("a known scope"),
             _ => Scopes::named("payments:write").expect("a known scope"),
+        }
+    }
+
+    /// The most event timestamps the command uses: a capture posts and takes the fee, a
+    /// refund pays back and returns part of the fee.
+    pub fn events_max(&self) -> usize {
+        match self {
+            KeyCommand::CapturePayment { .. } | KeyCommand::RefundPayment { .. } => 2,
+            _ => 1,
         }
     }
 }
@@ -229,6 +292,16 @@ pub enum PaymentError {
         /// Where it stands.
         status: PaymentStatus,
     },
+    /// The amount is more than the payment allows (a capture above what was approved, a
+    /// refund above what is left to refund).
+    AmountTooLarge {
+        /// The most it allows.
+        max: Amount,
+    },
+    /// The payment has [`super::refund::REFUNDS_PER_PAYMENT_MAX`] refunds.
+    TooManyRefunds,
+    /// Nobody approved the payment in time.
+    Expired,
 }
 
 /// What a key command gave.
@@ -240,6 +313,10 @@ pub enum KeyOutcome {
     PaymentCanceled(Result<Payment, PaymentError>),
     /// `Webhook`: the endpoint as it is now.
     Webhook(Result<WebhookEndpoint, WebhookError>),
+    /// `CapturePayment`: the payment after the capture.
+    PaymentCaptured(Result<Payment, PaymentError>),
+    /// `RefundPayment`: the refund and the payment after it.
+    Refunded(Result<(super::refund::Refund, Payment), PaymentError>),
 }
 
 /// Why a key's command was not applied at all.
@@ -294,6 +371,12 @@ impl Merchants {
                 KeyOutcome::PaymentCanceled(self.cancel_payment(merchant_id, *payment_id, ctx))
             }
             KeyCommand::Webhook(w) => KeyOutcome::Webhook(self.apply_webhook(merchant_id, w, ctx)),
+            KeyCommand::CapturePayment { payment_id, amount } => {
+                KeyOutcome::PaymentCaptured(self.capture_payment(merchant_id, *payment_id, *amount, ctx))
+            }
+            KeyCommand::RefundPayment { payment_id, amount, reason } => {
+                KeyOutcome::Refunded(self.refund_payment(merchant_id, *payment_id, *amount, reason, ctx))
+            }
         };
         (key_id, Ok(outcome))
     }
@@ -335,6 +418,14 @@ impl Merchants {
             created_at: now,
             expires_at: crate::time::after_seconds(now, u64::from(new.expires_in_seconds)),
             status_changed_at: now,
+            user_id: 0,
+            approved_at: 0,
+            day: 0,
+            captured: Amount::ZERO,
+            fee: Amount::ZERO,
+            refunded: Amount::ZERO,
+            fee_refunded: Amount::ZERO,
+            refunds: 0,
         };
         self.index_payment(&payment);
         self.payments.push_back(payment.clone());
@@ -350,14 +441,15 @@ impl Merchants {
     ) -> Result<Payment, PaymentError> {
         let payment =
             self.payment(payment_id).filter(|p| p.merchant_id == merchant_id).ok_or(PaymentError::UnknownPayment)?;
-        if payment.status != PaymentStatus::RequiresApproval {
-            return Err(PaymentError::WrongStatus { status: payment.status });
+        match payment.status {
+            PaymentStatus::RequiresApproval => Ok(self.end_unapproved(payment_id, CancelReason::Merchant, ctx)),
+            PaymentStatus::RequiresCapture => Ok(self.void_approved(payment_id, ctx)),
+            status => Err(PaymentError::WrongStatus { status }),
         }
-        Ok(self.end_unapproved(payment_id, CancelReason::Merchant, ctx))
     }
 
     /// Ends an unapproved payment: canceled for `reason`, out of the expiry order.
-    fn end_unapproved(&mut self, payment_id: u64, reason: CancelReason, ctx: &mut super::Ctx) -> Payment {
+    pub(super) fn end_unapproved(&mut self, payment_id: u64, reason: CancelReason, ctx: &mut super::Ctx) -> Payment {
         let now = ctx.now();
         let payment = self.payment_mut(payment_id).expect("the caller found it");
         let expires_at = payment.expires_at;
@@ -400,7 +492,7 @@ impl Merchants {
         id.checked_sub(1).and_then(|i| self.payments.get(i as usize))
     }
 
-    fn payment_mut(&mut self, id: u64) -> Option<&mut Payment> {
+    pub(super) fn payment_mut(&mut self, id: u64) -> Option<&mut Payment> {
         id.checked_sub(1).and_then(|i| self.payments.get_mut(i as usize))
     }
 

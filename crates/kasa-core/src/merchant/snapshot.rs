@@ -4,12 +4,14 @@
 
 use super::command::{ApiKey, Merchant, Store, FEE_BPS_MAX};
 use super::payment::Payment;
+use super::refund::Refund;
 use super::webhook::WebhookEndpoint;
 use super::Merchants;
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 
-/// The version of this section's layout: 2 added payments, 3 webhook endpoints.
-pub const SECTION_VERSION: u16 = 3;
+/// The version of this section's layout: 2 added payments, 3 webhook endpoints, 4 the money
+/// of payments (approval, capture, refunds) and refunds.
+pub const SECTION_VERSION: u16 = 4;
 
 /// The merchant domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]
@@ -19,6 +21,7 @@ pub struct MerchantsView {
     keys: imbl::Vector<ApiKey>,
     payments: imbl::Vector<Payment>,
     endpoints: imbl::Vector<WebhookEndpoint>,
+    refunds: imbl::Vector<Refund>,
 }
 
 impl MerchantsView {
@@ -30,6 +33,7 @@ impl MerchantsView {
         put_table(sink, self.keys.iter(), self.keys.len(), &mut scratch);
         put_table(sink, self.payments.iter(), self.payments.len(), &mut scratch);
         put_table(sink, self.endpoints.iter(), self.endpoints.len(), &mut scratch);
+        put_table(sink, self.refunds.iter(), self.refunds.len(), &mut scratch);
     }
 }
 
@@ -49,6 +53,7 @@ impl Merchants {
             keys: self.keys.clone(),
             payments: self.payments.clone(),
             endpoints: self.endpoints.clone(),
+            refunds: self.refunds.clone(),
         }
     }
 
@@ -117,6 +122,15 @@ impl Merchants {
                 )));
             }
             m.endpoints.push_back(endpoint);
+            Ok(())
+        })?;
+        read_table(r, "refunds", |refund: Refund| {
+            dense("refund", refund.id, m.refunds.len())?;
+            if m.payment(refund.payment_id).is_none_or(|p| p.merchant_id != refund.merchant_id) {
+                return Err(DecodeError::invalid(format!("refund {} names no payment of its merchant", refund.id)));
+            }
+            m.index_refund(&refund);
+            m.refunds.push_back(refund);
             Ok(())
         })?;
         m.check_invariants().map_err(DecodeError::Invalid)?;

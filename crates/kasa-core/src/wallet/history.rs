@@ -30,6 +30,10 @@ pub enum EntryKind {
     Returned,
     /// An operator's audited adjustment (its reason is the memo).
     Adjustment,
+    /// A payment to a merchant (its item is the memo), from its approval on.
+    Payment,
+    /// A merchant's refund of a payment.
+    Refund,
 }
 
 impl EntryKind {
@@ -43,6 +47,8 @@ impl EntryKind {
             EntryKind::Held => "held",
             EntryKind::Returned => "returned",
             EntryKind::Adjustment => "adjustment",
+            EntryKind::Payment => "payment",
+            EntryKind::Refund => "refund",
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct Entry {
     pub counterparty_phone: Option<String>,
     /// For fundings: the bank account id.
     pub bank_account_id: Option<u64>,
+    /// For payments and refunds: the merchant's id and display name.
+    pub counterparty_merchant: Option<(u64, String)>,
     /// The memo of a remittance, or the reason of an adjustment.
     pub memo: String,
     /// The wallet's balance right after the money moved (absent while it is pending).
@@ -75,6 +83,11 @@ pub struct Entry {
     /// When it happened: the timestamp of its first ledger transfer (also the cursor).
     pub timestamp: u64,
 }
+
+/// The wallet's balance at a timestamp.
+pub type BalanceAt<'a> = dyn Fn(u64) -> Option<Amount> + 'a;
+/// Another domain's entry for a wallet transfer of its own kinds (a payment, a refund).
+pub type OtherEntries<'a> = dyn Fn(&crate::ledger::Transfer, &BalanceAt<'_>) -> Option<Entry> + 'a;
 
 /// Where a page of history starts. Entries come from two sources: the wallet's transfers and
 /// the holds their timeout returned, whose time can equal a transfer's. At equal times the
@@ -104,8 +117,22 @@ impl Entry {
 }
 
 impl Wallets {
-    /// Up to `limit` entries of `user_id`'s history from `cursor` on, newest first.
+    /// Up to `limit` entries of `user_id`'s history from `cursor` on, newest first: the
+    /// wallet's own entries only (`State::history` adds other domains').
     pub fn history(&self, ledger: &Ledger, user_id: u64, cursor: HistoryCursor, limit: usize) -> Vec<Entry> {
+        self.history_with(ledger, user_id, cursor, limit, &|_, _| None)
+    }
+
+    /// [`Wallets::history`] with `other` giving the entry of a transfer of another domain
+    /// (a payment, a refund), given the transfer and the wallet's balance at a timestamp.
+    pub fn history_with(
+        &self,
+        ledger: &Ledger,
+        user_id: u64,
+        cursor: HistoryCursor,
+        limit: usize,
+        other: &OtherEntries<'_>,
+    ) -> Vec<Entry> {
         let before = cursor.before;
         let Some(user) = self.user(user_id) else { return Vec::new() };
         let account = user.wallet_account_id();
@@ -141,6 +168,7 @@ impl Wallets {
                         counterparty_user: None,
                         counterparty_phone: None,
                         bank_account_id: Some(f.bank_account_id),
+                        counterparty_merchant: None,
                         memo: String::new(),
                         balance_after: if f.status == FundingStatus::Pending {
                             None
@@ -183,6 +211,7 @@ impl Wallets {
                             None
                         },
                         bank_account_id: None,
+                        counterparty_merchant: None,
                         memo: r.memo.as_str().to_string(),
                         balance_after: moved.and_then(balance_at),
                         timestamp: t.timestamp,
@@ -207,10 +236,13 @@ impl Wallets {
                         counterparty_user: None,
                         counterparty_phone: None,
                         bank_account_id: None,
+                        counterparty_merchant: None,
                         memo: a.reason.as_str().to_string(),
                         balance_after: balance_at(t.timestamp),
                         timestamp: t.timestamp,
                     }
+                } else if let Some(entry) = other(t, &balance_at) {
+                    entry
                 } else {
                     // Other resolutions and settlements belong to the entries above.
                     continue;
@@ -247,6 +279,7 @@ impl Wallets {
             counterparty_user: None,
             counterparty_phone: r.to_phone.as_ref().map(|p| p.masked()),
             bank_account_id: None,
+            counterparty_merchant: None,
             memo: r.memo.as_str().to_string(),
             balance_after,
             timestamp: at,

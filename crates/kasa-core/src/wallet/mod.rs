@@ -282,7 +282,10 @@ impl Wallets {
             if t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER) {
                 continue;
             }
-            if let Some(user) = self.wallet_owner(t.credit_account_id) {
+            // A merchant's refund gives back the user's own money, whatever the cap (see
+            // `merchant::refund`).
+            let refund = chart::REFUND.number_of(t.id).is_some();
+            if let Some(user) = self.wallet_owner(t.credit_account_id).filter(|_| !refund) {
                 let cap = limits.tier(user.tier).balance_cap;
                 let wallet = books.account(t.credit_account_id).expect("a transfer's accounts exist");
                 let held = limits::held(wallet);

@@ -64,6 +64,7 @@ kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
     RevokeApiKey => "revoke_api_key",
     KeysUsed => "keys_used",
     AsKey => "as_key",
+    AnswerPayment => "answer_payment",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -585,6 +586,14 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
         (f.id.clone(), f.id.clone()).prop_map(|(merchant_id, key_id)| M::RevokeApiKey { merchant_id, key_id }).boxed(),
         uses.prop_map(|uses| M::KeysUsed { uses }).boxed(),
         (f.token.clone(), key_command(f)).prop_map(|(key_hash, command)| M::AsKey { key_hash, command }).boxed(),
+        (f.token.clone(), f.id.clone(), any::<bool>(), proptest::option::of(any::<bool>()))
+            .prop_map(|(token_hash, payment_id, approve, pin_ok)| M::AnswerPayment {
+                token_hash,
+                payment_id,
+                approve,
+                pin_ok,
+            })
+            .boxed(),
     ]
 }
 
@@ -614,6 +623,10 @@ pub fn key_command(f: &Fields) -> BoxedStrategy<KeyCommand> {
             }),
         f.id.clone().prop_map(|payment_id| KeyCommand::CancelPayment { payment_id }),
         webhook_command(f).prop_map(KeyCommand::Webhook),
+        (f.id.clone(), proptest::option::of(f.amount.clone()))
+            .prop_map(|(payment_id, amount)| KeyCommand::CapturePayment { payment_id, amount }),
+        (f.id.clone(), f.amount.clone(), text(200).prop_filter_map("a refund reason", |s| RefundReason::new(s).ok()))
+            .prop_map(|(payment_id, amount, reason)| KeyCommand::RefundPayment { payment_id, amount, reason }),
     ]
     .boxed()
 }

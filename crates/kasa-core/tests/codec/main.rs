@@ -23,8 +23,8 @@ use kasa_core::limits::{Tier, TierLimits};
 use kasa_core::merchant::EventTypes;
 use kasa_core::merchant::{
     parse_brn, Brn, BusinessName, CaptureMethod, Command as MerchantCommand, DisplayName, ItemName, KeyCommand,
-    KeyPrefix, Mcc, MerchantStatus, OrderId, ReturnUrl, Scopes, SealedSecret, SettlementAccount, WebhookCommand,
-    WebhookUrl, APPROVAL_SECONDS_DEFAULT, FEE_BPS_MAX,
+    KeyPrefix, Mcc, MerchantStatus, OrderId, RefundReason, ReturnUrl, Scopes, SealedSecret, SettlementAccount,
+    WebhookCommand, WebhookUrl, APPROVAL_SECONDS_DEFAULT, FEE_BPS_MAX,
 };
 use kasa_core::money::Amount;
 use kasa_core::outbox::{Command as OutboxCommand, ConsumerName, ConsumerNameRule};

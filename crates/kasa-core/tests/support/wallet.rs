@@ -188,7 +188,7 @@ pub fn split(
 
 /// Up to `limit` entries of a user's history from `cursor` on.
 pub fn history(state: &State, user_id: u64, cursor: HistoryCursor, limit: usize) -> Vec<Entry> {
-    state.wallets().history(state.books(), user_id, cursor, limit)
+    state.history(user_id, cursor, limit)
 }
 
 /// What the wallet may spend: posted balance less pending debits.

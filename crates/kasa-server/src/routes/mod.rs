@@ -4,6 +4,7 @@
 //! documented (`tests` check the two agree).
 
 pub mod admin;
+pub mod approval;
 pub mod errors;
 pub mod funding;
 pub mod ledger;
@@ -78,7 +79,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::create_payment, payments::list_payments))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::cancel_payment))
-        .routes(routes!(payments::get_my_payment))
+        .routes(routes!(payments::capture_payment))
+        .routes(routes!(payments::create_refund, payments::list_refunds))
+        .routes(routes!(approval::get_my_payment))
+        .routes(routes!(approval::approve_payment))
+        .routes(routes!(approval::decline_payment))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
         .routes(routes!(webhooks::delete_endpoint))
         .routes(routes!(webhooks::rotate_secret))

@@ -18,8 +18,8 @@ use axum::Json;
 use kasa_core::idempotency::KeyScope;
 use kasa_core::merchant::{
     CaptureMethod, Command, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Outcome, Payment, PaymentError,
-    PaymentStatus, ReturnUrl, Scopes, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN,
-    PAYMENT_AMOUNT_MAX,
+    PaymentStatus, Refund, RefundReason, ReturnUrl, Scopes, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX,
+    APPROVAL_SECONDS_MIN, PAYMENT_AMOUNT_MAX, REFUNDS_PER_PAYMENT_MAX,
 };
 use kasa_core::time::NANOS_PER_MINUTE;
 use kasa_core::wallet::WALLET_CURRENCY;
@@ -85,6 +85,13 @@ fn payment_error(e: PaymentError) -> Problem {
         PaymentError::WrongStatus { status } => {
             Problem::of("invalid_state", format!("the payment is {}", status.name()))
         }
+        PaymentError::Expired => Problem::of("invalid_state", "the payment expired"),
+        PaymentError::AmountTooLarge { max } => {
+            Problem::of("amount_too_large", format!("the payment allows at most {} won here", max.minor()))
+        }
+        PaymentError::TooManyRefunds => {
+            Problem::of("too_many_refunds", format!("a payment has at most {REFUNDS_PER_PAYMENT_MAX} refunds"))
+        }
     }
 }
 
@@ -132,7 +139,7 @@ pub(crate) struct PaymentOutput {
     store_id: Option<String>,
     order_id: String,
     item_name: String,
-    /// Won, a decimal string.
+    /// Won, a decimal string: what the user was asked for.
     amount: String,
     currency: &'static str,
     /// `automatic` (paid at approval) or `manual` (captured by the merchant).
@@ -141,20 +148,37 @@ pub(crate) struct PaymentOutput {
     status: &'static str,
     /// Why it was canceled: `merchant`, `expired`, `declined` or `capture_expired`.
     cancel_reason: Option<&'static str>,
-    /// The hosted page where the user approves it.
+    /// The hosted page where the user approves it; give it only to the user who pays (its
+    /// token is what lets them see and approve the payment).
     approval_url: String,
     return_url: Option<String>,
+    /// What was captured, in won (0 until the capture).
+    amount_captured: String,
+    /// Kasa's fee on the capture.
+    fee: String,
+    /// What refunds gave back so far.
+    amount_refunded: String,
+    /// The part of the fee those refunds returned.
+    fee_refunded: String,
+    /// What the merchant nets: captured - refunded - (fee - fee refunded).
+    net: String,
     created_at: Rfc3339,
     /// When an unapproved payment expires.
     expires_at: Rfc3339,
+    /// When the user approved it.
+    approved_at: Option<Rfc3339>,
+    /// Until when an approved manual payment can be captured.
+    capture_before: Option<Rfc3339>,
     status_changed_at: Rfc3339,
 }
 
-impl From<&Payment> for PaymentOutput {
-    fn from(p: &Payment) -> Self {
+impl PaymentOutput {
+    /// The payment as its merchant sees it; `keys` make the approval link's token.
+    pub(crate) fn new(p: &Payment, keys: &crate::crypto::DataKeys) -> Self {
         let id = ids::format("pay", p.id);
+        let net = p.captured.saturating_sub(p.refunded).saturating_sub(p.fee.saturating_sub(p.fee_refunded));
         PaymentOutput {
-            approval_url: format!("/pay/{id}"),
+            approval_url: format!("/pay/{id}?token={}", keys.approval_token(p.id)),
             id,
             object: "payment",
             merchant_id: ids::format("mch", p.merchant_id),
@@ -167,8 +191,15 @@ impl From<&Payment> for PaymentOutput {
             status: p.status.name(),
             cancel_reason: p.cancel_reason.map(|r| r.name()),
             return_url: p.return_url.as_ref().map(|u| u.as_str().to_string()),
+            amount_captured: amount(p.captured),
+            fee: amount(p.fee),
+            amount_refunded: amount(p.refunded),
+            fee_refunded: amount(p.fee_refunded),
+            net: amount(net),
             created_at: Rfc3339(p.created_at),
             expires_at: Rfc3339(p.expires_at),
+            approved_at: (p.approved_at != 0).then_some(Rfc3339(p.approved_at)),
+            capture_before: (p.capture_before() != 0).then_some(Rfc3339(p.capture_before())),
             status_changed_at: Rfc3339(p.status_changed_at),
         }
     }
@@ -238,7 +269,9 @@ pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, bod
         return_url,
     };
     match as_key(&app, key_hash, command).await? {
-        KeyOutcome::PaymentCreated(Ok(p)) => Ok((StatusCode::CREATED, Json(PaymentOutput::from(&p))).into_response()),
+        KeyOutcome::PaymentCreated(Ok(p)) => {
+            Ok((StatusCode::CREATED, Json(PaymentOutput::new(&p, &app.keys))).into_response())
+        }
         KeyOutcome::PaymentCreated(Err(e)) => Err(payment_error(e)),
         other => Err(Problem::internal(format!("a payment answered {other:?}"))),
     }
@@ -258,10 +291,12 @@ pub async fn get_payment(
     let id = ids::parse("pay", &raw, "no such payment")?;
     let read = Scopes::named("payments:read").expect("a known scope");
     let payment = read_as_key(&app, key_hash, read, move |s, merchant_id| {
-        s.merchants().payment(id).filter(|p| p.merchant_id == merchant_id).map(PaymentOutput::from)
+        s.merchants().payment(id).filter(|p| p.merchant_id == merchant_id).cloned()
     })
     .await?;
-    payment.map(|p| Json(p).into_response()).ok_or_else(|| Problem::not_found("no such payment"))
+    payment
+        .map(|p| Json(PaymentOutput::new(&p, &app.keys)).into_response())
+        .ok_or_else(|| Problem::not_found("no such payment"))
 }
 
 /// Your payments, newest first: all, or the one of `order_id`, or those in `status`. Scope
@@ -301,19 +336,19 @@ pub async fn list_payments(
             Some(order) => m
                 .payment_by_order(merchant_id, order)
                 .filter(|p| p.id < before && status.is_none_or(|st| p.status == st))
-                .map(PaymentOutput::from)
+                .cloned()
                 .into_iter()
-                .collect(),
-            None => {
-                m.payments_of(merchant_id, before, status, limit + 1).into_iter().map(PaymentOutput::from).collect()
-            }
+                .collect::<Vec<Payment>>(),
+            None => m.payments_of(merchant_id, before, status, limit + 1).into_iter().cloned().collect(),
         }
     })
     .await?;
+    let payments: Vec<PaymentOutput> = payments.iter().map(|p| PaymentOutput::new(p, &app.keys)).collect();
     Ok(Json(Page::from_lookahead(payments, limit, |p: &PaymentOutput| p.id.clone())).into_response())
 }
 
-/// Cancels a payment nobody approved yet (nothing was paid). Scope `payments:write`.
+/// Cancels a payment before its capture: one nobody approved yet, or an approved one whose
+/// reserved money goes back to the user. Nothing was paid either way. Scope `payments:write`.
 #[utoipa::path(post, path = "/v1/payments/{id}/cancel", tag = "payments", params(("id" = String, Path, description = "the payment's id, pay_...")),
     responses((status = 200, description = "the canceled payment", body = PaymentOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
@@ -326,65 +361,142 @@ pub async fn cancel_payment(
     let key_hash = api_key_hash(&headers)?;
     let payment_id = ids::parse("pay", &raw, "no such payment")?;
     match as_key(&app, key_hash, KeyCommand::CancelPayment { payment_id }).await? {
-        KeyOutcome::PaymentCanceled(Ok(p)) => Ok(Json(PaymentOutput::from(&p)).into_response()),
+        KeyOutcome::PaymentCanceled(Ok(p)) => Ok(Json(PaymentOutput::new(&p, &app.keys)).into_response()),
         KeyOutcome::PaymentCanceled(Err(e)) => Err(payment_error(e)),
         other => Err(Problem::internal(format!("a cancel answered {other:?}"))),
     }
 }
 
-/// A payment as the wallet user who may approve it sees it: whose, what, how much, until when.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaptureInput {
+    /// Won, a decimal string: at most what was approved (default: all of it). The rest goes
+    /// back to the user.
+    #[serde(default)]
+    amount: Option<AmountInput>,
+}
+
+/// Captures an approved payment (`requires_capture`), all of it or part: the merchant is paid
+/// what is captured, less Kasa's fee, and the rest goes back to the user. Within 7 days of the
+/// approval; after that the payment is `canceled` (`capture_expired`). Scope `payments:write`.
+#[utoipa::path(post, path = "/v1/payments/{id}/capture", tag = "payments", request_body = CaptureInput,
+    params(("id" = String, Path, description = "the payment's id, pay_...")),
+    responses((status = 200, description = "the captured payment", body = PaymentOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["payments:write"])))]
+pub async fn capture_payment(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let key_hash = api_key_hash(&headers)?;
+    let payment_id = ids::parse("pay", &raw, "no such payment")?;
+    let input: CaptureInput = if body.is_empty() { CaptureInput { amount: None } } else { object(&body)? };
+    let command = KeyCommand::CapturePayment { payment_id, amount: input.amount.map(|a| a.0) };
+    match as_key(&app, key_hash, command).await? {
+        KeyOutcome::PaymentCaptured(Ok(p)) => Ok(Json(PaymentOutput::new(&p, &app.keys)).into_response()),
+        KeyOutcome::PaymentCaptured(Err(e)) => Err(payment_error(e)),
+        other => Err(Problem::internal(format!("a capture answered {other:?}"))),
+    }
+}
+
+/// A refund.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct MyPaymentOutput {
-    /// `pay_` and a number.
+pub(crate) struct RefundOutput {
+    /// `rfd_` and a number.
     id: String,
     object: &'static str,
-    /// The merchant's display name.
-    merchant_name: String,
-    /// The store's name, if the payment is for one.
-    store_name: Option<String>,
-    item_name: String,
+    /// The payment it refunds.
+    payment_id: String,
     /// Won, a decimal string.
     amount: String,
     currency: &'static str,
-    /// `requires_approval`.
+    /// The part of the payment's fee returned to the merchant.
+    fee_returned: String,
+    /// `succeeded`: a refund goes back to the wallet at once.
     status: &'static str,
-    /// Until when it can be approved.
-    expires_at: Rfc3339,
+    reason: String,
+    created_at: Rfc3339,
 }
 
-/// A payment waiting for approval, as a logged-in wallet user sees it before approving it
-/// (from the merchant's approval link or QR code). Payments that wait for nobody any more, or
-/// never existed, are `404`.
-#[utoipa::path(get, path = "/v1/me/payments/{id}", tag = "payments", params(("id" = String, Path, description = "the payment's id, pay_...")),
-    responses((status = 200, description = "the payment", body = MyPaymentOutput),
+impl From<&Refund> for RefundOutput {
+    fn from(r: &Refund) -> Self {
+        RefundOutput {
+            id: ids::format("rfd", r.id),
+            object: "refund",
+            payment_id: ids::format("pay", r.payment_id),
+            amount: amount(r.amount),
+            currency: WALLET_CURRENCY.code(),
+            fee_returned: amount(r.fee_returned),
+            status: "succeeded",
+            reason: r.reason.as_str().to_string(),
+            created_at: Rfc3339(r.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefundInput {
+    /// Won, a decimal string: at most what is left to refund.
+    amount: AmountInput,
+    /// `KRW` (the default).
+    #[serde(default)]
+    currency: Option<String>,
+    /// Why, 1 to 200 characters.
+    reason: String,
+}
+
+/// Refunds part or all of a captured payment to the user's wallet, at once. Several partial
+/// refunds may follow each other up to what was captured (at most 100); each gives back the
+/// fee's share. Scope `refunds:write`.
+#[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "payments", request_body = RefundInput,
+    params(("id" = String, Path, description = "the payment's id, pay_...")),
+    responses((status = 201, description = "the refund", body = RefundOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
-    security(("session" = [])))]
-pub async fn get_my_payment(
+    security(("api_key" = ["refunds:write"])))]
+pub async fn create_refund(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let key_hash = api_key_hash(&headers)?;
+    let payment_id = ids::parse("pay", &raw, "no such payment")?;
+    let input: RefundInput = object(&body)?;
+    check_currency(input.currency.as_deref(), WALLET_CURRENCY)?;
+    let reason = RefundReason::new(input.reason).map_err(|e| Problem::invalid_field(format!("reason: {e}")))?;
+    let command = KeyCommand::RefundPayment { payment_id, amount: input.amount.0, reason };
+    match as_key(&app, key_hash, command).await? {
+        KeyOutcome::Refunded(Ok((r, _))) => Ok((StatusCode::CREATED, Json(RefundOutput::from(&r))).into_response()),
+        KeyOutcome::Refunded(Err(e)) => Err(payment_error(e)),
+        other => Err(Problem::internal(format!("a refund answered {other:?}"))),
+    }
+}
+
+/// A payment's refunds, oldest first (at most 100, so one page). Scope `payments:read`.
+#[utoipa::path(get, path = "/v1/payments/{id}/refunds", tag = "payments",
+    params(("id" = String, Path, description = "the payment's id, pay_...")),
+    responses((status = 200, description = "the payment's refunds", body = Page<RefundOutput>),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["payments:read"])))]
+pub async fn list_refunds(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
-    super::authenticate(&app, &headers).await?;
+    let key_hash = api_key_hash(&headers)?;
     let id = ids::parse("pay", &raw, "no such payment")?;
-    let now = app.engine.now();
-    let payment = app
-        .engine
-        .read(move |s| {
-            let m = s.merchants();
-            let p = m.payment(id).filter(|p| p.status == PaymentStatus::RequiresApproval && p.expires_at > now)?;
-            let merchant = m.merchant(p.merchant_id)?;
-            Some(MyPaymentOutput {
-                id: ids::format("pay", p.id),
-                object: "payment",
-                merchant_name: merchant.display_name.as_str().to_string(),
-                store_name: p.store_id.and_then(|id| m.store(id)).map(|st| st.name.as_str().to_string()),
-                item_name: p.item_name.as_str().to_string(),
-                amount: amount(p.amount),
-                currency: WALLET_CURRENCY.code(),
-                status: p.status.name(),
-                expires_at: Rfc3339(p.expires_at),
-            })
-        })
-        .await?;
-    payment.map(|p| Json(p).into_response()).ok_or_else(|| Problem::not_found("no such payment"))
+    let read = Scopes::named("payments:read").expect("a known scope");
+    let refunds = read_as_key(&app, key_hash, read, move |s, merchant_id| {
+        let m = s.merchants();
+        m.payment(id)
+            .filter(|p| p.merchant_id == merchant_id)
+            .map(|_| m.refunds_of(id).map(RefundOutput::from).collect::<Vec<_>>())
+    })
+    .await?
+    .ok_or_else(|| Problem::not_found("no such payment"))?;
+    Ok(Json(Page::from_lookahead(refunds, REFUNDS_PER_PAYMENT_MAX as usize, |r: &RefundOutput| r.id.clone()))
+        .into_response())
 }

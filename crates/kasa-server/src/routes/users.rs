@@ -413,7 +413,7 @@ pub async fn transactions(
             }
         }
     }
-    let entries = app.engine.read(move |s| s.wallets().history(s.books(), user_id, cursor, limit + 1)).await?;
+    let entries = app.engine.read(move |s| s.history(user_id, cursor, limit + 1)).await?;
     let next = (entries.len() > limit)
         .then(|| {
             entries.get(limit - 1).map(|e| e.cursor_after()).map(|c| format!("h_{}_{}", c.before, c.returned_before))

@@ -497,3 +497,23 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 pub fn containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     files(dir).into_iter().filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle)).collect()
 }
+
+/// An operator onboards a merchant (fee 2.5 %) with registration number `brn`; its id.
+#[track_caller]
+pub fn onboard(c: &mut Client, brn: &str) -> String {
+    let body = json!({
+        "business_name": "주식회사 카사상점", "display_name": "카사상점", "brn": brn, "mcc": "5812", "fee_bps": 250,
+        "settlement_bank_account": {"bank_code": "088", "account_number": "110123456789", "holder_name": "카사상점"}
+    });
+    let r = post(c, "/v1/admin/merchants", &body);
+    assert_eq!(r.status, 201, "{}", r.json());
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// An operator issues `merchant` an API key with `scopes`; the key.
+#[track_caller]
+pub fn api_key(c: &mut Client, merchant: &str, scopes: &[&str]) -> String {
+    let r = post(c, &format!("/v1/admin/merchants/{merchant}/api-keys"), &json!({"name": "server", "scopes": scopes}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    r.json()["key"].as_str().unwrap().to_string()
+}
