@@ -66,7 +66,8 @@ pub trait Domain: Clone + Debug + Default {
     fn event_name(event: &Self::Event) -> &'static str;
 
     /// Work time makes due at the start of a batch, at most `slice` items of each kind:
-    /// `expired` are the books' pending transfers that expired in this batch.
+    /// `expired` are the books' pending transfers that expired in this batch. Money it moves
+    /// takes timestamps from `ctx` (at most `slice` in all), before the batch's commands.
     fn on_batch_start(&mut self, _expired: &[Transfer], _now: u64, _slice: usize, _ctx: &mut Ctx<'_, Self::Event>) {}
 
     /// The earliest time at which `on_batch_start` has work that should not wait for a
@@ -275,7 +276,8 @@ macro_rules! domains {
                 }
             }
 
-            /// The work time made due, in every domain.
+            /// The work time made due, in every domain; returns the event timestamps it used
+            /// (from `now` on: the batch's commands come after them).
             pub(crate) fn on_batch_start(
                 &mut self,
                 expired: &[$crate::ledger::Transfer],
@@ -283,13 +285,16 @@ macro_rules! domains {
                 slice: usize,
                 services: Services<'_>,
                 events: &mut Vec<EventKind>,
-            ) {
+            ) -> u64 {
+                let mut used = 0;
                 $(
                     let mut raw = Vec::new();
-                    let mut ctx = $crate::context::Ctx::new(&mut *services.books, &mut *services.limits, &mut *services.fees, &mut raw, now);
+                    let mut ctx = $crate::context::Ctx::new(&mut *services.books, &mut *services.limits, &mut *services.fees, &mut raw, now + used);
                     <$ty as $crate::domain::Domain>::on_batch_start(&mut self.$field, expired, now, slice, &mut ctx);
+                    used += ctx.stamps_used();
                     events.extend(raw.into_iter().map(EventKind::$variant));
                 )+
+                used
             }
 
             /// The earliest time a domain has work due ([`Domain::next_due`]).

@@ -194,7 +194,8 @@ impl State {
         if batch.timestamp <= self.last_timestamp {
             return Err(ApplyError::TimestampNotIncreasing { last: self.last_timestamp, found: batch.timestamp });
         }
-        let events_max: usize = batch.commands.iter().map(Command::events_max).sum();
+        // The commands' events, and the money the work made due may move first.
+        let events_max: usize = batch.commands.iter().map(Command::events_max).sum::<usize>() + HOUSEKEEPING_SLICE;
         if batch.timestamp.checked_add(events_max as u64 + 1).is_none() {
             return Err(ApplyError::TimestampOverflow { timestamp: batch.timestamp, events: events_max });
         }
@@ -206,10 +207,10 @@ impl State {
         let expired = self.books.expire_pending(now, HOUSEKEEPING_SLICE);
         let mut raw = Vec::new();
         let (domains, services) = self.domains_and_services();
-        domains.on_batch_start(&expired, now, HOUSEKEEPING_SLICE, services, &mut raw);
+        let used = domains.on_batch_start(&expired, now, HOUSEKEEPING_SLICE, services, &mut raw);
         self.number_events(&mut raw, now);
         self.keys.expire(now, HOUSEKEEPING_SLICE);
-        let mut next = now;
+        let mut next = now + used;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in &batch.commands {
             let books_before = self.books.transfers_count();

@@ -625,7 +625,7 @@ mod money {
         // Not captured in 7 days: the books void it by their timeout, by engine time.
         let q = create(&mut h, 1, "o-2", 20_000, CaptureMethod::Manual);
         let approved = answer(&mut h, 41, q.id, true, Some(true)).unwrap();
-        assert_eq!(h.state.next_expiry(), Some(approved.capture_before()));
+        assert!(h.state.next_expiry().is_some_and(|at| at <= approved.capture_before()));
         h.now = approved.capture_before() - 1;
         assert!(capture(&mut h, 1, q.id, Some(1)).is_ok(), "a capture in time");
         login(&mut h, alice, 43, true).unwrap();
@@ -785,6 +785,74 @@ mod money {
             answered(outcomes.remove(0)),
             Err(AnswerError::Payment(PaymentError::WrongStatus { status: PaymentStatus::Succeeded }))
         );
+    }
+
+    fn settle(
+        h: &mut Harness,
+        payout_id: u64,
+        result: kasa_core::wallet::BankResult,
+    ) -> Option<kasa_core::merchant::Payout> {
+        match merchant_command(h, Command::SettlePayout { payout_id, result }) {
+            Outcome::PayoutSettled(p) => p,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    /// Moves the harness to the start of the next KST day, where the payout run starts.
+    fn next_kst_day(h: &mut Harness) {
+        let day = kasa_core::time::kst_day(h.now);
+        h.now = kasa_core::merchant::payout::kst_day_start(day + 1);
+        h.apply(vec![]);
+    }
+
+    #[test]
+    fn each_kst_day_every_merchant_s_balance_is_paid_out_by_the_bank_s_answer() {
+        use kasa_core::merchant::PayoutStatus;
+        use kasa_core::wallet::BankResult;
+        let World { mut h, .. } = world();
+        let p = create(&mut h, 1, "o-1", 10_000, CaptureMethod::Automatic);
+        answer(&mut h, 41, p.id, true, None).unwrap();
+        refund(&mut h, 1, p.id, 2_000).unwrap();
+        let q = create(&mut h, 2, "o-2", 3_000, CaptureMethod::Automatic);
+        answer(&mut h, 41, q.id, true, None).unwrap();
+        h.take_events();
+        assert!(h.state.merchants().payouts_before(None, u64::MAX, 10).is_empty(), "not before the day turns");
+        next_kst_day(&mut h);
+        // Merchant 1: 10,000 - 250 fee - 2,000 refund + 50 fee back = 7,800; merchant 2 (no fee): 3,000.
+        let payouts: Vec<(u64, u64, PayoutStatus)> = h
+            .state
+            .merchants()
+            .payouts_before(None, u64::MAX, 10)
+            .iter()
+            .map(|p| (p.merchant_id, p.amount.minor(), p.status))
+            .collect();
+        assert_eq!(payouts, [(2, 3_000, PayoutStatus::Pending), (1, 7_800, PayoutStatus::Pending)]);
+        assert_eq!(names(&mut h), ["payout.created", "payout.created"]);
+        assert_eq!(merchant_balance(&h, 1), 7_800, "posted only when the bank pays");
+        let paid = settle(&mut h, 1, BankResult::Approved).unwrap();
+        assert_eq!((paid.status, merchant_balance(&h, 1)), (PayoutStatus::Paid, 0));
+        assert_eq!(settle(&mut h, 1, BankResult::Declined).unwrap().status, PayoutStatus::Paid, "answered once");
+        assert_eq!(settle(&mut h, 99, BankResult::Approved), None);
+        // A failed payout leaves the money owed; the next day pays it, covering from before it.
+        let failed = settle(&mut h, 2, BankResult::Declined).unwrap();
+        assert_eq!((failed.status, merchant_balance(&h, 2)), (PayoutStatus::Failed, 3_000));
+        assert_eq!(names(&mut h), ["payout.paid", "payout.failed"]);
+        h.restart();
+        // A refund after the payout takes merchant 1 below zero: no payout for it that day.
+        refund(&mut h, 1, p.id, 1_000).unwrap();
+        assert_eq!(merchant_balance(&h, 1), -1_000 + 25);
+        next_kst_day(&mut h);
+        let again: Vec<(u64, u64, u64)> = h
+            .state
+            .merchants()
+            .payouts_before(None, u64::MAX, 1)
+            .iter()
+            .map(|p| (p.merchant_id, p.amount.minor(), p.covers_from))
+            .collect();
+        assert_eq!(again, [(2, 3_000, 0)], "the failed payout's movements are covered again");
+        settle(&mut h, 3, BankResult::Approved).unwrap();
+        assert_eq!(merchant_balance(&h, 2), 0);
+        h.restart();
     }
 
     #[test]

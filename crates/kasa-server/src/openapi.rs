@@ -48,7 +48,8 @@ impl Modify for SecuritySchemes {
         (name = "requests", description = "Money requests and split bills"),
         (name = "admin", description = "Operators: users, adjustments, limits, fees, events (operator key)"),
         (name = "merchants", description = "Operators onboard merchants: stores, API keys, suspension (operator key)"),
-        (name = "payments", description = "Merchants take online payments (API key with scopes)"),
+        (name = "payments", description = "Merchants take online payments (API key with scopes); wallet users approve them"),
+        (name = "payouts", description = "Merchants' daily payouts to their settlement bank accounts"),
         (name = "webhooks", description = "Merchants' webhook endpoints and their signing secrets (API key, webhooks:manage)"),
     ),
     modifiers(&SecuritySchemes)

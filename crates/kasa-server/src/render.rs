@@ -372,6 +372,12 @@ impl From<&Event> for EventOutput {
                         prefixed(&[("merchant_id", "mch", *merchant_id), ("payment_id", "pay", *payment_id)]),
                         *amount,
                     ),
+                    M::PayoutStarted { merchant_id, payout_id, amount }
+                    | M::PayoutPaid { merchant_id, payout_id, amount }
+                    | M::PayoutFailed { merchant_id, payout_id, amount } => with_amount(
+                        prefixed(&[("merchant_id", "mch", *merchant_id), ("payout_id", "po", *payout_id)]),
+                        *amount,
+                    ),
                     M::RefundSucceeded { merchant_id, payment_id, refund_id } => prefixed(&[
                         ("merchant_id", "mch", *merchant_id),
                         ("payment_id", "pay", *payment_id),

@@ -287,3 +287,84 @@ fn kill_9_during_payment_traffic_pays_nothing_twice_and_loses_nothing() {
     assert_eq!(paid_by_users, captured, "what users paid is what merchants captured, less refunds");
     stop_and_verify(server);
 }
+
+/// Polls the merchant's payouts until `ready` holds of them.
+fn payouts_when(c: &mut kasa::client::Client, key: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let page = call(c, "GET", "/v1/payouts", Some(key), None).json();
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        if ready(&data) {
+            return data;
+        }
+        assert!(started.elapsed() < BACKGROUND_WAIT, "payouts never got there: {data:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn each_day_the_balance_is_paid_out_once_across_a_kill_9_with_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    // A slow bank, so that the kill lands while the payout is at the bank.
+    let slow = ["--test-clock", "--sandbox-bank-latency-ms", "1500"];
+    let server = Server::start_with(dir.path(), &slow);
+    let mut c = server.client();
+    let shop = onboard(&mut c, "120-81-47521");
+    let key = api_key(&mut c, &shop, &["payments:read", "payments:write", "refunds:write", "payouts:read"]);
+    let no_payouts = api_key(&mut c, &shop, &["payments:read"]);
+    let alice = sign_up(&server, "010-7702-0001");
+    credit(&mut c, &alice, 100_000);
+    let (p1, t1) = create(&mut c, &key, "o-1", 10_000, "automatic");
+    assert_eq!(approve(&mut c, &alice, &p1, &t1, None).status, 200);
+    let r = call(
+        &mut c,
+        "POST",
+        &format!("/v1/payments/{p1}/refunds"),
+        Some(&key),
+        Some(&json!({"amount": "1000", "reason": "x"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert!(payouts_when(&mut c, &key, |_| true).is_empty(), "nothing before the day turns");
+    assert_problem(&call(&mut c, "GET", "/v1/payouts", Some(&no_payouts), None), 403, "insufficient_scope");
+    // The next KST day: the run makes the payout and the rail takes it to the bank; kill -9
+    // while the bank is answering.
+    advance(&mut c, 24 * 3600);
+    let made = payouts_when(&mut c, &key, |p| !p.is_empty());
+    assert_eq!(
+        (made[0]["id"].as_str(), made[0]["amount"].as_str()),
+        (Some("po_1"), Some("8775")),
+        "10,000 - 250 - 1,000 + 25"
+    );
+    server.kill9();
+    let server = Server::start_with(dir.path(), &slow);
+    let mut c = server.client();
+    let paid = payouts_when(&mut c, &key, |p| p.first().is_some_and(|p| p["status"] == "paid"));
+    assert_eq!(paid.len(), 1);
+    let bank = std::fs::read_to_string(dir.path().join("sandbox-bank.log")).unwrap();
+    assert_eq!(bank.lines().filter(|l| l.starts_with("kasa-p-1 ")).count(), 1, "asked the bank once: {bank}");
+    // What it pays for adds up to it.
+    let r = call(&mut c, "GET", "/v1/payouts/po_1/items.csv", Some(&key), None);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/csv")));
+    let csv = String::from_utf8(r.body.clone()).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "type,payment_id,refund_id,amount,currency,created_at");
+    let kinds: Vec<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(kinds, ["capture", "fee", "refund", "fee_returned"], "{csv}");
+    let sum: i64 = lines[1..].iter().map(|l| l.split(',').nth(3).unwrap().parse::<i64>().unwrap()).sum();
+    assert_eq!(sum, 8_775);
+    // Operators see every merchant's; another merchant sees none of these.
+    let all = get(&mut c, "/v1/admin/payouts").json();
+    assert_eq!(all["data"][0]["id"], "po_1");
+    let other = onboard(&mut c, "220-81-62517");
+    let others = api_key(&mut c, &other, &["payouts:read"]);
+    assert_problem(&call(&mut c, "GET", "/v1/payouts/po_1", Some(&others), None), 404, "not_found");
+    assert_problem(&call(&mut c, "GET", "/v1/payouts/po_1/items.csv", Some(&others), None), 404, "not_found");
+    // Nothing more is owed: the next day pays nothing.
+    advance(&mut c, 24 * 3600);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(payouts_when(&mut c, &key, |_| true).len(), 1);
+    let events = events_when(&mut c, |e| e.iter().any(|e| e["type"] == "payout.paid"));
+    assert!(events.iter().any(|e| e["type"] == "payout.created" && e["data"]["payout_id"] == "po_1"));
+    stop_and_verify(server);
+}

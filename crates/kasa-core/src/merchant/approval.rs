@@ -314,6 +314,11 @@ impl Merchants {
                 return Err(format!("refund {} of {} is {t:?} in the books, its fee {fee:?}", r.id, r.amount));
             }
         }
+        for po in &self.payouts {
+            if po.status == super::PayoutStatus::Paid {
+                *expected.entry(po.merchant_id).or_default() -= i128::from(po.amount.minor());
+            }
+        }
         for m in &self.merchants {
             let want = expected.get(&m.id).copied().unwrap_or(0);
             let have = books.account(chart::MERCHANT_BALANCE.id(m.id)).map_or(0, |a| {

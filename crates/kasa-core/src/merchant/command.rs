@@ -313,6 +313,13 @@ pub enum Command {
         /// The HTTP layer's verdict on a PIN sent with the approval (`None`: no PIN sent).
         pin_ok: Option<bool>,
     },
+    /// A bank's answer to a payout.
+    SettlePayout {
+        /// Which payout.
+        payout_id: u64,
+        /// What the bank said.
+        result: crate::wallet::BankResult,
+    },
 }
 
 impl Command {
@@ -377,6 +384,8 @@ pub enum Outcome {
     },
     /// `AnswerPayment`: the payment after the answer.
     PaymentAnswered(Result<super::Payment, super::approval::AnswerError>),
+    /// `SettlePayout`: the payout after the answer (`None`: no such payout).
+    PayoutSettled(Option<super::Payout>),
 }
 
 /// What happened in the merchant domain, for the outbox.
@@ -472,6 +481,33 @@ pub enum Event {
         /// The refund.
         refund_id: u64,
     },
+    /// A payout was made and goes to the bank.
+    PayoutStarted {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payout.
+        payout_id: u64,
+        /// How much.
+        amount: crate::money::Amount,
+    },
+    /// The bank paid a payout.
+    PayoutPaid {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payout.
+        payout_id: u64,
+        /// How much.
+        amount: crate::money::Amount,
+    },
+    /// A payout failed; the money stays owed.
+    PayoutFailed {
+        /// The merchant.
+        merchant_id: u64,
+        /// The payout.
+        payout_id: u64,
+        /// How much.
+        amount: crate::money::Amount,
+    },
 }
 
 impl Event {
@@ -490,6 +526,9 @@ impl Event {
             Event::PaymentApproved { .. } => "payment.approved",
             Event::PaymentSucceeded { .. } => "payment.succeeded",
             Event::RefundSucceeded { .. } => "refund.succeeded",
+            Event::PayoutStarted { .. } => "payout.created",
+            Event::PayoutPaid { .. } => "payout.paid",
+            Event::PayoutFailed { .. } => "payout.failed",
         }
     }
 }

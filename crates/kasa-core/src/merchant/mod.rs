@@ -11,6 +11,7 @@ pub mod brn;
 pub mod command;
 mod history;
 pub mod payment;
+pub mod payout;
 pub mod refund;
 mod snapshot;
 pub mod webhook;
@@ -25,6 +26,7 @@ pub use payment::{
     CancelReason, CaptureMethod, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payment, PaymentError,
     PaymentStatus, ReturnUrl, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, PAYMENT_AMOUNT_MAX,
 };
+pub use payout::{Payout, PayoutRun, PayoutStatus};
 pub use refund::{Refund, RefundReason, REFUNDS_PER_PAYMENT_MAX};
 pub use snapshot::MerchantsView;
 pub use webhook::{
@@ -68,6 +70,13 @@ pub struct Merchants {
     pub(crate) refunds: imbl::Vector<Refund>,
     /// Derived: a payment's refunds, oldest first.
     pub(crate) refunds_of: BTreeMap<u64, Vec<u64>>,
+    pub(crate) payouts: imbl::Vector<Payout>,
+    /// Where the current KST day's payout run stands.
+    pub(crate) payout_run: PayoutRun,
+    /// Derived: a merchant's payouts, oldest first.
+    pub(crate) payouts_of: BTreeMap<u64, Vec<u64>>,
+    /// Derived: payouts waiting for the bank.
+    pub(crate) pending_payouts: BTreeSet<u64>,
 }
 
 impl Merchants {
@@ -117,6 +126,9 @@ impl Merchants {
             // The state applies an answer as a flow with the wallet domain
             // (`approval::answer_payment`); alone, the merchant domain knows no sessions.
             Command::AnswerPayment { .. } => Outcome::PaymentAnswered(Err(AnswerError::SessionInvalid)),
+            Command::SettlePayout { payout_id, result } => {
+                Outcome::PayoutSettled(self.settle_payout(*payout_id, *result, ctx))
+            }
         }
     }
 
@@ -407,10 +419,11 @@ impl Domain for Merchants {
     fn on_batch_start(&mut self, expired: &[crate::ledger::Transfer], now: u64, slice: usize, ctx: &mut Ctx<'_>) {
         self.on_captures_expired(expired, ctx);
         self.expire_payments(now, slice, ctx);
+        self.run_payouts(now, slice, ctx);
     }
 
     fn next_due(&self) -> Option<u64> {
-        self.next_payment_expiry()
+        [self.next_payment_expiry(), self.next_payout_due()].into_iter().flatten().min()
     }
 
     fn view(&self) -> MerchantsView {
@@ -423,12 +436,14 @@ impl Domain for Merchants {
 
     fn read_section<R: std::io::Read>(reader: &mut Reader<R>, books: &Ledger) -> Result<Merchants, DecodeError> {
         let merchants = Merchants::read_section(reader)?;
+        merchants.check_payouts(books).map_err(DecodeError::Invalid)?;
         merchants.check_money(books).map_err(DecodeError::Invalid)?;
         Ok(merchants)
     }
 
     fn check_invariants(&self, books: &Ledger) -> Result<(), String> {
         Merchants::check_invariants(self)?;
+        self.check_payouts(books)?;
         self.check_money(books)
     }
 }

@@ -4,14 +4,15 @@
 
 use super::command::{ApiKey, Merchant, Store, FEE_BPS_MAX};
 use super::payment::Payment;
+use super::payout::{Payout, PayoutRun};
 use super::refund::Refund;
 use super::webhook::WebhookEndpoint;
 use super::Merchants;
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 
 /// The version of this section's layout: 2 added payments, 3 webhook endpoints, 4 the money
-/// of payments (approval, capture, refunds) and refunds.
-pub const SECTION_VERSION: u16 = 4;
+/// of payments (approval, capture, refunds) and refunds, 5 payouts and the payout run.
+pub const SECTION_VERSION: u16 = 5;
 
 /// The merchant domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct MerchantsView {
     payments: imbl::Vector<Payment>,
     endpoints: imbl::Vector<WebhookEndpoint>,
     refunds: imbl::Vector<Refund>,
+    payouts: imbl::Vector<Payout>,
+    payout_run: PayoutRun,
 }
 
 impl MerchantsView {
@@ -34,6 +37,8 @@ impl MerchantsView {
         put_table(sink, self.payments.iter(), self.payments.len(), &mut scratch);
         put_table(sink, self.endpoints.iter(), self.endpoints.len(), &mut scratch);
         put_table(sink, self.refunds.iter(), self.refunds.len(), &mut scratch);
+        put_table(sink, self.payouts.iter(), self.payouts.len(), &mut scratch);
+        put_table(sink, std::iter::once(&self.payout_run), 1, &mut scratch);
     }
 }
 
@@ -54,6 +59,8 @@ impl Merchants {
             payments: self.payments.clone(),
             endpoints: self.endpoints.clone(),
             refunds: self.refunds.clone(),
+            payouts: self.payouts.clone(),
+            payout_run: self.payout_run,
         }
     }
 
@@ -133,6 +140,24 @@ impl Merchants {
             m.refunds.push_back(refund);
             Ok(())
         })?;
+        read_table(r, "payouts", |payout: Payout| {
+            dense("payout", payout.id, m.payouts.len())?;
+            if m.merchant(payout.merchant_id).is_none() {
+                return Err(DecodeError::invalid(format!("payout {} names an unknown merchant", payout.id)));
+            }
+            m.index_payout(&payout);
+            m.payouts.push_back(payout);
+            Ok(())
+        })?;
+        let mut runs = 0;
+        read_table(r, "the payout run", |run: PayoutRun| {
+            runs += 1;
+            m.payout_run = run;
+            Ok(())
+        })?;
+        if runs != 1 {
+            return Err(DecodeError::invalid(format!("the payout run is listed {runs} times")));
+        }
         m.check_invariants().map_err(DecodeError::Invalid)?;
         Ok(m)
     }

@@ -65,6 +65,7 @@ kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
     KeysUsed => "keys_used",
     AsKey => "as_key",
     AnswerPayment => "answer_payment",
+    SettlePayout => "settle_payout",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -593,6 +594,9 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
                 approve,
                 pin_ok,
             })
+            .boxed(),
+        (f.id.clone(), select(&[BankResult::Approved, BankResult::Declined, BankResult::Expired]))
+            .prop_map(|(payout_id, result)| M::SettlePayout { payout_id, result })
             .boxed(),
     ]
 }

@@ -1,10 +1,13 @@
-//! The bank rail: the outbox consumer that asks banks to move the money of top-ups and
-//! withdrawals, and turns their answers into `SettleFunding` commands.
+//! The bank rail: the outbox consumer that asks banks to move the money of top-ups,
+//! withdrawals and merchants' payouts, and turns their answers into `SettleFunding` and
+//! `SettlePayout` commands.
 //!
-//! For each `funding.started` event (and, at start, for every funding the state still has
-//! pending: the safety net that makes a lost event log harmless) it drives the funding:
-//! - a funding started by this process is **requested** from the bank by its reference
-//!   (`kasa-f-<id>`; requests are idempotent by reference), and settled by the answer;
+//! For each `funding.started` and `payout.created` event (and, at start, for every funding
+//! and payout the state still has pending: the safety net that makes a lost event log
+//! harmless) it drives the job:
+//! - a job started by this process is **requested** from the bank by its reference
+//!   (`kasa-f-<id>` for a funding, `kasa-p-<id>` for a payout; requests are idempotent by
+//!   reference), and settled by the answer;
 //! - a funding left pending by an earlier process (a crash, a stop) is **inquired** first:
 //!   the bank may have decided already; if it never took the request and the funding's
 //!   time is not up, it is requested now;
@@ -19,6 +22,7 @@
 use crate::bank::{BankDecision, BankRequest, Inquiry};
 use crate::AppState;
 use kasa_core::event::EventKind;
+use kasa_core::merchant::{Event as MerchantEvent, PayoutStatus};
 use kasa_core::outbox::ConsumerName;
 use kasa_core::time::NANOS_PER_SECOND;
 use kasa_core::wallet::funding::BANK_ANSWER_TIMEOUT_SECONDS;
@@ -41,10 +45,19 @@ const EVENTS_PER_READ: usize = 1_000;
 /// How long a settlement waits for a busy engine between tries.
 const SETTLE_RETRY: Duration = Duration::from_millis(50);
 
-/// Fundings being driven, with the event seqs that wait for each.
+/// What the rail drives to the bank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Job {
+    /// A top-up or a withdrawal.
+    Funding(u64),
+    /// A merchant's payout.
+    Payout(u64),
+}
+
+/// Jobs being driven, with the event seqs that wait for each.
 #[derive(Default)]
 struct Drives {
-    running: BTreeMap<u64, Vec<u64>>,
+    running: BTreeMap<Job, Vec<u64>>,
 }
 
 /// Starts the consumer on the current runtime.
@@ -57,7 +70,8 @@ async fn run(app: AppState) {
     let Ok((cursor, pending)) = app
         .engine
         .read(|s| {
-            let pending: Vec<u64> = s.wallets().pending_fundings().map(|f| f.id).collect();
+            let mut pending: Vec<Job> = s.wallets().pending_fundings().map(|f| Job::Funding(f.id)).collect();
+            pending.extend(s.merchants().pending_payouts().map(|p| Job::Payout(p.id)));
             (s.outbox().cursor(CONSUMER), pending)
         })
         .await
@@ -69,12 +83,12 @@ async fn run(app: AppState) {
     let recovered_up_to = app.engine.events().last_seq();
     let drives = Arc::new(Mutex::new(Drives::default()));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<u64>>();
-    for funding_id in pending {
-        start_drive(&app, &drives, funding_id, None, true, &done_tx);
+    for job in pending {
+        start_drive(&app, &drives, job, None, true, &done_tx);
     }
-    // Woken only by `funding.started` events; told up to where there is nothing for the rail,
-    // so that it passes remittances and the like without reading them.
-    let mut interest = app.engine.events().interest(is_funding_started);
+    // Woken only by the events of jobs; told up to where there is nothing for the rail, so
+    // that it passes remittances and the like without reading them.
+    let mut interest = app.engine.events().interest(is_job_started);
     let mut read_up_to = cursor;
     let mut committed = cursor;
     // The `funding.started` events whose funding is still being driven: the cursor may pass
@@ -96,13 +110,8 @@ async fn run(app: AppState) {
                 }
             };
             let Some(last) = events.last().map(|e| e.seq) else { break };
-            let started: Vec<(u64, u64)> = events
-                .iter()
-                .filter_map(|event| match &event.kind {
-                    EventKind::Wallet(Event::FundingStarted { funding_id, .. }) => Some((event.seq, *funding_id)),
-                    _ => None,
-                })
-                .collect();
+            let started: Vec<(u64, Job)> =
+                events.iter().filter_map(|event| job_of(&event.kind).map(|job| (event.seq, job))).collect();
             // One look at the state for the page, not one per funding: after a restart (or
             // behind a burst) most of them are settled already and need nothing.
             let pending = loop {
@@ -113,10 +122,10 @@ async fn run(app: AppState) {
                     Err(_) => tokio::time::sleep(SETTLE_RETRY).await,
                 }
             };
-            for ((seq, funding_id), pending) in started.into_iter().zip(pending) {
+            for ((seq, job), pending) in started.into_iter().zip(pending) {
                 if pending {
                     open.insert(seq);
-                    start_drive(&app, &drives, funding_id, Some(seq), seq <= recovered_up_to, &done_tx);
+                    start_drive(&app, &drives, job, Some(seq), seq <= recovered_up_to, &done_tx);
                 }
             }
             read_up_to = last;
@@ -152,45 +161,59 @@ async fn run(app: AppState) {
     }
 }
 
-/// Which of the `(seq, funding id)` pairs name fundings that are still pending.
-async fn still_pending(app: &AppState, started: &[(u64, u64)]) -> Result<Vec<bool>, kasa_engine::SubmitError> {
+/// Which of the `(seq, job)` pairs name jobs that are still pending.
+async fn still_pending(app: &AppState, started: &[(u64, Job)]) -> Result<Vec<bool>, kasa_engine::SubmitError> {
     if started.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<u64> = started.iter().map(|&(_, id)| id).collect();
+    let jobs: Vec<Job> = started.iter().map(|&(_, job)| job).collect();
     app.engine
         .read(move |s| {
-            let w = s.wallets();
-            ids.iter().map(|&id| w.funding(id).is_some_and(|f| f.status == FundingStatus::Pending)).collect()
+            let (w, m) = (s.wallets(), s.merchants());
+            jobs.iter()
+                .map(|job| match *job {
+                    Job::Funding(id) => w.funding(id).is_some_and(|f| f.status == FundingStatus::Pending),
+                    Job::Payout(id) => m.payout(id).is_some_and(|p| p.status == PayoutStatus::Pending),
+                })
+                .collect()
         })
         .await
 }
 
-fn is_funding_started(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::Wallet(Event::FundingStarted { .. }))
+/// The job an event starts, if it starts one.
+fn job_of(kind: &EventKind) -> Option<Job> {
+    match kind {
+        EventKind::Wallet(Event::FundingStarted { funding_id, .. }) => Some(Job::Funding(*funding_id)),
+        EventKind::Merchant(MerchantEvent::PayoutStarted { payout_id, .. }) => Some(Job::Payout(*payout_id)),
+        _ => None,
+    }
 }
 
-/// Drives a funding unless a drive for it runs already (then `seq` waits for that one).
+fn is_job_started(kind: &EventKind) -> bool {
+    job_of(kind).is_some()
+}
+
+/// Drives a job unless a drive for it runs already (then `seq` waits for that one).
 fn start_drive(
     app: &AppState,
     drives: &Arc<Mutex<Drives>>,
-    funding_id: u64,
+    job: Job,
     seq: Option<u64>,
     restarted: bool,
     done: &mpsc::UnboundedSender<Vec<u64>>,
 ) {
     {
         let mut d = drives.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(waiting) = d.running.get_mut(&funding_id) {
+        if let Some(waiting) = d.running.get_mut(&job) {
             waiting.extend(seq);
             return;
         }
-        d.running.insert(funding_id, seq.into_iter().collect());
+        d.running.insert(job, seq.into_iter().collect());
     }
     let (app, drives, done) = (app.clone(), drives.clone(), done.clone());
     tokio::spawn(async move {
-        let finished = drive(&app, funding_id, restarted).await;
-        let seqs = drives.lock().unwrap_or_else(|p| p.into_inner()).running.remove(&funding_id).unwrap_or_default();
+        let finished = drive(&app, job, restarted).await;
+        let seqs = drives.lock().unwrap_or_else(|p| p.into_inner()).running.remove(&job).unwrap_or_default();
         // A drive that stopped (the engine stopping) leaves its events for the next start.
         if finished {
             let _ = done.send(seqs);
@@ -198,7 +221,7 @@ fn start_drive(
     });
 }
 
-/// What the bank rail needs of a funding.
+/// What the bank rail needs of a job.
 struct Pending {
     top_up: bool,
     amount: u64,
@@ -207,37 +230,53 @@ struct Pending {
     deadline: u64,
 }
 
-/// Drives one funding to its settlement; false if it had to stop (the engine is stopping).
-async fn drive(app: &AppState, funding_id: u64, restarted: bool) -> bool {
-    let read = app
-        .engine
-        .read(move |s| {
+/// What the rail needs of a pending job, from the state (`None`: settled already).
+fn pending_job(s: &kasa_core::State, job: Job) -> Option<Pending> {
+    let deadline = |created_at: u64| created_at.saturating_add(BANK_ANSWER_TIMEOUT_SECONDS * NANOS_PER_SECOND);
+    match job {
+        Job::Funding(id) => {
             let w = s.wallets();
-            let f = w.funding(funding_id)?;
-            if f.status != FundingStatus::Pending {
-                return None;
-            }
+            let f = w.funding(id).filter(|f| f.status == FundingStatus::Pending)?;
             let bank = w.bank_account(f.bank_account_id)?;
             Some(Pending {
                 top_up: f.kind == FundingKind::TopUp,
                 amount: f.amount.minor(),
                 bank_code: bank.bank_code.clone(),
                 sealed: bank.account_number.clone(),
-                deadline: f.created_at.saturating_add(BANK_ANSWER_TIMEOUT_SECONDS * NANOS_PER_SECOND),
+                deadline: deadline(f.created_at),
             })
-        })
-        .await;
-    let funding = match read {
+        }
+        Job::Payout(id) => {
+            let m = s.merchants();
+            let p = m.payout(id).filter(|p| p.status == PayoutStatus::Pending)?;
+            let account = &m.merchant(p.merchant_id)?.settlement;
+            Some(Pending {
+                top_up: false,
+                amount: p.amount.minor(),
+                bank_code: account.bank_code.clone(),
+                sealed: account.account_number.clone(),
+                deadline: deadline(p.created_at),
+            })
+        }
+    }
+}
+
+/// Drives one job to its settlement; false if it had to stop (the engine is stopping).
+async fn drive(app: &AppState, job: Job, restarted: bool) -> bool {
+    let funding = match app.engine.read(move |s| pending_job(s, job)).await {
         Ok(Some(funding)) => funding,
         Ok(None) => return true,
         Err(_) => return false,
     };
-    let reference = format!("kasa-f-{funding_id}");
+    let reference = match job {
+        Job::Funding(id) => format!("kasa-f-{id}"),
+        Job::Payout(id) => format!("kasa-p-{id}"),
+    };
     if restarted {
         match inquire(app, &reference).await {
-            Some(Inquiry::Decided(decision)) => return settle(app, funding_id, result_of(decision)).await,
+            Some(Inquiry::Decided(decision)) => return settle(app, job, result_of(decision)).await,
             Some(Inquiry::NotFound) if app.engine.now() >= funding.deadline => {
-                return settle(app, funding_id, BankResult::Expired).await
+                return settle(app, job, BankResult::Expired).await
             }
             // Never taken, and there is still time; or no answer: ask (idempotent).
             _ => {}
@@ -248,7 +287,7 @@ async fn drive(app: &AppState, funding_id: u64, restarted: bool) -> bool {
         Err(error) => {
             // Another data key than the one that sealed it: nothing can be paid; an operator
             // must restore the key. The funding stays pending, visible, until then.
-            tracing::error!(funding_id, %error, "a bank account number does not open; the funding stays pending");
+            tracing::error!(?job, %error, "a bank account number does not open; the job stays pending");
             return false;
         }
     };
@@ -275,7 +314,7 @@ async fn drive(app: &AppState, funding_id: u64, restarted: bool) -> bool {
             }
         }
     };
-    settle(app, funding_id, result).await
+    settle(app, job, result).await
 }
 
 fn result_of(decision: BankDecision) -> BankResult {
@@ -301,8 +340,13 @@ async fn until(app: &AppState, deadline: u64) {
 }
 
 /// Records the bank's answer; false if the engine stopped first (the next start re-drives).
-async fn settle(app: &AppState, funding_id: u64, result: BankResult) -> bool {
-    let command = kasa_core::Command::Wallet(Command::SettleFunding { funding_id, result });
+async fn settle(app: &AppState, job: Job, result: BankResult) -> bool {
+    let command = match job {
+        Job::Funding(funding_id) => kasa_core::Command::Wallet(Command::SettleFunding { funding_id, result }),
+        Job::Payout(payout_id) => {
+            kasa_core::Command::Merchant(kasa_core::merchant::Command::SettlePayout { payout_id, result })
+        }
+    };
     loop {
         match app.engine.submit(command.clone()).await {
             Ok(_) => return true,

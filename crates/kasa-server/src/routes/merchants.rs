@@ -208,7 +208,7 @@ pub async fn create_merchant(State(app): State<AppState>, body: Bytes) -> Result
 
 /// The `limit` and `cursor` of a list, newest first: the cursor is the id of the last item
 /// seen, with the list's prefix.
-fn page_query(query: Option<&str>, prefix: &str) -> Result<(usize, u64), Problem> {
+pub(crate) fn page_query(query: Option<&str>, prefix: &str) -> Result<(usize, u64), Problem> {
     let (mut limit, mut before) = (20usize, u64::MAX);
     for (key, value) in query_pairs(query, &["limit", "cursor"])? {
         match key {

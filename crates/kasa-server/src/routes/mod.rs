@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod merchants;
 pub mod ops;
 pub mod payments;
+pub mod payouts;
 pub mod remittance;
 pub mod requests;
 pub mod users;
@@ -84,6 +85,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(approval::get_my_payment))
         .routes(routes!(approval::approve_payment))
         .routes(routes!(approval::decline_payment))
+        .routes(routes!(payouts::list_payouts))
+        .routes(routes!(payouts::get_payout))
+        .routes(routes!(payouts::payout_items))
+        .routes(routes!(payouts::list_all_payouts))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
         .routes(routes!(webhooks::delete_endpoint))
         .routes(routes!(webhooks::rotate_secret))
