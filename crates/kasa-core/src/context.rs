@@ -19,6 +19,9 @@ pub struct Ctx<'a, E> {
     events: &'a mut Vec<E>,
     first: u64,
     used: u64,
+    /// The seq of the last event numbered before this command (its own come after): where
+    /// something made now starts to see events.
+    pub last_event: u64,
 }
 
 impl<'a, E> Ctx<'a, E> {
@@ -30,7 +33,7 @@ impl<'a, E> Ctx<'a, E> {
         events: &'a mut Vec<E>,
         first: u64,
     ) -> Self {
-        Ctx { books, limits, fees, events, first, used: 0 }
+        Ctx { books, limits, fees, events, first, used: 0, last_event: 0 }
     }
 
     /// The command's time: its first event timestamp.

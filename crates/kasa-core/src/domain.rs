@@ -234,6 +234,8 @@ macro_rules! domains {
             pub books: &'a mut $crate::ledger::Ledger,
             pub limits: &'a mut $crate::limits::Limits,
             pub fees: &'a mut $crate::fees::Fees,
+            /// The seq of the last event numbered so far.
+            pub last_event: u64,
         }
 
         impl Domains {
@@ -363,6 +365,7 @@ macro_rules! domains {
         ) -> (D::Outcome, u64) {
             let mut raw = Vec::new();
             let mut ctx = $crate::context::Ctx::new(services.books, services.limits, services.fees, &mut raw, first);
+            ctx.last_event = services.last_event;
             let outcome = domain.apply(command, &mut ctx);
             let used = ctx.used();
             events.extend(raw.into_iter().map(wrap));

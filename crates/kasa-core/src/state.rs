@@ -270,7 +270,11 @@ impl State {
 
     /// The domains' tables and, apart, the shared services their commands reach.
     fn domains_and_services(&mut self) -> (&mut Domains, Services<'_>) {
-        (&mut self.domains, Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees })
+        let last_event = self.outbox.last_seq;
+        (
+            &mut self.domains,
+            Services { books: &mut self.books, limits: &mut self.limits, fees: &mut self.fees, last_event },
+        )
     }
 
     fn apply_ledger(&mut self, command: &crate::ledger::Command, first: u64) -> (crate::ledger::Outcome, u64) {

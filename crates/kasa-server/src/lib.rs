@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod render;
 pub mod routes;
 pub mod sms;
+pub mod webhook_client;
 pub mod webhook_signature;
 
 use axum::Router;
@@ -110,6 +111,8 @@ pub struct Shared {
     pub limits: ratelimit::Limits,
     /// The minute each API key was last recorded as used in.
     pub key_uses: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    /// Whether webhooks may go to private addresses (`--webhooks-allow-private`).
+    pub webhooks_allow_private: bool,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -130,6 +133,8 @@ pub struct Config {
     pub bank: Arc<dyn bank::BankRail>,
     /// The sandbox SMS gateway (the only one shipped).
     pub sms: Arc<sms::SandboxSms>,
+    /// Whether webhooks may go to private addresses.
+    pub webhooks_allow_private: bool,
 }
 
 impl AppState {
@@ -146,6 +151,7 @@ impl AppState {
             sandbox_sms: Some(config.sms),
             limits: ratelimit::Limits::default(),
             key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
+            webhooks_allow_private: config.webhooks_allow_private,
         }))
     }
 }

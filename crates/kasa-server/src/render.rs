@@ -383,7 +383,8 @@ impl From<&Event> for EventOutput {
                         ("payment_id", "pay", *payment_id),
                         ("refund_id", "rfd", *refund_id),
                     ]),
-                    M::WebhookEndpointChanged { merchant_id, endpoint_id } => {
+                    M::WebhookEndpointChanged { merchant_id, endpoint_id }
+                    | M::WebhookEndpointDisabled { merchant_id, endpoint_id } => {
                         prefixed(&[("merchant_id", "mch", *merchant_id), ("webhook_endpoint_id", "we", *endpoint_id)])
                     }
                 };

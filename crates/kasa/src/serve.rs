@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// Retry-After at once (backpressure instead of an unbounded queue).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     queue_depth: u32,
+    /// Deliver webhooks to private addresses too (10.x, 192.168.x, loopback, ...): for
+    /// endpoints inside the operator's own network. Off: only public addresses, and
+    /// `http://localhost` development endpoints.
+    #[arg(long)]
+    webhooks_allow_private: bool,
     /// Log lines as text (for people) or JSON (for log collectors).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -240,6 +245,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_key,
         bank: Arc::new(bank),
         sms: Arc::new(kasa_server::sms::SandboxSms::default()),
+        webhooks_allow_private: args.webhooks_allow_private,
     };
     let app = AppState::new(engine.clone(), config);
     if args.demo {
@@ -284,6 +290,7 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow
         out.flush()?;
     }
     let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
+    let webhooks = kasa_server::consumers::webhooks::spawn(app.clone());
     let mut health = engine.health_changes();
     let stopping = engine.clone();
     let shutdown = async move {
@@ -296,7 +303,8 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow
         stopping.stop_accepting();
     };
     kasa_server::serve(listener, app, shutdown).await?;
-    // The bank rail stops here; whatever it had not settled, the next start drives again.
+    // The consumers stop here; whatever they had not finished, the next start does again.
     bank_rail.abort();
+    webhooks.abort();
     Ok(())
 }

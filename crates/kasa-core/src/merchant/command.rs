@@ -313,6 +313,11 @@ pub enum Command {
         /// The HTTP layer's verdict on a PIN sent with the approval (`None`: no PIN sent).
         pin_ok: Option<bool>,
     },
+    /// The webhook consumer's progress per endpoint (at most 64).
+    RecordDeliveries {
+        /// Each endpoint's position and health.
+        progress: crate::text::BoundedVec<super::webhook::DeliveryProgress, 64>,
+    },
     /// A bank's answer to a payout.
     SettlePayout {
         /// Which payout.
@@ -386,6 +391,8 @@ pub enum Outcome {
     PaymentAnswered(Result<super::Payment, super::approval::AnswerError>),
     /// `SettlePayout`: the payout after the answer (`None`: no such payout).
     PayoutSettled(Option<super::Payout>),
+    /// `RecordDeliveries`: how many endpoints it moved.
+    DeliveriesRecorded(u32),
 }
 
 /// What happened in the merchant domain, for the outbox.
@@ -481,6 +488,13 @@ pub enum Event {
         /// The refund.
         refund_id: u64,
     },
+    /// An endpoint whose deliveries failed for 3 days was disabled.
+    WebhookEndpointDisabled {
+        /// The merchant.
+        merchant_id: u64,
+        /// The endpoint.
+        endpoint_id: u64,
+    },
     /// A payout was made and goes to the bank.
     PayoutStarted {
         /// The merchant.
@@ -526,6 +540,7 @@ impl Event {
             Event::PaymentApproved { .. } => "payment.approved",
             Event::PaymentSucceeded { .. } => "payment.succeeded",
             Event::RefundSucceeded { .. } => "refund.succeeded",
+            Event::WebhookEndpointDisabled { .. } => "webhook_endpoint.disabled",
             Event::PayoutStarted { .. } => "payout.created",
             Event::PayoutPaid { .. } => "payout.paid",
             Event::PayoutFailed { .. } => "payout.failed",

@@ -30,8 +30,8 @@ pub use payout::{Payout, PayoutRun, PayoutStatus};
 pub use refund::{Refund, RefundReason, REFUNDS_PER_PAYMENT_MAX};
 pub use snapshot::MerchantsView;
 pub use webhook::{
-    EventTypes, SealedSecret, WebhookCommand, WebhookEndpoint, WebhookError, WebhookUrl, ENDPOINTS_PER_MERCHANT_MAX,
-    EVENT_TYPES,
+    DeliveryProgress, EventTypes, SealedSecret, WebhookCommand, WebhookEndpoint, WebhookError, WebhookUrl,
+    ENDPOINTS_PER_MERCHANT_MAX, EVENT_TYPES, FAILING_NANOS_MAX,
 };
 
 use crate::codec::{DecodeError, Reader, Sink};
@@ -126,6 +126,9 @@ impl Merchants {
             // The state applies an answer as a flow with the wallet domain
             // (`approval::answer_payment`); alone, the merchant domain knows no sessions.
             Command::AnswerPayment { .. } => Outcome::PaymentAnswered(Err(AnswerError::SessionInvalid)),
+            Command::RecordDeliveries { progress } => {
+                Outcome::DeliveriesRecorded(self.record_deliveries(progress.as_slice(), ctx))
+            }
             Command::SettlePayout { payout_id, result } => {
                 Outcome::PayoutSettled(self.settle_payout(*payout_id, *result, ctx))
             }

@@ -11,8 +11,9 @@ use super::Merchants;
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 
 /// The version of this section's layout: 2 added payments, 3 webhook endpoints, 4 the money
-/// of payments (approval, capture, refunds) and refunds, 5 payouts and the payout run.
-pub const SECTION_VERSION: u16 = 5;
+/// of payments (approval, capture, refunds) and refunds, 5 payouts and the payout run, 6 the
+/// webhook endpoints' delivery progress.
+pub const SECTION_VERSION: u16 = 6;
 
 /// The merchant domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]

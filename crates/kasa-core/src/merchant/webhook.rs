@@ -188,6 +188,35 @@ pub struct WebhookEndpoint {
     pub created_at: u64,
     /// When it was deleted (0: it was not). Deleted endpoints get no deliveries.
     pub deleted_at: u64,
+    /// The seq of the last event it was given or does not want: deliveries go on after it.
+    pub delivered_through: u64,
+    /// When deliveries started failing (0: they do not); after [`FAILING_NANOS_MAX`] the
+    /// endpoint is disabled.
+    pub failing_since: u64,
+    /// When it was disabled for failing too long (0: it was not). An operator or the merchant
+    /// turns it back on by rotating its secret or creating it again.
+    pub disabled_at: u64,
+}
+
+impl WebhookEndpoint {
+    /// Whether it gets deliveries.
+    pub fn is_live(&self) -> bool {
+        self.deleted_at == 0 && self.disabled_at == 0
+    }
+}
+
+/// How long deliveries to an endpoint may fail before it is disabled: 3 days.
+pub const FAILING_NANOS_MAX: u64 = 3 * NANOS_PER_DAY;
+
+/// The delivery progress of one endpoint, as the webhook consumer records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryProgress {
+    /// Which endpoint.
+    pub endpoint_id: u64,
+    /// Everything up to this event seq was delivered (or is not for it).
+    pub delivered_through: u64,
+    /// When deliveries started failing (0: they succeed).
+    pub failing_since: u64,
 }
 
 /// What a key asks of the merchant's webhook endpoints (scope `webhooks:manage`).
@@ -259,6 +288,9 @@ impl Merchants {
                     old_secret: None,
                     created_at: now,
                     deleted_at: 0,
+                    delivered_through: ctx.last_event,
+                    failing_since: 0,
+                    disabled_at: 0,
                 };
                 self.endpoints.push_back(endpoint.clone());
                 ctx.emit(super::Event::WebhookEndpointChanged { merchant_id, endpoint_id: endpoint.id });
@@ -275,6 +307,13 @@ impl Merchants {
                 let endpoint = self.live_endpoint_mut(merchant_id, *endpoint_id)?;
                 let old = std::mem::replace(&mut endpoint.secret, secret.clone());
                 endpoint.old_secret = Some((old, now.saturating_add(OLD_SECRET_NANOS)));
+                // A disabled endpoint comes back with new deliveries only: what it missed
+                // while disabled is in `GET /v1/events` (and can be redelivered).
+                if endpoint.disabled_at != 0 {
+                    endpoint.disabled_at = 0;
+                    endpoint.failing_since = 0;
+                    endpoint.delivered_through = ctx.last_event;
+                }
                 let endpoint = endpoint.clone();
                 ctx.emit(super::Event::WebhookEndpointChanged { merchant_id, endpoint_id: endpoint.id });
                 Ok(endpoint)
@@ -282,11 +321,40 @@ impl Merchants {
         }
     }
 
+    /// Records the webhook consumer's progress: positions only move forward, and an endpoint
+    /// that has failed for [`FAILING_NANOS_MAX`] is disabled. Returns how many endpoints moved.
+    pub(super) fn record_deliveries(&mut self, progress: &[DeliveryProgress], ctx: &mut super::Ctx) -> u32 {
+        let now = ctx.now();
+        let mut moved = 0;
+        for p in progress {
+            let Some(endpoint) = p.endpoint_id.checked_sub(1).and_then(|i| self.endpoints.get_mut(i as usize)) else {
+                continue;
+            };
+            if !endpoint.is_live() {
+                continue;
+            }
+            endpoint.delivered_through = endpoint.delivered_through.max(p.delivered_through);
+            endpoint.failing_since = p.failing_since.min(now);
+            moved += 1;
+            if endpoint.failing_since != 0 && now.saturating_sub(endpoint.failing_since) >= FAILING_NANOS_MAX {
+                endpoint.disabled_at = now;
+                let (merchant_id, endpoint_id) = (endpoint.merchant_id, endpoint.id);
+                ctx.emit(super::Event::WebhookEndpointDisabled { merchant_id, endpoint_id });
+            }
+        }
+        moved
+    }
+
     fn live_endpoint_mut(&mut self, merchant_id: u64, id: u64) -> Result<&mut WebhookEndpoint, WebhookError> {
         id.checked_sub(1)
             .and_then(|i| self.endpoints.get_mut(i as usize))
             .filter(|e| e.merchant_id == merchant_id && e.deleted_at == 0)
             .ok_or(WebhookError::UnknownEndpoint)
+    }
+
+    /// Every endpoint, deleted and disabled ones too, oldest first.
+    pub fn all_endpoints(&self) -> impl Iterator<Item = &WebhookEndpoint> + '_ {
+        self.endpoints.iter()
     }
 
     /// The endpoint with this id.

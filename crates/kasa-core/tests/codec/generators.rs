@@ -66,6 +66,7 @@ kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
     AsKey => "as_key",
     AnswerPayment => "answer_payment",
     SettlePayout => "settle_payout",
+    RecordDeliveries => "record_deliveries",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -597,6 +598,20 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
             .boxed(),
         (f.id.clone(), select(&[BankResult::Approved, BankResult::Declined, BankResult::Expired]))
             .prop_map(|(payout_id, result)| M::SettlePayout { payout_id, result })
+            .boxed(),
+        vec((f.id.clone(), f.id.clone(), any::<u64>()), 0..=65)
+            .prop_filter_map("at most 64", |items| {
+                let progress = items
+                    .into_iter()
+                    .map(|(endpoint_id, delivered_through, failing_since)| kasa_core::merchant::DeliveryProgress {
+                        endpoint_id,
+                        delivered_through,
+                        failing_since,
+                    })
+                    .collect();
+                BoundedVec::new(progress).ok()
+            })
+            .prop_map(|progress| M::RecordDeliveries { progress })
             .boxed(),
     ]
 }

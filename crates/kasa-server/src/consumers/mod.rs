@@ -4,7 +4,8 @@
 //! idempotent (a bank by the funding's reference), so a crash at any moment neither loses nor
 //! repeats an effect. A slow consumer lags; it never slows the writer.
 //!
-//! The one consumer today is the bank rail (`bank.rs`); webhooks and the PostgreSQL read
-//! model are the next.
+//! The consumers: the bank rail (`bank.rs`: top-ups, withdrawals and payouts) and webhook
+//! deliveries (`webhooks.rs`). The PostgreSQL read model is the next.
 
 pub mod bank;
+pub mod webhooks;

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod approval;
 pub mod errors;
+pub mod events;
 pub mod funding;
 pub mod ledger;
 pub mod merchants;
@@ -92,6 +93,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
         .routes(routes!(webhooks::delete_endpoint))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(events::list_merchant_events))
+        .routes(routes!(events::redeliver_event))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length

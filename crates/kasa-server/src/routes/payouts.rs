@@ -41,7 +41,7 @@ pub(crate) struct PayoutOutput {
 }
 
 impl PayoutOutput {
-    fn new(p: &Payout, s: &kasa_core::State) -> Self {
+    pub(crate) fn new(p: &Payout, s: &kasa_core::State) -> Self {
         let account = s.merchants().merchant(p.merchant_id).map(|m| &m.settlement);
         PayoutOutput {
             id: ids::format("po", p.id),

@@ -35,6 +35,11 @@ pub(crate) struct EndpointOutput {
     secret: Option<String>,
     /// Until when the secret before the last rotation still signs; null if none.
     old_secret_expires_at: Option<Rfc3339>,
+    /// `enabled`, or `disabled` after 3 days of failed deliveries (rotating the secret
+    /// enables it again).
+    status: &'static str,
+    /// Since when deliveries fail; null while they succeed.
+    failing_since: Option<Rfc3339>,
     created_at: Rfc3339,
 }
 
@@ -47,6 +52,8 @@ impl EndpointOutput {
             events: e.events.names(),
             secret: secret.map(|s| s.expose().to_string()),
             old_secret_expires_at: e.old_secret.as_ref().map(|(_, until)| Rfc3339(*until)),
+            status: if e.disabled_at == 0 { "enabled" } else { "disabled" },
+            failing_since: (e.failing_since != 0).then_some(Rfc3339(e.failing_since)),
             created_at: Rfc3339(e.created_at),
         }
     }
