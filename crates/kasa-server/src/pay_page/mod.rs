@@ -380,9 +380,11 @@ async fn answer_page(app: AppState, headers: HeaderMap, raw: String, body: Bytes
             Some(S::SessionEnded.get(lang).to_string())
         }
         AnswerError::Payment(PaymentError::UnknownPayment) => return not_found(lang),
+        // Ended without payment (declined, expired, canceled): the page's heading says so.
+        AnswerError::Payment(PaymentError::WrongStatus { status: PaymentStatus::Canceled })
+        | AnswerError::Payment(PaymentError::Expired) => None,
         // A second submit of the form: the page shows how the first one ended.
         AnswerError::Payment(PaymentError::WrongStatus { .. }) => Some(S::AlreadyAnswered.get(lang).to_string()),
-        AnswerError::Payment(PaymentError::Expired) => None,
         AnswerError::Payment(PaymentError::MerchantNotActive { .. }) => Some(S::MerchantNotActive.get(lang).into()),
         AnswerError::Funding(FundingError::WrongPin { attempts_left }) => {
             Some(S::WrongPin.with(lang, &attempts_left.to_string()))
@@ -441,6 +443,48 @@ async fn log_out(State(app): State<AppState>, headers: HeaderMap, Path(raw): Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payment_past_its_time_is_expired_before_the_engine_ends_it() {
+        use kasa_core::merchant::{CaptureMethod, ItemName, OrderId};
+        let mut p = Payment {
+            id: 1,
+            merchant_id: 1,
+            store_id: None,
+            order_id: OrderId::new("o-1".to_string()).unwrap(),
+            item_name: ItemName::new("x".to_string()).unwrap(),
+            amount: Amount::new(1_000),
+            capture_method: CaptureMethod::Automatic,
+            status: PaymentStatus::RequiresApproval,
+            cancel_reason: None,
+            return_url: None,
+            created_at: 0,
+            expires_at: 100,
+            status_changed_at: 0,
+            user_id: 0,
+            approved_at: 0,
+            day: 0,
+            captured: Amount::ZERO,
+            fee: Amount::ZERO,
+            refunded: Amount::ZERO,
+            fee_refunded: Amount::ZERO,
+            refunds: 0,
+        };
+        assert_eq!(state_of(&p, 99), PageState::Waiting);
+        assert_eq!(state_of(&p, 100), PageState::Expired, "at expires_at the core refuses an answer");
+        p.status = PaymentStatus::Canceled;
+        for (reason, state) in [
+            (CancelReason::Expired, PageState::Expired),
+            (CancelReason::Declined, PageState::Declined),
+            (CancelReason::Merchant, PageState::Canceled),
+            (CancelReason::CaptureExpired, PageState::Canceled),
+        ] {
+            p.cancel_reason = Some(reason);
+            assert_eq!(state_of(&p, 0), state, "{reason:?}");
+        }
+        p.status = PaymentStatus::RequiresCapture;
+        assert_eq!(state_of(&p, 1_000), PageState::Approved, "approved is not expired, whatever the time");
+    }
 
     #[test]
     fn forms_decode_and_stay_small() {
