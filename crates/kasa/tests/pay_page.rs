@@ -90,7 +90,8 @@ fn log_in_on_page(browser: &Browser, phone: &str, pin: &str) {
 fn a_user_pays_without_the_pin_in_korean_and_goes_back_to_the_merchant() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let log = dir.path().join("kasa.log");
+    let server = Server::launch(&dir.path().join("data"), &[], Launch { log: Some(&log), ..Launch::default() });
     let mut c = server.client();
     let shop = onboard(&mut c, "120-81-47521");
     let key = api_key(&mut c, &shop, ALL);
@@ -196,6 +197,14 @@ fn a_user_pays_without_the_pin_in_korean_and_goes_back_to_the_merchant() {
     drop(browser);
     eprintln!("browser test (Korean, PIN-free, return URL) took {:?}", started.elapsed());
     stop_and_verify(server);
+
+    // The page's requests are logged by their route, never with the token, the phone, the
+    // PIN or the session.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("route=\"/pay/{id}/approve\"") && logged.contains("route=\"/pay/{id}/login\""), "{logged}");
+    for secret in [token.as_str(), cookie.as_str(), alice.phone.as_str(), "01077000101", "7700-0101", PIN] {
+        assert!(!logged.contains(secret), "the log holds {secret}");
+    }
 }
 
 #[test]
