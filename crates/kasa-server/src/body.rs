@@ -62,10 +62,7 @@ pub fn form_of(content_type: Option<&str>) -> Result<(), Problem> {
     }
     Err(Problem::of(
         "unsupported_media_type",
-        format!(
-            "expected application/x-www-form-urlencoded, found '{}'",
-            essence.chars().take(64).collect::<String>()
-        ),
+        format!("expected application/x-www-form-urlencoded, found '{}'", essence.chars().take(64).collect::<String>()),
     ))
 }
 

@@ -31,10 +31,7 @@ mod tests {
 
     #[test]
     fn markup_and_quotes_become_entities() {
-        assert_eq!(
-            escape("<script>alert(\"x\")</script>"),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
-        );
+        assert_eq!(escape("<script>alert(\"x\")</script>"), "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;");
         assert_eq!(escape("' onmouseover='x"), "&#39; onmouseover=&#39;x");
         assert_eq!(escape("a & b &amp;"), "a &amp; b &amp;amp;", "an entity is escaped again, not trusted");
         assert_eq!(escape("아메리카노 2잔"), "아메리카노 2잔", "text without markup is unchanged");

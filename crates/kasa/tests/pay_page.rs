@@ -65,7 +65,8 @@ impl ReturnPage {
 
 /// A payment created by the merchant's key: its id and its `approval_url`.
 fn create(c: &mut Client, key: &str, order: &str, amount: u64, extra: Value) -> (String, String) {
-    let mut body = json!({"amount": amount.to_string(), "currency": "KRW", "order_id": order, "item_name": "아메리카노 2잔"});
+    let mut body =
+        json!({"amount": amount.to_string(), "currency": "KRW", "order_id": order, "item_name": "아메리카노 2잔"});
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let r = call(c, "POST", "/v1/payments", Some(key), Some(&body));
     assert_eq!(r.status, 201, "{}", r.json());

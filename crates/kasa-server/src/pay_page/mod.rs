@@ -44,8 +44,8 @@ use kasa_core::limits::SpendRefusal;
 use kasa_core::merchant::{AnswerError, CancelReason, Payment, PaymentError, PaymentStatus};
 use kasa_core::money::Amount;
 use kasa_core::wallet::FundingError;
-use render::{respond, see_other, won, Forms, Page, Summary};
 use render::State as PageState;
+use render::{respond, see_other, won, Forms, Page, Summary};
 use text::{Lang, S};
 
 /// The cookie that holds the page's session token.
@@ -334,9 +334,7 @@ async fn log_in(
     let phone = form.get("phone").unwrap_or("");
     let pin = form.get("pin").unwrap_or("").to_string();
     match open_session(&app, client_address(peer), phone, pin, PAGE_SESSION_TTL_SECONDS).await {
-        Ok(login) => {
-            see_other(visit.lang, visit.location(), Some(session_cookie_header(Some(login.token.expose()))))
-        }
+        Ok(login) => see_other(visit.lang, visit.location(), Some(session_cookie_header(Some(login.token.expose())))),
         Err(problem) => {
             visit.session = None;
             let notice = problem_notice(visit.lang, &problem);
@@ -428,9 +426,8 @@ async fn log_out(State(app): State<AppState>, headers: HeaderMap, Path(raw): Pat
         Err(response) => return response,
     };
     if let Some((_, hash)) = visit.session.take() {
-        let closed = app
-            .wallet(KeyScope::Session(hash), kasa_core::wallet::Command::CloseSession { token_hash: hash })
-            .await;
+        let closed =
+            app.wallet(KeyScope::Session(hash), kasa_core::wallet::Command::CloseSession { token_hash: hash }).await;
         if let Err(problem) = closed {
             return error_page(visit.lang, &problem);
         }
@@ -514,9 +511,18 @@ mod tests {
     #[test]
     fn return_urls_get_the_outcome_and_nothing_else() {
         let pairs = "payment_id=pay_1&status=succeeded";
-        assert_eq!(with_query("https://s.example/done", pairs), "https://s.example/done?payment_id=pay_1&status=succeeded");
-        assert_eq!(with_query("https://s.example/d?o=1", pairs), "https://s.example/d?o=1&payment_id=pay_1&status=succeeded");
-        assert_eq!(with_query("https://s.example/d#top", pairs), "https://s.example/d?payment_id=pay_1&status=succeeded#top");
+        assert_eq!(
+            with_query("https://s.example/done", pairs),
+            "https://s.example/done?payment_id=pay_1&status=succeeded"
+        );
+        assert_eq!(
+            with_query("https://s.example/d?o=1", pairs),
+            "https://s.example/d?o=1&payment_id=pay_1&status=succeeded"
+        );
+        assert_eq!(
+            with_query("https://s.example/d#top", pairs),
+            "https://s.example/d?payment_id=pay_1&status=succeeded#top"
+        );
         assert_eq!(query_token(Some("utm=x&token=ab&token=cd")), Some("ab"));
         assert_eq!(query_token(Some("tokenx=ab")), None);
         assert_eq!(query_token(None), None);

@@ -142,7 +142,9 @@ impl Page {
         let mut out = String::with_capacity(4096);
         out.push_str("<!doctype html><html lang=\"");
         out.push_str(lang.code());
-        out.push_str("\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+        out.push_str(
+            "\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        );
         out.push_str("<meta name=\"referrer\" content=\"no-referrer\"><title>");
         push_escaped(&mut out, S::Title.get(lang));
         out.push_str("</title><style>");
@@ -265,14 +267,17 @@ impl Page {
         out.push_str("<button type=\"submit\">");
         push_escaped(out, &S::Pay.with(lang, &won(amount, lang)));
         out.push_str("</button></form>");
-        self.form_start(out, "decline");
+        self.secondary_form(out, "decline", S::Decline);
+        self.secondary_form(out, "logout", S::LogOut);
+        out.push_str("</section>");
+    }
+
+    /// A form of one secondary button that posts to `action`.
+    fn secondary_form(&self, out: &mut String, action: &str, label: S) {
+        self.form_start(out, action);
         out.push_str("<button type=\"submit\" class=\"secondary\">");
-        push_escaped(out, S::Decline.get(lang));
+        push_escaped(out, label.get(self.lang));
         out.push_str("</button></form>");
-        self.form_start(out, "logout");
-        out.push_str("<button type=\"submit\" class=\"secondary\">");
-        push_escaped(out, S::LogOut.get(lang));
-        out.push_str("</button></form></section>");
     }
 }
 
@@ -281,7 +286,7 @@ pub(crate) fn won(amount: Amount, lang: Lang) -> String {
     let digits = amount.minor().to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);

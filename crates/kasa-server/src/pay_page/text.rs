@@ -25,11 +25,8 @@ impl Lang {
             if tag.is_empty() {
                 continue;
             }
-            let weight = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .next()
-                .map_or(Some(1000), parse_weight)
-                .unwrap_or(0);
+            let weight =
+                parts.filter_map(|p| p.trim().strip_prefix("q=")).next().map_or(Some(1000), parse_weight).unwrap_or(0);
             if weight > 0 && best.is_none_or(|(_, w)| weight > w) {
                 best = Some((tag, weight));
             }
