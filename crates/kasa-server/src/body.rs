@@ -53,6 +53,19 @@ pub fn format_of(content_type: Option<&str>, binary_ok: bool) -> Result<Format, 
     }
 }
 
+/// Checks that a body of the approval page is an HTML form
+/// (`application/x-www-form-urlencoded`), or 415. The page's forms are all it takes.
+pub fn form_of(content_type: Option<&str>) -> Result<(), Problem> {
+    let essence = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/x-www-form-urlencoded" {
+        return Ok(());
+    }
+    Err(Problem::of(
+        "unsupported_media_type",
+        format!("expected application/x-www-form-urlencoded, found '{}'", essence.chars().take(64).collect::<String>()),
+    ))
+}
+
 /// Parses a JSON object into `T`. A JSON array (which serde would take for a struct) or any
 /// other value is refused: every endpoint that takes one object takes exactly an object.
 pub fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {

@@ -4,6 +4,7 @@
 //! status and meaning, generated from the registry in `problem.rs` and the ledger's result
 //! codes.
 
+use crate::html::escape;
 use crate::problem::CODES;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -15,10 +16,6 @@ use kasa_core::{CreateAccountResult, CreateTransferResult};
 pub fn router<S: Clone + Send + Sync + 'static>(openapi: utoipa::openapi::OpenApi) -> Router<S> {
     let swagger: Router<S> = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi).into();
     swagger.route("/docs/problems", get(problems))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The page of problem codes.

@@ -6,15 +6,17 @@
 //! 2. The ledger and admin APIs need the operator key, checked before a byte of the body is
 //!    read; every path under them, routed or not, answers 401 without it.
 //! 3. The body is read whole, within its size bound and [`BODY_READ_TIMEOUT`] (see
-//!    `body.rs`), and its content type checked (415).
+//!    `body.rs`), and its content type checked (415): JSON for the API, a form for the
+//!    approval page (`/pay/...`).
 //! 4. Only then does the request take one of the in-flight permits (503 `busy` when none is
 //!    left): a slow client holds a connection, never a permit.
 //! 5. An `Idempotency-Key` is checked and set up for the handler (`idempotency.rs`).
-//! 6. Any error response that is not problem+json yet (axum's own rejections) becomes one.
+//! 6. Any error response that is not problem+json yet (axum's own rejections) becomes one,
+//!    except the approval page's HTML.
 //! 7. One log line: method, route template, status, problem code, latency; never a query
 //!    string, a header or a body, so never a token, PIN or account number.
 
-use crate::body::{format_of, BODY_BYTES_MAX, BODY_READ_TIMEOUT, LEDGER_BODY_BYTES_MAX};
+use crate::body::{form_of, format_of, BODY_BYTES_MAX, BODY_READ_TIMEOUT, LEDGER_BODY_BYTES_MAX};
 use crate::problem::{Problem, ProblemCode};
 use crate::AppState;
 use axum::body::Body;
@@ -90,7 +92,12 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
     };
     if !bytes.is_empty() {
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        if let Err(problem) = format_of(content_type, ledger_create) {
+        let checked = if crate::pay_page::is_page(parts.uri.path()) {
+            form_of(content_type)
+        } else {
+            format_of(content_type, ledger_create).map(|_| ())
+        };
+        if let Err(problem) = checked {
             return problem.into_response();
         }
     }
@@ -134,7 +141,9 @@ async fn ensure_problem(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // The approval page's errors are pages of their own, for people.
+    let is_page = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_page {
         return response;
     }
     let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();

@@ -60,7 +60,10 @@ tokio::task_local! {
 
 /// The key context of a request, if it has a valid `Idempotency-Key` (400 if invalid).
 pub(crate) fn prepare(parts: &Parts, body: &[u8]) -> Result<Option<Arc<KeyContext>>, Problem> {
-    if parts.method != Method::POST || parts.uri.path() == "/v1/sessions" {
+    // Logins answer a token that is never stored; the approval page's forms come from
+    // browsers, which send no key (its answers are one-shot in the core: a second is refused).
+    if parts.method != Method::POST || parts.uri.path() == "/v1/sessions" || crate::pay_page::is_page(parts.uri.path())
+    {
         return Ok(None);
     }
     let Some(raw) = parts.headers.get("idempotency-key") else { return Ok(None) };

@@ -18,11 +18,13 @@ pub mod crypto;
 pub mod demo;
 pub mod docs;
 mod front;
+pub mod html;
 pub mod idempotency;
 pub mod ids;
 pub mod json;
 pub mod listener;
 pub mod openapi;
+pub mod pay_page;
 pub mod pin;
 pub mod problem;
 pub mod ratelimit;
@@ -162,11 +164,13 @@ pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&[u8]> {
 }
 
 /// Builds the router: the API's routes (with their OpenAPI document), the documentation
-/// pages, and the front middleware around everything.
+/// pages, the hosted approval page (not part of the API, so not in the document), and the
+/// front middleware around everything.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = routes::api().split_for_parts();
     let openapi = openapi::complete(openapi);
     api.merge(docs::router(openapi))
+        .merge(pay_page::router())
         .fallback(front::fallback)
         .method_not_allowed_fallback(front::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), front::front))

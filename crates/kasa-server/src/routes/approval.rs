@@ -168,18 +168,38 @@ pub(crate) fn answer_error(e: AnswerError) -> Problem {
     }
 }
 
-/// Sends a user's answer: the payment after it, or why not.
+/// Sends a user's answer: the payment after it, or the core's refusal.
 pub(crate) async fn answer(
     app: &AppState,
     token_hash: [u8; 32],
     payment_id: u64,
     approve: bool,
     pin_ok: Option<bool>,
-) -> Result<Payment, Problem> {
+) -> Result<Result<Payment, AnswerError>, Problem> {
     let command = Command::AnswerPayment { token_hash, payment_id, approve, pin_ok };
     match app.merchant(KeyScope::Session(token_hash), command).await? {
-        Outcome::PaymentAnswered(r) => r.map_err(answer_error),
+        Outcome::PaymentAnswered(r) => Ok(r),
         other => Err(Problem::internal(format!("an answer answered {other:?}"))),
+    }
+}
+
+/// Answers payment `payment_id` as the user of session `token_hash`, whose link's token the
+/// caller checked: approves it (with the PIN if `approve` holds one, checked here off the
+/// sequencer) or, with `approve` `None`, declines it. The one way both the API and the
+/// approval page answer a payment.
+pub(crate) async fn answer_as(
+    app: &AppState,
+    user_id: u64,
+    token_hash: [u8; 32],
+    payment_id: u64,
+    approve: Option<Option<String>>,
+) -> Result<Result<Payment, AnswerError>, Problem> {
+    match approve {
+        Some(pin) => {
+            let pin_ok = pin_verdict(app, user_id, pin).await?;
+            answer(app, token_hash, payment_id, true, pin_ok).await
+        }
+        None => answer(app, token_hash, payment_id, false, None).await,
     }
 }
 
@@ -197,13 +217,7 @@ async fn answer_from_link(
     if !app.keys.approval_token_matches(payment_id, token) {
         return Err(Problem::not_found("no such payment"));
     }
-    let p = match approve {
-        Some(pin) => {
-            let pin_ok = pin_verdict(app, user_id, pin).await?;
-            answer(app, token_hash, payment_id, true, pin_ok).await?
-        }
-        None => answer(app, token_hash, payment_id, false, None).await?,
-    };
+    let p = answer_as(app, user_id, token_hash, payment_id, approve).await?.map_err(answer_error)?;
     answered(app, user_id, p).await
 }
 

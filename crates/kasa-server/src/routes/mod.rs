@@ -111,9 +111,14 @@ pub(crate) fn session_token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
 /// The user a request's session token belongs to, with the token's hash.
 pub(crate) async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(u64, [u8; 32]), Problem> {
     let hash = session_token_hash(headers).ok_or_else(Problem::session_required)?;
+    session_user(app, hash).await?.map(|user_id| (user_id, hash)).ok_or_else(Problem::session_required)
+}
+
+/// The user of the session whose token hashes to `hash`, if it is open now.
+pub(crate) async fn session_user(app: &AppState, hash: [u8; 32]) -> Result<Option<u64>, Problem> {
     let now = app.engine.now();
     let session = app.engine.read(move |s| s.wallets().session(&hash, now)).await?;
-    session.map(|s| (s.user_id, hash)).ok_or_else(Problem::session_required)
+    Ok(session.map(|s| s.user_id))
 }
 
 /// Parses a decimal object id (user, funding, transfer, request) from a path segment.

@@ -19,7 +19,7 @@ use crate::listener::Peer;
 use crate::pin::{check_pin, new_session_token, token_hash};
 use crate::problem::Problem;
 use crate::render::{EntryOutput, UserOutput};
-use crate::AppState;
+use crate::{AppState, Secret};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -247,18 +247,29 @@ fn invalid_credentials() -> Problem {
     )
 }
 
-/// Logs in with a phone number and PIN; answers a bearer token. Takes no Idempotency-Key.
-#[utoipa::path(post, path = "/v1/sessions", tag = "users", request_body = LoginInput,
-    responses((status = 201, description = "a new session", body = SessionOutput),
-        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
-pub async fn log_in(
-    State(app): State<AppState>,
-    peer: Option<Extension<Peer>>,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let input: LoginInput = object(&body)?;
-    let phone = parse_phone(&input.phone)?;
-    rate(app.limits.logins_by_address.check(&client_address(peer)), "logins from this address")?;
+/// A session that a login opened.
+pub(crate) struct Login {
+    /// The bearer token (`kasa_s_...`); the state keeps only its hash.
+    pub token: Secret,
+    /// Whose session.
+    pub user_id: u64,
+    /// When it ends, in engine time.
+    pub expires_at: u64,
+}
+
+/// Logs in with a phone number and PIN from client `address`, for `ttl_seconds`: the one
+/// login of the API (`POST /v1/sessions`) and the approval page, so both have the same rate
+/// limits, the same work whatever the number, and the same answer to every failure
+/// (`invalid_credentials`).
+pub(crate) async fn open_session(
+    app: &AppState,
+    address: std::net::IpAddr,
+    phone: &str,
+    pin: String,
+    ttl_seconds: u32,
+) -> Result<Login, Problem> {
+    let phone = parse_phone(phone)?;
+    rate(app.limits.logins_by_address.check(&address), "logins from this address")?;
     rate(app.limits.logins_by_phone.check(&phone.as_str().to_string()), "logins for this number")?;
     let found = app
         .engine
@@ -273,29 +284,37 @@ pub async fn log_in(
     // registered, locked or neither: one Argon2 check (against a decoy hash when there is no
     // such user) and one command through the journal, which refuses unknown users and locked
     // PINs as it does wrong PINs. The owner sees a lock in /v1/me.
-    let pin_ok = app.pins.verify(input.pin, hash).await?;
+    let pin_ok = app.pins.verify(pin, hash).await?;
     let token = new_session_token()?;
-    let command = Command::OpenSession {
-        user_id,
-        token_hash: token_hash(token.expose().as_bytes()),
-        pin_ok,
-        ttl_seconds: SESSION_TTL_SECONDS,
-    };
+    let command =
+        Command::OpenSession { user_id, token_hash: token_hash(token.expose().as_bytes()), pin_ok, ttl_seconds };
     match app.wallet(KeyScope::Operator, command).await? {
-        Outcome::SessionOpened(Ok(expires_at)) => {
-            let output = SessionOutput {
-                object: "session",
-                token: token.expose().to_string(),
-                user_id: user_id.to_string(),
-                expires_at: Rfc3339(expires_at),
-            };
-            Ok((StatusCode::CREATED, Json(output)).into_response())
-        }
+        Outcome::SessionOpened(Ok(expires_at)) => Ok(Login { token, user_id, expires_at }),
         Outcome::SessionOpened(Err(
             SessionError::Locked { .. } | SessionError::WrongPin { .. } | SessionError::UnknownUser,
         )) => Err(invalid_credentials()),
         other => Err(Problem::internal(format!("a login answered {other:?}"))),
     }
+}
+
+/// Logs in with a phone number and PIN; answers a bearer token. Takes no Idempotency-Key.
+#[utoipa::path(post, path = "/v1/sessions", tag = "users", request_body = LoginInput,
+    responses((status = 201, description = "a new session", body = SessionOutput),
+        (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
+pub async fn log_in(
+    State(app): State<AppState>,
+    peer: Option<Extension<Peer>>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: LoginInput = object(&body)?;
+    let login = open_session(&app, client_address(peer), &input.phone, input.pin, SESSION_TTL_SECONDS).await?;
+    let output = SessionOutput {
+        object: "session",
+        token: login.token.expose().to_string(),
+        user_id: login.user_id.to_string(),
+        expires_at: Rfc3339(login.expires_at),
+    };
+    Ok((StatusCode::CREATED, Json(output)).into_response())
 }
 
 /// Logs out: the session's token stops working.

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use kasa::client::{wait_for_listening, Client, Response};
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
