@@ -36,7 +36,13 @@ text_rule!(
     /// local machine, for development), up to 2,048 characters.
     ReturnUrl, ReturnUrlRule, 2048, "a return URL", true,
     |v| {
-        let local = v.starts_with("http://localhost") || v.starts_with("http://127.0.0.1");
+        // `http://` only to the local machine itself: the host must be exactly `localhost`
+        // or `127.0.0.1` (not `localhost.evil.example`).
+        let local = v.strip_prefix("http://").is_some_and(|rest| {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+            !authority.contains('@') && (host == "localhost" || host == "127.0.0.1")
+        });
         if !(v.starts_with("https://") || local) {
             return Err("a return URL starts with https:// (or http://localhost for development)".into());
         }
@@ -536,4 +542,28 @@ struct NewPayment<'a> {
     capture_method: CaptureMethod,
     expires_in_seconds: u32,
     return_url: Option<&'a ReturnUrl>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReturnUrl;
+
+    #[test]
+    fn a_return_url_is_https_or_the_local_machine_itself() {
+        for ok in
+            ["https://shop.example/done?o=1", "http://localhost:8080/done", "http://127.0.0.1/done", "http://localhost"]
+        {
+            assert!(ReturnUrl::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://localhost.evil.example/done",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost@evil.example/",
+            "http://evil.example/",
+            "javascript:alert(1)",
+            "https://shop.example/a b",
+        ] {
+            assert!(ReturnUrl::new(bad).is_err(), "{bad}");
+        }
+    }
 }
