@@ -471,7 +471,7 @@ mod money {
 
     fn answered(outcome: kasa_core::Outcome) -> Result<Payment, AnswerError> {
         match outcome {
-            kasa_core::Outcome::Merchant(Outcome::PaymentAnswered(r)) => r,
+            kasa_core::Outcome::Merchant(Outcome::PaymentAnswered(r)) => r.map(|a| a.payment),
             other => panic!("unexpected outcome {other:?}"),
         }
     }

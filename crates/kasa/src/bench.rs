@@ -22,6 +22,32 @@ pub enum BenchCommand {
     Ledger(LedgerArgs),
     /// Wallet users sending each other money as single HTTP requests with sessions.
     Wallet(WalletArgs),
+    /// Merchants' payments, each created with an API key and approved by a wallet user.
+    Payments(PaymentsArgs),
+}
+
+/// Arguments of `kasa bench payments`.
+#[derive(clap::Args, Clone)]
+pub struct PaymentsArgs {
+    /// Wallet users, each topped up once and logged in.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) users: u64,
+    /// Merchants, each with an API key.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) merchants: u64,
+    /// Payments to create and approve.
+    #[arg(long, default_value_t = 500_000)]
+    pub(crate) payments: u64,
+    /// Concurrent connections, each sending one request at a time.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) clients: usize,
+    /// Give each merchant a webhook endpoint for `payment.succeeded` on a receiver in this
+    /// process, and measure the deliveries too.
+    #[arg(long)]
+    pub(crate) webhooks: bool,
+    /// Seed of the random users and amounts.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) seed: u64,
 }
 
 /// Arguments of `kasa bench wallet`.
@@ -84,11 +110,12 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ledger(args) => ledger(args),
         BenchCommand::Wallet(args) => wallet(args),
+        BenchCommand::Payments(args) => crate::bench_payments::run(args),
     }
 }
 
 /// What a Ctrl-C must clean up: the temporary data directory and the server it started.
-static CLEANUP: std::sync::Mutex<(Option<PathBuf>, Option<u32>)> = std::sync::Mutex::new((None, None));
+pub(crate) static CLEANUP: std::sync::Mutex<(Option<PathBuf>, Option<u32>)> = std::sync::Mutex::new((None, None));
 
 /// Removes the benchmark's temporary data (and stops its server) on Ctrl-C, so that an
 /// interrupted run leaves nothing behind. The server, in the same process group, gets the
@@ -114,7 +141,7 @@ fn clean_up_on_interrupt() {
 }
 
 /// Prints how far a run is, every two seconds, until `done` reaches `total`.
-fn progress(what: &'static str, done: Arc<AtomicU64>, total: u64) -> std::thread::JoinHandle<()> {
+pub(crate) fn progress(what: &'static str, done: Arc<AtomicU64>, total: u64) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let started = Instant::now();
         loop {
@@ -138,7 +165,7 @@ fn free_bytes(dir: &std::path::Path) -> Option<u64> {
 }
 
 /// Says how much disk a run will use where, and refuses to start without room for it.
-fn check_disk(dir: &std::path::Path, bytes: u64) -> anyhow::Result<()> {
+pub(crate) fn check_disk(dir: &std::path::Path, bytes: u64) -> anyhow::Result<()> {
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     match free_bytes(dir) {
         Some(free) => {
@@ -158,9 +185,9 @@ fn check_disk(dir: &std::path::Path, bytes: u64) -> anyhow::Result<()> {
 }
 
 /// The server the benchmark started, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -174,7 +201,7 @@ fn start_server(data: &std::path::Path, key: &str) -> anyhow::Result<(Server, Du
     start_server_with(data, key, &[], &[])
 }
 
-fn start_server_with(
+pub(crate) fn start_server_with(
     data: &std::path::Path,
     key: &str,
     extra: &[String],
@@ -213,18 +240,18 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// CPU used by the server and by this benchmark between two readings.
-struct CpuMeter {
+pub(crate) struct CpuMeter {
     server: Option<u32>,
     start: (Option<f64>, Option<f64>),
 }
 
 impl CpuMeter {
-    fn start(server: Option<u32>) -> CpuMeter {
+    pub(crate) fn start(server: Option<u32>) -> CpuMeter {
         CpuMeter { server, start: (server.and_then(cpu_seconds), cpu_seconds(std::process::id())) }
     }
 
     /// One line: CPU microseconds per operation in the server and in the load generator.
-    fn report(&self, operations: u64, what: &str) -> String {
+    pub(crate) fn report(&self, operations: u64, what: &str) -> String {
         let per_op = |start: Option<f64>, pid: Option<u32>| match (start, pid.and_then(cpu_seconds)) {
             (Some(a), Some(b)) => format!("{:.1} µs", (b - a) * 1e6 / operations.max(1) as f64),
             _ => "unknown".to_string(),
@@ -238,10 +265,10 @@ impl CpuMeter {
 }
 
 /// xorshift64*: the benchmark's only randomness, seeded, so runs are repeatable.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -295,7 +322,7 @@ fn failures(body: &[u8], json: bool) -> anyhow::Result<u64> {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -483,7 +510,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
 }
 
 /// Stops a server with SIGTERM and waits for it.
-fn stop(mut server: Server) -> anyhow::Result<()> {
+pub(crate) fn stop(mut server: Server) -> anyhow::Result<()> {
     let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status()?;
     if !status.success() {
         bail!("kill -TERM failed");

@@ -2,6 +2,7 @@
 //! `verify` checks a data directory offline, `bench` measures a real server over loopback.
 
 mod bench;
+mod bench_payments;
 mod serve;
 mod verify;
 

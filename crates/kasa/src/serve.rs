@@ -290,7 +290,8 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow
         out.flush()?;
     }
     let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
-    let webhooks = kasa_server::consumers::webhooks::spawn(app.clone());
+    // Its own thread and runtime, at a lower priority; it stops when the engine does.
+    let _webhooks = kasa_server::consumers::webhooks::spawn(app.clone()).context("starting webhook deliveries")?;
     let mut health = engine.health_changes();
     let stopping = engine.clone();
     let shutdown = async move {
@@ -305,6 +306,5 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow
     kasa_server::serve(listener, app, shutdown).await?;
     // The consumers stop here; whatever they had not finished, the next start does again.
     bank_rail.abort();
-    webhooks.abort();
     Ok(())
 }

@@ -208,8 +208,8 @@ fn kill_9_during_payment_traffic_pays_nothing_twice_and_loses_nothing() {
     for u in &users {
         credit(&mut c, u, 400_000);
     }
-    // Each worker: create, approve (keyed), refund 1 won of every third; what was acknowledged
-    // is recorded as (payment id, approved, refunded).
+    // Each worker: create, approve (keyed), capture 90 of every other (manual), refund 1 won of
+    // every third; what was acknowledged is recorded as (payment id, approved, refunded).
     let acknowledged: Arc<Mutex<Vec<(String, bool, bool)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -220,8 +220,11 @@ fn kill_9_during_payment_traffic_pays_nothing_twice_and_loses_nothing() {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let body =
-                    json!({"amount": "100", "currency": "KRW", "order_id": format!("w{w}-{i}"), "item_name": "물"});
+                // Every other payment is captured by the merchant (manual), the rest at approval.
+                let manual = i % 2 == 1;
+                let capture_method = if manual { "manual" } else { "automatic" };
+                let body = json!({"amount": "100", "currency": "KRW", "order_id": format!("w{w}-{i}"), "item_name": "물",
+                    "capture_method": capture_method});
                 let Some(r) = try_call(&mut c, "/v1/payments", &key, None, &body) else { return };
                 if r.status != 201 {
                     return;
@@ -236,6 +239,13 @@ fn kill_9_during_payment_traffic_pays_nothing_twice_and_loses_nothing() {
                 };
                 if r.status != 200 {
                     return;
+                }
+                if manual {
+                    let path = format!("/v1/payments/{id}/capture");
+                    let Some(r) = try_call(&mut c, &path, &key, None, &json!({"amount": "90"})) else { return };
+                    if r.status != 200 {
+                        return;
+                    }
                 }
                 let mut refunded = false;
                 if i % 3 == 0 {
@@ -256,7 +266,7 @@ fn kill_9_during_payment_traffic_pays_nothing_twice_and_loses_nothing() {
     let mut paid_by_users = 0u64;
     for (id, _, refunded) in &acked {
         let p = call(&mut c, "GET", &format!("/v1/payments/{id}"), Some(&key), None).json();
-        assert_eq!(p["status"], "succeeded", "an acknowledged approval was lost: {p}");
+        assert_eq!(p["status"], "succeeded", "an acknowledged approval or capture was lost: {p}");
         if *refunded {
             assert_eq!(p["amount_refunded"], "1", "an acknowledged refund was lost: {p}");
         }
@@ -366,5 +376,34 @@ fn each_day_the_balance_is_paid_out_once_across_a_kill_9_with_its_items() {
     assert_eq!(payouts_when(&mut c, &key, |_| true).len(), 1);
     let events = events_when(&mut c, |e| e.iter().any(|e| e["type"] == "payout.paid"));
     assert!(events.iter().any(|e| e["type"] == "payout.created" && e["data"]["payout_id"] == "po_1"));
+    stop_and_verify(server);
+}
+
+#[test]
+fn concurrent_creates_of_one_order_make_one_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let shop = onboard(&mut c, "120-81-47521");
+    let key = api_key(&mut c, &shop, ALL);
+    let statuses: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (mut c, key, statuses) = (server.client(), key.clone(), statuses.clone());
+            std::thread::spawn(move || {
+                let body = json!({"amount": "1000", "currency": "KRW", "order_id": "race-1", "item_name": "물"});
+                let r = try_call(&mut c, "/v1/payments", &key, None, &body).expect("an answer");
+                statuses.lock().unwrap().push(r.status);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut statuses = statuses.lock().unwrap().clone();
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+    let listed = call(&mut c, "GET", "/v1/payments?order_id=race-1", Some(&key), None).json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     stop_and_verify(server);
 }

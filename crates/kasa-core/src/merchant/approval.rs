@@ -41,6 +41,18 @@ pub enum AnswerError {
     Funding(FundingError),
 }
 
+/// A payment after a user's answer, with what the user is shown of its merchant (so that the
+/// answer needs no second read).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnsweredPayment {
+    /// The payment.
+    pub payment: Payment,
+    /// The merchant's display name.
+    pub merchant_name: super::DisplayName,
+    /// The store's name, if the payment is for one.
+    pub store_name: Option<super::DisplayName>,
+}
+
 /// Kasa's fee on `amount` at `fee_bps` basis points, rounded half up.
 pub fn fee_of(amount: Amount, fee_bps: u16) -> Amount {
     let fee = (u128::from(amount.minor()) * u128::from(fee_bps) + 5_000) / 10_000;
@@ -51,6 +63,27 @@ pub fn fee_of(amount: Amount, fee_bps: u16) -> Amount {
 /// `events` receive each domain's events; returns the outcome and the timestamps used.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn answer_payment(
+    merchants: &mut Merchants,
+    wallets: &mut Wallets,
+    books: &mut Ledger,
+    limits: &mut Limits,
+    fees: &mut Fees,
+    first: u64,
+    wallet_events: &mut Vec<crate::wallet::Event>,
+    events: &mut Vec<Event>,
+    request: (&[u8; 32], u64, bool, Option<bool>),
+) -> (Result<AnsweredPayment, AnswerError>, u64) {
+    let (outcome, used) = answer(merchants, wallets, books, limits, fees, first, wallet_events, events, request);
+    let answered = outcome.map(|payment| {
+        let merchant_name = merchants.merchant(payment.merchant_id).expect("a payment's merchant").display_name.clone();
+        let store_name = payment.store_id.and_then(|id| merchants.store(id)).map(|s| s.name.clone());
+        AnsweredPayment { payment, merchant_name, store_name }
+    });
+    (answered, used)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer(
     merchants: &mut Merchants,
     wallets: &mut Wallets,
     books: &mut Ledger,

@@ -388,7 +388,7 @@ pub enum Outcome {
         outcome: Result<KeyOutcome, KeyRefusal>,
     },
     /// `AnswerPayment`: the payment after the answer.
-    PaymentAnswered(Result<super::Payment, super::approval::AnswerError>),
+    PaymentAnswered(Result<super::approval::AnsweredPayment, super::approval::AnswerError>),
     /// `SettlePayout`: the payout after the answer (`None`: no such payout).
     PayoutSettled(Option<super::Payout>),
     /// `RecordDeliveries`: how many endpoints it moved.

@@ -16,7 +16,7 @@ pub mod refund;
 mod snapshot;
 pub mod webhook;
 
-pub use approval::{fee_of, AnswerError, CAPTURE_SECONDS};
+pub use approval::{fee_of, AnswerError, AnsweredPayment, CAPTURE_SECONDS};
 pub use brn::{parse_brn, Brn, BrnError};
 pub use command::{
     ApiKey, BusinessName, Command, DisplayName, Event, KeyPrefix, Mcc, Merchant, MerchantError, MerchantStatus,

@@ -77,35 +77,71 @@ pub fn deliverable(kind: &EventKind) -> Option<(u64, &'static str)> {
     Some((merchant_id, kind.name()))
 }
 
-/// Renders a deliverable event: `{"id": "evt_..", "object": "event", "type", "created_at",
-/// "data": {the object as it is now}}`.
-pub fn render(s: &kasa_core::State, keys: &crate::crypto::DataKeys, event: &Event) -> Option<Rendered> {
+/// The object of a deliverable event, as it is now: taken on the sequencer (a clone), turned
+/// into JSON off it by [`Taken::render`].
+pub struct Taken {
+    seq: u64,
+    timestamp: u64,
+    merchant_id: u64,
+    type_name: &'static str,
+    object: Object,
+}
+
+enum Object {
+    Payment(kasa_core::merchant::Payment),
+    Refund(kasa_core::merchant::Refund),
+    Payout(PayoutOutput),
+}
+
+/// Takes the object of a deliverable event from the state (cheap: no JSON here).
+pub fn take(s: &kasa_core::State, event: &Event) -> Option<Taken> {
     let (merchant_id, type_name) = deliverable(&event.kind)?;
     let EventKind::Merchant(m) = &event.kind else { return None };
     let merchants = s.merchants();
-    let data = match m {
+    let object = match m {
         MerchantEvent::PaymentApproved { payment_id, .. }
         | MerchantEvent::PaymentSucceeded { payment_id, .. }
         | MerchantEvent::PaymentCanceled { payment_id, .. }
-        | MerchantEvent::PaymentExpired { payment_id, .. } => {
-            serde_json::to_value(PaymentOutput::new(merchants.payment(*payment_id)?, keys)).ok()?
-        }
-        MerchantEvent::RefundSucceeded { refund_id, .. } => {
-            serde_json::to_value(RefundOutput::from(merchants.refund(*refund_id)?)).ok()?
-        }
+        | MerchantEvent::PaymentExpired { payment_id, .. } => Object::Payment(merchants.payment(*payment_id)?.clone()),
+        MerchantEvent::RefundSucceeded { refund_id, .. } => Object::Refund(merchants.refund(*refund_id)?.clone()),
         MerchantEvent::PayoutPaid { payout_id, .. } | MerchantEvent::PayoutFailed { payout_id, .. } => {
-            serde_json::to_value(PayoutOutput::new(merchants.payout(*payout_id)?, s)).ok()?
+            Object::Payout(PayoutOutput::new(merchants.payout(*payout_id)?, s))
         }
         _ => return None,
     };
-    let body = serde_json::json!({
-        "id": ids::format("evt", event.seq),
-        "object": "event",
-        "type": type_name,
-        "created_at": Rfc3339(event.timestamp),
-        "data": data,
-    });
-    Some(Rendered { seq: event.seq, merchant_id, type_name, body: Bytes::from(body.to_string()) })
+    Some(Taken { seq: event.seq, timestamp: event.timestamp, merchant_id, type_name, object })
+}
+
+impl Taken {
+    /// The delivery body: `{"id": "evt_..", "object": "event", "type", "created_at", "data":
+    /// {the object as it was taken}}`.
+    pub fn render(&self, keys: &crate::crypto::DataKeys) -> Rendered {
+        #[derive(serde::Serialize)]
+        struct Envelope<'a, T> {
+            id: String,
+            object: &'static str,
+            #[serde(rename = "type")]
+            type_name: &'a str,
+            created_at: Rfc3339,
+            data: T,
+        }
+        fn bytes<T: serde::Serialize>(t: &Taken, data: T) -> Vec<u8> {
+            let envelope = Envelope {
+                id: ids::format("evt", t.seq),
+                object: "event",
+                type_name: t.type_name,
+                created_at: Rfc3339(t.timestamp),
+                data,
+            };
+            serde_json::to_vec(&envelope).unwrap_or_default()
+        }
+        let body = match &self.object {
+            Object::Payment(p) => bytes(self, PaymentOutput::new(p, keys)),
+            Object::Refund(r) => bytes(self, RefundOutput::from(r)),
+            Object::Payout(p) => bytes(self, p),
+        };
+        Rendered { seq: self.seq, merchant_id: self.merchant_id, type_name: self.type_name, body: Bytes::from(body) }
+    }
 }
 
 /// What a lane needs of its endpoint, refreshed when the endpoint changes.
@@ -134,7 +170,11 @@ impl Config {
     }
 
     fn wants(&self, r: &Rendered) -> bool {
-        self.live && r.merchant_id == self.merchant_id && self.events.has(r.type_name)
+        self.wants_type(r.merchant_id, r.type_name)
+    }
+
+    fn wants_type(&self, merchant_id: u64, type_name: &str) -> bool {
+        self.live && merchant_id == self.merchant_id && self.events.has(type_name)
     }
 }
 
@@ -170,9 +210,27 @@ impl Progress {
     }
 }
 
-/// Starts the consumer on the current runtime.
-pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(app))
+/// Starts the consumer on a thread of its own (`kasa-webhooks`), with a runtime of its own,
+/// at a lower scheduling priority than the threads that serve requests and the sequencer:
+/// deliveries use the CPU that payments leave, so that they never slow payments down. The
+/// thread ends when the engine stops.
+pub fn spawn(app: AppState) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("kasa-webhooks".into()).spawn(move || {
+        lower_priority();
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(run(app)),
+            Err(error) => tracing::error!(%error, "webhooks: no runtime; nothing is delivered"),
+        }
+    })
+}
+
+/// Lowers the calling thread's priority (a nice value of 10; Linux schedules threads
+/// separately). Best effort: where it fails, deliveries run at the normal priority.
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if rustix::process::setpriority_process(Some(tid), 10).is_err() {
+        tracing::warn!("webhooks: could not lower the delivery thread's priority");
+    }
 }
 
 async fn run(app: AppState) {
@@ -183,7 +241,10 @@ async fn run(app: AppState) {
     };
     let hub = Arc::new(Mutex::new(Hub::default()));
     let progress = Arc::new(Progress::default());
+    // Two interests: endpoint changes, and events webhooks carry. While no endpoint has a
+    // lane, only a change is worth reading the log for.
     let mut interest = app.engine.events().interest(is_merchant_event);
+    let changes = app.engine.events().interest(|kind| endpoint_changed(kind).is_some());
     let mut read_up_to = interest.borrow().last_seq;
     lock(&hub).dispatched_through = read_up_to;
     for e in &live_endpoints {
@@ -192,6 +253,14 @@ async fn run(app: AppState) {
     tokio::spawn(record_progress(app.clone(), progress.clone()));
     loop {
         let matched = *interest.borrow_and_update();
+        // (Its own `last_seq`: up to there it has seen every change, whatever the other
+        // interest was told first.)
+        let seen = *changes.borrow();
+        if lock(&hub).lanes.is_empty() && seen.last_match <= read_up_to {
+            // Nothing to deliver to, and no endpoint made since: pass what came unread.
+            read_up_to = read_up_to.max(seen.last_seq);
+            lock(&hub).dispatched_through = read_up_to;
+        }
         while read_up_to < matched.last_match {
             let events = match app.engine.events().read(read_up_to, EVENTS_PER_READ) {
                 Ok(events) => events,
@@ -202,18 +271,35 @@ async fn run(app: AppState) {
             };
             let Some(last) = events.last().map(|e| e.seq) else { break };
             let changed: Vec<u64> = events.iter().filter_map(|e| endpoint_changed(&e.kind)).collect();
-            let wanted: Vec<Event> = events.into_iter().filter(|e| deliverable(&e.kind).is_some()).collect();
-            let keys = app.clone();
-            let read = app
-                .engine
-                .read(move |s| {
-                    let rendered: Vec<Rendered> = wanted.iter().filter_map(|e| render(s, &keys.keys, e)).collect();
-                    let endpoints: Vec<WebhookEndpoint> =
-                        changed.iter().filter_map(|&id| s.merchants().endpoint(id).cloned()).collect();
-                    (rendered, endpoints)
-                })
-                .await;
-            let Ok((rendered, endpoints)) = read else { return };
+            // Only what a live lane wants (or may want, once a changed endpoint is read) is
+            // looked up: without endpoints, the dispatcher costs the sequencer nothing.
+            let wanted: Vec<Event> = {
+                let h = lock(&hub);
+                events
+                    .into_iter()
+                    .filter(|e| {
+                        deliverable(&e.kind).is_some_and(|(m, t)| {
+                            !changed.is_empty()
+                                || h.lanes.values().any(|l| l.live && l.config.borrow().wants_type(m, t))
+                        })
+                    })
+                    .collect()
+            };
+            let (rendered, endpoints) = if wanted.is_empty() && changed.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                let read = app
+                    .engine
+                    .read(move |s| {
+                        let taken: Vec<Taken> = wanted.iter().filter_map(|e| take(s, e)).collect();
+                        let endpoints: Vec<WebhookEndpoint> =
+                            changed.iter().filter_map(|&id| s.merchants().endpoint(id).cloned()).collect();
+                        (taken, endpoints)
+                    })
+                    .await;
+                let Ok((taken, endpoints)) = read else { return };
+                (taken.iter().map(|t| t.render(&app.keys)).collect::<Vec<Rendered>>(), endpoints)
+            };
             // Endpoint changes first: a new endpoint starts after the event that made it,
             // before any event of this page it may want.
             for e in &endpoints {
@@ -346,15 +432,12 @@ impl Lane {
                 .filter(|e| e.seq <= through)
                 .filter(|e| deliverable(&e.kind).is_some_and(|(m, t)| m == config.merchant_id && config.events.has(t)))
                 .collect();
-            let keys = self.app.clone();
-            let Ok(rendered) = self
-                .app
-                .engine
-                .read(move |s| wanted.iter().filter_map(|e| render(s, &keys.keys, e)).collect::<Vec<_>>())
-                .await
+            let Ok(taken) =
+                self.app.engine.read(move |s| wanted.iter().filter_map(|e| take(s, e)).collect::<Vec<_>>()).await
             else {
                 return false;
             };
+            let rendered: Vec<Rendered> = taken.iter().map(|t| t.render(&self.app.keys)).collect();
             for r in &rendered {
                 if !self.deliver(r).await {
                     return false;

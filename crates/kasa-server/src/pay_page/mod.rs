@@ -366,7 +366,7 @@ async fn answer_page(app: AppState, headers: HeaderMap, raw: String, body: Bytes
     };
     let pin = approve.then(|| form.get("pin").filter(|p| !p.is_empty()).map(str::to_string));
     let refusal = match answer_as(&app, user_id, hash, visit.payment_id, pin).await {
-        Ok(Ok(payment)) => return answered(&visit, &payment),
+        Ok(Ok(a)) => return answered(&visit, &a.payment),
         Ok(Err(refusal)) => refusal,
         Err(problem) => return show(&app, &visit, Some(problem_notice(lang, &problem)), status_of(&problem)).await,
     };

@@ -21,7 +21,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kasa_core::idempotency::KeyScope;
-use kasa_core::merchant::{AnswerError, Command, Outcome, Payment};
+use kasa_core::merchant::{AnswerError, AnsweredPayment, Command, Outcome, Payment};
 use kasa_core::wallet::WALLET_CURRENCY;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -175,7 +175,7 @@ pub(crate) async fn answer(
     payment_id: u64,
     approve: bool,
     pin_ok: Option<bool>,
-) -> Result<Result<Payment, AnswerError>, Problem> {
+) -> Result<Result<AnsweredPayment, AnswerError>, Problem> {
     let command = Command::AnswerPayment { token_hash, payment_id, approve, pin_ok };
     match app.merchant(KeyScope::Session(token_hash), command).await? {
         Outcome::PaymentAnswered(r) => Ok(r),
@@ -193,7 +193,7 @@ pub(crate) async fn answer_as(
     token_hash: [u8; 32],
     payment_id: u64,
     approve: Option<Option<String>>,
-) -> Result<Result<Payment, AnswerError>, Problem> {
+) -> Result<Result<AnsweredPayment, AnswerError>, Problem> {
     match approve {
         Some(pin) => {
             let pin_ok = pin_verdict(app, user_id, pin).await?;
@@ -212,32 +212,24 @@ async fn answer_from_link(
     token: &str,
     approve: Option<Option<String>>,
 ) -> Result<Response, Problem> {
-    let (user_id, token_hash) = authenticate(app, headers).await?;
+    let token_hash = super::session_token_hash(headers).ok_or_else(Problem::session_required)?;
     let payment_id = ids::parse("pay", raw, "no such payment")?;
     if !app.keys.approval_token_matches(payment_id, token) {
         return Err(Problem::not_found("no such payment"));
     }
-    let p = answer_as(app, user_id, token_hash, payment_id, approve).await?.map_err(answer_error)?;
-    answered(app, user_id, p).await
-}
-
-/// What a user's answer leaves: the payment as the user sees it.
-async fn answered(app: &AppState, user_id: u64, p: Payment) -> Result<Response, Problem> {
-    let view = payment_for_user(app, p.id, Some(user_id), None).await?;
-    match view {
-        Some(v) => Ok(Json(MyPaymentOutput::from(&v)).into_response()),
-        // Declined: the user did not pay, so it is no longer theirs to see; show what they did.
-        None => {
-            let found = app.engine.read(move |s| {
-                let m = s.merchants();
-                let merchant_name = m.merchant(p.merchant_id)?.display_name.as_str().to_string();
-                let store_name = p.store_id.and_then(|id| m.store(id)).map(|st| st.name.as_str().to_string());
-                Some(PaymentForUser { payment: p, merchant_name, store_name })
-            });
-            let v = found.await?.ok_or_else(|| Problem::not_found("no such payment"))?;
-            Ok(Json(MyPaymentOutput::from(&v)).into_response())
-        }
-    }
+    // The session is resolved in the answer's own command (one trip to the sequencer); only
+    // a PIN needs the user first, to check it against the user's hash off the sequencer.
+    let user_id = match &approve {
+        Some(Some(_)) => authenticate(app, headers).await?.0,
+        _ => 0,
+    };
+    let a = answer_as(app, user_id, token_hash, payment_id, approve).await?.map_err(answer_error)?;
+    let view = PaymentForUser {
+        payment: a.payment,
+        merchant_name: a.merchant_name.as_str().to_string(),
+        store_name: a.store_name.map(|s| s.as_str().to_string()),
+    };
+    Ok(Json(MyPaymentOutput::from(&view)).into_response())
 }
 
 /// Approves a payment from the merchant's approval link: the money is paid (automatic

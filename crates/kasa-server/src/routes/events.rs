@@ -4,7 +4,7 @@
 
 use super::payments::{api_key_hash, read_as_key};
 use super::{parse_limit, query_pairs};
-use crate::consumers::webhooks::{deliverable, render, Rendered};
+use crate::consumers::webhooks::{deliverable, take, Rendered, Taken};
 use crate::ids;
 use crate::problem::Problem;
 use crate::webhook_client::{Connection, Delivered, Target};
@@ -76,9 +76,8 @@ pub async fn list_merchant_events(
     let read = Scopes::named("payments:read").expect("a known scope");
     let merchant_id = read_as_key(&app, key_hash, read, |_, merchant_id| merchant_id).await?;
     let (events, stopped_at) = scan(&app, merchant_id, before, limit)?;
-    let keys = app.clone();
-    let rendered: Vec<Rendered> =
-        app.engine.read(move |s| events.iter().filter_map(|e| render(s, &keys.keys, e)).collect()).await?;
+    let taken: Vec<Taken> = app.engine.read(move |s| events.iter().filter_map(|e| take(s, e)).collect()).await?;
+    let rendered: Vec<Rendered> = taken.iter().map(|t| t.render(&app.keys)).collect();
     let has_more = rendered.len() > limit || stopped_at > 1;
     let data: Vec<serde_json::Value> =
         rendered.iter().take(limit).filter_map(|r| serde_json::from_slice(&r.body).ok()).collect();
@@ -139,21 +138,20 @@ pub async fn redeliver_event(
         .find(|e| e.seq == seq)
         .filter(|e| deliverable(&e.kind).is_some_and(|(m, _)| m == merchant_id))
         .ok_or_else(|| Problem::not_found("no such event"))?;
-    let keys = app.clone();
-    let (rendered, endpoints) = app
+    let type_name = deliverable(&event.kind).map(|(_, t)| t).unwrap_or_default();
+    let (taken, endpoints) = app
         .engine
         .read(move |s| {
-            let rendered = render(s, &keys.keys, &event);
             let endpoints: Vec<_> = s
                 .merchants()
                 .endpoints_of(merchant_id)
-                .filter(|e| e.is_live() && rendered.as_ref().is_some_and(|r| e.events.has(r.type_name)))
+                .filter(|e| e.is_live() && e.events.has(type_name))
                 .cloned()
                 .collect();
-            (rendered, endpoints)
+            (take(s, &event), endpoints)
         })
         .await?;
-    let rendered = rendered.ok_or_else(|| Problem::not_found("no such event"))?;
+    let rendered = taken.ok_or_else(|| Problem::not_found("no such event"))?.render(&app.keys);
     let mut deliveries = Vec::new();
     for e in endpoints {
         let outcome = match (Target::parse(e.url.as_str()), app.keys.open_secret(merchant_id, &e.secret)) {
