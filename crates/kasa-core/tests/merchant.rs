@@ -362,6 +362,49 @@ mod webhooks {
         }
     }
 
+    fn record(h: &mut Harness, endpoint_id: u64, delivered_through: u64, failing_since: u64) {
+        let progress = kasa_core::merchant::DeliveryProgress { endpoint_id, delivered_through, failing_since };
+        let command = Command::RecordDeliveries { progress: BoundedVec::new(vec![progress]).unwrap() };
+        match merchant_command(h, command) {
+            Outcome::DeliveriesRecorded(_) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deliveries_fail_for_3_days_then_the_endpoint_is_disabled_until_a_rotation() {
+        use kasa_core::merchant::FAILING_NANOS_MAX;
+        let mut h = Harness::default();
+        onboard(&mut h, "120-81-47521", 250).unwrap();
+        key(&mut h, 1, 1, all_scopes()).unwrap();
+        let e = webhook(&mut h, 1, create("https://shop.example/h", &["payment.succeeded"], 1)).unwrap().unwrap();
+        let start = e.delivered_through;
+        let endpoint = |h: &Harness| h.state.merchants().endpoint(e.id).unwrap().clone();
+        // Positions only move forward.
+        record(&mut h, e.id, start + 5, 0);
+        record(&mut h, e.id, start + 2, 0);
+        assert_eq!(endpoint(&h).delivered_through, start + 5);
+        let failing_since = h.now;
+        record(&mut h, e.id, start + 5, failing_since);
+        h.now = failing_since + FAILING_NANOS_MAX - 1;
+        record(&mut h, e.id, start + 5, failing_since);
+        assert_eq!(endpoint(&h).disabled_at, 0, "not before 3 days");
+        h.now = failing_since + FAILING_NANOS_MAX;
+        h.take_events();
+        record(&mut h, e.id, start + 5, failing_since);
+        assert!(endpoint(&h).disabled_at != 0);
+        let names: Vec<&str> = h.take_events().iter().map(|e| e.kind.name()).collect();
+        assert_eq!(names, ["webhook_endpoint.disabled"]);
+        // A rotation enables it again, from now on; a stale failure report does not disable it.
+        let rotated =
+            webhook(&mut h, 1, WebhookCommand::RotateSecret { endpoint_id: e.id, secret: sealed(2) }).unwrap().unwrap();
+        assert!(rotated.is_live() && rotated.failing_since == 0);
+        record(&mut h, e.id, rotated.delivered_through, failing_since);
+        assert!(endpoint(&h).is_live(), "a report from before the rotation is stale");
+        h.restart();
+        assert_eq!(endpoint(&h), rotated);
+    }
+
     #[test]
     fn endpoints_are_a_merchant_s_own_with_a_secret_that_rotates() {
         let mut h = Harness::default();
@@ -643,6 +686,38 @@ mod money {
         let events = names(&mut h);
         assert_eq!(events.iter().filter(|n| **n == "payment.canceled").count(), 2, "{events:?}");
         h.restart();
+    }
+
+    #[test]
+    fn a_capture_or_cancel_whose_stamp_passes_the_7_days_is_refused_not_a_panic() {
+        let World { mut h, .. } = world();
+        for (order, cancel) in [("o-1", false), ("o-2", true)] {
+            let p = create(&mut h, 1, order, 1_000, CaptureMethod::Manual);
+            let approved = answer(&mut h, 41, p.id, true, None).unwrap();
+            // The batch starts 2 ns before the deadline; accounts of the operators' ledger take
+            // the next timestamps, so the capture's own stamp is past it.
+            h.now = approved.capture_before() - 2;
+            let accounts: Vec<kasa_core::Account> =
+                (1..=4).map(|i| super::support::account(1_000 + i + p.id as u128 * 10, 1, 0)).collect();
+            let command = if cancel {
+                kasa_core::Command::Merchant(Command::AsKey {
+                    key_hash: [1; 32],
+                    command: KeyCommand::CancelPayment { payment_id: p.id },
+                })
+            } else {
+                capture_command(1, p.id, None)
+            };
+            let mut outcomes = h.apply(vec![kasa_core::Command::create_accounts(accounts), command]);
+            let refused = match key_outcome(outcomes.remove(1)) {
+                KeyOutcome::PaymentCaptured(r) | KeyOutcome::PaymentCanceled(r) => r,
+                other => panic!("unexpected outcome {other:?}"),
+            };
+            assert_eq!(refused, Err(PaymentError::Expired));
+            h.apply(vec![]);
+            let p = h.state.merchants().payment(p.id).unwrap();
+            assert_eq!((p.status, p.cancel_reason), (PaymentStatus::Canceled, Some(CancelReason::CaptureExpired)));
+            login(&mut h, 1, 41, true).unwrap();
+        }
     }
 
     #[test]

@@ -320,6 +320,10 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
     let capture_expired = t + 8 * 24 * 3600 * SECOND;
     batches.push((capture_expired, vec![]));
     batches.push((capture_expired + SECOND, vec![w(send(2, Recipient::User(1), 100))]));
+    // The days' payout runs made merchant 1's payout (its balance: 1,000 + 1,000 captured,
+    // 50 in fees, 1,400 refunded, 35 of the fees returned): the bank pays it.
+    let settle_payout = kasa_core::merchant::Command::SettlePayout { payout_id: 1, result: BankResult::Approved };
+    batches.push((capture_expired + 2 * SECOND, vec![Command::Merchant(settle_payout)]));
     batches
 }
 
@@ -424,6 +428,10 @@ fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absen
     assert_eq!(status(5), Some(("canceled", Some("capture_expired"))));
     assert_eq!(status(6), Some(("canceled", Some("declined"))));
     assert_eq!(merchants.payment(3).map(|p| p.refunded.minor()), Some(400), "the refund past the capture was refused");
+    let payout = merchants.payout(1).map(|p| (p.merchant_id, p.amount.minor(), p.status.name()));
+    assert_eq!(payout, Some((1, 585, "paid")));
+    let balance_1 = writer.state().books().account(kasa_core::chart::MERCHANT_BALANCE.id(1)).unwrap();
+    assert_eq!(balance_1.credits_posted, balance_1.debits_posted, "paid out to the won");
     assert_eq!(balance(4), (7_000, 0), "the held remittance was claimed at sign-up");
     let fee_income = kasa_core::chart::FEE_INCOME.system_id(kasa_core::money::Currency::KRW);
     let fees = writer.state().books().account(fee_income).unwrap();

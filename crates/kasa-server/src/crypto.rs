@@ -128,7 +128,7 @@ impl DataKeys {
     /// creation and a later read show the same link.
     pub fn approval_token(&self, payment_id: u64) -> String {
         let hash = blake3::keyed_hash(&self.approvals, &payment_id.to_le_bytes());
-        hash.as_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        kasa_engine::hex(&hash.as_bytes()[..16])
     }
 
     /// Whether `token` is payment `payment_id`'s approval token (in constant time).

@@ -128,7 +128,11 @@ fn deliveries_are_signed_in_order_retried_and_survive_restarts() {
     let mut c = server.client();
     let receiver = Receiver::start();
     let shop = onboard(&mut c, "120-81-47521");
-    let key = api_key(&mut c, &shop, &["payments:read", "payments:write", "refunds:write", "webhooks:manage"]);
+    let key = api_key(
+        &mut c,
+        &shop,
+        &["payments:read", "payments:write", "refunds:write", "webhooks:manage", "payouts:read"],
+    );
     let events = ["payment.approved", "payment.succeeded", "payment.canceled", "refund.succeeded"];
     let r = call(
         &mut c,
@@ -242,6 +246,11 @@ fn deliveries_are_signed_in_order_retried_and_survive_restarts() {
     let all_types: Vec<&str> = all.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(all_types.iter().filter(|t| **t == "payment.succeeded").count(), 3, "{all_types:?}");
     assert!(all_types.contains(&"payout.paid"), "{all_types:?}");
+    // A key without payouts:read sees no payout events.
+    let reader = api_key(&mut c, &shop, &["payments:read"]);
+    let seen = call(&mut c, "GET", "/v1/events?limit=100", Some(&reader), None).json();
+    assert!(seen["data"].as_array().unwrap().iter().all(|e| !e["type"].as_str().unwrap().starts_with("payout.")));
+    assert!(!seen["data"].as_array().unwrap().is_empty());
     let newest_payment = all.iter().find(|e| e["type"] == "payment.succeeded").unwrap();
     let last_id = newest_payment["id"].as_str().unwrap().to_string();
     let none = call(&mut c, "POST", &format!("/v1/events/{last_id}/redeliver"), Some(&key), None).json();

@@ -179,7 +179,8 @@ impl Merchants {
         payment.status_changed_at = now;
         ctx.emit(Event::PaymentApproved { merchant_id: p.merchant_id, payment_id });
         if p.capture_method == CaptureMethod::Automatic {
-            return Ok(self.capture(payment_id, p.amount, ctx));
+            // Its reservation has no timeout: the capture cannot meet an expired one.
+            return Ok(self.capture(payment_id, p.amount, ctx).expect("a reservation without a timeout"));
         }
         Ok(self.payment(payment_id).expect("found above").clone())
     }
@@ -217,14 +218,15 @@ impl Merchants {
         if amount > p.amount {
             return Err(PaymentError::AmountTooLarge { max: p.amount });
         }
-        // The pending transfer's timeout voids it at the same moment the 7 days end; the
-        // books' expiry runs first in a batch, so a capture never meets an expired one here.
-        Ok(self.capture(payment_id, amount, ctx))
+        // The 7 days may end within this batch after its start (or expiries may wait their
+        // slice): the books then refuse the post, and the payment is past its capture.
+        self.capture(payment_id, amount, ctx).ok_or(PaymentError::Expired)
     }
 
     /// Posts `amount` of an approved payment with the fee linked to it; the books release
-    /// the rest, and the user's day gets it back.
-    fn capture(&mut self, payment_id: u64, amount: Amount, ctx: &mut super::Ctx) -> Payment {
+    /// the rest, and the user's day gets it back. `None` if the reservation's time is up (the
+    /// books refuse the post; nothing changes, and the next batch expires it).
+    fn capture(&mut self, payment_id: u64, amount: Amount, ctx: &mut super::Ctx) -> Option<Payment> {
         let now = ctx.now();
         let p = self.payment(payment_id).expect("the caller found it").clone();
         let fee_bps = self.merchant(p.merchant_id).expect("a payment's merchant exists").fee_bps;
@@ -251,6 +253,9 @@ impl Merchants {
         };
         // A zero fee is a zero transfer (allowed in the books): every capture has the same shape.
         let outcomes = ctx.transfers(&[post, fee_transfer]);
+        if outcomes[0].result == CreateTransferResult::PendingTransferExpired {
+            return None;
+        }
         assert!(outcomes.iter().all(|o| o.result.is_success()), "the books refused capture {payment_id}: {outcomes:?}");
         if amount < p.amount {
             ctx.limits.uncount_outgoing(p.user_id, p.day, p.amount.saturating_sub(amount));
@@ -262,12 +267,13 @@ impl Merchants {
         payment.status_changed_at = now;
         let payment = payment.clone();
         ctx.emit(Event::PaymentSucceeded { merchant_id: p.merchant_id, payment_id, amount });
-        payment
+        Some(payment)
     }
 
     /// Cancels an approved payment before its capture: the reservation is voided and the
-    /// user's day gets the amount back.
-    pub(super) fn void_approved(&mut self, payment_id: u64, ctx: &mut super::Ctx) -> Payment {
+    /// user's day gets the amount back. `None` if the reservation's time is up (as for a
+    /// capture: the next batch expires it).
+    pub(super) fn void_approved(&mut self, payment_id: u64, ctx: &mut super::Ctx) -> Option<Payment> {
         let p = self.payment(payment_id).expect("the caller found it").clone();
         let void = Transfer {
             id: chart::PAYMENT_RESOLVE.id(payment_id),
@@ -276,8 +282,11 @@ impl Merchants {
             ..Default::default()
         };
         let outcome = ctx.transfer(&void);
+        if outcome.result == CreateTransferResult::PendingTransferExpired {
+            return None;
+        }
         assert!(outcome.result.is_success(), "the books refused to void payment {payment_id}: {outcome:?}");
-        self.end_approved(&p, CancelReason::Merchant, ctx)
+        Some(self.end_approved(&p, CancelReason::Merchant, ctx))
     }
 
     fn end_approved(&mut self, p: &Payment, reason: CancelReason, ctx: &mut super::Ctx) -> Payment {

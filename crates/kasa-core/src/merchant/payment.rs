@@ -449,7 +449,7 @@ impl Merchants {
             self.payment(payment_id).filter(|p| p.merchant_id == merchant_id).ok_or(PaymentError::UnknownPayment)?;
         match payment.status {
             PaymentStatus::RequiresApproval => Ok(self.end_unapproved(payment_id, CancelReason::Merchant, ctx)),
-            PaymentStatus::RequiresCapture => Ok(self.void_approved(payment_id, ctx)),
+            PaymentStatus::RequiresCapture => self.void_approved(payment_id, ctx).ok_or(PaymentError::Expired),
             status => Err(PaymentError::WrongStatus { status }),
         }
     }

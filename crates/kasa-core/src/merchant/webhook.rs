@@ -196,6 +196,8 @@ pub struct WebhookEndpoint {
     /// When it was disabled for failing too long (0: it was not). An operator or the merchant
     /// turns it back on by rotating its secret or creating it again.
     pub disabled_at: u64,
+    /// When it was made, or last enabled again: failures reported from before it are stale.
+    pub enabled_at: u64,
 }
 
 impl WebhookEndpoint {
@@ -291,6 +293,7 @@ impl Merchants {
                     delivered_through: ctx.last_event,
                     failing_since: 0,
                     disabled_at: 0,
+                    enabled_at: now,
                 };
                 self.endpoints.push_back(endpoint.clone());
                 ctx.emit(super::Event::WebhookEndpointChanged { merchant_id, endpoint_id: endpoint.id });
@@ -312,6 +315,7 @@ impl Merchants {
                 if endpoint.disabled_at != 0 {
                     endpoint.disabled_at = 0;
                     endpoint.failing_since = 0;
+                    endpoint.enabled_at = now;
                     endpoint.delivered_through = ctx.last_event;
                 }
                 let endpoint = endpoint.clone();
@@ -330,7 +334,9 @@ impl Merchants {
             let Some(endpoint) = p.endpoint_id.checked_sub(1).and_then(|i| self.endpoints.get_mut(i as usize)) else {
                 continue;
             };
-            if !endpoint.is_live() {
+            // A report from before the endpoint was enabled again (a lane of the disabled one
+            // still failing) must not disable it at once.
+            if !endpoint.is_live() || (p.failing_since != 0 && p.failing_since < endpoint.enabled_at) {
                 continue;
             }
             endpoint.delivered_through = endpoint.delivered_through.max(p.delivered_through);

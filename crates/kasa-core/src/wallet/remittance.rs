@@ -278,8 +278,13 @@ impl Wallets {
             flags: TransferFlags(TransferFlags::VOID_PENDING_TRANSFER),
             ..Default::default()
         };
-        // The hold is open (checked above) and the books are Kasa's own: the void succeeds.
+        // The hold is open (checked above) and the books are Kasa's own: the void succeeds,
+        // unless its 48 hours end within this batch after its start (or expiries wait their
+        // slice): then the next batch returns it.
         let outcome = ctx.transfer(&void);
+        if outcome.result == CreateTransferResult::PendingTransferExpired {
+            return Err(CancelError::NotHeld);
+        }
         assert!(outcome.result.is_success(), "the books refused to void hold {id}: {outcome:?}");
         ctx.limits.uncount_outgoing(r.from_user, r.day, r.amount);
         self.forget_held(&r);
@@ -332,6 +337,10 @@ impl Wallets {
                 ..Default::default()
             };
             let outcomes = ctx.transfers(&[post, payout]);
+            // Its 48 hours may end within this batch after its start: the next batch returns it.
+            if outcomes[0].result == CreateTransferResult::PendingTransferExpired {
+                continue;
+            }
             assert!(outcomes.iter().all(|o| o.result.is_success()), "the books refused claim {id}: {outcomes:?}");
             self.remittances[(id - 1) as usize].to_user = Some(user_id);
             self.forget_held(&r);

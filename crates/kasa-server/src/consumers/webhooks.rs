@@ -234,6 +234,12 @@ fn lower_priority() {
 }
 
 async fn run(app: AppState) {
+    // Two interests: endpoint changes, and events webhooks carry. While no endpoint has a
+    // lane, only a change is worth reading the log for. Registered before the endpoints are
+    // read, so that an endpoint made meanwhile is seen as a change.
+    let mut interest = app.engine.events().interest(is_merchant_event);
+    let changes = app.engine.events().interest(|kind| endpoint_changed(kind).is_some());
+    let mut read_up_to = interest.borrow().last_seq;
     let Ok(live_endpoints) =
         app.engine.read(|s| s.merchants().all_endpoints().filter(|e| e.is_live()).cloned().collect::<Vec<_>>()).await
     else {
@@ -241,11 +247,6 @@ async fn run(app: AppState) {
     };
     let hub = Arc::new(Mutex::new(Hub::default()));
     let progress = Arc::new(Progress::default());
-    // Two interests: endpoint changes, and events webhooks carry. While no endpoint has a
-    // lane, only a change is worth reading the log for.
-    let mut interest = app.engine.events().interest(is_merchant_event);
-    let changes = app.engine.events().interest(|kind| endpoint_changed(kind).is_some());
-    let mut read_up_to = interest.borrow().last_seq;
     lock(&hub).dispatched_through = read_up_to;
     for e in &live_endpoints {
         start_lane(&app, &hub, &progress, e, false);
@@ -265,22 +266,32 @@ async fn run(app: AppState) {
             let events = match app.engine.events().read(read_up_to, EVENTS_PER_READ) {
                 Ok(events) => events,
                 Err(error) => {
+                    // Try again shortly (the log is derived again from the journal at the
+                    // next start if it stays unreadable).
                     tracing::error!(%error, "webhooks: the event log could not be read");
-                    break;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
             };
             let Some(last) = events.last().map(|e| e.seq) else { break };
-            let changed: Vec<u64> = events.iter().filter_map(|e| endpoint_changed(&e.kind)).collect();
-            // Only what a live lane wants (or may want, once a changed endpoint is read) is
-            // looked up: without endpoints, the dispatcher costs the sequencer nothing.
+            // Each changed endpoint with the seq of its last change in this page.
+            let mut changed_at: BTreeMap<u64, u64> = BTreeMap::new();
+            for e in &events {
+                if let Some(id) = endpoint_changed(&e.kind) {
+                    changed_at.insert(id, e.seq);
+                }
+            }
+            let changed: Vec<u64> = changed_at.keys().copied().collect();
+            // Only what a lane wants (live or catching up: it may rejoin before this page is
+            // handed out), or may want once a changed endpoint is read, is looked up: without
+            // endpoints, the dispatcher costs the sequencer nothing.
             let wanted: Vec<Event> = {
                 let h = lock(&hub);
                 events
                     .into_iter()
                     .filter(|e| {
                         deliverable(&e.kind).is_some_and(|(m, t)| {
-                            !changed.is_empty()
-                                || h.lanes.values().any(|l| l.live && l.config.borrow().wants_type(m, t))
+                            !changed.is_empty() || h.lanes.values().any(|l| l.config.borrow().wants_type(m, t))
                         })
                     })
                     .collect()
@@ -300,12 +311,14 @@ async fn run(app: AppState) {
                 let Ok((taken, endpoints)) = read else { return };
                 (taken.iter().map(|t| t.render(&app.keys)).collect::<Vec<Rendered>>(), endpoints)
             };
-            // Endpoint changes first: a new endpoint starts after the event that made it,
-            // before any event of this page it may want.
+            // Endpoint changes first: a new (or newly enabled) endpoint starts right before the
+            // event that made it, in the live feed. One whose position is older (its lane
+            // stopped, say) catches up from the log first.
             for e in &endpoints {
                 let existing = lock(&hub).lanes.get(&e.id).map(|lane| lane.config.send(Config::of(&app, e)));
                 if existing.is_none() && e.is_live() {
-                    start_lane(&app, &hub, &progress, e, true);
+                    let live = changed_at.get(&e.id).is_some_and(|&seq| e.delivered_through + 1 >= seq);
+                    start_lane(&app, &hub, &progress, e, live);
                 }
             }
             {
@@ -424,7 +437,18 @@ impl Lane {
     async fn catch_up(&mut self, queue: &mut mpsc::Receiver<Arc<Rendered>>) -> bool {
         let through = lock(&self.hub).dispatched_through;
         while self.position < through {
-            let Ok(events) = self.app.engine.events().read(self.position, EVENTS_PER_READ) else { return false };
+            let events = match self.app.engine.events().read(self.position, EVENTS_PER_READ) {
+                Ok(events) => events,
+                Err(error) => {
+                    // Try again shortly: stopping here would leave the endpoint without a lane.
+                    tracing::error!(%error, endpoint_id = self.endpoint_id, "webhooks: the event log could not be read");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if !self.config.borrow().live {
+                        return false;
+                    }
+                    continue;
+                }
+            };
             let Some(last) = events.last().map(|e| e.seq) else { break };
             let config = self.config.borrow().clone();
             let wanted: Vec<Event> = events

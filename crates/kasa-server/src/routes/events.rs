@@ -54,7 +54,7 @@ fn scan(app: &AppState, merchant_id: u64, before: u64, limit: usize) -> Result<(
 }
 
 /// Your events, newest first, as your webhooks carry them (what was delivered, and what an
-/// endpoint missed). Scope `payments:read`.
+/// endpoint missed). Scope `payments:read`; payout events also need `payouts:read`.
 #[utoipa::path(get, path = "/v1/events", tag = "webhooks",
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("cursor" = Option<String>, Query, description = "the next_cursor of the previous page")),
     responses((status = 200, description = "a page of events", body = EventsPage),
@@ -74,8 +74,17 @@ pub async fn list_merchant_events(
         }
     }
     let read = Scopes::named("payments:read").expect("a known scope");
-    let merchant_id = read_as_key(&app, key_hash, read, |_, merchant_id| merchant_id).await?;
-    let (events, stopped_at) = scan(&app, merchant_id, before, limit)?;
+    let payouts = Scopes::named("payouts:read").expect("a known scope");
+    // Payout events only for a key that may read payouts.
+    let (merchant_id, sees_payouts) = read_as_key(&app, key_hash, read, move |s, merchant_id| {
+        let sees = s.merchants().live_key(&key_hash).is_some_and(|(k, _)| k.scopes.contains(payouts));
+        (merchant_id, sees)
+    })
+    .await?;
+    let (mut events, stopped_at) = scan(&app, merchant_id, before, limit)?;
+    if !sees_payouts {
+        events.retain(|e| deliverable(&e.kind).is_some_and(|(_, t)| !t.starts_with("payout.")));
+    }
     let taken: Vec<Taken> = app.engine.read(move |s| events.iter().filter_map(|e| take(s, e)).collect()).await?;
     let rendered: Vec<Rendered> = taken.iter().map(|t| t.render(&app.keys)).collect();
     let has_more = rendered.len() > limit || stopped_at > 1;
