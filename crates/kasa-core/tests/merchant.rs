@@ -917,16 +917,65 @@ mod money {
         refund(&mut h, 1, p.id, 1_000).unwrap();
         assert_eq!(merchant_balance(&h, 1), -1_000 + 25);
         next_kst_day(&mut h);
-        let again: Vec<(u64, u64, u64)> = h
+        let again: Vec<(u64, u64)> = h
             .state
             .merchants()
             .payouts_before(None, u64::MAX, 1)
             .iter()
-            .map(|p| (p.merchant_id, p.amount.minor(), p.covers_from))
+            .map(|p| (p.merchant_id, p.amount.minor()))
             .collect();
-        assert_eq!(again, [(2, 3_000, 0)], "the failed payout's movements are covered again");
+        assert_eq!(again, [(2, 3_000)]);
+        let p3 = h.state.merchants().payout(3).unwrap().clone();
+        assert_eq!(items_sum(&h, &p3), 3_000, "the failed payout's movements are covered again");
         settle(&mut h, 3, BankResult::Approved).unwrap();
         assert_eq!(merchant_balance(&h, 2), 0);
+        h.restart();
+    }
+
+    /// What a payout's items add up to: the merchant balance's movements in its ranges, less
+    /// payouts.
+    fn items_sum(h: &Harness, p: &kasa_core::merchant::Payout) -> i128 {
+        let balance = chart::MERCHANT_BALANCE.id(p.merchant_id);
+        let mut sum = 0i128;
+        for &(after, up_to) in p.covers.as_slice() {
+            for t in h.state.books().account_transfers(balance, after + 1, up_to, 10_000) {
+                let (kind, _) = chart::id_parts(t.id);
+                if kind == chart::PAYOUT.number || kind == chart::PAYOUT_RESOLVE.number || kind == chart::PAYMENT.number
+                {
+                    continue;
+                }
+                sum += if t.credit_account_id == balance { t.amount as i128 } else { -(t.amount as i128) };
+            }
+        }
+        sum
+    }
+
+    #[test]
+    fn a_payout_that_fails_after_the_next_was_made_is_covered_by_the_one_after() {
+        use kasa_core::wallet::BankResult;
+        let World { mut h, .. } = world();
+        let pay = |h: &mut Harness, order: &str, amount: u64| {
+            let p = create(h, 2, order, amount, CaptureMethod::Automatic);
+            login(h, 1, 41, true).unwrap();
+            answer(h, 41, p.id, true, None).unwrap();
+        };
+        pay(&mut h, "o-1", 1_000);
+        next_kst_day(&mut h); // payout 1: 1,000, and the bank is slow
+        pay(&mut h, "o-2", 2_000);
+        next_kst_day(&mut h); // payout 2: 2,000, made while payout 1 is at the bank
+        settle(&mut h, 1, BankResult::Declined).unwrap();
+        settle(&mut h, 2, BankResult::Approved).unwrap();
+        h.restart();
+        pay(&mut h, "o-3", 4_000);
+        next_kst_day(&mut h); // payout 3: the failed 1,000 and the new 4,000
+        let payouts: Vec<kasa_core::merchant::Payout> =
+            (1..=3).map(|id| h.state.merchants().payout(id).unwrap().clone()).collect();
+        let amounts: Vec<u64> = payouts.iter().map(|p| p.amount.minor()).collect();
+        assert_eq!(amounts, [1_000, 2_000, 5_000]);
+        for p in &payouts {
+            assert_eq!(items_sum(&h, p), i128::from(p.amount.minor()), "payout {}: {:?}", p.id, p.covers);
+        }
+        assert_eq!(payouts[2].covers.as_slice().len(), 2);
         h.restart();
     }
 

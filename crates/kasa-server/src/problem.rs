@@ -57,7 +57,7 @@ codes! {
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";
     "body_too_large", 413, "The body is too large", "Bodies are at most 64 KiB (8 MiB for ledger batches).";
-    "unsupported_media_type", 415, "Unsupported content type", "Send bodies as application/json (ledger batches also as application/octet-stream).";
+    "unsupported_media_type", 415, "Unsupported content type", "Send bodies as application/json (ledger batches also as application/octet-stream; the approval page's forms as application/x-www-form-urlencoded).";
     "invalid_field", 422, "A field is invalid", "A field is missing, unknown, of the wrong type or out of range; `detail` says which.";
     "invalid_phone", 422, "The phone number is invalid", "Phone numbers are Korean mobile numbers (010-1234-5678) or + and a country code.";
     "invalid_pin", 422, "The PIN is invalid", "A PIN is exactly 6 digits.";

@@ -77,6 +77,9 @@ pub struct Merchants {
     pub(crate) payouts_of: BTreeMap<u64, Vec<u64>>,
     /// Derived: payouts waiting for the bank.
     pub(crate) pending_payouts: BTreeSet<u64>,
+    /// Derived: per merchant, the ranges of payouts that failed since its last payout, which
+    /// its next payout covers too.
+    pub(crate) reclaim: BTreeMap<u64, Vec<(u64, u64)>>,
 }
 
 impl Merchants {

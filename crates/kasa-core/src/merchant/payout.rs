@@ -8,8 +8,9 @@
 //! paid posts the transfer, failed voids it and the money stays owed, for the next day's run.
 //! Suspended and closed merchants are paid out too.
 //!
-//! A payout covers the merchant balance's movements from the end of the last payout that did
-//! not fail to its own start (`covers_from`, `covers_to`): what `items.csv` lists.
+//! A payout covers the merchant balance's movements in a few time ranges (`covers`): from
+//! the merchant's last payout to its own start, and the ranges of payouts that failed since
+//! the merchant's last payout was made (their money comes with this one). `items.csv` lists them; their amounts add up to the payout's.
 
 use super::{Event, Merchants};
 use crate::chart;
@@ -58,11 +59,14 @@ pub struct Payout {
     pub created_at: u64,
     /// When the bank's answer was recorded (0 while pending).
     pub settled_at: u64,
-    /// It pays for the merchant balance's movements with timestamps after this...
-    pub covers_from: u64,
-    /// ...up to this (its own creation).
-    pub covers_to: u64,
+    /// It pays for the merchant balance's movements with timestamps in these ranges, each
+    /// `(after, up to)`, oldest first.
+    pub covers: crate::text::BoundedVec<(u64, u64), COVERS_MAX>,
 }
+
+/// The most ranges one payout covers: failed payouts' ranges beyond it are merged into one
+/// wider range (whose items then also list what other payouts paid).
+pub const COVERS_MAX: usize = 32;
 
 impl Payout {
     /// The id of its pending transfer in the books.
@@ -112,6 +116,25 @@ impl Merchants {
         self.pending_payouts.iter().filter_map(|&id| self.payout(id))
     }
 
+    /// Rebuilds which failed payouts' ranges wait for a merchant's next payout (after a
+    /// snapshot's payouts are read): those of payouts that failed after the merchant's last
+    /// payout was made.
+    pub(super) fn rebuild_reclaim(&mut self) {
+        self.reclaim.clear();
+        for (&merchant_id, ids) in &self.payouts_of {
+            let last_made = ids.last().and_then(|&id| self.payout(id)).map_or(0, |p| p.created_at);
+            let ranges: Vec<(u64, u64)> = ids
+                .iter()
+                .filter_map(|&id| self.payout(id))
+                .filter(|p| p.status == PayoutStatus::Failed && p.settled_at > last_made)
+                .flat_map(|p| p.covers.as_slice().iter().copied())
+                .collect();
+            if !ranges.is_empty() {
+                self.reclaim.insert(merchant_id, ranges);
+            }
+        }
+    }
+
     /// Adds a payout to the derived indexes.
     pub(super) fn index_payout(&mut self, p: &Payout) {
         self.payouts_of.entry(p.merchant_id).or_default().push(p.id);
@@ -156,16 +179,17 @@ impl Merchants {
         let Some(amount) = Amount::from_ledger(owed).filter(|a| !a.is_zero()) else { return };
         let now = ctx.now();
         chart::ensure_system_account(ctx.books, chart::BANK_OMNIBUS, WALLET_CURRENCY, now);
-        let covers_from = self
+        // Its own range starts where the merchant's last payout ended (what a failed one
+        // covered waits in `reclaim`, and comes with this one).
+        let own_from = self
             .payouts_of
             .get(&merchant_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|&id| self.payout(id))
-            .filter(|p| p.status != PayoutStatus::Failed)
-            .map(|p| p.covers_to)
-            .max()
-            .unwrap_or(0);
+            .and_then(|ids| ids.last())
+            .and_then(|&id| self.payout(id))
+            .map_or(0, |p| p.created_at);
+        let mut ranges = self.reclaim.remove(&merchant_id).unwrap_or_default();
+        ranges.push((own_from, now));
+        let covers = crate::text::BoundedVec::new(bounded_ranges(ranges)).expect("at most COVERS_MAX ranges");
         let payout = Payout {
             id: self.payouts.len() as u64 + 1,
             merchant_id,
@@ -174,8 +198,7 @@ impl Merchants {
             status: PayoutStatus::Pending,
             created_at: now,
             settled_at: 0,
-            covers_from,
-            covers_to: now,
+            covers,
         };
         let transfer = Transfer {
             id: payout.transfer_id(),
@@ -220,6 +243,9 @@ impl Merchants {
         payout.settled_at = now;
         let payout = payout.clone();
         self.pending_payouts.remove(&payout_id);
+        if !paid {
+            self.reclaim.entry(payout.merchant_id).or_default().extend_from_slice(payout.covers.as_slice());
+        }
         let (merchant_id, amount) = (payout.merchant_id, payout.amount);
         ctx.emit(if paid {
             Event::PayoutPaid { merchant_id, payout_id, amount }
@@ -249,6 +275,18 @@ impl Merchants {
         }
         Ok(())
     }
+}
+
+/// Sorts ranges and merges the oldest together until at most [`COVERS_MAX`] are left.
+fn bounded_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    while ranges.len() > COVERS_MAX {
+        let (second_from, second_to) = ranges.remove(1);
+        let first = &mut ranges[0];
+        first.0 = first.0.min(second_from);
+        first.1 = first.1.max(second_to);
+    }
+    ranges
 }
 
 #[cfg(test)]

@@ -159,6 +159,7 @@ impl Merchants {
         if runs != 1 {
             return Err(DecodeError::invalid(format!("the payout run is listed {runs} times")));
         }
+        m.rebuild_reclaim();
         m.check_invariants().map_err(DecodeError::Invalid)?;
         Ok(m)
     }

@@ -150,36 +150,39 @@ fn items_csv(s: &kasa_core::State, p: &Payout) -> String {
     let balance = chart::MERCHANT_BALANCE.id(p.merchant_id);
     let mut out = String::from("type,payment_id,refund_id,amount,currency,created_at\n");
     let mut rows = Vec::new();
-    let mut max = p.covers_to;
-    'pages: loop {
-        let page = books.account_transfers(balance, p.covers_from.saturating_add(1), max, 1_000);
-        let Some(last) = page.last().map(|t| t.timestamp) else { break };
-        for t in page {
-            let (kind, n) = chart::id_parts(t.id);
-            let credit = t.credit_account_id == balance;
-            let (what, payment, refund) = if kind == chart::PAYMENT_RESOLVE.number {
-                ("capture", n, None)
-            } else if kind == chart::PAYMENT_FEE.number {
-                ("fee", n, None)
-            } else if kind == chart::REFUND.number {
-                ("refund", t.user_data_64, Some(n))
-            } else if kind == chart::REFUND_FEE.number {
-                ("fee_returned", t.user_data_64, Some(n))
-            } else {
-                continue;
-            };
-            if t.amount == 0 {
-                continue;
+    // Ranges newest first, each read newest first; reversed at the end.
+    'ranges: for &(after, up_to) in p.covers.as_slice().iter().rev() {
+        let mut max = up_to;
+        loop {
+            let page = books.account_transfers(balance, after.saturating_add(1), max, 1_000);
+            let Some(last) = page.last().map(|t| t.timestamp) else { break };
+            for t in page {
+                let (kind, n) = chart::id_parts(t.id);
+                let credit = t.credit_account_id == balance;
+                let (what, payment, refund) = if kind == chart::PAYMENT_RESOLVE.number {
+                    ("capture", n, None)
+                } else if kind == chart::PAYMENT_FEE.number {
+                    ("fee", n, None)
+                } else if kind == chart::REFUND.number {
+                    ("refund", t.user_data_64, Some(n))
+                } else if kind == chart::REFUND_FEE.number {
+                    ("fee_returned", t.user_data_64, Some(n))
+                } else {
+                    continue;
+                };
+                if t.amount == 0 {
+                    continue;
+                }
+                rows.push((t.timestamp, what, payment, refund, credit, t.amount));
+                if rows.len() >= ITEMS_MAX {
+                    break 'ranges;
+                }
             }
-            rows.push((t.timestamp, what, payment, refund, credit, t.amount));
-            if rows.len() >= ITEMS_MAX {
-                break 'pages;
+            if last <= after.saturating_add(1) {
+                break;
             }
+            max = last - 1;
         }
-        if last <= p.covers_from.saturating_add(1) {
-            break;
-        }
-        max = last - 1;
     }
     rows.reverse();
     for (at, what, payment, refund, credit, amount) in &rows {
