@@ -45,6 +45,7 @@ pub mod limits;
 pub mod merchant;
 pub mod money;
 pub mod outbox;
+pub mod qr;
 pub mod state;
 pub mod table;
 pub mod text;

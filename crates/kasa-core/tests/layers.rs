@@ -71,3 +71,13 @@ fn no_module_of_the_core_imports_one_that_imports_it() {
         }
     }
 }
+
+/// The QR codec sits in the bottom layer with `codec` and `text`: it may name money (the
+/// currency of field 53) and nothing else, so no domain can leak into a pure parser.
+#[test]
+fn the_qr_codec_imports_only_money() {
+    let imports = imports();
+    let qr = &imports["qr"];
+    assert!(qr.contains("money"), "the scan sees qr's imports: {qr:?}");
+    assert!(qr.iter().all(|module| module == "money"), "qr imports {qr:?}");
+}
