@@ -1,8 +1,10 @@
 //! The `kasa` command: `serve` runs the engine and the HTTP API on a data directory,
-//! `verify` checks a data directory offline, `bench` measures a real server over loopback.
+//! `verify` checks a data directory offline, `bench` measures a real server over loopback,
+//! `qr` decodes and encodes EMV QR payloads.
 
 mod bench;
 mod bench_payments;
+mod qr;
 mod serve;
 mod verify;
 
@@ -37,6 +39,9 @@ enum Commands {
     /// Benchmarks against a real server over loopback.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// EMV merchant-presented QR codes: decode, encode, bench.
+    #[command(subcommand)]
+    Qr(qr::QrCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         Commands::Serve(args) => serve::run(args),
         Commands::Verify { data } => verify::run(&data),
         Commands::Bench(command) => bench::run(command),
+        Commands::Qr(command) => return qr::run(command),
         Commands::Openapi => {
             println!("{}", kasa_server::openapi::json());
             Ok(())
