@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use kasa_core::qr::{self, Payload, QrError, Value};
-use serde_json::{json, Map};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::ExitCode;
@@ -104,7 +104,9 @@ fn fields_of(json: &serde_json::Value) -> anyhow::Result<BTreeMap<u8, Value>> {
     let mut fields = BTreeMap::new();
     for (key, value) in object {
         let value = match value.as_object() {
-            Some(subs) => Value::Template(subs.iter().map(|(k, v)| Ok((id(k)?, text(k, v)?))).collect::<anyhow::Result<_>>()?),
+            Some(subs) => {
+                Value::Template(subs.iter().map(|(k, v)| Ok((id(k)?, text(k, v)?))).collect::<anyhow::Result<_>>()?)
+            }
             None => Value::Text(text(key, value)?),
         };
         fields.insert(id(key)?, value);
