@@ -3,8 +3,7 @@
 //! arguments and standard input and prints.
 
 use anyhow::{bail, Context};
-use kasa_core::qr::{self, Payload, QrError, Value};
-use serde_json::json;
+use kasa_core::qr::{self, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::ExitCode;
@@ -53,24 +52,7 @@ pub fn run(command: QrCommand) -> ExitCode {
     })
 }
 
-fn refusal(error: QrError) -> serde_json::Value {
-    json!({ "valid": false, "reason": error.reason.name(), "field": error.field.map(|tag| tag.to_string()) })
-}
-
-fn describe(payload: &Payload<'_>) -> serde_json::Value {
-    let currency = match payload.currency() {
-        Some(currency) => currency.code().to_string(),
-        None => format!("{:03}", payload.currency_numeric()),
-    };
-    json!({
-        "valid": true,
-        "scheme": payload.scheme().name(),
-        "fields": payload.fields_map(),
-        "merchant_name": payload.merchant_name(),
-        "currency": currency,
-        "amount": payload.amount(),
-    })
-}
+use kasa_server::routes::qr::{describe, refusal};
 
 fn decode(text: &str) -> ExitCode {
     match qr::decode(text) {

@@ -407,3 +407,35 @@ fn concurrent_creates_of_one_order_make_one_payment() {
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     stop_and_verify(server);
 }
+
+#[test]
+fn users_and_merchants_read_qr_payloads_and_nobody_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let shop = onboard(&mut c, "120-81-47521");
+    let key = api_key(&mut c, &shop, &["payments:read"]);
+    let user = sign_up(&server, "010-7704-0001");
+    let payload = "00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN5914BEST TRANSPORT6007BEIJING64200002ZH0104最佳运输0202北京540523.7253031565502016233030412340603***0708A60086670902ME91320016A0112233449988770708123456786304A13A";
+    for token in [user.token.as_str(), key.as_str()] {
+        let r = call(&mut c, "POST", "/v1/qr/decode", Some(token), Some(&json!({"payload": payload})));
+        assert_eq!(r.status, 200, "{}", r.json());
+        let d = r.json();
+        assert_eq!(
+            (d["valid"].as_bool(), d["currency"].as_str(), d["amount"].as_str()),
+            (Some(true), Some("CNY"), Some("23.72"))
+        );
+        assert_eq!(d["fields"]["64"]["01"], "最佳运输");
+    }
+    let bad = payload.replace("6304A13A", "6304ABCD");
+    let r = call(&mut c, "POST", "/v1/qr/decode", Some(&user.token), Some(&json!({"payload": bad})));
+    assert_eq!(r.json(), json!({"valid": false, "reason": "bad_crc", "field": "63"}));
+    assert_problem(
+        &call(&mut c, "POST", "/v1/qr/decode", None, Some(&json!({"payload": payload}))),
+        401,
+        "unauthorized",
+    );
+    let huge = "0".repeat(70_000);
+    assert_eq!(call(&mut c, "POST", "/v1/qr/decode", Some(&user.token), Some(&json!({"payload": huge}))).status, 413);
+    stop_and_verify(server);
+}

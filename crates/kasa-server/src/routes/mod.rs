@@ -13,6 +13,7 @@ pub mod merchants;
 pub mod ops;
 pub mod payments;
 pub mod payouts;
+pub mod qr;
 pub mod remittance;
 pub mod requests;
 pub mod users;
@@ -95,6 +96,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(events::list_merchant_events))
         .routes(routes!(events::redeliver_event))
+        .routes(routes!(qr::decode_qr))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length
