@@ -248,7 +248,9 @@ pub fn decode(text: &str) -> Result<Payload<'_>, QrError> {
         return Err(refuse(Reason::NotLast, Some(Tag::top(63))));
     }
     let stated = fields[crc_at].value;
-    if stated.len() != 4 || !stated.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // Four upper-case hex digits, as EMVCo writes them: `62ca` is not `62CA`, so that one
+    // changed character is always refused.
+    if stated.len() != 4 || !stated.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)) {
         return Err(refuse(Reason::BadValue, Some(Tag::top(63))));
     }
     // The checksum covers every byte but its own four hex digits, which end the payload.
