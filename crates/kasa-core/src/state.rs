@@ -333,7 +333,8 @@ impl State {
         );
         raw.extend(wallet_events.into_iter().map(EventKind::Wallet));
         raw.extend(merchant_events.into_iter().map(EventKind::Merchant));
-        (crate::merchant::Outcome::PaymentAnswered(outcome), used)
+        let answered = outcome.map(|payment| merchants.answered(payment));
+        (crate::merchant::Outcome::PaymentAnswered(answered), used)
     }
 
     fn apply_inner(&mut self, inner: &Inner, first: u64, raw: &mut Vec<EventKind>) -> (InnerOutcome, u64) {

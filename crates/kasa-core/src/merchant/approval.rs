@@ -71,27 +71,6 @@ pub(crate) fn answer_payment(
     first: u64,
     wallet_events: &mut Vec<crate::wallet::Event>,
     events: &mut Vec<Event>,
-    request: (&[u8; 32], u64, bool, Option<bool>),
-) -> (Result<AnsweredPayment, AnswerError>, u64) {
-    let (outcome, used) = answer(merchants, wallets, books, limits, fees, first, wallet_events, events, request);
-    let answered = outcome.map(|payment| {
-        let merchant_name = merchants.merchant(payment.merchant_id).expect("a payment's merchant").display_name.clone();
-        let store_name = payment.store_id.and_then(|id| merchants.store(id)).map(|s| s.name.clone());
-        AnsweredPayment { payment, merchant_name, store_name }
-    });
-    (answered, used)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn answer(
-    merchants: &mut Merchants,
-    wallets: &mut Wallets,
-    books: &mut Ledger,
-    limits: &mut Limits,
-    fees: &mut Fees,
-    first: u64,
-    wallet_events: &mut Vec<crate::wallet::Event>,
-    events: &mut Vec<Event>,
     (token_hash, payment_id, approve, pin_ok): (&[u8; 32], u64, bool, Option<bool>),
 ) -> (Result<Payment, AnswerError>, u64) {
     let Some(session) = wallets.session(token_hash, first) else { return (Err(AnswerError::SessionInvalid), 1) };
@@ -123,6 +102,13 @@ fn answer(
 }
 
 impl Merchants {
+    /// A payment with what its user is shown of its merchant.
+    pub fn answered(&self, payment: Payment) -> AnsweredPayment {
+        let merchant_name = self.merchant(payment.merchant_id).expect("a payment's merchant").display_name.clone();
+        let store_name = payment.store_id.and_then(|id| self.store(id)).map(|s| s.name.clone());
+        AnsweredPayment { payment, merchant_name, store_name }
+    }
+
     /// Checks that a payment can be answered at `now`: it exists, waits for approval, has
     /// not expired, and its merchant takes payments.
     pub(crate) fn approvable(&self, payment_id: u64, now: u64) -> Result<&Payment, PaymentError> {

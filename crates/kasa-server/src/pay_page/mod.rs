@@ -29,7 +29,7 @@ use crate::ids;
 use crate::listener::Peer;
 use crate::pin::token_hash;
 use crate::problem::Problem;
-use crate::routes::approval::{answer_as, answer_error, payment_for_user, PaymentForUser};
+use crate::routes::approval::{answer_as, answer_error, payment_for_user};
 use crate::routes::users::open_session;
 use crate::routes::{client_address, percent_decode, session_user};
 use crate::AppState;
@@ -41,6 +41,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use kasa_core::idempotency::KeyScope;
 use kasa_core::limits::SpendRefusal;
+use kasa_core::merchant::AnsweredPayment;
 use kasa_core::merchant::{AnswerError, CancelReason, Payment, PaymentError, PaymentStatus};
 use kasa_core::money::Amount;
 use kasa_core::wallet::FundingError;
@@ -240,11 +241,11 @@ fn state_of(p: &Payment, now: u64) -> PageState {
     }
 }
 
-fn summary(v: &PaymentForUser) -> Summary {
+fn summary(v: &AnsweredPayment) -> Summary {
     let p = &v.payment;
     Summary {
-        merchant_name: v.merchant_name.clone(),
-        store_name: v.store_name.clone(),
+        merchant_name: v.merchant_name.as_str().to_string(),
+        store_name: v.store_name.as_ref().map(|s| s.as_str().to_string()),
         item_name: p.item_name.as_str().to_string(),
         amount: p.amount,
         expires_at: p.expires_at,

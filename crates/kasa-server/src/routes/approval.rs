@@ -21,7 +21,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kasa_core::idempotency::KeyScope;
-use kasa_core::merchant::{AnswerError, AnsweredPayment, Command, Outcome, Payment};
+use kasa_core::merchant::{AnswerError, AnsweredPayment, Command, Outcome};
 use kasa_core::wallet::WALLET_CURRENCY;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,21 +54,14 @@ pub(crate) struct MyPaymentOutput {
     return_url: Option<String>,
 }
 
-/// What a user's view of a payment needs from the state.
-pub(crate) struct PaymentForUser {
-    pub payment: Payment,
-    pub merchant_name: String,
-    pub store_name: Option<String>,
-}
-
-impl From<&PaymentForUser> for MyPaymentOutput {
-    fn from(v: &PaymentForUser) -> Self {
+impl From<&AnsweredPayment> for MyPaymentOutput {
+    fn from(v: &AnsweredPayment) -> Self {
         let p = &v.payment;
         MyPaymentOutput {
             id: ids::format("pay", p.id),
             object: "payment",
-            merchant_name: v.merchant_name.clone(),
-            store_name: v.store_name.clone(),
+            merchant_name: v.merchant_name.as_str().to_string(),
+            store_name: v.store_name.as_ref().map(|s| s.as_str().to_string()),
             item_name: p.item_name.as_str().to_string(),
             amount: amount(p.amount),
             currency: WALLET_CURRENCY.code(),
@@ -89,7 +82,7 @@ pub(crate) async fn payment_for_user(
     id: u64,
     user_id: Option<u64>,
     token: Option<&str>,
-) -> Result<Option<PaymentForUser>, Problem> {
+) -> Result<Option<AnsweredPayment>, Problem> {
     let has_token = token.is_some_and(|t| app.keys.approval_token_matches(id, t));
     app.engine
         .read(move |s| {
@@ -100,11 +93,7 @@ pub(crate) async fn payment_for_user(
             if !(approver || linked) {
                 return None;
             }
-            Some(PaymentForUser {
-                payment: p.clone(),
-                merchant_name: m.merchant(p.merchant_id)?.display_name.as_str().to_string(),
-                store_name: p.store_id.and_then(|id| m.store(id)).map(|st| st.name.as_str().to_string()),
-            })
+            Some(m.answered(p.clone()))
         })
         .await
         .map_err(Problem::from)
@@ -224,12 +213,7 @@ async fn answer_from_link(
         _ => 0,
     };
     let a = answer_as(app, user_id, token_hash, payment_id, approve).await?.map_err(answer_error)?;
-    let view = PaymentForUser {
-        payment: a.payment,
-        merchant_name: a.merchant_name.as_str().to_string(),
-        store_name: a.store_name.map(|s| s.as_str().to_string()),
-    };
-    Ok(Json(MyPaymentOutput::from(&view)).into_response())
+    Ok(Json(MyPaymentOutput::from(&a)).into_response())
 }
 
 /// Approves a payment from the merchant's approval link: the money is paid (automatic
