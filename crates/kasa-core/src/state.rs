@@ -257,8 +257,8 @@ impl State {
                 (Outcome::Keyed(outcome), used)
             }
             Command::Outbox(c) => (Outcome::Outbox(self.outbox.apply(c)), 1),
-            Command::Merchant(c @ crate::merchant::Command::AnswerPayment { .. }) => {
-                let (outcome, used) = self.apply_answer(c, first, raw);
+            Command::Merchant(c) if c.is_flow() => {
+                let (outcome, used) = self.apply_flow(c, first, raw);
                 (Outcome::Merchant(outcome), used)
             }
             domain => {
@@ -307,34 +307,56 @@ impl State {
         }
     }
 
-    /// A wallet user's answer to a payment: a flow of the wallet and merchant domains (see
-    /// `merchant::approval`), whose events are each domain's.
-    fn apply_answer(
+    /// A merchant command that reaches into the wallet domain too: a user's answer to a
+    /// payment (`merchant::approval`), a scanned QR code or a charged payment code
+    /// (`merchant::instore`). Each domain's events are its own.
+    fn apply_flow(
         &mut self,
         command: &crate::merchant::Command,
         first: u64,
         raw: &mut Vec<EventKind>,
     ) -> (crate::merchant::Outcome, u64) {
-        let crate::merchant::Command::AnswerPayment { token_hash, payment_id, approve, pin_ok } = command else {
-            unreachable!("the caller matched an answer")
-        };
+        use crate::merchant::{instore, Command as C, Outcome as O};
         let Domains { wallets, merchants, .. } = &mut self.domains;
         let (mut wallet_events, mut merchant_events) = (Vec::new(), Vec::new());
-        let (outcome, used) = crate::merchant::approval::answer_payment(
+        let flow = instore::Flow {
             merchants,
             wallets,
-            &mut self.books,
-            &mut self.limits,
-            &mut self.fees,
+            books: &mut self.books,
+            limits: &mut self.limits,
+            fees: &mut self.fees,
+            wallet_events: &mut wallet_events,
+            events: &mut merchant_events,
             first,
-            &mut wallet_events,
-            &mut merchant_events,
-            (token_hash, *payment_id, *approve, *pin_ok),
-        );
+        };
+        let (outcome, used) = match command {
+            C::AnswerPayment { token_hash, payment_id, approve, pin_ok } => {
+                let (outcome, used) = crate::merchant::approval::answer_payment(
+                    flow.merchants,
+                    flow.wallets,
+                    flow.books,
+                    flow.limits,
+                    flow.fees,
+                    first,
+                    flow.wallet_events,
+                    flow.events,
+                    (token_hash, *payment_id, *approve, *pin_ok),
+                );
+                (O::PaymentAnswered(outcome.map(|payment| merchants.answered(payment))), used)
+            }
+            C::PayByQr { token_hash, scan, pin_ok } => {
+                let (outcome, used) = instore::pay_by_qr(flow, token_hash, scan, *pin_ok);
+                (O::QrPaid(outcome), used)
+            }
+            C::ChargeCode { key_hash, charge } => {
+                let (key_id, outcome, used) = instore::charge_code(flow, key_hash, charge);
+                (O::CodeCharged { key_id, outcome }, used)
+            }
+            _ => unreachable!("the caller matched a flow"),
+        };
         raw.extend(wallet_events.into_iter().map(EventKind::Wallet));
         raw.extend(merchant_events.into_iter().map(EventKind::Merchant));
-        let answered = outcome.map(|payment| merchants.answered(payment));
-        (crate::merchant::Outcome::PaymentAnswered(answered), used)
+        (outcome, used)
     }
 
     fn apply_inner(&mut self, inner: &Inner, first: u64, raw: &mut Vec<EventKind>) -> (InnerOutcome, u64) {
@@ -347,8 +369,8 @@ impl State {
                 let (o, used) = self.apply_as_session(s, first, raw);
                 (InnerOutcome::AsSession(o), used)
             }
-            Inner::Merchant(c @ crate::merchant::Command::AnswerPayment { .. }) => {
-                let (o, used) = self.apply_answer(c, first, raw);
+            Inner::Merchant(c) if c.is_flow() => {
+                let (o, used) = self.apply_flow(c, first, raw);
                 (InnerOutcome::Merchant(o), used)
             }
             domain => {

@@ -1010,4 +1010,271 @@ mod money {
         assert_eq!(events, h.take_events());
         replayed.check_invariants().unwrap();
     }
+
+    /// In-store payments: a store's static QR code, a QR code for one sale, a payment code the
+    /// user shows; each made and paid in one command, refused without a trace.
+    mod instore {
+        use super::*;
+        use kasa_core::merchant::{Channel, CodeCharge, InStoreError, Scan};
+        use kasa_core::wallet::{CodeError, PaymentCode, PAYMENT_CODE_SECONDS};
+
+        fn shop() -> World {
+            let mut w = world();
+            store(&mut w.h, 1, "강남점").unwrap();
+            store(&mut w.h, 2, "other").unwrap();
+            w.h.take_events();
+            w
+        }
+
+        fn scan(h: &mut Harness, token: u8, scan: Scan, pin_ok: Option<bool>) -> Result<Payment, InStoreError> {
+            let command = Command::PayByQr { token_hash: [token; 32], scan, pin_ok };
+            match h.apply(vec![kasa_core::Command::Merchant(command)]).remove(0) {
+                kasa_core::Outcome::Merchant(Outcome::QrPaid(r)) => r.map(|a| a.payment),
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+
+        fn one_sale(
+            h: &mut Harness,
+            key: u8,
+            store_id: u64,
+            order: &str,
+            amount: u64,
+        ) -> Result<Payment, PaymentError> {
+            let command = KeyCommand::CreateStoreQr {
+                store_id,
+                order_id: OrderId::new(order).unwrap(),
+                item_name: None,
+                amount: won(amount),
+                expires_in_seconds: 300,
+            };
+            match as_key(h, key, command) {
+                KeyOutcome::StoreQrCreated(r) => r,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+
+        fn issue(h: &mut Harness, user_id: u64, pin_ok: Option<bool>) -> Result<PaymentCode, FundingError> {
+            match super::super::support::wallet::wallet(
+                h,
+                kasa_core::wallet::Command::IssuePaymentCode { user_id, pin_ok },
+            ) {
+                kasa_core::wallet::Outcome::PaymentCodeIssued(r) => r,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+
+        fn charge_command(key: u8, user_id: u64, counter: u32, order: &str, amount: u64) -> kasa_core::Command {
+            let charge = CodeCharge {
+                user_id,
+                counter,
+                store_id: 1,
+                order_id: OrderId::new(order).unwrap(),
+                item_name: None,
+                amount: won(amount),
+            };
+            kasa_core::Command::Merchant(Command::ChargeCode { key_hash: [key; 32], charge: Box::new(charge) })
+        }
+
+        fn charged(outcome: kasa_core::Outcome) -> Result<Payment, InStoreError> {
+            match outcome {
+                kasa_core::Outcome::Merchant(Outcome::CodeCharged { outcome, .. }) => outcome,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+
+        fn charge(
+            h: &mut Harness,
+            key: u8,
+            user_id: u64,
+            counter: u32,
+            order: &str,
+            amount: u64,
+        ) -> Result<Payment, InStoreError> {
+            charged(h.apply(vec![charge_command(key, user_id, counter, order, amount)]).remove(0))
+        }
+
+        #[test]
+        fn a_static_code_makes_and_pays_a_payment_for_the_store_in_one_step() {
+            let World { mut h, alice, .. } = shop();
+            let paid = scan(&mut h, 41, Scan::Static { store_id: 1, amount: won(8_000) }, None).unwrap();
+            assert_eq!(
+                (paid.status, paid.channel, paid.store_id),
+                (PaymentStatus::Succeeded, Channel::StaticQr, Some(1))
+            );
+            assert_eq!((paid.user_id, paid.captured, paid.fee), (alice, won(8_000), fee_of(won(8_000), FEE_BPS)));
+            assert_eq!((paid.order_id.as_str(), paid.item_name.as_str()), ("kasa_qr_1", "강남점"));
+            assert_eq!(balance(&h, alice), (292_000, 0));
+            assert_eq!(merchant_balance(&h, 1), 8_000 - 200);
+            assert_eq!(names(&mut h), ["payment.created", "payment.approved", "payment.succeeded"]);
+            let e = &history(&h.state, alice, HistoryCursor::default(), 1)[0];
+            assert_eq!((e.kind, e.store_name.as_deref()), (EntryKind::Payment, Some("강남점")));
+            assert_eq!(h.state.limits().pin_free_used(alice, h.now), won(8_000), "PIN-free: the budget is spent");
+            // Refused without a trace: above the PIN-free budget without the PIN, a wrong PIN
+            // (counted), a store that does not exist, a suspended merchant, no money, no session.
+            let before = (balance(&h, alice), h.state.merchants().payment(2).is_none());
+            let big = Scan::Static { store_id: 1, amount: won(60_000) };
+            assert_eq!(scan(&mut h, 41, big.clone(), None), Err(InStoreError::Funding(FundingError::PinRequired)));
+            let wrong = scan(&mut h, 41, big.clone(), Some(false));
+            assert_eq!(wrong, Err(InStoreError::Funding(FundingError::WrongPin { attempts_left: 4 })));
+            let nowhere = Scan::Static { store_id: 9, amount: won(1_000) };
+            assert_eq!(scan(&mut h, 41, nowhere, None), Err(InStoreError::Payment(PaymentError::UnknownStore)));
+            let zero = Scan::Static { store_id: 1, amount: Amount::ZERO };
+            assert_eq!(scan(&mut h, 41, zero, None), Err(InStoreError::Payment(PaymentError::InvalidAmount)));
+            let poor = Scan::Static { store_id: 1, amount: won(20_000) };
+            assert_eq!(scan(&mut h, 42, poor, None), Err(InStoreError::Funding(FundingError::InsufficientFunds)));
+            assert_eq!(scan(&mut h, 99, big.clone(), Some(true)), Err(InStoreError::SessionInvalid));
+            set_status(&mut h, 1, MerchantStatus::Suspended).unwrap();
+            let suspended = scan(&mut h, 41, big.clone(), Some(true));
+            assert_eq!(
+                suspended,
+                Err(InStoreError::Payment(PaymentError::MerchantNotActive { status: MerchantStatus::Suspended }))
+            );
+            set_status(&mut h, 1, MerchantStatus::Active).unwrap();
+            assert_eq!((balance(&h, alice), h.state.merchants().payment(2).is_none()), before);
+            // With the PIN it goes through, and the merchant refunds it like any payment.
+            let paid = scan(&mut h, 41, big, Some(true)).unwrap();
+            assert_eq!(paid.order_id.as_str(), "kasa_qr_2");
+            refund(&mut h, 1, paid.id, 10_000).unwrap();
+            assert_eq!(balance(&h, alice), (292_000 - 50_000, 0));
+            h.restart();
+        }
+
+        #[test]
+        fn a_one_sale_code_is_paid_once_for_its_amount_before_it_expires() {
+            let World { mut h, alice, bob } = shop();
+            let sale = one_sale(&mut h, 1, 1, "till-1", 4_500).unwrap();
+            assert_eq!(
+                (sale.status, sale.channel, sale.item_name.as_str()),
+                (PaymentStatus::RequiresApproval, Channel::DynamicQr, "강남점")
+            );
+            assert_eq!(
+                one_sale(&mut h, 1, 2, "till-x", 4_500),
+                Err(PaymentError::UnknownStore),
+                "another merchant's store"
+            );
+            assert_eq!(one_sale(&mut h, 1, 1, "till-1", 4_500), Err(PaymentError::OrderExists { payment_id: sale.id }));
+            let code =
+                |amount: Option<u64>| Scan::Dynamic { payment_id: sale.id, store_id: 1, amount: amount.map(won) };
+            let mismatch = scan(&mut h, 41, code(Some(450)), None);
+            assert_eq!(mismatch, Err(InStoreError::AmountMismatch { expected: won(4_500) }));
+            let elsewhere = Scan::Dynamic { payment_id: sale.id, store_id: 2, amount: None };
+            assert_eq!(scan(&mut h, 41, elsewhere, None), Err(InStoreError::Payment(PaymentError::UnknownPayment)));
+            let online = create(&mut h, 1, "web-1", 1_000, CaptureMethod::Automatic);
+            let not_a_code = Scan::Dynamic { payment_id: online.id, store_id: 1, amount: None };
+            assert_eq!(scan(&mut h, 41, not_a_code, None), Err(InStoreError::Payment(PaymentError::UnknownPayment)));
+            // Two users scan it in one batch: one pays, the other is told it was used.
+            let both = vec![
+                kasa_core::Command::Merchant(Command::PayByQr {
+                    token_hash: [41; 32],
+                    scan: code(Some(4_500)),
+                    pin_ok: None,
+                }),
+                kasa_core::Command::Merchant(Command::PayByQr { token_hash: [42; 32], scan: code(None), pin_ok: None }),
+            ];
+            let outcomes = h.apply(both);
+            let results: Vec<_> = outcomes
+                .into_iter()
+                .map(|o| match o {
+                    kasa_core::Outcome::Merchant(Outcome::QrPaid(r)) => r.map(|a| a.payment.status),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(results, [Ok(PaymentStatus::Succeeded), Err(InStoreError::QrUsed)]);
+            assert_eq!((balance(&h, alice).0, balance(&h, bob).0), (295_500, 10_000));
+            // A code nobody scanned expires with its payment.
+            let late = one_sale(&mut h, 1, 1, "till-2", 1_000).unwrap();
+            h.now = late.expires_at;
+            let expired = scan(&mut h, 42, Scan::Dynamic { payment_id: late.id, store_id: 1, amount: None }, None);
+            assert_eq!(expired, Err(InStoreError::QrExpired));
+            assert_eq!(h.state.merchants().payment(late.id).unwrap().cancel_reason, Some(CancelReason::Expired));
+            h.restart();
+        }
+
+        #[test]
+        fn a_payment_code_is_charged_once_within_its_minute_and_its_consent() {
+            let World { mut h, alice, bob } = shop();
+            let code = issue(&mut h, alice, None).unwrap();
+            assert_eq!((code.counter, code.with_pin, code.used), (1, false, false));
+            assert_eq!(code.expires_at(), code.issued_at + u64::from(PAYMENT_CODE_SECONDS) * SECOND);
+            let paid = charge(&mut h, 1, alice, 1, "pos-1", 9_000).unwrap();
+            assert_eq!(
+                (paid.status, paid.channel, paid.user_id),
+                (PaymentStatus::Succeeded, Channel::PaymentCode, alice)
+            );
+            assert_eq!(names(&mut h), ["payment.created", "payment.approved", "payment.succeeded"]);
+            assert_eq!(charge(&mut h, 1, alice, 1, "pos-2", 9_000), Err(InStoreError::Code(CodeError::Used)));
+            // A new code replaces the old one; the old one is no longer valid.
+            let code = issue(&mut h, alice, None).unwrap();
+            assert_eq!(code.counter, 2);
+            assert_eq!(charge(&mut h, 1, alice, 1, "pos-2", 1_000), Err(InStoreError::Code(CodeError::Invalid)));
+            assert_eq!(
+                charge(&mut h, 1, bob, 1, "pos-2", 1_000),
+                Err(InStoreError::Code(CodeError::Invalid)),
+                "never issued"
+            );
+            // Without the PIN, only up to the PIN-free budget; the refusal leaves the code unused.
+            let over = charge(&mut h, 1, alice, 2, "pos-2", 45_000);
+            assert_eq!(over, Err(InStoreError::Funding(FundingError::PinRequired)));
+            // The merchant's side is checked too: its own store, a live scoped key, a new order.
+            let mut other_store = charge_command(2, alice, 2, "pos-2", 1_000);
+            if let kasa_core::Command::Merchant(Command::ChargeCode { charge, .. }) = &mut other_store {
+                charge.store_id = 1;
+            }
+            assert_eq!(
+                charged(h.apply(vec![other_store]).remove(0)),
+                Err(InStoreError::Payment(PaymentError::UnknownStore))
+            );
+            assert_eq!(
+                charge(&mut h, 1, alice, 2, "pos-1", 1_000),
+                Err(InStoreError::Payment(PaymentError::OrderExists { payment_id: paid.id }))
+            );
+            assert!(matches!(charge(&mut h, 9, alice, 2, "pos-2", 1_000), Err(InStoreError::Key(_))));
+            // After its minute, it is expired.
+            h.now = code.expires_at();
+            assert_eq!(charge(&mut h, 1, alice, 2, "pos-2", 1_000), Err(InStoreError::Code(CodeError::Expired)));
+            assert_eq!(balance(&h, alice), (291_000, 0));
+            // Issued with the PIN, it covers more than the budget, up to the daily limit.
+            let code = issue(&mut h, alice, Some(true)).unwrap();
+            assert!(code.with_pin);
+            let big = charge(&mut h, 1, alice, code.counter, "pos-3", 100_000).unwrap();
+            assert_eq!(big.captured, won(100_000));
+            h.restart();
+        }
+
+        #[test]
+        fn two_merchants_charging_one_code_at_once_get_one_payment() {
+            let World { mut h, alice, .. } = shop();
+            store(&mut h, 2, "second").unwrap();
+            let code = issue(&mut h, alice, None).unwrap();
+            let mut second = charge_command(2, alice, code.counter, "b-1", 2_000);
+            if let kasa_core::Command::Merchant(Command::ChargeCode { charge, .. }) = &mut second {
+                charge.store_id = 3;
+            }
+            let outcomes: Vec<_> = h
+                .apply(vec![charge_command(1, alice, code.counter, "a-1", 3_000), second])
+                .into_iter()
+                .map(charged)
+                .collect();
+            assert!(outcomes[0].is_ok());
+            assert_eq!(outcomes[1], Err(InStoreError::Code(CodeError::Used)));
+            assert_eq!(balance(&h, alice), (297_000, 0));
+        }
+
+        #[test]
+        fn a_locked_pin_issues_no_code_and_stops_a_code_issued_before() {
+            let World { mut h, alice, .. } = shop();
+            let code = issue(&mut h, alice, None).unwrap();
+            for attempts_left in (1..5).rev() {
+                assert_eq!(issue(&mut h, alice, Some(false)), Err(FundingError::WrongPin { attempts_left }));
+            }
+            let locked = issue(&mut h, alice, Some(false));
+            assert!(matches!(locked, Err(FundingError::PinLocked { .. })), "{locked:?}");
+            assert!(matches!(issue(&mut h, alice, None), Err(FundingError::PinLocked { .. })));
+            let refused = charge(&mut h, 1, alice, code.counter, "pos-1", 1_000);
+            assert!(matches!(refused, Err(InStoreError::Funding(FundingError::PinLocked { .. }))), "{refused:?}");
+            assert!(!h.state.wallets().payment_code(alice).unwrap().used);
+            assert_eq!(balance(&h, alice), (300_000, 0));
+        }
+    }
 }

@@ -272,6 +272,8 @@ pub struct EntryOutput {
     counterparty_merchant_id: Option<String>,
     /// For payments and refunds: the merchant's display name.
     counterparty_name: Option<String>,
+    /// For payments and refunds at a store: the store's name.
+    store_name: Option<String>,
     memo: String,
     /// The wallet's balance right after the money moved (absent while it is pending).
     balance_after: Option<String>,
@@ -297,6 +299,7 @@ impl From<Entry> for EntryOutput {
             bank_account_id: e.bank_account_id.map(|b| b.to_string()),
             counterparty_merchant_id: e.counterparty_merchant.as_ref().map(|(id, _)| crate::ids::format("mch", *id)),
             counterparty_name: e.counterparty_merchant.map(|(_, name)| name),
+            store_name: e.store_name,
             memo: e.memo,
             balance_after: e.balance_after.map(amount),
             created_at: Rfc3339(e.timestamp),

@@ -128,7 +128,7 @@ impl Merchants {
 
     /// Moves the money of an approval the caller checked (see [`answer_payment`]): the pending
     /// transfer, counted against the user's limits, and for automatic capture the capture.
-    fn approve(
+    pub(super) fn approve(
         &mut self,
         payment_id: u64,
         user_id: u64,

@@ -325,14 +325,37 @@ pub enum Command {
         /// What the bank said.
         result: crate::wallet::BankResult,
     },
+    /// A wallet user pays at a store with a scanned QR code, as the user of a session: a flow
+    /// of both domains, as an answer is (see `instore.rs`).
+    PayByQr {
+        /// The hash of the session token.
+        token_hash: [u8; 32],
+        /// What was scanned.
+        scan: super::Scan,
+        /// The HTTP layer's verdict on a PIN sent with the payment (`None`: no PIN sent).
+        pin_ok: Option<bool>,
+    },
+    /// A merchant's key charges a payment code that a user showed: a flow of both domains.
+    ChargeCode {
+        /// The hash of the key.
+        key_hash: [u8; 32],
+        /// The charge (boxed: the order id and item name are long).
+        charge: Box<super::CodeCharge>,
+    },
 }
 
 impl Command {
+    /// Whether the command reaches into the wallet domain too, so that the state applies it
+    /// as a flow of both domains.
+    pub fn is_flow(&self) -> bool {
+        matches!(self, Command::AnswerPayment { .. } | Command::PayByQr { .. } | Command::ChargeCode { .. })
+    }
+
     /// The most event timestamps the command uses.
     pub fn events_max(&self) -> usize {
         match self {
             // The pending transfer, its post and the fee linked with it.
-            Command::AnswerPayment { .. } => 3,
+            Command::AnswerPayment { .. } | Command::PayByQr { .. } | Command::ChargeCode { .. } => 3,
             Command::AsKey { command, .. } => command.events_max(),
             _ => 1,
         }
@@ -393,6 +416,15 @@ pub enum Outcome {
     PayoutSettled(Option<super::Payout>),
     /// `RecordDeliveries`: how many endpoints it moved.
     DeliveriesRecorded(u32),
+    /// `PayByQr`: the payment, paid.
+    QrPaid(Result<super::approval::AnsweredPayment, super::InStoreError>),
+    /// `ChargeCode`: the key's id (0 if no live key has the hash) and the payment, paid.
+    CodeCharged {
+        /// The key.
+        key_id: u64,
+        /// The payment, or why not.
+        outcome: Result<super::Payment, super::InStoreError>,
+    },
 }
 
 /// What happened in the merchant domain, for the outbox.

@@ -51,6 +51,7 @@ impl Merchants {
             counterparty_phone: None,
             bank_account_id: None,
             counterparty_merchant: Some((merchant.id, merchant.display_name.as_str().to_string())),
+            store_name: payment.store_id.and_then(|id| self.store(id)).map(|s| s.name.as_str().to_string()),
             memo: payment.item_name.as_str().to_string(),
             balance_after: moved.and_then(balance_at),
             timestamp: t.timestamp,

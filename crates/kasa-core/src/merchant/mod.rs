@@ -10,6 +10,7 @@ pub mod approval;
 pub mod brn;
 pub mod command;
 mod history;
+pub mod instore;
 pub mod payment;
 pub mod payout;
 pub mod refund;
@@ -22,8 +23,9 @@ pub use command::{
     ApiKey, BusinessName, Command, DisplayName, Event, KeyPrefix, Mcc, Merchant, MerchantError, MerchantStatus,
     Outcome, Scopes, SettlementAccount, Store, FEE_BPS_MAX, LIVE_KEYS_PER_MERCHANT_MAX, STORES_PER_MERCHANT_MAX,
 };
+pub use instore::{CodeCharge, InStoreError, Scan, KASA_ORDER_PREFIX};
 pub use payment::{
-    CancelReason, CaptureMethod, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payment, PaymentError,
+    CancelReason, CaptureMethod, Channel, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payment, PaymentError,
     PaymentStatus, ReturnUrl, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, PAYMENT_AMOUNT_MAX,
 };
 pub use payout::{Payout, PayoutRun, PayoutStatus};
@@ -129,6 +131,10 @@ impl Merchants {
             // The state applies an answer as a flow with the wallet domain
             // (`approval::answer_payment`); alone, the merchant domain knows no sessions.
             Command::AnswerPayment { .. } => Outcome::PaymentAnswered(Err(AnswerError::SessionInvalid)),
+            Command::PayByQr { .. } => Outcome::QrPaid(Err(InStoreError::SessionInvalid)),
+            Command::ChargeCode { .. } => {
+                Outcome::CodeCharged { key_id: 0, outcome: Err(InStoreError::Key(KeyRefusal::UnknownKey)) }
+            }
             Command::RecordDeliveries { progress } => {
                 Outcome::DeliveriesRecorded(self.record_deliveries(progress.as_slice(), ctx))
             }

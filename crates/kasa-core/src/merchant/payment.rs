@@ -82,6 +82,31 @@ impl CaptureMethod {
     }
 }
 
+/// Where a payment was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Channel {
+    /// Online: the merchant created it, a user approved it through its link.
+    Online,
+    /// A user scanned a store's static QR code and entered the amount.
+    StaticQr,
+    /// A user scanned a QR code that the merchant made for this one sale.
+    DynamicQr,
+    /// The merchant charged a one-time payment code that a user showed.
+    PaymentCode,
+}
+
+impl Channel {
+    /// The stable name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Online => "online",
+            Channel::StaticQr => "static_qr",
+            Channel::DynamicQr => "dynamic_qr",
+            Channel::PaymentCode => "payment_code",
+        }
+    }
+}
+
 /// Where a payment stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentStatus {
@@ -184,6 +209,8 @@ pub struct Payment {
     pub fee_refunded: Amount,
     /// Number of refunds.
     pub refunds: u16,
+    /// Where it was made.
+    pub channel: Channel,
 }
 
 impl Payment {
@@ -249,6 +276,20 @@ pub enum KeyCommand {
         amount: Amount,
         /// Why, as the merchant says.
         reason: super::refund::RefundReason,
+    },
+    /// Makes a store's QR code for one sale: a payment of a fixed amount that waits for the
+    /// user who scans it (its link's token is the code's reference), automatically captured.
+    CreateStoreQr {
+        /// Which store (one of the merchant's).
+        store_id: u64,
+        /// The merchant's order id.
+        order_id: OrderId,
+        /// What is bought (`None`: the store's name).
+        item_name: Option<ItemName>,
+        /// How much.
+        amount: Amount,
+        /// How long the code may be scanned.
+        expires_in_seconds: u32,
     },
 }
 
@@ -323,6 +364,8 @@ pub enum KeyOutcome {
     PaymentCaptured(Result<Payment, PaymentError>),
     /// `RefundPayment`: the refund and the payment after it.
     Refunded(Result<(super::refund::Refund, Payment), PaymentError>),
+    /// `CreateStoreQr`: the payment the code stands for.
+    StoreQrCreated(Result<Payment, PaymentError>),
 }
 
 /// Why a key's command was not applied at all.
@@ -370,9 +413,33 @@ impl Merchants {
                     capture_method: *capture_method,
                     expires_in_seconds: *expires_in_seconds,
                     return_url: return_url.as_ref(),
+                    channel: Channel::Online,
                 },
                 ctx,
             )),
+            KeyCommand::CreateStoreQr { store_id, order_id, item_name, amount, expires_in_seconds } => {
+                let store_name = self.store(*store_id).filter(|s| s.merchant_id == merchant_id).map(|s| s.name.clone());
+                KeyOutcome::StoreQrCreated(match store_name {
+                    None => Err(PaymentError::UnknownStore),
+                    Some(name) => {
+                        let item_name = item_name.clone().unwrap_or_else(|| item_of_store(&name));
+                        self.create_payment(
+                            merchant_id,
+                            NewPayment {
+                                store_id: Some(*store_id),
+                                order_id,
+                                item_name: &item_name,
+                                amount: *amount,
+                                capture_method: CaptureMethod::Automatic,
+                                expires_in_seconds: *expires_in_seconds,
+                                return_url: None,
+                                channel: Channel::DynamicQr,
+                            },
+                            ctx,
+                        )
+                    }
+                })
+            }
             KeyCommand::CancelPayment { payment_id } => {
                 KeyOutcome::PaymentCanceled(self.cancel_payment(merchant_id, *payment_id, ctx))
             }
@@ -387,7 +454,7 @@ impl Merchants {
         (key_id, Ok(outcome))
     }
 
-    fn create_payment(
+    pub(super) fn create_payment(
         &mut self,
         merchant_id: u64,
         new: NewPayment,
@@ -432,6 +499,7 @@ impl Merchants {
             refunded: Amount::ZERO,
             fee_refunded: Amount::ZERO,
             refunds: 0,
+            channel: new.channel,
         };
         self.index_payment(&payment);
         self.payments.push_back(payment.clone());
@@ -533,15 +601,22 @@ impl Merchants {
     }
 }
 
+/// A store's name as the item of a payment that names none (a display name is always a
+/// valid item name: fewer characters, the same rule).
+pub(super) fn item_of_store(name: &super::DisplayName) -> ItemName {
+    ItemName::new(name.as_str()).expect("a display name is a valid item name")
+}
+
 /// The fields of a new payment.
-struct NewPayment<'a> {
-    store_id: Option<u64>,
-    order_id: &'a OrderId,
-    item_name: &'a ItemName,
-    amount: Amount,
-    capture_method: CaptureMethod,
-    expires_in_seconds: u32,
-    return_url: Option<&'a ReturnUrl>,
+pub(super) struct NewPayment<'a> {
+    pub store_id: Option<u64>,
+    pub order_id: &'a OrderId,
+    pub item_name: &'a ItemName,
+    pub amount: Amount,
+    pub capture_method: CaptureMethod,
+    pub expires_in_seconds: u32,
+    pub return_url: Option<&'a ReturnUrl>,
+    pub channel: Channel,
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 
 /// The version of this section's layout: 2 added payments, 3 webhook endpoints, 4 the money
 /// of payments (approval, capture, refunds) and refunds, 5 payouts and the payout run, 6 the
-/// webhook endpoints' delivery progress.
-pub const SECTION_VERSION: u16 = 6;
+/// webhook endpoints' delivery progress, 7 the channel of payments (in-store payments).
+pub const SECTION_VERSION: u16 = 7;
 
 /// The merchant domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]
@@ -116,6 +116,14 @@ impl Merchants {
             }
             if m.by_order.contains_key(&(payment.merchant_id, payment.order_id.clone())) {
                 return Err(DecodeError::invalid(format!("payment {} repeats an order id", payment.id)));
+            }
+            let at_store =
+                payment.store_id.and_then(|id| m.store(id)).is_some_and(|s| s.merchant_id == payment.merchant_id);
+            if payment.store_id.is_some() && !at_store {
+                return Err(DecodeError::invalid(format!("payment {} names another merchant's store", payment.id)));
+            }
+            if payment.channel != super::payment::Channel::Online && !at_store {
+                return Err(DecodeError::invalid(format!("in-store payment {} names no store", payment.id)));
             }
             m.index_payment(&payment);
             m.payments.push_back(payment);

@@ -27,6 +27,7 @@
 //! ```
 
 mod crc;
+pub mod kasa;
 pub mod scheme;
 
 pub use crc::crc16;

@@ -306,6 +306,14 @@ pub enum Command {
         /// Why.
         reason: Reason,
     },
+    /// A user is issued a new one-time payment code (see `paycode.rs`).
+    IssuePaymentCode {
+        /// Who.
+        user_id: u64,
+        /// The HTTP layer's verdict on a PIN sent with the request (`None`: no PIN, the code
+        /// is good up to the PIN-free budget).
+        pin_ok: Option<bool>,
+    },
 }
 
 impl Command {
@@ -320,6 +328,7 @@ impl Command {
                 memo: memo.clone(),
                 pin_ok: *pin_ok,
             }),
+            Command::IssuePaymentCode { pin_ok, .. } => Some(Command::IssuePaymentCode { user_id, pin_ok: *pin_ok }),
             _ => None,
         }
     }
@@ -664,6 +673,8 @@ pub enum Outcome {
     RequestAnswered(Result<RequestView, RequestError>),
     /// `Adjust`.
     Adjusted(Result<AdjustmentView, AdjustError>),
+    /// `IssuePaymentCode`: the user's new code (the HTTP layer derives its digits).
+    PaymentCodeIssued(Result<super::PaymentCode, super::FundingError>),
 }
 
 /// Something that happened in the wallet domain, for the outbox (see `crate::event`).

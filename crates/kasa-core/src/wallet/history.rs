@@ -76,6 +76,8 @@ pub struct Entry {
     pub bank_account_id: Option<u64>,
     /// For payments and refunds: the merchant's id and display name.
     pub counterparty_merchant: Option<(u64, String)>,
+    /// For payments and refunds at a store: the store's name.
+    pub store_name: Option<String>,
     /// The memo of a remittance, or the reason of an adjustment.
     pub memo: String,
     /// The wallet's balance right after the money moved (absent while it is pending).
@@ -169,6 +171,7 @@ impl Wallets {
                         counterparty_phone: None,
                         bank_account_id: Some(f.bank_account_id),
                         counterparty_merchant: None,
+                        store_name: None,
                         memo: String::new(),
                         balance_after: if f.status == FundingStatus::Pending {
                             None
@@ -212,6 +215,7 @@ impl Wallets {
                         },
                         bank_account_id: None,
                         counterparty_merchant: None,
+                        store_name: None,
                         memo: r.memo.as_str().to_string(),
                         balance_after: moved.and_then(balance_at),
                         timestamp: t.timestamp,
@@ -237,6 +241,7 @@ impl Wallets {
                         counterparty_phone: None,
                         bank_account_id: None,
                         counterparty_merchant: None,
+                        store_name: None,
                         memo: a.reason.as_str().to_string(),
                         balance_after: balance_at(t.timestamp),
                         timestamp: t.timestamp,
@@ -280,6 +285,7 @@ impl Wallets {
             counterparty_phone: r.to_phone.as_ref().map(|p| p.masked()),
             bank_account_id: None,
             counterparty_merchant: None,
+            store_name: None,
             memo: r.memo.as_str().to_string(),
             balance_after,
             timestamp: at,

@@ -18,6 +18,7 @@ mod adjust;
 pub mod command;
 pub mod funding;
 pub mod history;
+pub mod paycode;
 mod phone;
 pub mod remittance;
 pub mod requests;
@@ -32,6 +33,7 @@ pub use command::{
 };
 pub use funding::{BankAccount, Funding, FundingError, FundingKind, FundingStatus, LinkError};
 pub use history::{Entry, EntryKind, HistoryCursor};
+pub use paycode::{CodeError, PaymentCode, PAYMENT_CODE_SECONDS};
 pub use phone::{Phone, PhoneError};
 pub use remittance::{CancelError, Remittance, RemittanceStatus, SendError};
 pub use requests::{MoneyRequest, RequestError, RequestPage, RequestRole, SplitBill};
@@ -112,6 +114,8 @@ pub struct Wallets {
     pub(crate) by_requester: BTreeMap<u64, Vec<u64>>,
     /// Operators' adjustments by id (dense from 1).
     pub(crate) adjustments: imbl::Vector<adjust::Adjustment>,
+    /// Each user's current payment code (`paycode.rs`), by user id.
+    pub(crate) payment_codes: Table<u64, PaymentCode>,
 }
 
 impl Wallets {
@@ -171,6 +175,9 @@ impl Wallets {
             }
             Command::Adjust { user_id, amount, direction, reason } => {
                 Outcome::Adjusted(self.adjust(*user_id, *amount, *direction, reason, ctx))
+            }
+            Command::IssuePaymentCode { user_id, pin_ok } => {
+                Outcome::PaymentCodeIssued(self.issue_payment_code(*user_id, *pin_ok, ctx))
             }
         }
     }

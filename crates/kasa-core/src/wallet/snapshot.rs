@@ -3,11 +3,12 @@
 //! tables before it and against Kasa's books, and every derived index rebuilt. Bad bytes give
 //! an error that names the table and the item, never a panic or a wrong state.
 //!
-//! Version 1 of the section. What is *not* here is derived: phone and per-user indexes,
+//! Version 2 of the section. What is *not* here is derived: phone and per-user indexes,
 //! expiry orders, held remittances by number, returned holds by sender, pending fundings.
 
 use super::adjust::Adjustment;
 use super::funding::{BankAccount, Funding, FundingStatus};
+use super::paycode::PaymentCode;
 use super::remittance::{Remittance, RemittanceStatus};
 use super::requests::{MoneyRequest, SplitBill};
 use super::users::{Session, User, Verification, PIN_ATTEMPTS_MAX};
@@ -16,8 +17,8 @@ use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 use crate::ledger::{expiry_of, Ledger};
 use crate::table::Table;
 
-/// The version of this section's layout.
-pub const SECTION_VERSION: u16 = 1;
+/// The version of this section's layout: 2 added the users' payment codes.
+pub const SECTION_VERSION: u16 = 2;
 
 fn dense(what: &str, id: u64, expected: usize) -> Result<(), DecodeError> {
     if id != expected as u64 + 1 {
@@ -39,6 +40,7 @@ pub struct WalletsView {
     requests: imbl::Vector<MoneyRequest>,
     bills: imbl::Vector<SplitBill>,
     adjustments: imbl::Vector<Adjustment>,
+    payment_codes: Table<u64, PaymentCode>,
 }
 
 impl WalletsView {
@@ -54,6 +56,7 @@ impl WalletsView {
         put_table(sink, self.requests.iter(), self.requests.len(), &mut scratch);
         put_table(sink, self.bills.iter(), self.bills.len(), &mut scratch);
         put_table(sink, self.adjustments.iter(), self.adjustments.len(), &mut scratch);
+        put_table(sink, self.payment_codes.iter(), self.payment_codes.len(), &mut scratch);
     }
 }
 
@@ -70,6 +73,7 @@ impl Wallets {
             requests: self.requests.clone(),
             bills: self.bills.clone(),
             adjustments: self.adjustments.clone(),
+            payment_codes: self.payment_codes.clone(),
         }
     }
 
@@ -184,6 +188,15 @@ impl Wallets {
                 return Err(DecodeError::invalid(format!("adjustment {} names an unknown user", a.id)));
             }
             w.adjustments.push_back(a);
+            Ok(())
+        })?;
+        read_table(r, "payment codes", |(user_id, c): (u64, PaymentCode)| {
+            if c.user_id != user_id || w.user(user_id).is_none() || c.counter == 0 {
+                return Err(DecodeError::invalid(format!("the payment code of user {user_id} is not a user's")));
+            }
+            if w.payment_codes.insert(user_id, c).is_some() {
+                return Err(DecodeError::invalid(format!("user {user_id} has two payment codes")));
+            }
             Ok(())
         })?;
         // Holds returned by their timeout are listed in time order per sender.

@@ -54,6 +54,7 @@ kinds!(wallet_kind, WALLET_KINDS, WalletCommand {
     SplitBill => "split_bill",
     AnswerRequest => "answer_request",
     Adjust => "adjust",
+    IssuePaymentCode => "issue_payment_code",
 });
 
 kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
@@ -67,6 +68,8 @@ kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
     AnswerPayment => "answer_payment",
     SettlePayout => "settle_payout",
     RecordDeliveries => "record_deliveries",
+    PayByQr => "pay_by_qr",
+    ChargeCode => "charge_code",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -532,6 +535,7 @@ pub fn wallet_commands(f: &Fields) -> Vec<BoxedStrategy<WalletCommand>> {
         (f.id.clone(), f.amount.clone(), select(&[Direction::Credit, Direction::Debit]), reason())
             .prop_map(|(user_id, amount, direction, reason)| W::Adjust { user_id, amount, direction, reason })
             .boxed(),
+        (f.id.clone(), pin_ok()).prop_map(|(user_id, pin_ok)| W::IssuePaymentCode { user_id, pin_ok }).boxed(),
     ]
 }
 
@@ -613,14 +617,48 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
             })
             .prop_map(|progress| M::RecordDeliveries { progress })
             .boxed(),
+        (f.token.clone(), scan(f), proptest::option::of(any::<bool>()))
+            .prop_map(|(token_hash, scan, pin_ok)| M::PayByQr { token_hash, scan, pin_ok })
+            .boxed(),
+        (
+            f.token.clone(),
+            f.id.clone(),
+            any::<u32>(),
+            f.id.clone(),
+            order_id(),
+            proptest::option::of(item_name()),
+            f.amount.clone(),
+        )
+            .prop_map(|(key_hash, user_id, counter, store_id, order_id, item_name, amount)| M::ChargeCode {
+                key_hash,
+                charge: Box::new(CodeCharge { user_id, counter, store_id, order_id, item_name, amount }),
+            })
+            .boxed(),
     ]
+}
+
+/// What a user scanned: each kind alike.
+fn scan(f: &Fields) -> BoxedStrategy<Scan> {
+    prop_oneof![
+        (f.id.clone(), f.amount.clone()).prop_map(|(store_id, amount)| Scan::Static { store_id, amount }),
+        (f.id.clone(), f.id.clone(), proptest::option::of(f.amount.clone()))
+            .prop_map(|(payment_id, store_id, amount)| Scan::Dynamic { payment_id, store_id, amount }),
+    ]
+    .boxed()
+}
+
+fn order_id() -> BoxedStrategy<OrderId> {
+    prop_oneof![3 => "[!-~]{1,12}", 1 => "[!-~]{99,101}", 1 => text(8)]
+        .prop_filter_map("an order id", |s| OrderId::new(s).ok())
+        .boxed()
+}
+
+fn item_name() -> BoxedStrategy<ItemName> {
+    text(100).prop_filter_map("an item name", |s| ItemName::new(s).ok()).boxed()
 }
 
 /// What an API key asks: each kind alike.
 pub fn key_command(f: &Fields) -> BoxedStrategy<KeyCommand> {
-    let order_id = prop_oneof![3 => "[!-~]{1,12}", 1 => "[!-~]{99,101}", 1 => text(8)]
-        .prop_filter_map("an order id", |s| OrderId::new(s).ok());
-    let item_name = text(100).prop_filter_map("an item name", |s| ItemName::new(s).ok());
     let return_url = proptest::option::of(
         prop_oneof!["https://[a-z.]{1,20}/[!-~]{0,30}", "http://localhost:[0-9]{2,5}/[a-z]{0,8}", text(8)]
             .prop_filter_map("a return URL", |s| ReturnUrl::new(s).ok()),
@@ -628,24 +666,43 @@ pub fn key_command(f: &Fields) -> BoxedStrategy<KeyCommand> {
     let capture = select(&[CaptureMethod::Automatic, CaptureMethod::Manual]);
     let expires = prop_oneof![Just(APPROVAL_SECONDS_DEFAULT), any::<u32>()];
     prop_oneof![
-        (proptest::option::of(f.id.clone()), order_id, item_name, f.amount.clone(), capture, expires, return_url)
-            .prop_map(|(store_id, order_id, item_name, amount, capture_method, expires_in_seconds, return_url)| {
-                KeyCommand::CreatePayment {
-                    store_id,
-                    order_id,
-                    item_name,
-                    amount,
-                    capture_method,
-                    expires_in_seconds,
-                    return_url,
+        (
+            proptest::option::of(f.id.clone()),
+            order_id(),
+            item_name(),
+            f.amount.clone(),
+            capture,
+            expires.clone(),
+            return_url
+        )
+            .prop_map(
+                |(store_id, order_id, item_name, amount, capture_method, expires_in_seconds, return_url)| {
+                    KeyCommand::CreatePayment {
+                        store_id,
+                        order_id,
+                        item_name,
+                        amount,
+                        capture_method,
+                        expires_in_seconds,
+                        return_url,
+                    }
                 }
-            }),
+            ),
         f.id.clone().prop_map(|payment_id| KeyCommand::CancelPayment { payment_id }),
         webhook_command(f).prop_map(KeyCommand::Webhook),
         (f.id.clone(), proptest::option::of(f.amount.clone()))
             .prop_map(|(payment_id, amount)| KeyCommand::CapturePayment { payment_id, amount }),
         (f.id.clone(), f.amount.clone(), text(200).prop_filter_map("a refund reason", |s| RefundReason::new(s).ok()))
             .prop_map(|(payment_id, amount, reason)| KeyCommand::RefundPayment { payment_id, amount, reason }),
+        (f.id.clone(), order_id(), proptest::option::of(item_name()), f.amount.clone(), expires).prop_map(
+            |(store_id, order_id, item_name, amount, expires_in_seconds)| KeyCommand::CreateStoreQr {
+                store_id,
+                order_id,
+                item_name,
+                amount,
+                expires_in_seconds,
+            }
+        ),
     ]
     .boxed()
 }

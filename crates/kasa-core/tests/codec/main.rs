@@ -22,9 +22,9 @@ use kasa_core::ledger::{Command as LedgerCommand, Outcome as LedgerOutcome, Reco
 use kasa_core::limits::{Tier, TierLimits};
 use kasa_core::merchant::EventTypes;
 use kasa_core::merchant::{
-    parse_brn, Brn, BusinessName, CaptureMethod, Command as MerchantCommand, DisplayName, ItemName, KeyCommand,
-    KeyPrefix, Mcc, MerchantStatus, OrderId, RefundReason, ReturnUrl, Scopes, SealedSecret, SettlementAccount,
-    WebhookCommand, WebhookUrl, APPROVAL_SECONDS_DEFAULT, FEE_BPS_MAX,
+    parse_brn, Brn, BusinessName, CaptureMethod, CodeCharge, Command as MerchantCommand, DisplayName, ItemName,
+    KeyCommand, KeyPrefix, Mcc, MerchantStatus, OrderId, RefundReason, ReturnUrl, Scan, Scopes, SealedSecret,
+    SettlementAccount, WebhookCommand, WebhookUrl, APPROVAL_SECONDS_DEFAULT, FEE_BPS_MAX,
 };
 use kasa_core::money::Amount;
 use kasa_core::outbox::{Command as OutboxCommand, ConsumerName, ConsumerNameRule};
@@ -244,6 +244,7 @@ fn largest_wallet_commands() -> Vec<WalletCommand> {
         W::SplitBill { requester: id, total: amount, shares, memo },
         W::AnswerRequest { payer: id, request_id: id, pay: true, pin_ok: Some(true) },
         W::Adjust { user_id: id, amount, direction: Direction::Debit, reason },
+        W::IssuePaymentCode { user_id: id, pin_ok: Some(true) },
     ]
 }
 
