@@ -21,6 +21,7 @@ mod front;
 pub mod html;
 pub mod idempotency;
 pub mod ids;
+pub mod images;
 pub mod json;
 pub mod listener;
 pub mod openapi;
