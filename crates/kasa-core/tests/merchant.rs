@@ -1049,7 +1049,7 @@ mod money {
                 expires_in_seconds: 300,
             };
             match as_key(h, key, command) {
-                KeyOutcome::StoreQrCreated(r) => r,
+                KeyOutcome::StoreQrCreated(r) => r.map(|(payment, _, _)| payment),
                 other => panic!("unexpected outcome {other:?}"),
             }
         }

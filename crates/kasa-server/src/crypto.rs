@@ -28,6 +28,7 @@ pub struct DataKeys {
     codes: [u8; 32],
     secrets: [u8; 32],
     approvals: [u8; 32],
+    payment_codes: [u8; 32],
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -57,6 +58,7 @@ impl DataKeys {
             codes: blake3::derive_key("kasa 2026-11 phone verification code", key),
             secrets: blake3::derive_key("kasa 2026-11 webhook signing secret", key),
             approvals: blake3::derive_key("kasa 2026-11 payment approval token", key),
+            payment_codes: blake3::derive_key("kasa 2026-12 one-time payment code", key),
         }
     }
 
@@ -135,6 +137,11 @@ impl DataKeys {
     pub fn approval_token_matches(&self, payment_id: u64, token: &str) -> bool {
         let want = self.approval_token(payment_id);
         want.len() == token.len() && want.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// The key of one-time payment codes (`crate::paycode`).
+    pub(crate) fn payment_codes(&self) -> &[u8; 32] {
+        &self.payment_codes
     }
 
     /// The keyed hash that matches one account of one bank.

@@ -26,6 +26,7 @@ pub mod json;
 pub mod listener;
 pub mod openapi;
 pub mod pay_page;
+pub mod paycode;
 pub mod pin;
 pub mod problem;
 pub mod ratelimit;

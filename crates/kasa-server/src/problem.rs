@@ -53,6 +53,10 @@ codes! {
     "order_exists", 409, "The order has a payment", "A merchant's order id has one payment: `detail` names it. Retry with the same Idempotency-Key to get the first answer.";
     "merchant_not_active", 409, "The merchant takes no new payments", "The merchant is suspended or closed; refunds and payouts go on.";
     "invalid_state", 409, "Not possible in the object's state", "The object is past the point where this can happen; `detail` says where it stands.";
+    "qr_code_used", 409, "The QR code was paid already", "A code made for one sale is paid once: ask the store for a new one.";
+    "qr_code_expired", 409, "The QR code expired", "A code made for one sale can be scanned until its `expires_at` (5 minutes by default): ask the store for a new one.";
+    "payment_code_used", 409, "The payment code was charged already", "A payment code is charged once: the user shows a new one.";
+    "payment_code_expired", 409, "The payment code expired", "A payment code can be charged for 60 seconds after its issue: the user shows a new one.";
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";
@@ -66,6 +70,10 @@ codes! {
     "verification_failed", 422, "The verification code is not valid", "The verification is unknown, used or expired, or for another number: request a new code.";
     "wrong_code", 422, "The verification code is wrong", "The code does not match; `detail` says how many tries are left (5 in all).";
     "idempotency_key_reused", 422, "The Idempotency-Key was used for another request", "The same key was sent with a different method, path or body: use a new key.";
+    "invalid_qr", 422, "The QR code is not a valid EMV payload", "The scanned payload breaks the EMV layout: `detail` names the decoder's reason and the field.";
+    "unsupported_scheme", 422, "The QR code is of another payment scheme", "A valid code of a scheme Kasa does not pay (PIX, PayNow, ...): `detail` names it.";
+    "amount_mismatch", 422, "The amount is not the code's", "A code made for one sale has its own amount: `detail` says it.";
+    "payment_code_invalid", 422, "The payment code is not valid", "Not a code Kasa issued, or a newer code of the user replaced it. Too many of these from one merchant are `rate_limited`.";
     "too_many_items", 422, "Too many items in one batch", "A batch holds at most 8,190 items.";
     "limit_exceeded", 422, "A limit would be exceeded", "The movement would pass one of your limits; `limit`, `value` and `remaining` say which.";
     "insufficient_funds", 422, "Insufficient funds", "The wallet does not have that much available.";

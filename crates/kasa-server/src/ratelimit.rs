@@ -60,6 +60,19 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         self.check_at(key, Instant::now())
     }
 
+    /// Whether `key` has a token now, without taking it: for limits on failures, which are
+    /// checked before the attempt and taken only when it fails.
+    pub fn has_token(&self, key: &K) -> Result<(), u32> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(&(tokens, at)) = buckets.get(key) else { return Ok(()) };
+        let tokens = (tokens + Instant::now().saturating_duration_since(at).as_secs_f64() * self.rate).min(self.burst);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(((1.0 - tokens) / self.rate).ceil().max(1.0) as u32)
+        }
+    }
+
     fn evict(&self, buckets: &mut HashMap<K, (f64, Instant)>, now: Instant) {
         let rate = self.rate;
         let full = |(tokens, at): &(f64, Instant)| {
@@ -88,6 +101,8 @@ pub struct Limits {
     pub codes_by_address: Limiter<std::net::IpAddr>,
     /// Verification codes per phone number.
     pub codes_by_phone: Limiter<String>,
+    /// Payment codes that are not valid, per merchant (see `crate::paycode`).
+    pub wrong_payment_codes: Limiter<u64>,
 }
 
 impl Default for Limits {
@@ -102,6 +117,11 @@ impl Default for Limits {
             // An SMS costs money and annoys its recipient: 5 codes an hour per number.
             codes_by_address: Limiter::per_hour(60, 20),
             codes_by_phone: Limiter::per_hour(5, 5),
+            // A scanner misreads now and then; a merchant guessing codes gets 10 a minute.
+            wrong_payment_codes: Limiter::per_minute(
+                crate::paycode::WRONG_CODES_PER_MINUTE,
+                crate::paycode::WRONG_CODES_PER_MINUTE,
+            ),
         }
     }
 }

@@ -140,6 +140,22 @@ fn qr_svg_reads_back_as_its_payload() {
     }
 }
 
+/// A payment code's QR code (numeric mode, a fixed mask) reads back as its digits, in
+/// version 1; anything but digits is refused.
+#[test]
+fn digits_qr_svg_reads_back_as_its_digits() {
+    for digits in ["97012345678901234567", "97000000000000000000", "97999999999999999999", "7"] {
+        let svg = kasa_server::images::digits_qr_svg(digits).unwrap();
+        let picture = rasterise(&svg, 4);
+        let (meta, content) = read_qr(&picture);
+        assert_eq!((meta.version.0, content.as_str()), (1, digits));
+        check_qr_picture(&picture, &meta, 4);
+    }
+    for bad in ["", "97a", "9 7", &"1".repeat(41)] {
+        assert_eq!(kasa_server::images::digits_qr_svg(bad), None, "{bad:?}");
+    }
+}
+
 /// A short payload fits version 1 at level H too; it is still drawn at M, so that the level
 /// (and the size of the symbol) does not depend on the payload's length.
 #[test]

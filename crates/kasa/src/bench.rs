@@ -24,6 +24,35 @@ pub enum BenchCommand {
     Wallet(WalletArgs),
     /// Merchants' payments, each created with an API key and approved by a wallet user.
     Payments(PaymentsArgs),
+    /// In-store payments: static and one-sale QR codes scanned by users, payment codes
+    /// charged by merchants.
+    Qr(QrArgs),
+}
+
+/// Arguments of `kasa bench qr`.
+#[derive(clap::Args, Clone)]
+pub struct QrArgs {
+    /// Wallet users, each topped up once and logged in.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) users: u64,
+    /// Merchants, each with an API key.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) merchants: u64,
+    /// Stores per merchant.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) stores: u64,
+    /// In-store payments to make.
+    #[arg(long, default_value_t = 500_000)]
+    pub(crate) payments: u64,
+    /// Concurrent connections, each sending one request at a time.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) clients: usize,
+    /// Which kinds of payment to make, in turn: `static`, `dynamic`, `code` (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = ["static".to_string(), "dynamic".to_string(), "code".to_string()])]
+    pub(crate) kinds: Vec<String>,
+    /// Seed of the random users, stores and amounts.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) seed: u64,
 }
 
 /// Arguments of `kasa bench payments`.
@@ -111,6 +140,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ledger(args) => ledger(args),
         BenchCommand::Wallet(args) => wallet(args),
         BenchCommand::Payments(args) => crate::bench_payments::run(args),
+        BenchCommand::Qr(args) => crate::bench_qr::run(args),
     }
 }
 
@@ -510,6 +540,41 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
 }
 
 /// Stops a server with SIGTERM and waits for it.
+/// A server started by a benchmark on a fresh data directory, with `users` seeded (each
+/// topped up and logged in), and what the benchmark needs to act as them.
+pub(crate) struct Seeded {
+    /// The data directory (removed when dropped).
+    pub(crate) _temp: tempfile::TempDir,
+    pub(crate) server: Server,
+    /// The operator key.
+    pub(crate) key: String,
+    /// The seeded users' session tokens, user 1 first (user 1 is at its balance cap).
+    pub(crate) tokens: Arc<Vec<String>>,
+}
+
+/// Starts a server with `users` seeded, after checking that `disk_bytes` are free; prints
+/// `what` (the benchmark's description) first.
+pub(crate) fn seeded_server(users: u64, disk_bytes: u64, what: &str) -> anyhow::Result<Seeded> {
+    let key = std::env::var("KASA_OPERATOR_KEY").unwrap_or_else(|_| "bench-operator-key-0123456789".to_string());
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).context("randomness for the bench secret")?;
+    let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
+    CLEANUP.lock().expect("cleanup lock").0 = Some(temp.path().to_path_buf());
+    check_disk(temp.path(), disk_bytes)?;
+    println!("{what}");
+    let (server, took) = start_server_with(
+        temp.path(),
+        &key,
+        &["--bench-seed".to_string(), users.to_string()],
+        &[("KASA_BENCH_SECRET", secret_hex)],
+    )?;
+    CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
+    println!("server ready with seeded users in {took:.2?}");
+    let tokens = Arc::new((1..=users).map(|id| kasa_server::demo::bench_token(&secret, id)).collect());
+    Ok(Seeded { _temp: temp, server, key, tokens })
+}
+
 pub(crate) fn stop(mut server: Server) -> anyhow::Result<()> {
     let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status()?;
     if !status.success() {

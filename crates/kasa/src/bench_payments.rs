@@ -5,7 +5,7 @@
 //! `--webhooks` every merchant also has an endpoint for `payment.succeeded` on a receiver in
 //! this process, and the deliveries are counted and timed.
 
-use crate::bench::{check_disk, percentile, progress, start_server_with, stop, CpuMeter, PaymentsArgs, Rng, CLEANUP};
+use crate::bench::{percentile, progress, seeded_server, stop, CpuMeter, PaymentsArgs, Rng};
 use anyhow::{bail, Context};
 use kasa::client::{AsyncClient, Client};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,9 +66,14 @@ async fn receive(listener: tokio::net::TcpListener, received: Arc<Received>) {
     }
 }
 
-/// Onboards `n` merchants (fee 1 %), each with a key that creates payments (and manages
-/// webhooks); their keys.
-fn onboard(addr: std::net::SocketAddr, key: &str, n: u64, hook: Option<&str>) -> anyhow::Result<Vec<String>> {
+/// Onboards `n` merchants (fee 1 %), each with a key that reads and creates payments (and
+/// manages webhooks); their ids and keys.
+pub(crate) fn onboard(
+    addr: std::net::SocketAddr,
+    key: &str,
+    n: u64,
+    hook: Option<&str>,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut c = Client::connect(addr, key)?;
     let mut keys = Vec::new();
     for i in 0..n {
@@ -83,7 +88,8 @@ fn onboard(addr: std::net::SocketAddr, key: &str, n: u64, hook: Option<&str>) ->
             bail!("onboarding merchant {i}: {} {}", r.status, String::from_utf8_lossy(&r.body));
         }
         let merchant = r.json()["id"].as_str().context("a merchant id")?.to_string();
-        let scopes = serde_json::json!({"name": "bench", "scopes": ["payments:write", "webhooks:manage"]});
+        let scopes =
+            serde_json::json!({"name": "bench", "scopes": ["payments:read", "payments:write", "webhooks:manage"]});
         let path = format!("/v1/admin/merchants/{merchant}/api-keys");
         let r = c.send("POST", &path, "application/json", scopes.to_string().as_bytes())?;
         let api_key = r.json()["key"].as_str().context("an API key")?.to_string();
@@ -98,7 +104,7 @@ fn onboard(addr: std::net::SocketAddr, key: &str, n: u64, hook: Option<&str>) ->
                 bail!("a webhook endpoint: {} {}", r.status, String::from_utf8_lossy(&r.body));
             }
         }
-        keys.push(api_key);
+        keys.push((merchant, api_key));
     }
     Ok(keys)
 }
@@ -118,14 +124,7 @@ pub(crate) fn run(args: PaymentsArgs) -> anyhow::Result<()> {
     if args.users < 2 || args.clients == 0 || args.merchants == 0 {
         bail!("need at least 2 users, 1 merchant and 1 client");
     }
-    let key = std::env::var("KASA_OPERATOR_KEY").unwrap_or_else(|_| "bench-operator-key-0123456789".to_string());
-    let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).context("randomness for the bench secret")?;
-    let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
-    CLEANUP.lock().expect("cleanup lock").0 = Some(temp.path().to_path_buf());
-    check_disk(temp.path(), args.users * 3 * 1024 + args.payments * 1500 + (64 << 20))?;
-    println!(
+    let what = format!(
         "kasa bench payments: {} users (seeded, each with a top-up and a session), {} merchants, {} payments \
          (a create and an approval each) from {} connections{}",
         args.users,
@@ -134,14 +133,8 @@ pub(crate) fn run(args: PaymentsArgs) -> anyhow::Result<()> {
         args.clients,
         if args.webhooks { ", webhooks for payment.succeeded to a receiver in this process" } else { "" }
     );
-    let (server, took) = start_server_with(
-        temp.path(),
-        &key,
-        &["--bench-seed".to_string(), args.users.to_string()],
-        &[("KASA_BENCH_SECRET", secret_hex)],
-    )?;
-    CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
-    println!("server ready with seeded users in {took:.2?}");
+    let seeded = seeded_server(args.users, args.users * 3 * 1024 + args.payments * 1500 + (64 << 20), &what)?;
+    let (server, key, tokens) = (seeded.server, seeded.key, seeded.tokens);
     let addr = server.addr;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let received = Arc::new(Received::default());
@@ -153,9 +146,9 @@ pub(crate) fn run(args: PaymentsArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let merchant_keys = Arc::new(onboard(addr, &key, args.merchants, hook.as_deref())?);
-    let tokens: Arc<Vec<String>> =
-        Arc::new((1..=args.users).map(|id| kasa_server::demo::bench_token(&secret, id)).collect());
+    let merchant_keys: Vec<String> =
+        onboard(addr, &key, args.merchants, hook.as_deref())?.into_iter().map(|(_, k)| k).collect();
+    let merchant_keys = Arc::new(merchant_keys);
     let next = Arc::new(AtomicU64::new(0));
     let ticker = progress("payments", next.clone(), args.payments);
     let cpu = CpuMeter::start(Some(server.child.id()));

@@ -8,6 +8,11 @@ use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
+/// How long [`Client`] keeps a connection idle before it connects again: under the server's
+/// 10 seconds, after which it closes an idle keep-alive connection (as a client's pool
+/// would, so that a test that waited on something else does not send into a closed socket).
+const IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One connection to the server.
 pub struct Client {
     reader: BufReader<TcpStream>,
@@ -15,6 +20,11 @@ pub struct Client {
     host: String,
     key: String,
     request: Vec<u8>,
+    /// The server, and the local address the connection was bound to, to connect again.
+    addr: SocketAddr,
+    from: Option<std::net::IpAddr>,
+    /// When the last response was read (or the connection made).
+    last: std::time::Instant,
 }
 
 /// A response: status, headers (names in lower case) and body.
@@ -43,11 +53,17 @@ impl Client {
     /// Connects to `addr`, authenticating requests with the operator `key`.
     pub fn connect(addr: SocketAddr, key: &str) -> anyhow::Result<Client> {
         let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-        Client::over(stream, addr, key, 1 << 20)
+        Client::over(stream, addr, None, key, 1 << 20)
     }
 
     /// A client over a connected `stream`, with a request buffer of `capacity` bytes to start.
-    fn over(stream: TcpStream, addr: SocketAddr, key: &str, capacity: usize) -> anyhow::Result<Client> {
+    fn over(
+        stream: TcpStream,
+        addr: SocketAddr,
+        from: Option<std::net::IpAddr>,
+        key: &str,
+        capacity: usize,
+    ) -> anyhow::Result<Client> {
         stream.set_nodelay(true)?;
         Ok(Client {
             reader: BufReader::with_capacity(1 << 16, stream.try_clone()?),
@@ -55,7 +71,28 @@ impl Client {
             host: addr.to_string(),
             key: key.to_string(),
             request: Vec::with_capacity(capacity),
+            addr,
+            from,
+            last: std::time::Instant::now(),
         })
+    }
+
+    /// Connects again if the connection was idle for [`IDLE_MAX`] (the server may have closed
+    /// it); keeps the key and the local address.
+    fn fresh(&mut self) -> anyhow::Result<()> {
+        if self.last.elapsed() < IDLE_MAX {
+            return Ok(());
+        }
+        let timeout = self.writer.read_timeout()?;
+        let again = match self.from {
+            Some(from) => Client::connect_from(self.addr, from, &self.key)?,
+            None => Client::connect(self.addr, &self.key)?,
+        };
+        self.reader = again.reader;
+        self.writer = again.writer;
+        self.writer.set_read_timeout(timeout)?;
+        self.last = std::time::Instant::now();
+        Ok(())
     }
 
     /// Connects to `addr` from the local address `from` (any of 127.0.0.0/8 reaches a server
@@ -71,7 +108,7 @@ impl Client {
         });
         let stream = stream.with_context(|| format!("connecting to {addr} from {from}"))?.into_std()?;
         stream.set_nonblocking(false)?;
-        Client::over(stream, addr, key, 1 << 16)
+        Client::over(stream, addr, Some(from), key, 1 << 16)
     }
 
     /// Sends one request with exactly these headers (and `Host` and `Content-Length`): no
@@ -83,6 +120,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> anyhow::Result<Response> {
+        self.fresh()?;
         self.request.clear();
         write!(self.request, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host)?;
         for (name, value) in headers {
@@ -104,6 +142,7 @@ impl Client {
     /// Sends a request with an `Authorization` header of your own (or none) instead of the
     /// operator key: for tests of authentication.
     pub fn send_raw(&mut self, head: &str, body: &[u8]) -> anyhow::Result<Response> {
+        self.fresh()?;
         self.request.clear();
         self.request.extend_from_slice(head.as_bytes());
         write!(self.request, "Host: {}\r\nContent-Length: {}\r\n\r\n", self.host, body.len())?;
@@ -121,6 +160,7 @@ impl Client {
 
     /// Sends one request and reads its response.
     pub fn send(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Response> {
+        self.fresh()?;
         write_request(&mut self.request, method, path, &self.host, &self.key, content_type, body);
         self.writer.write_all(&self.request)?;
         self.read_response()
@@ -140,6 +180,7 @@ impl Client {
         }
         let mut body = vec![0; head.body_length()?];
         self.reader.read_exact(&mut body)?;
+        self.last = std::time::Instant::now();
         Ok(Response { status: head.status, headers: head.headers, body })
     }
 }

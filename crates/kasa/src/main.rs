@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_payments;
+mod bench_qr;
 mod qr;
 mod serve;
 mod verify;

@@ -364,8 +364,9 @@ pub enum KeyOutcome {
     PaymentCaptured(Result<Payment, PaymentError>),
     /// `RefundPayment`: the refund and the payment after it.
     Refunded(Result<(super::refund::Refund, Payment), PaymentError>),
-    /// `CreateStoreQr`: the payment the code stands for.
-    StoreQrCreated(Result<Payment, PaymentError>),
+    /// `CreateStoreQr`: the payment the code stands for, and what its payload shows of the
+    /// merchant (display name, category code).
+    StoreQrCreated(Result<(Payment, super::DisplayName, super::Mcc), PaymentError>),
 }
 
 /// Why a key's command was not applied at all.
@@ -419,6 +420,8 @@ impl Merchants {
             )),
             KeyCommand::CreateStoreQr { store_id, order_id, item_name, amount, expires_in_seconds } => {
                 let store_name = self.store(*store_id).filter(|s| s.merchant_id == merchant_id).map(|s| s.name.clone());
+                let merchant = self.merchant(merchant_id).expect("a live key's merchant exists");
+                let shown = (merchant.display_name.clone(), merchant.mcc);
                 KeyOutcome::StoreQrCreated(match store_name {
                     None => Err(PaymentError::UnknownStore),
                     Some(name) => {
@@ -437,6 +440,7 @@ impl Merchants {
                             },
                             ctx,
                         )
+                        .map(|payment| (payment, shown.0, shown.1))
                     }
                 })
             }

@@ -467,6 +467,7 @@ mod tests {
             refunded: Amount::ZERO,
             fee_refunded: Amount::ZERO,
             refunds: 0,
+            channel: kasa_core::merchant::Channel::Online,
         };
         assert_eq!(state_of(&p, 99), PageState::Waiting);
         assert_eq!(state_of(&p, 100), PageState::Expired, "at expires_at the core refuses an answer");

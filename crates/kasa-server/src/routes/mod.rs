@@ -8,6 +8,7 @@ pub mod approval;
 pub mod errors;
 pub mod events;
 pub mod funding;
+pub mod instore;
 pub mod ledger;
 pub mod merchants;
 pub mod ops;
@@ -97,6 +98,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(events::list_merchant_events))
         .routes(routes!(events::redeliver_event))
         .routes(routes!(qr::decode_qr))
+        .routes(routes!(instore::store_qr, instore::create_store_qr))
+        .routes(routes!(instore::store_qr_png))
+        .routes(routes!(instore::store_qr_svg))
+        .routes(routes!(instore::pay_with_qr))
+        .routes(routes!(instore::issue_payment_code))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length

@@ -56,7 +56,7 @@ fn record_use(app: &AppState, key_id: u64) {
     });
 }
 
-fn refused(refusal: KeyRefusal) -> Problem {
+pub(crate) fn refused(refusal: KeyRefusal) -> Problem {
     match refusal {
         KeyRefusal::UnknownKey => Problem::of("unauthorized", "the API key is unknown or revoked"),
         KeyRefusal::Scope { needed } => {
@@ -65,7 +65,7 @@ fn refused(refusal: KeyRefusal) -> Problem {
     }
 }
 
-fn payment_error(e: PaymentError) -> Problem {
+pub(crate) fn payment_error(e: PaymentError) -> Problem {
     match e {
         PaymentError::OrderExists { payment_id } => Problem::of(
             "order_exists",
@@ -144,6 +144,9 @@ pub(crate) struct PaymentOutput {
     currency: &'static str,
     /// `automatic` (paid at approval) or `manual` (captured by the merchant).
     capture_method: &'static str,
+    /// Where it was made: `online`, `static_qr` (a user scanned a store's code),
+    /// `dynamic_qr` (a code made for one sale) or `payment_code` (a code the user showed).
+    channel: &'static str,
     /// `requires_approval`, `requires_capture`, `succeeded` or `canceled`.
     status: &'static str,
     /// Why it was canceled: `merchant`, `expired`, `declined` or `capture_expired`.
@@ -188,6 +191,7 @@ impl PaymentOutput {
             amount: amount(p.amount),
             currency: WALLET_CURRENCY.code(),
             capture_method: p.capture_method.name(),
+            channel: p.channel.name(),
             status: p.status.name(),
             cancel_reason: p.cancel_reason.map(|r| r.name()),
             return_url: p.return_url.as_ref().map(|u| u.as_str().to_string()),
@@ -212,10 +216,17 @@ pub(crate) struct PaymentInput {
     amount: AmountInput,
     /// `KRW`.
     currency: String,
-    /// Your id of the order: 1 to 100 printable ASCII characters; one payment per order.
+    /// Your id of the order: 1 to 100 printable ASCII characters; one payment per order
+    /// (ids starting with `kasa_` are Kasa's own).
     order_id: String,
-    /// What the user buys, as they will see it: 1 to 100 characters.
-    item_name: String,
+    /// What the user buys, as they will see it: 1 to 100 characters. Needed online; at a
+    /// store, the store's name by default.
+    #[serde(default)]
+    item_name: Option<String>,
+    /// A one-time payment code the user showed at your till (20 digits): the payment is
+    /// charged at once (`succeeded`), at `store_id`, or refused.
+    #[serde(default)]
+    payment_code: Option<String>,
     /// `automatic` (default: paid at approval) or `manual` (you capture within 7 days).
     #[serde(default)]
     capture_method: Option<String>,
@@ -230,9 +241,12 @@ pub(crate) struct PaymentInput {
     return_url: Option<String>,
 }
 
-/// Creates a payment that waits for a wallet user's approval at `approval_url`. Scope
-/// `payments:write`. A second payment for the same `order_id` is `409 order_exists`, unless
-/// the request is a retry with the same Idempotency-Key, which answers as the first did.
+/// Creates a payment that waits for a wallet user's approval at `approval_url`; or, with a
+/// `payment_code` the user showed at a store's till, charges it at once (`succeeded`, or
+/// refused: `payment_code_invalid`, `payment_code_expired`, `payment_code_used`,
+/// `insufficient_funds`, `limit_exceeded`, `pin_required`). Scope `payments:write`. A second
+/// payment for the same `order_id` is `409 order_exists`, unless the request is a retry with
+/// the same Idempotency-Key, which answers as the first did.
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = PaymentInput,
     responses((status = 201, description = "the payment", body = PaymentOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
@@ -241,8 +255,25 @@ pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, bod
     let key_hash = api_key_hash(&headers)?;
     let input: PaymentInput = object(&body)?;
     check_currency(Some(&input.currency), WALLET_CURRENCY)?;
-    let order_id = OrderId::new(input.order_id).map_err(|e| Problem::invalid_field(format!("order_id: {e}")))?;
-    let item_name = ItemName::new(input.item_name).map_err(|e| Problem::invalid_field(format!("item_name: {e}")))?;
+    if let Some(payment_code) = input.payment_code {
+        if input.capture_method.is_some() || input.expires_in.is_some() || input.return_url.is_some() {
+            return Err(Problem::invalid_field(
+                "a payment code is charged at once: capture_method, expires_in and return_url do not apply",
+            ));
+        }
+        let code = super::instore::CodeInput {
+            payment_code,
+            amount: input.amount.0,
+            order_id: input.order_id,
+            store_id: input.store_id,
+            item_name: input.item_name,
+        };
+        return super::instore::charge_payment_code(&app, &headers, code).await;
+    }
+    let order_id = super::instore::merchant_order_id(input.order_id)?;
+    let item_name =
+        input.item_name.ok_or_else(|| Problem::invalid_field("item_name is needed for an online payment"))?;
+    let item_name = ItemName::new(item_name).map_err(|e| Problem::invalid_field(format!("item_name: {e}")))?;
     let capture_method = match input.capture_method.as_deref() {
         None | Some("automatic") => CaptureMethod::Automatic,
         Some("manual") => CaptureMethod::Manual,
