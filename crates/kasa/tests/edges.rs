@@ -118,7 +118,7 @@ fn slow_clients_hold_connections_never_the_server() {
 /// addresses (past every per-address limit, so that they queue for the PIN hasher): the
 /// logins are refused at once with `429 rate_limited` or `503 busy` beyond what the limits
 /// and the hasher's queue allow, and a logged-in user's requests, which need no PIN hash,
-/// keep answering promptly the whole time.
+/// and a monitor's `/healthz` and `/readyz` keep answering promptly the whole time.
 #[test]
 fn a_flood_of_bad_logins_never_starves_logged_in_users() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,6 +145,20 @@ fn a_flood_of_bad_logins_never_starves_logged_in_users() {
                 requests += 1;
             }
             requests
+        })
+    };
+    // A monitor's health and readiness checks, on a connection of their own, without
+    // credentials, the whole time.
+    let health_load = {
+        let (flooding, mut c) = (flooding.clone(), server.client_from(next_address()));
+        std::thread::spawn(move || {
+            let mut checks = 0;
+            while flooding.load(Ordering::Relaxed) || checks < 10 {
+                prompt(|| call(&mut c, "GET", "/healthz", None, None), 200, "GET /healthz");
+                prompt(|| call(&mut c, "GET", "/readyz", None, None), 200, "GET /readyz");
+                checks += 1;
+            }
+            checks
         })
     };
     let login = |client: &mut kasa::client::Client, i: usize| {
@@ -185,12 +199,16 @@ fn a_flood_of_bad_logins_never_starves_logged_in_users() {
     let answers: Vec<_> = many_addresses.into_iter().map(|t| t.join().unwrap()).collect();
     flooding.store(false, Ordering::Relaxed);
     let served = user_load.join().unwrap();
+    let checked = health_load.join().unwrap();
     let busy: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
     assert!(answers.iter().all(|a| a.0 == 401 || a.0 == 503), "{answers:?}");
     assert!(!busy.is_empty(), "200 logins at once all waited for the PIN hasher");
     assert!(busy.iter().all(|a| a.1.as_deref() == Some("busy") && a.2.is_some()), "{busy:?}");
-    eprintln!("{served} rounds of user requests during the flood; {} of 200 logins busy", busy.len());
-    assert!(served >= 10);
+    eprintln!(
+        "{served} rounds of user requests and {checked} of health checks during the flood; {} of 200 logins busy",
+        busy.len()
+    );
+    assert!(served >= 10 && checked >= 10);
     stop_and_verify(server);
 }
 
