@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// their funding expires.
     #[arg(long, default_value = "99")]
     sandbox_bank_no_answer_ending: String,
+    /// The sandbox bank declines a request whose reference it decided already, as banks that
+    /// refuse a repeated transfer number do, instead of answering with its decision: only an
+    /// inquiry then tells what became of a request. For tests of the bank rail.
+    #[arg(long)]
+    sandbox_bank_refuse_repeats: bool,
     /// Run engine time on a test clock that operators move forward with
     /// `POST /v1/admin/test-clock/advance`, to see timeouts without waiting (as Stripe's test
     /// clocks). For tests and demos only: time moved forward never comes back.
@@ -230,12 +235,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_millis(args.sandbox_bank_latency_ms),
         &args.sandbox_bank_decline_ending,
         &args.sandbox_bank_no_answer_ending,
+        args.sandbox_bank_refuse_repeats,
     )
     .context("opening the sandbox bank's log")?;
     tracing::info!(
         latency_ms = args.sandbox_bank_latency_ms,
         declines = %args.sandbox_bank_decline_ending,
         never_answers = %args.sandbox_bank_no_answer_ending,
+        refuses_repeats = args.sandbox_bank_refuse_repeats,
         "bank rail: the in-process sandbox bank (declines and never takes amounts with these endings)"
     );
     tracing::info!("SMS gateway: the in-process sandbox (operators read codes at /v1/admin/sandbox/sms)");
