@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// Retry-After at once (backpressure instead of an unbounded queue).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     queue_depth: u32,
+    /// Connections open at once; past it new ones wait in the kernel's listen backlog until
+    /// one closes (each open connection costs a socket and a few KiB).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    connections_max: u32,
     /// Deliver webhooks to private addresses too (10.x, 192.168.x, loopback, ...): for
     /// endpoints inside the operator's own network. Off: only public addresses, and
     /// `http://localhost` development endpoints.
@@ -266,7 +270,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.block_on(kasa_server::demo::seed_bench(&app, users, &secret)).map_err(anyhow::Error::msg)?;
         tracing::info!(users, ms = started.elapsed().as_millis() as u64, "bench users seeded");
     }
-    let result = runtime.block_on(serve(args.listen, engine.clone(), app));
+    let listening = kasa_server::ServeOptions { connections_max: args.connections_max as usize };
+    let result = runtime.block_on(serve(args.listen, listening, engine.clone(), app));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
     result?;
@@ -281,7 +286,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    options: kasa_server::ServeOptions,
+    engine: Arc<Engine>,
+    app: AppState,
+) -> anyhow::Result<()> {
     // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
     // the default action would kill the process without draining.
     use tokio::signal::unix::{signal, SignalKind};
@@ -310,7 +320,7 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow
         // New requests get 503 and /readyz says so; those already queued still complete.
         stopping.stop_accepting();
     };
-    kasa_server::serve(listener, app, shutdown).await?;
+    kasa_server::serve(listener, app, options, shutdown).await?;
     // The consumers stop here; whatever they had not finished, the next start does again.
     bank_rail.abort();
     Ok(())

@@ -1,6 +1,6 @@
-//! The edges of the server end to end: slow and half-sent requests, a flood of logins,
-//! bodies of the wrong size, shape or type, and phone numbers that are not numbers. What a
-//! client does wrong costs that client, never the users already logged in.
+//! The edges of the server end to end: slow and half-sent requests, the connection cap, a
+//! flood of logins, bodies of the wrong size, shape or type, and phone numbers that are not
+//! numbers. What a client does wrong costs that client, never the users already logged in.
 
 mod support;
 
@@ -111,6 +111,47 @@ fn slow_clients_hold_connections_never_the_server() {
     // may have closed it (as a client pool would, the test connects again).
     let mut c = server.client();
     prompt(|| alice.get(&mut c, "/v1/me/wallet"), 200, "GET /v1/me/wallet after the timeouts");
+    stop_and_verify(server);
+}
+
+/// The connection cap (`--connections-max`, 4,096 by default; 4 here): with four
+/// connections open, a fifth is not served (it waits in the kernel's backlog, taking no
+/// memory in the server) while the four keep answering at once, a logged-in user's wallet and
+/// `/healthz` and `/readyz` among them; when one of the four closes, the fifth is served.
+#[test]
+fn connections_past_the_cap_wait_while_open_ones_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--connections-max", "4"]);
+    let alice = sign_up(&server, "010-8150-0001");
+    // Four connections, each served once, so each holds one of the four places.
+    let mut open: Vec<kasa::client::Client> = (0..4).map(|_| server.client()).collect();
+    for c in &mut open {
+        assert_eq!(get(c, "/healthz").status, 200);
+    }
+    let mut fifth = TcpStream::connect(server.addr).expect("the kernel takes the connection into its backlog");
+    fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: kasa\r\n\r\n").unwrap();
+    let waited = Instant::now();
+    let (received, closed) = read_until_closed(&mut fifth, waited, Duration::from_secs(1));
+    assert!(received.is_empty() && closed.is_none(), "served past the cap: {}", String::from_utf8_lossy(&received));
+    for _ in 0..3 {
+        prompt(|| alice.get(&mut open[0], "/v1/me/wallet"), 200, "a user's wallet at the cap");
+        prompt(|| call(&mut open[1], "GET", "/healthz", None, None), 200, "/healthz at the cap");
+        prompt(|| call(&mut open[2], "GET", "/readyz", None, None), 200, "/readyz at the cap");
+    }
+    drop(open.pop());
+    let freed = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    fifth.set_read_timeout(Some(PROMPT)).unwrap();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = fifth.read(&mut buffer).expect("the fifth is served once a place is free");
+        assert!(n > 0, "closed instead of served: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(freed.elapsed() < PROMPT, "served {:?} after a place was freed", freed.elapsed());
+    drop(open);
+    drop(fifth);
     stop_and_verify(server);
 }
 
