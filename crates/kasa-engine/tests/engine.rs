@@ -50,25 +50,31 @@ fn start(seed: u64, options: EngineOptions) -> Engine {
     Engine::start(disk.clone(), disk, options).unwrap().0
 }
 
+/// Parks the sequencer inside a read, so that requests queue up behind it, until the test
+/// sends on the returned channel; the read's task, to await after.
+fn park(
+    engine: &std::sync::Arc<Engine>,
+) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), SubmitError>>) {
+    let (release, parked) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let engine = engine.clone();
+    let blocker = tokio::spawn(async move {
+        engine
+            .read(move |_| {
+                entered_tx.send(()).unwrap();
+                parked.recv().unwrap();
+            })
+            .await
+    });
+    entered.recv().unwrap();
+    (release, blocker)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_busy_and_nothing_is_lost() {
     let options = EngineOptions { queue_depth_max: 2, ..EngineOptions::default() };
     let engine = std::sync::Arc::new(start(1, options));
-    // Park the sequencer inside a read until the test lets it go.
-    let (release, parked) = std::sync::mpsc::channel::<()>();
-    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
-    let blocker = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .read(move |_| {
-                    entered_tx.send(()).unwrap();
-                    parked.recv().unwrap();
-                })
-                .await
-        })
-    };
-    entered.recv().unwrap();
+    let (release, blocker) = park(&engine);
     // Two requests fill the queue; the third is refused at once.
     let first = {
         let engine = engine.clone();
@@ -277,21 +283,8 @@ async fn a_batch_is_cut_at_its_byte_budget_and_no_frame_passes_the_frame_limit()
     let disk = FaultStorage::new(9);
     let (engine, _) = Engine::start(disk.clone(), disk.clone(), options.clone()).unwrap();
     let engine = std::sync::Arc::new(engine);
-    // Park the sequencer inside a read while the ten commands queue up behind it.
-    let (release, parked) = std::sync::mpsc::channel::<()>();
-    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
-    let blocker = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .read(move |_| {
-                    entered_tx.send(()).unwrap();
-                    parked.recv().unwrap();
-                })
-                .await
-        })
-    };
-    entered.recv().unwrap();
+    // The ten commands queue up behind a parked sequencer.
+    let (release, blocker) = park(&engine);
     let submits: Vec<_> = (0..10u128)
         .map(|i| {
             let engine = engine.clone();
