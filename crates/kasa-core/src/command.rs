@@ -37,6 +37,12 @@ pub const PAYLOAD_MAGIC: [u8; 4] = *b"KSP2";
 /// The most commands one batch may hold (the sequencer's default is 1,024).
 pub const COMMANDS_PER_BATCH_MAX: usize = 4096;
 
+/// The bytes of a payload besides its commands: the magic and the number of commands, a
+/// varint of at most 3 bytes (up to 2^21 commands). With the commands' bounds
+/// ([`Command::encoded_bytes_max`]) it bounds a payload before it is encoded.
+pub const PAYLOAD_HEADER_BYTES_MAX: usize = PAYLOAD_MAGIC.len() + 3;
+const _: () = assert!(COMMANDS_PER_BATCH_MAX < 1 << 21, "the count of commands takes at most 3 bytes");
+
 pub use crate::domain::SMALL_COMMAND_BYTES_MAX;
 
 /// A wallet command run as the user of a session, resolved at the command's own event time,

@@ -10,6 +10,7 @@
 use crate::metrics::Metrics;
 use crate::outbox::EventLog;
 use crate::writer::{CommitError, EngineError, RecoveryReport, Writer, WriterOptions};
+use kasa_core::command::PAYLOAD_HEADER_BYTES_MAX;
 use kasa_core::{Command, Outcome, State};
 use kasa_journal::{JournalError, Storage};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -46,6 +47,10 @@ pub struct EngineOptions {
     pub batch_events_max: usize,
     /// Commands in one batch, so that many tiny requests do not make one huge frame.
     pub batch_commands_max: usize,
+    /// Payload bytes in one batch, counted by the commands' type bounds before anything is
+    /// encoded ([`BATCH_PAYLOAD_BYTES_MAX`]). With the payload's header it must fit the
+    /// journal's frame limit (`writer.journal.frame_payload_bytes_max`); tests make both small.
+    pub batch_payload_bytes_max: usize,
     /// Options of the writer.
     pub writer: WriterOptions,
     /// A test clock: operators may move engine time forward ([`Engine::advance_clock`]), as
@@ -61,6 +66,7 @@ impl Default for EngineOptions {
             queue_depth_max: 4096,
             batch_events_max: 4 * kasa_core::ITEMS_PER_COMMAND_MAX,
             batch_commands_max: 1024,
+            batch_payload_bytes_max: BATCH_PAYLOAD_BYTES_MAX,
             writer: WriterOptions::default(),
             test_clock: false,
         }
@@ -157,6 +163,11 @@ impl Engine {
         assert!(
             options.batch_commands_max <= kasa_core::command::COMMANDS_PER_BATCH_MAX,
             "batch_commands_max over the payload's bound"
+        );
+        assert!(
+            options.batch_payload_bytes_max + PAYLOAD_HEADER_BYTES_MAX
+                <= options.writer.journal.frame_payload_bytes_max as usize,
+            "batch_payload_bytes_max over the journal's frame limit"
         );
         let (writer, report) = Writer::recover(storage, event_storage, options.writer.clone())?;
         let events = writer.event_log().clone();
@@ -364,6 +375,9 @@ fn publish_state_metrics<S: Storage>(metrics: &Metrics, writer: &Writer<S>) {
 /// can fill is ever refused by the journal (which would stop the engine), and about 16 full
 /// ledger batches.
 pub const BATCH_PAYLOAD_BYTES_MAX: usize = 16 << 20;
+const _: () = assert!(
+    BATCH_PAYLOAD_BYTES_MAX + PAYLOAD_HEADER_BYTES_MAX <= kasa_journal::FRAME_PAYLOAD_BYTES_MAX_DEFAULT as usize
+);
 
 /// The longest the thread sleeps without a request: it bounds how late an expiry can be if
 /// the clock jumps.
@@ -479,9 +493,10 @@ fn run<S: Storage>(
                 Request::Command { command, reply, then } => {
                     // Every command has a byte bound by its type: keep the batch's payload
                     // under the budget before encoding it (a command over the budget on its own
-                    // cannot exist: the largest is a full ledger batch of about 1 MiB).
+                    // would go alone; under the default budget none exists: the largest is a
+                    // full ledger batch of about 1 MiB).
                     let command_bytes = command.encoded_bytes_max();
-                    if !commands.is_empty() && bytes + command_bytes > BATCH_PAYLOAD_BYTES_MAX {
+                    if !commands.is_empty() && bytes + command_bytes > options.batch_payload_bytes_max {
                         carried = Some(Request::Command { command, reply, then });
                         break;
                     }

@@ -1,6 +1,6 @@
 //! The threaded engine: a full queue answers `Busy`, reads see committed state, pending
 //! transfers expire by engine time without any request, events reach subscribers and survive
-//! a restart, and shutdown drains the queue.
+//! a restart, shutdown drains the queue, and batches keep their byte budget.
 
 use kasa_core::ledger::{self, Account, Transfer, TransferFlags};
 use kasa_core::{Command, Outcome};
@@ -50,25 +50,31 @@ fn start(seed: u64, options: EngineOptions) -> Engine {
     Engine::start(disk.clone(), disk, options).unwrap().0
 }
 
+/// Parks the sequencer inside a read, so that requests queue up behind it, until the test
+/// sends on the returned channel; the read's task, to await after.
+fn park(
+    engine: &std::sync::Arc<Engine>,
+) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), SubmitError>>) {
+    let (release, parked) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let engine = engine.clone();
+    let blocker = tokio::spawn(async move {
+        engine
+            .read(move |_| {
+                entered_tx.send(()).unwrap();
+                parked.recv().unwrap();
+            })
+            .await
+    });
+    entered.recv().unwrap();
+    (release, blocker)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_busy_and_nothing_is_lost() {
     let options = EngineOptions { queue_depth_max: 2, ..EngineOptions::default() };
     let engine = std::sync::Arc::new(start(1, options));
-    // Park the sequencer inside a read until the test lets it go.
-    let (release, parked) = std::sync::mpsc::channel::<()>();
-    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
-    let blocker = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .read(move |_| {
-                    entered_tx.send(()).unwrap();
-                    parked.recv().unwrap();
-                })
-                .await
-        })
-    };
-    entered.recv().unwrap();
+    let (release, blocker) = park(&engine);
     // Two requests fill the queue; the third is refused at once.
     let first = {
         let engine = engine.clone();
@@ -252,4 +258,74 @@ async fn an_interest_wakes_only_for_the_events_it_wants() {
     drop(interest);
     engine.submit(Command::Wallet(adjust(3_000))).await.unwrap();
     engine.shutdown().unwrap();
+}
+
+/// Regression (issue 7's audit: no test reached the batch byte budget, so removing its check
+/// failed nothing): commands queued together are cut into batches at the payload byte budget,
+/// counted by the commands' type bounds, and no frame passes the journal's frame limit. The
+/// budget and the frame limit are made small (three ledger commands of ten accounts fit,
+/// four do not, and four would not fit in a frame either: the journal refuses such a frame
+/// as a programmer error and the engine stops), and nothing else cuts these batches (1,024
+/// commands, 32,760 events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_cut_at_its_byte_budget_and_no_frame_passes_the_frame_limit() {
+    use kasa_core::command::decode_commands;
+    use kasa_journal::Journal;
+    let ten = |first: u128| {
+        Command::create_accounts(
+            (first..first + 10).map(|id| Account { id, ledger: 1, code: 1, ..Default::default() }).collect(),
+        )
+    };
+    let bound = ten(1).encoded_bytes_max();
+    let mut options = EngineOptions { batch_payload_bytes_max: 3 * bound, ..EngineOptions::default() };
+    options.writer.journal.frame_payload_bytes_max = (3 * bound + kasa_core::command::PAYLOAD_HEADER_BYTES_MAX) as u32;
+    assert!(4 * (bound - 16) > options.writer.journal.frame_payload_bytes_max as usize, "four would not fit a frame");
+    let disk = FaultStorage::new(9);
+    let (engine, _) = Engine::start(disk.clone(), disk.clone(), options.clone()).unwrap();
+    let engine = std::sync::Arc::new(engine);
+    // The ten commands queue up behind a parked sequencer.
+    let (release, blocker) = park(&engine);
+    let submits: Vec<_> = (0..10u128)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.submit(ten(1 + 10 * i)).await })
+        })
+        .collect();
+    while engine.metrics().queue_depth.load(std::sync::atomic::Ordering::Relaxed) < 10 {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).unwrap();
+    blocker.await.unwrap().unwrap();
+    for submit in submits {
+        let Outcome::Ledger(ledger::Outcome::Accounts(created)) = submit.await.unwrap().unwrap() else { panic!() };
+        assert!(created.iter().all(|o| o.result.name() == "ok"));
+    }
+    assert_eq!(engine.read(|s| s.ledger().accounts_count()).await.unwrap(), 100);
+    engine.shutdown().unwrap();
+    drop(engine);
+
+    let (mut journal, _) = Journal::open(disk.restart(), options.writer.journal).unwrap();
+    let mut frames = Vec::new();
+    journal
+        .replay(0, |frame| {
+            frames.push((decode_commands(&frame.payload).unwrap().len(), frame.payload.len()));
+            Ok::<(), kasa_journal::JournalError>(())
+        })
+        .unwrap();
+    let commands: Vec<usize> = frames.iter().map(|f| f.0).collect();
+    assert_eq!(commands, [3, 3, 3, 1], "commands per frame");
+    for (_, bytes) in frames {
+        assert!(bytes <= options.batch_payload_bytes_max + kasa_core::command::PAYLOAD_HEADER_BYTES_MAX, "{bytes}");
+    }
+}
+
+/// A byte budget that, with the payload's header, would not fit the journal's frame limit is
+/// refused at start: a batch the budget lets through must never be one the journal refuses.
+#[test]
+#[should_panic(expected = "batch_payload_bytes_max over the journal's frame limit")]
+fn a_byte_budget_over_the_frame_limit_is_refused_at_start() {
+    let defaults = EngineOptions::default();
+    let options =
+        EngineOptions { batch_payload_bytes_max: defaults.writer.journal.frame_payload_bytes_max as usize, ..defaults };
+    let _ = start(10, options);
 }

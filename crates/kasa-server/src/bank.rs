@@ -8,7 +8,9 @@
 //! file of its own (`sandbox-bank.log` in the data directory, synced before it answers), so
 //! a Kasa restart at any moment finds the same answers there. It answers after a configurable
 //! latency, declines amounts ending in 13, and never takes amounts ending in 99 (they are
-//! lost on the way: an inquiry says it never saw them); both endings are configurable.
+//! lost on the way: an inquiry says it never saw them); both endings are configurable. For
+//! tests of the rail it can also refuse a repeated reference, as some banks do, so that only
+//! an inquiry tells what became of a request (see [`Sandbox::refuse_repeats`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -81,6 +83,12 @@ pub struct Sandbox {
     pub decline_ending: String,
     /// Amounts whose decimal digits end with this are never taken (empty: none).
     pub no_answer_ending: String,
+    /// Whether a request with a reference already decided is declined as a duplicate (as
+    /// banks that refuse a repeated transfer number do) instead of answered with the
+    /// decision. A rail that asked again instead of inquiring after a restart would then
+    /// take an approved request for a declined one, which is what the test of the rail's
+    /// restart needs to see (the default, answering again, would hide it).
+    pub refuse_repeats: bool,
     /// The file it remembers its decisions in (`None`: memory only, for tests).
     path: Option<PathBuf>,
     decided: Mutex<HashMap<String, Record>>,
@@ -95,12 +103,13 @@ impl std::ops::Deref for SandboxBank {
 
 impl SandboxBank {
     /// A sandbox that remembers its decisions in `path` (created if missing), with the
-    /// given latency and endings.
+    /// given latency, endings and answer to repeats.
     pub fn open(
         path: Option<PathBuf>,
         latency: Duration,
         decline_ending: &str,
         no_answer_ending: &str,
+        refuse_repeats: bool,
     ) -> std::io::Result<Self> {
         let mut decided = HashMap::new();
         if let Some(path) = &path {
@@ -119,6 +128,7 @@ impl SandboxBank {
             latency,
             decline_ending: decline_ending.to_string(),
             no_answer_ending: no_answer_ending.to_string(),
+            refuse_repeats,
             path,
             decided: Mutex::new(decided),
         })))
@@ -177,6 +187,8 @@ impl BankRail for SandboxBank {
         let bank = self.clone();
         Box::pin(async move {
             let record = match bank.known(&request.reference) {
+                // A duplicate, refused: nothing moves, and the answer is not the decision.
+                Some(_) if bank.refuse_repeats => Record::Declined,
                 Some(known) => known,
                 None => {
                     // Lost on the way: the bank never sees it, and never answers.
@@ -214,7 +226,7 @@ mod tests {
 
     #[test]
     fn the_sandbox_decides_by_the_amount_s_last_digits() {
-        let bank = SandboxBank::open(None, Duration::ZERO, "13", "99").unwrap();
+        let bank = SandboxBank::open(None, Duration::ZERO, "13", "99", false).unwrap();
         assert_eq!(
             (bank.decide(1_000), bank.decide(1_013), bank.decide(10_099)),
             (Some(BankDecision::Approved), Some(BankDecision::Declined), None)
@@ -227,7 +239,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sandbox-bank.log");
         let _ = std::fs::remove_file(&path);
-        let bank = SandboxBank::open(Some(path.clone()), Duration::ZERO, "13", "99").unwrap();
+        let bank = SandboxBank::open(Some(path.clone()), Duration::ZERO, "13", "99", false).unwrap();
         let request = |reference: &str, amount| BankRequest {
             reference: reference.into(),
             top_up: true,
@@ -237,12 +249,18 @@ mod tests {
         };
         assert_eq!(bank.request(request("f-1", 1_000)).await, Some(BankDecision::Approved));
         assert_eq!(bank.request(request("f-2", 1_013)).await, Some(BankDecision::Declined));
-        let again = SandboxBank::open(Some(path.clone()), Duration::ZERO, "", "").unwrap();
+        let again = SandboxBank::open(Some(path.clone()), Duration::ZERO, "", "", false).unwrap();
         assert_eq!(again.inquire("f-1").await, Some(Inquiry::Decided(BankDecision::Approved)));
         assert_eq!(again.inquire("f-2").await, Some(Inquiry::Decided(BankDecision::Declined)));
         assert_eq!(again.inquire("f-3").await, Some(Inquiry::NotFound));
         // A retry of a decided reference gets the same answer, whatever the amount says now.
         assert_eq!(again.request(request("f-2", 1_000)).await, Some(BankDecision::Declined));
+        // One that refuses repeats declines a retry of an approved reference, and only an
+        // inquiry tells the decision; a new reference is decided as ever.
+        let strict = SandboxBank::open(Some(path.clone()), Duration::ZERO, "13", "99", true).unwrap();
+        assert_eq!(strict.request(request("f-1", 1_000)).await, Some(BankDecision::Declined));
+        assert_eq!(strict.inquire("f-1").await, Some(Inquiry::Decided(BankDecision::Approved)));
+        assert_eq!(strict.request(request("f-4", 1_000)).await, Some(BankDecision::Approved));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,7 +9,10 @@
 //! it comes with the operator key.
 //!
 //! JSON errors are reworded for clients: serde's messages name Rust types ("expected struct
-//! SignUpInput", "u64"), which say nothing to a client and too much about the server.
+//! SignUpInput", "u64"), which say nothing to a client and too much about the server, and
+//! quote the value they refused ("invalid type: integer `110123456789`"), which may be
+//! personal data (an account number sent as a number) that an error body must not carry back
+//! into a client's logs. The rewording keeps the kind of the value and what was expected.
 
 use crate::problem::Problem;
 use serde::de::DeserializeOwned;
@@ -97,9 +100,10 @@ pub fn json_problem(error: serde_json::Error) -> Problem {
     }
 }
 
-/// Rewords serde's messages for clients: Rust type names become what a client sent or
-/// should send.
+/// Rewords serde's messages for clients: the client's values are dropped (see
+/// [`without_values`]), and Rust type names become what a client sent or should send.
 pub fn reword(message: &str) -> String {
+    let message = without_values(message);
     let mut out = String::with_capacity(message.len());
     let mut words = message.split(' ').peekable();
     while let Some(word) = words.next() {
@@ -131,6 +135,58 @@ pub fn reword(message: &str) -> String {
         }
     }
     out
+}
+
+/// The kinds of value serde's messages name before quoting the value itself (serde's
+/// `Unexpected`): "integer `5`", "string \"x\"", "sequence".
+const VALUE_KINDS: &[&str] = &[
+    "integer",
+    "floating point",
+    "boolean",
+    "character",
+    "string",
+    "byte array",
+    "unit value",
+    "Option value",
+    "newtype struct",
+    "sequence",
+    "map",
+    "enum",
+    "unit variant",
+    "newtype variant",
+    "tuple variant",
+    "struct variant",
+];
+
+/// serde's messages without the values they quote: "invalid type: integer `110123456789`,
+/// expected a string" becomes "invalid type: integer, expected a string"; "unknown variant
+/// `x`, expected one of ..." becomes "unknown variant, expected one of ..."; likewise
+/// "invalid value" and "unknown field". Everything after the value is serde's wording of
+/// what the type expects (no client data), so the value ends where the *last* `, expected`
+/// begins: a value that contains those words itself cannot hide part of itself.
+pub fn without_values(message: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        if let Some(at) = message.find(marker) {
+            let (before, rest) = message.split_at(at + marker.len());
+            let (value, expected) = rest.rfind(", expected ").map_or((rest, ""), |end| rest.split_at(end));
+            let kind = VALUE_KINDS
+                .iter()
+                .find(|kind| value == **kind || value.strip_prefix(**kind).is_some_and(|v| v.starts_with(' ')))
+                .copied()
+                // A kind serde does not name (`Unexpected::Other`) may be anything.
+                .unwrap_or("a value");
+            return format!("{before}{kind}{expected}");
+        }
+    }
+    for marker in ["unknown variant `", "unknown field `"] {
+        if let Some(at) = message.find(marker) {
+            let rest = &message[at + marker.len()..];
+            let end = ["`, expected ", "`, there are no "].iter().filter_map(|e| rest.rfind(e)).max();
+            let after = end.map_or("", |end| &rest[end + 1..]);
+            return format!("{}{}", &message[..at + marker.len() - 2], after);
+        }
+    }
+    message.to_string()
 }
 
 /// The punctuation after a type name that is dropped.
@@ -167,21 +223,15 @@ mod tests {
             "invalid type: an array, expected an object"
         );
         // Regression (review): "a string" became "a a string".
-        assert_eq!(
-            reword("invalid type: integer `1`, expected a string"),
-            "invalid type: integer `1`, expected a string"
-        );
+        assert_eq!(reword("invalid type: integer `1`, expected a string"), "invalid type: integer, expected a string");
         assert_eq!(
             reword("expected an amount as a decimal string of digits (0 to 9)"),
             "expected an amount as a decimal string of digits (0 to 9)"
         );
-        assert_eq!(
-            reword("invalid type: string \"x\", expected u64"),
-            "invalid type: string \"x\", expected an integer"
-        );
+        assert_eq!(reword("invalid type: string \"x\", expected u64"), "invalid type: string, expected an integer");
         assert_eq!(
             reword("unknown variant `x`, expected enum Tier"),
-            "unknown variant `x`, expected one of the allowed values"
+            "unknown variant, expected one of the allowed values"
         );
         for message in [
             "invalid type: map, expected tuple struct Dec64",
@@ -189,6 +239,55 @@ mod tests {
         ] {
             let out = reword(message);
             assert!(!out.contains("struct") && !out.contains("Dec64") && !out.contains("Input"), "{out}");
+        }
+    }
+
+    /// Regression (issue 7's audit: error bodies can echo personal data): serde quotes the
+    /// value it refused, so an account number sent as a number came back in the error body.
+    /// Every kind of serde message, from real parses, keeps the kind and what was expected
+    /// and loses the value, even a value made to look like the end of the message.
+    #[test]
+    fn messages_never_quote_the_client_s_value() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Input {
+            text: Option<String>,
+            count: Option<u32>,
+            big: Option<u64>,
+            letter: Option<char>,
+            pair: Option<(u8, u8)>,
+            tier: Option<Tier>,
+            amount: Option<crate::json::AmountInput>,
+            flag: Option<bool>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(rename_all = "snake_case")]
+        enum Tier {
+            Basic,
+        }
+        let parse = |body: &str| reword(&serde_json::from_str::<Input>(body).unwrap_err().to_string());
+        for (body, expected) in [
+            (r#"{"text": 110123456789}"#, "invalid type: integer, expected a string"),
+            (r#"{"text": -110123456789}"#, "invalid type: integer, expected a string"),
+            (r#"{"text": 110123456789.5}"#, "invalid type: floating point, expected a string"),
+            (r#"{"text": true}"#, "invalid type: boolean, expected a string"),
+            (r#"{"count": "110123456789"}"#, "invalid type: string, expected an integer"),
+            (r#"{"count": 110123456789}"#, "invalid value: integer, expected an integer"),
+            (r#"{"big": -110123456789}"#, "invalid value: integer, expected an integer"),
+            (r#"{"letter": "110123456789"}"#, "invalid value: string, expected a character"),
+            (r#"{"tier": "110123456789"}"#, "unknown variant, expected `basic`"),
+            (r#"{"tier": "x`, expected `basic` 110123456789"}"#, "unknown variant, expected `basic`"),
+            (r#"{"110123456789": 1}"#, "unknown field, expected one of"),
+            (r#"{"amount": "110123456789x"}"#, "invalid value: string, expected an amount"),
+            (r#"{"amount": "x\", expected 110123456789"}"#, "invalid value: string, expected an amount"),
+            (r#"{"flag": "110123456789"}"#, "invalid type: string, expected a boolean"),
+            (r#"{"pair": [110123456789, 1]}"#, "invalid value: integer, expected an integer"),
+            (r#"{"pair": [1]}"#, "invalid length 1, expected"),
+        ] {
+            let message = parse(body);
+            assert!(message.starts_with(expected), "{body}: {message}");
+            assert!(!message.contains("456789"), "{body}: {message}");
         }
     }
 

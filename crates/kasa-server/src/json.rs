@@ -125,7 +125,8 @@ fn flags_from_names<'de, D: Deserializer<'de>>(d: D, table: &'static [(&'static 
             Some((_, bit)) => bits |= bit,
             None => {
                 let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-                return Err(de::Error::custom(format!("unknown flag '{name}', expected one of {}", known.join(", "))));
+                // The name is the client's: not quoted back (see `body::without_values`).
+                return Err(de::Error::custom(format!("unknown flag, expected one of {}", known.join(", "))));
             }
         }
     }

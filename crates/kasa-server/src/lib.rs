@@ -38,7 +38,7 @@ pub mod webhook_signature;
 
 use axum::Router;
 use kasa_engine::Engine;
-pub use listener::serve;
+pub use listener::{serve, ServeOptions};
 pub use problem::Problem;
 use std::fmt;
 use std::sync::Arc;

@@ -20,14 +20,28 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-/// Connections open at once. Each costs a socket and a few KiB until its request is read;
-/// past this, new ones wait in the listen backlog.
+/// Connections open at once, by default ([`ServeOptions::connections_max`]). Each costs a
+/// socket and a few KiB until its request is read; past this, new ones wait in the listen
+/// backlog.
 pub const CONNECTIONS_MAX: usize = 4096;
 /// How long a client may take to send a request's headers (also how long an idle
 /// keep-alive connection is kept).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stop waits for requests in progress.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Limits of the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Connections open at once ([`CONNECTIONS_MAX`]); tests make it small.
+    pub connections_max: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { connections_max: CONNECTIONS_MAX }
+    }
+}
 
 /// The client's address, as an extension of every request.
 #[derive(Clone, Copy, Debug)]
@@ -38,10 +52,12 @@ pub struct Peer(pub SocketAddr);
 pub async fn serve(
     listener: TcpListener,
     state: crate::AppState,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    assert!(options.connections_max > 0, "a listener that takes no connection");
     let router: Router = crate::router(state);
-    let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let connections = Arc::new(Semaphore::new(options.connections_max));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);

@@ -97,6 +97,8 @@ pub struct Limits {
     pub logins_by_phone: Limiter<String>,
     /// Sign-ups and PIN resets per client address.
     pub sign_ups_by_address: Limiter<std::net::IpAddr>,
+    /// Sign-ups and PIN resets per phone number (whoever tries it).
+    pub sign_ups_by_phone: Limiter<String>,
     /// Verification codes per client address.
     pub codes_by_address: Limiter<std::net::IpAddr>,
     /// Verification codes per phone number.
@@ -114,6 +116,10 @@ impl Default for Limits {
             logins_by_address: Limiter::per_minute(30, 30),
             logins_by_phone: Limiter::per_minute(10, 10),
             sign_ups_by_address: Limiter::per_minute(10, 10),
+            // Per number, from any addresses, as for logins: each try makes the server hash a
+            // PIN, and guesses at a number's code should not come faster from many addresses
+            // than from one (the 5 tries per code, journaled, bound them in the end).
+            sign_ups_by_phone: Limiter::per_minute(10, 10),
             // An SMS costs money and annoys its recipient: 5 codes an hour per number.
             codes_by_address: Limiter::per_hour(60, 20),
             codes_by_phone: Limiter::per_hour(5, 5),

@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// their funding expires.
     #[arg(long, default_value = "99")]
     sandbox_bank_no_answer_ending: String,
+    /// The sandbox bank declines a request whose reference it decided already, as banks that
+    /// refuse a repeated transfer number do, instead of answering with its decision: only an
+    /// inquiry then tells what became of a request. For tests of the bank rail.
+    #[arg(long)]
+    sandbox_bank_refuse_repeats: bool,
     /// Run engine time on a test clock that operators move forward with
     /// `POST /v1/admin/test-clock/advance`, to see timeouts without waiting (as Stripe's test
     /// clocks). For tests and demos only: time moved forward never comes back.
@@ -67,6 +72,10 @@ pub struct ServeArgs {
     /// Retry-After at once (backpressure instead of an unbounded queue).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     queue_depth: u32,
+    /// Connections open at once; past it new ones wait in the kernel's listen backlog until
+    /// one closes (each open connection costs a socket and a few KiB).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    connections_max: u32,
     /// Deliver webhooks to private addresses too (10.x, 192.168.x, loopback, ...): for
     /// endpoints inside the operator's own network. Off: only public addresses, and
     /// `http://localhost` development endpoints.
@@ -230,12 +239,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_millis(args.sandbox_bank_latency_ms),
         &args.sandbox_bank_decline_ending,
         &args.sandbox_bank_no_answer_ending,
+        args.sandbox_bank_refuse_repeats,
     )
     .context("opening the sandbox bank's log")?;
     tracing::info!(
         latency_ms = args.sandbox_bank_latency_ms,
         declines = %args.sandbox_bank_decline_ending,
         never_answers = %args.sandbox_bank_no_answer_ending,
+        refuses_repeats = args.sandbox_bank_refuse_repeats,
         "bank rail: the in-process sandbox bank (declines and never takes amounts with these endings)"
     );
     tracing::info!("SMS gateway: the in-process sandbox (operators read codes at /v1/admin/sandbox/sms)");
@@ -259,7 +270,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.block_on(kasa_server::demo::seed_bench(&app, users, &secret)).map_err(anyhow::Error::msg)?;
         tracing::info!(users, ms = started.elapsed().as_millis() as u64, "bench users seeded");
     }
-    let result = runtime.block_on(serve(args.listen, engine.clone(), app));
+    let listening = kasa_server::ServeOptions { connections_max: args.connections_max as usize };
+    let result = runtime.block_on(serve(args.listen, listening, engine.clone(), app));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
     result?;
@@ -274,7 +286,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    options: kasa_server::ServeOptions,
+    engine: Arc<Engine>,
+    app: AppState,
+) -> anyhow::Result<()> {
     // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
     // the default action would kill the process without draining.
     use tokio::signal::unix::{signal, SignalKind};
@@ -303,7 +320,7 @@ async fn serve(listen: SocketAddr, engine: Arc<Engine>, app: AppState) -> anyhow
         // New requests get 503 and /readyz says so; those already queued still complete.
         stopping.stop_accepting();
     };
-    kasa_server::serve(listener, app, shutdown).await?;
+    kasa_server::serve(listener, app, options, shutdown).await?;
     // The consumers stop here; whatever they had not finished, the next start does again.
     bank_rail.abort();
     Ok(())

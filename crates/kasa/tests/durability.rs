@@ -428,15 +428,20 @@ fn bank_log(data: &std::path::Path) -> Vec<(String, String)> {
 }
 
 /// `kill -9` between the reservation and the bank's answer (the sandbox bank decides at
-/// once, records its decision, and answers 3 s later): after the restart the bank rail asks
-/// the bank by reference and settles by the answer. Approved top-ups land, approved
+/// once, records its decision, and answers 3 s later): after the restart the bank rail
+/// inquires by reference and settles by the answer. Approved top-ups land, approved
 /// withdrawals stay paid, declined ones are declined (the money back), and those the bank
 /// never took (amounts ending in 99) expire once 60 s of engine time pass (a test clock
 /// moves it). The bank is never asked to move money twice.
+///
+/// Regression (issue 7's audit: this passed without the inquiry, since the sandbox answered
+/// a repeated request with its remembered decision): the sandbox now refuses repeats
+/// (declines them), so an approved funding lands only if the rail inquired.
 #[test]
 fn the_bank_rail_settles_by_the_bank_s_answer_after_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), &["--test-clock", "--sandbox-bank-latency-ms", "3000"]);
+    let slow = ["--test-clock", "--sandbox-bank-refuse-repeats", "--sandbox-bank-latency-ms", "3000"];
+    let server = Server::start_with(dir.path(), &slow);
     let mut c = server.client();
     let user = sign_up(&server, "010-9700-0001");
     credit(&mut c, &user, 200_000);
@@ -467,7 +472,10 @@ fn the_bank_rail_settles_by_the_bank_s_answer_after_a_kill_9() {
     let decided = bank_log(dir.path());
     assert_eq!(decided.len(), 4, "{decided:?}");
 
-    let server = Server::start_with(dir.path(), &["--test-clock", "--sandbox-bank-latency-ms", "50"]);
+    let server = Server::start_with(
+        dir.path(),
+        &["--test-clock", "--sandbox-bank-refuse-repeats", "--sandbox-bank-latency-ms", "50"],
+    );
     let mut c = server.client();
     assert_eq!(settled(&mut c, &user, &approved_top_up)["status"], "succeeded");
     assert_eq!(settled(&mut c, &user, &declined_top_up)["status"], "declined");

@@ -1,6 +1,6 @@
-//! The edges of the server end to end: slow and half-sent requests, a flood of logins,
-//! bodies of the wrong size, shape or type, and phone numbers that are not numbers. What a
-//! client does wrong costs that client, never the users already logged in.
+//! The edges of the server end to end: slow and half-sent requests, the connection cap, a
+//! flood of logins, bodies of the wrong size, shape or type, and phone numbers that are not
+//! numbers. What a client does wrong costs that client, never the users already logged in.
 
 mod support;
 
@@ -114,11 +114,52 @@ fn slow_clients_hold_connections_never_the_server() {
     stop_and_verify(server);
 }
 
+/// The connection cap (`--connections-max`, 4,096 by default; 4 here): with four
+/// connections open, a fifth is not served (it waits in the kernel's backlog, taking no
+/// memory in the server) while the four keep answering at once, a logged-in user's wallet and
+/// `/healthz` and `/readyz` among them; when one of the four closes, the fifth is served.
+#[test]
+fn connections_past_the_cap_wait_while_open_ones_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--connections-max", "4"]);
+    let alice = sign_up(&server, "010-8150-0001");
+    // Four connections, each served once, so each holds one of the four places.
+    let mut open: Vec<kasa::client::Client> = (0..4).map(|_| server.client()).collect();
+    for c in &mut open {
+        assert_eq!(get(c, "/healthz").status, 200);
+    }
+    let mut fifth = TcpStream::connect(server.addr).expect("the kernel takes the connection into its backlog");
+    fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: kasa\r\n\r\n").unwrap();
+    let waited = Instant::now();
+    let (received, closed) = read_until_closed(&mut fifth, waited, Duration::from_secs(1));
+    assert!(received.is_empty() && closed.is_none(), "served past the cap: {}", String::from_utf8_lossy(&received));
+    for _ in 0..3 {
+        prompt(|| alice.get(&mut open[0], "/v1/me/wallet"), 200, "a user's wallet at the cap");
+        prompt(|| call(&mut open[1], "GET", "/healthz", None, None), 200, "/healthz at the cap");
+        prompt(|| call(&mut open[2], "GET", "/readyz", None, None), 200, "/readyz at the cap");
+    }
+    drop(open.pop());
+    let freed = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    fifth.set_read_timeout(Some(PROMPT)).unwrap();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = fifth.read(&mut buffer).expect("the fifth is served once a place is free");
+        assert!(n > 0, "closed instead of served: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(freed.elapsed() < PROMPT, "served {:?} after a place was freed", freed.elapsed());
+    drop(open);
+    drop(fifth);
+    stop_and_verify(server);
+}
+
 /// A flood of 600 logins of unknown numbers from one address, and then 200 from as many
 /// addresses (past every per-address limit, so that they queue for the PIN hasher): the
 /// logins are refused at once with `429 rate_limited` or `503 busy` beyond what the limits
 /// and the hasher's queue allow, and a logged-in user's requests, which need no PIN hash,
-/// keep answering promptly the whole time.
+/// and a monitor's `/healthz` and `/readyz` keep answering promptly the whole time.
 #[test]
 fn a_flood_of_bad_logins_never_starves_logged_in_users() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,6 +186,20 @@ fn a_flood_of_bad_logins_never_starves_logged_in_users() {
                 requests += 1;
             }
             requests
+        })
+    };
+    // A monitor's health and readiness checks, on a connection of their own, without
+    // credentials, the whole time.
+    let health_load = {
+        let (flooding, mut c) = (flooding.clone(), server.client_from(next_address()));
+        std::thread::spawn(move || {
+            let mut checks = 0;
+            while flooding.load(Ordering::Relaxed) || checks < 10 {
+                prompt(|| call(&mut c, "GET", "/healthz", None, None), 200, "GET /healthz");
+                prompt(|| call(&mut c, "GET", "/readyz", None, None), 200, "GET /readyz");
+                checks += 1;
+            }
+            checks
         })
     };
     let login = |client: &mut kasa::client::Client, i: usize| {
@@ -185,12 +240,16 @@ fn a_flood_of_bad_logins_never_starves_logged_in_users() {
     let answers: Vec<_> = many_addresses.into_iter().map(|t| t.join().unwrap()).collect();
     flooding.store(false, Ordering::Relaxed);
     let served = user_load.join().unwrap();
+    let checked = health_load.join().unwrap();
     let busy: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
     assert!(answers.iter().all(|a| a.0 == 401 || a.0 == 503), "{answers:?}");
     assert!(!busy.is_empty(), "200 logins at once all waited for the PIN hasher");
     assert!(busy.iter().all(|a| a.1.as_deref() == Some("busy") && a.2.is_some()), "{busy:?}");
-    eprintln!("{served} rounds of user requests during the flood; {} of 200 logins busy", busy.len());
-    assert!(served >= 10);
+    eprintln!(
+        "{served} rounds of user requests and {checked} of health checks during the flood; {} of 200 logins busy",
+        busy.len()
+    );
+    assert!(served >= 10 && checked >= 10);
     stop_and_verify(server);
 }
 

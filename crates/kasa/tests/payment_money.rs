@@ -316,7 +316,7 @@ fn payouts_when(c: &mut kasa::client::Client, key: &str, ready: impl Fn(&[Value]
 fn each_day_the_balance_is_paid_out_once_across_a_kill_9_with_its_items() {
     let dir = tempfile::tempdir().unwrap();
     // A slow bank, so that the kill lands while the payout is at the bank.
-    let slow = ["--test-clock", "--sandbox-bank-latency-ms", "1500"];
+    let slow = ["--test-clock", "--sandbox-bank-refuse-repeats", "--sandbox-bank-latency-ms", "1500"];
     let server = Server::start_with(dir.path(), &slow);
     let mut c = server.client();
     let shop = onboard(&mut c, "120-81-47521");

@@ -1,11 +1,11 @@
 //! Personal data and secrets at rest and in the log: a bank account number is only ever
 //! stored sealed, the data directory and its key files are private to the owner, and the log
 //! (one line per request) never holds a session token, a PIN, a verification code or an
-//! account number.
+//! account number; and no error body quotes back what a client sent.
 
 mod support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use support::*;
@@ -92,4 +92,77 @@ fn personal_data_stays_sealed_private_and_out_of_the_log() {
     let failed_login = requests.iter().find(|l| l.contains("route=\"/v1/sessions\"") && l.contains("status=401"));
     assert!(failed_login.is_some_and(|l| l.contains("invalid_credentials") && l.contains("latency_us=")), "{log}");
     assert!(requests.iter().any(|l| l.contains("route=\"/v1/me/bank-accounts\"") && l.contains("status=201")), "{log}");
+}
+
+/// Regression (issue 7's audit: serde's messages quote the value they refuse): an account
+/// number sent as a JSON number, `{"account_number": 110123456789}`, was answered "invalid
+/// type: integer `110123456789`, expected a string", so the number went back into whatever
+/// logs the client keeps of errors. Now no refusal quotes a value, of any kind (a number where
+/// a string belongs, a string where a number belongs, a value out of range, an unknown flag
+/// or field), in the wallet's and the merchants' bank accounts and a few other fields; the
+/// refusal still says which kind of value it was and what was expected.
+#[test]
+fn error_bodies_never_quote_what_the_client_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let user = sign_up(&server, "010-9500-0101");
+    let number = "110123456789";
+    let n: u64 = number.parse().unwrap();
+    let account =
+        |account_number: Value| json!({"bank_code": "088", "account_number": account_number, "holder_name": "Kim"});
+    let merchant = |account: Value| {
+        json!({"business_name": "카사", "display_name": "카사", "brn": "120-81-47521", "mcc": "5812", "fee_bps": 250,
+            "settlement_bank_account": account})
+    };
+    let vrf = "vrf_00000000000000000000000000000000";
+    let mut anon = server.client_from(next_address());
+    let refusals = [
+        ("an account number as a number", user.post(&mut c, "/v1/me/bank-accounts", &account(json!(n)))),
+        ("as a negative number", user.post(&mut c, "/v1/me/bank-accounts", &account(json!(-(n as i64))))),
+        ("as a fraction", user.post(&mut c, "/v1/me/bank-accounts", &account(json!(n as f64 + 0.5)))),
+        ("as a list", user.post(&mut c, "/v1/me/bank-accounts", &account(json!([number])))),
+        ("with a letter", user.post(&mut c, "/v1/me/bank-accounts", &account(json!(format!("{number}x"))))),
+        ("a holder's name as a number", {
+            let body = json!({"bank_code": "088", "account_number": number, "holder_name": n});
+            user.post(&mut c, "/v1/me/bank-accounts", &body)
+        }),
+        ("a merchant's account number as a number", post(&mut c, "/v1/admin/merchants", &merchant(account(json!(n))))),
+        ("as a fraction", post(&mut c, "/v1/admin/merchants", &merchant(account(json!(n as f64 + 0.5))))),
+        ("a merchant's fee out of range", {
+            let mut body = merchant(account(json!(number)));
+            body["fee_bps"] = json!(n);
+            post(&mut c, "/v1/admin/merchants", &body)
+        }),
+        ("a phone as a number", {
+            let body = json!({"phone": n, "name": "x", "pin": PIN, "verification_id": vrf, "code": "123456"});
+            call(&mut anon, "POST", "/v1/users", None, Some(&body))
+        }),
+        (
+            "a PIN as a number",
+            user.post(&mut c, "/v1/transfers", &json!({"to_phone": "010-9500-0102", "amount": "1", "pin": n})),
+        ),
+        ("an amount with a letter", {
+            user.post(&mut c, "/v1/transfers", &json!({"to_phone": "010-9500-0102", "amount": format!("{number}x")}))
+        }),
+        ("an unknown field named by the number", {
+            let mut body = account(json!(number));
+            body[number] = json!(1);
+            user.post(&mut c, "/v1/me/bank-accounts", &body)
+        }),
+        (
+            "an unknown ledger flag",
+            post(&mut c, "/v1/ledger/accounts", &json!({"id": "1", "ledger": 1, "code": 1, "flags": [number]})),
+        ),
+    ];
+    for (what, r) in &refusals {
+        let text = String::from_utf8_lossy(&r.body);
+        assert!((400..500).contains(&r.status), "{what}: {} {text}", r.status);
+        assert_eq!(r.json()["code"], "invalid_field", "{what}: {text}");
+        assert!(!text.contains("456789"), "{what} is quoted back: {text}");
+    }
+    // The refusal says what kind of value came and what was expected.
+    let detail = refusals[0].1.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.starts_with("invalid type: integer, expected a string"), "{detail}");
+    stop_and_verify(server);
 }

@@ -346,6 +346,47 @@ fn rate_limits_hold_per_number_and_per_address_and_logins_take_no_key() {
     stop_and_verify(server);
 }
 
+/// Sign-ups and PIN resets per number, from any addresses: ten a minute between them (the
+/// audit of issue 7 found only the per-address limit). Someone with many addresses who
+/// guesses at one number's code, or makes the server hash PINs for it, is held back like a
+/// script behind one address: the eleventh try is `429 rate_limited` with `Retry-After`,
+/// before the code is looked at, however the number is written, and whether or not it has a
+/// wallet. Another number is not held back.
+#[test]
+fn sign_ups_and_pin_resets_are_rate_limited_per_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let user = sign_up(&server, "010-7400-0001");
+    let vrf = "vrf_00000000000000000000000000000000";
+    let attempt = |phone: &str, reset: bool| {
+        let mut c = server.client_from(next_address());
+        if reset {
+            let body = json!({"phone": phone, "verification_id": vrf, "code": "123456", "new_pin": "582914"});
+            call(&mut c, "POST", "/v1/pin-resets", None, Some(&body))
+        } else {
+            let body = json!({"phone": phone, "name": "x", "pin": "975310", "verification_id": vrf, "code": "123456"});
+            call(&mut c, "POST", "/v1/users", None, Some(&body))
+        }
+    };
+    let limited = |r: &kasa::client::Response| {
+        assert_problem(r, 429, "rate_limited");
+        assert!(r.header("retry-after").is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n >= 1)), "{:?}", r.headers);
+    };
+    // A number with a wallet (the helper's sign-up took one try) and one without.
+    for (phone, written, tries) in
+        [(user.phone.as_str(), "+82 10 7400 0001", 9), ("010-7400-0002", "(010) 7400.0002", 10)]
+    {
+        for i in 0..tries {
+            assert_problem(&attempt(phone, i % 2 == 0), 422, "verification_failed");
+        }
+        limited(&attempt(phone, false));
+        limited(&attempt(written, true));
+    }
+    assert_problem(&attempt("010-7400-0003", false), 422, "verification_failed");
+    assert_problem(&attempt("010-7400-0003", true), 422, "verification_failed");
+    stop_and_verify(server);
+}
+
 /// By engine time (a test clock): a verification code works for 3 minutes, a session for 30
 /// days.
 #[test]

@@ -166,7 +166,8 @@ pub(crate) struct SignUpInput {
 }
 
 /// Signs up with a proven phone number, a display name and a 6-digit PIN; money held for the
-/// number is claimed in the same step.
+/// number is claimed in the same step. Rate limited per number and per client (with PIN
+/// resets: 10 a minute each).
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = SignUpInput,
     responses((status = 201, description = "the new user", body = UserOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
@@ -181,6 +182,7 @@ pub async fn sign_up(
     check_pin(&input.pin)?;
     let proof = proof(&app, &phone, &input.verification_id, &input.code)?;
     rate(app.limits.sign_ups_by_address.check(&client_address(peer)), "sign-ups from this address")?;
+    rate(app.limits.sign_ups_by_phone.check(&phone.as_str().to_string()), "sign-ups for this number")?;
     let pin_hash = PinHash::new(app.pins.hash(input.pin).await?).map_err(Problem::internal)?;
     let scope = crate::idempotency::current().map_or(KeyScope::Operator, |c| c.anonymous_scope());
     match app.wallet(scope, Command::SignUp { phone, name, pin_hash, proof }).await? {
@@ -202,6 +204,7 @@ pub(crate) struct PinResetInput {
 
 /// The owner of a phone sets a new PIN with a fresh verification code: it lifts a lock and
 /// logs out every session, so a stranger who locked the number cannot keep its owner out.
+/// Rate limited per number and per client (with sign-ups: 10 a minute each).
 #[utoipa::path(post, path = "/v1/pin-resets", tag = "users", request_body = PinResetInput,
     responses((status = 200, description = "the user, with the new PIN in force", body = UserOutput),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
@@ -215,6 +218,7 @@ pub async fn reset_pin(
     check_pin(&input.new_pin)?;
     let proof = proof(&app, &phone, &input.verification_id, &input.code)?;
     rate(app.limits.sign_ups_by_address.check(&client_address(peer)), "PIN resets from this address")?;
+    rate(app.limits.sign_ups_by_phone.check(&phone.as_str().to_string()), "PIN resets for this number")?;
     let pin_hash = PinHash::new(app.pins.hash(input.new_pin).await?).map_err(Problem::internal)?;
     let scope = crate::idempotency::current().map_or(KeyScope::Operator, |c| c.anonymous_scope());
     match app.wallet(scope, Command::ResetPin { phone, proof, pin_hash }).await? {
