@@ -262,7 +262,27 @@ fn bodies(w: &World) -> Vec<(&'static str, &'static str, Value)> {
         ("POST", "/v1/me/payments/{id}/decline", json!({"token": "{token}"})),
         ("POST", "/v1/webhook-endpoints", json!({"url": "http://localhost:9/kasa", "events": ["payment.approved"]})),
         ("POST", "/v1/qr/decode", json!({ "payload": QR })),
+        (
+            "POST",
+            "/v1/stores/{id}/qr",
+            json!({"amount": "1000", "order_id": "fuzz-qr-1", "item_name": "퍼즈", "expires_in": 300}),
+        ),
+        ("POST", "/v1/me/qr-payments", json!({"payload": store_payload(1), "amount": "1000"})),
+        ("POST", "/v1/me/qr-payments", json!({"payload": QR, "amount": "1000", "pin": PIN})),
+        ("POST", "/v1/me/payment-codes", json!({"pin": PIN})),
+        (
+            "POST",
+            "/v1/payments",
+            json!({"payment_code": "97000000000000000000", "amount": "100", "currency": "KRW", "order_id": "fuzz-code",
+                "store_id": "str_1"}),
+        ),
     ]
+}
+
+/// A store's static Kasa code, as `GET /v1/stores/{id}/qr` gives it.
+fn store_payload(store_id: u64) -> String {
+    let store = kasa_core::qr::kasa::StoreCode { store_id, merchant_name: "퍼즈", mcc: "5812" };
+    kasa_core::qr::kasa::payload(store, None).unwrap()
 }
 
 /// Routes the router serves outside the API's document: the documentation, and the hosted
@@ -369,6 +389,7 @@ fn good_ids(w: &World, path: &str, collection: &str) -> Vec<String> {
         "payments" | "pay" => w.tokens.keys().cloned().collect(),
         "payouts" => some(&["po_1", "po_2"]),
         "webhook-endpoints" => some(&["we_1", "we_2"]),
+        "stores" => some(&["str_1", "str_2"]),
         "events" => w.events.clone(),
         other => panic!("{path}: no ids for a parameter after /{other}/: add some to good_ids()"),
     }
@@ -604,6 +625,8 @@ fn well_formed(r: &Response, page: bool, what: &str) {
             "application/octet-stream" => assert_eq!(r.body.len() % 32, 0, "{what}"),
             "application/json" => assert!(!r.json().is_null(), "{what}: {}", String::from_utf8_lossy(&r.body)),
             text if text.starts_with("text/") => assert!(std::str::from_utf8(&r.body).is_ok(), "{what}"),
+            "image/png" => assert!(r.body.starts_with(b"\x89PNG\r\n\x1a\n"), "{what}: not a PNG"),
+            "image/svg+xml" => assert!(r.body.starts_with(b"<svg"), "{what}: not an SVG"),
             other => panic!("{what}: answered {other}"),
         }
         return;
