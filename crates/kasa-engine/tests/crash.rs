@@ -292,6 +292,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
         ),
         (next(), merchant_commands()),
         (next(), payment_money_commands()),
+        (next(), instore_commands()),
     ];
     // The bank never answered the withdrawal: the rail gives up and its money comes back.
     batches.push((t + 61 * SECOND, vec![settle(4, BankResult::Expired)]));
@@ -420,23 +421,37 @@ fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absen
     assert_eq!(balance(2), (189_400, 0));
     // User 3: 4,050 (the declined top-up brought nothing; an operator credited 50), less
     // payment 3 (1,000) and the 1,000 captured of payment 4, plus refunds of 400 and 1,000;
-    // payment 5's reservation was voided when its 7 days ran out.
-    assert_eq!(balance(3), (3_450, 0));
+    // payment 5's reservation was voided when its 7 days ran out; then in store: 300 by the
+    // static code (100 refunded), 500 by the one-sale code once, 200 by the payment code once.
+    assert_eq!(balance(3), (3_450 - 300 + 100 - 500 - 200, 0));
     let merchants = writer.state().merchants();
     let status = |id: u64| merchants.payment(id).map(|p| (p.status.name(), p.cancel_reason.map(|r| r.name())));
     assert_eq!(status(3), Some(("succeeded", None)));
     assert_eq!(status(5), Some(("canceled", Some("capture_expired"))));
     assert_eq!(status(6), Some(("canceled", Some("declined"))));
+    let channel = |id: u64| merchants.payment(id).map(|p| (p.channel.name(), p.status.name()));
+    assert_eq!(
+        [channel(7), channel(8), channel(9), channel(10)],
+        [
+            Some(("static_qr", "succeeded")),
+            Some(("dynamic_qr", "succeeded")),
+            Some(("payment_code", "succeeded")),
+            None
+        ]
+    );
     assert_eq!(merchants.payment(3).map(|p| p.refunded.minor()), Some(400), "the refund past the capture was refused");
     let payout = merchants.payout(1).map(|p| (p.merchant_id, p.amount.minor(), p.status.name()));
-    assert_eq!(payout, Some((1, 585, "paid")));
+    // 585 online, and in store: 300 - 8 (fee) - 100 + 2 (the refund's share of the fee),
+    // 500 - 13, 200 - 5.
+    assert_eq!(payout, Some((1, 585 + 194 + 487 + 195, "paid")));
     let balance_1 = writer.state().books().account(kasa_core::chart::MERCHANT_BALANCE.id(1)).unwrap();
     assert_eq!(balance_1.credits_posted, balance_1.debits_posted, "paid out to the won");
     assert_eq!(balance(4), (7_000, 0), "the held remittance was claimed at sign-up");
     let fee_income = kasa_core::chart::FEE_INCOME.system_id(kasa_core::money::Currency::KRW);
     let fees = writer.state().books().account(fee_income).unwrap();
-    // The withdrawal's 300 and 25 on each payment's 1,000 captured; refunds gave back 10 and 25.
-    assert_eq!((fees.credits_posted, fees.debits_posted), (350, 35));
+    // The withdrawal's 300 and 25 on each payment's 1,000 captured, 8, 13 and 5 in store;
+    // refunds gave back 10, 25 and 2.
+    assert_eq!((fees.credits_posted, fees.debits_posted), (350 + 8 + 13 + 5, 35 + 2));
     assert_eq!(writer.state().outbox().cursor("bank_rail"), 3);
     crash_at_every_storage_call(small_options, &batches);
 }
@@ -763,5 +778,48 @@ fn payment_money_commands() -> Vec<Command> {
         refund(3, 400),
         refund(4, 1_000),
         refund(3, 601),
+    ]
+}
+
+/// In-store payments by user 3 at merchant 1's store: a static code (payment 7), a one-sale
+/// code (8) paid once and scanned again, a payment code issued with the PIN and charged
+/// twice (9, then refused), a refund of the first.
+fn instore_commands() -> Vec<Command> {
+    use kasa_core::merchant::{self, CodeCharge, KeyCommand, OrderId, RefundReason, Scan};
+    use kasa_core::money::Amount;
+    let key = |command: KeyCommand| Command::Merchant(merchant::Command::AsKey { key_hash: [2; 32], command });
+    let scan =
+        |scan: Scan| Command::Merchant(merchant::Command::PayByQr { token_hash: [5; 32], scan, pin_ok: Some(true) });
+    let charge = |order: &str| {
+        let charge = CodeCharge {
+            user_id: 3,
+            counter: 1,
+            store_id: 1,
+            order_id: OrderId::new(order).unwrap(),
+            item_name: None,
+            amount: Amount::new(200),
+        };
+        Command::Merchant(merchant::Command::ChargeCode { key_hash: [2; 32], charge: Box::new(charge) })
+    };
+    let one_sale = Scan::Dynamic { payment_id: 8, store_id: 1, amount: Some(Amount::new(500)) };
+    vec![
+        scan(Scan::Static { store_id: 1, amount: Amount::new(300) }),
+        key(KeyCommand::CreateStoreQr {
+            store_id: 1,
+            order_id: OrderId::new("till-1").unwrap(),
+            item_name: None,
+            amount: Amount::new(500),
+            expires_in_seconds: 300,
+        }),
+        scan(one_sale.clone()),
+        scan(one_sale),
+        Command::Wallet(kasa_core::wallet::Command::IssuePaymentCode { user_id: 3, pin_ok: Some(true) }),
+        charge("pos-1"),
+        charge("pos-2"),
+        key(KeyCommand::RefundPayment {
+            payment_id: 7,
+            amount: Amount::new(100),
+            reason: RefundReason::new("품절").unwrap(),
+        }),
     ]
 }
