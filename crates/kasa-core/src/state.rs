@@ -341,6 +341,7 @@ impl State {
                     flow.wallet_events,
                     flow.events,
                     (token_hash, *payment_id, *approve, *pin_ok),
+                    crate::merchant::Channel::Online,
                 );
                 (O::PaymentAnswered(outcome.map(|payment| merchants.answered(payment))), used)
             }

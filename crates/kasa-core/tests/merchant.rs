@@ -1018,6 +1018,11 @@ mod money {
         use kasa_core::merchant::{Channel, CodeCharge, InStoreError, Scan};
         use kasa_core::wallet::{CodeError, PaymentCode, PAYMENT_CODE_SECONDS};
 
+        /// What merchant 1's codes show as its name.
+        fn shop_name() -> DisplayName {
+            DisplayName::new("카사상점").unwrap()
+        }
+
         fn shop() -> World {
             let mut w = world();
             store(&mut w.h, 1, "강남점").unwrap();
@@ -1097,7 +1102,9 @@ mod money {
         #[test]
         fn a_static_code_makes_and_pays_a_payment_for_the_store_in_one_step() {
             let World { mut h, alice, .. } = shop();
-            let paid = scan(&mut h, 41, Scan::Static { store_id: 1, amount: won(8_000) }, None).unwrap();
+            let paid =
+                scan(&mut h, 41, Scan::Static { store_id: 1, amount: won(8_000), merchant_name: shop_name() }, None)
+                    .unwrap();
             assert_eq!(
                 (paid.status, paid.channel, paid.store_id),
                 (PaymentStatus::Succeeded, Channel::StaticQr, Some(1))
@@ -1113,15 +1120,15 @@ mod money {
             // Refused without a trace: above the PIN-free budget without the PIN, a wrong PIN
             // (counted), a store that does not exist, a suspended merchant, no money, no session.
             let before = (balance(&h, alice), h.state.merchants().payment(2).is_none());
-            let big = Scan::Static { store_id: 1, amount: won(60_000) };
+            let big = Scan::Static { store_id: 1, amount: won(60_000), merchant_name: shop_name() };
             assert_eq!(scan(&mut h, 41, big.clone(), None), Err(InStoreError::Funding(FundingError::PinRequired)));
             let wrong = scan(&mut h, 41, big.clone(), Some(false));
             assert_eq!(wrong, Err(InStoreError::Funding(FundingError::WrongPin { attempts_left: 4 })));
-            let nowhere = Scan::Static { store_id: 9, amount: won(1_000) };
+            let nowhere = Scan::Static { store_id: 9, amount: won(1_000), merchant_name: shop_name() };
             assert_eq!(scan(&mut h, 41, nowhere, None), Err(InStoreError::Payment(PaymentError::UnknownStore)));
-            let zero = Scan::Static { store_id: 1, amount: Amount::ZERO };
+            let zero = Scan::Static { store_id: 1, amount: Amount::ZERO, merchant_name: shop_name() };
             assert_eq!(scan(&mut h, 41, zero, None), Err(InStoreError::Payment(PaymentError::InvalidAmount)));
-            let poor = Scan::Static { store_id: 1, amount: won(20_000) };
+            let poor = Scan::Static { store_id: 1, amount: won(20_000), merchant_name: shop_name() };
             assert_eq!(scan(&mut h, 42, poor, None), Err(InStoreError::Funding(FundingError::InsufficientFunds)));
             assert_eq!(scan(&mut h, 99, big.clone(), Some(true)), Err(InStoreError::SessionInvalid));
             set_status(&mut h, 1, MerchantStatus::Suspended).unwrap();
@@ -1131,6 +1138,13 @@ mod money {
                 Err(InStoreError::Payment(PaymentError::MerchantNotActive { status: MerchantStatus::Suspended }))
             );
             set_status(&mut h, 1, MerchantStatus::Active).unwrap();
+            // A code that shows another name than the merchant it pays (a sticker over the
+            // shop's own) is refused.
+            let sticker =
+                Scan::Static {
+                    store_id: 1, amount: won(1_000), merchant_name: DisplayName::new("스타벅스").unwrap()
+                };
+            assert_eq!(scan(&mut h, 41, sticker, None), Err(InStoreError::QrMismatch));
             assert_eq!((balance(&h, alice), h.state.merchants().payment(2).is_none()), before);
             // With the PIN it goes through, and the merchant refunds it like any payment.
             let paid = scan(&mut h, 41, big, Some(true)).unwrap();
@@ -1154,14 +1168,27 @@ mod money {
                 "another merchant's store"
             );
             assert_eq!(one_sale(&mut h, 1, 1, "till-1", 4_500), Err(PaymentError::OrderExists { payment_id: sale.id }));
-            let code =
-                |amount: Option<u64>| Scan::Dynamic { payment_id: sale.id, store_id: 1, amount: amount.map(won) };
+            let code = |amount: Option<u64>| Scan::Dynamic {
+                payment_id: sale.id,
+                store_id: 1,
+                amount: amount.map(won),
+                merchant_name: shop_name(),
+            };
             let mismatch = scan(&mut h, 41, code(Some(450)), None);
             assert_eq!(mismatch, Err(InStoreError::AmountMismatch { expected: won(4_500) }));
-            let elsewhere = Scan::Dynamic { payment_id: sale.id, store_id: 2, amount: None };
+            let elsewhere =
+                Scan::Dynamic { payment_id: sale.id, store_id: 2, amount: None, merchant_name: shop_name() };
             assert_eq!(scan(&mut h, 41, elsewhere, None), Err(InStoreError::Payment(PaymentError::UnknownPayment)));
+            // Its token is the link's, but the online approval path does not answer it: whoever
+            // saw the till's screen cannot decline it.
+            assert_eq!(
+                answer(&mut h, 42, sale.id, false, None),
+                Err(AnswerError::Payment(PaymentError::UnknownPayment))
+            );
+            assert_eq!(one_sale(&mut h, 1, 1, "kasa_qr_9", 10), Err(PaymentError::ReservedOrderId));
             let online = create(&mut h, 1, "web-1", 1_000, CaptureMethod::Automatic);
-            let not_a_code = Scan::Dynamic { payment_id: online.id, store_id: 1, amount: None };
+            let not_a_code =
+                Scan::Dynamic { payment_id: online.id, store_id: 1, amount: None, merchant_name: shop_name() };
             assert_eq!(scan(&mut h, 41, not_a_code, None), Err(InStoreError::Payment(PaymentError::UnknownPayment)));
             // Two users scan it in one batch: one pays, the other is told it was used.
             let both = vec![
@@ -1185,9 +1212,20 @@ mod money {
             // A code nobody scanned expires with its payment.
             let late = one_sale(&mut h, 1, 1, "till-2", 1_000).unwrap();
             h.now = late.expires_at;
-            let expired = scan(&mut h, 42, Scan::Dynamic { payment_id: late.id, store_id: 1, amount: None }, None);
+            let expired = scan(
+                &mut h,
+                42,
+                Scan::Dynamic { payment_id: late.id, store_id: 1, amount: None, merchant_name: shop_name() },
+                None,
+            );
             assert_eq!(expired, Err(InStoreError::QrExpired));
             assert_eq!(h.state.merchants().payment(late.id).unwrap().cancel_reason, Some(CancelReason::Expired));
+            // One the merchant withdrew reads as expired too.
+            let withdrawn = one_sale(&mut h, 1, 1, "till-3", 1_000).unwrap();
+            cancel_key(&mut h, 1, withdrawn.id).unwrap();
+            let scanned =
+                Scan::Dynamic { payment_id: withdrawn.id, store_id: 1, amount: None, merchant_name: shop_name() };
+            assert_eq!(scan(&mut h, 41, scanned, None), Err(InStoreError::QrExpired));
             h.restart();
         }
 

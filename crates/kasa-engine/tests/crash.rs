@@ -801,9 +801,10 @@ fn instore_commands() -> Vec<Command> {
         };
         Command::Merchant(merchant::Command::ChargeCode { key_hash: [2; 32], charge: Box::new(charge) })
     };
-    let one_sale = Scan::Dynamic { payment_id: 8, store_id: 1, amount: Some(Amount::new(500)) };
+    let name = || merchant::DisplayName::new("카사").unwrap();
+    let one_sale = Scan::Dynamic { payment_id: 8, store_id: 1, amount: Some(Amount::new(500)), merchant_name: name() };
     vec![
-        scan(Scan::Static { store_id: 1, amount: Amount::new(300) }),
+        scan(Scan::Static { store_id: 1, amount: Amount::new(300), merchant_name: name() }),
         key(KeyCommand::CreateStoreQr {
             store_id: 1,
             order_id: OrderId::new("till-1").unwrap(),

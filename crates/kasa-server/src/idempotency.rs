@@ -41,6 +41,16 @@ pub struct KeyContext {
 }
 
 impl KeyContext {
+    /// The request's key.
+    pub fn key(&self) -> &IdempotencyKey {
+        &self.key
+    }
+
+    /// The hash of the request (method, path, body).
+    pub fn request_hash(&self) -> [u8; 32] {
+        self.request_hash
+    }
+
     /// Whether the core answered with the stored outcome of an earlier request (so effects
     /// outside the core, such as sending a code, must not happen again).
     pub fn was_replayed(&self) -> bool {

@@ -72,6 +72,7 @@ codes! {
     "idempotency_key_reused", 422, "The Idempotency-Key was used for another request", "The same key was sent with a different method, path or body: use a new key.";
     "invalid_qr", 422, "The QR code is not a valid EMV payload", "The scanned payload breaks the EMV layout: `detail` names the decoder's reason and the field.";
     "unsupported_scheme", 422, "The QR code is of another payment scheme", "A valid code of a scheme Kasa does not pay (PIX, PayNow, ...): `detail` names it.";
+    "qr_code_mismatch", 422, "The QR code names another merchant", "The name the code shows is not the merchant it pays (a sticker over a shop's code?): do not pay it.";
     "amount_mismatch", 422, "The amount is not the code's", "A code made for one sale has its own amount: `detail` says it.";
     "payment_code_invalid", 422, "The payment code is not valid", "Not a code Kasa issued, or a newer code of the user replaced it. Too many of these from one merchant are `rate_limited`.";
     "too_many_items", 422, "Too many items in one batch", "A batch holds at most 8,190 items.";

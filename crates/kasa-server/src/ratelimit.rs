@@ -60,16 +60,13 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         self.check_at(key, Instant::now())
     }
 
-    /// Whether `key` has a token now, without taking it: for limits on failures, which are
-    /// checked before the attempt and taken only when it fails.
-    pub fn has_token(&self, key: &K) -> Result<(), u32> {
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(&(tokens, at)) = buckets.get(key) else { return Ok(()) };
-        let tokens = (tokens + Instant::now().saturating_duration_since(at).as_secs_f64() * self.rate).min(self.burst);
-        if tokens >= 1.0 {
-            Ok(())
-        } else {
-            Err(((1.0 - tokens) / self.rate).ceil().max(1.0) as u32)
+    /// Gives back a token taken for `key` (up to the burst): for limits on failures, whose
+    /// token is taken before the attempt (so that attempts in flight at once are counted)
+    /// and given back when it succeeds.
+    pub fn give_back(&self, key: &K) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((tokens, _)) = buckets.get_mut(key) {
+            *tokens = (*tokens + 1.0).min(self.burst);
         }
     }
 
@@ -150,5 +147,11 @@ mod tests {
         let slow: Limiter<u8> = Limiter::per_minute(5, 1);
         assert_eq!(slow.check_at(&1, t0), Ok(()));
         assert_eq!(slow.check_at(&1, t0), Err(12), "5 a minute is one every 12 seconds");
+        slow.give_back(&1);
+        assert_eq!(slow.check_at(&1, t0), Ok(()), "a token given back is there again");
+        slow.give_back(&1);
+        slow.give_back(&1);
+        assert_eq!(slow.check_at(&1, t0), Ok(()));
+        assert_eq!(slow.check_at(&1, t0), Err(12), "never more than the burst");
     }
 }

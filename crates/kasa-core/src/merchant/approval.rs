@@ -59,8 +59,9 @@ pub fn fee_of(amount: Amount, fee_bps: u16) -> Amount {
     Amount::new(fee as u64)
 }
 
-/// Applies a user's answer to a payment: see the module documentation. `wallet_events` and
-/// `events` receive each domain's events; returns the outcome and the timestamps used.
+/// Applies a user's answer to a payment made through `channel`: see the module
+/// documentation. `wallet_events` and `events` receive each domain's events; returns the
+/// outcome and the timestamps used.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn answer_payment(
     merchants: &mut Merchants,
@@ -72,9 +73,15 @@ pub(crate) fn answer_payment(
     wallet_events: &mut Vec<crate::wallet::Event>,
     events: &mut Vec<Event>,
     (token_hash, payment_id, approve, pin_ok): (&[u8; 32], u64, bool, Option<bool>),
+    channel: super::Channel,
 ) -> (Result<Payment, AnswerError>, u64) {
     let Some(session) = wallets.session(token_hash, first) else { return (Err(AnswerError::SessionInvalid), 1) };
     let user_id = session.user_id;
+    // A one-sale QR code is answered by scanning it (`instore.rs`), never through the online
+    // approval link that shares its token: whoever saw the till's screen cannot decline it.
+    if merchants.payment(payment_id).is_some_and(|p| p.channel != channel) {
+        return (Err(AnswerError::Payment(PaymentError::UnknownPayment)), 1);
+    }
     if let Err(e) = merchants.approvable(payment_id, first) {
         return (Err(AnswerError::Payment(e)), 1);
     }

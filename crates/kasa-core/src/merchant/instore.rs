@@ -17,8 +17,8 @@
 
 use super::approval::{answer_payment, AnswerError, AnsweredPayment};
 use super::payment::{
-    item_of_store, CancelReason, CaptureMethod, Channel, ItemName, KeyRefusal, NewPayment, OrderId, Payment,
-    PaymentError, PaymentStatus, PAYMENT_AMOUNT_MAX,
+    item_of_store, CaptureMethod, Channel, ItemName, KeyRefusal, NewPayment, OrderId, Payment, PaymentError,
+    PaymentStatus, PAYMENT_AMOUNT_MAX,
 };
 use super::{Event, MerchantStatus, Merchants, Scopes};
 use crate::context::Ctx;
@@ -42,6 +42,10 @@ pub enum Scan {
         store_id: u64,
         /// How much.
         amount: Amount,
+        /// The merchant's name as the code shows it (field 59), which the user saw: it must
+        /// be the store's merchant's, so that a code that names one shop and pays another
+        /// (a sticker over the real one) is refused.
+        merchant_name: super::DisplayName,
     },
     /// A code the merchant made for one sale.
     Dynamic {
@@ -51,6 +55,8 @@ pub enum Scan {
         store_id: u64,
         /// The amount the user's app showed, if it sent one: it must be the payment's.
         amount: Option<Amount>,
+        /// The merchant's name as the code shows it: it must be the payment's merchant's.
+        merchant_name: super::DisplayName,
     },
 }
 
@@ -86,8 +92,10 @@ pub enum InStoreError {
     Code(CodeError),
     /// The one-sale QR code was paid already.
     QrUsed,
-    /// The one-sale QR code expired (or its payment was canceled).
+    /// The one-sale QR code expired (or the merchant canceled its sale).
     QrExpired,
+    /// The code names a merchant other than the one it pays.
+    QrMismatch,
     /// The amount the user's app showed is not the code's.
     AmountMismatch {
         /// The code's amount.
@@ -124,9 +132,13 @@ pub(crate) fn pay_by_qr(
     scan: &Scan,
     pin_ok: Option<bool>,
 ) -> (Result<AnsweredPayment, InStoreError>, u64) {
+    let Some(session) = f.wallets.session(token_hash, f.first) else {
+        return (Err(InStoreError::SessionInvalid), 1);
+    };
+    let user_id = session.user_id;
     match scan {
-        Scan::Dynamic { payment_id, store_id, amount } => {
-            if let Err(e) = one_sale_code(f.merchants, *payment_id, *store_id, *amount, f.first) {
+        Scan::Dynamic { payment_id, store_id, amount, merchant_name } => {
+            if let Err(e) = one_sale_code(f.merchants, *payment_id, *store_id, *amount, merchant_name, f.first) {
                 return (Err(e), 1);
             }
             let (outcome, used) = answer_payment(
@@ -139,18 +151,18 @@ pub(crate) fn pay_by_qr(
                 f.wallet_events,
                 f.events,
                 (token_hash, *payment_id, true, pin_ok),
+                Channel::DynamicQr,
             );
             (outcome.map(|p| f.merchants.answered(p)).map_err(InStoreError::from), used)
         }
-        Scan::Static { store_id, amount } => {
-            let Some(session) = f.wallets.session(token_hash, f.first) else {
-                return (Err(InStoreError::SessionInvalid), 1);
-            };
-            let user_id = session.user_id;
+        Scan::Static { store_id, amount, merchant_name } => {
             let merchant_id = match payable_store(f.merchants, *store_id, *amount) {
                 Ok(merchant_id) => merchant_id,
                 Err(e) => return (Err(InStoreError::Payment(e)), 1),
             };
+            if !names(f.merchants, merchant_id, merchant_name) {
+                return (Err(InStoreError::QrMismatch), 1);
+            }
             let mut wallet_ctx = Ctx::new(&mut *f.books, &mut *f.limits, &mut *f.fees, f.wallet_events, f.first);
             let pin_free = match f.wallets.authorize(user_id, *amount, pin_ok, &mut wallet_ctx) {
                 Ok(pin_free) => pin_free,
@@ -177,6 +189,11 @@ pub(crate) fn pay_by_qr(
             (outcome.map(|p| f.merchants.answered(p)), ctx.used())
         }
     }
+}
+
+/// Whether `shown` is merchant `merchant_id`'s display name.
+fn names(merchants: &Merchants, merchant_id: u64, shown: &super::DisplayName) -> bool {
+    merchants.merchant(merchant_id).is_some_and(|m| &m.display_name == shown)
 }
 
 /// A merchant's key charges a payment code; returns the key's id (0 if unknown), the outcome
@@ -215,7 +232,6 @@ pub(crate) fn charge_code(
     if let Err(e) = funded(f.books, charge.user_id, charge.amount) {
         return refused(e);
     }
-    f.wallets.use_code(charge.user_id);
     let mut ctx = Ctx::new(f.books, f.limits, f.fees, f.events, f.first);
     let outcome = pay_now(
         f.merchants,
@@ -229,6 +245,9 @@ pub(crate) fn charge_code(
         pin_free,
         &mut ctx,
     );
+    if outcome.is_ok() {
+        f.wallets.use_code(charge.user_id);
+    }
     (key_id, outcome, ctx.used())
 }
 
@@ -239,23 +258,25 @@ fn one_sale_code(
     payment_id: u64,
     store_id: u64,
     amount: Option<Amount>,
+    merchant_name: &super::DisplayName,
     now: u64,
 ) -> Result<(), InStoreError> {
     let payment = merchants
         .payment(payment_id)
         .filter(|p| p.channel == Channel::DynamicQr && p.store_id == Some(store_id))
         .ok_or(InStoreError::Payment(PaymentError::UnknownPayment))?;
+    if !names(merchants, payment.merchant_id, merchant_name) {
+        return Err(InStoreError::QrMismatch);
+    }
     match payment.status {
         PaymentStatus::RequiresApproval if payment.expires_at <= now => return Err(InStoreError::QrExpired),
         PaymentStatus::RequiresApproval => {}
         PaymentStatus::RequiresCapture | PaymentStatus::Succeeded => return Err(InStoreError::QrUsed),
-        PaymentStatus::Canceled => {
-            return Err(match payment.cancel_reason {
-                Some(CancelReason::Expired) => InStoreError::QrExpired,
-                _ if payment.user_id != 0 => InStoreError::QrUsed,
-                _ => InStoreError::Payment(PaymentError::WrongStatus { status: payment.status }),
-            })
-        }
+        // Canceled after it was paid (a capture that never came cannot happen: one-sale codes
+        // are captured at once) is used; canceled before, it expired or the merchant
+        // withdrew it.
+        PaymentStatus::Canceled if payment.user_id != 0 => return Err(InStoreError::QrUsed),
+        PaymentStatus::Canceled => return Err(InStoreError::QrExpired),
     }
     match amount {
         Some(a) if a != payment.amount => Err(InStoreError::AmountMismatch { expected: payment.amount }),

@@ -349,6 +349,8 @@ pub enum PaymentError {
     TooManyRefunds,
     /// Nobody approved the payment in time.
     Expired,
+    /// The order id starts with [`super::KASA_ORDER_PREFIX`], which names Kasa's own.
+    ReservedOrderId,
 }
 
 /// What a key command gave.
@@ -467,6 +469,10 @@ impl Merchants {
         let merchant = self.merchant(merchant_id).expect("a live key's merchant exists");
         if merchant.status != MerchantStatus::Active {
             return Err(PaymentError::MerchantNotActive { status: merchant.status });
+        }
+        let kasa_named = new.channel == Channel::StaticQr;
+        if new.order_id.as_str().starts_with(super::KASA_ORDER_PREFIX) != kasa_named {
+            return Err(PaymentError::ReservedOrderId);
         }
         if let Some(&payment_id) = self.by_order.get(&(merchant_id, new.order_id.clone())) {
             return Err(PaymentError::OrderExists { payment_id });

@@ -47,6 +47,8 @@ pub struct KasaCode {
     pub sale: Option<(u64, String)>,
     /// The amount the code states, if any, in won.
     pub amount: Option<Amount>,
+    /// The merchant's name as the code shows it (field 59), if it has one.
+    pub merchant_name: Option<String>,
 }
 
 /// The payload of a store's code: static without `sale`, for one sale with it.
@@ -99,7 +101,7 @@ pub fn read(payload: &Payload) -> Result<KasaCode, QrError> {
             Some((payment_id, token.to_string()))
         }
     };
-    Ok(KasaCode { store_id, sale, amount })
+    Ok(KasaCode { store_id, sale, amount, merchant_name: payload.merchant_name().map(String::from) })
 }
 
 /// Decodes `text` and reads it as a Kasa code; `Ok(Err(scheme))` for a valid code of another
@@ -141,7 +143,8 @@ mod tests {
     fn a_static_code_reads_back_as_its_store() {
         let text = payload(STORE, None).unwrap();
         let code = read_text(&text).unwrap().unwrap();
-        assert_eq!(code, KasaCode { store_id: 12, sale: None, amount: None });
+        let name = Some("카페 Kasa".to_string());
+        assert_eq!(code, KasaCode { store_id: 12, sale: None, amount: None, merchant_name: name });
         let decoded = decode(&text).unwrap();
         assert_eq!(decoded.merchant_name(), Some("카페 Kasa"));
         assert!(!decoded.is_dynamic());
@@ -153,7 +156,9 @@ mod tests {
         let sale = Sale { payment_id: 34, token, amount: Amount::new(4_500) };
         let text = payload(STORE, Some(sale)).unwrap();
         let code = read_text(&text).unwrap().unwrap();
-        assert_eq!(code, KasaCode { store_id: 12, sale: Some((34, token.into())), amount: Some(Amount::new(4_500)) });
+        let sale = Some((34, token.into()));
+        let name = Some("카페 Kasa".to_string());
+        assert_eq!(code, KasaCode { store_id: 12, sale, amount: Some(Amount::new(4_500)), merchant_name: name });
     }
 
     #[test]

@@ -640,11 +640,25 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
 /// What a user scanned: each kind alike.
 fn scan(f: &Fields) -> BoxedStrategy<Scan> {
     prop_oneof![
-        (f.id.clone(), f.amount.clone()).prop_map(|(store_id, amount)| Scan::Static { store_id, amount }),
-        (f.id.clone(), f.id.clone(), proptest::option::of(f.amount.clone()))
-            .prop_map(|(payment_id, store_id, amount)| Scan::Dynamic { payment_id, store_id, amount }),
+        (f.id.clone(), f.amount.clone(), display_name()).prop_map(|(store_id, amount, merchant_name)| Scan::Static {
+            store_id,
+            amount,
+            merchant_name
+        }),
+        (f.id.clone(), f.id.clone(), proptest::option::of(f.amount.clone()), display_name()).prop_map(
+            |(payment_id, store_id, amount, merchant_name)| Scan::Dynamic {
+                payment_id,
+                store_id,
+                amount,
+                merchant_name
+            }
+        ),
     ]
     .boxed()
+}
+
+fn display_name() -> BoxedStrategy<DisplayName> {
+    text(50).prop_filter_map("a display name", |s| DisplayName::new(s).ok()).boxed()
 }
 
 fn order_id() -> BoxedStrategy<OrderId> {

@@ -27,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kasa_core::idempotency::KeyScope;
 use kasa_core::merchant::{
-    CodeCharge, Command, InStoreError, ItemName, KeyCommand, KeyOutcome, OrderId, Outcome, PaymentError, Scan, Scopes,
-    APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, KASA_ORDER_PREFIX,
+    CodeCharge, Command, DisplayName, InStoreError, ItemName, KeyCommand, KeyOutcome, OrderId, Outcome, PaymentError,
+    Scan, Scopes, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, KASA_ORDER_PREFIX,
 };
 use kasa_core::qr::kasa::{self as kasa_qr, Sale, StoreCode};
 use kasa_core::wallet::{CodeError, WALLET_CURRENCY};
@@ -55,7 +55,13 @@ fn instore_error(e: InStoreError) -> Problem {
         }
         InStoreError::Code(CodeError::Used) => Problem::of("payment_code_used", "the payment code was charged already"),
         InStoreError::QrUsed => Problem::of("qr_code_used", "this code was paid already"),
-        InStoreError::QrExpired => Problem::of("qr_code_expired", "this code expired: ask the store for a new one"),
+        InStoreError::QrExpired => {
+            Problem::of("qr_code_expired", "this code expired or was withdrawn: ask the store for a new one")
+        }
+        InStoreError::QrMismatch => Problem::of(
+            "qr_code_mismatch",
+            "this code shows another merchant's name than the one it pays: do not pay it, tell the store",
+        ),
         InStoreError::AmountMismatch { expected } => {
             Problem::of("amount_mismatch", format!("the code is for {} won", expected.minor()))
         }
@@ -285,16 +291,22 @@ pub async fn pay_with_qr(State(app): State<AppState>, headers: HeaderMap, body: 
         Ok(Ok(code)) => code,
     };
     let entered = input.amount.map(|a| a.0);
+    // The name the user was shown: the core checks it is the merchant the code pays.
+    let merchant_name = code
+        .merchant_name
+        .and_then(|name| DisplayName::new(name).ok())
+        .ok_or_else(|| Problem::of("qr_code_mismatch", "this code names no merchant Kasa knows: do not pay it"))?;
     let scan = match code.sale {
         None => Scan::Static {
             store_id: code.store_id,
             amount: entered.ok_or_else(|| Problem::invalid_field("amount: a store's code needs the amount"))?,
+            merchant_name,
         },
         Some((payment_id, token)) => {
             if !app.keys.approval_token_matches(payment_id, &token) {
                 return Err(Problem::not_found("no such sale at this store"));
             }
-            Scan::Dynamic { payment_id, store_id: code.store_id, amount: entered.or(code.amount) }
+            Scan::Dynamic { payment_id, store_id: code.store_id, amount: entered.or(code.amount), merchant_name }
         }
     };
     // Only a PIN needs the user first, to check it against the user's hash off the sequencer;
@@ -409,24 +421,36 @@ pub(crate) async fn charge_payment_code(
     let item_name = item_name(input.item_name)?;
     let user_id = crate::paycode::user_of(app.keys.payment_codes(), &input.payment_code);
     let write = Scopes::named("payments:write").expect("a known scope");
-    let (merchant_id, current) = read_as_key(app, key_hash, write, move |s, merchant_id| {
-        (merchant_id, user_id.and_then(|u| s.wallets().payment_code(u).copied()))
+    // A keyed retry of a charge that was applied replays it, whatever the code is now (a
+    // newer code of the user's may have replaced it): it is looked up before anything else.
+    let keyed = crate::idempotency::current().map(|k| (k.key().clone(), k.request_hash()));
+    let now = app.engine.now();
+    let (merchant_id, current, replay) = read_as_key(app, key_hash, write, move |s, merchant_id| {
+        let replay = keyed.is_some_and(|(key, hash)| {
+            let owner = kasa_core::idempotency::Owner::Merchant(merchant_id);
+            s.idempotency().get(owner, &key, now).is_some_and(|e| e.request_hash == hash)
+        });
+        (merchant_id, user_id.and_then(|u| s.wallets().payment_code(u).copied()), replay)
     })
     .await?;
-    app.limits
-        .wrong_payment_codes
-        .has_token(&merchant_id)
-        .map_err(|seconds| Problem::rate_limited("payment codes that are not valid", seconds))?;
     let valid = current.filter(|c| crate::paycode::matches(app.keys.payment_codes(), &input.payment_code, c));
-    // A code that is not the user's current one is refused here, unless the request is keyed:
-    // a retry of a charge whose answer was lost must replay it even after the user's next
-    // code replaced this one, so it goes to the core, which finds the key (or refuses the
-    // counter 0, which no code has).
     let (user_id, counter) = match valid {
         Some(code) => (code.user_id, code.counter),
-        None if crate::idempotency::current().is_some() => (user_id.unwrap_or(0), 0),
-        None => return Err(wrong_code(app, merchant_id)),
+        None => (user_id.unwrap_or(0), 0),
     };
+    if !replay {
+        // Every attempt holds one of the merchant's tokens while its code is checked, and a
+        // valid code gives it back: concurrent guesses cannot outrun the limit.
+        let limiter = &app.limits.wrong_payment_codes;
+        limiter
+            .check(&merchant_id)
+            .map_err(|seconds| Problem::rate_limited("payment codes that are not valid", seconds))?;
+        if valid.is_none() {
+            tracing::warn!(merchant_id, "a merchant sent a payment code that is not valid");
+            return Err(instore_error(InStoreError::Code(CodeError::Invalid)));
+        }
+        limiter.give_back(&merchant_id);
+    }
     let charge = CodeCharge { user_id, counter, store_id, order_id, item_name, amount: input.amount };
     let command = Command::ChargeCode { key_hash, charge: Box::new(charge) };
     let outcome = match app.merchant(KeyScope::ApiKey(key_hash), command).await? {
@@ -435,7 +459,12 @@ pub(crate) async fn charge_payment_code(
     };
     match outcome {
         Ok(p) => Ok((StatusCode::CREATED, Json(PaymentOutput::new(&p, &app.keys))).into_response()),
-        Err(InStoreError::Code(CodeError::Invalid)) => Err(wrong_code(app, merchant_id)),
+        // The user's next code replaced this one since it was checked: as any code that is not
+        // valid, it counts against the merchant.
+        Err(InStoreError::Code(CodeError::Invalid)) => {
+            let _ = app.limits.wrong_payment_codes.check(&merchant_id);
+            Err(instore_error(InStoreError::Code(CodeError::Invalid)))
+        }
         Err(InStoreError::Funding(kasa_core::wallet::FundingError::PinRequired)) => Err(Problem::of(
             "pin_required",
             "the amount is beyond the user's PIN-free budget: the user must show a code issued with the PIN",
@@ -444,12 +473,4 @@ pub(crate) async fn charge_payment_code(
         Err(InStoreError::Payment(p)) => Err(payment_error(p)),
         Err(e) => Err(instore_error(e)),
     }
-}
-
-/// Counts a payment code that is not valid against the merchant's budget, and logs it with
-/// the merchant (never the digits).
-fn wrong_code(app: &AppState, merchant_id: u64) -> Problem {
-    let _ = app.limits.wrong_payment_codes.check(&merchant_id);
-    tracing::warn!(merchant_id, "a merchant sent a payment code that is not valid");
-    instore_error(InStoreError::Code(CodeError::Invalid))
 }

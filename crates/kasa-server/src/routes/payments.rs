@@ -89,6 +89,10 @@ pub(crate) fn payment_error(e: PaymentError) -> Problem {
         PaymentError::AmountTooLarge { max } => {
             Problem::of("amount_too_large", format!("the payment allows at most {} won here", max.minor()))
         }
+        PaymentError::ReservedOrderId => Problem::invalid_field(format!(
+            "order_id: ids starting with {} are Kasa's",
+            kasa_core::merchant::KASA_ORDER_PREFIX
+        )),
         PaymentError::TooManyRefunds => {
             Problem::of("too_many_refunds", format!("a payment has at most {REFUNDS_PER_PAYMENT_MAX} refunds"))
         }
