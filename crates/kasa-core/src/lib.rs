@@ -39,6 +39,7 @@ pub mod context;
 pub mod domain;
 pub mod event;
 pub mod fees;
+pub mod fx;
 pub mod idempotency;
 pub mod ledger;
 pub mod limits;

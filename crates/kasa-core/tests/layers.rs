@@ -81,3 +81,13 @@ fn the_qr_codec_imports_only_money() {
     assert!(qr.contains("money"), "the scan sees qr's imports: {qr:?}");
     assert!(qr.iter().all(|module| module == "money"), "qr imports {qr:?}");
 }
+
+/// FX sits beside `qr` in the bottom layer: rates and quotes name money and nothing else, so
+/// the arithmetic stays pure and any domain may call it.
+#[test]
+fn the_fx_module_imports_only_money() {
+    let imports = imports();
+    let fx = &imports["fx"];
+    assert!(fx.contains("money"), "the scan sees fx's imports: {fx:?}");
+    assert!(fx.iter().all(|module| module == "money"), "fx imports {fx:?}");
+}
