@@ -1,10 +1,11 @@
 //! The `kasa` command: `serve` runs the engine and the HTTP API on a data directory,
 //! `verify` checks a data directory offline, `bench` measures a real server over loopback,
-//! `qr` decodes and encodes EMV QR payloads.
+//! `qr` decodes and encodes EMV QR payloads, `fx` checks rates files and quotes from them.
 
 mod bench;
 mod bench_payments;
 mod bench_qr;
+mod fx;
 mod qr;
 mod serve;
 mod verify;
@@ -43,6 +44,9 @@ enum Commands {
     /// EMV merchant-presented QR codes: decode, encode, bench.
     #[command(subcommand)]
     Qr(qr::QrCommand),
+    /// Foreign exchange: check a rates file, quote from it (offline).
+    #[command(subcommand)]
+    Fx(fx::FxCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Commands::Verify { data } => verify::run(&data),
         Commands::Bench(command) => bench::run(command),
         Commands::Qr(command) => return qr::run(command),
+        Commands::Fx(command) => return fx::run(command),
         Commands::Openapi => {
             println!("{}", kasa_server::openapi::json());
             Ok(())
