@@ -190,6 +190,8 @@ fn each_bad_line_of_a_rates_file_is_named_by_its_number() {
         ("CNY/KRW,190.5,50,2026-12-01\n", 3, "invalid_time"),
         ("CNY/KRW,190.5,50,1796083200000000000\n", 3, "invalid_time"),
         ("CNY/KRW,191,60,2026-12-01T00:00:00Z\n", 3, "duplicate_rate"),
+        // The other direction at the same moment: the two could cross.
+        ("KRW/CNY,0.0052,60,2026-12-01T00:00:00Z\n", 3, "duplicate_rate"),
     ];
     for (bad, line, code) in cases {
         let text = if line == 1 { bad.to_string() } else { format!("{header}{good}{bad}{good}") };

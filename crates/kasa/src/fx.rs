@@ -39,7 +39,7 @@ pub enum FxCommand {
         /// Minor units bought (the amount sold follows, rounded up).
         #[arg(long)]
         buy_amount: Option<u64>,
-        /// The time of the quote, in seconds since 1970 (default: after every rate's start).
+        /// The time of the quote, in seconds since 1970 (default: now).
         #[arg(long)]
         at: Option<u64>,
     },
@@ -112,7 +112,11 @@ fn quote(file: &PathBuf, sell: &str, buy: &str, side: Side, at: Option<u64>) -> 
             return Ok(ExitCode::FAILURE);
         }
     }
-    let now = at.map_or(u64::MAX, |seconds| seconds.saturating_mul(1_000_000_000));
+    let seconds = match at {
+        Some(seconds) => seconds,
+        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("the clock")?.as_secs(),
+    };
+    let now = seconds.saturating_mul(1_000_000_000);
     match fx::quote(&rates, sell, buy, side, now) {
         Ok(q) => {
             println!(

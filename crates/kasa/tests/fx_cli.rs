@@ -29,8 +29,22 @@ fn a_rates_file_is_checked_and_quoted_from() {
     let (code, q) =
         kasa(&["fx", "quote", "--rates", rates, "--sell", "KRW", "--buy", "CNY", "--buy-amount", "10000", "--at", at]);
     assert_eq!((code, q["sell_amount"].as_str()), (0, Some("19243")));
-    // The next day's rate: 100.00 CNY × 200 × 0.99 = 19,800 won.
-    let (_, q) = kasa(&["fx", "quote", "--rates", rates, "--sell", "CNY", "--buy", "KRW", "--sell-amount", "10000"]);
+    // The next day's rate (from 1796169600): 100.00 CNY × 200 × 0.99 = 19,800 won.
+    let next = "1796170000";
+    let (_, q) = kasa(&[
+        "fx",
+        "quote",
+        "--rates",
+        rates,
+        "--sell",
+        "CNY",
+        "--buy",
+        "KRW",
+        "--sell-amount",
+        "10000",
+        "--at",
+        next,
+    ]);
     assert_eq!(q["buy_amount"], "19800");
     // Before any rate: refused, exit 1.
     let (code, q) =

@@ -196,6 +196,10 @@ fn store_codes_and_payment_codes_make_payments_in_one_step() {
     let token = &sale_payload[sale_payload.find(".").unwrap() + 1..][..32];
     let declined = bob.post(&mut c, &format!("/v1/me/payments/{sale_id}/decline"), &json!({"token": token}));
     assert_problem(&declined, 404, "not_found");
+    let page = call(&mut c, "GET", &format!("/pay/{sale_id}?token={token}"), None, None);
+    assert_eq!(page.status, 404, "the hosted page does not answer a one-sale code");
+    let made = call(&mut c, "GET", &format!("/v1/payments/{sale_id}"), Some(&key), None).json();
+    assert!(made["approval_url"].is_null(), "{made}");
     let r = scan(&mut c, &alice, sale_payload, None, None);
     assert_eq!((r.status, r.json()["amount"].as_str()), (201, Some("4500")), "{}", r.json());
     assert_problem(&scan(&mut c, &bob, sale_payload, None, None), 409, "qr_code_used");

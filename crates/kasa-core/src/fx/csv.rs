@@ -1,4 +1,4 @@
-//! Rates files, for `kasa fx load rates.csv`: a header and one rate a line,
+//! Rates files (`kasa fx check` and `kasa fx quote` read them): a header and one rate a line,
 //!
 //! ```text
 //! pair,mid,spread_bps,valid_from
@@ -47,8 +47,9 @@ pub fn parse_rates_csv(text: &str) -> Result<Vec<Rate>, FxError> {
             continue;
         }
         let rate = parse_line(line).map_err(at(number))?;
-        // Keyed as the table keys them: the pair as loaded and the time.
-        if let Some(first) = first_line_of.insert((rate.base(), rate.quote(), rate.valid_from()), number) {
+        // The pair in either direction: `CNY/KRW` and `KRW/CNY` from one moment could cross.
+        let pair = (rate.base().min(rate.quote()), rate.base().max(rate.quote()));
+        if let Some(first) = first_line_of.insert((pair.0, pair.1, rate.valid_from()), number) {
             return Err(at(number)(FxError::DuplicateRate { first }));
         }
         rates.push(rate);

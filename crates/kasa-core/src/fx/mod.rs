@@ -118,8 +118,9 @@ pub enum FxError {
     /// A `valid_from` that is not an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SSZ` from 1970 on.
     #[error("expected valid_from as an RFC 3339 UTC time like 2026-12-01T00:00:00Z, from 1970 to 2554")]
     InvalidTime,
-    /// The same pair and `valid_from` twice in one file.
-    #[error("the same pair and valid_from as line {first}")]
+    /// The same pair, in either direction, and `valid_from` twice in one file (two rates for
+    /// one moment could cross, and a round trip through them would pay the customer).
+    #[error("the same pair (in either direction) and valid_from as line {first}")]
     DuplicateRate {
         /// The line that had them first.
         first: usize,

@@ -265,9 +265,6 @@ fn one_sale_code(
         .payment(payment_id)
         .filter(|p| p.channel == Channel::DynamicQr && p.store_id == Some(store_id))
         .ok_or(InStoreError::Payment(PaymentError::UnknownPayment))?;
-    if !names(merchants, payment.merchant_id, merchant_name) {
-        return Err(InStoreError::QrMismatch);
-    }
     match payment.status {
         PaymentStatus::RequiresApproval if payment.expires_at <= now => return Err(InStoreError::QrExpired),
         PaymentStatus::RequiresApproval => {}
@@ -277,6 +274,11 @@ fn one_sale_code(
         // withdrew it.
         PaymentStatus::Canceled if payment.user_id != 0 => return Err(InStoreError::QrUsed),
         PaymentStatus::Canceled => return Err(InStoreError::QrExpired),
+    }
+    // After the status, so that a paid or expired code says so even if the merchant renamed
+    // itself since (which makes its open codes read as another merchant's).
+    if !names(merchants, payment.merchant_id, merchant_name) {
+        return Err(InStoreError::QrMismatch);
     }
     match amount {
         Some(a) if a != payment.amount => Err(InStoreError::AmountMismatch { expected: payment.amount }),

@@ -278,6 +278,10 @@ async fn show(app: &AppState, visit: &Visit, notice: Option<String>, status: Sta
         Ok(found) => found,
         Err(problem) => return error_page(lang, &problem),
     };
+    // An in-store payment is answered at the till (a one-sale code by its scan), never here.
+    if found.as_ref().is_some_and(|v| v.payment.channel != kasa_core::merchant::Channel::Online) {
+        return not_found(lang);
+    }
     let mut page = Page {
         lang,
         state: PageState::Answered,

@@ -439,8 +439,8 @@ pub(crate) async fn charge_payment_code(
         None => (user_id.unwrap_or(0), 0),
     };
     if !replay {
-        // Every attempt holds one of the merchant's tokens while its code is checked, and a
-        // valid code gives it back: concurrent guesses cannot outrun the limit.
+        // Every attempt takes one of the merchant's tokens before its answer, and only a valid
+        // code gives it back: guesses sent at once cannot outrun the limit.
         let limiter = &app.limits.wrong_payment_codes;
         limiter
             .check(&merchant_id)
@@ -462,7 +462,11 @@ pub(crate) async fn charge_payment_code(
         // The user's next code replaced this one since it was checked: as any code that is not
         // valid, it counts against the merchant.
         Err(InStoreError::Code(CodeError::Invalid)) => {
-            let _ = app.limits.wrong_payment_codes.check(&merchant_id);
+            // A replayed refusal was counted when it was first made.
+            let replayed = replay || crate::idempotency::current().is_some_and(|k| k.was_replayed());
+            if !replayed {
+                let _ = app.limits.wrong_payment_codes.check(&merchant_id);
+            }
             Err(instore_error(InStoreError::Code(CodeError::Invalid)))
         }
         Err(InStoreError::Funding(kasa_core::wallet::FundingError::PinRequired)) => Err(Problem::of(

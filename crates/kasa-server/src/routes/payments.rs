@@ -155,9 +155,10 @@ pub(crate) struct PaymentOutput {
     status: &'static str,
     /// Why it was canceled: `merchant`, `expired`, `declined` or `capture_expired`.
     cancel_reason: Option<&'static str>,
-    /// The hosted page where the user approves it; give it only to the user who pays (its
-    /// token is what lets them see and approve the payment).
-    approval_url: String,
+    /// The hosted page where the user approves an online payment; give it only to the user who
+    /// pays (its token is what lets them see and approve the payment). `null` for in-store
+    /// payments, which are answered at the till.
+    approval_url: Option<String>,
     return_url: Option<String>,
     /// What was captured, in won (0 until the capture).
     amount_captured: String,
@@ -185,7 +186,8 @@ impl PaymentOutput {
         let id = ids::format("pay", p.id);
         let net = p.captured.saturating_sub(p.refunded).saturating_sub(p.fee.saturating_sub(p.fee_refunded));
         PaymentOutput {
-            approval_url: format!("/pay/{id}?token={}", keys.approval_token(p.id)),
+            approval_url: (p.channel == kasa_core::merchant::Channel::Online)
+                .then(|| format!("/pay/{id}?token={}", keys.approval_token(p.id))),
             id,
             object: "payment",
             merchant_id: ids::format("mch", p.merchant_id),
