@@ -319,7 +319,7 @@ impl State {
         use crate::merchant::{instore, Command as C, Outcome as O};
         let Domains { wallets, merchants, .. } = &mut self.domains;
         let (mut wallet_events, mut merchant_events) = (Vec::new(), Vec::new());
-        let flow = instore::Flow {
+        let flow = crate::merchant::approval::Flow {
             merchants,
             wallets,
             books: &mut self.books,
@@ -331,19 +331,11 @@ impl State {
         };
         let (outcome, used) = match command {
             C::AnswerPayment { token_hash, payment_id, approve, pin_ok } => {
-                let (outcome, used) = crate::merchant::approval::answer_payment(
-                    flow.merchants,
-                    flow.wallets,
-                    flow.books,
-                    flow.limits,
-                    flow.fees,
-                    first,
-                    flow.wallet_events,
-                    flow.events,
-                    (token_hash, *payment_id, *approve, *pin_ok),
-                    crate::merchant::Channel::Online,
-                );
-                (O::PaymentAnswered(outcome.map(|payment| merchants.answered(payment))), used)
+                let mut flow = flow;
+                let answer = (token_hash, *payment_id, *approve, *pin_ok);
+                let (outcome, used) =
+                    crate::merchant::approval::answer_payment(&mut flow, answer, crate::merchant::Channel::Online);
+                (O::PaymentAnswered(outcome.map(|payment| flow.merchants.answered(payment))), used)
             }
             C::PayByQr { token_hash, scan, pin_ok } => {
                 let (outcome, used) = instore::pay_by_qr(flow, token_hash, scan, *pin_ok);

@@ -380,22 +380,7 @@ fn kill_9_during_qr_and_code_payments_loses_and_repeats_nothing() {
         assert_eq!((retry.status, retry.json()["id"].as_str()), (201, Some(id.as_str())), "{}", retry.json());
     }
     let paid_by_users: u64 = users.iter().map(|u| 400_000 - u.balance(&mut c).0).sum();
-    let mut captured = 0u64;
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(cur) => format!("/v1/payments?limit=100&cursor={cur}"),
-            None => "/v1/payments?limit=100".to_string(),
-        };
-        let page = call(&mut c, "GET", &path, Some(&key), None).json();
-        for p in page["data"].as_array().unwrap() {
-            captured += number(&p["amount_captured"]);
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => break,
-        }
-    }
+    let captured: u64 = all_payments(&mut c, &key).iter().map(|p| number(&p["amount_captured"])).sum();
     assert_eq!(paid_by_users, captured, "what users paid is what the merchant captured");
     stop_and_verify(server);
 }

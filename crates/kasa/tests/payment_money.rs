@@ -278,22 +278,8 @@ fn kill_9_during_payment_traffic_pays_nothing_twice_and_loses_nothing() {
         let (balance, _) = u.balance(&mut c);
         paid_by_users += 400_000 - balance;
     }
-    let mut captured = 0u64;
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(cur) => format!("/v1/payments?limit=100&cursor={cur}"),
-            None => "/v1/payments?limit=100".to_string(),
-        };
-        let page = call(&mut c, "GET", &path, Some(&key), None).json();
-        for p in page["data"].as_array().unwrap() {
-            captured += number(&p["amount_captured"]) - number(&p["amount_refunded"]);
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => break,
-        }
-    }
+    let captured: u64 =
+        all_payments(&mut c, &key).iter().map(|p| number(&p["amount_captured"]) - number(&p["amount_refunded"])).sum();
     assert_eq!(paid_by_users, captured, "what users paid is what merchants captured, less refunds");
     stop_and_verify(server);
 }

@@ -59,22 +59,38 @@ pub fn fee_of(amount: Amount, fee_bps: u16) -> Amount {
     Amount::new(fee as u64)
 }
 
+/// The tables and services a flow of the wallet and merchant domains reaches, each domain's
+/// events apart.
+pub(crate) struct Flow<'a> {
+    pub merchants: &'a mut Merchants,
+    pub wallets: &'a mut Wallets,
+    pub books: &'a mut Ledger,
+    pub limits: &'a mut Limits,
+    pub fees: &'a mut Fees,
+    pub wallet_events: &'a mut Vec<crate::wallet::Event>,
+    pub events: &'a mut Vec<Event>,
+    pub first: u64,
+}
+
+/// Checks that the user's wallet holds `amount` available.
+pub(crate) fn funded(books: &Ledger, user_id: u64, amount: Amount) -> Result<(), FundingError> {
+    let wallet = books.account(crate::wallet::wallet_account_id(user_id)).expect("every user has a wallet");
+    if limits::available(wallet) < amount.ledger() {
+        return Err(FundingError::InsufficientFunds);
+    }
+    Ok(())
+}
+
 /// Applies a user's answer to a payment made through `channel`: see the module
 /// documentation. `wallet_events` and `events` receive each domain's events; returns the
 /// outcome and the timestamps used.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn answer_payment(
-    merchants: &mut Merchants,
-    wallets: &mut Wallets,
-    books: &mut Ledger,
-    limits: &mut Limits,
-    fees: &mut Fees,
-    first: u64,
-    wallet_events: &mut Vec<crate::wallet::Event>,
-    events: &mut Vec<Event>,
+    f: &mut Flow,
     (token_hash, payment_id, approve, pin_ok): (&[u8; 32], u64, bool, Option<bool>),
     channel: super::Channel,
 ) -> (Result<Payment, AnswerError>, u64) {
+    let first = f.first;
+    let Flow { merchants, wallets, books, limits, fees, wallet_events, events, .. } = f;
     let Some(session) = wallets.session(token_hash, first) else { return (Err(AnswerError::SessionInvalid), 1) };
     let user_id = session.user_id;
     // A one-sale QR code is answered by scanning it (`instore.rs`), never through the online
@@ -100,9 +116,8 @@ pub(crate) fn answer_payment(
         Ok(pin_free) => pin_free,
         Err(e) => return (Err(AnswerError::Funding(e)), 1),
     };
-    let wallet = ctx.books.account(crate::wallet::wallet_account_id(user_id)).expect("every user has a wallet");
-    if limits::available(wallet) < amount.ledger() {
-        return (Err(AnswerError::Funding(FundingError::InsufficientFunds)), 1);
+    if let Err(e) = funded(ctx.books, user_id, amount) {
+        return (Err(AnswerError::Funding(e)), 1);
     }
     let payment = merchants.approve(payment_id, user_id, pin_free, &mut ctx);
     (payment.map_err(AnswerError::Funding), ctx.used())

@@ -15,18 +15,15 @@
 //! (`approval.rs`): everything on both sides is checked first, and only then does money
 //! move, so a refusal changes nothing (but a wrong PIN's count).
 
-use super::approval::{answer_payment, AnswerError, AnsweredPayment};
+use super::approval::{answer_payment, funded, AnswerError, AnsweredPayment, Flow};
 use super::payment::{
     item_of_store, CaptureMethod, Channel, ItemName, KeyRefusal, NewPayment, OrderId, Payment, PaymentError,
     PaymentStatus, PAYMENT_AMOUNT_MAX,
 };
-use super::{Event, MerchantStatus, Merchants, Scopes};
+use super::{MerchantStatus, Merchants, Scopes};
 use crate::context::Ctx;
-use crate::fees::Fees;
-use crate::ledger::Ledger;
-use crate::limits::{self, Limits};
 use crate::money::Amount;
-use crate::wallet::{CodeError, FundingError, Wallets};
+use crate::wallet::{CodeError, FundingError};
 use serde::{Deserialize, Serialize};
 
 /// The order ids Kasa gives payments that no merchant asked for (a static QR code's) start
@@ -113,21 +110,9 @@ impl From<AnswerError> for InStoreError {
     }
 }
 
-/// The tables and services a flow reaches.
-pub(crate) struct Flow<'a> {
-    pub merchants: &'a mut Merchants,
-    pub wallets: &'a mut Wallets,
-    pub books: &'a mut Ledger,
-    pub limits: &'a mut Limits,
-    pub fees: &'a mut Fees,
-    pub wallet_events: &'a mut Vec<crate::wallet::Event>,
-    pub events: &'a mut Vec<Event>,
-    pub first: u64,
-}
-
 /// A user pays at a store with a scanned QR code; returns the outcome and the timestamps used.
 pub(crate) fn pay_by_qr(
-    f: Flow,
+    mut f: Flow,
     token_hash: &[u8; 32],
     scan: &Scan,
     pin_ok: Option<bool>,
@@ -141,18 +126,7 @@ pub(crate) fn pay_by_qr(
             if let Err(e) = one_sale_code(f.merchants, *payment_id, *store_id, *amount, merchant_name, f.first) {
                 return (Err(e), 1);
             }
-            let (outcome, used) = answer_payment(
-                f.merchants,
-                f.wallets,
-                f.books,
-                f.limits,
-                f.fees,
-                f.first,
-                f.wallet_events,
-                f.events,
-                (token_hash, *payment_id, true, pin_ok),
-                Channel::DynamicQr,
-            );
+            let (outcome, used) = answer_payment(&mut f, (token_hash, *payment_id, true, pin_ok), Channel::DynamicQr);
             (outcome.map(|p| f.merchants.answered(p)).map_err(InStoreError::from), used)
         }
         Scan::Static { store_id, amount, merchant_name } => {
@@ -169,7 +143,7 @@ pub(crate) fn pay_by_qr(
                 Err(e) => return (Err(InStoreError::Funding(e)), 1),
             };
             if let Err(e) = funded(f.books, user_id, *amount) {
-                return (Err(e), 1);
+                return (Err(InStoreError::Funding(e)), 1);
             }
             let mut ctx = Ctx::new(f.books, f.limits, f.fees, f.events, f.first);
             let order_id = OrderId::new(format!("{KASA_ORDER_PREFIX}qr_{}", f.merchants.payments.len() + 1))
@@ -230,7 +204,7 @@ pub(crate) fn charge_code(
         Err(e) => return refused(InStoreError::Funding(e)),
     };
     if let Err(e) = funded(f.books, charge.user_id, charge.amount) {
-        return refused(e);
+        return refused(InStoreError::Funding(e));
     }
     let mut ctx = Ctx::new(f.books, f.limits, f.fees, f.events, f.first);
     let outcome = pay_now(
@@ -298,15 +272,6 @@ fn payable_store(merchants: &Merchants, store_id: u64, amount: Amount) -> Result
         return Err(PaymentError::InvalidAmount);
     }
     Ok(merchant.id)
-}
-
-/// Checks that the user's wallet holds `amount`.
-fn funded(books: &Ledger, user_id: u64, amount: Amount) -> Result<(), InStoreError> {
-    let wallet = books.account(crate::wallet::wallet_account_id(user_id)).expect("every user has a wallet");
-    if limits::available(wallet) < amount.ledger() {
-        return Err(InStoreError::Funding(FundingError::InsufficientFunds));
-    }
-    Ok(())
 }
 
 /// Makes a payment of the store's that the caller checked on both sides, and approves and

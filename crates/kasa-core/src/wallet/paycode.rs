@@ -69,18 +69,7 @@ impl Wallets {
             return Err(FundingError::PinLocked { until: user.pin_locked_until });
         }
         if let Some(ok) = pin_ok {
-            let user = self.user_mut(user_id).expect("found above");
-            match super::users::record_pin_attempt(user, ok, now) {
-                Ok(()) => {}
-                Err(super::SessionError::WrongPin { locked_until, .. }) if locked_until != 0 => {
-                    ctx.emit(super::Event::PinLocked { user_id, until: locked_until });
-                    return Err(FundingError::PinLocked { until: locked_until });
-                }
-                Err(super::SessionError::WrongPin { attempts_left, .. }) => {
-                    return Err(FundingError::WrongPin { attempts_left })
-                }
-                Err(_) => unreachable!("record_pin_attempt only reports wrong pins"),
-            }
+            self.check_pin(user_id, ok, ctx)?;
         }
         let counter = self.payment_codes.get(&user_id).map_or(0, |c| c.counter).saturating_add(1);
         let code = PaymentCode { user_id, counter, issued_at: now, with_pin: pin_ok == Some(true), used: false };

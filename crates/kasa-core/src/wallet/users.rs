@@ -380,23 +380,31 @@ impl Wallets {
             },
             Some(ok) => {
                 let tier = user.tier;
-                let user = self.user_mut(user_id).expect("found above");
-                if user.pin_locked_at(now) {
-                    return Err(FundingError::PinLocked { until: user.pin_locked_until });
-                }
-                match record_pin_attempt(user, ok, now) {
-                    Ok(()) => {
-                        ctx.limits.check_outgoing(user_id, tier, amount, now).map_err(FundingError::LimitExceeded)?;
-                        Ok(false)
-                    }
-                    Err(SessionError::WrongPin { locked_until, .. }) if locked_until != 0 => {
-                        ctx.emit(Event::PinLocked { user_id, until: locked_until });
-                        Err(FundingError::PinLocked { until: locked_until })
-                    }
-                    Err(SessionError::WrongPin { attempts_left, .. }) => Err(FundingError::WrongPin { attempts_left }),
-                    Err(_) => unreachable!("record_pin_attempt only reports wrong pins"),
-                }
+                self.check_pin(user_id, ok, ctx)?;
+                ctx.limits.check_outgoing(user_id, tier, amount, now).map_err(FundingError::LimitExceeded)?;
+                Ok(false)
             }
+        }
+    }
+
+    /// Counts a PIN sent with a request (`ok`: the HTTP layer's verdict on it): refused while
+    /// PIN use is locked; a wrong one counts towards the lock, and the attempt that locks it
+    /// emits `user.pin_locked`.
+    pub(crate) fn check_pin(&mut self, user_id: u64, ok: bool, ctx: &mut Ctx) -> Result<(), super::FundingError> {
+        use super::FundingError;
+        let now = ctx.now();
+        let user = self.user_mut(user_id).ok_or(FundingError::UnknownUser)?;
+        if user.pin_locked_at(now) {
+            return Err(FundingError::PinLocked { until: user.pin_locked_until });
+        }
+        match record_pin_attempt(user, ok, now) {
+            Ok(()) => Ok(()),
+            Err(SessionError::WrongPin { locked_until, .. }) if locked_until != 0 => {
+                ctx.emit(Event::PinLocked { user_id, until: locked_until });
+                Err(FundingError::PinLocked { until: locked_until })
+            }
+            Err(SessionError::WrongPin { attempts_left, .. }) => Err(FundingError::WrongPin { attempts_left }),
+            Err(_) => unreachable!("record_pin_attempt only reports wrong pins"),
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use super::approval::MyPaymentOutput;
 use super::payments::{api_key_hash, as_key, payment_error, read_as_key, refused, PaymentOutput};
-use super::{authenticate, errors, pin_verdict};
+use super::{errors, session_pin_verdict};
 use crate::body::object;
 use crate::ids;
 use crate::json::{amount, AmountInput, Rfc3339};
@@ -309,15 +309,7 @@ pub async fn pay_with_qr(State(app): State<AppState>, headers: HeaderMap, body: 
             Scan::Dynamic { payment_id, store_id: code.store_id, amount: entered.or(code.amount), merchant_name }
         }
     };
-    // Only a PIN needs the user first, to check it against the user's hash off the sequencer;
-    // the session is resolved again in the payment's own command.
-    let pin_ok = match input.pin {
-        Some(pin) => {
-            let (user_id, _) = authenticate(&app, &headers).await?;
-            pin_verdict(&app, user_id, Some(pin)).await?
-        }
-        None => None,
-    };
+    let pin_ok = session_pin_verdict(&app, &headers, input.pin).await?;
     let command = Command::PayByQr { token_hash, scan, pin_ok };
     match app.merchant(KeyScope::Session(token_hash), command).await? {
         Outcome::QrPaid(Ok(paid)) => Ok((StatusCode::CREATED, Json(MyPaymentOutput::from(&paid))).into_response()),
@@ -366,13 +358,7 @@ pub async fn issue_payment_code(
 ) -> Result<Response, Problem> {
     let token_hash = super::session_token_hash(&headers).ok_or_else(Problem::session_required)?;
     let input: PaymentCodeInput = if body.is_empty() { PaymentCodeInput { pin: None } } else { object(&body)? };
-    let pin_ok = match input.pin {
-        Some(pin) => {
-            let (user_id, _) = authenticate(&app, &headers).await?;
-            pin_verdict(&app, user_id, Some(pin)).await?
-        }
-        None => None,
-    };
+    let pin_ok = session_pin_verdict(&app, &headers, input.pin).await?;
     let command = kasa_core::wallet::Command::IssuePaymentCode { user_id: 0, pin_ok };
     let code = match app.as_session(token_hash, command).await? {
         kasa_core::wallet::Outcome::PaymentCodeIssued(r) => r.map_err(errors::funding)?,

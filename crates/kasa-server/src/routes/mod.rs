@@ -145,6 +145,23 @@ pub(crate) async fn pin_verdict(app: &AppState, user_id: u64, pin: Option<String
     Ok(Some(app.pins.verify(pin, hash).await?))
 }
 
+/// The verdict on a PIN sent with a session's request (`None` without one). Only a PIN needs
+/// the session's user first, to check the PIN against the user's hash off the sequencer; the
+/// command resolves the session again in the same step as its effect.
+pub(crate) async fn session_pin_verdict(
+    app: &AppState,
+    headers: &HeaderMap,
+    pin: Option<String>,
+) -> Result<Option<bool>, Problem> {
+    match pin {
+        None => Ok(None),
+        Some(pin) => {
+            let (user_id, _) = authenticate(app, headers).await?;
+            pin_verdict(app, user_id, Some(pin)).await
+        }
+    }
+}
+
 /// The query parameters of a request as (key, value) pairs, each known key at most once.
 pub(crate) fn query_pairs<'a>(query: Option<&'a str>, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, Problem> {
     let mut pairs: Vec<(&str, &str)> = Vec::new();

@@ -519,3 +519,21 @@ pub fn api_key(c: &mut Client, merchant: &str, scopes: &[&str]) -> String {
     assert_eq!(r.status, 201, "{}", r.json());
     r.json()["key"].as_str().unwrap().to_string()
 }
+
+/// Every payment of the merchant of API key `key`, newest first, read page by page.
+pub fn all_payments(c: &mut Client, key: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cur) => format!("/v1/payments?limit=100&cursor={cur}"),
+            None => "/v1/payments?limit=100".to_string(),
+        };
+        let page = call(c, "GET", &path, Some(key), None).json();
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return all,
+        }
+    }
+}
