@@ -105,9 +105,55 @@ pub const MERCHANT_BALANCE: AccountKind = AccountKind {
     meaning: "credit: what Kasa owes the merchant (captures - refunds - fees - payouts)",
 };
 
+/// A partner wallet network's account in one currency: what it owes Kasa (debit) or Kasa
+/// owes it (credit), netted by the settlement windows. Its id number is
+/// [`partner_account_number`].
+pub const PARTNER: AccountKind = AccountKind {
+    number: 21,
+    code: 1003,
+    name: "partner",
+    per: "partner id × 65,536 + currency",
+    flags: 0,
+    meaning: "debit: what the partner owes Kasa in the currency (payments - refunds - its fees - settlements)",
+};
+/// Kasa's foreign exchange position in one currency: every conversion passes through the
+/// positions of its two currencies, a linked pair of transfers, never one transfer across
+/// ledgers.
+pub const FX_POSITION: AccountKind = AccountKind {
+    number: 22,
+    code: 2005,
+    name: "FX position",
+    per: "currency",
+    flags: 0,
+    meaning: "credit: the currency Kasa took in by conversions, less what it paid out",
+};
+/// What Kasa pays partners for the payments they bring.
+pub const PARTNER_FEES: AccountKind = AccountKind {
+    number: 23,
+    code: 2006,
+    name: "partner fees",
+    per: "currency",
+    flags: 0,
+    meaning: "debit: fees Kasa owes partners on their payments, less those returned with refunds",
+};
+
 /// Every account kind, in kind order.
-pub const ACCOUNT_KINDS: &[AccountKind] =
-    &[WALLET, BANK_OMNIBUS, REMITTANCE_HOLDING, FEE_INCOME, ADJUSTMENTS, MERCHANT_BALANCE];
+pub const ACCOUNT_KINDS: &[AccountKind] = &[
+    WALLET,
+    BANK_OMNIBUS,
+    REMITTANCE_HOLDING,
+    FEE_INCOME,
+    ADJUSTMENTS,
+    MERCHANT_BALANCE,
+    PARTNER,
+    FX_POSITION,
+    PARTNER_FEES,
+];
+
+/// The id number of partner `partner_id`'s account in `currency`.
+pub fn partner_account_number(partner_id: u64, currency: Currency) -> u64 {
+    (partner_id << 16) | u64::from(currency.numeric())
+}
 
 /// The pending transfer of a top-up (omnibus to wallet) or withdrawal (wallet to omnibus).
 pub const FUNDING_RESERVE: TransferKind = TransferKind {
@@ -220,6 +266,75 @@ pub const PAYOUT_RESOLVE: TransferKind = TransferKind {
     meaning: "post (the bank paid the merchant) or void (it failed; the money stays owed)",
 };
 
+/// A partner's payment converted, the currency sold: the partner's account to the FX
+/// position in its settlement currency (linked with [`CONVERSION_BUY`]).
+pub const CONVERSION_SELL: TransferKind = TransferKind {
+    number: 24,
+    code: 3012,
+    name: "conversion, sold",
+    per: "partner payment id",
+    meaning: "partner (settlement currency) to FX position, linked with the won side",
+};
+/// A partner's payment converted, the won bought: the FX position to the partner's won
+/// account, from which the merchant's payment is paid.
+pub const CONVERSION_BUY: TransferKind = TransferKind {
+    number: 25,
+    code: 3013,
+    name: "conversion, bought",
+    per: "partner payment id",
+    meaning: "FX position (KRW) to partner (KRW), linked with the sold side",
+};
+/// Kasa's fee to a partner on its payment.
+pub const PARTNER_FEE: TransferKind = TransferKind {
+    number: 26,
+    code: 3014,
+    name: "partner fee",
+    per: "partner payment id",
+    meaning: "partner fees to partner, in the settlement currency",
+};
+/// A refund (or cancel) of a partner's payment converted back at the payment's rate, the won
+/// side: the partner's won account to the FX position.
+pub const REFUND_CONVERSION_SELL: TransferKind = TransferKind {
+    number: 27,
+    code: 3015,
+    name: "refund conversion, sold",
+    per: "partner refund id",
+    meaning: "partner (KRW) to FX position (KRW), linked with the settlement side",
+};
+/// A refund converted back, the settlement currency's side.
+pub const REFUND_CONVERSION_BUY: TransferKind = TransferKind {
+    number: 28,
+    code: 3016,
+    name: "refund conversion, bought",
+    per: "partner refund id",
+    meaning: "FX position to partner, in the settlement currency",
+};
+/// The part of a partner's fee a refund takes back (pro rata).
+pub const PARTNER_FEE_RETURN: TransferKind = TransferKind {
+    number: 29,
+    code: 3017,
+    name: "partner fee return",
+    per: "partner refund id",
+    meaning: "partner to partner fees, in the settlement currency",
+};
+/// The settlement of a closed window: the net of its items, between the partner's account
+/// and the bank omnibus, pending until the bank answers.
+pub const SETTLEMENT: TransferKind = TransferKind {
+    number: 30,
+    code: 3018,
+    name: "settlement",
+    per: "settlement window id",
+    meaning: "pending: omnibus to partner (the partner pays Kasa) or partner to omnibus (Kasa pays)",
+};
+/// The post (the money moved) or void (it did not) of a settlement.
+pub const SETTLEMENT_RESOLVE: TransferKind = TransferKind {
+    number: 31,
+    code: 0,
+    name: "settlement resolution",
+    per: "settlement window id",
+    meaning: "post when the bank moved the money, void when it failed",
+};
+
 /// Every transfer kind, in kind order.
 pub const TRANSFER_KINDS: &[TransferKind] = &[
     FUNDING_RESERVE,
@@ -236,6 +351,14 @@ pub const TRANSFER_KINDS: &[TransferKind] = &[
     REFUND_FEE,
     PAYOUT,
     PAYOUT_RESOLVE,
+    CONVERSION_SELL,
+    CONVERSION_BUY,
+    PARTNER_FEE,
+    REFUND_CONVERSION_SELL,
+    REFUND_CONVERSION_BUY,
+    PARTNER_FEE_RETURN,
+    SETTLEMENT,
+    SETTLEMENT_RESOLVE,
 ];
 
 /// The id of number `n` of a kind.

@@ -29,6 +29,9 @@ crate::domain::domains! {
     Wallet(wallets: crate::wallet::Wallets) = 3,
     /// Merchants: onboarding, stores, API keys.
     Merchant(merchants: crate::merchant::Merchants) = 7,
+    /// Partners: foreign wallet networks, FX rates and quotes, their payments at Kasa's
+    /// stores, settlement windows.
+    Partner(partners: crate::partner::Partners) = 8,
 }
 
 /// The magic at the start of every payload this version writes.

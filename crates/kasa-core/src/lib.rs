@@ -46,6 +46,7 @@ pub mod limits;
 pub mod merchant;
 pub mod money;
 pub mod outbox;
+pub mod partner;
 pub mod qr;
 pub mod state;
 pub mod table;

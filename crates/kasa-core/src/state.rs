@@ -114,6 +114,11 @@ impl State {
         &self.domains.merchants
     }
 
+    /// The partner domain's tables.
+    pub fn partners(&self) -> &crate::partner::Partners {
+        &self.domains.partners
+    }
+
     /// Up to `limit` entries of `user_id`'s transaction list from `cursor` on, newest first:
     /// the wallet's own entries and its payments and refunds.
     pub fn history(
@@ -261,6 +266,10 @@ impl State {
                 let (outcome, used) = self.apply_flow(c, first, raw);
                 (Outcome::Merchant(outcome), used)
             }
+            Command::Partner(c) if c.is_flow() => {
+                let (outcome, used) = self.apply_partner_flow(c, first, raw);
+                (Outcome::Partner(outcome), used)
+            }
             domain => {
                 let (domains, services) = self.domains_and_services();
                 domains.apply(domain, services, first, raw).expect("every other command is a domain's")
@@ -352,6 +361,47 @@ impl State {
         (outcome, used)
     }
 
+    /// A partner command that reaches into the merchant domain: a partner's payment at a
+    /// store, its cancel or refund (`partner::pay`).
+    fn apply_partner_flow(
+        &mut self,
+        command: &crate::partner::Command,
+        first: u64,
+        raw: &mut Vec<EventKind>,
+    ) -> (crate::partner::Outcome, u64) {
+        use crate::partner::{pay, Command as C, Outcome as O};
+        let Domains { merchants, partners, .. } = &mut self.domains;
+        let (mut merchant_events, mut partner_events) = (Vec::new(), Vec::new());
+        let flow = pay::PartnerFlow {
+            partners,
+            merchants,
+            books: &mut self.books,
+            limits: &mut self.limits,
+            fees: &mut self.fees,
+            merchant_events: &mut merchant_events,
+            events: &mut partner_events,
+            first,
+        };
+        let (outcome, used) = match command {
+            C::Pay(request) => {
+                let (outcome, used) = pay::pay(flow, request);
+                (O::Paid(outcome), used)
+            }
+            C::CancelPayment { partner_id, request_id } => {
+                let (outcome, used) = pay::cancel(flow, *partner_id, request_id);
+                (O::Canceled(outcome), used)
+            }
+            C::Refund { partner_id, refund_request_id, request_id, amount } => {
+                let (outcome, used) = pay::refund(flow, *partner_id, refund_request_id, request_id, *amount);
+                (O::Refunded(outcome), used)
+            }
+            _ => unreachable!("the caller matched a flow"),
+        };
+        raw.extend(merchant_events.into_iter().map(EventKind::Merchant));
+        raw.extend(partner_events.into_iter().map(EventKind::Partner));
+        (outcome, used)
+    }
+
     fn apply_inner(&mut self, inner: &Inner, first: u64, raw: &mut Vec<EventKind>) -> (InnerOutcome, u64) {
         match inner {
             Inner::Ledger(c) => {
@@ -365,6 +415,10 @@ impl State {
             Inner::Merchant(c) if c.is_flow() => {
                 let (o, used) = self.apply_flow(c, first, raw);
                 (InnerOutcome::Merchant(o), used)
+            }
+            Inner::Partner(c) if c.is_flow() => {
+                let (o, used) = self.apply_partner_flow(c, first, raw);
+                (InnerOutcome::Partner(o), used)
             }
             domain => {
                 let (domains, services) = self.domains_and_services();

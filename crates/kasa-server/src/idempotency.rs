@@ -129,6 +129,7 @@ fn plain(inner: Inner) -> Command {
         Inner::Ledger(c) => Command::Ledger(c),
         Inner::Wallet(c) => Command::Wallet(c),
         Inner::Merchant(c) => Command::Merchant(c),
+        Inner::Partner(c) => Command::Partner(c),
         Inner::AsSession(s) => Command::AsSession(s),
     }
 }
@@ -138,6 +139,7 @@ fn unwrap_plain(outcome: Outcome) -> Result<InnerOutcome, Problem> {
         Outcome::Ledger(o) => Ok(InnerOutcome::Ledger(o)),
         Outcome::Wallet(o) => Ok(InnerOutcome::Wallet(o)),
         Outcome::Merchant(o) => Ok(InnerOutcome::Merchant(o)),
+        Outcome::Partner(o) => Ok(InnerOutcome::Partner(o)),
         Outcome::AsSession(o) => Ok(InnerOutcome::AsSession(o)),
         other => Err(Problem::internal(format!("a plain command answered {other:?}"))),
     }
@@ -201,6 +203,18 @@ impl AppState {
         match self.submit(scope, Inner::Merchant(command)).await? {
             InnerOutcome::Merchant(outcome) => Ok(outcome),
             other => Err(Problem::internal(format!("a merchant command answered {other:?}"))),
+        }
+    }
+
+    /// Submits a partner command, keyed as [`AppState::submit`] says.
+    pub async fn partner(
+        &self,
+        scope: KeyScope,
+        command: kasa_core::partner::Command,
+    ) -> Result<kasa_core::partner::Outcome, Problem> {
+        match self.submit(scope, Inner::Partner(command)).await? {
+            InnerOutcome::Partner(outcome) => Ok(outcome),
+            other => Err(Problem::internal(format!("a partner command answered {other:?}"))),
         }
     }
 

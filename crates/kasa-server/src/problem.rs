@@ -57,6 +57,7 @@ codes! {
     "qr_code_expired", 409, "The QR code expired", "A code made for one sale can be scanned until its `expires_at` (5 minutes by default): ask the store for a new one.";
     "payment_code_used", 409, "The payment code was charged already", "A payment code is charged once: the user shows a new one.";
     "payment_code_expired", 409, "The payment code expired", "A payment code can be charged for 60 seconds after its issue: the user shows a new one.";
+    "refund_through_partner", 409, "Refunded through the partner", "A payment a partner wallet network made for its user is refunded by the partner (its `refund` call), which pays its user back.";
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";

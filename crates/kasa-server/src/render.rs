@@ -341,6 +341,7 @@ impl From<&Event> for EventOutput {
         use wallet::Event as W;
         let w = match &event.kind {
             EventKind::Wallet(w) => w,
+            EventKind::Partner(p) => return EventOutput::of(event, partner_event_data(p)),
             EventKind::Merchant(m) => {
                 let prefixed = |pairs: &[(&str, &str, u64)]| -> serde_json::Map<String, serde_json::Value> {
                     pairs.iter().map(|(k, p, v)| (k.to_string(), crate::ids::format(p, *v).into())).collect()
@@ -447,6 +448,26 @@ impl From<&Event> for EventOutput {
             }
         };
         EventOutput::of(event, data)
+    }
+}
+
+/// The data of a partner domain's event: its ids, prefixed.
+fn partner_event_data(e: &kasa_core::partner::Event) -> serde_json::Map<String, serde_json::Value> {
+    use kasa_core::partner::Event as P;
+    let prefixed = |pairs: &[(&str, &str, u64)]| -> serde_json::Map<String, serde_json::Value> {
+        pairs.iter().map(|(k, p, v)| (k.to_string(), crate::ids::format(p, *v).into())).collect()
+    };
+    match e {
+        P::PaymentSucceeded { partner_id, payment_id } | P::PaymentCanceled { partner_id, payment_id } => {
+            prefixed(&[("partner_id", "ptn", *partner_id), ("partner_payment_id", "ppay", *payment_id)])
+        }
+        P::RefundSucceeded { partner_id, refund_id } => {
+            prefixed(&[("partner_id", "ptn", *partner_id), ("partner_refund_id", "prfd", *refund_id)])
+        }
+        P::WindowClosed { partner_id, window_id } | P::WindowSettled { partner_id, window_id, .. } => {
+            prefixed(&[("partner_id", "ptn", *partner_id), ("settlement_window_id", "sw", *window_id)])
+        }
+        P::RatesLoaded { count } => ids(&[("count", u64::from(*count))]),
     }
 }
 

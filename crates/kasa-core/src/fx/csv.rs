@@ -75,6 +75,39 @@ fn parse_line(line: &str) -> Result<Rate, FxError> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` as nanoseconds since the Unix epoch.
+/// An RFC 3339 time to the second with its offset, `2026-11-30T21:00:00+09:00` or
+/// `2026-11-30T12:00:00Z` (as Alipay+'s `Request-Time` is written), from 1970 on, as
+/// nanoseconds since the epoch. `None` for anything else.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    if !text.is_char_boundary(19) || text.len() < 20 {
+        return None;
+    }
+    let (local, zone) = text.split_at(19);
+    let at = parse_utc(&format!("{local}Z")).ok()?;
+    let zb = zone.as_bytes();
+    if zone == "Z" {
+        return Some(at);
+    }
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    if zb.len() != 6 || !matches!(zb[0], b'+' | b'-') || zb[3] != b':' || !digits(&zb[1..3]) || !digits(&zb[4..]) {
+        return None;
+    }
+    let (hours, minutes) = (
+        u64::from(zb[1] - b'0') * 10 + u64::from(zb[2] - b'0'),
+        u64::from(zb[4] - b'0') * 10 + u64::from(zb[5] - b'0'),
+    );
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let offset = (hours * 3_600 + minutes * 60) * NANOS_PER_SECOND;
+    // Local time east of UTC is ahead of it: UTC is local minus the offset.
+    if zb[0] == b'+' {
+        at.checked_sub(offset)
+    } else {
+        at.checked_add(offset)
+    }
+}
+
 fn parse_utc(text: &str) -> Result<u64, FxError> {
     let b = text.as_bytes();
     let shape_ok = b.len() == 20

@@ -37,9 +37,11 @@ mod csv;
 mod quote;
 mod rate;
 
-pub use csv::{parse_rates_csv, CSV_HEADER, CSV_LINE_BYTES_MAX, CSV_ROWS_MAX};
-pub use quote::{quote, Quoted, Side, AMOUNT_MINOR_MAX};
-pub use rate::{Directed, Rate, Rates, MID_FRACTION_DIGITS_MAX, MID_INTEGER_DIGITS_MAX, RATES_MAX, SPREAD_BPS_MAX};
+pub use csv::{parse_rates_csv, parse_rfc3339, CSV_HEADER, CSV_LINE_BYTES_MAX, CSV_ROWS_MAX};
+pub use quote::{convert, quote, Quoted, Side, AMOUNT_MINOR_MAX};
+pub use rate::{
+    Directed, Rate, RateWire, Rates, MID_FRACTION_DIGITS_MAX, MID_INTEGER_DIGITS_MAX, RATES_MAX, SPREAD_BPS_MAX,
+};
 pub use rust_decimal::Decimal;
 
 use crate::money::Currency;

@@ -1,7 +1,7 @@
 //! Quotes: an amount to sell or to buy, and the rate in force, into both amounts, rounded by
 //! the one rule of the module (see `fx/mod.rs`): the amount bought down, the amount sold up.
 
-use super::{FxError, Rates};
+use super::{Directed, FxError, Rates};
 use crate::money::{Amount, Currency};
 use rust_decimal::Decimal;
 
@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 pub const AMOUNT_MINOR_MAX: u64 = 1_000_000_000_000_000;
 
 /// Which amount the customer fixes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     /// This many minor units of the currency sold; the amount bought follows.
     Sell(Amount),
@@ -39,6 +39,13 @@ pub fn quote(rates: &Rates, sell: Currency, buy: Currency, side: Side, now: u64)
     if sell == buy {
         return Err(FxError::SameCurrency { currency: sell });
     }
+    check_given(side, sell, buy)?;
+    let directed = rates.at(sell, buy, now).ok_or(FxError::NoRate { sell, buy, now })?;
+    convert(&directed, side)
+}
+
+/// Refuses a given amount of zero or over [`AMOUNT_MINOR_MAX`].
+fn check_given(side: Side, sell: Currency, buy: Currency) -> Result<(), FxError> {
     let (given, given_currency) = match side {
         Side::Sell(amount) => (amount.minor(), sell),
         Side::Buy(amount) => (amount.minor(), buy),
@@ -49,7 +56,19 @@ pub fn quote(rates: &Rates, sell: Currency, buy: Currency, side: Side, now: u64)
     if given > AMOUNT_MINOR_MAX {
         return Err(FxError::AmountTooLarge { currency: given_currency });
     }
-    let directed = rates.at(sell, buy, now).ok_or(FxError::NoRate { sell, buy, now })?;
+    Ok(())
+}
+
+/// Converts at a rate already chosen (a quote's, kept so that a payment made with it, or a
+/// refund of one, gets the same rate later): the amounts by the rounding rule of [`quote`].
+pub fn convert(directed: &Directed, side: Side) -> Result<Quoted, FxError> {
+    let (sell, buy) = (directed.sell(), directed.buy());
+    check_given(side, sell, buy)?;
+    let (given, given_currency) = match side {
+        Side::Sell(amount) => (amount.minor(), sell),
+        Side::Buy(amount) => (amount.minor(), buy),
+    };
+    debug_assert!(given > 0 && given <= AMOUNT_MINOR_MAX && given_currency.numeric() > 0);
     let ratio = directed.customer_ratio();
     let (sell_unit, buy_unit) = (minor_per_major(sell), minor_per_major(buy));
     // In minor units, bought = sold × (num / den) × buy_unit / sell_unit. A ratio's terms are

@@ -4,6 +4,7 @@
 use super::FxError;
 use crate::money::Currency;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The most integer digits of a mid rate as written: a trillion units of the quote currency
@@ -28,7 +29,11 @@ pub(super) const BPS_PER_ONE: u128 = 10_000;
 /// A rate as an operator loads it: one unit (major) of `base` is `mid` units (major) of
 /// `quote`, and customers pay a spread on it, from engine time `valid_from` on. Fields are
 /// private so that every `Rate` has passed the checks of [`Rate::new`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// In the journal and snapshots it is its parts ([`RateWire`]), checked again by [`Rate::new`]
+/// when decoded: what the decoder accepts, the constructor accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RateWire", into = "RateWire")]
 pub struct Rate {
     base: Currency,
     quote: Currency,
@@ -102,6 +107,44 @@ impl Rate {
     }
 }
 
+/// A [`Rate`] as encoded: its parts, the mid as a mantissa and a scale.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct RateWire {
+    base: Currency,
+    quote: Currency,
+    mid_mantissa: u128,
+    mid_scale: u8,
+    spread_bps: u16,
+    valid_from: u64,
+}
+
+impl From<Rate> for RateWire {
+    fn from(r: Rate) -> RateWire {
+        RateWire {
+            base: r.base,
+            quote: r.quote,
+            mid_mantissa: r.mid.mantissa() as u128,
+            mid_scale: r.mid.scale() as u8,
+            spread_bps: r.spread_bps,
+            valid_from: r.valid_from,
+        }
+    }
+}
+
+impl TryFrom<RateWire> for Rate {
+    type Error = String;
+
+    fn try_from(w: RateWire) -> Result<Rate, String> {
+        let too_big = || "a mid rate out of bounds".to_string();
+        if u32::from(w.mid_scale) > MID_FRACTION_DIGITS_MAX as u32 {
+            return Err(too_big());
+        }
+        let mantissa = i128::try_from(w.mid_mantissa).ok().filter(|m| *m < 10i128.pow(22)).ok_or_else(too_big)?;
+        let mid = Decimal::from_i128_with_scale(mantissa, u32::from(w.mid_scale));
+        Rate::new(w.base, w.quote, mid, u32::from(w.spread_bps), w.valid_from).map_err(|e| e.to_string())
+    }
+}
+
 /// `"CNY/KRW"` as two currencies, different ones.
 fn parse_pair(pair: &str) -> Result<(Currency, Currency), FxError> {
     let bytes = pair.as_bytes();
@@ -168,7 +211,7 @@ impl Ratio {
 
 /// The rate in force for a pair in the direction of a quote: a loaded [`Rate`], read as it
 /// was loaded or the other way round.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directed {
     /// The rate as loaded.
     pub rate: Rate,
@@ -250,6 +293,16 @@ impl Rates {
             self.len += 1;
         }
         Ok(replaced)
+    }
+
+    /// Every rate, by pair as loaded and then by `valid_from`.
+    pub fn iter(&self) -> impl Iterator<Item = &Rate> + '_ {
+        self.by_pair.values().flat_map(|by_time| by_time.values())
+    }
+
+    /// Whether a rate of the same pair (as loaded) and `valid_from` is in the table.
+    pub fn contains(&self, rate: &Rate) -> bool {
+        self.by_pair.get(&(rate.base, rate.quote)).is_some_and(|by_time| by_time.contains_key(&rate.valid_from))
     }
 
     /// How many rates the table holds.

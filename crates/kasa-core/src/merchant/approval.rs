@@ -15,7 +15,7 @@
 //! that expired give the day's count back, as a returned hold does. Refunds do not: the money
 //! was spent.
 
-use super::payment::{CancelReason, CaptureMethod, Payment, PaymentError, PaymentStatus};
+use super::payment::{CancelReason, CaptureMethod, Payer, Payment, PaymentError, PaymentStatus};
 use super::{Event, MerchantStatus, Merchants};
 use crate::chart;
 use crate::context::Ctx;
@@ -119,7 +119,7 @@ pub(crate) fn answer_payment(
     if let Err(e) = funded(ctx.books, user_id, amount) {
         return (Err(AnswerError::Funding(e)), 1);
     }
-    let payment = merchants.approve(payment_id, user_id, pin_free, &mut ctx);
+    let payment = merchants.approve(payment_id, Payer::User { user_id, pin_free }, &mut ctx);
     (payment.map_err(AnswerError::Funding), ctx.used())
 }
 
@@ -150,11 +150,10 @@ impl Merchants {
 
     /// Moves the money of an approval the caller checked (see [`answer_payment`]): the pending
     /// transfer, counted against the user's limits, and for automatic capture the capture.
-    pub(super) fn approve(
+    pub(crate) fn approve(
         &mut self,
         payment_id: u64,
-        user_id: u64,
-        pin_free: bool,
+        payer: Payer,
         ctx: &mut super::Ctx,
     ) -> Result<Payment, FundingError> {
         let now = ctx.now();
@@ -162,7 +161,7 @@ impl Merchants {
         let merchant_account = self.balance_account(p.merchant_id, ctx);
         let pending = Transfer {
             id: p.transfer_id(),
-            debit_account_id: crate::wallet::wallet_account_id(user_id),
+            debit_account_id: payer.account(),
             credit_account_id: merchant_account,
             amount: p.amount.ledger(),
             ledger: WALLET_CURRENCY.ledger(),
@@ -177,11 +176,14 @@ impl Merchants {
             CreateTransferResult::ExceedsCredits => return Err(FundingError::InsufficientFunds),
             other => return Err(FundingError::Ledger(other)),
         }
-        let day = ctx.limits.record_spend(user_id, p.amount, pin_free, now);
+        let day = match payer {
+            Payer::User { user_id, pin_free } => ctx.limits.record_spend(user_id, p.amount, pin_free, now),
+            Payer::Partner(_) => 0,
+        };
         self.payment_expiries.remove(&(p.expires_at, payment_id));
         let payment = self.payment_mut(payment_id).expect("found above");
         payment.status = PaymentStatus::RequiresCapture;
-        payment.user_id = user_id;
+        payment.user_id = payer.id();
         payment.approved_at = now;
         payment.day = day;
         payment.status_changed_at = now;
@@ -265,8 +267,8 @@ impl Merchants {
             return None;
         }
         assert!(outcomes.iter().all(|o| o.result.is_success()), "the books refused capture {payment_id}: {outcomes:?}");
-        if amount < p.amount {
-            ctx.limits.uncount_outgoing(p.user_id, p.day, p.amount.saturating_sub(amount));
+        if let (true, Payer::User { user_id, .. }) = (amount < p.amount, p.payer()) {
+            ctx.limits.uncount_outgoing(user_id, p.day, p.amount.saturating_sub(amount));
         }
         let payment = self.payment_mut(payment_id).expect("found above");
         payment.status = PaymentStatus::Succeeded;
@@ -299,7 +301,9 @@ impl Merchants {
 
     fn end_approved(&mut self, p: &Payment, reason: CancelReason, ctx: &mut super::Ctx) -> Payment {
         let now = ctx.now();
-        ctx.limits.uncount_outgoing(p.user_id, p.day, p.amount);
+        if let Payer::User { user_id, .. } = p.payer() {
+            ctx.limits.uncount_outgoing(user_id, p.day, p.amount);
+        }
         let payment = self.payment_mut(p.id).expect("the caller found it");
         payment.status = PaymentStatus::Canceled;
         payment.cancel_reason = Some(reason);

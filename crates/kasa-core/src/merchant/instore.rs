@@ -17,7 +17,7 @@
 
 use super::approval::{answer_payment, funded, AnswerError, AnsweredPayment, Flow};
 use super::payment::{
-    item_of_store, CaptureMethod, Channel, ItemName, KeyRefusal, NewPayment, OrderId, Payment, PaymentError,
+    item_of_store, CaptureMethod, Channel, ItemName, KeyRefusal, NewPayment, OrderId, Payer, Payment, PaymentError,
     PaymentStatus, PAYMENT_AMOUNT_MAX,
 };
 use super::{MerchantStatus, Merchants, Scopes};
@@ -156,8 +156,7 @@ pub(crate) fn pay_by_qr(
                 None,
                 *amount,
                 Channel::StaticQr,
-                user_id,
-                pin_free,
+                Payer::User { user_id, pin_free },
                 &mut ctx,
             );
             (outcome.map(|p| f.merchants.answered(p)), ctx.used())
@@ -166,7 +165,7 @@ pub(crate) fn pay_by_qr(
 }
 
 /// Whether `shown` is merchant `merchant_id`'s display name.
-fn names(merchants: &Merchants, merchant_id: u64, shown: &super::DisplayName) -> bool {
+pub(crate) fn names(merchants: &Merchants, merchant_id: u64, shown: &super::DisplayName) -> bool {
     merchants.merchant(merchant_id).is_some_and(|m| &m.display_name == shown)
 }
 
@@ -215,8 +214,7 @@ pub(crate) fn charge_code(
         charge.item_name.as_ref(),
         charge.amount,
         Channel::PaymentCode,
-        charge.user_id,
-        pin_free,
+        Payer::User { user_id: charge.user_id, pin_free },
         &mut ctx,
     );
     if outcome.is_ok() {
@@ -262,7 +260,7 @@ fn one_sale_code(
 
 /// Checks that a store can take a payment of `amount` now: it exists, its merchant is
 /// active, the amount is in bounds. Returns the merchant's id.
-fn payable_store(merchants: &Merchants, store_id: u64, amount: Amount) -> Result<u64, PaymentError> {
+pub(crate) fn payable_store(merchants: &Merchants, store_id: u64, amount: Amount) -> Result<u64, PaymentError> {
     let store = merchants.store(store_id).ok_or(PaymentError::UnknownStore)?;
     let merchant = merchants.merchant(store.merchant_id).expect("a store's merchant exists");
     if merchant.status != MerchantStatus::Active {
@@ -277,7 +275,7 @@ fn payable_store(merchants: &Merchants, store_id: u64, amount: Amount) -> Result
 /// Makes a payment of the store's that the caller checked on both sides, and approves and
 /// captures it at once.
 #[allow(clippy::too_many_arguments)]
-fn pay_now(
+pub(crate) fn pay_now(
     merchants: &mut Merchants,
     merchant_id: u64,
     store_id: u64,
@@ -285,8 +283,7 @@ fn pay_now(
     item_name: Option<&ItemName>,
     amount: Amount,
     channel: Channel,
-    user_id: u64,
-    pin_free: bool,
+    payer: Payer,
     ctx: &mut super::Ctx,
 ) -> Result<Payment, InStoreError> {
     let store_item;
@@ -308,5 +305,5 @@ fn pay_now(
         channel,
     };
     let payment = merchants.create_payment(merchant_id, new, ctx).map_err(InStoreError::Payment)?;
-    merchants.approve(payment.id, user_id, pin_free, ctx).map_err(InStoreError::Funding)
+    merchants.approve(payment.id, payer, ctx).map_err(InStoreError::Funding)
 }

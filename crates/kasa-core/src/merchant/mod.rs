@@ -25,8 +25,9 @@ pub use command::{
 };
 pub use instore::{CodeCharge, InStoreError, Scan, KASA_ORDER_PREFIX};
 pub use payment::{
-    CancelReason, CaptureMethod, Channel, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payment, PaymentError,
-    PaymentStatus, ReturnUrl, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN, PAYMENT_AMOUNT_MAX,
+    CancelReason, CaptureMethod, Channel, ItemName, KeyCommand, KeyOutcome, KeyRefusal, OrderId, Payer, Payment,
+    PaymentError, PaymentStatus, ReturnUrl, APPROVAL_SECONDS_DEFAULT, APPROVAL_SECONDS_MAX, APPROVAL_SECONDS_MIN,
+    PAYMENT_AMOUNT_MAX,
 };
 pub use payout::{Payout, PayoutRun, PayoutStatus};
 pub use refund::{Refund, RefundReason, REFUNDS_PER_PAYMENT_MAX};
@@ -278,6 +279,11 @@ impl Merchants {
     /// Number of merchants.
     pub fn merchants_count(&self) -> usize {
         self.merchants.len()
+    }
+
+    /// Number of payments.
+    pub fn payments_count(&self) -> usize {
+        self.payments.len()
     }
 
     /// The merchant with this id.

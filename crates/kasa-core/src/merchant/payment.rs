@@ -93,6 +93,9 @@ pub enum Channel {
     DynamicQr,
     /// The merchant charged a one-time payment code that a user showed.
     PaymentCode,
+    /// A partner wallet network paid it for one of its users (a visitor), who scanned the
+    /// store's code with the partner's app (`partner/`).
+    Partner,
 }
 
 impl Channel {
@@ -103,6 +106,40 @@ impl Channel {
             Channel::StaticQr => "static_qr",
             Channel::DynamicQr => "dynamic_qr",
             Channel::PaymentCode => "payment_code",
+            Channel::Partner => "partner",
+        }
+    }
+}
+
+/// Who pays a payment, and so whose account its money comes from and its refunds go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer {
+    /// A wallet user (whether the approval used the PIN-free budget counts for its limits).
+    User {
+        /// The user.
+        user_id: u64,
+        /// Approved without the PIN.
+        pin_free: bool,
+    },
+    /// A partner wallet network, from its won account (its users' limits are the partner's
+    /// business).
+    Partner(u64),
+}
+
+impl Payer {
+    /// The account in the books the payment's money comes from.
+    pub fn account(self) -> u128 {
+        match self {
+            Payer::User { user_id, .. } => crate::wallet::wallet_account_id(user_id),
+            Payer::Partner(partner_id) => crate::chart::PARTNER
+                .id(crate::chart::partner_account_number(partner_id, crate::wallet::WALLET_CURRENCY)),
+        }
+    }
+
+    /// The id kept in the payment's `user_id`.
+    pub(super) fn id(self) -> u64 {
+        match self {
+            Payer::User { user_id, .. } | Payer::Partner(user_id) => user_id,
         }
     }
 }
@@ -193,7 +230,8 @@ pub struct Payment {
     pub expires_at: u64,
     /// When its status last changed (its creation, at first).
     pub status_changed_at: u64,
-    /// The user who approved it (0 until then).
+    /// The user who approved it (0 until then); for a partner's payment
+    /// ([`Channel::Partner`]), the partner.
     pub user_id: u64,
     /// When it was approved (0 until then).
     pub approved_at: u64,
@@ -217,6 +255,15 @@ impl Payment {
     /// The id of its pending transfer in the books.
     pub fn transfer_id(&self) -> u128 {
         crate::chart::PAYMENT.id(self.id)
+    }
+
+    /// Who paid it, once approved.
+    pub fn payer(&self) -> Payer {
+        if self.channel == Channel::Partner {
+            Payer::Partner(self.user_id)
+        } else {
+            Payer::User { user_id: self.user_id, pin_free: false }
+        }
     }
 
     /// When an approved payment must be captured by (0 unless it waits for a capture).
@@ -351,6 +398,8 @@ pub enum PaymentError {
     Expired,
     /// The order id starts with [`super::KASA_ORDER_PREFIX`], which names Kasa's own.
     ReservedOrderId,
+    /// A partner's payment is refunded through the partner, which pays its user back.
+    PartnerPayment,
 }
 
 /// What a key command gave.
@@ -454,7 +503,12 @@ impl Merchants {
                 KeyOutcome::PaymentCaptured(self.capture_payment(merchant_id, *payment_id, *amount, ctx))
             }
             KeyCommand::RefundPayment { payment_id, amount, reason } => {
-                KeyOutcome::Refunded(self.refund_payment(merchant_id, *payment_id, *amount, reason, ctx))
+                KeyOutcome::Refunded(match self.payment(*payment_id) {
+                    Some(p) if p.merchant_id == merchant_id && p.channel == Channel::Partner => {
+                        Err(PaymentError::PartnerPayment)
+                    }
+                    _ => self.refund_payment(merchant_id, *payment_id, *amount, reason, ctx),
+                })
             }
         };
         (key_id, Ok(outcome))
@@ -470,7 +524,7 @@ impl Merchants {
         if merchant.status != MerchantStatus::Active {
             return Err(PaymentError::MerchantNotActive { status: merchant.status });
         }
-        let kasa_named = new.channel == Channel::StaticQr;
+        let kasa_named = matches!(new.channel, Channel::StaticQr | Channel::Partner);
         if new.order_id.as_str().starts_with(super::KASA_ORDER_PREFIX) != kasa_named {
             return Err(PaymentError::ReservedOrderId);
         }

@@ -65,7 +65,7 @@ impl Merchants {
     }
 
     /// Refunds `amount` of a captured payment. See the module documentation.
-    pub(super) fn refund_payment(
+    pub(crate) fn refund_payment(
         &mut self,
         merchant_id: u64,
         payment_id: u64,
@@ -105,7 +105,7 @@ impl Merchants {
         let back = Transfer {
             id: chart::REFUND.id(refund.id),
             debit_account_id: balance,
-            credit_account_id: crate::wallet::wallet_account_id(p.user_id),
+            credit_account_id: p.payer().account(),
             amount: amount.ledger(),
             ledger: WALLET_CURRENCY.ledger(),
             code: chart::REFUND.code,

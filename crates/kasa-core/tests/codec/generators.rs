@@ -22,10 +22,10 @@ macro_rules! kinds {
 
 kinds!(command_kind, COMMAND_KINDS, Command {
     Ledger => "ledger", Wallet => "wallet", AsSession => "as_session", Keyed => "keyed", Outbox => "outbox",
-    Merchant => "merchant",
+    Merchant => "merchant", Partner => "partner",
 });
 kinds!(inner_kind, INNER_KINDS, Inner {
-    Ledger => "ledger", Wallet => "wallet", AsSession => "as_session", Merchant => "merchant",
+    Ledger => "ledger", Wallet => "wallet", AsSession => "as_session", Merchant => "merchant", Partner => "partner",
 });
 kinds!(scope_kind, SCOPE_KINDS, KeyScope {
     Operator => "operator", Session => "session", Anonymous => "anonymous", ApiKey => "api_key",
@@ -72,6 +72,20 @@ kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
     ChargeCode => "charge_code",
 });
 
+kinds!(partner_kind, PARTNER_KINDS, PartnerCommand {
+    CreatePartner => "create_partner",
+    SetPartnerStatus => "set_partner_status",
+    AddKey => "add_key",
+    RevokeKey => "revoke_key",
+    LoadRates => "load_rates",
+    CreateQuote => "create_quote",
+    Pay => "pay",
+    CancelPayment => "cancel_payment",
+    Refund => "refund",
+    CloseWindow => "close_window",
+    SettleWindow => "settle_window",
+});
+
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
 pub fn kind(command: &Command) -> String {
     let rest = match command {
@@ -81,6 +95,7 @@ pub fn kind(command: &Command) -> String {
         Command::Keyed(k) => format!("{}.{}", scope_kind(&k.scope), inner_path(&k.command)),
         Command::Outbox(c) => outbox_kind(c).to_string(),
         Command::Merchant(c) => merchant_kind(c).to_string(),
+        Command::Partner(c) => partner_kind(c).to_string(),
     };
     format!("{}.{rest}", command_kind(command))
 }
@@ -91,6 +106,7 @@ pub fn inner_path(inner: &Inner) -> String {
         Inner::Wallet(c) => wallet_kind(c),
         Inner::AsSession(s) => wallet_kind(&s.command),
         Inner::Merchant(c) => merchant_kind(c),
+        Inner::Partner(c) => partner_kind(c),
     };
     format!("{}.{rest}", inner_kind(inner))
 }
@@ -104,6 +120,7 @@ pub fn all_kinds() -> BTreeSet<String> {
             "wallet" | "as_session" => WALLET_KINDS,
             "outbox" => OUTBOX_KINDS,
             "merchant" => MERCHANT_KINDS,
+            "partner" => PARTNER_KINDS,
             other => panic!("the test does not know what a `{other}` command holds: extend `all_kinds`"),
         }
     }
@@ -637,6 +654,98 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
     ]
 }
 
+/// One strategy per partner command kind, in the order of [`PARTNER_KINDS`].
+pub fn partner_commands(f: &Fields) -> Vec<BoxedStrategy<PartnerCommand>> {
+    use kasa_core::fx::{Rate, Side};
+    use kasa_core::partner::{CustomerId, PartnerName, PartnerStatus, PayRequest, RequestId};
+    use PartnerCommand as P;
+    let currency = || select(&[Currency::KRW, Currency::CNY, Currency::USD, Currency::JPY]);
+    let name = prop_oneof!["[a-z0-9][a-z0-9_-]{0,63}", text(8)]
+        .prop_filter_map("a partner name", |s| PartnerName::new(s).ok());
+    let request_id = || {
+        prop_oneof![3 => "[!-~]{1,12}", 1 => "[!-~]{63,65}", 1 => text(8)]
+            .prop_filter_map("a request id", |s| RequestId::new(s).ok())
+            .boxed()
+    };
+    let customer_id = "[!-~]{1,64}".prop_filter_map("a customer id", |s| CustomerId::new(s).ok());
+    let settlement =
+        (bank_code(), f.account_number.clone(), self::name()).prop_map(|(bank_code, account_number, holder_name)| {
+            Box::new(SettlementAccount { bank_code, account_number, holder_name })
+        });
+    let rate = (currency(), currency(), "[0-9]{1,12}(\\.[0-9]{1,10})?", 0..=1_000u32, f.ttl_seconds.clone())
+        .prop_filter_map("a rate", |(base, quote, mid, spread, at)| {
+            Rate::parse(&format!("{}/{}", base.code(), quote.code()), &mid, spread, u64::from(at) * SECOND).ok()
+        });
+    let rates = vec(rate, 0..=1_001).prop_filter_map("at most 1,000", |r| BoundedVec::new(r).ok());
+    let side = prop_oneof![f.amount.clone().prop_map(Side::Sell), f.amount.clone().prop_map(Side::Buy)];
+    let pay = (
+        f.id.clone(),
+        request_id(),
+        customer_id,
+        f.id.clone(),
+        proptest::option::of(display_name()),
+        f.amount.clone(),
+        proptest::option::of(item_name()),
+        proptest::option::of(f.id.clone()),
+    )
+        .prop_map(|(partner_id, request_id, customer_id, store_id, merchant_name, amount, item_name, quote_id)| {
+            P::Pay(Box::new(PayRequest {
+                partner_id,
+                request_id,
+                customer_id,
+                store_id,
+                merchant_name,
+                amount,
+                item_name,
+                quote_id,
+            }))
+        });
+    vec![
+        (name, currency(), currency(), any::<u16>(), settlement)
+            .prop_map(|(name, home_currency, settlement_currency, fee_bps, settlement)| P::CreatePartner {
+                name,
+                home_currency,
+                settlement_currency,
+                fee_bps,
+                settlement,
+            })
+            .boxed(),
+        (f.id.clone(), select(&[PartnerStatus::Active, PartnerStatus::Suspended]))
+            .prop_map(|(partner_id, status)| P::SetPartnerStatus { partner_id, status })
+            .boxed(),
+        (f.id.clone(), f.token.clone())
+            .prop_map(|(partner_id, public_key)| P::AddKey { partner_id, public_key })
+            .boxed(),
+        (f.id.clone(), any::<u32>()).prop_map(|(partner_id, version)| P::RevokeKey { partner_id, version }).boxed(),
+        rates.prop_map(|rates| P::LoadRates { rates }).boxed(),
+        (f.id.clone(), currency(), currency(), side, f.ttl_seconds.clone())
+            .prop_map(|(partner_id, sell, buy, side, expires_in_seconds)| P::CreateQuote {
+                partner_id,
+                sell,
+                buy,
+                side,
+                expires_in_seconds,
+            })
+            .boxed(),
+        pay.boxed(),
+        (f.id.clone(), request_id())
+            .prop_map(|(partner_id, request_id)| P::CancelPayment { partner_id, request_id })
+            .boxed(),
+        (f.id.clone(), request_id(), request_id(), f.amount.clone())
+            .prop_map(|(partner_id, refund_request_id, request_id, amount)| P::Refund {
+                partner_id,
+                refund_request_id,
+                request_id,
+                amount,
+            })
+            .boxed(),
+        f.id.clone().prop_map(|window_id| P::CloseWindow { window_id }).boxed(),
+        (f.id.clone(), any::<bool>())
+            .prop_map(|(window_id, succeeded)| P::SettleWindow { window_id, succeeded })
+            .boxed(),
+    ]
+}
+
 /// What a user scanned: each kind alike.
 fn scan(f: &Fields) -> BoxedStrategy<Scan> {
     prop_oneof![
@@ -770,7 +879,8 @@ pub fn inner_commands(f: &Fields) -> Vec<BoxedStrategy<Inner>> {
     let wallet = wallet_commands(f).into_iter().map(|s| s.prop_map(Inner::Wallet).boxed());
     let session = wallet_commands(f).into_iter().map(|s| as_session(f, s).prop_map(Inner::AsSession).boxed());
     let merchant = merchant_commands(f).into_iter().map(|s| s.prop_map(Inner::Merchant).boxed());
-    ledger.chain(wallet).chain(session).chain(merchant).collect()
+    let partner = partner_commands(f).into_iter().map(|s| s.prop_map(Inner::Partner).boxed());
+    ledger.chain(wallet).chain(session).chain(merchant).chain(partner).collect()
 }
 
 pub fn keyed(f: &Fields, scope: BoxedStrategy<KeyScope>, inner: BoxedStrategy<Inner>) -> BoxedStrategy<Command> {
@@ -792,6 +902,7 @@ pub fn command_kinds(f: &Fields) -> Vec<BoxedStrategy<Command>> {
     }
     all.extend(outbox_commands(f).into_iter().map(|s| s.prop_map(Command::Outbox).boxed()));
     all.extend(merchant_commands(f).into_iter().map(|s| s.prop_map(Command::Merchant).boxed()));
+    all.extend(partner_commands(f).into_iter().map(|s| s.prop_map(Command::Partner).boxed()));
     all
 }
 
@@ -805,6 +916,7 @@ pub fn any_command(f: &Fields) -> BoxedStrategy<Command> {
         keyed(f, Union::new(scopes(f)).boxed(), Union::new(inner_commands(f)).boxed()),
         Union::new(outbox_commands(f)).prop_map(Command::Outbox),
         Union::new(merchant_commands(f)).prop_map(Command::Merchant),
+        Union::new(partner_commands(f)).prop_map(Command::Partner),
     ]
     .boxed()
 }

@@ -26,8 +26,9 @@ use kasa_core::merchant::{
     KeyCommand, KeyPrefix, Mcc, MerchantStatus, OrderId, RefundReason, ReturnUrl, Scan, Scopes, SealedSecret,
     SettlementAccount, WebhookCommand, WebhookUrl, APPROVAL_SECONDS_DEFAULT, FEE_BPS_MAX,
 };
-use kasa_core::money::Amount;
+use kasa_core::money::{Amount, Currency};
 use kasa_core::outbox::{Command as OutboxCommand, ConsumerName, ConsumerNameRule};
+use kasa_core::partner::Command as PartnerCommand;
 use kasa_core::text::{BoundedVec, Text, TextRule};
 use kasa_core::wallet::command::{BankCodeRule, Last4Rule, MemoRule, NameRule, PinHashRule, ReasonRule};
 use kasa_core::wallet::{

@@ -93,6 +93,10 @@ pub(crate) fn payment_error(e: PaymentError) -> Problem {
             "order_id: ids starting with {} are Kasa's",
             kasa_core::merchant::KASA_ORDER_PREFIX
         )),
+        PaymentError::PartnerPayment => Problem::of(
+            "refund_through_partner",
+            "a partner's payment is refunded by the partner, which pays its user back",
+        ),
         PaymentError::TooManyRefunds => {
             Problem::of("too_many_refunds", format!("a payment has at most {REFUNDS_PER_PAYMENT_MAX} refunds"))
         }
