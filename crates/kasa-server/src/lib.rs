@@ -25,13 +25,16 @@ pub mod images;
 pub mod json;
 pub mod listener;
 pub mod openapi;
+pub mod partner_signature;
 pub mod pay_page;
 pub mod paycode;
 pub mod pin;
 pub mod problem;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod render;
 pub mod routes;
+pub mod settlement_file;
 pub mod sms;
 pub mod webhook_client;
 pub mod webhook_signature;
@@ -117,6 +120,10 @@ pub struct Shared {
     pub key_uses: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
     /// Whether webhooks may go to private addresses (`--webhooks-allow-private`).
     pub webhooks_allow_private: bool,
+    /// Partners' request signatures seen recently (the replay check).
+    pub partner_replays: partner_signature::ReplayGuard,
+    /// Kasa's key for signing its answers to partners, derived from the data key.
+    pub kasa_signer: partner_signature::Signer,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -156,6 +163,11 @@ impl AppState {
             limits: ratelimit::Limits::default(),
             key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
             webhooks_allow_private: config.webhooks_allow_private,
+            partner_replays: partner_signature::ReplayGuard::default(),
+            kasa_signer: partner_signature::Signer::from_seed(&blake3::derive_key(
+                "kasa 2026-11-30 partner answer signing key",
+                config.data_key.expose().as_bytes(),
+            )),
         }))
     }
 }

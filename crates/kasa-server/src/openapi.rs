@@ -26,6 +26,19 @@ impl Modify for SecuritySchemes {
             "api_key",
             bearer("A merchant's API key (kasa_sk_...), with the scopes the operation names"),
         );
+        components.add_security_scheme(
+            "partner_signature",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "Signature",
+                    "A partner's signed request, as Alipay+ signs: headers Client-Id (ptn_...), Request-Time \
+                     (RFC 3339 with an offset, within 5 minutes) and Signature: \
+                     algorithm=Ed25519,keyVersion=N,signature=<base64url of the Ed25519 signature of \
+                     `<METHOD> <path>\\n<Client-Id>.<Request-Time>.<body>`>. Answers are signed the same way with \
+                     Kasa's key. See docs/partners.md.",
+                ),
+            )),
+        );
     }
 }
 
@@ -51,6 +64,11 @@ impl Modify for SecuritySchemes {
         (name = "payments", description = "Merchants take online payments (API key with scopes); wallet users approve them"),
         (name = "payouts", description = "Merchants' daily payouts to their settlement bank accounts"),
         (name = "webhooks", description = "Merchants' webhook endpoints and their signing secrets (API key, webhooks:manage)"),
+        (name = "in-store", description = "Stores' QR codes, paying with a scanned code, payment codes"),
+        (name = "partners", description = "Operators register partner wallet networks and their keys (operator key)"),
+        (name = "fx", description = "FX rates (operator key) and quotes (partners and operators)"),
+        (name = "settlement", description = "Settlement windows with partners and their files (operator key)"),
+        (name = "partner API", description = "Partner wallet networks pay Kasa's stores for their users (signed requests)"),
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -58,6 +58,16 @@ codes! {
     "payment_code_used", 409, "The payment code was charged already", "A payment code is charged once: the user shows a new one.";
     "payment_code_expired", 409, "The payment code expired", "A payment code can be charged for 60 seconds after its issue: the user shows a new one.";
     "refund_through_partner", 409, "Refunded through the partner", "A payment a partner wallet network made for its user is refunded by the partner (its `refund` call), which pays its user back.";
+    "invalid_signature", 401, "The request's signature does not verify", "A partner's request is signed with one of its live keys over `<METHOD> <path>\\n<Client-Id>.<Request-Time>.<body>` (`Signature: algorithm=Ed25519,keyVersion=N,signature=...`); the client, the key version or the signature is wrong.";
+    "request_time_skew", 401, "The request's time is off", "`Request-Time` (RFC 3339 with an offset) must be within 5 minutes of Kasa's clock.";
+    "replayed_request", 401, "The request was sent before", "A signature is accepted once: sign each request anew (a retry gets a new `Request-Time` and signature; it is idempotent by its request id).";
+    "partner_exists", 409, "A partner has this name", "Partner names are unique.";
+    "key_exists", 409, "The public key is registered", "A public key is registered once, to one partner, and never again after its revocation.";
+    "too_many_keys", 409, "The partner has too many keys", "A partner holds at most 16 keys, revoked ones included.";
+    "too_many_partners", 409, "No more partners", "The partner table is full.";
+    "no_rate", 409, "No rate is in force", "No FX rate for the pair (in either direction) is in force now: an operator loads one.";
+    "too_many_rates", 409, "The rate table is full", "The FX rate table holds at most 1,000,000 rates.";
+    "unknown_currency", 400, "Not an ISO 4217 currency", "A currency is written as its ISO 4217 alpha code, with minor units (KRW, CNY, USD, JPY, BHD, ...).";
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";

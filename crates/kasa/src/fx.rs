@@ -1,6 +1,6 @@
 //! `kasa fx`: check an operator's rates file and compute quotes from it, offline, with the
-//! arithmetic the server will use (`kasa_core::fx`). Loading rates into a running server comes
-//! with the FX domain (issue 11).
+//! arithmetic the server uses (`kasa_core::fx`), and load it into a running server
+//! (`kasa fx load`, through `POST /v1/admin/fx/rates`, 1,000 rates a request).
 
 use anyhow::Context;
 use kasa_core::fx::{self, Rates, Side};
@@ -43,6 +43,15 @@ pub enum FxCommand {
         #[arg(long)]
         at: Option<u64>,
     },
+    /// Load a rates file into a running server (the operator key from KASA_OPERATOR_KEY): the
+    /// whole file is checked first, then sent 1,000 rates a request. Prints one line:
+    /// `loaded N new, M replaced`.
+    Load {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: crate::remote::Remote,
+    },
 }
 
 /// Runs a `kasa fx` command and returns the process's exit status.
@@ -57,6 +66,7 @@ pub fn run(command: FxCommand) -> ExitCode {
             };
             quote(&rates, &sell, &buy, side, at)
         }
+        FxCommand::Load { file, remote } => load(&file, &remote),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -137,4 +147,37 @@ fn quote(file: &PathBuf, sell: &str, buy: &str, side: Side, at: Option<u64>) -> 
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn load(file: &PathBuf, remote: &crate::remote::Remote) -> anyhow::Result<ExitCode> {
+    let rates = match read_rates(file)? {
+        Ok(rates) => rates,
+        Err(e) => {
+            println!("{}", refusal(&e));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut client = remote.connect()?;
+    let (mut new, mut sent) = (0u64, 0usize);
+    for chunk in rates.chunks(kasa_core::partner::RATES_PER_COMMAND_MAX) {
+        let rates: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "pair": format!("{}/{}", r.base(), r.quote()),
+                    "mid": r.mid().to_string(),
+                    "spread_bps": r.spread_bps(),
+                    "valid_from": kasa_server::json::Rfc3339(r.valid_from()).to_string(),
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "rates": rates }))?;
+        let answer = client.send("POST", "/v1/admin/fx/rates", "application/json", &body)?;
+        let answer =
+            crate::remote::expect_ok(answer, &format!("loading rates {} to {}", sent + 1, sent + chunk.len()))?;
+        new += answer["loaded"].as_u64().unwrap_or(0);
+        sent += chunk.len();
+    }
+    println!("loaded {new} new, {} replaced", sent as u64 - new);
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,15 @@
 //! The `kasa` command: `serve` runs the engine and the HTTP API on a data directory,
 //! `verify` checks a data directory offline, `bench` measures a real server over loopback,
-//! `qr` decodes and encodes EMV QR payloads, `fx` checks rates files and quotes from them.
+//! `qr` decodes and encodes EMV QR payloads, `fx` checks rates files, quotes from them and loads
+//! them, `reconcile` compares a partner's settlement file with Kasa's.
 
 mod bench;
 mod bench_payments;
 mod bench_qr;
 mod fx;
 mod qr;
+mod reconcile;
+mod remote;
 mod serve;
 mod verify;
 
@@ -44,9 +47,12 @@ enum Commands {
     /// EMV merchant-presented QR codes: decode, encode, bench.
     #[command(subcommand)]
     Qr(qr::QrCommand),
-    /// Foreign exchange: check a rates file, quote from it (offline).
+    /// Foreign exchange: check a rates file, quote from it (offline), load it into a server.
     #[command(subcommand)]
     Fx(fx::FxCommand),
+    /// Compare a partner's settlement file with Kasa's for its window (changes nothing).
+    /// Exits 0 if they agree, 1 if they differ.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         Commands::Bench(command) => bench::run(command),
         Commands::Qr(command) => return qr::run(command),
         Commands::Fx(command) => return fx::run(command),
+        Commands::Reconcile(args) => return reconcile::run(args),
         Commands::Openapi => {
             println!("{}", kasa_server::openapi::json());
             Ok(())

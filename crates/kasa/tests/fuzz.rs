@@ -139,6 +139,8 @@ enum Who {
     Operator,
     /// A session in the approval page's cookie (Bob's).
     Page,
+    /// A partner's signed request (`ptn_1`'s key, over the body as sent).
+    Partner,
 }
 
 /// What an operation's requests carry.
@@ -174,6 +176,32 @@ struct World {
     tokens: BTreeMap<String, String>,
     /// The first merchant's events (`evt_12`).
     events: Vec<String>,
+    /// Engine time less the machine's, in nanoseconds (the test clock moves ahead): partners
+    /// sign their requests with engine time.
+    clock_offset: i64,
+}
+
+/// The seed of partner `ptn_1`'s key.
+const PARTNER_SEED: [u8; 32] = [5; 32];
+
+/// Now on the machine's clock, in nanoseconds.
+fn machine_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+/// Learns the test clock's lead from an advance's answer.
+fn learn_clock(w: &mut World, answer: &Value) {
+    let now = kasa_core::fx::parse_rfc3339(answer["now"].as_str().unwrap()).unwrap();
+    w.clock_offset = now as i64 - machine_now();
+}
+
+/// A partner's headers for a request of `body` to `target`, signed at engine time.
+fn partner_headers(w: &World, method: &str, target: &str, body: &[u8]) -> (String, String) {
+    let time = kasa_server::json::Rfc3339((machine_now() + w.clock_offset) as u64).to_string();
+    let path = target.split('?').next().unwrap();
+    let message = kasa_server::partner_signature::message(method, path, "ptn_1", &time, body);
+    let signer = kasa_server::partner_signature::Signer::from_seed(&PARTNER_SEED);
+    (time, signer.header(1, &message))
 }
 
 /// A valid EMV merchant-presented QR payload (EMVCo's sample).
@@ -276,6 +304,44 @@ fn bodies(w: &World) -> Vec<(&'static str, &'static str, Value)> {
             json!({"payment_code": "97000000000000000000", "amount": "100", "currency": "KRW", "order_id": "fuzz-code",
                 "store_id": "str_1"}),
         ),
+        (
+            "POST",
+            "/v1/admin/partners",
+            json!({"name": "fuzz_ptn", "home_currency": "CNY", "settlement_currency": "CNY", "fee_bps": 100,
+                "settlement_bank_account": account}),
+        ),
+        ("POST", "/v1/admin/partners/{id}/keys", json!({"public_key": "A".repeat(43)})),
+        ("POST", "/v1/admin/fx/rates", json!({"rates": [{"pair": "CNY/KRW", "mid": "190.5", "spread_bps": 100}]})),
+        (
+            "POST",
+            "/v1/admin/settlement-windows/{id}/reconcile",
+            json!({"csv": "item_type,payment_request_id,refund_request_id,amount,settlement_amount,status\npayment,setup-p1,,1000,531,succeeded\n"}),
+        ),
+        (
+            "POST",
+            "/v1/fx/quotes",
+            json!({"sell_currency": "CNY", "buy_currency": "KRW", "buy_amount": "1000", "expires_in": 600}),
+        ),
+        (
+            "POST",
+            "/v1/partner/payments/pay",
+            json!({"paymentRequestId": "fuzz-p1", "paymentAmount": {"currency": "KRW", "value": "1000"},
+                "customerId": "c-1", "codeValue": store_payload(1), "order": {"orderDescription": "퍼즈"}}),
+        ),
+        (
+            "POST",
+            "/v1/partner/payments/pay",
+            json!({"paymentRequestId": "fuzz-p2", "paymentAmount": {"currency": "KRW", "value": "1000"},
+                "customerId": "c-1", "storeId": "str_1", "paymentQuote": {"quoteId": "qt_1"}}),
+        ),
+        ("POST", "/v1/partner/payments/inquiryPayment", json!({"paymentRequestId": "setup-p1"})),
+        ("POST", "/v1/partner/payments/cancelPayment", json!({"paymentRequestId": "fuzz-p1"})),
+        (
+            "POST",
+            "/v1/partner/payments/refund",
+            json!({"refundRequestId": "fuzz-r1", "paymentRequestId": "setup-p1",
+                "refundAmount": {"currency": "KRW", "value": "100"}}),
+        ),
     ]
 }
 
@@ -337,6 +403,7 @@ fn operations(c: &mut Client, w: &World) -> Vec<Operation> {
                         Some("operator") => Who::Operator,
                         Some("session") => Who::User,
                         Some("api_key") => Who::Merchant,
+                        Some("partner_signature") => Who::Partner,
                         other => panic!("{method} {path}: a security scheme the fuzz does not know: {other:?}"),
                     })
                     .collect(),
@@ -391,6 +458,9 @@ fn good_ids(w: &World, path: &str, collection: &str) -> Vec<String> {
         "webhook-endpoints" => some(&["we_1", "we_2"]),
         "stores" => some(&["str_1", "str_2"]),
         "events" => w.events.clone(),
+        "partners" => some(&["ptn_1", "ptn_2"]),
+        "keys" => some(&["1", "2"]),
+        "settlement-windows" => some(&["sw_1", "sw_2"]),
         other => panic!("{path}: no ids for a parameter after /{other}/: add some to good_ids()"),
     }
 }
@@ -697,7 +767,32 @@ fn merchants(server: &Server, op: &mut Client, w: &mut World) {
     let r = call(&mut c, "POST", &format!("/v1/payments/{paid}/refunds"), Some(&w.key), Some(&refund));
     assert_eq!(r.status, 201, "{}", r.json());
     // The next day's payout run pays out payment 1.
-    advance(op, 24 * 3600);
+    let r = post(op, "/v1/admin/test-clock/advance", &json!({"seconds": 24 * 3600}));
+    assert_eq!(r.status, 200, "{}", r.json());
+    learn_clock(w, &r.json());
+    // A partner with its key and a rate, and one payment of its at the first store.
+    let partner = json!({"name": "alipay_plus", "home_currency": "CNY", "settlement_currency": "CNY", "fee_bps": 100,
+        "settlement_bank_account": {"bank_code": "088", "account_number": "9800980002", "holder_name": "Partner"}});
+    assert_eq!(post(op, "/v1/admin/partners", &partner).status, 201);
+    let public_key = kasa_server::partner_signature::Signer::from_seed(&PARTNER_SEED).public_key();
+    let key = json!({"public_key": kasa_server::partner_signature::encode_base64(&public_key)});
+    assert_eq!(post(op, "/v1/admin/partners/ptn_1/keys", &key).status, 201);
+    let rates = json!({"rates": [{"pair": "CNY/KRW", "mid": "190.5", "spread_bps": 100}]});
+    assert_eq!(post(op, "/v1/admin/fx/rates", &rates).status, 201);
+    let body = serde_json::to_vec(
+        &json!({"paymentRequestId": "setup-p1", "paymentAmount": {"currency": "KRW", "value": "1000"},
+        "customerId": "c-1", "storeId": "str_1"}),
+    )
+    .unwrap();
+    let (time, signature) = partner_headers(w, "POST", "/v1/partner/payments/pay", &body);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Client-Id", "ptn_1"),
+        ("Request-Time", time.as_str()),
+        ("Signature", signature.as_str()),
+    ];
+    let r = c.request("POST", "/v1/partner/payments/pay", &headers, &body).unwrap();
+    assert_eq!((r.status, &r.json()["result"]["resultStatus"]), (200, &json!("S")), "{}", r.json());
     pay(&mut c, w, "setup-2", "5000", "manual", true);
     for (i, capture) in ["automatic", "manual"].iter().cycle().take(8).enumerate() {
         pay(&mut c, w, &format!("setup-{}", i + 3), &(300 + 100 * i).to_string(), capture, false);
@@ -742,7 +837,7 @@ fn nothing_refused_or_accepted_breaks_the_journal() {
         assert_eq!(request.status, 201);
     }
     assert_eq!(alice.post(&mut c, "/v1/transfers", &json!({"to_phone": "010-9899-0002", "amount": "10"})).status, 201);
-    let mut w = World { alice, bob, key: String::new(), tokens: BTreeMap::new(), events: Vec::new() };
+    let mut w = World { alice, bob, key: String::new(), tokens: BTreeMap::new(), events: Vec::new(), clock_offset: 0 };
     merchants(&server, &mut op, &mut w);
     let (alice, bob) = (w.alice.clone(), w.bob.clone());
     // Valid inputs on every bound: accepted, and so journaled.
@@ -812,7 +907,7 @@ fn nothing_refused_or_accepted_breaks_the_journal() {
         };
         for round in 0..rounds {
             let who = if round % 6 == 5 {
-                *rng.pick(&[Who::Anonymous, Who::User, Who::Merchant, Who::Operator, Who::Page])
+                *rng.pick(&[Who::Anonymous, Who::User, Who::Merchant, Who::Operator, Who::Page, Who::Partner])
             } else {
                 *rng.pick(&operation.callers)
             };
@@ -842,11 +937,20 @@ fn nothing_refused_or_accepted_breaks_the_journal() {
                 Who::Merchant => Some(("Authorization", format!("Bearer {}", w.key))),
                 Who::Operator => Some(("Authorization", format!("Bearer {KEY}"))),
                 Who::Page => Some(("Cookie", format!("kasa_pay={}", w.bob.token))),
+                Who::Partner => None,
             };
+            let signed = (who == Who::Partner).then(|| partner_headers(&w, &operation.method, &target, &body));
             let key = format!("fuzz-{}", rng.next());
             let mut headers: Vec<(&str, &str)> = Vec::new();
             if let Some((name, value)) = &credential {
                 headers.push((name, value));
+            }
+            if let Some((time, signature)) = &signed {
+                headers.extend([
+                    ("Client-Id", "ptn_1"),
+                    ("Request-Time", time.as_str()),
+                    ("Signature", signature.as_str()),
+                ]);
             }
             if !content_type.is_empty() {
                 headers.push(("Content-Type", content_type));
@@ -868,6 +972,9 @@ fn nothing_refused_or_accepted_breaks_the_journal() {
             let shown = String::from_utf8_lossy(&body[..body.len().min(300)]).to_string();
             let what = format!("{who:?} {method} {target} ({content_type}) {shown}");
             well_formed(&r, page, &what);
+            if operation.path == "/v1/admin/test-clock/advance" && r.status == 200 {
+                learn_clock(&mut w, &r.json());
+            }
             *statuses.entry((r.status, r.json()["code"].as_str().unwrap_or("").to_string())).or_default() += 1;
             *routed.entry(name.clone()).or_default() += usize::from(!unrouted(&r));
             if r.header("connection") == Some("close") {

@@ -75,15 +75,26 @@ fn parse_line(line: &str) -> Result<Rate, FxError> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` as nanoseconds since the Unix epoch.
-/// An RFC 3339 time to the second with its offset, `2026-11-30T21:00:00+09:00` or
-/// `2026-11-30T12:00:00Z` (as Alipay+'s `Request-Time` is written), from 1970 on, as
-/// nanoseconds since the epoch. `None` for anything else.
+/// An RFC 3339 time with its offset, `2026-11-30T21:00:00+09:00` or `2026-11-30T12:00:00Z`
+/// (as Alipay+'s `Request-Time` is written), with at most nine digits of a second after a
+/// point, from 1970 on, as nanoseconds since the epoch. `None` for anything else.
 pub fn parse_rfc3339(text: &str) -> Option<u64> {
-    if !text.is_char_boundary(19) || text.len() < 20 {
+    if !text.is_ascii() || text.len() < 20 {
         return None;
     }
-    let (local, zone) = text.split_at(19);
-    let at = parse_utc(&format!("{local}Z")).ok()?;
+    let (local, rest) = text.split_at(19);
+    let (nanos, zone) = match rest.strip_prefix('.') {
+        Some(fraction) => {
+            let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 9 {
+                return None;
+            }
+            let value: u64 = fraction[..digits].parse().ok()?;
+            (value * 10u64.pow(9 - digits as u32), &fraction[digits..])
+        }
+        None => (0, rest),
+    };
+    let at = parse_utc(&format!("{local}Z")).ok()?.checked_add(nanos)?;
     let zb = zone.as_bytes();
     if zone == "Z" {
         return Some(at);
@@ -161,6 +172,30 @@ fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_request_time_is_rfc_3339_with_any_offset_and_up_to_nanoseconds() {
+        let utc = parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+        assert_eq!(utc, 1_796_040_000 * NANOS_PER_SECOND);
+        assert_eq!(parse_rfc3339("2026-11-30T21:00:00+09:00"), Some(utc));
+        assert_eq!(parse_rfc3339("2026-11-30T07:30:00-04:30"), Some(utc));
+        assert_eq!(parse_rfc3339("2026-11-30T12:00:00.5Z"), Some(utc + 500_000_000));
+        assert_eq!(parse_rfc3339("2026-11-30T12:00:00.000000001+00:00"), Some(utc + 1));
+        for bad in [
+            "",
+            "2026-11-30T12:00:00",
+            "2026-11-30T12:00:00.Z",
+            "2026-11-30T12:00:00.0000000001Z",
+            "2026-11-30T12:00:00+9:00",
+            "2026-11-30T12:00:00+24:00",
+            "2026-11-30 12:00:00Z",
+            "2026-13-30T12:00:00Z",
+            "1970-01-01T00:00:00+00:01",
+            "２026-11-30T12:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -1,13 +1,13 @@
 //! The bank rail: the outbox consumer that asks banks to move the money of top-ups,
-//! withdrawals and merchants' payouts, and turns their answers into `SettleFunding` and
-//! `SettlePayout` commands.
+//! withdrawals, merchants' payouts and partners' settlements, and turns their answers into
+//! `SettleFunding`, `SettlePayout` and `SettleWindow` commands.
 //!
-//! For each `funding.started` and `payout.created` event (and, at start, for every funding
-//! and payout the state still has pending: the safety net that makes a lost event log
-//! harmless) it drives the job:
+//! For each `funding.started`, `payout.created` and `settlement_window.closed` event (and, at
+//! start, for every funding, payout and settlement the state still has pending: the safety
+//! net that makes a lost event log harmless) it drives the job:
 //! - a job started by this process is **requested** from the bank by its reference
-//!   (`kasa-f-<id>` for a funding, `kasa-p-<id>` for a payout; requests are idempotent by
-//!   reference), and settled by the answer;
+//!   (`kasa-f-<id>` for a funding, `kasa-p-<id>` for a payout, `kasa-s-<id>` for a window's
+//!   settlement; requests are idempotent by reference), and settled by the answer;
 //! - a funding left pending by an earlier process (a crash, a stop) is **inquired** first:
 //!   the bank may have decided already; if it never took the request and the funding's
 //!   time is not up, it is requested now;
@@ -24,6 +24,7 @@ use crate::AppState;
 use kasa_core::event::EventKind;
 use kasa_core::merchant::{Event as MerchantEvent, PayoutStatus};
 use kasa_core::outbox::ConsumerName;
+use kasa_core::partner::{Event as PartnerEvent, WindowStatus};
 use kasa_core::time::NANOS_PER_SECOND;
 use kasa_core::wallet::funding::BANK_ANSWER_TIMEOUT_SECONDS;
 use kasa_core::wallet::{BankResult, Command, Event, FundingKind, FundingStatus};
@@ -52,6 +53,8 @@ enum Job {
     Funding(u64),
     /// A merchant's payout.
     Payout(u64),
+    /// A partner's settlement of a closed window.
+    Settlement(u64),
 }
 
 /// Jobs being driven, with the event seqs that wait for each.
@@ -72,6 +75,7 @@ async fn run(app: AppState) {
         .read(|s| {
             let mut pending: Vec<Job> = s.wallets().pending_fundings().map(|f| Job::Funding(f.id)).collect();
             pending.extend(s.merchants().pending_payouts().map(|p| Job::Payout(p.id)));
+            pending.extend(s.partners().pending_settlements().map(|w| Job::Settlement(w.id)));
             (s.outbox().cursor(CONSUMER), pending)
         })
         .await
@@ -174,6 +178,7 @@ async fn still_pending(app: &AppState, started: &[(u64, Job)]) -> Result<Vec<boo
                 .map(|job| match *job {
                     Job::Funding(id) => w.funding(id).is_some_and(|f| f.status == FundingStatus::Pending),
                     Job::Payout(id) => m.payout(id).is_some_and(|p| p.status == PayoutStatus::Pending),
+                    Job::Settlement(id) => s.partners().window(id).is_some_and(|w| w.status == WindowStatus::Closed),
                 })
                 .collect()
         })
@@ -185,6 +190,7 @@ fn job_of(kind: &EventKind) -> Option<Job> {
     match kind {
         EventKind::Wallet(Event::FundingStarted { funding_id, .. }) => Some(Job::Funding(*funding_id)),
         EventKind::Merchant(MerchantEvent::PayoutStarted { payout_id, .. }) => Some(Job::Payout(*payout_id)),
+        EventKind::Partner(PartnerEvent::WindowClosed { window_id, .. }) => Some(Job::Settlement(*window_id)),
         _ => None,
     }
 }
@@ -258,6 +264,20 @@ fn pending_job(s: &kasa_core::State, job: Job) -> Option<Pending> {
                 deadline: deadline(p.created_at),
             })
         }
+        Job::Settlement(id) => {
+            let partners = s.partners();
+            let w = partners.window(id).filter(|w| w.status == WindowStatus::Closed)?;
+            let account = &partners.partner(w.partner_id)?.settlement;
+            let net = w.net();
+            Some(Pending {
+                // The partner pays Kasa (the bank draws it) when it owes the net.
+                top_up: net > 0,
+                amount: u64::try_from(net.unsigned_abs()).ok()?,
+                bank_code: account.bank_code.clone(),
+                sealed: account.account_number.clone(),
+                deadline: deadline(w.closed_at),
+            })
+        }
     }
 }
 
@@ -271,6 +291,7 @@ async fn drive(app: &AppState, job: Job, restarted: bool) -> bool {
     let reference = match job {
         Job::Funding(id) => format!("kasa-f-{id}"),
         Job::Payout(id) => format!("kasa-p-{id}"),
+        Job::Settlement(id) => format!("kasa-s-{id}"),
     };
     if restarted {
         match inquire(app, &reference).await {
@@ -346,6 +367,10 @@ async fn settle(app: &AppState, job: Job, result: BankResult) -> bool {
         Job::Payout(payout_id) => {
             kasa_core::Command::Merchant(kasa_core::merchant::Command::SettlePayout { payout_id, result })
         }
+        Job::Settlement(window_id) => kasa_core::Command::Partner(kasa_core::partner::Command::SettleWindow {
+            window_id,
+            succeeded: result == BankResult::Approved,
+        }),
     };
     loop {
         match app.engine.submit(command.clone()).await {

@@ -54,6 +54,16 @@ pub(crate) struct MerchantOutput {
     status_changed_at: Rfc3339,
 }
 
+impl From<&SettlementAccount> for SettlementOutput {
+    fn from(s: &SettlementAccount) -> Self {
+        SettlementOutput {
+            bank_code: s.bank_code.as_str().to_string(),
+            account_number_last4: s.account_number.last4.as_str().to_string(),
+            holder_name: s.holder_name.as_str().to_string(),
+        }
+    }
+}
+
 impl From<&Merchant> for MerchantOutput {
     fn from(m: &Merchant) -> Self {
         MerchantOutput {
@@ -64,11 +74,7 @@ impl From<&Merchant> for MerchantOutput {
             brn: m.brn.as_str().to_string(),
             mcc: m.mcc.digits(),
             fee_bps: m.fee_bps,
-            settlement_bank_account: SettlementOutput {
-                bank_code: m.settlement.bank_code.as_str().to_string(),
-                account_number_last4: m.settlement.account_number.last4.as_str().to_string(),
-                holder_name: m.settlement.holder_name.as_str().to_string(),
-            },
+            settlement_bank_account: SettlementOutput::from(&m.settlement),
             status: m.status.name(),
             created_at: Rfc3339(m.created_at),
             status_changed_at: Rfc3339(m.status_changed_at),

@@ -12,6 +12,8 @@ pub mod instore;
 pub mod ledger;
 pub mod merchants;
 pub mod ops;
+pub mod partner_api;
+pub mod partners;
 pub mod payments;
 pub mod payouts;
 pub mod qr;
@@ -103,6 +105,24 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(instore::store_qr_svg))
         .routes(routes!(instore::pay_with_qr))
         .routes(routes!(instore::issue_payment_code))
+        .routes(routes!(partners::create_partner, partners::list_partners))
+        .routes(routes!(partners::get_partner))
+        .routes(routes!(partners::suspend_partner))
+        .routes(routes!(partners::reactivate_partner))
+        .routes(routes!(partners::add_key))
+        .routes(routes!(partners::revoke_key))
+        .routes(routes!(partners::load_rates, partners::list_rates))
+        .routes(routes!(partners::list_windows))
+        .routes(routes!(partners::get_window))
+        .routes(routes!(partners::close_window))
+        .routes(routes!(partners::window_items_csv))
+        .routes(routes!(partners::window_items_json))
+        .routes(routes!(partners::reconcile_window))
+        .routes(routes!(partner_api::create_quote))
+        .routes(routes!(partner_api::partner_pay))
+        .routes(routes!(partner_api::partner_inquiry_payment))
+        .routes(routes!(partner_api::partner_cancel_payment))
+        .routes(routes!(partner_api::partner_refund))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length
