@@ -16,8 +16,9 @@ use kasa_core::merchant::{
 };
 use kasa_core::money::{Amount, Currency};
 use kasa_core::partner::{
-    Command, CustomerId, FxRefusal, Outcome, Paid, Partner, PartnerError, PartnerName, PartnerPaymentStatus,
-    PartnerStatus, PayError, PayRequest, Quote, Refunded, RequestId, Window, WindowError, WindowStatus,
+    CallPolicy, Command, CustomerId, FxRefusal, Outcome, Paid, Partner, PartnerError, PartnerName,
+    PartnerPaymentStatus, PartnerStatus, PayError, PayRequest, Quote, Refunded, RequestId, Schemes, Window,
+    WindowError, WindowStatus,
 };
 use kasa_core::text::BoundedVec;
 use kasa_core::wallet::{BankCode, Last4, Name, SealedAccountNumber};
@@ -51,6 +52,9 @@ fn register(h: &mut Harness, name: &str, settles_in: Currency, fee_bps: u16) -> 
         settlement_currency: settles_in,
         fee_bps,
         settlement: settlement(),
+        endpoint: None,
+        accepts: Schemes::named(&["unionpay"]).unwrap(),
+        policy: CallPolicy::default(),
     };
     match partner_command(h, command) {
         Outcome::PartnerCreated(r) => r,

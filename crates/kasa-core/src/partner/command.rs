@@ -3,7 +3,7 @@
 
 use super::window::{Window, WindowError};
 use crate::fx::{Directed, FxError, Rate, Side};
-use crate::merchant::{DisplayName, ItemName, SettlementAccount};
+use crate::merchant::{DisplayName, ItemName, SettlementAccount, WebhookUrl};
 use crate::money::{Amount, Currency};
 use crate::text::{text_rule, BoundedVec};
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,56 @@ text_rule!(
         }
     }
 );
+
+/// How Kasa resolves a call to the partner that got no answer: it inquires every
+/// `inquire_every_seconds` for `inquire_for_seconds`, then cancels (and marks the payment
+/// failed only once the cancel succeeded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallPolicy {
+    /// Seconds between inquiries: 1 to 600.
+    pub inquire_every_seconds: u16,
+    /// Seconds of inquiries before the cancel: 1 to 86,400.
+    pub inquire_for_seconds: u32,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        CallPolicy { inquire_every_seconds: 3, inquire_for_seconds: 60 }
+    }
+}
+
+impl CallPolicy {
+    /// Whether both are within their bounds.
+    pub fn is_valid(&self) -> bool {
+        (1..=600).contains(&self.inquire_every_seconds) && (1..=86_400).contains(&self.inquire_for_seconds)
+    }
+}
+
+/// The QR code schemes a partner accepts abroad (Kasa's users' payments at its merchants), as
+/// a set of [`crate::qr::Scheme`] bits; never Kasa's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schemes(pub u16);
+
+impl Schemes {
+    /// Whether it holds `scheme`.
+    pub fn contains(self, scheme: crate::qr::Scheme) -> bool {
+        self.0 & scheme.bit() != 0
+    }
+
+    /// The schemes' names.
+    pub fn names(self) -> Vec<&'static str> {
+        crate::qr::Scheme::ALL.into_iter().filter(|s| self.contains(*s)).map(|s| s.name()).collect()
+    }
+
+    /// The set of the schemes named, if every name is a scheme other than Kasa's.
+    pub fn named(names: &[&str]) -> Option<Schemes> {
+        names.iter().try_fold(Schemes(0), |set, name| {
+            crate::qr::Scheme::from_name(name)
+                .filter(|s| *s != crate::qr::Scheme::Kasa)
+                .map(|s| Schemes(set.0 | s.bit()))
+        })
+    }
+}
 
 /// The highest fee Kasa pays a partner on its payments: 10%.
 pub const PARTNER_FEE_BPS_MAX: u16 = 1_000;
@@ -119,6 +169,13 @@ pub struct Partner {
     pub fee_bps: u16,
     /// Where settlements are paid and drawn: its bank account (the number sealed).
     pub settlement: SettlementAccount,
+    /// Where Kasa calls the partner (`{endpoint}/payments/notifyPayment`, `/payments/pay`, ...),
+    /// if it takes calls.
+    pub endpoint: Option<WebhookUrl>,
+    /// The QR schemes it accepts abroad.
+    pub accepts: Schemes,
+    /// How Kasa resolves a call that got no answer.
+    pub policy: CallPolicy,
     /// Where it stands.
     pub status: PartnerStatus,
     /// Its keys, oldest first.
@@ -296,6 +353,12 @@ pub enum Command {
         fee_bps: u16,
         /// Its bank account for settlements.
         settlement: Box<SettlementAccount>,
+        /// Where Kasa calls it.
+        endpoint: Option<WebhookUrl>,
+        /// The QR schemes it accepts abroad.
+        accepts: Schemes,
+        /// How Kasa resolves a call that got no answer.
+        policy: CallPolicy,
     },
     /// Suspends or reactivates a partner.
     SetPartnerStatus {
@@ -406,6 +469,8 @@ pub enum PartnerError {
     KeyExists,
     /// No live key of that version.
     UnknownKey,
+    /// A call policy out of its bounds, or Kasa's own scheme among those accepted.
+    InvalidSetup,
 }
 
 /// Why an FX command was refused, by the stable code of [`FxError`].

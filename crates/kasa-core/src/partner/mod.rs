@@ -18,10 +18,10 @@ mod snapshot;
 pub mod window;
 
 pub use command::{
-    Command, CustomerId, Event, FxRefusal, Outcome, Paid, Partner, PartnerError, PartnerKey, PartnerName,
+    CallPolicy, Command, CustomerId, Event, FxRefusal, Outcome, Paid, Partner, PartnerError, PartnerKey, PartnerName,
     PartnerPayment, PartnerPaymentStatus, PartnerRefund, PartnerStatus, PayError, PayRequest, Quote, Refunded,
-    RequestId, KEYS_PER_PARTNER_MAX, PARTNER_FEE_BPS_MAX, QUOTES_MAX, QUOTE_KEPT_SECONDS, QUOTE_SECONDS_DEFAULT,
-    QUOTE_SECONDS_MAX, RATES_PER_COMMAND_MAX, REFUNDS_PER_PAYMENT_MAX, REFUND_SECONDS_MAX,
+    RequestId, Schemes, KEYS_PER_PARTNER_MAX, PARTNER_FEE_BPS_MAX, QUOTES_MAX, QUOTE_KEPT_SECONDS,
+    QUOTE_SECONDS_DEFAULT, QUOTE_SECONDS_MAX, RATES_PER_COMMAND_MAX, REFUNDS_PER_PAYMENT_MAX, REFUND_SECONDS_MAX,
 };
 pub use snapshot::PartnersView;
 pub use window::{Window, WindowError, WindowStatus};
@@ -73,15 +73,23 @@ impl Partners {
     pub fn apply(&mut self, command: &Command, ctx: &mut Ctx) -> Outcome {
         let now = ctx.now();
         match command {
-            Command::CreatePartner { name, home_currency, settlement_currency, fee_bps, settlement } => {
-                Outcome::PartnerCreated(self.create(
-                    name,
-                    (*home_currency, *settlement_currency),
-                    *fee_bps,
-                    settlement,
-                    now,
-                ))
-            }
+            Command::CreatePartner {
+                name,
+                home_currency,
+                settlement_currency,
+                fee_bps,
+                settlement,
+                endpoint,
+                accepts,
+                policy,
+            } => Outcome::PartnerCreated(self.create(
+                name,
+                (*home_currency, *settlement_currency),
+                *fee_bps,
+                settlement,
+                (endpoint, *accepts, *policy),
+                now,
+            )),
             Command::SetPartnerStatus { partner_id, status } => {
                 Outcome::PartnerChanged(match self.partner_mut(*partner_id) {
                     Some(p) => {
@@ -122,10 +130,17 @@ impl Partners {
         (home_currency, settlement_currency): (Currency, Currency),
         fee_bps: u16,
         settlement: &crate::merchant::SettlementAccount,
+        (endpoint, accepts, policy): (&Option<crate::merchant::WebhookUrl>, command::Schemes, command::CallPolicy),
         now: u64,
     ) -> Result<Partner, PartnerError> {
         if fee_bps > PARTNER_FEE_BPS_MAX {
             return Err(PartnerError::InvalidFee);
+        }
+        if !policy.is_valid()
+            || accepts.contains(crate::qr::Scheme::Kasa)
+            || accepts.0 >> crate::qr::Scheme::ALL.len() != 0
+        {
+            return Err(PartnerError::InvalidSetup);
         }
         if self.by_name.contains_key(name) {
             return Err(PartnerError::NameTaken);
@@ -140,6 +155,9 @@ impl Partners {
             settlement_currency,
             fee_bps,
             settlement: settlement.clone(),
+            endpoint: endpoint.clone(),
+            accepts,
+            policy,
             status: PartnerStatus::Active,
             keys: Vec::new(),
             created_at: now,

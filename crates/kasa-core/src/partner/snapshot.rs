@@ -63,7 +63,8 @@ impl Partners {
         let mut m = Partners::default();
         read_table(r, "partners", |p: Partner| {
             dense("partner", p.id, m.partners.len())?;
-            if p.fee_bps > PARTNER_FEE_BPS_MAX || p.keys.len() > KEYS_PER_PARTNER_MAX {
+            let setup_ok = p.policy.is_valid() && !p.accepts.contains(crate::qr::Scheme::Kasa);
+            if p.fee_bps > PARTNER_FEE_BPS_MAX || p.keys.len() > KEYS_PER_PARTNER_MAX || !setup_ok {
                 return Err(DecodeError::invalid(format!("partner {} has a fee or keys out of bounds", p.id)));
             }
             if m.by_name.insert(p.name.clone(), p.id).is_some() {

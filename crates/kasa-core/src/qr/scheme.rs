@@ -38,6 +38,30 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Every scheme, in a fixed order (a scheme's place is its bit in a set of schemes).
+    pub const ALL: [Scheme; 10] = [
+        Scheme::Kasa,
+        Scheme::Sgqr,
+        Scheme::Qris,
+        Scheme::Pix,
+        Scheme::PayNow,
+        Scheme::PromptPay,
+        Scheme::BcCard,
+        Scheme::UnionPay,
+        Scheme::WeChatPay,
+        Scheme::Emvco,
+    ];
+
+    /// The scheme named `name`.
+    pub fn from_name(name: &str) -> Option<Scheme> {
+        Scheme::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Its bit in a set of schemes.
+    pub fn bit(self) -> u16 {
+        1 << Scheme::ALL.iter().position(|s| *s == self).expect("every scheme is in ALL")
+    }
+
     /// The scheme's stable name, as printed by `kasa qr decode`.
     pub fn name(self) -> &'static str {
         match self {

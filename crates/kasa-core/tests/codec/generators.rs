@@ -701,13 +701,29 @@ pub fn partner_commands(f: &Fields) -> Vec<BoxedStrategy<PartnerCommand>> {
             }))
         });
     vec![
-        (name, currency(), currency(), any::<u16>(), settlement)
-            .prop_map(|(name, home_currency, settlement_currency, fee_bps, settlement)| P::CreatePartner {
-                name,
-                home_currency,
-                settlement_currency,
-                fee_bps,
-                settlement,
+        (
+            (name, currency(), currency(), any::<u16>(), settlement),
+            proptest::option::of(
+                prop_oneof!["https://[a-z]{1,12}\\.example/[!-~]{0,30}", "http://localhost:[0-9]{2,5}", text(10)]
+                    .prop_filter_map("a URL", |s| WebhookUrl::new(s).ok()),
+            ),
+            any::<u16>(),
+            (any::<u16>(), any::<u32>()),
+        )
+            .prop_map(|((name, home_currency, settlement_currency, fee_bps, settlement), endpoint, accepts, policy)| {
+                P::CreatePartner {
+                    name,
+                    home_currency,
+                    settlement_currency,
+                    fee_bps,
+                    settlement,
+                    endpoint,
+                    accepts: kasa_core::partner::Schemes(accepts),
+                    policy: kasa_core::partner::CallPolicy {
+                        inquire_every_seconds: policy.0,
+                        inquire_for_seconds: policy.1,
+                    },
+                }
             })
             .boxed(),
         (f.id.clone(), select(&[PartnerStatus::Active, PartnerStatus::Suspended]))

@@ -18,11 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kasa_core::fx::Rate;
 use kasa_core::idempotency::KeyScope;
-use kasa_core::merchant::SettlementAccount;
+use kasa_core::merchant::{SettlementAccount, WebhookUrl};
 use kasa_core::money::Currency;
 use kasa_core::partner::{
-    Command, FxRefusal, Outcome, Partner, PartnerError, PartnerKey, PartnerName, PartnerStatus, Window, WindowError,
-    WindowStatus, KEYS_PER_PARTNER_MAX, PARTNER_FEE_BPS_MAX, RATES_PER_COMMAND_MAX,
+    CallPolicy, Command, FxRefusal, Outcome, Partner, PartnerError, PartnerKey, PartnerName, PartnerStatus, Schemes,
+    Window, WindowError, WindowStatus, KEYS_PER_PARTNER_MAX, PARTNER_FEE_BPS_MAX, RATES_PER_COMMAND_MAX,
 };
 use kasa_core::text::BoundedVec;
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,12 @@ pub(crate) struct PartnerOutput {
     /// Kasa's fee to it per payment, in basis points of the settlement amount.
     fee_bps: u16,
     settlement_bank_account: super::merchants::SettlementOutput,
+    /// Where Kasa calls the partner (`{endpoint}/payments/notifyPayment`, ...); null if it
+    /// takes no calls.
+    endpoint: Option<String>,
+    /// The QR schemes it accepts abroad (`unionpay`, `wechat_pay`, ...).
+    accepts: Vec<&'static str>,
+    policy: PolicyIo,
     /// `active` or `suspended` (no new payments; refunds, cancels and settlement go on).
     status: &'static str,
     keys: Vec<PartnerKeyOutput>,
@@ -86,6 +92,12 @@ impl PartnerOutput {
             settlement_currency: p.settlement_currency.code(),
             fee_bps: p.fee_bps,
             settlement_bank_account: super::merchants::SettlementOutput::from(&p.settlement),
+            endpoint: p.endpoint.as_ref().map(|u| u.as_str().to_string()),
+            accepts: p.accepts.names(),
+            policy: PolicyIo {
+                inquire_every_seconds: p.policy.inquire_every_seconds,
+                inquire_for_seconds: p.policy.inquire_for_seconds,
+            },
             status: p.status.name(),
             keys: p.keys.iter().map(PartnerKeyOutput::from).collect(),
             kasa_public_key: crate::partner_signature::encode_base64(kasa_public_key),
@@ -105,6 +117,9 @@ fn refused(e: PartnerError) -> Problem {
         }
         PartnerError::KeyExists => Problem::of("key_exists", "this public key is registered already"),
         PartnerError::UnknownKey => Problem::not_found("no such live key"),
+        PartnerError::InvalidSetup => Problem::invalid_field(
+            "policy: inquire_every_seconds 1 to 600, inquire_for_seconds 1 to 86,400; accepts: schemes other than kasa",
+        ),
     }
 }
 
@@ -125,6 +140,27 @@ pub(crate) struct PartnerInput {
     /// Kasa's fee to it, 0 to 1,000 basis points.
     fee_bps: u16,
     settlement_bank_account: super::funding::LinkInput,
+    /// Where Kasa calls it: an `https://` URL (or `http://localhost` for development).
+    endpoint: Option<String>,
+    /// The QR schemes it accepts abroad: `unionpay`, `wechat_pay`, `promptpay`, `qris`,
+    /// `sgqr`, `pix`, `paynow`, `bc_card`, `emvco`.
+    #[serde(default)]
+    accepts: Vec<String>,
+    /// How Kasa resolves a call to it that got no answer (default: inquire every 3 s for
+    /// 60 s, then cancel).
+    policy: Option<PolicyIo>,
+}
+
+/// How Kasa resolves a call to the partner that got no answer: it inquires every
+/// `inquire_every_seconds` for `inquire_for_seconds`, then cancels, and marks the payment
+/// failed only once the cancel succeeded.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyIo {
+    /// 1 to 600.
+    inquire_every_seconds: u16,
+    /// 1 to 86,400.
+    inquire_for_seconds: u32,
 }
 
 /// Registers a partner wallet network.
@@ -140,10 +176,33 @@ pub async fn create_partner(State(app): State<AppState>, body: Bytes) -> Result<
     if input.fee_bps > PARTNER_FEE_BPS_MAX {
         return Err(refused(PartnerError::InvalidFee));
     }
+    let endpoint = match input.endpoint {
+        Some(url) => Some(WebhookUrl::new(url).map_err(|e| Problem::invalid_field(format!("endpoint: {e}")))?),
+        None => None,
+    };
+    let names: Vec<&str> = input.accepts.iter().map(String::as_str).collect();
+    let accepts = Schemes::named(&names).ok_or_else(|| {
+        Problem::invalid_field("accepts: scheme names as kasa qr decode prints them, other than kasa")
+    })?;
+    let policy = input.policy.map_or(CallPolicy::default(), |p| CallPolicy {
+        inquire_every_seconds: p.inquire_every_seconds,
+        inquire_for_seconds: p.inquire_for_seconds,
+    });
+    if !policy.is_valid() {
+        return Err(refused(PartnerError::InvalidSetup));
+    }
     let (bank_code, account_number, holder_name) = super::funding::bank_account(&app, input.settlement_bank_account)?;
     let settlement = Box::new(SettlementAccount { bank_code, account_number, holder_name });
-    let command =
-        Command::CreatePartner { name, home_currency, settlement_currency, fee_bps: input.fee_bps, settlement };
+    let command = Command::CreatePartner {
+        name,
+        home_currency,
+        settlement_currency,
+        fee_bps: input.fee_bps,
+        settlement,
+        endpoint,
+        accepts,
+        policy,
+    };
     match app.partner(KeyScope::Operator, command).await? {
         Outcome::PartnerCreated(Ok(p)) => {
             Ok((StatusCode::CREATED, Json(PartnerOutput::of(&p, &app.kasa_signer.public_key()))).into_response())
