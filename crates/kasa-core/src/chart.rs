@@ -335,6 +335,56 @@ pub const SETTLEMENT_RESOLVE: TransferKind = TransferKind {
     meaning: "post when the bank moved the money, void when it failed",
 };
 
+/// A user's payment at a partner's merchant abroad, the won side: the wallet to the won FX
+/// position, pending until the partner answers (linked with [`OVERSEAS_CONVERSION`]).
+pub const OVERSEAS_PAYMENT: TransferKind = TransferKind {
+    number: 32,
+    code: 3019,
+    name: "overseas payment",
+    per: "overseas payment id",
+    meaning: "pending: wallet to FX position (KRW), until the partner's answer",
+};
+/// The foreign side of an overseas payment: what Kasa owes the partner.
+pub const OVERSEAS_CONVERSION: TransferKind = TransferKind {
+    number: 33,
+    code: 3020,
+    name: "overseas conversion",
+    per: "overseas payment id",
+    meaning: "pending: FX position to partner, in the merchant's currency",
+};
+/// The post (paid) or void (failed, canceled) of an overseas payment's won side.
+pub const OVERSEAS_RESOLVE: TransferKind = TransferKind {
+    number: 34,
+    code: 0,
+    name: "overseas payment resolution",
+    per: "overseas payment id",
+    meaning: "post when the partner paid its merchant, void when it failed or was canceled",
+};
+/// The post or void of an overseas payment's foreign side.
+pub const OVERSEAS_CONVERSION_RESOLVE: TransferKind = TransferKind {
+    number: 35,
+    code: 0,
+    name: "overseas conversion resolution",
+    per: "overseas payment id",
+    meaning: "post or void, with the won side",
+};
+/// A refund from abroad, the won side: back to the wallet at the payment's rate.
+pub const OVERSEAS_REFUND: TransferKind = TransferKind {
+    number: 36,
+    code: 3021,
+    name: "overseas refund",
+    per: "overseas refund id",
+    meaning: "FX position (KRW) to wallet, linked with the foreign side",
+};
+/// A refund from abroad, the foreign side: the partner owes it back.
+pub const OVERSEAS_REFUND_CONVERSION: TransferKind = TransferKind {
+    number: 37,
+    code: 3022,
+    name: "overseas refund conversion",
+    per: "overseas refund id",
+    meaning: "partner to FX position, in the merchant's currency",
+};
+
 /// Every transfer kind, in kind order.
 pub const TRANSFER_KINDS: &[TransferKind] = &[
     FUNDING_RESERVE,
@@ -359,6 +409,12 @@ pub const TRANSFER_KINDS: &[TransferKind] = &[
     PARTNER_FEE_RETURN,
     SETTLEMENT,
     SETTLEMENT_RESOLVE,
+    OVERSEAS_PAYMENT,
+    OVERSEAS_CONVERSION,
+    OVERSEAS_RESOLVE,
+    OVERSEAS_CONVERSION_RESOLVE,
+    OVERSEAS_REFUND,
+    OVERSEAS_REFUND_CONVERSION,
 ];
 
 /// The id of number `n` of a kind.

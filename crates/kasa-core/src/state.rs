@@ -370,6 +370,24 @@ impl State {
         raw: &mut Vec<EventKind>,
     ) -> (crate::partner::Outcome, u64) {
         use crate::partner::{pay, Command as C, Outcome as O};
+        if let C::PayOverseas { token_hash, request, pin_ok } = command {
+            let Domains { wallets, partners, .. } = &mut self.domains;
+            let (mut wallet_events, mut partner_events) = (Vec::new(), Vec::new());
+            let flow = crate::partner::outbound::OverseasFlow {
+                partners,
+                wallets,
+                books: &mut self.books,
+                limits: &mut self.limits,
+                fees: &mut self.fees,
+                wallet_events: &mut wallet_events,
+                events: &mut partner_events,
+                first,
+            };
+            let (outcome, used) = crate::partner::outbound::pay_overseas(flow, token_hash, request, *pin_ok);
+            raw.extend(wallet_events.into_iter().map(EventKind::Wallet));
+            raw.extend(partner_events.into_iter().map(EventKind::Partner));
+            return (O::OverseasPaid(outcome), used);
+        }
         let Domains { merchants, partners, .. } = &mut self.domains;
         let (mut merchant_events, mut partner_events) = (Vec::new(), Vec::new());
         let flow = pay::PartnerFlow {

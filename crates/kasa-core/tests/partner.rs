@@ -422,3 +422,222 @@ fn a_merchant_refunds_a_partners_payment_through_the_partner() {
         other => panic!("unexpected outcome {other:?}"),
     }
 }
+
+mod overseas {
+    use super::support::wallet::{balance, funded, login, outgoing_today};
+    use super::*;
+    use kasa_core::partner::{CodeText, ForeignText, OverseasError, OverseasStatus, PayOverseasRequest, Step};
+    use kasa_core::qr::Scheme;
+
+    /// A partner taking UnionPay codes abroad (and calls at an endpoint), a USD/KRW rate and
+    /// a user with 300,000 won logged in with token [41; 32].
+    fn world() -> (Harness, u64, u64) {
+        let mut h = Harness::default();
+        let command = Command::CreatePartner {
+            name: PartnerName::new("unionpay_intl").unwrap(),
+            home_currency: Currency::CNY,
+            settlement_currency: Currency::CNY,
+            fee_bps: 0,
+            settlement: settlement(),
+            endpoint: Some(kasa_core::merchant::WebhookUrl::new("https://partner.example/kasa").unwrap()),
+            accepts: Schemes::named(&["unionpay"]).unwrap(),
+            policy: CallPolicy::default(),
+        };
+        let partner = match partner_command(&mut h, command) {
+            Outcome::PartnerCreated(Ok(p)) => p.id,
+            other => panic!("{other:?}"),
+        };
+        load(&mut h, "USD/KRW", "1400", 100);
+        let user = funded(&mut h, "010-1111-2222", 300_000);
+        login(&mut h, user, 41, true).unwrap();
+        (h, partner, user)
+    }
+
+    /// A quote for `cents` dollars, bought with won.
+    fn quote_usd(h: &mut Harness, partner_id: u64, cents: u64, seconds: u32) -> Quote {
+        let command = Command::CreateQuote {
+            partner_id,
+            sell: Currency::KRW,
+            buy: Currency::USD,
+            side: Side::Buy(Amount::new(cents)),
+            expires_in_seconds: seconds,
+        };
+        match partner_command(h, command) {
+            Outcome::QuoteCreated(Ok(q)) => q,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn pay_abroad(
+        h: &mut Harness,
+        partner_id: u64,
+        quote: &Quote,
+        scheme: Scheme,
+        pin_ok: Option<bool>,
+    ) -> Result<kasa_core::partner::OverseasPayment, OverseasError> {
+        let request = PayOverseasRequest {
+            partner_id,
+            scheme_bit: scheme.bit(),
+            code: CodeText::new("000201010211...").unwrap(),
+            merchant_name: ForeignText::new("BEST TRANSPORT").unwrap(),
+            merchant_city: Some(ForeignText::new("BEIJING").unwrap()),
+            currency: quote.buy(),
+            amount: quote.buy_amount,
+            quote_id: quote.id,
+        };
+        match partner_command(h, Command::PayOverseas { token_hash: [41; 32], request: Box::new(request), pin_ok }) {
+            Outcome::OverseasPaid(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn step(
+        h: &mut Harness,
+        payment_id: u64,
+        step: Step,
+    ) -> Result<kasa_core::partner::OverseasPayment, OverseasError> {
+        match partner_command(h, Command::ResolveOverseas { payment_id, step }) {
+            Outcome::OverseasResolved(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn refund_abroad(
+        h: &mut Harness,
+        partner_id: u64,
+        id: &str,
+        payment_id: u64,
+        cents: u64,
+    ) -> Result<kasa_core::partner::OverseasRefunded, OverseasError> {
+        let request = kasa_core::partner::command::OverseasRefundRequest {
+            partner_id,
+            refund_request_id: RequestId::new(id).unwrap(),
+            payment_id,
+            currency: Currency::USD,
+            amount: Amount::new(cents),
+        };
+        match partner_command(h, Command::RefundOverseas(Box::new(request))) {
+            Outcome::OverseasRefunded(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_payment_abroad_is_reserved_until_the_partner_answers_and_refunds_come_back_at_its_rate() {
+        let (mut h, partner, user) = world();
+        // 15.00 dollars at 1400 won less 1 %: 1,500 cents / (1400 × 0.99 / 100) = 1,082.25 won... rounded up.
+        let q = quote_usd(&mut h, partner, 1_500, 120);
+        assert_eq!(q.sell_amount, Amount::new(21_213), "15 × 1,414.14... = 21,212.12 won, rounded up");
+        let p = pay_abroad(&mut h, partner, &q, Scheme::UnionPay, Some(true)).unwrap();
+        assert_eq!(
+            (p.status, p.krw_amount, p.amount),
+            (OverseasStatus::Pending, Amount::new(21_213), Amount::new(1_500))
+        );
+        assert_eq!(balance(&h, user), (300_000, 21_213), "reserved, not yet paid");
+        assert_eq!(outgoing_today(&h, user), Amount::new(21_213));
+        step(&mut h, p.id, Step::Requested).unwrap();
+        let done = step(&mut h, p.id, Step::Succeeded).unwrap();
+        assert_eq!(done.status, OverseasStatus::Succeeded);
+        assert_eq!(balance(&h, user), (300_000 - 21_213, 0));
+        assert_eq!(
+            debit_balance(&h, partner_account(partner, Currency::USD)),
+            -1_500,
+            "Kasa owes the partner 15 dollars"
+        );
+        let w = h.state.partners().window(done.window_id).unwrap().clone();
+        assert_eq!((w.currency, w.outbound, w.net()), (Currency::USD, 1_500, -1_500));
+        assert_eq!(
+            step(&mut h, p.id, Step::Refused).unwrap_err(),
+            OverseasError::WrongStatus { status: OverseasStatus::Succeeded }
+        );
+        // The rate moves; refunds come back at the payment's: 5 of 15 dollars is a third of
+        // 21,213 won, rounded down, and the rest makes up the whole.
+        load(&mut h, "USD/KRW", "1000", 0);
+        let first = refund_abroad(&mut h, partner, "rf-1", p.id, 500).unwrap();
+        assert_eq!(first.refund.krw_amount, Amount::new(7_071));
+        assert!(refund_abroad(&mut h, partner, "rf-1", p.id, 500).unwrap().replayed);
+        assert_eq!(refund_abroad(&mut h, partner, "rf-1", p.id, 400).unwrap_err(), OverseasError::RefundIdReused);
+        assert_eq!(
+            refund_abroad(&mut h, partner, "rf-2", p.id, 1_001).unwrap_err(),
+            OverseasError::AmountTooLarge { max: Amount::new(1_000) }
+        );
+        let rest = refund_abroad(&mut h, partner, "rf-2", p.id, 1_000).unwrap();
+        assert_eq!(rest.refund.krw_amount, Amount::new(14_142));
+        assert_eq!(balance(&h, user), (300_000, 0), "every won came back");
+        assert_eq!(debit_balance(&h, partner_account(partner, Currency::USD)), 0);
+        h.restart();
+    }
+
+    #[test]
+    fn an_unanswered_payment_is_failed_only_by_a_confirmed_cancel_and_gives_the_day_back() {
+        let (mut h, partner, user) = world();
+        let q = quote_usd(&mut h, partner, 1_000, 120);
+        let p = pay_abroad(&mut h, partner, &q, Scheme::UnionPay, Some(true)).unwrap();
+        for s in [
+            Step::Requested,
+            Step::NoAnswer,
+            Step::InquiredUnknown,
+            Step::InquiredUnknown,
+            Step::CancelRequested,
+            Step::CancelUnanswered,
+            Step::CancelRequested,
+        ] {
+            assert_eq!(step(&mut h, p.id, s).unwrap().status, OverseasStatus::Pending, "{s:?} ends nothing");
+        }
+        let failed = step(&mut h, p.id, Step::Canceled).unwrap();
+        assert_eq!(failed.status, OverseasStatus::Failed);
+        let names: Vec<&str> = failed.steps.iter().map(|(_, s)| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "created",
+                "pay_requested",
+                "no_answer",
+                "inquiry_unknown",
+                "inquiry_unknown",
+                "cancel_requested",
+                "cancel_unanswered",
+                "cancel_requested",
+                "canceled"
+            ]
+        );
+        assert_eq!(balance(&h, user), (300_000, 0));
+        assert_eq!(outgoing_today(&h, user), Amount::ZERO, "the day's limit gets the amount back");
+        assert_eq!(
+            refund_abroad(&mut h, partner, "rf-1", p.id, 1).unwrap_err(),
+            OverseasError::WrongStatus { status: OverseasStatus::Failed }
+        );
+        h.restart();
+    }
+
+    #[test]
+    fn a_payment_abroad_is_refused_before_anything_moves() {
+        let (mut h, partner, user) = world();
+        let q = quote_usd(&mut h, partner, 1_000, 60);
+        assert_eq!(
+            pay_abroad(&mut h, partner, &q, Scheme::WeChatPay, Some(true)).unwrap_err(),
+            OverseasError::PartnerUnavailable
+        );
+        assert_eq!(
+            pay_abroad(&mut h, 9, &q, Scheme::UnionPay, Some(true)).unwrap_err(),
+            OverseasError::PartnerUnavailable
+        );
+        assert!(
+            matches!(pay_abroad(&mut h, partner, &q, Scheme::UnionPay, Some(false)), Err(OverseasError::Funding(_))),
+            "a wrong PIN"
+        );
+        let big = quote_usd(&mut h, partner, 100_000, 60);
+        assert!(matches!(
+            pay_abroad(&mut h, partner, &big, Scheme::UnionPay, Some(true)),
+            Err(OverseasError::Funding(_))
+        ));
+        h.advance(61 * SECOND);
+        assert_eq!(
+            pay_abroad(&mut h, partner, &q, Scheme::UnionPay, Some(true)).unwrap_err(),
+            OverseasError::QuoteExpired
+        );
+        assert_eq!(balance(&h, user), (300_000, 0));
+        assert_eq!(outgoing_today(&h, user), Amount::ZERO);
+        assert_eq!(h.state.partners().pending_overseas().count(), 0);
+    }
+}

@@ -69,6 +69,7 @@ impl Modify for SecuritySchemes {
         (name = "fx", description = "FX rates (operator key) and quotes (partners and operators)"),
         (name = "settlement", description = "Settlement windows with partners and their files (operator key)"),
         (name = "partner API", description = "Partner wallet networks pay Kasa's stores for their users (signed requests)"),
+        (name = "overseas", description = "Kasa users pay at partners' merchants abroad"),
     ),
     modifiers(&SecuritySchemes)
 )]

@@ -68,6 +68,8 @@ codes! {
     "no_rate", 409, "No rate is in force", "No FX rate for the pair (in either direction) is in force now: an operator loads one.";
     "too_many_rates", 409, "The rate table is full", "The FX rate table holds at most 1,000,000 rates.";
     "unknown_currency", 400, "Not an ISO 4217 currency", "A currency is written as its ISO 4217 alpha code, with minor units (KRW, CNY, USD, JPY, BHD, ...).";
+    "quote_expired", 409, "The quote expired", "A quote holds until its `expires_at`: ask for a new one.";
+    "repeat_request_inconsistent", 409, "The request id was used for another request", "A partner's request id names one request: the same id with other content is refused.";
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";

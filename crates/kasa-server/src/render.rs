@@ -468,6 +468,14 @@ fn partner_event_data(e: &kasa_core::partner::Event) -> serde_json::Map<String, 
             prefixed(&[("partner_id", "ptn", *partner_id), ("settlement_window_id", "sw", *window_id)])
         }
         P::RatesLoaded { count } => ids(&[("count", u64::from(*count))]),
+        P::OverseasCreated { partner_id, payment_id }
+        | P::OverseasSucceeded { partner_id, payment_id }
+        | P::OverseasFailed { partner_id, payment_id } => {
+            prefixed(&[("partner_id", "ptn", *partner_id), ("overseas_payment_id", "op", *payment_id)])
+        }
+        P::OverseasRefunded { partner_id, refund_id } => {
+            prefixed(&[("partner_id", "ptn", *partner_id), ("overseas_refund_id", "orf", *refund_id)])
+        }
     }
 }
 

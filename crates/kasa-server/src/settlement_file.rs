@@ -11,7 +11,7 @@ use crate::ids;
 use crate::json::Rfc3339;
 use axum::body::Body;
 use bytes::Bytes;
-use kasa_core::partner::{PartnerPayment, PartnerRefund, Partners, Window};
+use kasa_core::partner::{OverseasPayment, OverseasRefund, PartnerPayment, PartnerRefund, Partners, Window};
 use std::cmp::Ordering;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -35,6 +35,8 @@ pub struct Source {
     window: Window,
     payments: imbl::Vector<PartnerPayment>,
     refunds: imbl::Vector<PartnerRefund>,
+    overseas: imbl::Vector<OverseasPayment>,
+    overseas_refunds: imbl::Vector<OverseasRefund>,
 }
 
 impl Source {
@@ -44,6 +46,8 @@ impl Source {
             window: partners.window(id)?.clone(),
             payments: partners.all_payments().clone(),
             refunds: partners.all_refunds().clone(),
+            overseas: partners.all_overseas().clone(),
+            overseas_refunds: partners.all_overseas_refunds().clone(),
         })
     }
 
@@ -58,12 +62,31 @@ impl Source {
         let from_r = self.refunds.binary_search_by(|r| before_opening(r.created_at)).unwrap_or_else(|i| i);
         let payments = self.payments.skip(from_p).into_iter().take_while(move |p| in_time(p.created_at));
         let refunds = self.refunds.skip(from_r).into_iter().take_while(move |r| in_time(r.created_at));
-        let payments = payments.filter(move |p| p.window_id == w.id).map(|p| (p.created_at, Item::Payment(p)));
-        let refunds = refunds.filter(move |r| r.window_id == w.id).map(|r| (r.created_at, Item::Refund(r)));
-        merge(payments, refunds).map(move |item| self.row(item))
+        let payments = payments.filter(move |p| p.window_id == w.id).map(Item::Payment);
+        let refunds = refunds.filter(move |r| r.window_id == w.id).map(Item::Refund);
+        // Payments abroad count in the window when they succeed, in the order they did: few,
+        // and read whole.
+        let mut abroad: Vec<Item> = self
+            .overseas
+            .iter()
+            .filter(|p| p.window_id == w.id)
+            .cloned()
+            .map(Item::Overseas)
+            .chain(self.overseas_refunds.iter().filter(|r| r.window_id == w.id).cloned().map(Item::OverseasRefund))
+            .collect();
+        abroad.sort_by_key(Item::at);
+        merge(merge(payments, refunds), abroad.into_iter()).map(move |item| self.row(item))
     }
 
     fn row(&self, item: Item) -> Row {
+        let rate = |r: Option<kasa_core::fx::Directed>| r.map(|r| r.customer_rate().to_string()).unwrap_or_default();
+        let merchant = |p: &PartnerPayment| {
+            (
+                ids::format("mch", p.merchant_id),
+                ids::format("str", p.store_id),
+                ids::format("pay", p.merchant_payment_id),
+            )
+        };
         match item {
             Item::Payment(p) => Row {
                 item_type: "payment",
@@ -71,25 +94,62 @@ impl Source {
                 payment_request_id: p.request_id.as_str().to_string(),
                 refund_request_id: String::new(),
                 created_at: p.created_at,
-                payment: p.clone(),
+                merchant: merchant(&p),
                 amount: p.amount.minor(),
                 settlement_amount: p.settlement_amount.minor(),
+                settlement_currency: p.settlement_currency.code(),
+                rate: rate(p.rate),
                 fee: p.fee.minor(),
                 status: p.status.name(),
             },
             Item::Refund(r) => {
-                let p = self.payments.get(r.payment_id as usize - 1).expect("a refund's payment").clone();
+                let p = self.payments.get(r.payment_id as usize - 1).expect("a refund's payment");
                 Row {
                     item_type: if r.cancel { "cancel" } else { "refund" },
                     item_id: ids::format("prfd", r.id),
                     payment_request_id: p.request_id.as_str().to_string(),
                     refund_request_id: if r.cancel { String::new() } else { r.request_id.as_str().to_string() },
                     created_at: r.created_at,
+                    merchant: merchant(p),
                     amount: r.amount.minor(),
                     settlement_amount: r.settlement_amount.minor(),
+                    settlement_currency: p.settlement_currency.code(),
+                    rate: rate(p.rate),
                     fee: r.fee_returned.minor(),
                     status: "succeeded",
-                    payment: p,
+                }
+            }
+            // Abroad, the merchant is the partner's: its columns are empty; the rate is won
+            // sold for the merchant's currency.
+            Item::Overseas(p) => Row {
+                item_type: "overseas_payment",
+                item_id: ids::format("op", p.id),
+                payment_request_id: p.request_id(),
+                refund_request_id: String::new(),
+                created_at: p.resolved_at,
+                merchant: Default::default(),
+                amount: p.krw_amount.minor(),
+                settlement_amount: p.amount.minor(),
+                settlement_currency: p.currency.code(),
+                rate: rate(Some(p.rate)),
+                fee: 0,
+                status: p.status.name(),
+            },
+            Item::OverseasRefund(r) => {
+                let p = self.overseas.get(r.payment_id as usize - 1).expect("a refund's payment");
+                Row {
+                    item_type: "overseas_refund",
+                    item_id: ids::format("orf", r.id),
+                    payment_request_id: p.request_id(),
+                    refund_request_id: r.request_id.as_str().to_string(),
+                    created_at: r.created_at,
+                    merchant: Default::default(),
+                    amount: r.krw_amount.minor(),
+                    settlement_amount: r.amount.minor(),
+                    settlement_currency: p.currency.code(),
+                    rate: rate(Some(p.rate)),
+                    fee: 0,
+                    status: "succeeded",
                 }
             }
         }
@@ -99,15 +159,29 @@ impl Source {
 enum Item {
     Payment(PartnerPayment),
     Refund(PartnerRefund),
+    Overseas(OverseasPayment),
+    OverseasRefund(OverseasRefund),
 }
 
-/// Two time-ordered streams as one, payments first at equal times.
-fn merge(a: impl Iterator<Item = (u64, Item)>, b: impl Iterator<Item = (u64, Item)>) -> impl Iterator<Item = Item> {
+impl Item {
+    /// When it counts in its window.
+    fn at(&self) -> u64 {
+        match self {
+            Item::Payment(p) => p.created_at,
+            Item::Refund(r) => r.created_at,
+            Item::Overseas(p) => p.resolved_at,
+            Item::OverseasRefund(r) => r.created_at,
+        }
+    }
+}
+
+/// Two time-ordered streams as one, the first's items first at equal times.
+fn merge(a: impl Iterator<Item = Item>, b: impl Iterator<Item = Item>) -> impl Iterator<Item = Item> {
     let (mut a, mut b) = (a.peekable(), b.peekable());
     std::iter::from_fn(move || match (a.peek(), b.peek()) {
-        (Some((ta, _)), Some((tb, _))) if tb < ta => b.next().map(|(_, i)| i),
-        (Some(_), _) => a.next().map(|(_, i)| i),
-        (None, _) => b.next().map(|(_, i)| i),
+        (Some(x), Some(y)) if y.at() < x.at() => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
     })
 }
 
@@ -118,22 +192,20 @@ pub struct Row {
     payment_request_id: String,
     refund_request_id: String,
     created_at: u64,
-    payment: PartnerPayment,
+    /// The Kasa merchant, store and merchant payment (empty abroad).
+    merchant: (String, String, String),
     amount: u64,
     settlement_amount: u64,
+    settlement_currency: &'static str,
+    /// The rate as people read it ("" if no conversion).
+    rate: String,
     fee: u64,
     status: &'static str,
 }
 
 impl Row {
-    /// The rate, settlement currency to won, as people read it ("" if no conversion).
-    fn rate(&self) -> String {
-        self.payment.rate.map(|r| r.customer_rate().to_string()).unwrap_or_default()
-    }
-
     fn csv(&self, window_id: u64, out: &mut Vec<u8>) {
         use std::io::Write;
-        let p = &self.payment;
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{},KRW,{},{},{},{},{}",
@@ -143,35 +215,35 @@ impl Row {
             csv_field(&self.payment_request_id),
             csv_field(&self.refund_request_id),
             Rfc3339(self.created_at),
-            ids::format("mch", p.merchant_id),
-            ids::format("str", p.store_id),
-            ids::format("pay", p.merchant_payment_id),
+            self.merchant.0,
+            self.merchant.1,
+            self.merchant.2,
             self.amount,
             self.settlement_amount,
-            p.settlement_currency.code(),
-            self.rate(),
+            self.settlement_currency,
+            self.rate,
             self.fee,
             self.status,
         );
     }
 
     fn json(&self, window_id: u64) -> serde_json::Value {
-        let p = &self.payment;
+        let some = |s: &String| (!s.is_empty()).then(|| s.clone());
         serde_json::json!({
             "window_id": ids::format("sw", window_id),
             "item_type": self.item_type,
             "item_id": self.item_id,
             "payment_request_id": self.payment_request_id,
-            "refund_request_id": (!self.refund_request_id.is_empty()).then_some(&self.refund_request_id),
+            "refund_request_id": some(&self.refund_request_id),
             "created_at": Rfc3339(self.created_at).to_string(),
-            "merchant_id": ids::format("mch", p.merchant_id),
-            "store_id": ids::format("str", p.store_id),
-            "merchant_payment_id": ids::format("pay", p.merchant_payment_id),
+            "merchant_id": some(&self.merchant.0),
+            "store_id": some(&self.merchant.1),
+            "merchant_payment_id": some(&self.merchant.2),
             "amount": self.amount.to_string(),
             "currency": "KRW",
             "settlement_amount": self.settlement_amount.to_string(),
-            "settlement_currency": p.settlement_currency.code(),
-            "rate": p.rate.map(|r| r.customer_rate().to_string()),
+            "settlement_currency": self.settlement_currency,
+            "rate": some(&self.rate),
             "fee": self.fee.to_string(),
             "status": self.status,
         })

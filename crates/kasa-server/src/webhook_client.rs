@@ -108,8 +108,9 @@ impl Connection {
 
     /// POSTs `body` with `headers`, in at most [`ATTEMPT_TIMEOUT`].
     pub async fn deliver(&mut self, body: bytes::Bytes, headers: &[(&str, String)]) -> Delivered {
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(body, headers)).await {
-            Ok(Ok(status)) => Delivered::Status(status),
+        let path = self.target.path.clone();
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&path, body, headers)).await {
+            Ok(Ok((status, _))) => Delivered::Status(status),
             Ok(Err(why)) => {
                 self.sender = None;
                 Delivered::Failed(why)
@@ -121,7 +122,34 @@ impl Connection {
         }
     }
 
-    async fn send(&mut self, body: bytes::Bytes, headers: &[(&str, String)]) -> Result<u16, String> {
+    /// POSTs `body` to `path` on the target's host (a partner's API), in at most `timeout`:
+    /// the status and the first 64 KiB of the answer, or why there is none.
+    pub async fn call(
+        &mut self,
+        path: &str,
+        body: bytes::Bytes,
+        headers: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
+        match tokio::time::timeout(timeout, self.send(path, body, headers)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(why)) => {
+                self.sender = None;
+                Err(why)
+            }
+            Err(_) => {
+                self.sender = None;
+                Err(format!("no answer within {} ms", timeout.as_millis()))
+            }
+        }
+    }
+
+    async fn send(
+        &mut self,
+        path: &str,
+        body: bytes::Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<(u16, Vec<u8>), String> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.sender = Some(self.connect().await?);
         }
@@ -132,7 +160,7 @@ impl Connection {
         } else {
             format!("{}:{}", self.target.host, self.target.port)
         };
-        let mut request = hyper::Request::post(self.target.path.as_str())
+        let mut request = hyper::Request::post(path)
             .header(hyper::header::HOST, host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::USER_AGENT, "Kasa-Webhooks/1");
@@ -144,17 +172,18 @@ impl Connection {
         let status = response.status().as_u16();
         // Read (a bounded part of) the body, so the connection can carry the next delivery.
         let mut body = response.into_body();
-        let mut read = 0usize;
+        let mut kept = Vec::new();
         while let Some(frame) =
             std::future::poll_fn(|cx| hyper::body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)).await
         {
             match frame {
                 Ok(frame) => {
-                    read += frame.data_ref().map_or(0, |d| d.len());
-                    if read > RESPONSE_BYTES_MAX {
+                    let data = frame.data_ref().map_or(&[][..], |d| &d[..]);
+                    if kept.len() + data.len() > RESPONSE_BYTES_MAX {
                         self.sender = None;
                         break;
                     }
+                    kept.extend_from_slice(data);
                 }
                 Err(_) => {
                     self.sender = None;
@@ -162,7 +191,7 @@ impl Connection {
                 }
             }
         }
-        Ok(status)
+        Ok((status, kept))
     }
 
     async fn connect(&self) -> Result<SendRequest<http_body_util_full::Full>, String> {

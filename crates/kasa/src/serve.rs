@@ -307,6 +307,7 @@ async fn serve(
         out.flush()?;
     }
     let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
+    let _partner_calls = kasa_server::consumers::partner_calls::spawn(app.clone());
     // Its own thread and runtime, at a lower priority; it stops when the engine does.
     let _webhooks = kasa_server::consumers::webhooks::spawn(app.clone()).context("starting webhook deliveries")?;
     let mut health = engine.health_changes();

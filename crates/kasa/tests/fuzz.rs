@@ -335,6 +335,14 @@ fn bodies(w: &World) -> Vec<(&'static str, &'static str, Value)> {
                 "customerId": "c-1", "storeId": "str_1", "paymentQuote": {"quoteId": "qt_1"}}),
         ),
         ("POST", "/v1/partner/payments/inquiryPayment", json!({"paymentRequestId": "setup-p1"})),
+        ("POST", "/v1/me/overseas-payments/quote", json!({"payload": QR})),
+        ("POST", "/v1/me/overseas-payments", json!({"payload": QR, "quote_id": "qt_1", "pin": PIN})),
+        (
+            "POST",
+            "/v1/partner/overseas/refund",
+            json!({"refundRequestId": "fuzz-or1", "paymentRequestId": "kasa-op-1",
+                "refundAmount": {"currency": "CNY", "value": "100"}}),
+        ),
         ("POST", "/v1/partner/payments/cancelPayment", json!({"paymentRequestId": "fuzz-p1"})),
         (
             "POST",
@@ -461,6 +469,7 @@ fn good_ids(w: &World, path: &str, collection: &str) -> Vec<String> {
         "partners" => some(&["ptn_1", "ptn_2"]),
         "keys" => some(&["1", "2"]),
         "settlement-windows" => some(&["sw_1", "sw_2"]),
+        "overseas-payments" => some(&["op_1", "op_2"]),
         other => panic!("{path}: no ids for a parameter after /{other}/: add some to good_ids()"),
     }
 }

@@ -338,6 +338,42 @@ pub struct PayRequest {
     pub quote_id: Option<u64>,
 }
 
+/// A user's payment abroad, as the HTTP layer read it from the scanned code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayOverseasRequest {
+    /// The partner that accepts the code's scheme.
+    pub partner_id: u64,
+    /// The code's scheme, as its bit in [`Schemes`].
+    pub scheme_bit: u16,
+    /// The code as scanned.
+    pub code: super::outbound::CodeText,
+    /// The merchant's name (field 59).
+    pub merchant_name: super::outbound::ForeignText,
+    /// Its city (field 60).
+    pub merchant_city: Option<super::outbound::ForeignText>,
+    /// The merchant's currency (field 53).
+    pub currency: Currency,
+    /// How much, in its minor units (the quote's amount bought).
+    pub amount: Amount,
+    /// The quote the user saw.
+    pub quote_id: u64,
+}
+
+/// A partner's refund of a Kasa user's payment abroad.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverseasRefundRequest {
+    /// The partner (from the signed request).
+    pub partner_id: u64,
+    /// Its `refundRequestId`.
+    pub refund_request_id: RequestId,
+    /// The overseas payment (Kasa's `paymentRequestId` `kasa-op-{id}`).
+    pub payment_id: u64,
+    /// The currency of the amount: the payment's.
+    pub currency: Currency,
+    /// In the merchant's currency.
+    pub amount: Amount,
+}
+
 /// What operators, partners and the settlement cycle ask of the partner domain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -431,12 +467,34 @@ pub enum Command {
         /// Whether the money moved.
         succeeded: bool,
     },
+    /// A user pays at a partner's merchant abroad (a flow with the wallet domain).
+    PayOverseas {
+        /// The hash of the user's session token.
+        token_hash: [u8; 32],
+        /// What was scanned and quoted.
+        request: Box<PayOverseasRequest>,
+        /// The PIN's verdict, if the user sent one.
+        pin_ok: Option<bool>,
+    },
+    /// A step of an overseas payment's call to its partner, recorded by the consumer that
+    /// drives it; an answer, a found inquiry or a confirmed cancel ends it.
+    ResolveOverseas {
+        /// Which.
+        payment_id: u64,
+        /// What happened.
+        step: super::outbound::Step,
+    },
+    /// A partner refunds a user's payment abroad.
+    RefundOverseas(Box<OverseasRefundRequest>),
 }
 
 impl Command {
     /// Whether the state applies it as a flow with the merchant domain.
     pub fn is_flow(&self) -> bool {
-        matches!(self, Command::Pay(_) | Command::CancelPayment { .. } | Command::Refund { .. })
+        matches!(
+            self,
+            Command::Pay(_) | Command::CancelPayment { .. } | Command::Refund { .. } | Command::PayOverseas { .. }
+        )
     }
 
     /// The most event timestamps it uses.
@@ -447,6 +505,8 @@ impl Command {
             Command::Pay(_) => 6,
             // The merchant's refund and fee back; the conversion back and the fee return.
             Command::CancelPayment { .. } | Command::Refund { .. } => 4,
+            // A linked pair each.
+            Command::PayOverseas { .. } | Command::ResolveOverseas { .. } | Command::RefundOverseas(_) => 2,
             _ => 1,
         }
     }
@@ -616,6 +676,12 @@ pub enum Outcome {
     WindowClosed(Result<Window, WindowError>),
     /// Of [`Command::SettleWindow`].
     WindowSettled(Result<Window, WindowError>),
+    /// Of [`Command::PayOverseas`].
+    OverseasPaid(Result<super::outbound::OverseasPayment, super::outbound::OverseasError>),
+    /// Of [`Command::ResolveOverseas`].
+    OverseasResolved(Result<super::outbound::OverseasPayment, super::outbound::OverseasError>),
+    /// Of [`Command::RefundOverseas`].
+    OverseasRefunded(Result<super::outbound::OverseasRefunded, super::outbound::OverseasError>),
 }
 
 /// What happened in the partner domain, for the outbox.
@@ -663,6 +729,34 @@ pub enum Event {
         /// How many.
         count: u32,
     },
+    /// A user paid abroad; the partner is to be called.
+    OverseasCreated {
+        /// The partner.
+        partner_id: u64,
+        /// The overseas payment.
+        payment_id: u64,
+    },
+    /// The partner paid its merchant.
+    OverseasSucceeded {
+        /// The partner.
+        partner_id: u64,
+        /// The overseas payment.
+        payment_id: u64,
+    },
+    /// The payment failed or was canceled; the money went back.
+    OverseasFailed {
+        /// The partner.
+        partner_id: u64,
+        /// The overseas payment.
+        payment_id: u64,
+    },
+    /// A partner refunded a payment abroad.
+    OverseasRefunded {
+        /// The partner.
+        partner_id: u64,
+        /// The refund.
+        refund_id: u64,
+    },
 }
 
 impl Event {
@@ -676,6 +770,10 @@ impl Event {
             Event::WindowSettled { succeeded: true, .. } => "settlement_window.settled",
             Event::WindowSettled { succeeded: false, .. } => "settlement_window.failed",
             Event::RatesLoaded { .. } => "fx.rates_loaded",
+            Event::OverseasCreated { .. } => "overseas_payment.created",
+            Event::OverseasSucceeded { .. } => "overseas_payment.succeeded",
+            Event::OverseasFailed { .. } => "overseas_payment.failed",
+            Event::OverseasRefunded { .. } => "overseas_refund.succeeded",
         }
     }
 }

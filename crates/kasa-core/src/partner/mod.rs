@@ -13,15 +13,20 @@
 //! from the scanned code; the commands carry the results.
 
 pub mod command;
+pub mod outbound;
 pub(crate) mod pay;
 mod snapshot;
 pub mod window;
 
 pub use command::{
-    CallPolicy, Command, CustomerId, Event, FxRefusal, Outcome, Paid, Partner, PartnerError, PartnerKey, PartnerName,
-    PartnerPayment, PartnerPaymentStatus, PartnerRefund, PartnerStatus, PayError, PayRequest, Quote, Refunded,
-    RequestId, Schemes, KEYS_PER_PARTNER_MAX, PARTNER_FEE_BPS_MAX, QUOTES_MAX, QUOTE_KEPT_SECONDS,
-    QUOTE_SECONDS_DEFAULT, QUOTE_SECONDS_MAX, RATES_PER_COMMAND_MAX, REFUNDS_PER_PAYMENT_MAX, REFUND_SECONDS_MAX,
+    CallPolicy, Command, CustomerId, Event, FxRefusal, Outcome, OverseasRefundRequest, Paid, Partner, PartnerError,
+    PartnerKey, PartnerName, PartnerPayment, PartnerPaymentStatus, PartnerRefund, PartnerStatus, PayError,
+    PayOverseasRequest, PayRequest, Quote, Refunded, RequestId, Schemes, KEYS_PER_PARTNER_MAX, PARTNER_FEE_BPS_MAX,
+    QUOTES_MAX, QUOTE_KEPT_SECONDS, QUOTE_SECONDS_DEFAULT, QUOTE_SECONDS_MAX, RATES_PER_COMMAND_MAX,
+    REFUNDS_PER_PAYMENT_MAX, REFUND_SECONDS_MAX,
+};
+pub use outbound::{
+    CodeText, ForeignText, OverseasError, OverseasPayment, OverseasRefund, OverseasRefunded, OverseasStatus, Step,
 };
 pub use snapshot::PartnersView;
 pub use window::{Window, WindowError, WindowStatus};
@@ -61,6 +66,12 @@ pub struct Partners {
     refund_by_request: Table<(u64, RequestId), u64>,
     /// Derived: a canceled payment's cancel.
     cancel_of: BTreeMap<u64, u64>,
+    pub(crate) overseas: imbl::Vector<OverseasPayment>,
+    /// Derived: overseas payments waiting for their partner.
+    pending_overseas: BTreeSet<u64>,
+    pub(crate) overseas_refunds: imbl::Vector<OverseasRefund>,
+    /// Derived: refund from abroad by (partner, `refundRequestId`).
+    overseas_refund_by_request: Table<(u64, RequestId), u64>,
     pub(crate) windows: imbl::Vector<Window>,
     /// Derived: the open window per (partner, currency).
     open_windows: BTreeMap<(u64, Currency), u64>,
@@ -118,9 +129,15 @@ impl Partners {
             Command::SettleWindow { window_id, succeeded } => {
                 Outcome::WindowSettled(self.settle_window(*window_id, *succeeded, ctx))
             }
+            Command::ResolveOverseas { payment_id, step } => {
+                Outcome::OverseasResolved(self.resolve_overseas(*payment_id, *step, ctx))
+            }
+            Command::RefundOverseas(request) => Outcome::OverseasRefunded(self.refund_overseas(request, ctx)),
             // Flows: the state applies them with the merchant domain. Alone, the partner
             // domain knows no stores.
-            Command::Pay(_) | Command::CancelPayment { .. } | Command::Refund { .. } => unreachable!("a flow"),
+            Command::Pay(_) | Command::CancelPayment { .. } | Command::Refund { .. } | Command::PayOverseas { .. } => {
+                unreachable!("a flow")
+            }
         }
     }
 
@@ -309,6 +326,16 @@ impl Partners {
         &self.payments
     }
 
+    /// Every payment abroad, oldest first (persistent, as [`Partners::all_payments`]).
+    pub fn all_overseas(&self) -> &imbl::Vector<OverseasPayment> {
+        &self.overseas
+    }
+
+    /// Every refund from abroad, oldest first.
+    pub fn all_overseas_refunds(&self) -> &imbl::Vector<OverseasRefund> {
+        &self.overseas_refunds
+    }
+
     /// Every refund, oldest first (persistent, as [`Partners::all_payments`]).
     pub fn all_refunds(&self) -> &imbl::Vector<PartnerRefund> {
         &self.refunds
@@ -369,9 +396,45 @@ impl Partners {
             w.1 += r.settlement_amount.minor() as u128;
             w.2 -= minor(r.fee_returned);
         }
+        let mut outbound: BTreeMap<u64, (u128, u128)> = BTreeMap::new();
+        for p in &self.overseas {
+            let (pending, resolved) = (
+                books.pending_status(chart::OVERSEAS_PAYMENT.id(p.id)),
+                books.pending_status(chart::OVERSEAS_CONVERSION.id(p.id)),
+            );
+            use crate::ledger::PendingStatus as S;
+            let want = match p.status {
+                OverseasStatus::Pending => S::Pending,
+                OverseasStatus::Succeeded => S::Posted,
+                OverseasStatus::Failed => S::Voided,
+            };
+            if pending != Some(want) || resolved != Some(want) {
+                return Err(format!(
+                    "overseas payment {} is {} but its transfers are {pending:?} and {resolved:?}",
+                    p.id,
+                    p.status.name()
+                ));
+            }
+            if p.status == OverseasStatus::Succeeded {
+                *position.entry(krw).or_default() += minor(p.krw_amount);
+                *position.entry(p.currency).or_default() -= minor(p.amount);
+                *partner.entry((p.partner_id, p.currency)).or_default() -= minor(p.amount);
+                outbound.entry(p.window_id).or_default().0 += u128::from(p.amount.minor());
+            }
+        }
+        for r in &self.overseas_refunds {
+            let p = self
+                .overseas_payment(r.payment_id)
+                .ok_or_else(|| format!("overseas refund {} names no payment", r.id))?;
+            *position.entry(p.currency).or_default() += minor(r.amount);
+            *position.entry(krw).or_default() -= minor(r.krw_amount);
+            *partner.entry((p.partner_id, p.currency)).or_default() += minor(r.amount);
+            outbound.entry(r.window_id).or_default().1 += u128::from(r.amount.minor());
+        }
         for w in &self.windows {
             let (paid, refunded, fees) = windows.get(&w.id).copied().unwrap_or_default();
-            if (paid, refunded, fees) != (w.paid, w.refunded, w.fees) {
+            let (out, out_back) = outbound.get(&w.id).copied().unwrap_or_default();
+            if (paid, refunded, fees, out, out_back) != (w.paid, w.refunded, w.fees, w.outbound, w.outbound_refunded) {
                 return Err(format!("settlement window {}'s sums differ from its items", w.id));
             }
             if matches!(w.status, WindowStatus::Settled) && w.net() != 0 {
@@ -392,8 +455,12 @@ impl Partners {
                 ));
             }
         }
-        for p in &self.partners {
-            for currency in [p.settlement_currency, krw] {
+        let mut accounts: std::collections::BTreeSet<(u64, Currency)> = partner.keys().copied().collect();
+        accounts.extend(self.partners.iter().flat_map(|p| [(p.id, p.settlement_currency), (p.id, krw)]));
+        for (partner_id, currency) in accounts {
+            {
+                let p =
+                    self.partner(partner_id).ok_or_else(|| format!("an item names unknown partner {partner_id}"))?;
                 let want = partner.get(&(p.id, currency)).copied().unwrap_or(0);
                 let have = balance(chart::PARTNER.id(chart::partner_account_number(p.id, currency)));
                 if want != have {

@@ -19,6 +19,8 @@ pub struct PartnersView {
     counters: (u64, u64),
     payments: imbl::Vector<PartnerPayment>,
     refunds: imbl::Vector<PartnerRefund>,
+    overseas: imbl::Vector<super::OverseasPayment>,
+    overseas_refunds: imbl::Vector<super::OverseasRefund>,
     windows: imbl::Vector<Window>,
 }
 
@@ -32,6 +34,8 @@ impl PartnersView {
         put_table(sink, std::iter::once(&self.counters), 1, &mut scratch);
         put_table(sink, self.payments.iter(), self.payments.len(), &mut scratch);
         put_table(sink, self.refunds.iter(), self.refunds.len(), &mut scratch);
+        put_table(sink, self.overseas.iter(), self.overseas.len(), &mut scratch);
+        put_table(sink, self.overseas_refunds.iter(), self.overseas_refunds.len(), &mut scratch);
         put_table(sink, self.windows.iter(), self.windows.len(), &mut scratch);
     }
 }
@@ -54,6 +58,8 @@ impl Partners {
             counters: (self.last_quote, self.next_cutoff),
             payments: self.payments.clone(),
             refunds: self.refunds.clone(),
+            overseas: self.overseas.clone(),
+            overseas_refunds: self.overseas_refunds.clone(),
             windows: self.windows.clone(),
         }
     }
@@ -142,6 +148,34 @@ impl Partners {
             m.refunds.push_back(refund);
             Ok(())
         })?;
+        read_table(r, "overseas payments", |p: super::OverseasPayment| {
+            dense("overseas payment", p.id, m.overseas.len())?;
+            let in_bounds = p.steps.len() <= super::outbound::STEPS_MAX
+                && p.refunded <= p.amount
+                && p.krw_refunded <= p.krw_amount
+                && m.partner(p.partner_id).is_some();
+            if !in_bounds {
+                return Err(DecodeError::invalid(format!("overseas payment {} is out of bounds", p.id)));
+            }
+            if p.status == super::OverseasStatus::Pending {
+                m.pending_overseas.insert(p.id);
+            }
+            m.overseas.push_back(p);
+            Ok(())
+        })?;
+        read_table(r, "overseas refunds", |refund: super::OverseasRefund| {
+            dense("overseas refund", refund.id, m.overseas_refunds.len())?;
+            let key = (refund.partner_id, refund.request_id.clone());
+            let of_partner = m.overseas_payment(refund.payment_id).is_some_and(|p| p.partner_id == refund.partner_id);
+            if !of_partner || m.overseas_refund_by_request.insert(key, refund.id).is_some() {
+                return Err(DecodeError::invalid(format!(
+                    "overseas refund {} names no payment of its partner or repeats",
+                    refund.id
+                )));
+            }
+            m.overseas_refunds.push_back(refund);
+            Ok(())
+        })?;
         read_table(r, "windows", |w: Window| {
             dense("settlement window", w.id, m.windows.len())?;
             if m.partner(w.partner_id).is_none() {
@@ -154,7 +188,13 @@ impl Partners {
             Ok(())
         })?;
         let windows = m.windows.len() as u64;
-        let bad_window = m.payments.iter().map(|p| p.window_id).chain(m.refunds.iter().map(|r| r.window_id));
+        let bad_window = m
+            .payments
+            .iter()
+            .map(|p| p.window_id)
+            .chain(m.refunds.iter().map(|r| r.window_id))
+            .chain(m.overseas_refunds.iter().map(|r| r.window_id))
+            .chain(m.overseas.iter().filter(|p| p.status == super::OverseasStatus::Succeeded).map(|p| p.window_id));
         if bad_window.into_iter().any(|w| w == 0 || w > windows) {
             return Err(DecodeError::invalid("a partner payment or refund names an unknown settlement window"));
         }

@@ -67,13 +67,21 @@ pub struct Window {
     pub refunded: u128,
     /// Kasa's fees to the partner, less those returned.
     pub fees: i128,
+    /// Kasa users' payments abroad in it.
+    pub overseas: u64,
+    /// Refunds from abroad in it.
+    pub overseas_refunds: u64,
+    /// What Kasa owes the partner for its users' payments abroad.
+    pub outbound: u128,
+    /// What the partner gave back of them with refunds.
+    pub outbound_refunded: u128,
 }
 
 impl Window {
     /// What the partner owes Kasa for the window (negative: what Kasa owes the partner):
-    /// paid - refunded - fees.
+    /// paid - refunded - fees - outbound + outbound refunded.
     pub fn net(&self) -> i128 {
-        self.paid as i128 - self.refunded as i128 - self.fees
+        self.paid as i128 - self.refunded as i128 - self.fees - self.outbound as i128 + self.outbound_refunded as i128
     }
 }
 
@@ -115,6 +123,10 @@ impl Partners {
             paid: 0,
             refunded: 0,
             fees: 0,
+            overseas: 0,
+            overseas_refunds: 0,
+            outbound: 0,
+            outbound_refunded: 0,
         });
         self.open_windows.insert((partner_id, currency), id);
         if self.next_cutoff == 0 || self.next_cutoff <= now {

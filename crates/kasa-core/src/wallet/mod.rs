@@ -291,7 +291,7 @@ impl Wallets {
             }
             // A merchant's refund gives back the user's own money, whatever the cap (see
             // `merchant::refund`).
-            let refund = chart::REFUND.number_of(t.id).is_some();
+            let refund = chart::REFUND.number_of(t.id).is_some() || chart::OVERSEAS_REFUND.number_of(t.id).is_some();
             if let Some(user) = self.wallet_owner(t.credit_account_id).filter(|_| !refund) {
                 let cap = limits.tier(user.tier).balance_cap;
                 let wallet = books.account(t.credit_account_id).expect("a transfer's accounts exist");

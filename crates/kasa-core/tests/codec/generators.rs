@@ -84,6 +84,9 @@ kinds!(partner_kind, PARTNER_KINDS, PartnerCommand {
     Refund => "refund",
     CloseWindow => "close_window",
     SettleWindow => "settle_window",
+    PayOverseas => "pay_overseas",
+    ResolveOverseas => "resolve_overseas",
+    RefundOverseas => "refund_overseas",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -758,6 +761,45 @@ pub fn partner_commands(f: &Fields) -> Vec<BoxedStrategy<PartnerCommand>> {
         f.id.clone().prop_map(|window_id| P::CloseWindow { window_id }).boxed(),
         (f.id.clone(), any::<bool>())
             .prop_map(|(window_id, succeeded)| P::SettleWindow { window_id, succeeded })
+            .boxed(),
+        (
+            (f.token.clone(), f.id.clone(), any::<u16>(), proptest::option::of(any::<bool>())),
+            ("[ -~]{1,40}", "[!-~]{1,30}", proptest::option::of(text(20)), currency()),
+            (f.amount.clone(), f.id.clone()),
+        )
+            .prop_filter_map(
+                "valid texts",
+                |((token_hash, partner_id, scheme_bit, pin_ok), (code, name, city, currency), (amount, quote_id))| {
+                    let request = kasa_core::partner::PayOverseasRequest {
+                        partner_id,
+                        scheme_bit,
+                        code: kasa_core::partner::CodeText::new(code).ok()?,
+                        merchant_name: kasa_core::partner::ForeignText::new(name).ok()?,
+                        merchant_city: match city {
+                            Some(c) => Some(kasa_core::partner::ForeignText::new(c).ok()?),
+                            None => None,
+                        },
+                        currency,
+                        amount,
+                        quote_id,
+                    };
+                    Some(P::PayOverseas { token_hash, request: Box::new(request), pin_ok })
+                },
+            )
+            .boxed(),
+        (f.id.clone(), select(&kasa_core::partner::Step::ALL))
+            .prop_map(|(payment_id, step)| P::ResolveOverseas { payment_id, step })
+            .boxed(),
+        (f.id.clone(), request_id(), f.id.clone(), currency(), f.amount.clone())
+            .prop_map(|(partner_id, refund_request_id, payment_id, currency, amount)| {
+                P::RefundOverseas(Box::new(kasa_core::partner::OverseasRefundRequest {
+                    partner_id,
+                    refund_request_id,
+                    payment_id,
+                    currency,
+                    amount,
+                }))
+            })
             .boxed(),
     ]
 }

@@ -12,6 +12,7 @@ pub mod instore;
 pub mod ledger;
 pub mod merchants;
 pub mod ops;
+pub mod overseas;
 pub mod partner_api;
 pub mod partners;
 pub mod payments;
@@ -123,6 +124,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(partner_api::partner_inquiry_payment))
         .routes(routes!(partner_api::partner_cancel_payment))
         .routes(routes!(partner_api::partner_refund))
+        .routes(routes!(overseas::quote_overseas))
+        .routes(routes!(overseas::pay_overseas))
+        .routes(routes!(overseas::get_overseas))
+        .routes(routes!(overseas::partner_overseas_refund))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length

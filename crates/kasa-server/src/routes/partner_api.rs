@@ -78,7 +78,13 @@ pub(crate) async fn authenticate(
 }
 
 /// A JSON answer signed with Kasa's key over the same layout the partner signs.
-fn signed(app: &AppState, path: &str, partner_id: u64, status: StatusCode, body: &impl Serialize) -> Response {
+pub(crate) fn signed(
+    app: &AppState,
+    path: &str,
+    partner_id: u64,
+    status: StatusCode,
+    body: &impl Serialize,
+) -> Response {
     let body = serde_json::to_vec(body).expect("an answer serializes");
     let client_id = ids::format("ptn", partner_id);
     let time = Rfc3339(app.engine.now()).to_string();
@@ -118,13 +124,13 @@ impl ResultOutput {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub(crate) struct MoneyIo {
     /// ISO 4217 code.
-    currency: String,
+    pub(crate) currency: String,
     /// Minor units, as a string of digits.
-    value: String,
+    pub(crate) value: String,
 }
 
 impl MoneyIo {
-    fn of(currency: Currency, amount: Amount) -> Self {
+    pub(crate) fn of(currency: Currency, amount: Amount) -> Self {
         MoneyIo { currency: currency.code().into(), value: amount.minor().to_string() }
     }
 
