@@ -120,16 +120,16 @@ impl State {
     }
 
     /// Up to `limit` entries of `user_id`'s transaction list from `cursor` on, newest first:
-    /// the wallet's own entries and its payments and refunds.
+    /// the wallet's own entries, its payments and refunds, and its payments abroad.
     pub fn history(
         &self,
         user_id: u64,
         cursor: crate::wallet::HistoryCursor,
         limit: usize,
     ) -> Vec<crate::wallet::Entry> {
-        let merchants = &self.domains.merchants;
+        let (merchants, partners) = (&self.domains.merchants, &self.domains.partners);
         self.domains.wallets.history_with(&self.books, user_id, cursor, limit, &|t, balance_at| {
-            merchants.history_entry(&self.books, t, balance_at)
+            merchants.history_entry(&self.books, t, balance_at).or_else(|| partners.history_entry(t, balance_at))
         })
     }
 

@@ -287,6 +287,8 @@ impl From<Entry> for EntryOutput {
             id: match e.kind {
                 wallet::EntryKind::Payment => crate::ids::format("pay", e.object_id),
                 wallet::EntryKind::Refund => crate::ids::format("rfd", e.object_id),
+                wallet::EntryKind::OverseasPayment => crate::ids::format("op", e.object_id),
+                wallet::EntryKind::OverseasRefund => crate::ids::format("orf", e.object_id),
                 _ => e.object_id.to_string(),
             },
             amount: amount(e.amount),

@@ -230,6 +230,25 @@ fn a_payment_abroad_is_paid_refused_inquired_or_canceled_by_the_partners_answers
         r.json()
     );
     assert_eq!(user.balance(&mut c).0, 300_000 - 2 * 4_565 + 1_924);
+    // The user's transaction list shows each payment abroad with its merchant, and the refund.
+    let tx = user.get(&mut c, "/v1/me/transactions?limit=10").json();
+    let entries: Vec<(String, String, String)> = tx["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["status"].as_str().unwrap().into(),
+                e["amount"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = |t: &str, s: &str, a: &str| (t.to_string(), s.to_string(), a.to_string());
+    assert_eq!(entries[0], want("overseas_refund", "succeeded", "1924"), "{tx}");
+    assert!(entries.contains(&want("overseas_payment", "failed", "4565")), "{tx}");
+    assert_eq!(entries.iter().filter(|e| **e == want("overseas_payment", "succeeded", "4565")).count(), 2, "{tx}");
+    assert!(tx["data"].as_array().unwrap().iter().any(|e| e["memo"] == "BEST TRANSPORT"), "{tx}");
     // The settlement window in yuan holds what Kasa owes the partner.
     let windows = get(&mut c, "/v1/admin/settlement-windows?partner_id=ptn_1").json();
     let w = &windows["data"][0];

@@ -556,6 +556,51 @@ impl Partners {
     }
 }
 
+impl Partners {
+    /// The entry in a user's transaction list of a wallet's transfer `t`, if it is a payment
+    /// abroad (its reservation) or a refund from abroad; `balance_at` gives the wallet's
+    /// balance at a timestamp.
+    pub fn history_entry(
+        &self,
+        t: &Transfer,
+        balance_at: &dyn Fn(u64) -> Option<Amount>,
+    ) -> Option<crate::wallet::Entry> {
+        use crate::wallet::{Entry, EntryKind};
+        let (kind, n) = chart::id_parts(t.id);
+        let (entry_kind, p, refund) = if kind == chart::OVERSEAS_PAYMENT.number {
+            (EntryKind::OverseasPayment, self.overseas_payment(n)?, None)
+        } else if kind == chart::OVERSEAS_REFUND.number {
+            let r = self.overseas_refund(n)?;
+            (EntryKind::OverseasRefund, self.overseas_payment(r.payment_id)?, Some(r))
+        } else {
+            return None;
+        };
+        // The money moved at the payment's end (the refund's own time for a refund); a failed
+        // payment's won came back then, a pending one has not moved yet.
+        let moved = match (refund, p.status) {
+            (Some(_), _) => Some(t.timestamp),
+            (None, OverseasStatus::Pending) => None,
+            (None, _) => Some(p.resolved_at),
+        };
+        Some(Entry {
+            kind: entry_kind,
+            object_id: refund.map_or(p.id, |r| r.id),
+            amount: refund.map_or(p.krw_amount, |r| r.krw_amount),
+            fee: Amount::ZERO,
+            credit: refund.is_some(),
+            status: if refund.is_some() { "succeeded" } else { p.status.name() },
+            counterparty_user: None,
+            counterparty_phone: None,
+            bank_account_id: None,
+            counterparty_merchant: None,
+            store_name: None,
+            memo: p.merchant_name.as_str().to_string(),
+            balance_after: moved.and_then(balance_at),
+            timestamp: t.timestamp,
+        })
+    }
+}
+
 /// The command that records a step, for the consumer that drives the calls.
 pub fn step_command(payment_id: u64, step: Step) -> Command {
     Command::ResolveOverseas { payment_id, step }

@@ -34,6 +34,11 @@ pub enum EntryKind {
     Payment,
     /// A merchant's refund of a payment.
     Refund,
+    /// A payment at a partner's merchant abroad (the merchant's name is the memo), from the
+    /// moment the money was reserved.
+    OverseasPayment,
+    /// A partner's refund of a payment abroad.
+    OverseasRefund,
 }
 
 impl EntryKind {
@@ -49,6 +54,8 @@ impl EntryKind {
             EntryKind::Adjustment => "adjustment",
             EntryKind::Payment => "payment",
             EntryKind::Refund => "refund",
+            EntryKind::OverseasPayment => "overseas_payment",
+            EntryKind::OverseasRefund => "overseas_refund",
         }
     }
 }
