@@ -22,6 +22,7 @@ pub mod html;
 pub mod idempotency;
 pub mod ids;
 pub mod images;
+pub mod import_file;
 pub mod json;
 pub mod listener;
 pub mod openapi;
@@ -117,6 +118,8 @@ pub struct Shared {
     pub key_uses: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
     /// Whether webhooks may go to private addresses (`--webhooks-allow-private`).
     pub webhooks_allow_private: bool,
+    /// Partners' merchant imports this server runs, with their files.
+    pub imports: routes::imports::Imports,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -156,6 +159,7 @@ impl AppState {
             limits: ratelimit::Limits::default(),
             key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
             webhooks_allow_private: config.webhooks_allow_private,
+            imports: routes::imports::Imports::new(),
         }))
     }
 }

@@ -1,11 +1,14 @@
 //! The `kasa` command: `serve` runs the engine and the HTTP API on a data directory,
 //! `verify` checks a data directory offline, `bench` measures a real server over loopback,
-//! `qr` decodes and encodes EMV QR payloads, `fx` checks rates files and quotes from them.
+//! `qr` decodes and encodes EMV QR payloads, `fx` checks rates files and quotes from them,
+//! `merchants import` merges a partner's merchant network into a running server.
 
 mod bench;
+mod bench_import;
 mod bench_payments;
 mod bench_qr;
 mod fx;
+mod import;
 mod qr;
 mod serve;
 mod verify;
@@ -47,6 +50,9 @@ enum Commands {
     /// Foreign exchange: check a rates file, quote from it (offline).
     #[command(subcommand)]
     Fx(fx::FxCommand),
+    /// Merchants: import a partner's merchant network into a running server.
+    #[command(subcommand)]
+    Merchants(import::MerchantsCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         Commands::Bench(command) => bench::run(command),
         Commands::Qr(command) => return qr::run(command),
         Commands::Fx(command) => return fx::run(command),
+        Commands::Merchants(command) => import::run(command),
         Commands::Openapi => {
             println!("{}", kasa_server::openapi::json());
             Ok(())

@@ -234,27 +234,6 @@ impl RowRefusal {
         }
     }
 
-    /// What it means, for the report.
-    pub fn detail(self) -> String {
-        match self {
-            RowRefusal::Invalid(field) => format!("{} is missing or not valid", field.name()),
-            RowRefusal::PartnerIdTaken { merchant_id } => {
-                format!("the partner merchant id belongs to merchant {merchant_id}, of another registration number")
-            }
-            RowRefusal::PartnerIdConflict { merchant_id } => {
-                format!("merchant {merchant_id} has another merchant id of this partner")
-            }
-            RowRefusal::StoreTaken { merchant_id } => format!("the store id is a store of merchant {merchant_id}"),
-            RowRefusal::MerchantClosed { merchant_id } => format!("merchant {merchant_id} is closed"),
-            RowRefusal::TooManyStores { merchant_id } => {
-                format!("merchant {merchant_id} has {STORES_PER_MERCHANT_MAX} stores")
-            }
-            RowRefusal::TooManyPartners { merchant_id } => {
-                format!("merchant {merchant_id} has ids of {PARTNERS_PER_MERCHANT_MAX} partners")
-            }
-        }
-    }
-
     /// The byte a job keeps for this reason (see [`RowResult::code`]).
     fn code(self) -> u8 {
         match self {
@@ -541,6 +520,12 @@ impl Merchants {
             job.finished_at = now;
         }
         Ok(ChunkApplied { job: job.without_results(), results })
+    }
+
+    /// What `entries` would become, applied to these tables without a job: a dry run (on a
+    /// copy of the state's tables; nothing is emitted).
+    pub fn dry_run(&mut self, partner: &PartnerName, entries: &[ImportEntry], now: u64) -> Vec<RowResult> {
+        entries.iter().map(|entry| self.import_entry(partner, entry, now, &mut |_| {})).collect()
     }
 
     /// One row: matched by registration number, checked whole, then applied.

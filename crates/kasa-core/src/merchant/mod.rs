@@ -26,8 +26,8 @@ pub use command::{
     LIVE_KEYS_PER_MERCHANT_MAX, STORES_PER_MERCHANT_MAX,
 };
 pub use import::{
-    ChunkApplied, City, CountryCode, ImportChunk, ImportEntry, ImportError, ImportField, ImportJob, ImportRow,
-    PartnerId, PartnerName, QrPayload, RowRefusal, RowResult, IMPORTED_FEE_BPS, PARTNERS_PER_MERCHANT_MAX,
+    code_names, ChunkApplied, City, CountryCode, ImportChunk, ImportEntry, ImportError, ImportField, ImportJob,
+    ImportRow, PartnerId, PartnerName, QrPayload, RowRefusal, RowResult, IMPORTED_FEE_BPS, PARTNERS_PER_MERCHANT_MAX,
     ROWS_PER_CHUNK_MAX, ROWS_PER_IMPORT_MAX,
 };
 pub use instore::{CodeCharge, InStoreError, Scan, KASA_ORDER_PREFIX};

@@ -8,6 +8,7 @@ pub mod approval;
 pub mod errors;
 pub mod events;
 pub mod funding;
+pub mod imports;
 pub mod instore;
 pub mod ledger;
 pub mod merchants;
@@ -103,6 +104,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(instore::store_qr_svg))
         .routes(routes!(instore::pay_with_qr))
         .routes(routes!(instore::issue_payment_code))
+        .routes(routes!(imports::create_import))
+        .routes(routes!(imports::get_import))
+        .routes(routes!(imports::import_report))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length
