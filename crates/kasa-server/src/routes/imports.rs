@@ -424,6 +424,10 @@ pub async fn get_import(State(app): State<AppState>, Path(raw): Path<String>) ->
     Ok(Json(output(&job, &app.imports)).into_response())
 }
 
+/// A committed row as the state tells it: its position, its result code, and the merchant
+/// and store it went to (if the file's row names them).
+type ReportRow = (usize, u8, Option<(u64, u64)>);
+
 /// Rows read from the state per trip to the sequencer while a report is made.
 const REPORT_ROWS_PER_READ: usize = 20_000;
 
@@ -453,7 +457,7 @@ pub async fn import_report(State(app): State<AppState>, Path(raw): Path<String>)
                 let job = m.import(id).expect("imports are never removed");
                 let codes = job.results.as_slice();
                 let end = (row + REPORT_ROWS_PER_READ).min(codes.len());
-                let lines: Vec<(usize, u8, Option<(u64, u64)>)> = (row..end)
+                let lines: Vec<ReportRow> = (row..end)
                     .map(|i| {
                         let ids = shared.keys(i).and_then(|(brn, store_id)| {
                             let merchant = m.merchant_by_brn(&brn)?;
