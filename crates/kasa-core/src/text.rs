@@ -175,8 +175,15 @@ macro_rules! text_rule {
 pub(crate) use text_rule;
 
 /// A list of at most `N` items; the decoder stops at the first item over the bound.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoundedVec<T, const N: usize>(Vec<T>);
+
+// By hand: an empty list needs no `T: Default`.
+impl<T, const N: usize> Default for BoundedVec<T, N> {
+    fn default() -> Self {
+        BoundedVec(Vec::new())
+    }
+}
 
 impl<T, const N: usize> BoundedVec<T, N> {
     /// Checks the length.

@@ -293,6 +293,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
         (next(), merchant_commands()),
         (next(), payment_money_commands()),
         (next(), instore_commands()),
+        (next(), import_commands()),
     ];
     // The bank never answered the withdrawal: the rail gives up and its money comes back.
     batches.push((t + 61 * SECOND, vec![settle(4, BankResult::Expired)]));
@@ -778,6 +779,41 @@ fn payment_money_commands() -> Vec<Command> {
         refund(3, 400),
         refund(4, 1_000),
         refund(3, 601),
+    ]
+}
+
+/// A partner's import of three rows (a merchant created, merchant 1 merged, a row refused at
+/// the door) in two chunks, the second sent twice (refused as out of order).
+fn import_commands() -> Vec<Command> {
+    use kasa_core::merchant::{
+        self, BusinessName, City, CountryCode, DisplayName, ImportChunk, ImportEntry, ImportField, ImportRow, Mcc,
+        PartnerId, PartnerName, QrPayload,
+    };
+    use kasa_core::text::BoundedVec;
+    let row = |id: &str, brn: &str| {
+        ImportEntry::Row(Box::new(ImportRow {
+            partner_merchant_id: PartnerId::new(id).unwrap(),
+            business_name: BusinessName::new("最佳运输").unwrap(),
+            display_name: DisplayName::new("最佳运输").unwrap(),
+            brn: merchant::parse_brn(brn).unwrap(),
+            mcc: Mcc::parse("4111").unwrap(),
+            store_id: PartnerId::new(id).unwrap(),
+            store_name: DisplayName::new("명동점").unwrap(),
+            qr_payload: QrPayload::new("000201010211").unwrap(),
+            country: CountryCode::new("KR").unwrap(),
+            city: City::new("서울").unwrap(),
+        }))
+    };
+    let chunk = |first_row: u32, entries: Vec<ImportEntry>| {
+        let chunk = ImportChunk { import_id: 1, first_row, entries: BoundedVec::new(entries).unwrap() };
+        Command::Merchant(merchant::Command::ImportRows(Box::new(chunk)))
+    };
+    let start = merchant::Command::StartImport { partner: PartnerName::new("alipay").unwrap(), key: [9; 32], rows: 3 };
+    vec![
+        Command::Merchant(start),
+        chunk(0, vec![row("AP-1", "304-87-00790"), row("AP-2", "120-81-47521")]),
+        chunk(2, vec![ImportEntry::Refused(ImportField::Brn)]),
+        chunk(2, vec![ImportEntry::Refused(ImportField::Brn)]),
     ]
 }
 

@@ -7,7 +7,8 @@
 //!    read; every path under them, routed or not, answers 401 without it.
 //! 3. The body is read whole, within its size bound and [`BODY_READ_TIMEOUT`] (see
 //!    `body.rs`), and its content type checked (415): JSON for the API, a form for the
-//!    approval page (`/pay/...`).
+//!    approval page (`/pay/...`). A merchant import's file (`routes/imports.rs`) has its
+//!    own bounds (512 MiB, 60 seconds, one upload read at a time) and content types.
 //! 4. Only then does the request take one of the in-flight permits (503 `busy` when none is
 //!    left): a slow client holds a connection, never a permit.
 //! 5. An `Idempotency-Key` is checked and set up for the handler (`idempotency.rs`).
@@ -45,11 +46,13 @@ fn is_ledger_create(path: &str) -> bool {
     matches!(path, "/v1/ledger/accounts" | "/v1/ledger/transfers")
 }
 
-/// The largest body `path` takes: ledger batches and lookups carry up to 8,190 items;
-/// everything else is small.
+/// The largest body `path` takes: ledger batches and lookups carry up to 8,190 items, a
+/// merchant import's file a million rows; everything else is small.
 fn body_limit(path: &str) -> usize {
     let lookup = matches!(path, "/v1/ledger/accounts/lookup" | "/v1/ledger/transfers/lookup");
-    if is_ledger_create(path) || lookup {
+    if crate::routes::imports::is_upload(path) {
+        crate::routes::imports::IMPORT_BODY_BYTES_MAX
+    } else if is_ledger_create(path) || lookup {
         LEDGER_BODY_BYTES_MAX
     } else {
         BODY_BYTES_MAX
@@ -85,12 +88,24 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
     }
     let ledger_create = is_ledger_create(path);
     let limit = body_limit(path);
+    // A merchant import's file: one read at a time, before a byte of it is read, with its own
+    // time bound; its handler checks its content type (CSV or NDJSON).
+    let upload = crate::routes::imports::is_upload(path);
+    let _upload_permit = if upload {
+        match app.imports.uploads.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return Problem::busy().into_response(),
+        }
+    } else {
+        None
+    };
+    let timeout = if upload { crate::routes::imports::IMPORT_READ_TIMEOUT } else { BODY_READ_TIMEOUT };
     let (parts, body) = request.into_parts();
-    let bytes = match read(&parts.headers, body, limit).await {
+    let bytes = match read(&parts.headers, body, limit, timeout).await {
         Ok(bytes) => bytes,
         Err(problem) => return problem.into_response(),
     };
-    if !bytes.is_empty() {
+    if !bytes.is_empty() && !upload {
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let checked = if crate::pay_page::is_page(parts.uri.path()) {
             form_of(content_type)
@@ -114,22 +129,26 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
     response
 }
 
-/// Reads the whole body within `limit` bytes and [`BODY_READ_TIMEOUT`]. A declared length
-/// over the limit is refused before a byte is read.
-async fn read(headers: &axum::http::HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, Problem> {
+/// Reads the whole body within `limit` bytes and `timeout` ([`BODY_READ_TIMEOUT`] but for
+/// an import's file). A declared length over the limit is refused before a byte is read.
+async fn read(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, Problem> {
     let too_large = || Problem::of("body_too_large", format!("the body must be at most {limit} bytes"));
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(too_large()),
-        Err(_) => Err(Problem::of(
-            "request_timeout",
-            format!("the body did not arrive within {} seconds", BODY_READ_TIMEOUT.as_secs()),
-        )),
+        Err(_) => {
+            Err(Problem::of("request_timeout", format!("the body did not arrive within {} seconds", timeout.as_secs())))
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod html;
 pub mod idempotency;
 pub mod ids;
 pub mod images;
+pub mod import_file;
 pub mod json;
 pub mod listener;
 pub mod openapi;
@@ -124,6 +125,8 @@ pub struct Shared {
     pub partner_replays: partner_signature::ReplayGuard,
     /// Kasa's key for signing its answers to partners, derived from the data key.
     pub kasa_signer: partner_signature::Signer,
+    /// Partners' merchant imports this server runs, with their files.
+    pub imports: routes::imports::Imports,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -168,6 +171,7 @@ impl AppState {
                 "kasa 2026-11-30 partner answer signing key",
                 config.data_key.expose().as_bytes(),
             )),
+            imports: routes::imports::Imports::new(),
         }))
     }
 }

@@ -72,9 +72,10 @@ codes! {
     "repeat_request_inconsistent", 409, "The request id was used for another request", "A partner's request id names one request: the same id with other content is refused.";
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
+    "import_file_needed", 409, "Upload the import's file again", "The server keeps the files of the latest imports only (and none across a restart): upload the same file again, which changes nothing, then ask for the report.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";
-    "body_too_large", 413, "The body is too large", "Bodies are at most 64 KiB (8 MiB for ledger batches).";
-    "unsupported_media_type", 415, "Unsupported content type", "Send bodies as application/json (ledger batches also as application/octet-stream; the approval page's forms as application/x-www-form-urlencoded).";
+    "body_too_large", 413, "The body is too large", "Bodies are at most 64 KiB (8 MiB for ledger batches, 512 MiB for a merchant import's file).";
+    "unsupported_media_type", 415, "Unsupported content type", "Send bodies as application/json (ledger batches also as application/octet-stream; the approval page's forms as application/x-www-form-urlencoded; a merchant import's file as text/csv or application/x-ndjson).";
     "invalid_field", 422, "A field is invalid", "A field is missing, unknown, of the wrong type or out of range; `detail` says which.";
     "invalid_phone", 422, "The phone number is invalid", "Phone numbers are Korean mobile numbers (010-1234-5678) or + and a country code.";
     "invalid_pin", 422, "The PIN is invalid", "A PIN is exactly 6 digits.";
@@ -88,6 +89,7 @@ codes! {
     "qr_code_mismatch", 422, "The QR code names another merchant", "The name the code shows is not the merchant it pays (a sticker over a shop's code?): do not pay it.";
     "amount_mismatch", 422, "The amount is not the code's", "A code made for one sale has its own amount: `detail` says it.";
     "payment_code_invalid", 422, "The payment code is not valid", "Not a code Kasa issued, or a newer code of the user replaced it. Too many of these from one merchant are `rate_limited`.";
+    "invalid_import_file", 422, "The import file is not valid", "Not UTF-8, without the CSV header row, without rows or with more than 2,000,000: `detail` says which. Rows that are not valid are reported one by one instead.";
     "too_many_items", 422, "Too many items in one batch", "A batch holds at most 8,190 items.";
     "limit_exceeded", 422, "A limit would be exceeded", "The movement would pass one of your limits; `limit`, `value` and `remaining` say which.";
     "insufficient_funds", 422, "Insufficient funds", "The wallet does not have that much available.";

@@ -27,6 +27,8 @@ pub enum BenchCommand {
     /// In-store payments: static and one-sale QR codes scanned by users, payment codes
     /// charged by merchants.
     Qr(QrArgs),
+    /// A partner's merchant network imported from a generated file, end to end.
+    Import(crate::bench_import::ImportArgs),
 }
 
 /// Arguments of `kasa bench qr`.
@@ -141,6 +143,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Wallet(args) => wallet(args),
         BenchCommand::Payments(args) => crate::bench_payments::run(args),
         BenchCommand::Qr(args) => crate::bench_qr::run(args),
+        BenchCommand::Import(args) => crate::bench_import::run(args),
     }
 }
 
@@ -227,7 +230,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(data: &std::path::Path, key: &str) -> anyhow::Result<(Server, Duration)> {
+pub(crate) fn start_server(data: &std::path::Path, key: &str) -> anyhow::Result<(Server, Duration)> {
     start_server_with(data, key, &[], &[])
 }
 
@@ -252,7 +255,7 @@ pub(crate) fn start_server_with(
     Ok((Server { child, addr }, started.elapsed()))
 }
 
-fn rss_bytes(pid: u32) -> Option<u64> {
+pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -110,8 +110,12 @@ pub(crate) fn onboard(
 }
 
 /// The `i`th business registration number with a valid check digit.
-fn valid_brn(i: u64) -> String {
-    let head = 120_810_001 + i * 7;
+pub(crate) fn valid_brn(i: u64) -> String {
+    with_check_digit(120_810_001 + i * 7)
+}
+
+/// A business registration number of nine digits `head` and their check digit.
+pub(crate) fn with_check_digit(head: u64) -> String {
     let digits: Vec<u32> = head.to_string().chars().map(|c| c.to_digit(10).unwrap_or(0)).collect();
     let weights = [1, 3, 7, 1, 3, 7, 1, 3, 5];
     let mut sum: u32 = digits.iter().zip(weights).map(|(d, w)| d * w).sum();

@@ -1,12 +1,15 @@
 //! The `kasa` command: `serve` runs the engine and the HTTP API on a data directory,
 //! `verify` checks a data directory offline, `bench` measures a real server over loopback,
 //! `qr` decodes and encodes EMV QR payloads, `fx` checks rates files, quotes from them and loads
-//! them, `reconcile` compares a partner's settlement file with Kasa's.
+//! them, `reconcile` compares a partner's settlement file with Kasa's, `merchants import` merges
+//! a partner's merchant network into a running server.
 
 mod bench;
+mod bench_import;
 mod bench_payments;
 mod bench_qr;
 mod fx;
+mod import;
 mod qr;
 mod reconcile;
 mod remote;
@@ -53,6 +56,9 @@ enum Commands {
     /// Compare a partner's settlement file with Kasa's for its window (changes nothing).
     /// Exits 0 if they agree, 1 if they differ.
     Reconcile(reconcile::ReconcileArgs),
+    /// Merchants: import a partner's merchant network into a running server.
+    #[command(subcommand)]
+    Merchants(import::MerchantsCommand),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
         Commands::Qr(command) => return qr::run(command),
         Commands::Fx(command) => return fx::run(command),
         Commands::Reconcile(args) => return reconcile::run(args),
+        Commands::Merchants(command) => import::run(command),
         Commands::Openapi => {
             println!("{}", kasa_server::openapi::json());
             Ok(())

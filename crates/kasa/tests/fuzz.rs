@@ -216,6 +216,14 @@ fn bodies(w: &World) -> Vec<(&'static str, &'static str, Value)> {
     let vrf = "vrf_00000000000000000000000000000000";
     let account = json!({"bank_code": "088", "account_number": "9800980001", "holder_name": "Fuzz"});
     vec![
+        // An NDJSON row, sent as JSON (the fuzz's content type): refused as a whole (415).
+        (
+            "POST",
+            "/v1/admin/merchant-imports",
+            json!({"partner_merchant_id": "AP-1", "business_name": "Fuzz", "display_name": "Fuzz", "brn": "2208162517",
+                "mcc": "4111", "country": "KR", "city": "서울", "store_id": "S-1", "store_name": "Fuzz",
+                "qr_payload": "00020101021152044111530341058021KR5904Fuzz6005Seoul6304A13A"}),
+        ),
         ("POST", "/v1/phone-verifications", json!({"phone": "010-9800-0001"})),
         (
             "POST",
@@ -465,6 +473,7 @@ fn good_ids(w: &World, path: &str, collection: &str) -> Vec<String> {
         "payouts" => some(&["po_1", "po_2"]),
         "webhook-endpoints" => some(&["we_1", "we_2"]),
         "stores" => some(&["str_1", "str_2"]),
+        "merchant-imports" => some(&["imp_1", "imp_2"]),
         "events" => w.events.clone(),
         "partners" => some(&["ptn_1", "ptn_2"]),
         "keys" => some(&["1", "2"]),

@@ -188,14 +188,41 @@ pub struct Merchant {
     pub mcc: Mcc,
     /// Kasa's fee on each captured payment, in basis points.
     pub fee_bps: u16,
-    /// Where payouts go.
-    pub settlement: SettlementAccount,
+    /// Where payouts go (`None` for a merchant a partner's import created: the payout run
+    /// passes it by and its money stays owed until it has one).
+    pub settlement: Option<SettlementAccount>,
     /// Where it stands.
     pub status: MerchantStatus,
     /// When it was onboarded.
     pub created_at: u64,
     /// When its status last changed (its creation, at first).
     pub status_changed_at: u64,
+    /// Its ids in partner networks (one per partner), from imports.
+    pub acceptance: crate::text::BoundedVec<Acceptance, { super::import::PARTNERS_PER_MERCHANT_MAX }>,
+}
+
+/// A merchant's id in a partner's network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acceptance {
+    /// The partner.
+    pub partner: super::import::PartnerName,
+    /// The partner's id of the merchant.
+    pub partner_merchant_id: super::import::PartnerId,
+}
+
+/// A store as a partner's network knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreAcceptance {
+    /// The partner.
+    pub partner: super::import::PartnerName,
+    /// The partner's id of the store.
+    pub partner_store_id: super::import::PartnerId,
+    /// The store's QR payload in the partner's network.
+    pub qr_payload: super::import::QrPayload,
+    /// Where the store is.
+    pub country: super::import::CountryCode,
+    /// Its city.
+    pub city: super::import::City,
 }
 
 /// A merchant's store (a shop, a branch, a web site).
@@ -209,6 +236,8 @@ pub struct Store {
     pub name: DisplayName,
     /// When it was added.
     pub created_at: u64,
+    /// Its id, QR payload and place in a partner's network, for a store an import added.
+    pub partner: Option<Box<StoreAcceptance>>,
 }
 
 /// A merchant's API key, as the state keeps it: its hash, never the key.
@@ -342,6 +371,17 @@ pub enum Command {
         /// The charge (boxed: the order id and item name are long).
         charge: Box<super::CodeCharge>,
     },
+    /// Starts an import of a partner's merchants, or finds the one with this key again.
+    StartImport {
+        /// The partner.
+        partner: super::import::PartnerName,
+        /// The HTTP layer's hash of the partner and the file.
+        key: [u8; 32],
+        /// Rows in the file.
+        rows: u32,
+    },
+    /// Applies a chunk of an import's rows at the job's next row (see `import.rs`).
+    ImportRows(Box<super::import::ImportChunk>),
 }
 
 impl Command {
@@ -358,6 +398,15 @@ impl Command {
             Command::AnswerPayment { .. } | Command::PayByQr { .. } | Command::ChargeCode { .. } => 3,
             Command::AsKey { command, .. } => command.events_max(),
             _ => 1,
+        }
+    }
+
+    /// The most bytes the command encodes to: an import's chunk by its rows' bounds, every
+    /// other command within [`crate::domain::SMALL_COMMAND_BYTES_MAX`].
+    pub fn encoded_bytes_max(&self) -> usize {
+        match self {
+            Command::ImportRows(chunk) => super::import::chunk_bytes_max(chunk.entries.len()),
+            _ => crate::domain::SMALL_COMMAND_BYTES_MAX,
         }
     }
 }
@@ -425,6 +474,10 @@ pub enum Outcome {
         /// The payment, or why not.
         outcome: Result<super::Payment, super::InStoreError>,
     },
+    /// `StartImport`: the job (without its per-row codes).
+    ImportStarted(Result<super::import::ImportJob, super::import::ImportError>),
+    /// `ImportRows`: the job after the chunk and each row's result.
+    RowsImported(Result<super::import::ChunkApplied, super::import::ImportError>),
 }
 
 /// What happened in the merchant domain, for the outbox.

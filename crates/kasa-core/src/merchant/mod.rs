@@ -10,6 +10,7 @@ pub mod approval;
 pub mod brn;
 pub mod command;
 mod history;
+pub mod import;
 pub mod instore;
 pub mod payment;
 pub mod payout;
@@ -20,8 +21,14 @@ pub mod webhook;
 pub use approval::{fee_of, AnswerError, AnsweredPayment, CAPTURE_SECONDS};
 pub use brn::{parse_brn, Brn, BrnError};
 pub use command::{
-    ApiKey, BusinessName, Command, DisplayName, Event, KeyPrefix, Mcc, Merchant, MerchantError, MerchantStatus,
-    Outcome, Scopes, SettlementAccount, Store, FEE_BPS_MAX, LIVE_KEYS_PER_MERCHANT_MAX, STORES_PER_MERCHANT_MAX,
+    Acceptance, ApiKey, BusinessName, Command, DisplayName, Event, KeyPrefix, Mcc, Merchant, MerchantError,
+    MerchantStatus, Outcome, Scopes, SettlementAccount, Store, StoreAcceptance, FEE_BPS_MAX,
+    LIVE_KEYS_PER_MERCHANT_MAX, STORES_PER_MERCHANT_MAX,
+};
+pub use import::{
+    code_names, ChunkApplied, City, CountryCode, ImportChunk, ImportEntry, ImportError, ImportField, ImportJob,
+    ImportRow, PartnerId, PartnerName, QrPayload, RowRefusal, RowResult, IMPORTED_FEE_BPS, PARTNERS_PER_MERCHANT_MAX,
+    ROWS_PER_CHUNK_MAX, ROWS_PER_IMPORT_MAX,
 };
 pub use instore::{CodeCharge, InStoreError, Scan, KASA_ORDER_PREFIX};
 pub use payment::{
@@ -83,6 +90,14 @@ pub struct Merchants {
     /// Derived: per merchant, the ranges of payouts that failed since its last payout, which
     /// its next payout covers too.
     pub(crate) reclaim: BTreeMap<u64, Vec<(u64, u64)>>,
+    /// Imports of partners' merchant networks.
+    pub(crate) imports: imbl::Vector<ImportJob>,
+    /// Derived: import by key.
+    pub(crate) import_by_key: BTreeMap<[u8; 32], u64>,
+    /// Derived: merchant by partner and the partner's merchant id.
+    pub(crate) by_partner_id: BTreeMap<(PartnerName, PartnerId), u64>,
+    /// Derived: store by partner and the partner's store id.
+    pub(crate) by_partner_store: BTreeMap<(PartnerName, PartnerId), u64>,
 }
 
 impl Merchants {
@@ -142,6 +157,12 @@ impl Merchants {
             Command::SettlePayout { payout_id, result } => {
                 Outcome::PayoutSettled(self.settle_payout(*payout_id, *result, ctx))
             }
+            Command::StartImport { partner, key, rows } => {
+                Outcome::ImportStarted(self.start_import(partner, *key, *rows, now))
+            }
+            Command::ImportRows(chunk) => {
+                Outcome::RowsImported(self.import_chunk(chunk, now, &mut |event| ctx.emit(event)))
+            }
         }
     }
 
@@ -170,10 +191,11 @@ impl Merchants {
             brn: brn.clone(),
             mcc,
             fee_bps,
-            settlement: SettlementAccount::clone(settlement),
+            settlement: Some(SettlementAccount::clone(settlement)),
             status: MerchantStatus::Active,
             created_at: now,
             status_changed_at: now,
+            acceptance: crate::text::BoundedVec::default(),
         };
         self.by_brn.insert(brn.clone(), merchant.id);
         self.merchants.push_back(merchant.clone());
@@ -207,8 +229,14 @@ impl Merchants {
         if self.stores_of.get(&merchant_id).map_or(0, Vec::len) >= STORES_PER_MERCHANT_MAX {
             return Err(MerchantError::TooManyStores);
         }
-        let store = Store { id: self.stores.len() as u64 + 1, merchant_id, name: name.clone(), created_at: ctx.now() };
-        self.stores_of.entry(merchant_id).or_default().push(store.id);
+        let store = Store {
+            id: self.stores.len() as u64 + 1,
+            merchant_id,
+            name: name.clone(),
+            created_at: ctx.now(),
+            partner: None,
+        };
+        self.index_store(&store);
         self.stores.push_back(store.clone());
         ctx.emit(Event::StoreCreated { merchant_id, store_id: store.id });
         Ok(store)
@@ -268,6 +296,21 @@ impl Merchants {
             None => Err(MerchantError::UnknownMerchant),
             Some(m) if m.status == MerchantStatus::Closed => Err(MerchantError::Closed),
             Some(m) => Ok(m),
+        }
+    }
+
+    /// Adds a store to the derived indexes (its merchant's list, the partner's store id).
+    fn index_store(&mut self, store: &Store) {
+        self.stores_of.entry(store.merchant_id).or_default().push(store.id);
+        if let Some(p) = &store.partner {
+            self.by_partner_store.insert((p.partner.clone(), p.partner_store_id.clone()), store.id);
+        }
+    }
+
+    /// Adds a merchant's partners' ids to the derived index.
+    fn index_acceptance(&mut self, merchant: &Merchant) {
+        for a in merchant.acceptance.as_slice() {
+            self.by_partner_id.insert((a.partner.clone(), a.partner_merchant_id.clone()), merchant.id);
         }
     }
 
@@ -410,6 +453,49 @@ impl Merchants {
                 return Err(format!("webhook endpoint {} names unknown merchant {} or no events", e.id, e.merchant_id));
             }
         }
+        self.check_imports()
+    }
+
+    /// Partners' ids and imports: every partner's merchant id and store id names one merchant
+    /// or store that has it, a merchant has one id per partner, and every job adds up.
+    fn check_imports(&self) -> Result<(), String> {
+        let mut ids = 0;
+        for m in &self.merchants {
+            let acceptance = m.acceptance.as_slice();
+            for (i, a) in acceptance.iter().enumerate() {
+                if acceptance[..i].iter().any(|b| b.partner == a.partner) {
+                    return Err(format!("merchant {} has two ids of partner {}", m.id, a.partner.as_str()));
+                }
+                if self.by_partner_id.get(&(a.partner.clone(), a.partner_merchant_id.clone())) != Some(&m.id) {
+                    return Err(format!("merchant {}'s partner id is not indexed to it", m.id));
+                }
+            }
+            ids += acceptance.len();
+        }
+        if ids != self.by_partner_id.len() {
+            return Err("two merchants share a partner's merchant id".into());
+        }
+        let mut partner_stores = 0;
+        for s in self.stores.iter() {
+            if let Some(p) = &s.partner {
+                partner_stores += 1;
+                if self.by_partner_store.get(&(p.partner.clone(), p.partner_store_id.clone())) != Some(&s.id) {
+                    return Err(format!("store {}'s partner id is not indexed to it", s.id));
+                }
+            }
+        }
+        if partner_stores != self.by_partner_store.len() {
+            return Err("two stores share a partner's store id".into());
+        }
+        for job in &self.imports {
+            job.check()?;
+            if self.import_by_key.get(&job.key) != Some(&job.id) {
+                return Err(format!("import {} is not indexed by its key", job.id));
+            }
+        }
+        if self.import_by_key.len() != self.imports.len() {
+            return Err("two imports share a key".into());
+        }
         Ok(())
     }
 }
@@ -428,6 +514,10 @@ impl Domain for Merchants {
 
     fn events_max(command: &Command) -> usize {
         command.events_max()
+    }
+
+    fn encoded_bytes_max(command: &Command) -> usize {
+        command.encoded_bytes_max()
     }
 
     fn event_name(event: &Event) -> &'static str {

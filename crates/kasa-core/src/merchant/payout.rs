@@ -6,7 +6,8 @@
 //! to the bank omnibus account, and a `payout.started` event. The bank rail (in the HTTP
 //! crate) drives the event to the bank and records the answer with [`super::Command::SettlePayout`]:
 //! paid posts the transfer, failed voids it and the money stays owed, for the next day's run.
-//! Suspended and closed merchants are paid out too.
+//! Suspended and closed merchants are paid out too; a merchant without a settlement bank
+//! account (one a partner's import created) is not, and its money stays owed.
 //!
 //! A payout covers the merchant balance's movements in a few time ranges (`covers`): from
 //! the merchant's last payout to its own start, and the ranges of payouts that failed since
@@ -173,6 +174,11 @@ impl Merchants {
 
     /// Gives `merchant_id` a payout of its available balance, if it is positive.
     fn pay_out(&mut self, merchant_id: u64, day: u64, ctx: &mut super::Ctx) {
+        // A merchant without a settlement account (one an import created) is passed by: its
+        // money stays owed, and goes with the first run after it has one.
+        if self.merchant(merchant_id).is_none_or(|m| m.settlement.is_none()) {
+            return;
+        }
         let balance = chart::MERCHANT_BALANCE.id(merchant_id);
         let Some(account) = ctx.books.account(balance) else { return };
         let owed = account.credits_posted.saturating_sub(account.debits_posted.saturating_add(account.debits_pending));

@@ -3,6 +3,7 @@
 //! number, by key hash, by order id, per merchant, the expiry order) rebuilt.
 
 use super::command::{ApiKey, Merchant, Store, FEE_BPS_MAX};
+use super::import::ImportJob;
 use super::payment::Payment;
 use super::payout::{Payout, PayoutRun};
 use super::refund::Refund;
@@ -12,8 +13,10 @@ use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 
 /// The version of this section's layout: 2 added payments, 3 webhook endpoints, 4 the money
 /// of payments (approval, capture, refunds) and refunds, 5 payouts and the payout run, 6 the
-/// webhook endpoints' delivery progress, 7 the channel of payments (in-store payments).
-pub const SECTION_VERSION: u16 = 7;
+/// webhook endpoints' delivery progress, 7 the channel of payments (in-store payments), 8
+/// partners' imports (merchants' partner ids and optional settlement account, stores' partner
+/// ids and QR payloads, import jobs).
+pub const SECTION_VERSION: u16 = 8;
 
 /// The merchant domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]
@@ -26,6 +29,7 @@ pub struct MerchantsView {
     refunds: imbl::Vector<Refund>,
     payouts: imbl::Vector<Payout>,
     payout_run: PayoutRun,
+    imports: imbl::Vector<ImportJob>,
 }
 
 impl MerchantsView {
@@ -40,6 +44,7 @@ impl MerchantsView {
         put_table(sink, self.refunds.iter(), self.refunds.len(), &mut scratch);
         put_table(sink, self.payouts.iter(), self.payouts.len(), &mut scratch);
         put_table(sink, std::iter::once(&self.payout_run), 1, &mut scratch);
+        put_table(sink, self.imports.iter(), self.imports.len(), &mut scratch);
     }
 }
 
@@ -62,6 +67,7 @@ impl Merchants {
             refunds: self.refunds.clone(),
             payouts: self.payouts.clone(),
             payout_run: self.payout_run,
+            imports: self.imports.clone(),
         }
     }
 
@@ -79,6 +85,15 @@ impl Merchants {
             if m.by_brn.insert(merchant.brn.clone(), merchant.id).is_some() {
                 return Err(DecodeError::invalid(format!("merchant {} repeats a registration number", merchant.id)));
             }
+            let ids = merchant.acceptance.as_slice();
+            let repeats = ids.iter().enumerate().any(|(i, a)| {
+                ids[..i].iter().any(|b| b.partner == a.partner)
+                    || m.by_partner_id.contains_key(&(a.partner.clone(), a.partner_merchant_id.clone()))
+            });
+            if repeats {
+                return Err(DecodeError::invalid(format!("merchant {} repeats a partner's id", merchant.id)));
+            }
+            m.index_acceptance(&merchant);
             m.merchants.push_back(merchant);
             Ok(())
         })?;
@@ -90,7 +105,14 @@ impl Merchants {
                     store.id, store.merchant_id
                 )));
             }
-            m.stores_of.entry(store.merchant_id).or_default().push(store.id);
+            if store
+                .partner
+                .as_ref()
+                .is_some_and(|p| m.by_partner_store.contains_key(&(p.partner.clone(), p.partner_store_id.clone())))
+            {
+                return Err(DecodeError::invalid(format!("store {} repeats a partner's store id", store.id)));
+            }
+            m.index_store(&store);
             m.stores.push_back(store);
             Ok(())
         })?;
@@ -167,6 +189,15 @@ impl Merchants {
         if runs != 1 {
             return Err(DecodeError::invalid(format!("the payout run is listed {runs} times")));
         }
+        read_table(r, "imports", |job: ImportJob| {
+            dense("import", job.id, m.imports.len())?;
+            job.check().map_err(DecodeError::Invalid)?;
+            if m.import_by_key.insert(job.key, job.id).is_some() {
+                return Err(DecodeError::invalid(format!("import {} repeats a key", job.id)));
+            }
+            m.imports.push_back(job);
+            Ok(())
+        })?;
         m.rebuild_reclaim();
         m.check_invariants().map_err(DecodeError::Invalid)?;
         Ok(m)

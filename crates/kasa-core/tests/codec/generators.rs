@@ -70,6 +70,8 @@ kinds!(merchant_kind, MERCHANT_KINDS, MerchantCommand {
     RecordDeliveries => "record_deliveries",
     PayByQr => "pay_by_qr",
     ChargeCode => "charge_code",
+    StartImport => "start_import",
+    ImportRows => "import_rows",
 });
 
 kinds!(partner_kind, PARTNER_KINDS, PartnerCommand {
@@ -654,6 +656,15 @@ pub fn merchant_commands(f: &Fields) -> Vec<BoxedStrategy<MerchantCommand>> {
                 charge: Box::new(CodeCharge { user_id, counter, store_id, order_id, item_name, amount }),
             })
             .boxed(),
+        (partner_name(), f.token.clone(), prop_oneof![any::<u32>(), 0..=10u32])
+            .prop_map(|(partner, key, rows)| M::StartImport { partner, key, rows })
+            .boxed(),
+        (f.id.clone(), 0..=12u32, vec(import_entry(), 0..=3))
+            .prop_map(|(import_id, first_row, entries)| {
+                let entries = BoundedVec::new(entries).expect("at most 3");
+                M::ImportRows(Box::new(kasa_core::merchant::ImportChunk { import_id, first_row, entries }))
+            })
+            .boxed(),
     ]
 }
 
@@ -802,6 +813,56 @@ pub fn partner_commands(f: &Fields) -> Vec<BoxedStrategy<PartnerCommand>> {
             })
             .boxed(),
     ]
+}
+
+fn partner_name() -> BoxedStrategy<kasa_core::merchant::PartnerName> {
+    prop_oneof![3 => "[a-z0-9][a-z0-9_-]{0,10}", 1 => text(8)]
+        .prop_filter_map("a partner name", |s| kasa_core::merchant::PartnerName::new(s).ok())
+        .boxed()
+}
+
+fn partner_id() -> BoxedStrategy<kasa_core::merchant::PartnerId> {
+    prop_oneof![3 => "[!-~]{1,12}", 1 => "[!-~]{63,65}", 1 => text(8)]
+        .prop_filter_map("a partner id", |s| kasa_core::merchant::PartnerId::new(s).ok())
+        .boxed()
+}
+
+/// A row of an import, or one refused at the door.
+fn import_entry() -> BoxedStrategy<kasa_core::merchant::ImportEntry> {
+    use kasa_core::merchant::{City, CountryCode, ImportEntry, ImportField, ImportRow, QrPayload};
+    let mcc = "[0-9]{4}".prop_filter_map("four digits", |s| Mcc::parse(&s).ok());
+    let qr = prop_oneof![3 => "[!-~]{1,40}", 1 => text(520)].prop_filter_map("a payload", |s| QrPayload::new(s).ok());
+    let country = "[A-Za-z]{2}".prop_filter_map("a country", |s| CountryCode::new(s).ok());
+    let city = text(50).prop_filter_map("a city", |s| City::new(s).ok());
+    let names = (text(100).prop_filter_map("a business name", |s| BusinessName::new(s).ok()), display_name());
+    let row = (partner_id(), names, brn(), mcc, partner_id(), display_name(), qr, country, city).prop_map(
+        |(
+            partner_merchant_id,
+            (business_name, display_name),
+            brn,
+            mcc,
+            store_id,
+            store_name,
+            qr_payload,
+            country,
+            city,
+        )| {
+            ImportEntry::Row(Box::new(ImportRow {
+                partner_merchant_id,
+                business_name,
+                display_name,
+                brn,
+                mcc,
+                store_id,
+                store_name,
+                qr_payload,
+                country,
+                city,
+            }))
+        },
+    );
+    prop_oneof![4 => row, 1 => select(&[ImportField::Line, ImportField::Brn, ImportField::QrPayload]).prop_map(ImportEntry::Refused)]
+        .boxed()
 }
 
 /// What a user scanned: each kind alike.

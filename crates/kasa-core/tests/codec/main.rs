@@ -249,6 +249,37 @@ fn largest_wallet_commands() -> Vec<WalletCommand> {
     ]
 }
 
+/// The largest chunk of an import: 1,000 rows with every text at its byte bound in four-byte
+/// characters (partner ids are ASCII) and the largest numbers.
+fn largest_import_chunk() -> kasa_core::merchant::Command {
+    use kasa_core::merchant::{
+        BusinessName, City, CountryCode, DisplayName, ImportChunk, ImportEntry, ImportRow, Mcc, PartnerId, QrPayload,
+        ROWS_PER_CHUNK_MAX,
+    };
+    let wide = |chars: usize| "🌏".repeat(chars);
+    let row = ImportRow {
+        partner_merchant_id: PartnerId::new("~".repeat(64)).unwrap(),
+        business_name: BusinessName::new(wide(100)).unwrap(),
+        display_name: DisplayName::new(wide(50)).unwrap(),
+        brn: kasa_core::merchant::parse_brn("120-81-47521").unwrap(),
+        mcc: Mcc::parse("9999").unwrap(),
+        store_id: PartnerId::new("~".repeat(64)).unwrap(),
+        store_name: DisplayName::new(wide(50)).unwrap(),
+        qr_payload: QrPayload::new(wide(512)).unwrap(),
+        country: CountryCode::new("KR").unwrap(),
+        city: City::new(wide(50)).unwrap(),
+    };
+    let entries = vec![ImportEntry::Row(Box::new(row)); ROWS_PER_CHUNK_MAX];
+    assert!(
+        BoundedVec::<ImportEntry, ROWS_PER_CHUNK_MAX>::new([entries.clone(), entries[..1].to_vec()].concat()).is_err()
+    );
+    kasa_core::merchant::Command::ImportRows(Box::new(ImportChunk {
+        import_id: u64::MAX,
+        first_row: u32::MAX,
+        entries: BoundedVec::new(entries).unwrap(),
+    }))
+}
+
 /// The largest command of each kind stays within its byte bound alone, as a session's command
 /// and under the longest key of the largest scope, and wallet commands stay under the 3 KiB
 /// that [`SMALL_COMMAND_BYTES_MAX`] documents. A ledger command of exactly 8,190 records with
@@ -292,6 +323,7 @@ fn the_largest_command_of_each_kind_stays_within_its_bound() {
     commands.push(Command::Ledger(accounts.clone()));
     commands.push(Command::Ledger(transfers));
     commands.push(keyed(Inner::Ledger(accounts)));
+    commands.push(Command::Merchant(largest_import_chunk()));
     for command in &commands {
         let bytes = codec::encode(command).len();
         assert!(
@@ -300,7 +332,8 @@ fn the_largest_command_of_each_kind_stays_within_its_bound() {
             kind(command),
             command.encoded_bytes_max()
         );
-        if !matches!(command, Command::Ledger(_) | Command::Keyed(_)) {
+        let chunk = matches!(command, Command::Merchant(kasa_core::merchant::Command::ImportRows(_)));
+        if !matches!(command, Command::Ledger(_) | Command::Keyed(_)) && !chunk {
             assert!(bytes <= SMALL_COMMAND_BYTES_MAX, "{}: {bytes} bytes", kind(command));
         }
     }

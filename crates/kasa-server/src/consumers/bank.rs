@@ -255,7 +255,8 @@ fn pending_job(s: &kasa_core::State, job: Job) -> Option<Pending> {
         Job::Payout(id) => {
             let m = s.merchants();
             let p = m.payout(id).filter(|p| p.status == PayoutStatus::Pending)?;
-            let account = &m.merchant(p.merchant_id)?.settlement;
+            // The payout run makes no payout for a merchant without a settlement account.
+            let account = m.merchant(p.merchant_id)?.settlement.as_ref()?;
             Some(Pending {
                 top_up: false,
                 amount: p.amount.minor(),

@@ -47,11 +47,37 @@ pub(crate) struct MerchantOutput {
     mcc: String,
     /// Kasa's fee on each captured payment, in basis points (250 = 2.5%).
     fee_bps: u16,
-    settlement_bank_account: SettlementOutput,
+    /// `null` for a merchant a partner's import created: its payouts wait until it has one.
+    settlement_bank_account: Option<SettlementOutput>,
     /// `active`, `suspended` (no new payments for now) or `closed` (for good).
     status: &'static str,
     created_at: Rfc3339,
     status_changed_at: Rfc3339,
+    /// Its ids in partner networks, from imports (empty for most merchants).
+    partner_ids: Vec<PartnerIdOutput>,
+}
+
+/// A merchant's id in a partner's network.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PartnerIdOutput {
+    /// The partner (`alipay`).
+    partner: String,
+    /// The partner's id of the merchant.
+    partner_merchant_id: String,
+}
+
+/// A store as a partner's network knows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StorePartnerOutput {
+    /// The partner (`alipay`).
+    partner: String,
+    /// The partner's id of the store.
+    partner_store_id: String,
+    /// The store's QR payload in the partner's network.
+    qr_payload: String,
+    /// ISO 3166-1 alpha-2.
+    country: String,
+    city: String,
 }
 
 impl From<&SettlementAccount> for SettlementOutput {
@@ -74,10 +100,19 @@ impl From<&Merchant> for MerchantOutput {
             brn: m.brn.as_str().to_string(),
             mcc: m.mcc.digits(),
             fee_bps: m.fee_bps,
-            settlement_bank_account: SettlementOutput::from(&m.settlement),
+            settlement_bank_account: m.settlement.as_ref().map(SettlementOutput::from),
             status: m.status.name(),
             created_at: Rfc3339(m.created_at),
             status_changed_at: Rfc3339(m.status_changed_at),
+            partner_ids: m
+                .acceptance
+                .as_slice()
+                .iter()
+                .map(|a| PartnerIdOutput {
+                    partner: a.partner.as_str().to_string(),
+                    partner_merchant_id: a.partner_merchant_id.as_str().to_string(),
+                })
+                .collect(),
         }
     }
 }
@@ -91,6 +126,9 @@ pub(crate) struct StoreOutput {
     merchant_id: String,
     name: String,
     created_at: Rfc3339,
+    /// Its id and QR payload in a partner's network, for a store an import added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partner: Option<StorePartnerOutput>,
 }
 
 impl From<&Store> for StoreOutput {
@@ -101,6 +139,13 @@ impl From<&Store> for StoreOutput {
             merchant_id: ids::format("mch", s.merchant_id),
             name: s.name.as_str().to_string(),
             created_at: Rfc3339(s.created_at),
+            partner: s.partner.as_ref().map(|p| StorePartnerOutput {
+                partner: p.partner.as_str().to_string(),
+                partner_store_id: p.partner_store_id.as_str().to_string(),
+                qr_payload: p.qr_payload.as_str().to_string(),
+                country: p.country.as_str().to_string(),
+                city: p.city.as_str().to_string(),
+            }),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod approval;
 pub mod errors;
 pub mod events;
 pub mod funding;
+pub mod imports;
 pub mod instore;
 pub mod ledger;
 pub mod merchants;
@@ -128,6 +129,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(overseas::pay_overseas))
         .routes(routes!(overseas::get_overseas))
         .routes(routes!(overseas::partner_overseas_refund))
+        .routes(routes!(imports::create_import))
+        .routes(routes!(imports::get_import))
+        .routes(routes!(imports::import_report))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length

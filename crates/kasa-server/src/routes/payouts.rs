@@ -42,7 +42,7 @@ pub(crate) struct PayoutOutput {
 
 impl PayoutOutput {
     pub(crate) fn new(p: &Payout, s: &kasa_core::State) -> Self {
-        let account = s.merchants().merchant(p.merchant_id).map(|m| &m.settlement);
+        let account = s.merchants().merchant(p.merchant_id).and_then(|m| m.settlement.as_ref());
         PayoutOutput {
             id: ids::format("po", p.id),
             object: "payout",

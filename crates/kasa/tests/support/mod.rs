@@ -537,3 +537,15 @@ pub fn all_payments(c: &mut Client, key: &str) -> Vec<Value> {
         }
     }
 }
+
+/// An operator registers partner `name` (settling in CNY, no endpoint); its id.
+#[track_caller]
+pub fn register_partner(c: &mut Client, name: &str) -> String {
+    let body = json!({
+        "name": name, "home_currency": "CNY", "settlement_currency": "CNY", "fee_bps": 0,
+        "settlement_bank_account": {"bank_code": "088", "account_number": "110987654321", "holder_name": "Partner"}
+    });
+    let r = post(c, "/v1/admin/partners", &body);
+    assert_eq!(r.status, 201, "{}", r.json());
+    r.json()["id"].as_str().unwrap().to_string()
+}
