@@ -18,8 +18,9 @@ use tokio::net::TcpStream;
 
 /// How long one delivery may take, connection included.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most bytes of a response kept (it is only read to reuse the connection).
-const RESPONSE_BYTES_MAX: usize = 64 * 1024;
+/// The most bytes of a response read: webhooks read it only to reuse the connection, partner
+/// notifications for its `result`, which is a few hundred bytes.
+pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
 
 /// A parsed delivery URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,20 +109,38 @@ impl Connection {
 
     /// POSTs `body` with `headers`, in at most [`ATTEMPT_TIMEOUT`].
     pub async fn deliver(&mut self, body: bytes::Bytes, headers: &[(&str, String)]) -> Delivered {
+        match self.exchange(body, headers).await {
+            Ok((status, _)) => Delivered::Status(status),
+            Err(why) => Delivered::Failed(why),
+        }
+    }
+
+    /// POSTs `body` with `headers`, in at most [`ATTEMPT_TIMEOUT`] (the answer's body
+    /// included): the status and the body, or `None` for a body over [`RESPONSE_BYTES_MAX`]
+    /// or cut short. Or why there was no answer.
+    pub async fn exchange(
+        &mut self,
+        body: bytes::Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<(u16, Option<bytes::Bytes>), String> {
         match tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(body, headers)).await {
-            Ok(Ok(status)) => Delivered::Status(status),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(why)) => {
                 self.sender = None;
-                Delivered::Failed(why)
+                Err(why)
             }
             Err(_) => {
                 self.sender = None;
-                Delivered::Failed(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()))
+                Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()))
             }
         }
     }
 
-    async fn send(&mut self, body: bytes::Bytes, headers: &[(&str, String)]) -> Result<u16, String> {
+    async fn send(
+        &mut self,
+        body: bytes::Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<(u16, Option<bytes::Bytes>), String> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.sender = Some(self.connect().await?);
         }
@@ -142,27 +161,29 @@ impl Connection {
         let request = request.body(http_body_util_full::Full::new(body)).map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| format!("the request failed: {e}"))?;
         let status = response.status().as_u16();
-        // Read (a bounded part of) the body, so the connection can carry the next delivery.
+        // Read (a bounded part of) the body, so the connection can carry the next delivery;
+        // past the bound, or cut short, the connection is dropped and the body is not given.
         let mut body = response.into_body();
-        let mut read = 0usize;
+        let mut read: Vec<u8> = Vec::new();
         while let Some(frame) =
             std::future::poll_fn(|cx| hyper::body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)).await
         {
             match frame {
                 Ok(frame) => {
-                    read += frame.data_ref().map_or(0, |d| d.len());
-                    if read > RESPONSE_BYTES_MAX {
+                    let data = frame.data_ref().map_or(&[][..], |d| &d[..]);
+                    if read.len() + data.len() > RESPONSE_BYTES_MAX {
                         self.sender = None;
-                        break;
+                        return Ok((status, None));
                     }
+                    read.extend_from_slice(data);
                 }
                 Err(_) => {
                     self.sender = None;
-                    break;
+                    return Ok((status, None));
                 }
             }
         }
-        Ok(status)
+        Ok((status, Some(bytes::Bytes::from(read))))
     }
 
     async fn connect(&self) -> Result<SendRequest<http_body_util_full::Full>, String> {

@@ -309,6 +309,8 @@ async fn serve(
     let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
     // Its own thread and runtime, at a lower priority; it stops when the engine does.
     let _webhooks = kasa_server::consumers::webhooks::spawn(app.clone()).context("starting webhook deliveries")?;
+    let _partner_notify =
+        kasa_server::consumers::partner_notify::spawn(app.clone()).context("starting partner notifications")?;
     let mut health = engine.health_changes();
     let stopping = engine.clone();
     let shutdown = async move {

@@ -431,6 +431,11 @@ pub enum Command {
         /// Whether the money moved.
         succeeded: bool,
     },
+    /// The notification consumer's positions (see `notify.rs`).
+    RecordNotified {
+        /// Per partner, the last event notified.
+        progress: BoundedVec<super::notify::NotifyProgress, { super::notify::NOTIFY_PROGRESS_MAX }>,
+    },
 }
 
 impl Command {
@@ -616,6 +621,8 @@ pub enum Outcome {
     WindowClosed(Result<Window, WindowError>),
     /// Of [`Command::SettleWindow`].
     WindowSettled(Result<Window, WindowError>),
+    /// Of [`Command::RecordNotified`]: how many partners' positions moved.
+    NotifiedRecorded(u32),
 }
 
 /// What happened in the partner domain, for the outbox.

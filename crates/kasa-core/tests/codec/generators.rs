@@ -84,6 +84,7 @@ kinds!(partner_kind, PARTNER_KINDS, PartnerCommand {
     Refund => "refund",
     CloseWindow => "close_window",
     SettleWindow => "settle_window",
+    RecordNotified => "record_notified",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -758,6 +759,19 @@ pub fn partner_commands(f: &Fields) -> Vec<BoxedStrategy<PartnerCommand>> {
         f.id.clone().prop_map(|window_id| P::CloseWindow { window_id }).boxed(),
         (f.id.clone(), any::<bool>())
             .prop_map(|(window_id, succeeded)| P::SettleWindow { window_id, succeeded })
+            .boxed(),
+        vec((f.id.clone(), any::<u64>()), 0..=65)
+            .prop_filter_map("at most 64", |items| {
+                let progress = items
+                    .into_iter()
+                    .map(|(partner_id, notified_through)| kasa_core::partner::NotifyProgress {
+                        partner_id,
+                        notified_through,
+                    })
+                    .collect();
+                BoundedVec::new(progress).ok()
+            })
+            .prop_map(|progress| P::RecordNotified { progress })
             .boxed(),
     ]
 }

@@ -4,8 +4,10 @@
 //! idempotent (a bank by the funding's reference), so a crash at any moment neither loses nor
 //! repeats an effect. A slow consumer lags; it never slows the writer.
 //!
-//! The consumers: the bank rail (`bank.rs`: top-ups, withdrawals and payouts) and webhook
-//! deliveries (`webhooks.rs`). The PostgreSQL read model is the next.
+//! The consumers: the bank rail (`bank.rs`: top-ups, withdrawals and payouts), webhook
+//! deliveries (`webhooks.rs`) and partners' payment notifications (`partner_notify.rs`). The
+//! PostgreSQL read model is the next.
 
 pub mod bank;
+pub mod partner_notify;
 pub mod webhooks;
