@@ -641,3 +641,31 @@ mod overseas {
         assert_eq!(h.state.partners().pending_overseas().count(), 0);
     }
 }
+fn record_notified(h: &mut Harness, progress: &[(u64, u64)]) -> u32 {
+    let progress = progress
+        .iter()
+        .map(|&(partner_id, notified_through)| kasa_core::partner::NotifyProgress { partner_id, notified_through })
+        .collect();
+    match partner_command(h, Command::RecordNotified { progress: BoundedVec::new(progress).unwrap() }) {
+        Outcome::NotifiedRecorded(moved) => moved,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+#[test]
+fn notification_positions_move_forward_per_partner_and_survive_a_restart() {
+    let mut h = Harness::recording();
+    let a = register(&mut h, "alipay_plus", Currency::KRW, 0).unwrap();
+    let b = register(&mut h, "tng", Currency::KRW, 0).unwrap();
+    // Partner b's position moves while a's stays: a slow partner holds up only itself.
+    assert_eq!(record_notified(&mut h, &[(b.id, 40)]), 1);
+    assert_eq!((h.state.partners().notified_through(a.id), h.state.partners().notified_through(b.id)), (0, 40));
+    // Only forward; an unknown partner is ignored.
+    assert_eq!(record_notified(&mut h, &[(a.id, 7), (b.id, 12), (99, 50)]), 1);
+    assert_eq!((h.state.partners().notified_through(a.id), h.state.partners().notified_through(b.id)), (7, 40));
+    assert_eq!(h.state.partners().notified_through(99), 0);
+    h.restart();
+    assert_eq!((h.state.partners().notified_through(a.id), h.state.partners().notified_through(b.id)), (7, 40));
+    let (replayed, _) = h.replay();
+    assert_eq!(replayed.hash(), h.state.hash(), "the positions are journaled state");
+}

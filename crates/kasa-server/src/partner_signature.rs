@@ -44,6 +44,12 @@ pub fn message(method: &str, path: &str, client_id: &str, request_time: &str, bo
     m
 }
 
+/// Kasa's `Signature` header (key version 1) over a POST to `path`, as it signs its answers
+/// to partners and its calls to them.
+pub fn kasa_signature(signer: &Signer, path: &str, client_id: &str, time: &str, body: &[u8]) -> String {
+    signer.header(1, &message("POST", path, client_id, time, body))
+}
+
 /// A `Signature` header's parts.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SignatureHeader {

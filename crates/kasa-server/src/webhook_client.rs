@@ -18,8 +18,9 @@ use tokio::net::TcpStream;
 
 /// How long one delivery may take, connection included.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most bytes of a response kept (it is only read to reuse the connection).
-const RESPONSE_BYTES_MAX: usize = 64 * 1024;
+/// The most bytes of a response read: webhooks read it only to reuse the connection, partner
+/// notifications for its `result`, which is a few hundred bytes.
+pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
 
 /// A parsed delivery URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,29 +109,34 @@ impl Connection {
 
     /// POSTs `body` with `headers`, in at most [`ATTEMPT_TIMEOUT`].
     pub async fn deliver(&mut self, body: bytes::Bytes, headers: &[(&str, String)]) -> Delivered {
-        let path = self.target.path.clone();
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&path, body, headers)).await {
-            Ok(Ok((status, _))) => Delivered::Status(status),
-            Ok(Err(why)) => {
-                self.sender = None;
-                Delivered::Failed(why)
-            }
-            Err(_) => {
-                self.sender = None;
-                Delivered::Failed(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()))
-            }
+        match self.exchange(body, headers).await {
+            Ok((status, _)) => Delivered::Status(status),
+            Err(why) => Delivered::Failed(why),
         }
     }
 
+    /// POSTs `body` with `headers` to the target's URL, in at most [`ATTEMPT_TIMEOUT`] (the
+    /// answer's body included): the status and the body, or `None` for a body over
+    /// [`RESPONSE_BYTES_MAX`] or cut short. Or why there was no answer.
+    pub async fn exchange(
+        &mut self,
+        body: bytes::Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<(u16, Option<bytes::Bytes>), String> {
+        let path = self.target.path.clone();
+        let (status, answer) = self.call(&path, body, headers, ATTEMPT_TIMEOUT).await?;
+        Ok((status, answer.map(bytes::Bytes::from)))
+    }
+
     /// POSTs `body` to `path` on the target's host (a partner's API), in at most `timeout`:
-    /// the status and the first 64 KiB of the answer, or why there is none.
+    /// the status and the answer (as [`Connection::exchange`]), or why there is none.
     pub async fn call(
         &mut self,
         path: &str,
         body: bytes::Bytes,
         headers: &[(&str, String)],
         timeout: Duration,
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Option<Vec<u8>>), String> {
         match tokio::time::timeout(timeout, self.send(path, body, headers)).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(why)) => {
@@ -149,7 +155,7 @@ impl Connection {
         path: &str,
         body: bytes::Bytes,
         headers: &[(&str, String)],
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Option<Vec<u8>>), String> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.sender = Some(self.connect().await?);
         }
@@ -170,7 +176,8 @@ impl Connection {
         let request = request.body(http_body_util_full::Full::new(body)).map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| format!("the request failed: {e}"))?;
         let status = response.status().as_u16();
-        // Read (a bounded part of) the body, so the connection can carry the next delivery.
+        // Read (a bounded part of) the body, so the connection can carry the next delivery;
+        // past the bound, or cut short, the connection is dropped and the body is not given.
         let mut body = response.into_body();
         let mut kept = Vec::new();
         while let Some(frame) =
@@ -181,17 +188,17 @@ impl Connection {
                     let data = frame.data_ref().map_or(&[][..], |d| &d[..]);
                     if kept.len() + data.len() > RESPONSE_BYTES_MAX {
                         self.sender = None;
-                        break;
+                        return Ok((status, None));
                     }
                     kept.extend_from_slice(data);
                 }
                 Err(_) => {
                     self.sender = None;
-                    break;
+                    return Ok((status, None));
                 }
             }
         }
-        Ok((status, kept))
+        Ok((status, Some(kept)))
     }
 
     async fn connect(&self) -> Result<SendRequest<http_body_util_full::Full>, String> {

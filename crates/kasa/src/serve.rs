@@ -310,6 +310,8 @@ async fn serve(
     let _partner_calls = kasa_server::consumers::partner_calls::spawn(app.clone());
     // Its own thread and runtime, at a lower priority; it stops when the engine does.
     let _webhooks = kasa_server::consumers::webhooks::spawn(app.clone()).context("starting webhook deliveries")?;
+    let _partner_notify =
+        kasa_server::consumers::partner_notify::spawn(app.clone()).context("starting partner notifications")?;
     let mut health = engine.health_changes();
     let stopping = engine.clone();
     let shutdown = async move {

@@ -6,25 +6,19 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 
-/// One request the receiver got: its headers (lower-case names) and body.
-#[derive(Clone, Debug)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// One request the receiver got.
+type Received = support::receiver::Request;
+
+trait Json {
+    fn json(&self) -> Value;
 }
 
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str())
-    }
-
+impl Json for Received {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
@@ -39,17 +33,12 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let status = Arc::new(AtomicU16::new(200));
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let (s, g) = (status.clone(), got.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (s, g) = (s.clone(), g.clone());
-                std::thread::spawn(move || serve_connection(stream, &s, &g));
-            }
+        let port = support::receiver::listen(move |r| {
+            g.lock().unwrap().push(r);
+            (s.load(Ordering::SeqCst), "ok".into())
         });
         Receiver { port, status, got }
     }
@@ -72,42 +61,6 @@ impl Receiver {
             }
             assert!(started.elapsed() < BACKGROUND_WAIT, "the receiver got {} requests: {got:?}", got.len());
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn serve_connection(stream: std::net::TcpStream, status: &AtomicU16, got: &Mutex<Vec<Received>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let length: usize = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        got.lock().unwrap().push(Received { headers, body });
-        let code = status.load(Ordering::SeqCst);
-        let answer = format!("HTTP/1.1 {code} X\r\ncontent-length: 2\r\n\r\nok");
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
         }
     }
 }

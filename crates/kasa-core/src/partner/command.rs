@@ -486,6 +486,11 @@ pub enum Command {
     },
     /// A partner refunds a user's payment abroad.
     RefundOverseas(Box<OverseasRefundRequest>),
+    /// The notification consumer's positions (see `notify.rs`).
+    RecordNotified {
+        /// Per partner, the last event notified.
+        progress: BoundedVec<super::notify::NotifyProgress, { super::notify::NOTIFY_PROGRESS_MAX }>,
+    },
 }
 
 impl Command {
@@ -682,6 +687,8 @@ pub enum Outcome {
     OverseasResolved(Result<super::outbound::OverseasPayment, super::outbound::OverseasError>),
     /// Of [`Command::RefundOverseas`].
     OverseasRefunded(Result<super::outbound::OverseasRefunded, super::outbound::OverseasError>),
+    /// Of [`Command::RecordNotified`]: how many partners' positions moved.
+    NotifiedRecorded(u32),
 }
 
 /// What happened in the partner domain, for the outbox.

@@ -6,6 +6,7 @@
 //! - `pay.rs`: a partner's payment, cancel and refund, flows with the merchant domain.
 //! - `window.rs`: settlement windows (per partner and currency, closed at the daily cutoff or
 //!   by an operator, settled by the bank's answer).
+//! - `notify.rs`: how far Kasa's notifications to each partner have gone.
 //! - `snapshot.rs`: the section.
 //!
 //! The HTTP layer checks a partner's signature (Ed25519 over the method, path, client id,
@@ -13,6 +14,7 @@
 //! from the scanned code; the commands carry the results.
 
 pub mod command;
+pub mod notify;
 pub mod outbound;
 pub(crate) mod pay;
 mod snapshot;
@@ -25,6 +27,7 @@ pub use command::{
     QUOTES_MAX, QUOTE_KEPT_SECONDS, QUOTE_SECONDS_DEFAULT, QUOTE_SECONDS_MAX, RATES_PER_COMMAND_MAX,
     REFUNDS_PER_PAYMENT_MAX, REFUND_SECONDS_MAX,
 };
+pub use notify::{NotifyProgress, NOTIFY_PROGRESS_MAX};
 pub use outbound::{
     CodeText, ForeignText, OverseasError, OverseasPayment, OverseasRefund, OverseasRefunded, OverseasStatus, Step,
 };
@@ -77,6 +80,8 @@ pub struct Partners {
     open_windows: BTreeMap<(u64, Currency), u64>,
     /// When the open windows close (0: none is open).
     pub(crate) next_cutoff: u64,
+    /// Per partner, the last event notified to it (`notify.rs`).
+    pub(crate) notified: imbl::OrdMap<u64, u64>,
 }
 
 impl Partners {
@@ -133,6 +138,9 @@ impl Partners {
                 Outcome::OverseasResolved(self.resolve_overseas(*payment_id, *step, ctx))
             }
             Command::RefundOverseas(request) => Outcome::OverseasRefunded(self.refund_overseas(request, ctx)),
+            Command::RecordNotified { progress } => {
+                Outcome::NotifiedRecorded(self.record_notified(progress.as_slice()))
+            }
             // Flows: the state applies them with the merchant domain. Alone, the partner
             // domain knows no stores.
             Command::Pay(_) | Command::CancelPayment { .. } | Command::Refund { .. } | Command::PayOverseas { .. } => {

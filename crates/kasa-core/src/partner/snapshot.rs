@@ -7,8 +7,9 @@ use super::Partners;
 use crate::codec::{put_table, read_table, DecodeError, Reader, Sink};
 use crate::fx::Rate;
 
-/// The version of this section's layout.
-pub const SECTION_VERSION: u16 = 1;
+/// The version of this section's layout. Version 2 adds the notification positions at the
+/// end; version 1 is refused by name (the journal is replayed instead).
+pub const SECTION_VERSION: u16 = 2;
 
 /// The partner domain's tables as they were when the view was taken.
 #[derive(Clone, Debug)]
@@ -22,6 +23,7 @@ pub struct PartnersView {
     overseas: imbl::Vector<super::OverseasPayment>,
     overseas_refunds: imbl::Vector<super::OverseasRefund>,
     windows: imbl::Vector<Window>,
+    notified: imbl::OrdMap<u64, u64>,
 }
 
 impl PartnersView {
@@ -37,6 +39,7 @@ impl PartnersView {
         put_table(sink, self.overseas.iter(), self.overseas.len(), &mut scratch);
         put_table(sink, self.overseas_refunds.iter(), self.overseas_refunds.len(), &mut scratch);
         put_table(sink, self.windows.iter(), self.windows.len(), &mut scratch);
+        put_table(sink, self.notified.iter(), self.notified.len(), &mut scratch);
     }
 }
 
@@ -61,6 +64,7 @@ impl Partners {
             overseas: self.overseas.clone(),
             overseas_refunds: self.overseas_refunds.clone(),
             windows: self.windows.clone(),
+            notified: self.notified.clone(),
         }
     }
 
@@ -201,6 +205,16 @@ impl Partners {
         if !m.open_windows.is_empty() && m.next_cutoff == 0 {
             return Err(DecodeError::invalid("windows are open but no cutoff is set"));
         }
+        read_table(r, "notification positions", |(partner_id, through): (u64, u64)| {
+            let ascending = m.notified.keys().next_back().is_none_or(|&last| last < partner_id);
+            if m.partner(partner_id).is_none() || !ascending || through == 0 {
+                return Err(DecodeError::invalid(format!(
+                    "the notification position of partner {partner_id} names an unknown partner, is out of order or is zero"
+                )));
+            }
+            m.notified.insert(partner_id, through);
+            Ok(())
+        })?;
         Ok(m)
     }
 }

@@ -89,6 +89,7 @@ kinds!(partner_kind, PARTNER_KINDS, PartnerCommand {
     PayOverseas => "pay_overseas",
     ResolveOverseas => "resolve_overseas",
     RefundOverseas => "refund_overseas",
+    RecordNotified => "record_notified",
 });
 
 /// The full kind of a command, wrappers first: `keyed.session.as_session.send`.
@@ -811,6 +812,19 @@ pub fn partner_commands(f: &Fields) -> Vec<BoxedStrategy<PartnerCommand>> {
                     amount,
                 }))
             })
+            .boxed(),
+        vec((f.id.clone(), any::<u64>()), 0..=65)
+            .prop_filter_map("at most 64", |items| {
+                let progress = items
+                    .into_iter()
+                    .map(|(partner_id, notified_through)| kasa_core::partner::NotifyProgress {
+                        partner_id,
+                        notified_through,
+                    })
+                    .collect();
+                BoundedVec::new(progress).ok()
+            })
+            .prop_map(|progress| P::RecordNotified { progress })
             .boxed(),
     ]
 }

@@ -5,9 +5,11 @@
 //! repeats an effect. A slow consumer lags; it never slows the writer.
 //!
 //! The consumers: the bank rail (`bank.rs`: top-ups, withdrawals, payouts and partners'
-//! settlements), webhook deliveries (`webhooks.rs`) and the calls to partners for users'
-//! payments abroad (`partner_calls.rs`). The PostgreSQL read model is the next.
+//! settlements), webhook deliveries (`webhooks.rs`), partners' payment notifications
+//! (`partner_notify.rs`) and the calls to partners for users' payments abroad
+//! (`partner_calls.rs`). The PostgreSQL read model is the next.
 
 pub mod bank;
 pub mod partner_calls;
+pub mod partner_notify;
 pub mod webhooks;

@@ -204,7 +204,7 @@ impl Client {
         let headers =
             [("client-id", client_id), ("request-time", time), ("signature", self.app.kasa_signer.header(1, &message))];
         match connection.call(&full_path, body.into(), &headers, CALL_TIMEOUT).await {
-            Ok((200, answer)) => serde_json::from_slice(&answer).ok(),
+            Ok((200, Some(answer))) => serde_json::from_slice(&answer).ok(),
             _ => None,
         }
     }

@@ -225,11 +225,11 @@ pub fn spawn(app: AppState) -> std::io::Result<std::thread::JoinHandle<()>> {
 }
 
 /// Lowers the calling thread's priority (a nice value of 10; Linux schedules threads
-/// separately). Best effort: where it fails, deliveries run at the normal priority.
-fn lower_priority() {
+/// separately). Best effort: where it fails, the consumer runs at the normal priority.
+pub(crate) fn lower_priority() {
     let tid = rustix::thread::gettid();
     if rustix::process::setpriority_process(Some(tid), 10).is_err() {
-        tracing::warn!("webhooks: could not lower the delivery thread's priority");
+        tracing::warn!("could not lower a consumer thread's priority");
     }
 }
 

@@ -88,12 +88,10 @@ pub(crate) fn signed(
     let body = serde_json::to_vec(body).expect("an answer serializes");
     let client_id = ids::format("ptn", partner_id);
     let time = Rfc3339(app.engine.now()).to_string();
-    let message = sig::message("POST", path, &client_id, &time, &body);
+    let signature = sig::kasa_signature(&app.kasa_signer, path, &client_id, &time, &body);
     let mut response = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
     let headers = response.headers_mut();
-    for (name, value) in
-        [("client-id", client_id), ("response-time", time), ("signature", app.kasa_signer.header(1, &message))]
-    {
+    for (name, value) in [("client-id", client_id), ("response-time", time), ("signature", signature)] {
         headers.insert(name, HeaderValue::from_str(&value).expect("ASCII header values"));
     }
     response
@@ -185,7 +183,7 @@ pub(crate) struct PaymentOutput {
 }
 
 impl PaymentOutput {
-    fn of(p: &PartnerPayment) -> Self {
+    pub(crate) fn of(p: &PartnerPayment) -> Self {
         PaymentOutput {
             result: ResultOutput::success(),
             payment_id: ids::format("ppay", p.id),

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
 pub mod webdriver;
 
 use kasa::client::{wait_for_listening, Client, Response};
