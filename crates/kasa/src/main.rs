@@ -4,6 +4,7 @@
 //! them, `reconcile` compares a partner's settlement file with Kasa's.
 
 mod bench;
+mod bench_partner;
 mod bench_payments;
 mod bench_qr;
 mod fx;
