@@ -1,9 +1,11 @@
 //! Crash safety of the whole write path (core + journal) on fault-injecting storage.
 //!
-//! For a ledger workload and a wallet workload, crash at every mutating storage call in turn;
-//! after each crash, restart the disk as a power loss would leave it, recover, and check that
-//! every acknowledged batch is there, no partial batch is, the ledger and wallet invariants
-//! hold, and the state hash equals a clean replay of the same batches. Also: a full disk rejects a batch cleanly and the engine
+//! For a ledger workload and a wallet workload (with merchants' and partners' commands), crash
+//! at every mutating storage call in turn; after each crash, restart the disk as a power loss
+//! would leave it, recover, and check that every acknowledged batch is there, no partial batch
+//! is, the invariants hold (both ledgers, and every domain against the books: wallets,
+//! merchants' payments, partners' FX positions and accounts), and the state hash equals a
+//! clean replay of the same batches. Also: a full disk rejects a batch cleanly and the engine
 //! carries on; a failed sync is fatal and recovery keeps only what was synced.
 
 use kasa_core::ledger::{Account, AccountFlags, Transfer, TransferFlags};
@@ -293,6 +295,7 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
         (next(), merchant_commands()),
         (next(), payment_money_commands()),
         (next(), instore_commands()),
+        (next(), partner_commands(START)),
         (next(), import_commands()),
     ];
     // The bank never answered the withdrawal: the rail gives up and its money comes back.
@@ -324,8 +327,10 @@ fn wallet_workload() -> Vec<(u64, Vec<Command>)> {
     batches.push((capture_expired + SECOND, vec![w(send(2, Recipient::User(1), 100))]));
     // The days' payout runs made merchant 1's payout (its balance: 1,000 + 1,000 captured,
     // 50 in fees, 1,400 refunded, 35 of the fees returned): the bank pays it.
-    let settle_payout = kasa_core::merchant::Command::SettlePayout { payout_id: 1, result: BankResult::Approved };
-    batches.push((capture_expired + 2 * SECOND, vec![Command::Merchant(settle_payout)]));
+    let settle_payout = |payout_id: u64| {
+        Command::Merchant(kasa_core::merchant::Command::SettlePayout { payout_id, result: BankResult::Approved })
+    };
+    batches.push((capture_expired + 2 * SECOND, vec![settle_payout(1), settle_payout(2)]));
     batches
 }
 
@@ -423,36 +428,64 @@ fn crash_at_every_storage_call_during_wallet_commands_leaves_each_whole_or_absen
     // User 3: 4,050 (the declined top-up brought nothing; an operator credited 50), less
     // payment 3 (1,000) and the 1,000 captured of payment 4, plus refunds of 400 and 1,000;
     // payment 5's reservation was voided when its 7 days ran out; then in store: 300 by the
-    // static code (100 refunded), 500 by the one-sale code once, 200 by the payment code once.
-    assert_eq!(balance(3), (3_450 - 300 + 100 - 500 - 200, 0));
+    // static code (100 refunded), 500 by the one-sale code once, 200 by the payment code once;
+    // abroad, 0.50 dollar for 708 won (1,400 less 1 %, rounded up) of which 0.40 came back at
+    // its rate (566 won, rounded down), and a second that was canceled.
+    assert_eq!(balance(3), (3_450 - 300 + 100 - 500 - 200 - 708 + 566, 0));
+    let partners = writer.state().partners();
+    let abroad = |id: u64| partners.overseas_payment(id).map(|p| (p.status.name(), p.krw_refunded.minor()));
+    assert_eq!((abroad(1), abroad(2)), (Some(("succeeded", 566)), Some(("failed", 0))));
     let merchants = writer.state().merchants();
     let status = |id: u64| merchants.payment(id).map(|p| (p.status.name(), p.cancel_reason.map(|r| r.name())));
     assert_eq!(status(3), Some(("succeeded", None)));
     assert_eq!(status(5), Some(("canceled", Some("capture_expired"))));
     assert_eq!(status(6), Some(("canceled", Some("declined"))));
     let channel = |id: u64| merchants.payment(id).map(|p| (p.channel.name(), p.status.name()));
+    // The second charge of the payment code made no payment: 10 is the partner's first.
     assert_eq!(
-        [channel(7), channel(8), channel(9), channel(10)],
+        [channel(7), channel(8), channel(9), channel(10), channel(11), channel(12), channel(13)],
         [
             Some(("static_qr", "succeeded")),
             Some(("dynamic_qr", "succeeded")),
             Some(("payment_code", "succeeded")),
+            Some(("partner", "succeeded")),
+            Some(("partner", "succeeded")),
+            Some(("partner", "succeeded")),
             None
         ]
     );
+    // On the merchant's side a partner's cancel is a refund of the whole payment.
+    let refunded = |id: u64| merchants.payment(id).map(|p| p.refunded.minor());
+    assert_eq!([refunded(10), refunded(11), refunded(12)], [Some(3_000), Some(20_000), Some(0)]);
+    // The partner's window, at 188.595 won a yuan: 53.03 (quoted), 106.05 and 26.52 yuan
+    // paid, with fees of 1 % half up (53, 106, 27); 30 % of the first refunded at its rate
+    // (15.90, fee 15 back) and the second canceled (106.05, fee 106 back).
+    let window = writer
+        .state()
+        .partners()
+        .window(1)
+        .cloned()
+        .map(|w| (w.status.name(), w.payments, w.refunds, w.paid, w.refunded, w.fees, w.net()));
+    assert_eq!(
+        window,
+        Some(("settled", 3, 2, 5_303 + 10_605 + 2_652, 1_590 + 10_605, 53 + 106 + 27 - 15 - 106, 6_300))
+    );
     assert_eq!(merchants.payment(3).map(|p| p.refunded.minor()), Some(400), "the refund past the capture was refused");
-    let payout = merchants.payout(1).map(|p| (p.merchant_id, p.amount.minor(), p.status.name()));
+    let payout = |id: u64| merchants.payout(id).map(|p| (p.merchant_id, p.amount.minor(), p.status.name()));
+    // Merchant 3's, of the partner's payments: 35,000 won less fees of 2.5 % (875), less
+    // 23,000 refunded with their share of the fees (575).
+    assert_eq!(payout(1), Some((3, 35_000 - 875 - 23_000 + 575, "paid")));
     // 585 online, and in store: 300 - 8 (fee) - 100 + 2 (the refund's share of the fee),
     // 500 - 13, 200 - 5.
-    assert_eq!(payout, Some((1, 585 + 194 + 487 + 195, "paid")));
+    assert_eq!(payout(2), Some((1, 585 + 194 + 487 + 195, "paid")));
     let balance_1 = writer.state().books().account(kasa_core::chart::MERCHANT_BALANCE.id(1)).unwrap();
     assert_eq!(balance_1.credits_posted, balance_1.debits_posted, "paid out to the won");
     assert_eq!(balance(4), (7_000, 0), "the held remittance was claimed at sign-up");
     let fee_income = kasa_core::chart::FEE_INCOME.system_id(kasa_core::money::Currency::KRW);
     let fees = writer.state().books().account(fee_income).unwrap();
-    // The withdrawal's 300 and 25 on each payment's 1,000 captured, 8, 13 and 5 in store;
-    // refunds gave back 10, 25 and 2.
-    assert_eq!((fees.credits_posted, fees.debits_posted), (350 + 8 + 13 + 5, 35 + 2));
+    // The withdrawal's 300 and 25 on each payment's 1,000 captured, 8, 13 and 5 in store, 875
+    // on the partner's; refunds gave back 10, 25, 2 and 575.
+    assert_eq!((fees.credits_posted, fees.debits_posted), (350 + 8 + 13 + 5 + 875, 35 + 2 + 575));
     assert_eq!(writer.state().outbox().cursor("bank_rail"), 3);
     crash_at_every_storage_call(small_options, &batches);
 }
@@ -858,5 +891,138 @@ fn instore_commands() -> Vec<Command> {
             amount: Amount::new(100),
             reason: RefundReason::new("품절").unwrap(),
         }),
+    ]
+}
+
+/// A partner's payments at a merchant of its own (merchant 3, store 2): the partner (settling
+/// in CNY, fee 1 %) with its key, a CNY/KRW rate, a quote; payments with the quote (p-1), at
+/// the rate in force (p-2, p-3) and p-1 again (the first answer, nothing applied); a refund of
+/// part of p-1 at its rate, a cancel of p-2; the window closed and settled by the bank. The
+/// merchant's payments are 10 to 12.
+fn partner_commands(rates_from: u64) -> Vec<Command> {
+    use kasa_core::fx::{Rate, Side};
+    use kasa_core::merchant::{self, parse_brn, BusinessName, DisplayName, Mcc, SettlementAccount};
+    use kasa_core::money::{Amount, Currency};
+    use kasa_core::partner::{self, CustomerId, PartnerName, PayRequest, RequestId};
+    use kasa_core::text::BoundedVec;
+    use kasa_core::wallet::{BankCode, Last4, Name, SealedAccountNumber};
+    let p = Command::Partner;
+    let account = || {
+        Box::new(SettlementAccount {
+            bank_code: BankCode::new("088").unwrap(),
+            account_number: SealedAccountNumber {
+                ciphertext: BoundedVec::new(b"sealed".to_vec()).unwrap(),
+                lookup: [9; 32],
+                last4: Last4::new("0009").unwrap(),
+            },
+            holder_name: Name::new("Partner Ltd").unwrap(),
+        })
+    };
+    let pay = |request: &str, won: u64, quote_id: Option<u64>| {
+        p(partner::Command::Pay(Box::new(PayRequest {
+            partner_id: 1,
+            request_id: RequestId::new(request).unwrap(),
+            customer_id: CustomerId::new("2088101122334455").unwrap(),
+            store_id: 2,
+            merchant_name: Some(DisplayName::new("서울상점").unwrap()),
+            amount: Amount::new(won),
+            item_name: None,
+            quote_id,
+        })))
+    };
+    let abroad = || {
+        p(partner::Command::PayOverseas {
+            token_hash: [7; 32],
+            request: Box::new(partner::PayOverseasRequest {
+                partner_id: 1,
+                scheme_bit: kasa_core::qr::Scheme::UnionPay.bit(),
+                code: partner::CodeText::new("00020101021229...").unwrap(),
+                merchant_name: partner::ForeignText::new("BEST TRANSPORT").unwrap(),
+                merchant_city: None,
+                currency: Currency::USD,
+                amount: Amount::new(50),
+                quote_id: 2,
+            }),
+            pin_ok: Some(true),
+        })
+    };
+    vec![
+        Command::Merchant(merchant::Command::CreateMerchant {
+            business_name: BusinessName::new("주식회사 서울상점").unwrap(),
+            display_name: DisplayName::new("서울상점").unwrap(),
+            brn: parse_brn("120-81-00088").unwrap(),
+            mcc: Mcc::parse("5812").unwrap(),
+            fee_bps: 250,
+            settlement: account(),
+        }),
+        Command::Merchant(merchant::Command::CreateStore {
+            merchant_id: 3, name: DisplayName::new("명동점").unwrap()
+        }),
+        p(partner::Command::CreatePartner {
+            name: PartnerName::new("alipay_plus").unwrap(),
+            home_currency: Currency::CNY,
+            settlement_currency: Currency::CNY,
+            fee_bps: 100,
+            settlement: account(),
+            endpoint: Some(kasa_core::merchant::WebhookUrl::new("https://partner.example/kasa").unwrap()),
+            accepts: partner::Schemes::named(&["unionpay"]).unwrap(),
+            policy: partner::CallPolicy::default(),
+        }),
+        p(partner::Command::AddKey { partner_id: 1, public_key: [9; 32] }),
+        p(partner::Command::LoadRates {
+            rates: BoundedVec::new(vec![Rate::parse("CNY/KRW", "190.50", 100, rates_from).unwrap()]).unwrap(),
+        }),
+        p(partner::Command::CreateQuote {
+            partner_id: 1,
+            sell: Currency::CNY,
+            buy: Currency::KRW,
+            side: Side::Buy(Amount::new(10_000)),
+            expires_in_seconds: 600,
+        }),
+        pay("p-1", 10_000, Some(1)),
+        pay("p-2", 20_000, None),
+        pay("p-3", 5_000, None),
+        pay("p-1", 10_000, Some(1)),
+        p(partner::Command::Refund {
+            partner_id: 1,
+            refund_request_id: RequestId::new("rf-1").unwrap(),
+            request_id: RequestId::new("p-1").unwrap(),
+            amount: Amount::new(3_000),
+        }),
+        p(partner::Command::CancelPayment { partner_id: 1, request_id: RequestId::new("p-2").unwrap() }),
+        p(partner::Command::CloseWindow { window_id: 1 }),
+        p(partner::Command::SettleWindow { window_id: 1, succeeded: true }),
+        // User 3 pays abroad twice (0.50 dollar each): the partner pays the first, which it
+        // then refunds in part; the second gets no answer and is canceled.
+        Command::Wallet(kasa_core::wallet::Command::OpenSession {
+            user_id: 3,
+            token_hash: [7; 32],
+            pin_ok: true,
+            ttl_seconds: 3600,
+        }),
+        p(partner::Command::LoadRates {
+            rates: BoundedVec::new(vec![Rate::parse("USD/KRW", "1400", 100, rates_from).unwrap()]).unwrap(),
+        }),
+        p(partner::Command::CreateQuote {
+            partner_id: 1,
+            sell: Currency::KRW,
+            buy: Currency::USD,
+            side: Side::Buy(Amount::new(50)),
+            expires_in_seconds: 600,
+        }),
+        abroad(),
+        abroad(),
+        p(partner::Command::ResolveOverseas { payment_id: 1, step: partner::Step::Requested }),
+        p(partner::Command::ResolveOverseas { payment_id: 1, step: partner::Step::Succeeded }),
+        p(partner::Command::ResolveOverseas { payment_id: 2, step: partner::Step::NoAnswer }),
+        p(partner::Command::ResolveOverseas { payment_id: 2, step: partner::Step::CancelRequested }),
+        p(partner::Command::ResolveOverseas { payment_id: 2, step: partner::Step::Canceled }),
+        p(partner::Command::RefundOverseas(Box::new(partner::OverseasRefundRequest {
+            partner_id: 1,
+            refund_request_id: RequestId::new("orf-1").unwrap(),
+            payment_id: 1,
+            currency: Currency::USD,
+            amount: Amount::new(40),
+        }))),
     ]
 }

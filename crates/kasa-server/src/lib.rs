@@ -123,6 +123,8 @@ pub struct Shared {
     pub webhooks_allow_private: bool,
     /// Partners' request signatures seen recently (the replay check).
     pub partner_replays: partner_signature::ReplayGuard,
+    /// Partners' live keys, so that a signed request needs no read of the state first.
+    pub partner_keys: partner_signature::KeyCache,
     /// Kasa's key for signing its answers to partners, derived from the data key.
     pub kasa_signer: partner_signature::Signer,
     /// Partners' merchant imports this server runs, with their files.
@@ -167,6 +169,7 @@ impl AppState {
             key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
             webhooks_allow_private: config.webhooks_allow_private,
             partner_replays: partner_signature::ReplayGuard::default(),
+            partner_keys: partner_signature::KeyCache::default(),
             kasa_signer: partner_signature::Signer::from_seed(&blake3::derive_key(
                 "kasa 2026-11-30 partner answer signing key",
                 config.data_key.expose().as_bytes(),

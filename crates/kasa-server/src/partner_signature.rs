@@ -19,7 +19,7 @@
 
 use base64::Engine as _;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 /// How far a request's time may be from Kasa's: 5 minutes either way.
@@ -136,6 +136,59 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// The most partner keys [`KeyCache`] holds; past it, it starts again empty (partners have a
+/// few keys each, and a key missing from the cache is read from the state).
+pub const CACHED_KEYS_MAX: usize = 4_096;
+
+/// Partners' live public keys by (partner, key version), as read from the committed state, so
+/// that a signed request does not take a trip to the sequencer before its command does. A
+/// key version's public key never changes; what changes is whether it is live, and the only
+/// way a key stops being live is a revocation, after whose commit the revoking route calls
+/// [`KeyCache::forget_all`] before it answers. A key read from the state is kept only if no
+/// revocation happened while it was being read (the generation did not move), so a key
+/// revoked during the read is never cached. A request that found its key just before a
+/// revocation committed may still pay after it, as it could when it read the key from the
+/// state: the key is checked before the command, not in the same step.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    inner: Mutex<CachedKeys>,
+}
+
+#[derive(Debug, Default)]
+struct CachedKeys {
+    /// Moves at every [`KeyCache::forget_all`].
+    generation: u64,
+    keys: HashMap<(u64, u32), [u8; 32]>,
+}
+
+impl KeyCache {
+    /// The live key `version` of `partner_id` if it is cached; otherwise the generation to
+    /// give [`KeyCache::keep`] with the key read from the state.
+    pub fn get(&self, partner_id: u64, version: u32) -> Result<[u8; 32], u64> {
+        let cached = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        cached.keys.get(&(partner_id, version)).copied().ok_or(cached.generation)
+    }
+
+    /// Keeps a live key read from the state, unless a revocation happened since `generation`.
+    pub fn keep(&self, partner_id: u64, version: u32, key: [u8; 32], generation: u64) {
+        let mut cached = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.generation != generation {
+            return;
+        }
+        if cached.keys.len() >= CACHED_KEYS_MAX {
+            cached.keys.clear();
+        }
+        cached.keys.insert((partner_id, version), key);
+    }
+
+    /// Forgets every key: called after a revocation is committed, before it is answered.
+    pub fn forget_all(&self) {
+        let mut cached = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        cached.generation += 1;
+        cached.keys.clear();
+    }
+}
+
 /// Signatures seen recently: a request whose signature is here is a replay.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
@@ -201,6 +254,20 @@ mod tests {
         assert!(parse_header("algorithm=Ed25519,keyVersion=2,signature=AAAA").is_none());
         assert!(parse_header(&format!("algorithm=Ed25519,keyVersion=2,signature={sig},extra=1")).is_none());
         assert!(parse_header("").is_none());
+    }
+
+    #[test]
+    fn a_key_read_while_a_revocation_happened_is_not_cached() {
+        let cache = KeyCache::default();
+        let generation = cache.get(1, 1).unwrap_err();
+        cache.keep(1, 1, [7; 32], generation);
+        assert_eq!(cache.get(1, 1), Ok([7; 32]));
+        // A read that started before a revocation keeps nothing.
+        let before = cache.get(1, 2).unwrap_err();
+        cache.forget_all();
+        assert_eq!(cache.get(1, 1), Err(before + 1), "a revocation forgets every key");
+        cache.keep(1, 2, [8; 32], before);
+        assert!(cache.get(1, 2).is_err());
     }
 
     #[test]

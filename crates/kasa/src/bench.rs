@@ -29,6 +29,29 @@ pub enum BenchCommand {
     Qr(QrArgs),
     /// A partner's merchant network imported from a generated file, end to end.
     Import(crate::bench_import::ImportArgs),
+    /// A partner wallet network's signed payments at Kasa's stores, then the close of its
+    /// settlement window and the download of the window's file.
+    Partner(PartnerArgs),
+}
+
+/// Arguments of `kasa bench partner`.
+#[derive(clap::Args, Clone)]
+pub struct PartnerArgs {
+    /// Merchants, each with an API key.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) merchants: u64,
+    /// Stores per merchant.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) stores: u64,
+    /// Signed payments to make; the window closed afterwards holds them all.
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) payments: u64,
+    /// Concurrent connections, each sending one request at a time.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) connections: usize,
+    /// Seed of the random stores and amounts.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) seed: u64,
 }
 
 /// Arguments of `kasa bench qr`.
@@ -144,6 +167,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Payments(args) => crate::bench_payments::run(args),
         BenchCommand::Qr(args) => crate::bench_qr::run(args),
         BenchCommand::Import(args) => crate::bench_import::run(args),
+        BenchCommand::Partner(args) => crate::bench_partner::run(args),
     }
 }
 
@@ -355,6 +379,34 @@ fn failures(body: &[u8], json: bool) -> anyhow::Result<u64> {
     }
 }
 
+/// What a connection's task measured: its latencies, and one count (failures, refusals).
+pub(crate) type Measured = (Vec<Duration>, u64);
+
+/// Waits for the connections' tasks and sums what they measured.
+pub(crate) async fn join_tasks(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Measured>>>,
+) -> anyhow::Result<Measured> {
+    let mut latencies = Vec::new();
+    let mut count = 0;
+    for task in tasks {
+        let (l, c) = task.await??;
+        latencies.extend(l);
+        count += c;
+    }
+    Ok((latencies, count))
+}
+
+/// Prints p1, p50, p99 and p100 of the `sorted` latencies of single requests.
+pub(crate) fn print_request_latency(sorted: &[Duration]) {
+    println!(
+        "request latency: p1 {:.2?}  p50 {:.2?}  p99 {:.2?}  p100 {:.2?}",
+        percentile(sorted, 0.01),
+        percentile(sorted, 0.50),
+        percentile(sorted, 0.99),
+        percentile(sorted, 1.0)
+    );
+}
+
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -486,14 +538,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        let mut latencies = Vec::new();
-        let mut failed = 0;
-        for task in tasks {
-            let (l, f) = task.await??;
-            latencies.extend(l);
-            failed += f;
-        }
-        Ok::<_, anyhow::Error>((latencies, failed))
+        join_tasks(tasks).await
     })?;
     let mut latencies = latencies;
     let elapsed = started.elapsed();
@@ -722,13 +767,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
         tally[3],
         tally[4]
     );
-    println!(
-        "request latency: p1 {:.2?}  p50 {:.2?}  p99 {:.2?}  p100 {:.2?}",
-        percentile(&latencies, 0.01),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
-    );
+    print_request_latency(&latencies);
     println!("{}", cpu.report(latencies.len() as u64, "send"));
     if let Some(server) = server {
         stop(server)?;

@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A store: its id, its merchant's key and its static payload.
-struct Store {
-    id: String,
-    key: String,
-    payload: String,
+pub(crate) struct Store {
+    pub(crate) id: String,
+    pub(crate) key: String,
+    pub(crate) payload: String,
 }
 
 /// Adds `per_merchant` stores to each merchant and reads their static codes.
-fn stores(
+pub(crate) fn stores(
     addr: std::net::SocketAddr,
     key: &str,
     merchants: &[(String, String)],

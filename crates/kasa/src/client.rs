@@ -121,13 +121,7 @@ impl Client {
         body: &[u8],
     ) -> anyhow::Result<Response> {
         self.fresh()?;
-        self.request.clear();
-        write!(self.request, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host)?;
-        for (name, value) in headers {
-            write!(self.request, "{name}: {value}\r\n")?;
-        }
-        write!(self.request, "Content-Length: {}\r\n\r\n", body.len())?;
-        self.request.extend_from_slice(body);
+        write_with_headers(&mut self.request, method, path, &self.host, headers, body);
         self.writer.write_all(&self.request)?;
         self.read_response()
     }
@@ -142,15 +136,8 @@ impl Client {
         request_time: &str,
         body: &[u8],
     ) -> anyhow::Result<Response> {
-        let message = kasa_server::partner_signature::message("POST", path, client_id, request_time, body);
-        let signature = signer.header(version, &message);
-        let headers = [
-            ("Content-Type", "application/json"),
-            ("Client-Id", client_id),
-            ("Request-Time", request_time),
-            ("Signature", signature.as_str()),
-        ];
-        self.request("POST", path, &headers, body)
+        let signature = signature_header(path, client_id, (signer, version), request_time, body);
+        self.request("POST", path, &signed_headers(client_id, request_time, &signature), body)
     }
 
     /// Bounds how long a read of a response may wait (`None`: for ever), so that a test of a
@@ -250,6 +237,39 @@ fn write_request(out: &mut Vec<u8>, method: &str, path: &str, host: &str, key: &
     out.extend_from_slice(body);
 }
 
+/// Formats a request with exactly `headers` (and `Host` and `Content-Length`) into `out`.
+fn write_with_headers(out: &mut Vec<u8>, method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) {
+    out.clear();
+    let _ = write!(out, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for (name, value) in headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+}
+
+/// The `Signature` header of a partner's signed `POST` of `body` to `path`.
+fn signature_header(
+    path: &str,
+    client_id: &str,
+    (signer, version): (&kasa_server::partner_signature::Signer, u32),
+    request_time: &str,
+    body: &[u8],
+) -> String {
+    let message = kasa_server::partner_signature::message("POST", path, client_id, request_time, body);
+    signer.header(version, &message)
+}
+
+/// The headers of a partner's signed request: no operator key.
+fn signed_headers<'a>(client_id: &'a str, request_time: &'a str, signature: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("Content-Type", "application/json"),
+        ("Client-Id", client_id),
+        ("Request-Time", request_time),
+        ("Signature", signature),
+    ]
+}
+
 /// A response head read line by line.
 #[derive(Default)]
 struct Head {
@@ -333,8 +353,28 @@ impl AsyncClient {
         content_type: &str,
         body: &[u8],
     ) -> anyhow::Result<Response> {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         write_request(&mut self.request, method, path, &self.host, &self.key, content_type, body);
+        self.exchange().await
+    }
+
+    /// A partner's signed `POST`, as [`Client::send_signed`] sends it.
+    pub async fn send_signed(
+        &mut self,
+        path: &str,
+        client_id: &str,
+        signer: (&kasa_server::partner_signature::Signer, u32),
+        request_time: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Response> {
+        let signature = signature_header(path, client_id, signer, request_time, body);
+        let headers = signed_headers(client_id, request_time, &signature);
+        write_with_headers(&mut self.request, "POST", path, &self.host, &headers, body);
+        self.exchange().await
+    }
+
+    /// Writes the formatted request and reads its response (Content-Length bodies only).
+    async fn exchange(&mut self) -> anyhow::Result<Response> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         self.stream.write_all(&self.request).await?;
         self.stream.flush().await?;
         let mut head = Head::default();

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_import;
+mod bench_partner;
 mod bench_payments;
 mod bench_qr;
 mod fx;

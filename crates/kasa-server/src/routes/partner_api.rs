@@ -62,11 +62,18 @@ pub(crate) async fn authenticate(
         return Err(Problem::of("request_time_skew", "Request-Time is more than 5 minutes from Kasa's clock"));
     }
     let version = signature.key_version;
-    let key = app
-        .engine
-        .read(move |s| s.partners().partner(partner_id).and_then(|p| p.live_key(version)).map(|k| k.public_key))
-        .await?
-        .ok_or_else(invalid)?;
+    let key = match app.partner_keys.get(partner_id, version) {
+        Ok(key) => key,
+        Err(generation) => {
+            let key = app
+                .engine
+                .read(move |s| s.partners().partner(partner_id).and_then(|p| p.live_key(version)).map(|k| k.public_key))
+                .await?
+                .ok_or_else(invalid)?;
+            app.partner_keys.keep(partner_id, version, key, generation);
+            key
+        }
+    };
     let message = sig::message(method, path, client_id, request_time, body);
     if !sig::verify(&key, &message, &signature.signature) {
         return Err(invalid());

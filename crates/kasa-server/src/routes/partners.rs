@@ -331,7 +331,10 @@ pub async fn revoke_key(
 ) -> Result<Response, Problem> {
     let partner_id = ids::parse("ptn", &raw, "no such partner")?;
     let version: u32 = version.parse().map_err(|_| Problem::not_found("no such live key"))?;
-    match app.partner(KeyScope::Operator, Command::RevokeKey { partner_id, version }).await? {
+    let outcome = app.partner(KeyScope::Operator, Command::RevokeKey { partner_id, version }).await;
+    // Committed (or refused): signed requests read the keys from the state again.
+    app.partner_keys.forget_all();
+    match outcome? {
         Outcome::KeyRevoked(Ok(k)) => Ok(Json(PartnerKeyOutput::from(&k)).into_response()),
         Outcome::KeyRevoked(Err(e)) => Err(refused(e)),
         other => Err(Problem::internal(format!("a key's revocation answered {other:?}"))),
