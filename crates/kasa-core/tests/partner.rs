@@ -292,9 +292,10 @@ fn refunds_go_back_at_the_payments_rate_and_sum_to_what_was_paid() {
     load(&mut h, "CNY/KRW", "190.50", 100);
     pay(&mut h, p.id, "req-1", store_id, 10_000, None).unwrap();
     load(&mut h, "CNY/KRW", "150", 0);
-    // 3,000 of 10,000 won: 5,303 × 0.3 = 1,590.9 fen, rounded down; the fee 53 × 0.3 = 15.9.
+    // 3,000 of 10,000 won: 5,303 × 0.3 = 1,590.9 fen, rounded down; of the fee Kasa paid, 53 ×
+    // 0.3 = 15.9 is taken back, rounded up.
     let first = refund(&mut h, p.id, "rf-1", "req-1", 3_000).unwrap();
-    assert_eq!((first.refund.settlement_amount, first.refund.fee_returned), (Amount::new(1_590), Amount::new(15)));
+    assert_eq!((first.refund.settlement_amount, first.refund.fee_returned), (Amount::new(1_590), Amount::new(16)));
     assert_eq!(refund(&mut h, p.id, "rf-1", "req-1", 3_000).map(|r| r.replayed), Ok(true));
     assert_eq!(refund(&mut h, p.id, "rf-1", "req-1", 2_000), Err(PayError::RefundIdReused));
     assert_eq!(refund(&mut h, p.id, "rf-2", "req-1", 7_001), Err(PayError::AmountTooLarge { max: Amount::new(7_000) }));
@@ -302,7 +303,7 @@ fn refunds_go_back_at_the_payments_rate_and_sum_to_what_was_paid() {
     assert_eq!(refund(&mut h, p.id, "rf-2", "nope", 1), Err(PayError::UnknownPayment));
     assert_eq!(cancel(&mut h, p.id, "req-1"), Err(PayError::AlreadyRefunded));
     let rest = refund(&mut h, p.id, "rf-2", "req-1", 7_000).unwrap();
-    assert_eq!((rest.refund.settlement_amount, rest.refund.fee_returned), (Amount::new(3_713), Amount::new(38)));
+    assert_eq!((rest.refund.settlement_amount, rest.refund.fee_returned), (Amount::new(3_713), Amount::new(37)));
     let payment = rest.payment;
     assert_eq!((payment.settlement_refunded, payment.fee_returned), (payment.settlement_amount, payment.fee));
     // Everything went back: every account of the payment is where it started.
@@ -668,4 +669,42 @@ fn notification_positions_move_forward_per_partner_and_survive_a_restart() {
     assert_eq!((h.state.partners().notified_through(a.id), h.state.partners().notified_through(b.id)), (7, 40));
     let (replayed, _) = h.replay();
     assert_eq!(replayed.hash(), h.state.hash(), "the positions are journaled state");
+}
+
+#[test]
+fn every_window_opened_before_the_cutoff_closes_even_past_one_slice() {
+    // 2026-11-30T14:00:00Z is 23:00 KST.
+    let mut h = Harness::starting_at(1_796_047_200 * SECOND);
+    let store_id = store(&mut h);
+    let n = kasa_core::state::HOUSEKEEPING_SLICE as u64 + 4;
+    for i in 1..=n {
+        register(&mut h, &format!("p{i}"), Currency::KRW, 0).unwrap();
+    }
+    let requests: Vec<kasa_core::Command> = (1..=n)
+        .map(|partner_id| {
+            kasa_core::Command::Partner(Command::Pay(Box::new(PayRequest {
+                partner_id,
+                request_id: RequestId::new("r-1").unwrap(),
+                customer_id: CustomerId::new("c").unwrap(),
+                store_id,
+                merchant_name: None,
+                amount: Amount::new(1_000),
+                item_name: None,
+                quote_id: None,
+            })))
+        })
+        .collect();
+    for chunk in requests.chunks(1_000) {
+        h.apply(chunk.to_vec());
+    }
+    assert_eq!(h.state.partners().windows().len() as u64, n);
+    // After midnight, partner 1 pays again in the first batch: its new window is not the old
+    // day's, and the old day's windows all close, in two batches.
+    h.advance(3_600 * SECOND);
+    pay(&mut h, 1, "r-2", store_id, 1_000, None).unwrap();
+    h.apply(vec![]);
+    let windows = h.state.partners().windows();
+    assert!(windows.iter().take(n as usize).all(|w| w.status != WindowStatus::Open), "the old day's windows closed");
+    assert_eq!(windows.iter().filter(|w| w.status == WindowStatus::Open).count(), 1, "the new day's window is open");
+    assert!(h.state.next_expiry().is_some());
 }

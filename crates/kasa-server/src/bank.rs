@@ -27,8 +27,11 @@ pub struct BankRequest {
     pub reference: String,
     /// True for a top-up (pull money from the user's bank account), false for a withdrawal.
     pub top_up: bool,
-    /// Won.
+    /// Minor units of `currency`.
     pub amount: u64,
+    /// The currency: won for users' fundings and merchants' payouts, a partner's window's
+    /// currency for its settlement.
+    pub currency: kasa_core::money::Currency,
     /// The 3-digit bank code.
     pub bank_code: String,
     /// The account number (personal data: its `Debug` prints `***`).
@@ -244,6 +247,7 @@ mod tests {
             reference: reference.into(),
             top_up: true,
             amount,
+            currency: kasa_core::money::Currency::KRW,
             bank_code: "088".into(),
             account_number: crate::Secret::new("1234567890".into()),
         };

@@ -218,6 +218,19 @@ impl AppState {
         }
     }
 
+    /// Submits a partner's command without an idempotency key (one the request carries is
+    /// ignored): a partner's requests are idempotent by its own request ids in the core, and
+    /// its keys must not share the operator's scope.
+    pub async fn partner_unkeyed(
+        &self,
+        command: kasa_core::partner::Command,
+    ) -> Result<kasa_core::partner::Outcome, Problem> {
+        match self.engine.submit(Command::Partner(command)).await? {
+            Outcome::Partner(outcome) => Ok(outcome),
+            other => Err(Problem::internal(format!("a partner command answered {other:?}"))),
+        }
+    }
+
     /// Submits a wallet command as the user of the session `token_hash`, resolved in the same
     /// step (one trip to the sequencer); 401 if the session is not valid.
     pub async fn as_session(

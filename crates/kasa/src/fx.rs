@@ -1,6 +1,6 @@
 //! `kasa fx`: check an operator's rates file and compute quotes from it, offline, with the
 //! arithmetic the server uses (`kasa_core::fx`), and load it into a running server
-//! (`kasa fx load`, through `POST /v1/admin/fx/rates`, 1,000 rates a request).
+//! (`kasa fx load`, through `POST /v1/admin/fx/rates`, 500 rates a request).
 
 use anyhow::Context;
 use kasa_core::fx::{self, Rates, Side};
@@ -44,7 +44,7 @@ pub enum FxCommand {
         at: Option<u64>,
     },
     /// Load a rates file into a running server (the operator key from KASA_OPERATOR_KEY): the
-    /// whole file is checked first, then sent 1,000 rates a request. Prints one line:
+    /// whole file is checked first, then sent 500 rates a request. Prints one line:
     /// `loaded N new, M replaced`.
     Load {
         /// The file.

@@ -105,8 +105,9 @@ pub const PARTNER_FEE_BPS_MAX: u16 = 1_000;
 pub const KEYS_PER_PARTNER_MAX: usize = 16;
 /// The most partners.
 pub const PARTNERS_MAX: usize = 10_000;
-/// The most rates one command loads.
-pub const RATES_PER_COMMAND_MAX: usize = 1_000;
+/// The most rates one command loads: 500, so that a request of them (about 100 bytes each
+/// as JSON) stays under the API's 64 KiB body limit.
+pub const RATES_PER_COMMAND_MAX: usize = 500;
 /// How long a quote lasts unless its maker says otherwise: 10 minutes.
 pub const QUOTE_SECONDS_DEFAULT: u32 = 600;
 /// The longest a quote may last: a day.
@@ -508,8 +509,9 @@ impl Command {
             // The merchant's pending transfer, post and fee; the conversion's pair; the
             // partner's fee.
             Command::Pay(_) => 6,
-            // The merchant's refund and fee back; the conversion back and the fee return.
-            Command::CancelPayment { .. } | Command::Refund { .. } => 4,
+            // The merchant's refund and fee back (2); the conversion back (2) and the fee
+            // return (1).
+            Command::CancelPayment { .. } | Command::Refund { .. } => 5,
             // A linked pair each.
             Command::PayOverseas { .. } | Command::ResolveOverseas { .. } | Command::RefundOverseas(_) => 2,
             _ => 1,

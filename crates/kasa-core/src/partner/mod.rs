@@ -208,7 +208,14 @@ impl Partners {
     }
 
     fn load_rates(&mut self, rates: &[crate::fx::Rate], ctx: &mut Ctx) -> Result<u32, FxRefusal> {
-        let new = rates.iter().filter(|r| !self.rates.contains(r)).count();
+        // Distinct (pair, time) not in the table yet: a rate repeated within the command is new
+        // once.
+        let new = rates
+            .iter()
+            .filter(|r| !self.rates.contains(r))
+            .map(|r| (r.base(), r.quote(), r.valid_from()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         if self.rates.len() + new > crate::fx::RATES_MAX {
             return Err(FxRefusal::TooManyRates);
         }

@@ -248,6 +248,9 @@ pub enum OverseasError {
     TooManyRefunds,
     /// The `refundRequestId` was used for a different refund.
     RefundIdReused,
+    /// The wallet would hold more than the legal maximum of any wallet: the refund waits
+    /// until the user spends or withdraws (the partner tries again).
+    WalletFull,
 }
 
 /// An overseas payment, and for a refund the refund and whether it was a repeat.
@@ -503,6 +506,13 @@ impl Partners {
         let refunded = p.refunded.saturating_add(request.amount);
         let due = u128::from(p.krw_amount.minor()) * u128::from(refunded.minor()) / u128::from(p.amount.minor());
         let krw_back = Amount::new(due as u64).saturating_sub(p.krw_refunded);
+        // The legal maximum holds for every wallet, refunds included (the snapshot decoder
+        // checks it): a refund that would pass it is refused, and the partner retries it.
+        let legal_max = crate::limits::Tier::Verified.legal_maxima().balance_cap;
+        let wallet = ctx.books.account(crate::wallet::wallet_account_id(p.user_id)).expect("every user has a wallet");
+        if crate::limits::balance(wallet).saturating_add(krw_back.ledger()) > legal_max.ledger() {
+            return Err(OverseasError::WalletFull);
+        }
         let id = self.overseas_refunds.len() as u64 + 1;
         let partner_account = self.partner_account(p.partner_id, p.currency, ctx);
         let pair = [

@@ -12,8 +12,8 @@
 //! **A refund** (up to a year after, partial, idempotent by `refundRequestId`) goes back at
 //! the payment's own rate, whatever the rates did since: of the settlement amount, the share
 //! of the won refunded so far, rounded down, less what earlier refunds gave back, so that the
-//! refunds of a whole payment give back exactly its settlement amount. The partner's fee comes
-//! back in the same way. **A cancel** is a refund of everything, free, while the payment's
+//! refunds of a whole payment give back exactly its settlement amount. Kasa's fee to the
+//! partner (rounded down) is taken back in the same way, its share rounded up. **A cancel** is a refund of everything, free, while the payment's
 //! settlement window is open; after the cutoff the partner refunds instead.
 
 use super::command::{
@@ -29,7 +29,7 @@ use crate::fx::{convert, Directed, Side};
 use crate::ledger::{Ledger, Transfer, TransferFlags};
 use crate::limits::Limits;
 use crate::merchant::instore::{names, pay_now, payable_store};
-use crate::merchant::{fee_of, Channel, Merchants, OrderId, Payer, RefundReason, KASA_ORDER_PREFIX};
+use crate::merchant::{Channel, Merchants, OrderId, Payer, RefundReason, KASA_ORDER_PREFIX};
 use crate::money::{Amount, Currency};
 use crate::time::after_seconds;
 use crate::wallet::WALLET_CURRENCY;
@@ -74,7 +74,8 @@ pub(crate) fn pay(f: PartnerFlow, request: &PayRequest) -> (Result<Paid, PayErro
         Ok(c) => c,
         Err(e) => return refused(e),
     };
-    let fee = fee_of(settlement_amount, fee_bps);
+    // Kasa pays the fee: rounded down, in Kasa's favour, as every rounding here.
+    let fee = Amount::new((u128::from(settlement_amount.minor()) * u128::from(fee_bps) / 10_000) as u64);
 
     // The merchant's payment, paid from the partner's won account.
     let id = f.partners.payments.len() as u64 + 1;
@@ -362,6 +363,12 @@ fn share(whole: Amount, refunded: Amount, amount: Amount) -> Amount {
     Amount::new(due as u64)
 }
 
+/// [`share`] rounded up.
+fn share_up(whole: Amount, refunded: Amount, amount: Amount) -> Amount {
+    let due = (u128::from(whole.minor()) * u128::from(refunded.minor())).div_ceil(u128::from(amount.minor()));
+    Amount::new(due as u64)
+}
+
 /// Refunds `amount` won of a payment the caller checked: the merchant's refund (to the
 /// partner's won account), the conversion back at the payment's rate, the fee's share back.
 fn refund_now(
@@ -391,7 +398,8 @@ fn refund_now(
     let refunded = payment.refunded.saturating_add(amount);
     let settlement_back =
         share(payment.settlement_amount, refunded, payment.amount).saturating_sub(payment.settlement_refunded);
-    let fee_back = share(payment.fee, refunded, payment.amount).saturating_sub(payment.fee_returned);
+    // The fee Kasa takes back: its share rounded up (at most the whole fee).
+    let fee_back = share_up(payment.fee, refunded, payment.amount).saturating_sub(payment.fee_returned);
     let currency = payment.settlement_currency;
     let partner_id = payment.partner_id;
     let mut ctx = Ctx::new(&mut *f.books, &mut *f.limits, &mut *f.fees, f.events, now + used);

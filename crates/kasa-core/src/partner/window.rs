@@ -129,7 +129,9 @@ impl Partners {
             outbound_refunded: 0,
         });
         self.open_windows.insert((partner_id, currency), id);
-        if self.next_cutoff == 0 || self.next_cutoff <= now {
+        // A cutoff that passed stays due until every window opened before it is closed
+        // (`close_at_cutoff`, in slices); only then does the next one count.
+        if self.next_cutoff == 0 {
             self.next_cutoff = next_cutoff(now);
         }
         id
@@ -144,17 +146,27 @@ impl Partners {
         id.checked_sub(1).and_then(|i| self.windows.get(i as usize))
     }
 
-    /// Closes the open windows when the cutoff passed, at most `slice` of them.
+    /// Closes the windows opened before the cutoff once it passed, at most `slice` of them a
+    /// batch; when none is left, the next cutoff is the next midnight (if a window is open).
     pub(super) fn close_at_cutoff(&mut self, now: u64, slice: usize, ctx: &mut Ctx) {
-        if self.next_cutoff == 0 || now < self.next_cutoff {
+        let cutoff = self.next_cutoff;
+        if cutoff == 0 || now < cutoff {
             return;
         }
-        let due: Vec<u64> = self.open_windows.values().copied().take(slice).collect();
-        for id in due {
+        let before = |w: &Window| w.opened_at < cutoff;
+        let due: Vec<u64> = self
+            .open_windows
+            .values()
+            .copied()
+            .filter(|&id| self.window(id).is_some_and(before))
+            .take(slice + 1)
+            .collect();
+        let more = due.len() > slice;
+        for &id in due.iter().take(slice) {
             self.close(id, ctx);
         }
-        if self.open_windows.is_empty() {
-            self.next_cutoff = 0;
+        if !more {
+            self.next_cutoff = if self.open_windows.is_empty() { 0 } else { next_cutoff(now) };
         }
     }
 

@@ -231,6 +231,7 @@ fn start_drive(
 struct Pending {
     top_up: bool,
     amount: u64,
+    currency: kasa_core::money::Currency,
     bank_code: kasa_core::wallet::BankCode,
     sealed: kasa_core::wallet::SealedAccountNumber,
     deadline: u64,
@@ -247,6 +248,7 @@ fn pending_job(s: &kasa_core::State, job: Job) -> Option<Pending> {
             Some(Pending {
                 top_up: f.kind == FundingKind::TopUp,
                 amount: f.amount.minor(),
+                currency: kasa_core::wallet::WALLET_CURRENCY,
                 bank_code: bank.bank_code.clone(),
                 sealed: bank.account_number.clone(),
                 deadline: deadline(f.created_at),
@@ -260,6 +262,7 @@ fn pending_job(s: &kasa_core::State, job: Job) -> Option<Pending> {
             Some(Pending {
                 top_up: false,
                 amount: p.amount.minor(),
+                currency: kasa_core::wallet::WALLET_CURRENCY,
                 bank_code: account.bank_code.clone(),
                 sealed: account.account_number.clone(),
                 deadline: deadline(p.created_at),
@@ -274,6 +277,7 @@ fn pending_job(s: &kasa_core::State, job: Job) -> Option<Pending> {
                 // The partner pays Kasa (the bank draws it) when it owes the net.
                 top_up: net > 0,
                 amount: u64::try_from(net.unsigned_abs()).ok()?,
+                currency: w.currency,
                 bank_code: account.bank_code.clone(),
                 sealed: account.account_number.clone(),
                 deadline: deadline(w.closed_at),
@@ -317,6 +321,7 @@ async fn drive(app: &AppState, job: Job, restarted: bool) -> bool {
         reference: reference.clone(),
         top_up: funding.top_up,
         amount: funding.amount,
+        currency: funding.currency,
         bank_code: funding.bank_code.as_str().to_string(),
         account_number,
     };

@@ -135,6 +135,10 @@ async fn drive(app: &AppState, id: u64) {
             }
         }
     }
+    // Cancel until the partner confirms. A cancel it refuses may mean it paid after all: ask
+    // again each time, and end the payment by what the partner knows. The pause doubles up to
+    // [`CANCEL_PAUSE_MAX`], so a partner that never confirms costs two steps every 10 minutes.
+    let mut pause = every;
     loop {
         if !record(app, id, Step::CancelRequested).await {
             return;
@@ -146,9 +150,24 @@ async fn drive(app: &AppState, id: u64) {
         if !record(app, id, Step::CancelUnanswered).await {
             return;
         }
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(pause).await;
+        match client.inquire(&payment).await {
+            Answer::Paid => {
+                record(app, id, Step::InquiredPaid).await;
+                return;
+            }
+            Answer::Failed => {
+                record(app, id, Step::InquiredFailed).await;
+                return;
+            }
+            Answer::Unknown => {}
+        }
+        pause = (pause * 2).min(CANCEL_PAUSE_MAX);
     }
 }
+
+/// The longest pause between two cancels of one payment.
+const CANCEL_PAUSE_MAX: Duration = Duration::from_secs(600);
 
 /// The payment (if still pending) and its partner's endpoint and policy.
 async fn look(app: &AppState, id: u64) -> Option<(OverseasPayment, u64, String, kasa_core::partner::CallPolicy)> {

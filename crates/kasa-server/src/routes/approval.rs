@@ -87,7 +87,8 @@ pub(crate) async fn payment_for_user(
     app.engine
         .read(move |s| {
             let m = s.merchants();
-            let p = m.payment(id)?;
+            // A partner's payment keeps the partner in `user_id`: it is no wallet user's.
+            let p = m.payment(id).filter(|p| p.channel != kasa_core::merchant::Channel::Partner)?;
             let approver = p.user_id != 0 && Some(p.user_id) == user_id;
             let linked = has_token && (p.user_id == 0 || approver);
             if !(approver || linked) {

@@ -144,7 +144,7 @@ pub(crate) struct OverseasQuoteOutput {
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("session" = [])))]
 pub async fn quote_overseas(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    super::authenticate(&app, &headers).await?;
+    let (_, token_hash) = super::authenticate(&app, &headers).await?;
     let input: OverseasQuoteInput = object(&body)?;
     let code = read(&input.payload)?;
     let amount = match (code.amount, input.amount) {
@@ -166,7 +166,7 @@ pub async fn quote_overseas(State(app): State<AppState>, headers: HeaderMap, bod
         side: Side::Buy(amount),
         expires_in_seconds: QUOTE_SECONDS,
     };
-    match app.partner(KeyScope::Operator, command).await? {
+    match app.partner(KeyScope::Session(token_hash), command).await? {
         Outcome::QuoteCreated(Ok(q)) => Ok((
             StatusCode::CREATED,
             Json(OverseasQuoteOutput {
@@ -272,6 +272,10 @@ fn refused(e: OverseasError) -> Problem {
         }
         OverseasError::InvalidAmount => Problem::invalid_field("the amount is zero or in another currency"),
         OverseasError::TooManyRefunds => Problem::of("too_many_refunds", "a payment has at most 100 refunds"),
+        OverseasError::WalletFull => Problem::of(
+            "recipient_cannot_receive",
+            "the user's wallet is at the legal maximum: try the refund again later",
+        ),
         OverseasError::RefundIdReused => {
             Problem::of("repeat_request_inconsistent", "the refund request id was used for another refund")
         }
@@ -375,7 +379,7 @@ pub async fn partner_overseas_refund(
     let refund_request_id =
         RequestId::new(input.refund_request_id).map_err(|e| Problem::invalid_field(format!("refundRequestId: {e}")))?;
     let request = OverseasRefundRequest { partner_id, refund_request_id, payment_id, currency, amount };
-    let answer = match app.partner(KeyScope::Operator, Command::RefundOverseas(Box::new(request))).await? {
+    let answer = match app.partner_unkeyed(Command::RefundOverseas(Box::new(request))).await? {
         Outcome::OverseasRefunded(Ok(r)) => serde_json::json!({
             "result": {"resultStatus": "S", "resultCode": "SUCCESS", "resultMessage": "success"},
             "refundId": ids::format("orf", r.refund.id),

@@ -403,7 +403,7 @@ pub async fn partner_pay(
         quote_id,
     };
     let path = uri.path();
-    match app.partner(KeyScope::Operator, Command::Pay(Box::new(request))).await? {
+    match app.partner_unkeyed(Command::Pay(Box::new(request))).await? {
         Outcome::Paid(Ok(paid)) => {
             Ok(signed(&app, path, partner_id, StatusCode::OK, &PaymentOutput::of(&paid.payment)))
         }
@@ -457,7 +457,7 @@ pub async fn partner_cancel_payment(
     let input: PaymentRefInput = object(&body)?;
     let request_id = request_id(input.payment_request_id, "paymentRequestId")?;
     let path = uri.path();
-    match app.partner(KeyScope::Operator, Command::CancelPayment { partner_id, request_id }).await? {
+    match app.partner_unkeyed(Command::CancelPayment { partner_id, request_id }).await? {
         Outcome::Canceled(Ok(r)) => {
             Ok(signed(&app, path, partner_id, StatusCode::OK, &RefundOutput::of(&r.refund, &r.payment)))
         }
@@ -500,7 +500,7 @@ pub async fn partner_refund(
         amount: input.refund_amount.won("refundAmount")?,
     };
     let path = uri.path();
-    match app.partner(KeyScope::Operator, command).await? {
+    match app.partner_unkeyed(command).await? {
         Outcome::Refunded(Ok(r)) => {
             Ok(signed(&app, path, partner_id, StatusCode::OK, &RefundOutput::of(&r.refund, &r.payment)))
         }
@@ -603,7 +603,12 @@ pub async fn create_quote(
         return Err(Problem::invalid_field(format!("expires_in is 1 to {QUOTE_SECONDS_MAX} seconds")));
     }
     let command = Command::CreateQuote { partner_id, sell, buy, side, expires_in_seconds };
-    match app.partner(KeyScope::Operator, command).await? {
+    let outcome = if partner_id == 0 {
+        app.partner(KeyScope::Operator, command).await?
+    } else {
+        app.partner_unkeyed(command).await?
+    };
+    match outcome {
         Outcome::QuoteCreated(Ok(q)) => {
             let output = QuoteOutput::from(&q);
             Ok(if partner_id == 0 {

@@ -359,7 +359,7 @@ pub(crate) struct RateInput {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RatesInput {
-    /// 1 to 1,000 rates.
+    /// 1 to 500 rates.
     rates: Vec<RateInput>,
 }
 
@@ -491,7 +491,15 @@ pub(crate) struct WindowOutput {
     refunded: String,
     /// Minor units of Kasa's fees to the partner, less those returned.
     fees: String,
-    /// paid - refunded - fees: what the partner owes Kasa (negative: what Kasa owes it).
+    /// Kasa users' payments abroad in it, and refunds of them.
+    overseas: u64,
+    overseas_refunds: u64,
+    /// Minor units Kasa owes for its users' payments abroad.
+    outbound: String,
+    /// Minor units the partner gave back of them.
+    outbound_refunded: String,
+    /// paid - refunded - fees - outbound + outbound_refunded: what the partner owes Kasa
+    /// (negative: what Kasa owes it).
     net: String,
 }
 
@@ -512,6 +520,10 @@ impl From<&Window> for WindowOutput {
             paid: w.paid.to_string(),
             refunded: w.refunded.to_string(),
             fees: w.fees.to_string(),
+            overseas: w.overseas,
+            overseas_refunds: w.overseas_refunds,
+            outbound: w.outbound.to_string(),
+            outbound_refunded: w.outbound_refunded.to_string(),
             net: w.net().to_string(),
         }
     }
