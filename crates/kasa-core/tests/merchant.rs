@@ -750,6 +750,24 @@ mod money {
     }
 
     #[test]
+    fn a_refund_never_puts_a_wallet_over_the_legal_maximum() {
+        use super::support::wallet::{adjust, user_changed};
+        let World { mut h, alice, .. } = world();
+        let tier = kasa_core::limits::Tier::Verified;
+        user_changed(&mut h, kasa_core::wallet::Command::SetTier { user_id: alice, tier }).unwrap();
+        let p = create(&mut h, 1, "o-1", 12_000, CaptureMethod::Automatic);
+        answer(&mut h, 41, p.id, true, Some(true)).unwrap();
+        // Filled to the legal maximum of any wallet, 2,000,000 won: the refund waits.
+        let (now, _) = balance(&h, alice);
+        adjust(&mut h, alice, 2_000_000 - now as u64, kasa_core::wallet::Direction::Credit, "filled").unwrap();
+        assert_eq!(refund(&mut h, 1, p.id, 1_000).unwrap_err(), PaymentError::WalletFull);
+        assert_eq!(balance(&h, alice).0, 2_000_000, "nothing moved");
+        adjust(&mut h, alice, 1_000, kasa_core::wallet::Direction::Debit, "spent").unwrap();
+        assert!(refund(&mut h, 1, p.id, 1_000).is_ok(), "room again");
+        h.restart();
+    }
+
+    #[test]
     fn a_key_without_refunds_write_cannot_refund() {
         let World { mut h, .. } = world();
         let p = create(&mut h, 1, "o-1", 5_000, CaptureMethod::Automatic);

@@ -570,6 +570,25 @@ mod overseas {
     }
 
     #[test]
+    fn a_refund_from_abroad_never_puts_a_wallet_over_the_legal_maximum() {
+        use super::support::wallet::{adjust, user_changed};
+        let (mut h, partner, user) = world();
+        let tier = kasa_core::limits::Tier::Verified;
+        user_changed(&mut h, kasa_core::wallet::Command::SetTier { user_id: user, tier }).unwrap();
+        let q = quote_usd(&mut h, partner, 10_000, 120);
+        let p = pay_abroad(&mut h, partner, &q, Scheme::UnionPay, Some(true)).unwrap();
+        step(&mut h, p.id, Step::Succeeded).unwrap();
+        // The wallet is filled to the legal maximum of any wallet, 2,000,000 won.
+        let (balance_now, _) = balance(&h, user);
+        adjust(&mut h, user, 2_000_000 - balance_now as u64, kasa_core::wallet::Direction::Credit, "filled").unwrap();
+        assert_eq!(refund_abroad(&mut h, partner, "rf-1", p.id, 100).unwrap_err(), OverseasError::WalletFull);
+        assert_eq!(balance(&h, user).0, 2_000_000, "nothing moved");
+        adjust(&mut h, user, 10_000, kasa_core::wallet::Direction::Debit, "spent").unwrap();
+        assert!(refund_abroad(&mut h, partner, "rf-1", p.id, 100).is_ok(), "room again");
+        h.restart();
+    }
+
+    #[test]
     fn an_unanswered_payment_is_failed_only_by_a_confirmed_cancel_and_gives_the_day_back() {
         let (mut h, partner, user) = world();
         let q = quote_usd(&mut h, partner, 1_000, 120);

@@ -52,6 +52,9 @@ pub struct PartnerArgs {
     /// Seed of the random stores and amounts.
     #[arg(long, default_value_t = 7)]
     pub(crate) seed: u64,
+    /// The server's HTTP threads (`kasa serve --http-threads`).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) http_threads: usize,
 }
 
 /// Arguments of `kasa bench qr`.
@@ -603,6 +606,11 @@ pub(crate) struct Seeded {
 /// Starts a server with `users` seeded, after checking that `disk_bytes` are free; prints
 /// `what` (the benchmark's description) first.
 pub(crate) fn seeded_server(users: u64, disk_bytes: u64, what: &str) -> anyhow::Result<Seeded> {
+    seeded_server_with(users, disk_bytes, what, &[])
+}
+
+/// [`seeded_server`] with more `kasa serve` arguments.
+pub(crate) fn seeded_server_with(users: u64, disk_bytes: u64, what: &str, serve: &[String]) -> anyhow::Result<Seeded> {
     let key = std::env::var("KASA_OPERATOR_KEY").unwrap_or_else(|_| "bench-operator-key-0123456789".to_string());
     let mut secret = [0u8; 32];
     getrandom::getrandom(&mut secret).context("randomness for the bench secret")?;
@@ -611,12 +619,9 @@ pub(crate) fn seeded_server(users: u64, disk_bytes: u64, what: &str) -> anyhow::
     CLEANUP.lock().expect("cleanup lock").0 = Some(temp.path().to_path_buf());
     check_disk(temp.path(), disk_bytes)?;
     println!("{what}");
-    let (server, took) = start_server_with(
-        temp.path(),
-        &key,
-        &["--bench-seed".to_string(), users.to_string()],
-        &[("KASA_BENCH_SECRET", secret_hex)],
-    )?;
+    let mut extra = vec!["--bench-seed".to_string(), users.to_string()];
+    extra.extend_from_slice(serve);
+    let (server, took) = start_server_with(temp.path(), &key, &extra, &[("KASA_BENCH_SECRET", secret_hex)])?;
     CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
     println!("server ready with seeded users in {took:.2?}");
     let tokens = Arc::new((1..=users).map(|id| kasa_server::demo::bench_token(&secret, id)).collect());

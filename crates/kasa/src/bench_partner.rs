@@ -17,7 +17,7 @@
 //! with `ring`), checks the time and the replay, and signs every answer with Kasa's key.
 //! Answers' signatures are not verified here: that is the partner's work, not the server's.
 
-use crate::bench::{join_tasks, print_request_latency, progress, seeded_server, stop, CpuMeter, PartnerArgs, Rng};
+use crate::bench::{join_tasks, print_request_latency, progress, seeded_server_with, stop, CpuMeter, PartnerArgs, Rng};
 use crate::bench_payments::onboard;
 use crate::bench_qr::{stores, Store};
 use anyhow::{bail, Context};
@@ -113,7 +113,8 @@ pub(crate) fn run(args: PartnerArgs) -> anyhow::Result<()> {
         args.merchants, args.stores, args.payments, args.connections
     );
     // About 1 KiB of journal per payment, plus a snapshot at the stop.
-    let seeded = seeded_server(0, args.payments * 1024 + (64 << 20), &what)?;
+    let serve = ["--http-threads".to_string(), args.http_threads.to_string()];
+    let seeded = seeded_server_with(0, args.payments * 1024 + (64 << 20), &what, &serve)?;
     let (server, key) = (seeded.server, seeded.key);
     let addr = server.addr;
     let merchants = onboard(addr, &key, args.merchants, None)?;

@@ -400,6 +400,9 @@ pub enum PaymentError {
     ReservedOrderId,
     /// A partner's payment is refunded through the partner, which pays its user back.
     PartnerPayment,
+    /// The refund would put the user's wallet over the legal maximum of any wallet: it waits
+    /// until the user spends or withdraws.
+    WalletFull,
 }
 
 /// What a key command gave.

@@ -87,6 +87,15 @@ impl Merchants {
         if p.refunds >= REFUNDS_PER_PAYMENT_MAX {
             return Err(PaymentError::TooManyRefunds);
         }
+        // The legal maximum holds for every wallet, refunds included (the snapshot decoder
+        // checks it).
+        if let super::Payer::User { user_id, .. } = p.payer() {
+            let legal_max = crate::limits::Tier::Verified.legal_maxima().balance_cap;
+            let wallet = ctx.books.account(crate::wallet::wallet_account_id(user_id)).expect("every user has a wallet");
+            if crate::limits::balance(wallet).saturating_add(amount.ledger()) > legal_max.ledger() {
+                return Err(PaymentError::WalletFull);
+            }
+        }
         let now = ctx.now();
         let refunded = p.refunded.saturating_add(amount);
         // fee × refunded ÷ captured, rounded down: at most the fee, since refunded ≤ captured.

@@ -93,6 +93,10 @@ pub(crate) fn payment_error(e: PaymentError) -> Problem {
             "order_id: ids starting with {} are Kasa's",
             kasa_core::merchant::KASA_ORDER_PREFIX
         )),
+        PaymentError::WalletFull => Problem::of(
+            "recipient_cannot_receive",
+            "the user's wallet is at the legal maximum: refund later, or pay the user back another way",
+        ),
         PaymentError::PartnerPayment => Problem::of(
             "refund_through_partner",
             "a partner's payment is refunded by the partner, which pays its user back",
