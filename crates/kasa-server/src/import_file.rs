@@ -14,7 +14,8 @@ use kasa_core::merchant::{
     QrPayload, ROWS_PER_IMPORT_MAX,
 };
 
-/// The columns of a CSV file, in order, as its header row names them.
+/// The columns of a CSV file, in order, as its header row names them: the names of
+/// [`ImportField::columns`] (a test keeps them equal).
 pub const COLUMNS: [&str; 10] = [
     "partner_merchant_id",
     "business_name",
@@ -26,20 +27,6 @@ pub const COLUMNS: [&str; 10] = [
     "store_id",
     "store_name",
     "qr_payload",
-];
-
-/// The fields of [`COLUMNS`], in the same order.
-const FIELDS: [ImportField; 10] = [
-    ImportField::PartnerMerchantId,
-    ImportField::BusinessName,
-    ImportField::DisplayName,
-    ImportField::Brn,
-    ImportField::Mcc,
-    ImportField::Country,
-    ImportField::City,
-    ImportField::StoreId,
-    ImportField::StoreName,
-    ImportField::QrPayload,
 ];
 
 /// How the file is written.
@@ -175,7 +162,7 @@ fn refused(field: ImportField, why: String) -> Checked {
 fn check_columns(c: Vec<String>) -> Result<ImportRow, (ImportField, String)> {
     let mut c = c.into_iter();
     let mut next = || c.next().expect("ten columns");
-    let f = |i: usize| move |e: String| (FIELDS[i], e);
+    let f = |i: usize| move |e: String| (ImportField::columns()[i], e);
     let partner_merchant_id = PartnerId::new(next()).map_err(f(0))?;
     let business_name = BusinessName::new(next()).map_err(f(1))?;
     let display_name = DisplayName::new(next()).map_err(f(2))?;
@@ -262,6 +249,12 @@ pub fn csv_field(value: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_columns_are_the_import_fields_names() {
+        let names: Vec<&str> = ImportField::columns().iter().map(|f| f.name()).collect();
+        assert_eq!(names, COLUMNS);
+    }
 
     const QR: &str = "00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN5914BEST TRANSPORT6007BEIJING64200002ZH0104最佳运输0202北京540523.7253031565502016233030412340603***0708A60086670902ME91320016A0112233449988770708123456786304A13A";
 

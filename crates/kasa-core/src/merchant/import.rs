@@ -152,6 +152,26 @@ pub enum ImportField {
 }
 
 impl ImportField {
+    /// Every field: the line, then the columns in the file's order.
+    pub const ALL: [ImportField; 11] = [
+        ImportField::Line,
+        ImportField::PartnerMerchantId,
+        ImportField::BusinessName,
+        ImportField::DisplayName,
+        ImportField::Brn,
+        ImportField::Mcc,
+        ImportField::Country,
+        ImportField::City,
+        ImportField::StoreId,
+        ImportField::StoreName,
+        ImportField::QrPayload,
+    ];
+
+    /// The columns, in the file's order.
+    pub fn columns() -> &'static [ImportField] {
+        &Self::ALL[1..]
+    }
+
     /// The column's name in the file.
     pub fn name(self) -> &'static str {
         match self {
@@ -339,19 +359,6 @@ impl RowResult {
 /// A kept result code, read back: the result's name and, for a refusal, the reason's (the ids
 /// are the state's to tell now).
 pub fn code_names(code: u8) -> Option<(&'static str, Option<&'static str>)> {
-    const FIELDS: [ImportField; 11] = [
-        ImportField::Line,
-        ImportField::PartnerMerchantId,
-        ImportField::BusinessName,
-        ImportField::DisplayName,
-        ImportField::Brn,
-        ImportField::Mcc,
-        ImportField::Country,
-        ImportField::City,
-        ImportField::StoreId,
-        ImportField::StoreName,
-        ImportField::QrPayload,
-    ];
     let refused = |r: RowRefusal| Some(("refused", Some(r.name())));
     match code {
         1 => Some(("created", None)),
@@ -363,7 +370,7 @@ pub fn code_names(code: u8) -> Option<(&'static str, Option<&'static str>)> {
         11 => refused(RowRefusal::MerchantClosed { merchant_id: 0 }),
         12 => refused(RowRefusal::TooManyStores { merchant_id: 0 }),
         13 => refused(RowRefusal::TooManyPartners { merchant_id: 0 }),
-        c @ 16..=26 => refused(RowRefusal::Invalid(FIELDS[usize::from(c - 16)])),
+        c @ 16..=26 => refused(RowRefusal::Invalid(ImportField::ALL[usize::from(c - 16)])),
         _ => None,
     }
 }
