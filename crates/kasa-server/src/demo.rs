@@ -23,8 +23,9 @@ async fn wallet(app: &AppState, command: Command) -> Result<Outcome, String> {
     app.wallet(KeyScope::Operator, command).await.map_err(|p| p.detail)
 }
 
-/// Signs a user up through a verification whose code the seed knows; returns the user id.
-async fn sign_up(app: &AppState, phone: &Phone, name: &str, pin_hash: &PinHash, salt: u64) -> Result<u64, String> {
+/// Signs a user up through a verification whose code the seed knows (the same two commands
+/// as `POST /v1/phone-verifications` and `POST /v1/users`); returns the user id.
+pub async fn sign_up(app: &AppState, phone: &Phone, name: &str, pin_hash: &PinHash, salt: u64) -> Result<u64, String> {
     let code = "000000";
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&salt.to_le_bytes());
@@ -44,14 +45,24 @@ async fn sign_up(app: &AppState, phone: &Phone, name: &str, pin_hash: &PinHash, 
 
 /// Links a bank account and tops the wallet up with `balance` won, settled as the bank would.
 async fn fund(app: &AppState, user_id: u64, account: &str, holder: &str, balance: u64) -> Result<(), String> {
+    let bank_account_id = link(app, user_id, account, holder).await?;
+    top_up(app, user_id, bank_account_id, balance).await
+}
+
+/// Links a bank account (sealed, as `POST /v1/me/bank-accounts` does); returns its id.
+pub async fn link(app: &AppState, user_id: u64, account: &str, holder: &str) -> Result<u64, String> {
     let bank_code = BankCode::new("088").map_err(|e| e.to_string())?;
     let account_number = app.keys.seal(&bank_code, account).map_err(|e| e.to_string())?;
     let holder_name = Name::new(holder).map_err(|e| e.to_string())?;
-    let bank_account_id =
-        match wallet(app, Command::LinkBankAccount { user_id, bank_code, account_number, holder_name }).await? {
-            Outcome::BankAccountLinked(Ok(b)) => b.id,
-            other => return Err(format!("seed bank account of user {user_id} failed: {other:?}")),
-        };
+    match wallet(app, Command::LinkBankAccount { user_id, bank_code, account_number, holder_name }).await? {
+        Outcome::BankAccountLinked(Ok(b)) => Ok(b.id),
+        other => Err(format!("seed bank account of user {user_id} failed: {other:?}")),
+    }
+}
+
+/// Tops the wallet up with `balance` won from a linked account, settled as the bank would
+/// (the funding's start and the bank's answer: two commands).
+pub async fn top_up(app: &AppState, user_id: u64, bank_account_id: u64, balance: u64) -> Result<(), String> {
     let start = Command::StartFunding {
         user_id,
         bank_account_id,
@@ -113,56 +124,61 @@ pub async fn seed_bench(app: &AppState, users: u64, secret: &[u8; 32]) -> Result
     if app.engine.read(|s| s.wallets().users_count()).await.map_err(|e| e.to_string())? > 0 {
         return Err("--bench-seed needs an empty data directory".into());
     }
-    // One Argon2 hash for everyone: the seed measures nothing, the benchmark measures sends.
-    let pin_hash =
-        PinHash::new(app.pins.hash(DEMO_PIN.to_string()).await.map_err(|p| p.detail)?).map_err(|e| e.to_string())?;
-    let chunk = 512u64;
-    let mut start = 0;
-    while start < users {
-        let end = (start + chunk).min(users);
-        let tasks: Vec<_> = (start..end)
-            .map(|i| {
-                let pin_hash = pin_hash.clone();
-                let secret = *secret;
-                async move {
-                    let phone = Phone::parse(&bench_phone(i)).map_err(|e| e.to_string())?;
-                    let user_id = sign_up(app, &phone, &format!("bench {i}"), &pin_hash, 1_000 + i).await?;
-                    fund(app, user_id, &format!("{:012}", user_id), "bench", bench_balance(i)).await?;
-                    let token_hash = crate::pin::token_hash(bench_token(&secret, user_id).as_bytes());
-                    let open = Command::OpenSession { user_id, token_hash, pin_ok: true, ttl_seconds: 24 * 3600 };
-                    wallet(app, open).await?;
-                    Ok::<(), String>(())
-                }
-            })
-            .collect();
-        for result in join_all(tasks).await {
-            result?;
-        }
-        start = end;
-    }
-    Ok(())
+    seed_bench_users(app, 0..users, secret).await.map(drop)
 }
 
-/// Runs futures concurrently on the current task (no extra dependency for `join_all`).
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
+/// The PIN hash every bench user has: one Argon2 hash for everyone (the seed measures
+/// nothing).
+pub async fn bench_pin_hash(app: &AppState) -> Result<PinHash, String> {
+    PinHash::new(app.pins.hash(DEMO_PIN.to_string()).await.map_err(|p| p.detail)?).map_err(|e| e.to_string())
+}
+
+/// Members seeded at once: enough to keep the sequencer's batches full while each waits
+/// for its journal sync (each member is six commands one after the other), and within the
+/// engine's queue (4,096).
+const SEEDING_IN_FLIGHT: u64 = 2_048;
+
+/// Seeds bench users `range` (phones and names by index, the balance by the id the sign-up
+/// gave: [`bench_balance`]`(id - 1)`, so that id 1 is the one at the cap whatever order the
+/// sign-ups commit in): up to [`SEEDING_IN_FLIGHT`] at a time, each signed up, linked, topped
+/// up and given a session. Returns their ids in the order of `range`.
+pub async fn seed_bench_users(
+    app: &AppState,
+    range: std::ops::Range<u64>,
+    secret: &[u8; 32],
+) -> Result<Vec<u64>, String> {
+    let pin_hash = bench_pin_hash(app).await?;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(range.start));
+    let tasks: Vec<_> = (0..SEEDING_IN_FLIGHT.min(range.end - range.start))
+        .map(|_| {
+            let (app, pin_hash, secret, next, end) = (app.clone(), pin_hash.clone(), *secret, next.clone(), range.end);
+            tokio::spawn(async move {
+                let mut seeded = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= end {
+                        return Ok::<_, String>(seeded);
+                    }
+                    seeded.push((i, seed_bench_user(&app, i, &pin_hash, &secret).await?));
                 }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().map(|r| r.expect("every future finished")).collect()
+            })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity((range.end - range.start) as usize);
+    for task in tasks {
+        ids.extend(task.await.map_err(|e| format!("a seeding task failed: {e}"))??);
+    }
+    ids.sort_unstable();
+    Ok(ids.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Seeds bench user `i`: sign-up, bank account, top-up, session.
+async fn seed_bench_user(app: &AppState, i: u64, pin_hash: &PinHash, secret: &[u8; 32]) -> Result<u64, String> {
+    let phone = Phone::parse(&bench_phone(i)).map_err(|e| e.to_string())?;
+    let user_id = sign_up(app, &phone, &format!("bench {i}"), pin_hash, 1_000 + i).await?;
+    fund(app, user_id, &format!("{:012}", user_id), "bench", bench_balance(user_id - 1)).await?;
+    let token_hash = crate::pin::token_hash(bench_token(secret, user_id).as_bytes());
+    let open = Command::OpenSession { user_id, token_hash, pin_ok: true, ttl_seconds: 24 * 3600 };
+    wallet(app, open).await?;
+    Ok(user_id)
 }

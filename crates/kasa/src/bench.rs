@@ -32,6 +32,9 @@ pub enum BenchCommand {
     /// A partner wallet network's signed payments at Kasa's stores, then the close of its
     /// settlement window and the download of the window's file.
     Partner(PartnerArgs),
+    /// What sign-up, link, top-up, send and history cost at two sizes ten times apart (the
+    /// engine in process, no HTTP), with the seeding rate and memory per member.
+    Scale(crate::bench_scale::ScaleArgs),
 }
 
 /// Arguments of `kasa bench partner`.
@@ -171,6 +174,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Qr(args) => crate::bench_qr::run(args),
         BenchCommand::Import(args) => crate::bench_import::run(args),
         BenchCommand::Partner(args) => crate::bench_partner::run(args),
+        BenchCommand::Scale(args) => crate::bench_scale::run(args),
     }
 }
 
@@ -291,7 +295,7 @@ pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
 
 /// CPU time (user plus system) that process `pid` has used so far, from `/proc/PID/stat`
 /// (clock ticks of `USER_HZ`, which Linux fixes at 100 per second for user space).
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name in parentheses may hold spaces; the fields after it are fixed.
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();

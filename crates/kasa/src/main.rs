@@ -9,6 +9,7 @@ mod bench_import;
 mod bench_partner;
 mod bench_payments;
 mod bench_qr;
+mod bench_scale;
 mod fx;
 mod import;
 mod qr;

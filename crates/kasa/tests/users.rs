@@ -275,6 +275,27 @@ fn the_wallet_benchmark_runs_on_a_small_workload() {
     }
 }
 
+/// `kasa bench scale` runs end to end on a small workload: both sizes seeded (the members
+/// counted in the state), each operation measured, the table printed.
+#[test]
+fn the_scale_benchmark_runs_on_a_small_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kasa"))
+        .args(["bench", "scale", "--users", "30", "--ops", "20", "--concurrency", "4"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    // 30 seeded, 20 signed up; then 300 seeded, 20 signed up.
+    assert!(text.contains("30 more in") && text.contains("; 30 users in the state"), "{text}");
+    assert!(text.contains("270 more in") && text.contains("; 320 users in the state"), "{text}");
+    for op in ["sign-up", "link", "top-up", "send", "history"] {
+        assert!(text.contains(&format!("| {op} | ")), "{op}: {text}");
+    }
+    assert!(text.contains("  send     20 in"), "{text}");
+}
+
 /// The rate limits at the door, per client address and per number: logins 10 a minute per
 /// number from any addresses; sign-ups and PIN resets 10 a minute per address; verification
 /// codes 20 at once per address. Each refusal is `429 rate_limited` with `Retry-After`, and

@@ -11,6 +11,9 @@ use crate::chart;
 use crate::ledger::{Ledger, TransferFlags};
 use crate::money::Amount;
 
+/// Transfers of the wallet's account read from the ledger at a time.
+const HISTORY_PAGE: usize = 256;
+
 /// What kind of event an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -159,9 +162,13 @@ impl Wallets {
             if before != 0 && max == 0 {
                 break;
             }
-            let page = ledger.account_transfers(account, 0, max, 256);
+            let page = ledger.account_transfers(account, 0, max, HISTORY_PAGE);
             let Some(last) = page.last() else { break };
-            max = last.timestamp.saturating_sub(1);
+            // A short page is the account's oldest: asking again below it would only search
+            // the ledger for transfers the account does not have (a cost that grows with
+            // everyone's history, not the user's).
+            max = if page.len() < HISTORY_PAGE { 0 } else { last.timestamp.saturating_sub(1) };
+            let oldest = max == 0;
             for t in &page {
                 let (kind, n) = chart::id_parts(t.id);
                 let entry = if kind == chart::FUNDING_RESERVE.number {
@@ -263,6 +270,9 @@ impl Wallets {
                 if out.len() == limit {
                     break 'pages;
                 }
+            }
+            if oldest {
+                break;
             }
         }
         // Holds returned by their timeout have no transfer of their own in the wallet's

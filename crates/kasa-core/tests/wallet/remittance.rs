@@ -183,3 +183,32 @@ fn held_money_returns_after_48_hours_or_when_cancelled() {
     let late = sign_up(&mut h, "01055550002").unwrap();
     assert_eq!(balance(&h, late), (0, 0));
 }
+
+#[test]
+fn a_long_history_reads_whole_through_its_pages_and_a_short_one_in_one() {
+    // More transfers than the ledger page the history reads at a time (256), so that the
+    // pages of 100 entries cross two of its boundaries.
+    let mut h = Harness::default();
+    let a = funded(&mut h, "01055550001", 100_000);
+    let b = funded(&mut h, "01055550002", 10_000);
+    for _ in 0..600 {
+        send(&mut h, a, Recipient::User(b), 1, Some(true)).expect("a send");
+    }
+    let mut seen = Vec::new();
+    let mut cursor = HistoryCursor::default();
+    loop {
+        let page = history(&h.state, a, cursor, 100);
+        let Some(last) = page.last() else { break };
+        cursor = last.cursor_after();
+        seen.extend(page.iter().map(|e| (e.kind.name(), e.timestamp)));
+    }
+    assert_eq!(seen.len(), 601, "600 sends and the top-up, each once");
+    assert!(seen.windows(2).all(|w| w[0].1 > w[1].1), "newest first, no entry twice");
+    assert_eq!(seen.last().map(|e| e.0), Some("top_up"));
+    // The recipient's short history (the top-up, then 600 receipts) is whole in one read
+    // of more than it holds.
+    assert_eq!(history(&h.state, b, HistoryCursor::default(), 1_000).len(), 601);
+    // A member with one entry gets it, and nothing past the oldest.
+    let c = funded(&mut h, "01055550003", 5_000);
+    assert_eq!(history(&h.state, c, HistoryCursor::default(), 20).len(), 1);
+}
