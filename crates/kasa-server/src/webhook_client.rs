@@ -7,6 +7,10 @@
 //! the host and refuses to connect to an address that is not public, unless the endpoint is
 //! a development one on the local machine or the operator allowed private addresses
 //! (`kasa serve --webhooks-allow-private`).
+//!
+//! Kasa's calls to partners use it too. It hands back a signed answer's headers with the
+//! status and body ([`Reply`]) but checks no signature: what an answer must be to count is the
+//! caller's business (`consumers/partner_answer.rs`).
 
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -21,6 +25,9 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most bytes of a response read: webhooks read it only to reuse the connection, partner
 /// notifications for its `result`, which is a few hundred bytes.
 pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
+/// The longest value of a signed answer's header that is kept: an Ed25519 `Signature` header
+/// is about 130 bytes, an RFC 3339 time 35, a partner's id a few.
+pub const SIGNED_HEADER_BYTES_MAX: usize = 256;
 
 /// A parsed delivery URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +101,47 @@ impl Delivered {
     }
 }
 
+/// What an endpoint answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, or `None` for a body over [`RESPONSE_BYTES_MAX`] or cut short.
+    pub body: Option<Vec<u8>>,
+    /// The headers of a signed answer, which a partner's answers carry (merchants' webhook
+    /// receivers send none, and their deliveries never read them).
+    pub signed: SignedHeaders,
+}
+
+/// A signed answer's headers (Alipay+'s): each present as text of at most
+/// [`SIGNED_HEADER_BYTES_MAX`] bytes, or `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SignedHeaders {
+    /// `Client-Id`.
+    pub client_id: Option<String>,
+    /// `Response-Time`.
+    pub response_time: Option<String>,
+    /// `Signature`.
+    pub signature: Option<String>,
+}
+
+impl SignedHeaders {
+    fn of(headers: &hyper::HeaderMap) -> SignedHeaders {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .filter(|v| v.len() <= SIGNED_HEADER_BYTES_MAX)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        SignedHeaders {
+            client_id: text("client-id"),
+            response_time: text("response-time"),
+            signature: text("signature"),
+        }
+    }
+}
+
 /// One endpoint's connection, kept between deliveries.
 pub struct Connection {
     target: Target,
@@ -110,33 +158,27 @@ impl Connection {
     /// POSTs `body` with `headers`, in at most [`ATTEMPT_TIMEOUT`].
     pub async fn deliver(&mut self, body: bytes::Bytes, headers: &[(&str, String)]) -> Delivered {
         match self.exchange(body, headers).await {
-            Ok((status, _)) => Delivered::Status(status),
+            Ok(reply) => Delivered::Status(reply.status),
             Err(why) => Delivered::Failed(why),
         }
     }
 
     /// POSTs `body` with `headers` to the target's URL, in at most [`ATTEMPT_TIMEOUT`] (the
-    /// answer's body included): the status and the body, or `None` for a body over
-    /// [`RESPONSE_BYTES_MAX`] or cut short. Or why there was no answer.
-    pub async fn exchange(
-        &mut self,
-        body: bytes::Bytes,
-        headers: &[(&str, String)],
-    ) -> Result<(u16, Option<bytes::Bytes>), String> {
+    /// answer's body included): what it answered, or why there was no answer.
+    pub async fn exchange(&mut self, body: bytes::Bytes, headers: &[(&str, String)]) -> Result<Reply, String> {
         let path = self.target.path.clone();
-        let (status, answer) = self.call(&path, body, headers, ATTEMPT_TIMEOUT).await?;
-        Ok((status, answer.map(bytes::Bytes::from)))
+        self.call(&path, body, headers, ATTEMPT_TIMEOUT).await
     }
 
     /// POSTs `body` to `path` on the target's host (a partner's API), in at most `timeout`:
-    /// the status and the answer (as [`Connection::exchange`]), or why there is none.
+    /// what it answered (as [`Connection::exchange`]), or why there is no answer.
     pub async fn call(
         &mut self,
         path: &str,
         body: bytes::Bytes,
         headers: &[(&str, String)],
         timeout: Duration,
-    ) -> Result<(u16, Option<Vec<u8>>), String> {
+    ) -> Result<Reply, String> {
         match tokio::time::timeout(timeout, self.send(path, body, headers)).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(why)) => {
@@ -150,12 +192,7 @@ impl Connection {
         }
     }
 
-    async fn send(
-        &mut self,
-        path: &str,
-        body: bytes::Bytes,
-        headers: &[(&str, String)],
-    ) -> Result<(u16, Option<Vec<u8>>), String> {
+    async fn send(&mut self, path: &str, body: bytes::Bytes, headers: &[(&str, String)]) -> Result<Reply, String> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.sender = Some(self.connect().await?);
         }
@@ -176,6 +213,7 @@ impl Connection {
         let request = request.body(http_body_util_full::Full::new(body)).map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| format!("the request failed: {e}"))?;
         let status = response.status().as_u16();
+        let signed = SignedHeaders::of(response.headers());
         // Read (a bounded part of) the body, so the connection can carry the next delivery;
         // past the bound, or cut short, the connection is dropped and the body is not given.
         let mut body = response.into_body();
@@ -188,17 +226,17 @@ impl Connection {
                     let data = frame.data_ref().map_or(&[][..], |d| &d[..]);
                     if kept.len() + data.len() > RESPONSE_BYTES_MAX {
                         self.sender = None;
-                        return Ok((status, None));
+                        return Ok(Reply { status, body: None, signed });
                     }
                     kept.extend_from_slice(data);
                 }
                 Err(_) => {
                     self.sender = None;
-                    return Ok((status, None));
+                    return Ok(Reply { status, body: None, signed });
                 }
             }
         }
-        Ok((status, Some(kept)))
+        Ok(Reply { status, body: Some(kept), signed })
     }
 
     async fn connect(&self) -> Result<SendRequest<http_body_util_full::Full>, String> {

@@ -3,11 +3,13 @@
 //! reserved, and Kasa calls the partner from committed state. An answer `S` pays, `F` fails;
 //! a lost answer is inquired by the partner's policy, then canceled, and failed only once the
 //! cancel is confirmed; every step is in the payment's timeline. A refund from abroad comes
-//! back at the payment's rate. `kill -9` during the inquiries resumes them.
+//! back at the payment's rate. `kill -9` during the inquiries resumes them. The partner signs
+//! its answers; an answer it did not sign for the payment decides nothing.
 
 mod support;
 
 use kasa::client::Client;
+use kasa_server::partner_signature::{encode_base64, Signer};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -33,11 +35,62 @@ enum Inquiry {
     Success,
 }
 
+/// How the answers to `pay` are signed (the answers to the other calls are the partner's own).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Signing {
+    /// With the partner's key 1, naming the call's `paymentRequestId`: the partner's answer.
+    Partner,
+    /// With the partner's key 2 (live or not, as the test made it).
+    Key2,
+    /// Without `Client-Id`, `Response-Time` and `Signature`.
+    Unsigned,
+    /// With a key the partner does not have, as its key 1.
+    StrangersKey,
+    /// With key 1, but naming another payment's `paymentRequestId` (an answer played back).
+    OtherRequest,
+}
+
+/// The partner's key 1, its key 2 (which a test revokes), and a stranger's.
+fn partner_key() -> Signer {
+    Signer::from_seed(&[3; 32])
+}
+
+fn partner_key_2() -> Signer {
+    Signer::from_seed(&[5; 32])
+}
+
+fn strangers_key() -> Signer {
+    Signer::from_seed(&[9; 32])
+}
+
 struct Played {
     pay: Pay,
     inquiry: Inquiry,
+    pay_signing: Signing,
     /// (path, body) of every call.
     calls: Vec<(String, Value)>,
+}
+
+impl Played {
+    fn new(pay: Pay, inquiry: Inquiry) -> Arc<Mutex<Played>> {
+        Arc::new(Mutex::new(Played { pay, inquiry, pay_signing: Signing::Partner, calls: Vec::new() }))
+    }
+}
+
+/// Waits until the played partner got `pay` for `payment` (`op_N`).
+fn wait_for_pay(played: &Mutex<Played>, payment: &str) {
+    let request = format!("kasa-op-{}", &payment[3..]);
+    let deadline = Instant::now() + BACKGROUND_WAIT;
+    while !played
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .any(|(path, body)| path.ends_with("/payments/pay") && body["paymentRequestId"] == request.as_str())
+    {
+        assert!(Instant::now() < deadline, "no pay for {payment}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Plays a partner on a local port; its URL.
@@ -63,7 +116,7 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<Played>) {
             return;
         }
         let path = line.split(' ').nth(1).unwrap_or("").to_string();
-        let mut length = 0;
+        let (mut length, mut client_id) = (0, String::new());
         loop {
             let mut header = String::new();
             reader.read_line(&mut header).unwrap();
@@ -73,39 +126,58 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<Played>) {
             if let Some((k, v)) = header.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().unwrap();
+                } else if k.eq_ignore_ascii_case("client-id") {
+                    client_id = v.trim().to_string();
                 }
             }
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let request = body["paymentRequestId"].clone();
         let mut s = state.lock().unwrap();
         s.calls.push((path.clone(), body));
-        let answer = if path.ends_with("/payments/pay") {
-            match s.pay {
+        let (mut answer, signing) = if path.ends_with("/payments/pay") {
+            let answer = match s.pay {
                 Pay::Succeed => json!({"result": {"resultStatus": "S", "resultCode": "SUCCESS"}}),
                 Pay::Fail => json!({"result": {"resultStatus": "F", "resultCode": "USER_BALANCE_NOT_ENOUGH"}}),
                 Pay::Drop => return,
-            }
+            };
+            (answer, s.pay_signing)
         } else if path.ends_with("/payments/inquiryPayment") {
-            match s.inquiry {
+            let answer = match s.inquiry {
                 Inquiry::NotFound => json!({"result": {"resultStatus": "F", "resultCode": "ORDER_NOT_EXIST"}}),
                 Inquiry::Success => json!({"result": {"resultStatus": "S"}, "paymentStatus": "SUCCESS"}),
-            }
+            };
+            (answer, Signing::Partner)
         } else {
-            json!({"result": {"resultStatus": "S", "resultCode": "SUCCESS"}})
+            (json!({"result": {"resultStatus": "S", "resultCode": "SUCCESS"}}), Signing::Partner)
         };
         drop(s);
+        // Every answer names the request it answers, and is signed at the partner's time.
+        answer["paymentRequestId"] = if signing == Signing::OtherRequest { json!("kasa-op-999999") } else { request };
         let body = answer.to_string();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let time = kasa_server::json::Rfc3339(nanos).to_string();
+        let headers = match signing {
+            Signing::Partner | Signing::OtherRequest => {
+                partner_answer_headers((&partner_key(), 1), &path, &client_id, &time, &body)
+            }
+            Signing::Key2 => partner_answer_headers((&partner_key_2(), 2), &path, &client_id, &time, &body),
+            Signing::StrangersKey => partner_answer_headers((&strangers_key(), 1), &path, &client_id, &time, &body),
+            Signing::Unsigned => Vec::new(),
+        };
+        let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
         let _ = write!(
             writer,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
     }
 }
 
-/// An operator registers the partner with a short policy (inquire every second for 3 s).
+/// An operator registers the partner with a short policy (inquire every second for 3 s), and
+/// its key 1.
 fn register(c: &mut Client, endpoint: &str) {
     let body = json!({
         "name": "unionpay_intl", "home_currency": "CNY", "settlement_currency": "CNY", "fee_bps": 0,
@@ -114,8 +186,23 @@ fn register(c: &mut Client, endpoint: &str) {
     });
     let r = post(c, "/v1/admin/partners", &body);
     assert_eq!(r.status, 201, "{}", r.json());
+    let key = json!({"public_key": encode_base64(&partner_key().public_key())});
+    assert_eq!(post(c, "/v1/admin/partners/ptn_1/keys", &key).status, 201);
     let r = post(c, "/v1/admin/fx/rates", &json!({"rates": [{"pair": "CNY/KRW", "mid": "190.50", "spread_bps": 100}]}));
     assert_eq!(r.status, 201, "{}", r.json());
+}
+
+/// A server with the played partner registered, answering as `pay` and `inquiry` say, and a
+/// user of `phone` with `won` in the wallet.
+fn start(pay: Pay, inquiry: Inquiry, phone: &str, won: u64) -> (tempfile::TempDir, Server, Arc<Mutex<Played>>, User) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut c = server.client();
+    let played = Played::new(pay, inquiry);
+    register(&mut c, &partner(played.clone()));
+    let user = sign_up(&server, phone);
+    credit(&mut c, &user, won);
+    (dir, server, played, user)
 }
 
 fn pay(c: &mut Client, user: &User) -> Value {
@@ -147,13 +234,8 @@ fn timeline(p: &Value) -> Vec<String> {
 
 #[test]
 fn a_payment_abroad_is_paid_refused_inquired_or_canceled_by_the_partners_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let (_dir, server, played, user) = start(Pay::Succeed, Inquiry::NotFound, "010-5555-0001", 300_000);
     let mut c = server.client();
-    let played = Arc::new(Mutex::new(Played { pay: Pay::Succeed, inquiry: Inquiry::NotFound, calls: Vec::new() }));
-    register(&mut c, &partner(played.clone()));
-    let user = sign_up(&server, "010-5555-0001");
-    credit(&mut c, &user, 300_000);
 
     // The quote: 23.72 yuan at 190.50 less 1 %: 23.72 × 190.5 / 0.99 = 4,564.24 won, rounded up.
     let q = user.post(&mut c, "/v1/me/overseas-payments/quote", &json!({"payload": QR})).json();
@@ -211,9 +293,7 @@ fn a_payment_abroad_is_paid_refused_inquired_or_canceled_by_the_partners_answers
 
     // A refund from abroad of 10 yuan of the first: 4,565 × 1000 / 2372 = 1,924.5 won, rounded
     // down; signed by the partner.
-    let signer = kasa_server::partner_signature::Signer::from_seed(&[3; 32]);
-    let key = json!({"public_key": kasa_server::partner_signature::encode_base64(&signer.public_key())});
-    assert_eq!(post(&mut c, "/v1/admin/partners/ptn_1/keys", &key).status, 201);
+    let signer = partner_key();
     let refund = json!({"refundRequestId": "r-1", "paymentRequestId": format!("kasa-op-{}", &paid["id"].as_str().unwrap()[3..]),
         "refundAmount": {"currency": "CNY", "value": "1000"}});
     let body = serde_json::to_vec(&refund).unwrap();
@@ -256,15 +336,64 @@ fn a_payment_abroad_is_paid_refused_inquired_or_canceled_by_the_partners_answers
     stop_and_verify(server);
 }
 
+/// Regression: Kasa took any answer from the partner's endpoint, signed or not, so whoever
+/// could answer in the partner's place (a man in the middle, a misrouted name) could fail a
+/// payment the partner made, and the user got the won back while the merchant was paid. An
+/// `S` or `F` to `pay` that is unsigned, signed with a key the partner does not have or with a
+/// revoked one, or that names another payment is no answer: the payment stays pending, is
+/// inquired by the policy and ends by the partner's own answers (here: canceled).
+#[test]
+fn an_answer_the_partner_did_not_sign_for_this_payment_decides_nothing() {
+    let (_dir, server, played, user) = start(Pay::Succeed, Inquiry::NotFound, "010-5555-0003", 100_000);
+    let mut c = server.client();
+
+    // The partner's key 2 signs answers that count while it is live.
+    let key = json!({"public_key": encode_base64(&partner_key_2().public_key())});
+    assert_eq!(post(&mut c, "/v1/admin/partners/ptn_1/keys", &key).status, 201);
+    played.lock().unwrap().pay_signing = Signing::Key2;
+    let paid = pay(&mut c, &user);
+    let paid = ended(&mut c, &user, paid["id"].as_str().unwrap());
+    assert_eq!(timeline(&paid), ["created", "pay_requested", "pay_succeeded"], "{paid}");
+    let r = post(&mut c, "/v1/admin/partners/ptn_1/keys/2/revoke", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.json());
+
+    let cases = [
+        (Pay::Succeed, Signing::Unsigned),
+        (Pay::Fail, Signing::Unsigned),
+        (Pay::Succeed, Signing::StrangersKey),
+        (Pay::Succeed, Signing::Key2),
+        (Pay::Fail, Signing::Key2),
+        (Pay::Succeed, Signing::OtherRequest),
+        (Pay::Fail, Signing::OtherRequest),
+    ];
+    // One at a time to the partner (each answered as its case says), then all inquired at once.
+    let mut payments = Vec::new();
+    for (answer, signing) in cases {
+        {
+            let mut p = played.lock().unwrap();
+            (p.pay, p.pay_signing) = (answer, signing);
+        }
+        let p = pay(&mut c, &user);
+        let id = p["id"].as_str().unwrap().to_string();
+        wait_for_pay(&played, &id);
+        payments.push((id, answer, signing));
+    }
+    for (id, answer, signing) in &payments {
+        let p = ended(&mut c, &user, id);
+        let steps = timeline(&p);
+        assert_eq!(p["status"], "failed", "{answer:?} {signing:?}: {p}");
+        assert_eq!(&steps[..3], ["created", "pay_requested", "no_answer"], "{answer:?} {signing:?}: {steps:?}");
+        assert!(steps.contains(&"inquiry_unknown".to_string()), "{answer:?} {signing:?}: {steps:?}");
+        assert_eq!(&steps[steps.len() - 2..], ["cancel_requested", "canceled"], "{answer:?} {signing:?}: {steps:?}");
+    }
+    assert_eq!(user.balance(&mut c), (100_000 - 4_565, 100_000 - 4_565), "only the partner's S took money");
+    stop_and_verify(server);
+}
+
 #[test]
 fn kill_9_while_a_payment_abroad_is_inquired_resumes_the_inquiry_and_the_cancel() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let (dir, server, played, user) = start(Pay::Drop, Inquiry::NotFound, "010-5555-0002", 100_000);
     let mut c = server.client();
-    let played = Arc::new(Mutex::new(Played { pay: Pay::Drop, inquiry: Inquiry::NotFound, calls: Vec::new() }));
-    register(&mut c, &partner(played.clone()));
-    let user = sign_up(&server, "010-5555-0002");
-    credit(&mut c, &user, 100_000);
     let p = pay(&mut c, &user);
     let id = p["id"].as_str().unwrap().to_string();
     // Wait for the first inquiry, then kill.

@@ -2,7 +2,8 @@
 //! Kasa's signature with the key the partner object shows, answers `F`, 500 and garbage
 //! before `S`; each payment is notified, retried until `S` (by the test clock's back-off), in
 //! order per partner; a `kill -9` before the partner answered `S` loses nothing (the
-//! notification comes after the restart); `kasa verify` at the end.
+//! notification comes after the restart); `kasa verify` at the end. The receiver signs its
+//! answers as the partner; an `S` it did not sign for the notification is not taken.
 
 mod support;
 
@@ -19,6 +20,10 @@ const ANSWER_S: u8 = 0;
 const ANSWER_F: u8 = 1;
 const ANSWER_500: u8 = 2;
 const ANSWER_GARBAGE: u8 = 3;
+/// `S` without the partner's signature.
+const ANSWER_UNSIGNED_S: u8 = 4;
+/// A signed `S` that names another payment (an answer played back).
+const ANSWER_OTHER_REQUEST_S: u8 = 5;
 
 /// One notification the receiver got, and what it answered.
 #[derive(Clone, Debug)]
@@ -45,7 +50,8 @@ impl Received {
     }
 }
 
-/// A partner's endpoint on 127.0.0.1 that answers as `answer` says.
+/// A partner's endpoint on 127.0.0.1 that answers as `answer` says, signed with the partner's
+/// key 1 of `seed` (see [`register`]) unless told otherwise.
 struct Receiver {
     port: u16,
     answer: Arc<AtomicU8>,
@@ -53,22 +59,34 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    fn start(seed: u8) -> Receiver {
         let answer = Arc::new(AtomicU8::new(ANSWER_S));
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let (a, g) = (answer.clone(), got.clone());
-        let port = support::receiver::listen(move |request| {
+        let signer = Signer::from_seed(&[seed; 32]);
+        let port = support::receiver::listen_with_headers(move |request| {
             let answered = a.load(Ordering::SeqCst);
-            g.lock().unwrap().push(Received { request, answered });
-            let (status, body) = match answered {
-                ANSWER_S => (200, r#"{"result":{"resultStatus":"S","resultCode":"SUCCESS","resultMessage":"ok"}}"#),
-                ANSWER_F => {
-                    (200, r#"{"result":{"resultStatus":"F","resultCode":"PROCESS_FAIL","resultMessage":"no"}}"#)
-                }
-                ANSWER_500 => (500, r#"{"result":{"resultStatus":"S"}}"#),
-                _ => (200, "S"),
+            let received = Received { request, answered };
+            let named = if answered == ANSWER_OTHER_REQUEST_S { "r-other".to_string() } else { received.request_id() };
+            let result = |status: &str, code: &str| {
+                json!({"result": {"resultStatus": status, "resultCode": code, "resultMessage": "ok"}, "paymentRequestId": named})
+                    .to_string()
             };
-            (status, body.to_string())
+            let (status, body) = match answered {
+                ANSWER_S | ANSWER_UNSIGNED_S | ANSWER_OTHER_REQUEST_S => (200, result("S", "SUCCESS")),
+                ANSWER_F => (200, result("F", "PROCESS_FAIL")),
+                ANSWER_500 => (500, result("S", "SUCCESS")),
+                _ => (200, "S".to_string()),
+            };
+            // Signed at Kasa's time (its clock is a test clock, ahead of this one).
+            let headers = if answered == ANSWER_UNSIGNED_S {
+                Vec::new()
+            } else {
+                let (r, time) = (&received.request, received.header("request-time"));
+                partner_answer_headers((&signer, 1), &r.path, r.header("client-id"), time, &body)
+            };
+            g.lock().unwrap().push(received);
+            (status, headers, body)
         });
         Receiver { port, answer, got }
     }
@@ -165,15 +183,22 @@ fn order(got: &[Received]) -> Vec<String> {
     ids
 }
 
-#[test]
-fn payments_are_notified_signed_in_order_until_s_and_after_a_kill_9() {
+/// A server on a test clock with a store, its code, a receiver, and partner `alipay_plus` (key
+/// seed 1) with its endpoint at the receiver.
+fn start() -> (tempfile::TempDir, Server, Client, String, Receiver, (String, Signer)) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &["--test-clock"]);
     let mut c = server.client();
-    let receiver = Receiver::start();
+    let receiver = Receiver::start(1);
     let code = store_code(&mut c);
     let endpoint = format!("http://127.0.0.1:{}/partner", receiver.port);
     let partner = register(&mut c, "alipay_plus", Some(&endpoint), 1);
+    (dir, server, c, code, receiver, partner)
+}
+
+#[test]
+fn payments_are_notified_signed_in_order_until_s_and_after_a_kill_9() {
+    let (_dir, server, mut c, code, receiver, partner) = start();
     // A partner without an endpoint pays too: it is skipped, and holds up nothing.
     let silent = register(&mut c, "silent", None, 2);
     let p = get(&mut c, &format!("/v1/admin/partners/{}", partner.0)).json();
@@ -228,5 +253,32 @@ fn payments_are_notified_signed_in_order_until_s_and_after_a_kill_9() {
     for r in &got[before..] {
         assert_signed(r, &kasa_key, &partner.0);
     }
+    stop_and_verify(server);
+}
+
+/// Regression: Kasa took any `S` from the partner's endpoint as the partner's, so whoever could
+/// answer in its place (a man in the middle, a misrouted name) could stop its notifications.
+/// An unsigned `S`, or a signed `S` that names another payment, is not delivered: the head is
+/// sent again (by the back-off), and the next waits behind it.
+#[test]
+fn an_s_the_partner_did_not_sign_for_the_notification_is_not_taken() {
+    let (_dir, server, mut c, code, receiver, partner) = start();
+    receiver.answer.store(ANSWER_UNSIGNED_S, Ordering::SeqCst);
+    pay(&mut c, &partner, 0, "r-1", &code);
+    pay(&mut c, &partner, 0, "r-2", &code);
+    let mut seen = 0;
+    for next in [ANSWER_OTHER_REQUEST_S, ANSWER_S] {
+        let got = receiver.wait("a retry", |g| g.len() > seen);
+        seen = got.len();
+        assert_eq!(order(&got), ["r-1"], "r-1 is the head until a signed S for it");
+        receiver.answer.store(next, Ordering::SeqCst);
+        advance(&mut c, 601);
+    }
+    let got = receiver.wait("r-2", |g| g.iter().any(|r| r.request_id() == "r-2" && r.answered == ANSWER_S));
+    assert_eq!(order(&got), ["r-1", "r-2"]);
+    // Each answer at least once (a slow test may see a back-off's retry before it changes it).
+    let mut answers: Vec<u8> = got.iter().filter(|r| r.request_id() == "r-1").map(|r| r.answered).collect();
+    answers.dedup();
+    assert_eq!(answers, [ANSWER_UNSIGNED_S, ANSWER_OTHER_REQUEST_S, ANSWER_S], "sent until a signed S for it");
     stop_and_verify(server);
 }

@@ -147,6 +147,11 @@ fn a_partner_pays_refunds_at_its_rate_cancels_until_the_cutoff_and_settles() {
     assert_eq!(inquiry["paymentStatus"], "SUCCESS");
     let none = partner.ok(&mut c, "/v1/partner/payments/inquiryPayment", &json!({"paymentRequestId": "never"}));
     assert_eq!(none["result"]["resultCode"], "ORDER_NOT_EXIST");
+    // Every answer names the request it answers, an F too (as Kasa asks of partners' answers).
+    assert_eq!(
+        (none["paymentRequestId"].as_str(), reused["paymentRequestId"].as_str()),
+        (Some("never"), Some("req-1"))
+    );
 
     // The merchant sees a payment of the partner channel, and refunds it through the partner.
     let merchant_payment = paid["merchantPaymentId"].as_str().unwrap();

@@ -6,7 +6,8 @@
 //!
 //! 1. `pay` (Alipay+'s message, signed with Kasa's key; the partner dedupes by
 //!    `paymentRequestId`, `kasa-op-{id}`): `S` ends it paid, `F` failed. Anything else (a
-//!    timeout, a lost connection, `U`, an unreadable answer) is an unknown outcome.
+//!    timeout, a lost connection, `U`, an unreadable answer, an answer the partner did not
+//!    sign or that names another request: `partner_answer.rs`) is an unknown outcome.
 //! 2. An unknown outcome is **inquired** every `inquire_every_seconds` for
 //!    `inquire_for_seconds`: a `SUCCESS` ends it paid, a `FAIL` failed; not found or no answer
 //!    goes on.
@@ -16,6 +17,7 @@
 //! A payment whose `pay` was never sent (a crash between its commit and the call) is sent on
 //! restart; one whose `pay` may have been sent is inquired first.
 
+use super::partner_answer::{self, Call};
 use crate::partner_signature as sig;
 use crate::webhook_client::{Connection, Target};
 use crate::AppState;
@@ -209,8 +211,9 @@ struct Client {
 }
 
 impl Client {
-    /// POSTs a signed body to `{endpoint}{path}`; the answer's JSON, if it is one.
-    async fn call(&mut self, path: &str, body: serde_json::Value) -> Option<serde_json::Value> {
+    /// POSTs a signed body about `request_id` to `{endpoint}{path}`; the answer's JSON, if it
+    /// is the partner's signed answer to this call.
+    async fn call(&mut self, path: &str, request_id: &str, body: serde_json::Value) -> Option<serde_json::Value> {
         let url = format!("{}{path}", self.endpoint);
         let target = Target::parse(&url).ok()?;
         let full_path = target.path.clone();
@@ -222,21 +225,21 @@ impl Client {
         let message = sig::message("POST", &full_path, &client_id, &time, &body);
         let headers =
             [("client-id", client_id), ("request-time", time), ("signature", self.app.kasa_signer.header(1, &message))];
-        match connection.call(&full_path, body.into(), &headers, CALL_TIMEOUT).await {
-            Ok((200, Some(answer))) => serde_json::from_slice(&answer).ok(),
-            _ => None,
-        }
+        let reply = connection.call(&full_path, body.into(), &headers, CALL_TIMEOUT).await;
+        let call = Call { partner_id: self.partner_id, path: &full_path, payment_request_id: request_id };
+        partner_answer::checked(&self.app, &call, reply).await.ok()
     }
 
     async fn pay(&mut self, p: &OverseasPayment) -> Answer {
+        let request_id = p.request_id();
         let body = serde_json::json!({
-            "paymentRequestId": p.request_id(),
+            "paymentRequestId": request_id,
             "paymentAmount": {"currency": p.currency.code(), "value": p.amount.minor().to_string()},
             "codeValue": p.code.as_str(),
             "order": {"merchant": {"merchantName": p.merchant_name.as_str()}},
             "paymentQuote": {"quoteId": crate::ids::format("qt", p.quote_id)},
         });
-        match self.call("/payments/pay", body).await {
+        match self.call("/payments/pay", &request_id, body).await {
             Some(a) if a["result"]["resultStatus"] == "S" => Answer::Paid,
             Some(a) if a["result"]["resultStatus"] == "F" => Answer::Failed,
             _ => Answer::Unknown,
@@ -244,8 +247,9 @@ impl Client {
     }
 
     async fn inquire(&mut self, p: &OverseasPayment) -> Answer {
-        let body = serde_json::json!({"paymentRequestId": p.request_id()});
-        match self.call("/payments/inquiryPayment", body).await {
+        let request_id = p.request_id();
+        let body = serde_json::json!({"paymentRequestId": request_id});
+        match self.call("/payments/inquiryPayment", &request_id, body).await {
             Some(a) if a["result"]["resultStatus"] == "S" && a["paymentStatus"] == "SUCCESS" => Answer::Paid,
             Some(a) if a["result"]["resultStatus"] == "S" && a["paymentStatus"] == "FAIL" => Answer::Failed,
             _ => Answer::Unknown,
@@ -254,7 +258,8 @@ impl Client {
 
     /// Whether the partner confirmed the cancel.
     async fn cancel(&mut self, p: &OverseasPayment) -> bool {
-        let body = serde_json::json!({"paymentRequestId": p.request_id()});
-        matches!(self.call("/payments/cancelPayment", body).await, Some(a) if a["result"]["resultStatus"] == "S")
+        let request_id = p.request_id();
+        let body = serde_json::json!({"paymentRequestId": request_id});
+        matches!(self.call("/payments/cancelPayment", &request_id, body).await, Some(a) if a["result"]["resultStatus"] == "S")
     }
 }

@@ -10,10 +10,12 @@
 //!   partner asks for them itself and gets a signed, final answer, which it can ask again
 //!   (both are idempotent by their request ids); a payment may be the one whose answer the
 //!   partner never got.
-//! - **Done means `S`**: a notification is done only when the partner answers HTTP 200 with a
-//!   JSON body whose `result.resultStatus` is `"S"`. Anything else (another status, `F`, `U`,
-//!   a garbage or oversized body, no answer within 10 s) is tried again after 1 s, 2 s, 4 s,
-//!   ... up to 10 minutes between tries, by engine time, without end.
+//! - **Done means a signed `S`**: a notification is done only when the partner answers HTTP
+//!   200 with a JSON body whose `result.resultStatus` is `"S"`, signed by the partner and
+//!   naming the notification's `paymentRequestId` (`partner_answer.rs`). Anything else
+//!   (another status, `F`, `U`, a garbage or oversized body, an unsigned or misdirected `S`, no
+//!   answer within 10 s) is tried again after 1 s, 2 s, 4 s, ... up to 10 minutes between
+//!   tries, by engine time, without end.
 //! - **One lane per partner**, in seq order: a task that notifies one payment at a time,
 //!   retrying the head. A partner that does not answer holds up only its own notifications.
 //!   A dispatcher reads the event log once and hands each notification to its partner's lane
@@ -28,6 +30,7 @@
 //! long a partner may fail (the issue asks for retries until `S`; an operator suspends a
 //! partner by other means, which does not stop its notifications).
 
+use super::partner_answer::{self, Call};
 use crate::json::Rfc3339;
 use crate::routes::partner_api::PaymentOutput;
 use crate::webhook_client::{Connection, Target};
@@ -55,10 +58,12 @@ const TIME_POLL: Duration = Duration::from_millis(50);
 /// What is appended to a partner's endpoint.
 pub const NOTIFY_PATH: &str = "/payments/notifyPayment";
 
-/// A notification ready to send: its event's seq and its body.
+/// A notification ready to send: its event's seq, its payment's `paymentRequestId` (which
+/// the partner's answer names) and its body.
 #[derive(Debug)]
 struct Note {
     seq: u64,
+    request_id: String,
     body: Bytes,
 }
 
@@ -107,7 +112,11 @@ async fn render(app: &AppState, events: Vec<(u64, u64)>) -> Option<Vec<Note>> {
             .iter()
             .map(|(seq, p)| {
                 let body = NotifyBody { notify_type: "PAYMENT_RESULT", payment: PaymentOutput::of(p) };
-                Note { seq: *seq, body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()) }
+                Note {
+                    seq: *seq,
+                    request_id: p.request_id.as_str().to_string(),
+                    body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+                }
             })
             .collect(),
     )
@@ -126,23 +135,6 @@ pub fn notify_target(endpoint: &str) -> Result<(Target, String), String> {
         None => signed.clone(),
     };
     Ok((target, signed))
-}
-
-/// Whether a partner's answer is `S`: HTTP 200 and a JSON body with `result.resultStatus`
-/// `"S"`.
-pub fn answered_s(status: u16, body: Option<&[u8]>) -> bool {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Answer {
-        result: AnswerResult,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct AnswerResult {
-        result_status: String,
-    }
-    status == 200
-        && body.and_then(|b| serde_json::from_slice::<Answer>(b).ok()).is_some_and(|a| a.result.result_status == "S")
 }
 
 /// The dispatcher's side of a lane.
@@ -467,10 +459,13 @@ impl Lane {
         let signature =
             crate::partner_signature::kasa_signature(&self.app.kasa_signer, path, &self.client_id, &time, &note.body);
         let headers = [("client-id", self.client_id.clone()), ("request-time", time), ("signature", signature)];
-        match connection.exchange(note.body.clone(), &headers).await? {
-            (status, body) if answered_s(status, body.as_deref()) => Ok(()),
-            (status, Some(_)) => Err(format!("HTTP {status} without result S")),
-            (status, None) => Err(format!("HTTP {status} with an unreadable or oversized body")),
+        let reply = connection.exchange(note.body.clone(), &headers).await;
+        let call = Call { partner_id: self.partner_id, path, payment_request_id: &note.request_id };
+        let answer = partner_answer::checked(&self.app, &call, reply).await?;
+        if answer["result"]["resultStatus"] == "S" {
+            Ok(())
+        } else {
+            Err("HTTP 200 without result S".into())
         }
     }
 }
@@ -520,19 +515,5 @@ mod tests {
             (t.path.as_str(), signed.as_str()),
             ("/cb/payments/notifyPayment?k=1", "/cb/payments/notifyPayment")
         );
-    }
-
-    #[test]
-    fn only_http_200_with_result_s_is_done() {
-        let s = br#"{"result":{"resultStatus":"S","resultCode":"SUCCESS"}}"#;
-        assert!(answered_s(200, Some(s)));
-        assert!(!answered_s(201, Some(s)));
-        assert!(!answered_s(500, Some(s)));
-        assert!(!answered_s(200, Some(br#"{"result":{"resultStatus":"F"}}"#)));
-        assert!(!answered_s(200, Some(br#"{"result":{"resultStatus":"U"}}"#)));
-        assert!(!answered_s(200, Some(b"S")));
-        assert!(!answered_s(200, Some(b"")));
-        assert!(!answered_s(200, None));
-        assert!(!answered_s(200, Some(br#"{"resultStatus":"S"}"#)));
     }
 }

@@ -390,7 +390,8 @@ pub async fn partner_overseas_refund(
         }),
         Outcome::OverseasRefunded(Err(e)) => {
             let problem = refused(e);
-            serde_json::json!({"result": {"resultStatus": "F", "resultCode": problem.code.to_ascii_uppercase(), "resultMessage": problem.detail}})
+            serde_json::json!({"result": {"resultStatus": "F", "resultCode": problem.code.to_ascii_uppercase(), "resultMessage": problem.detail},
+                "paymentRequestId": input.payment_request_id})
         }
         other => return Err(Problem::internal(format!("a refund from abroad answered {other:?}"))),
     };

@@ -2,7 +2,9 @@
 //! users, inquires, cancels and refunds, in Alipay+'s message model (`paymentRequestId`,
 //! `paymentAmount {currency, value}` with `value` a string of minor units, and
 //! `result {resultStatus, resultCode, resultMessage}`). Every request is signed (see
-//! `partner_signature.rs`), and every answer is signed with Kasa's key.
+//! `partner_signature.rs`), and every answer is signed with Kasa's key and names the
+//! `paymentRequestId` it answers (`F` answers too), as Kasa asks of partners' answers to its
+//! own calls (`consumers/partner_answer.rs`).
 //!
 //! **What is an error and what is a result.** A request Kasa cannot read or whose signature
 //! fails is an HTTP error with a problem+json body, as everywhere in the API. A request Kasa
@@ -61,19 +63,7 @@ pub(crate) async fn authenticate(
     if at.abs_diff(now) > SKEW_NANOS {
         return Err(Problem::of("request_time_skew", "Request-Time is more than 5 minutes from Kasa's clock"));
     }
-    let version = signature.key_version;
-    let key = match app.partner_keys.get(partner_id, version) {
-        Ok(key) => key,
-        Err(generation) => {
-            let key = app
-                .engine
-                .read(move |s| s.partners().partner(partner_id).and_then(|p| p.live_key(version)).map(|k| k.public_key))
-                .await?
-                .ok_or_else(invalid)?;
-            app.partner_keys.keep(partner_id, version, key, generation);
-            key
-        }
-    };
+    let key = live_key(app, partner_id, signature.key_version).await?.ok_or_else(invalid)?;
     let message = sig::message(method, path, client_id, request_time, body);
     if !sig::verify(&key, &message, &signature.signature) {
         return Err(invalid());
@@ -82,6 +72,29 @@ pub(crate) async fn authenticate(
         return Err(Problem::of("replayed_request", "this signature was used already: sign each request anew"));
     }
     Ok(partner_id)
+}
+
+/// Partner `partner_id`'s live public key `version`, if it has one: from
+/// [`sig::KeyCache`], or read from the state (and cached). A partner's requests and its
+/// answers to Kasa's calls are checked with it.
+pub(crate) async fn live_key(
+    app: &AppState,
+    partner_id: u64,
+    version: u32,
+) -> Result<Option<[u8; 32]>, kasa_engine::SubmitError> {
+    match app.partner_keys.get(partner_id, version) {
+        Ok(key) => Ok(Some(key)),
+        Err(generation) => {
+            let key = app
+                .engine
+                .read(move |s| s.partners().partner(partner_id).and_then(|p| p.live_key(version)).map(|k| k.public_key))
+                .await?;
+            if let Some(key) = key {
+                app.partner_keys.keep(partner_id, version, key, generation);
+            }
+            Ok(key)
+        }
+    }
 }
 
 /// A JSON answer signed with Kasa's key over the same layout the partner signs.
@@ -254,14 +267,18 @@ impl RefundOutput {
     }
 }
 
-/// An answer that is only a result.
+/// An answer that is only a result, and the request it answers.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct FailedOutput {
     result: ResultOutput,
+    /// The request's `paymentRequestId`: every answer names the request it answers (and Kasa
+    /// asks the same of partners' answers to its calls).
+    payment_request_id: String,
 }
 
-/// The result code and message of a refusal.
-fn failed(e: PayError) -> FailedOutput {
+/// The result code and message of a refusal of the request about `payment_request_id`.
+fn failed(e: PayError, payment_request_id: &RequestId) -> FailedOutput {
     let (code, message): (&'static str, String) = match e {
         PayError::UnknownPartner => ("UNKNOWN_PARTNER", "no such partner".into()),
         PayError::PartnerSuspended => ("PARTNER_SUSPENDED", "the partner is suspended: no new payments".into()),
@@ -301,7 +318,7 @@ fn failed(e: PayError) -> FailedOutput {
             ("REPEAT_REQ_INCONSISTENT", "the refund request id was used for a different refund".into())
         }
     };
-    FailedOutput { result: ResultOutput::failed(code, message) }
+    FailedOutput { result: ResultOutput::failed(code, message), payment_request_id: payment_request_id.as_str().into() }
 }
 
 fn request_id(value: String, field: &str) -> Result<RequestId, Problem> {
@@ -403,11 +420,12 @@ pub async fn partner_pay(
         quote_id,
     };
     let path = uri.path();
+    let asked = request.request_id.clone();
     match app.partner_unkeyed(Command::Pay(Box::new(request))).await? {
         Outcome::Paid(Ok(paid)) => {
             Ok(signed(&app, path, partner_id, StatusCode::OK, &PaymentOutput::of(&paid.payment)))
         }
-        Outcome::Paid(Err(e)) => Ok(signed(&app, path, partner_id, StatusCode::OK, &failed(e))),
+        Outcome::Paid(Err(e)) => Ok(signed(&app, path, partner_id, StatusCode::OK, &failed(e, &asked))),
         other => Err(Problem::internal(format!("a partner's payment answered {other:?}"))),
     }
 }
@@ -434,10 +452,11 @@ pub async fn partner_inquiry_payment(
     let partner_id = authenticate(&app, "POST", uri.path(), &headers, &body).await?;
     let input: PaymentRefInput = object(&body)?;
     let id = request_id(input.payment_request_id, "paymentRequestId")?;
+    let asked = id.clone();
     let payment = app.engine.read(move |s| s.partners().payment_by_request(partner_id, &id).cloned()).await?;
     Ok(match payment {
         Some(p) => signed(&app, uri.path(), partner_id, StatusCode::OK, &PaymentOutput::of(&p)),
-        None => signed(&app, uri.path(), partner_id, StatusCode::OK, &failed(PayError::UnknownPayment)),
+        None => signed(&app, uri.path(), partner_id, StatusCode::OK, &failed(PayError::UnknownPayment, &asked)),
     })
 }
 
@@ -457,11 +476,12 @@ pub async fn partner_cancel_payment(
     let input: PaymentRefInput = object(&body)?;
     let request_id = request_id(input.payment_request_id, "paymentRequestId")?;
     let path = uri.path();
+    let asked = request_id.clone();
     match app.partner_unkeyed(Command::CancelPayment { partner_id, request_id }).await? {
         Outcome::Canceled(Ok(r)) => {
             Ok(signed(&app, path, partner_id, StatusCode::OK, &RefundOutput::of(&r.refund, &r.payment)))
         }
-        Outcome::Canceled(Err(e)) => Ok(signed(&app, path, partner_id, StatusCode::OK, &failed(e))),
+        Outcome::Canceled(Err(e)) => Ok(signed(&app, path, partner_id, StatusCode::OK, &failed(e, &asked))),
         other => Err(Problem::internal(format!("a partner's cancel answered {other:?}"))),
     }
 }
@@ -493,10 +513,12 @@ pub async fn partner_refund(
     let partner_id = authenticate(&app, "POST", uri.path(), &headers, &body).await?;
     let input: RefundInput = object(&body)?;
     let _ = input.refund_reason;
+    let refund_request_id = request_id(input.refund_request_id, "refundRequestId")?;
+    let asked = request_id(input.payment_request_id, "paymentRequestId")?;
     let command = Command::Refund {
         partner_id,
-        refund_request_id: request_id(input.refund_request_id, "refundRequestId")?,
-        request_id: request_id(input.payment_request_id, "paymentRequestId")?,
+        refund_request_id,
+        request_id: asked.clone(),
         amount: input.refund_amount.won("refundAmount")?,
     };
     let path = uri.path();
@@ -504,7 +526,7 @@ pub async fn partner_refund(
         Outcome::Refunded(Ok(r)) => {
             Ok(signed(&app, path, partner_id, StatusCode::OK, &RefundOutput::of(&r.refund, &r.payment)))
         }
-        Outcome::Refunded(Err(e)) => Ok(signed(&app, path, partner_id, StatusCode::OK, &failed(e))),
+        Outcome::Refunded(Err(e)) => Ok(signed(&app, path, partner_id, StatusCode::OK, &failed(e, &asked))),
         other => Err(Problem::internal(format!("a partner's refund answered {other:?}"))),
     }
 }

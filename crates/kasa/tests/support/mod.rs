@@ -550,3 +550,21 @@ pub fn register_partner(c: &mut Client, name: &str) -> String {
     assert_eq!(r.status, 201, "{}", r.json());
     r.json()["id"].as_str().unwrap().to_string()
 }
+
+/// The headers of a partner's answer `body` to Kasa's call to `path`, signed with `signer` as
+/// key `version`, as Alipay+ signs answers: `Client-Id`, `Response-Time` and `Signature` over
+/// `POST <path>\n<Client-Id>.<Response-Time>.<body>`.
+pub fn partner_answer_headers(
+    (signer, version): (&kasa_server::partner_signature::Signer, u32),
+    path: &str,
+    client_id: &str,
+    time: &str,
+    body: &str,
+) -> Vec<(String, String)> {
+    let message = kasa_server::partner_signature::message("POST", path, client_id, time, body.as_bytes());
+    vec![
+        ("Client-Id".into(), client_id.into()),
+        ("Response-Time".into(), time.into()),
+        ("Signature".into(), signer.header(version, &message)),
+    ]
+}

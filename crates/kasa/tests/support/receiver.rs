@@ -23,6 +23,16 @@ impl Request {
 /// Listens on a free port of 127.0.0.1 and answers each request with `answer`'s status and
 /// body; the port.
 pub fn listen(answer: impl Fn(Request) -> (u16, String) + Send + Sync + 'static) -> u16 {
+    listen_with_headers(move |request| {
+        let (status, body) = answer(request);
+        (status, Vec::new(), body)
+    })
+}
+
+/// As [`listen`], with headers in the answers (a partner signs its answers in them).
+pub fn listen_with_headers(
+    answer: impl Fn(Request) -> (u16, Vec<(String, String)>, String) + Send + Sync + 'static,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let answer = Arc::new(answer);
@@ -36,7 +46,9 @@ pub fn listen(answer: impl Fn(Request) -> (u16, String) + Send + Sync + 'static)
     port
 }
 
-fn serve_connection(stream: std::net::TcpStream, answer: &dyn Fn(Request) -> (u16, String)) {
+type Answer = dyn Fn(Request) -> (u16, Vec<(String, String)>, String);
+
+fn serve_connection(stream: std::net::TcpStream, answer: &Answer) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
@@ -64,8 +76,9 @@ fn serve_connection(stream: std::net::TcpStream, answer: &dyn Fn(Request) -> (u1
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let (status, body) = answer(Request { path, headers, body });
-        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        let (status, headers, body) = answer(Request { path, headers, body });
+        let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+        let answer = format!("HTTP/1.1 {status} X\r\n{headers}content-length: {}\r\n\r\n{body}", body.len());
         if writer.write_all(answer.as_bytes()).is_err() {
             return;
         }
