@@ -214,9 +214,8 @@ impl Client {
     /// POSTs a signed body about `request_id` to `{endpoint}{path}`; the answer's JSON, if it
     /// is the partner's signed answer to this call.
     async fn call(&mut self, path: &str, request_id: &str, body: serde_json::Value) -> Option<serde_json::Value> {
-        let url = format!("{}{path}", self.endpoint);
-        let target = Target::parse(&url).ok()?;
-        let full_path = target.path.clone();
+        let (target, full_path) = super::partner_notify::partner_target(&self.endpoint, path).ok()?;
+        let request_path = target.path.clone();
         let connection =
             self.connection.get_or_insert_with(|| Connection::new(target, self.app.webhooks_allow_private));
         let body = serde_json::to_vec(&body).expect("a call serializes");
@@ -225,7 +224,7 @@ impl Client {
         let message = sig::message("POST", &full_path, &client_id, &time, &body);
         let headers =
             [("client-id", client_id), ("request-time", time), ("signature", self.app.kasa_signer.header(1, &message))];
-        let reply = connection.call(&full_path, body.into(), &headers, CALL_TIMEOUT).await;
+        let reply = connection.call(&request_path, body.into(), &headers, CALL_TIMEOUT).await;
         let call = Call { partner_id: self.partner_id, path: &full_path, payment_request_id: request_id };
         partner_answer::checked(&self.app, &call, reply).await.ok()
     }

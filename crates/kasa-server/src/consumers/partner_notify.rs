@@ -124,12 +124,19 @@ async fn render(app: &AppState, events: Vec<(u64, u64)>) -> Option<Vec<Note>> {
 
 /// The URL a partner is notified at, and the path that is signed (without a query).
 pub fn notify_target(endpoint: &str) -> Result<(Target, String), String> {
+    partner_target(endpoint, NOTIFY_PATH)
+}
+
+/// Where Kasa calls `suffix` (`/payments/pay`) of a partner's API at `endpoint`, and the path
+/// it signs: the endpoint's path with `suffix` appended, its query (if any) kept on the
+/// request but out of the signed path.
+pub fn partner_target(endpoint: &str, suffix: &str) -> Result<(Target, String), String> {
     let mut target = Target::parse(endpoint)?;
     let (path, query) = match target.path.split_once('?') {
         Some((path, query)) => (path.to_string(), Some(query.to_string())),
         None => (target.path.clone(), None),
     };
-    let signed = format!("{}{NOTIFY_PATH}", path.trim_end_matches('/'));
+    let signed = format!("{}{suffix}", path.trim_end_matches('/'));
     target.path = match query {
         Some(query) => format!("{signed}?{query}"),
         None => signed.clone(),
@@ -515,5 +522,8 @@ mod tests {
             (t.path.as_str(), signed.as_str()),
             ("/cb/payments/notifyPayment?k=1", "/cb/payments/notifyPayment")
         );
+        // Kasa's calls for payments abroad go the same way.
+        let (t, signed) = partner_target("https://p.example/aps/?k=1", "/payments/pay").unwrap();
+        assert_eq!((t.path.as_str(), signed.as_str()), ("/aps/payments/pay?k=1", "/aps/payments/pay"));
     }
 }
