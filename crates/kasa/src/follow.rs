@@ -69,6 +69,8 @@ enum End {
     Stop(String),
     /// This server was promoted.
     Promoted,
+    /// The engine stopped taking requests (the server is stopping, or failed).
+    EngineStopped(String),
 }
 
 /// Follows `primary` until this server is promoted or a frame is refused.
@@ -91,7 +93,12 @@ pub async fn run(engine: Arc<Engine>, primary: Primary) {
                 return;
             }
             End::Stop(why) => {
-                tracing::error!(error = %why, seq = engine.committed_seq(), "following stopped: the primary's journal does not continue this one; reads go on, nothing more is taken");
+                tracing::error!(error = %why, seq = engine.committed_seq(), "following stopped for good; reads go on, nothing more is taken");
+                engine.set_follow_state(state("stopped", Some(why)));
+                return;
+            }
+            End::EngineStopped(why) => {
+                tracing::info!(reason = %why, "following stopped with the engine");
                 engine.set_follow_state(state("stopped", Some(why)));
                 return;
             }
@@ -161,7 +168,7 @@ async fn session(engine: &Engine, primary: &Primary, answered: &mut bool) -> End
             Err(ReplicateError::NotFollowing) => return End::Promoted,
             Err(error @ ReplicateError::StorageFull) => return End::Retry(error.to_string()),
             // The engine stopped (the server is exiting): nothing more to do.
-            Err(error @ ReplicateError::Unavailable(_)) => return End::Stop(error.to_string()),
+            Err(error @ ReplicateError::Unavailable(_)) => return End::EngineStopped(error.to_string()),
         }
     }
 }
