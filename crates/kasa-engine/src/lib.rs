@@ -14,5 +14,7 @@ mod writer;
 
 pub use metrics::{Histogram, Metrics};
 pub use outbox::{decode_event, EventFilter, EventLog, EventLogError, Matched, EVENTS_PER_READ_MAX};
-pub use sequencer::{hex, Clock, ClockError, Engine, EngineOptions, Health, SubmitError};
-pub use writer::{apply_frame, CommitError, EngineError, RecoveryReport, SnapshotReport, Writer, WriterOptions};
+pub use sequencer::{hex, Clock, ClockError, Engine, EngineOptions, FollowState, Health, Role, SubmitError};
+pub use writer::{
+    apply_frame, CommitError, EngineError, RecoveryReport, ReplicateError, SnapshotReport, Writer, WriterOptions,
+};

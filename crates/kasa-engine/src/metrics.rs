@@ -78,6 +78,16 @@ pub struct Metrics {
     pub transfers: AtomicU64,
     /// Snapshots written since start.
     pub snapshots_total: AtomicU64,
+    /// The last frame synced and applied (on a follower: taken from the primary).
+    pub committed_seq: AtomicU64,
+    /// 1 while this server follows a primary, 0 for a primary.
+    pub follower: AtomicU64,
+    /// On a follower: the primary's committed seq, as of its last answer.
+    pub follower_primary_seq: AtomicU64,
+    /// On a follower: 1 while its last request to the primary succeeded.
+    pub follower_connected: AtomicU64,
+    /// On a follower: connections to the primary that failed or broke.
+    pub follower_reconnects_total: AtomicU64,
     /// Time from the start of the journal write to the end of apply, per batch.
     pub commit_latency_seconds: Histogram,
     /// Events per batch.
@@ -99,6 +109,11 @@ impl Default for Metrics {
             accounts: AtomicU64::new(0),
             transfers: AtomicU64::new(0),
             snapshots_total: AtomicU64::new(0),
+            committed_seq: AtomicU64::new(0),
+            follower: AtomicU64::new(0),
+            follower_primary_seq: AtomicU64::new(0),
+            follower_connected: AtomicU64::new(0),
+            follower_reconnects_total: AtomicU64::new(0),
             commit_latency_seconds: Histogram::new(LATENCY_BOUNDS_S),
             batch_events: Histogram::new(BATCH_EVENTS_BOUNDS),
             snapshot_pause_seconds: Histogram::new(LATENCY_BOUNDS_S),
@@ -110,7 +125,7 @@ impl Metrics {
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64, &str); 10] = [
+        let counters: [(&str, &str, &AtomicU64, &str); 15] = [
             ("kasa_batches_total", "Batches committed.", &self.batches_total, "counter"),
             ("kasa_commands_total", "Commands committed.", &self.commands_total, "counter"),
             ("kasa_events_total", "Accounts and transfers processed.", &self.events_total, "counter"),
@@ -126,10 +141,37 @@ impl Metrics {
             ("kasa_journal_bytes", "Bytes in the journal.", &self.journal_bytes, "gauge"),
             ("kasa_accounts", "Accounts in the ledger.", &self.accounts, "gauge"),
             ("kasa_transfers", "Transfers in the ledger.", &self.transfers, "gauge"),
+            ("kasa_committed_seq", "The last journal frame synced and applied.", &self.committed_seq, "gauge"),
+            ("kasa_follower", "1 while this server follows a primary.", &self.follower, "gauge"),
+            (
+                "kasa_follower_primary_seq",
+                "The primary's committed seq as of its last answer (followers).",
+                &self.follower_primary_seq,
+                "gauge",
+            ),
+            (
+                "kasa_follower_connected",
+                "1 while the follower's last request to its primary succeeded.",
+                &self.follower_connected,
+                "gauge",
+            ),
+            (
+                "kasa_follower_reconnects_total",
+                "Connections to the primary that failed or broke.",
+                &self.follower_reconnects_total,
+                "counter",
+            ),
         ];
         for (name, help, value, kind) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Relaxed));
         }
+        let lag = self.follower_primary_seq.load(Relaxed).saturating_sub(self.committed_seq.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP kasa_follower_lag_frames Frames the primary had committed that this follower has not (0 on a primary).\n\
+             # TYPE kasa_follower_lag_frames gauge\nkasa_follower_lag_frames {}",
+            if self.follower.load(Relaxed) == 1 { lag } else { 0 }
+        );
         self.commit_latency_seconds.render(
             &mut out,
             "kasa_commit_latency_seconds",

@@ -9,7 +9,7 @@
 
 use crate::metrics::Metrics;
 use crate::outbox::EventLog;
-use crate::writer::{CommitError, EngineError, RecoveryReport, Writer, WriterOptions};
+use crate::writer::{CommitError, EngineError, RecoveryReport, ReplicateError, Writer, WriterOptions};
 use kasa_core::command::PAYLOAD_HEADER_BYTES_MAX;
 use kasa_core::{Command, Outcome, State};
 use kasa_journal::{JournalError, Storage};
@@ -33,6 +33,10 @@ pub enum SubmitError {
     /// The engine stopped (shutting down, or a fatal disk error).
     #[error("the engine is not accepting requests")]
     Unavailable,
+    /// This server follows a primary: it serves reads, and changes come only from the
+    /// primary's journal until an operator promotes it.
+    #[error("this server is a read-only follower: send writes to the primary")]
+    ReadOnly,
 }
 
 /// Limits of the sequencer.
@@ -53,6 +57,10 @@ pub struct EngineOptions {
     pub batch_payload_bytes_max: usize,
     /// Options of the writer.
     pub writer: WriterOptions,
+    /// Start as a follower ([`Role::Follower`]): take batches only from a primary's journal
+    /// ([`Engine::replicate`]), refuse commands, and commit no batch of its own (no expiry)
+    /// until [`Engine::promote`].
+    pub follower: bool,
     /// A test clock: operators may move engine time forward ([`Engine::advance_clock`]), as
     /// with Stripe's test clocks, to see timeouts (bank answers, 48-hour holds, 7-day money
     /// requests) happen without waiting. Never for production data: time moved forward
@@ -68,6 +76,7 @@ impl Default for EngineOptions {
             batch_commands_max: 1024,
             batch_payload_bytes_max: BATCH_PAYLOAD_BYTES_MAX,
             writer: WriterOptions::default(),
+            follower: false,
             test_clock: false,
         }
     }
@@ -117,6 +126,28 @@ pub enum Health {
     Failed = 3,
 }
 
+/// Whether this engine makes its own batches or takes a primary's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    /// Takes commands, commits batches, drives expiry: the one writer.
+    Primary = 1,
+    /// Takes a primary's frames only (see [`Engine::replicate`]); answers reads.
+    Follower = 2,
+}
+
+/// What a follower's connection to its primary is doing, for the status endpoint and logs.
+/// The follower's loop (in the binary) sets it; the engine only keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FollowState {
+    /// The primary's URL.
+    pub primary: String,
+    /// `connecting`, `streaming`, `retrying` or `stopped`.
+    pub phase: &'static str,
+    /// The last error, if any (the reason for `retrying` or `stopped`).
+    pub error: Option<String>,
+}
+
 type ReadFn = Box<dyn FnOnce(&State) + Send>;
 type ThenFn = Box<dyn FnOnce(&State, &Outcome) + Send>;
 type Reply = oneshot::Sender<Result<Outcome, SubmitError>>;
@@ -134,6 +165,10 @@ enum Request {
     /// Commit a batch now, even an empty one: to put engine time moved by a test clock in
     /// the journal.
     Tick(oneshot::Sender<Result<(), SubmitError>>),
+    /// A follower's frames from its primary (whole frames as stored, back to back).
+    Replicate(Vec<u8>, oneshot::Sender<Result<u64, ReplicateError>>),
+    /// Stop following: from the next request on, a primary. Answers the last seq.
+    Promote(oneshot::Sender<Result<u64, SubmitError>>),
 }
 
 /// A handle to the running engine, shared by every connection.
@@ -145,6 +180,10 @@ pub struct Engine {
     health: Arc<AtomicU8>,
     health_tx: Arc<watch::Sender<Health>>,
     health_changes: watch::Receiver<Health>,
+    role: Arc<AtomicU8>,
+    role_changes: watch::Receiver<Role>,
+    committed: watch::Receiver<u64>,
+    follow_state: Mutex<FollowState>,
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
@@ -188,7 +227,14 @@ impl Engine {
         let health = Arc::new(AtomicU8::new(Health::Ready as u8));
         let (health_tx, health_changes) = watch::channel(Health::Ready);
         let health_tx = Arc::new(health_tx);
+        let initial_role = if options.follower { Role::Follower } else { Role::Primary };
+        let role = Arc::new(AtomicU8::new(initial_role as u8));
+        let (role_tx, role_changes) = watch::channel(initial_role);
+        let (committed_tx, committed) = watch::channel(writer.last_seq());
+        metrics.committed_seq.store(writer.last_seq(), Ordering::Relaxed);
+        metrics.follower.store(options.follower as u64, Ordering::Relaxed);
         let thread = {
+            let role = role.clone();
             let metrics = metrics.clone();
             let health = health.clone();
             let health_tx = health_tx.clone();
@@ -199,7 +245,8 @@ impl Engine {
                     // A panic here is a bug, but the process must not linger looking healthy
                     // while it answers nothing: mark the engine failed so the server exits.
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run(writer, receiver, &metrics, &health, &health_tx, &clock, options)
+                        let replication = Replication { role: &role, role_tx, committed: committed_tx };
+                        run(writer, receiver, &metrics, &health, &health_tx, &clock, &replication, options)
                     }));
                     outcome.unwrap_or_else(|_| {
                         health.store(Health::Failed as u8, Ordering::Release);
@@ -217,6 +264,10 @@ impl Engine {
             health,
             health_tx,
             health_changes,
+            role,
+            role_changes,
+            committed,
+            follow_state: Mutex::new(FollowState::default()),
             thread: Mutex::new(Some(thread)),
         };
         Ok((engine, report))
@@ -233,6 +284,9 @@ impl Engine {
     pub async fn advance_clock(&self, by: Duration) -> Result<u64, ClockError> {
         if !self.clock.adjustable {
             return Err(ClockError::NotATestClock);
+        }
+        if self.role() != Role::Primary {
+            return Err(ClockError::NotCommitted(SubmitError::ReadOnly));
         }
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         let wall = now_nanos();
@@ -256,6 +310,11 @@ impl Engine {
         let Some(sender) = guard.as_ref() else { return Err(SubmitError::Unavailable) };
         if self.health() != Health::Ready {
             return Err(SubmitError::Unavailable);
+        }
+        // The role only ever goes from follower to primary, on the sequencer, in queue order:
+        // a command let in here is committed by a primary.
+        if matches!(request, Request::Command { .. } | Request::Tick(_)) && self.role() != Role::Primary {
+            return Err(SubmitError::ReadOnly);
         }
         self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
         match sender.try_send(request) {
@@ -309,6 +368,63 @@ impl Engine {
             let _ = reply.send(read(state));
         })))?;
         receiver.await.map_err(|_| SubmitError::Unavailable)
+    }
+
+    /// Whether this engine is a primary or a follower right now.
+    pub fn role(&self) -> Role {
+        match self.role.load(Ordering::Acquire) {
+            2 => Role::Follower,
+            _ => Role::Primary,
+        }
+    }
+
+    /// A receiver that changes when the role does (a follower's consumers start, and its
+    /// loop stops, on promotion).
+    pub fn role_changes(&self) -> watch::Receiver<Role> {
+        self.role_changes.clone()
+    }
+
+    /// A receiver of the last committed seq: a frame at or below it is synced, applied, and
+    /// never taken back, so it may be shipped to a follower.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    /// The last committed seq.
+    pub fn committed_seq(&self) -> u64 {
+        *self.committed.borrow()
+    }
+
+    /// Takes a primary's frames (whole frames as stored, back to back) on a follower: checked,
+    /// appended, synced and applied (see [`Writer::replicate`]) on the sequencer, in order
+    /// with the reads. Returns the last committed seq.
+    pub async fn replicate(&self, frames: Vec<u8>) -> Result<u64, ReplicateError> {
+        let (reply, receiver) = oneshot::channel();
+        self.enqueue(Request::Replicate(frames, reply)).map_err(|e| match e {
+            SubmitError::Busy => ReplicateError::Unavailable("the engine's queue is full".into()),
+            other => ReplicateError::Unavailable(other.to_string()),
+        })?;
+        receiver.await.map_err(|_| ReplicateError::Unavailable("the engine stopped".into()))?
+    }
+
+    /// Promotes a follower: from the sequencer's next turn it takes commands, commits its own
+    /// batches and refuses frames. Everything replicated before is kept; nothing arrives
+    /// after. Returns the last committed seq. On a primary, [`SubmitError::Unavailable`] is
+    /// not returned: it answers the seq as well (promotion is idempotent).
+    pub async fn promote(&self) -> Result<u64, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        self.enqueue(Request::Promote(reply))?;
+        receiver.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    /// What the follower's connection is doing (see [`FollowState`]).
+    pub fn follow_state(&self) -> FollowState {
+        self.follow_state.lock().expect("follow state lock").clone()
+    }
+
+    /// Records what the follower's connection is doing.
+    pub fn set_follow_state(&self, state: FollowState) {
+        *self.follow_state.lock().expect("follow state lock") = state;
     }
 
     /// The event log of the outbox.
@@ -419,6 +535,35 @@ fn snapshot_error_is_fatal(error: &JournalError) -> bool {
     error.is_fatal()
 }
 
+/// The sequencer's half of replication: the role it changes and the committed seq it
+/// publishes.
+struct Replication<'a> {
+    role: &'a AtomicU8,
+    role_tx: watch::Sender<Role>,
+    committed: watch::Sender<u64>,
+}
+
+impl Replication<'_> {
+    fn is_primary(&self) -> bool {
+        self.role.load(Ordering::Acquire) == Role::Primary as u8
+    }
+
+    /// Publishes the last committed seq (to the frames endpoint and the metrics).
+    fn committed<S: Storage>(&self, writer: &Writer<S>, metrics: &Metrics) {
+        metrics.committed_seq.store(writer.last_seq(), Ordering::Relaxed);
+        self.committed.send_replace(writer.last_seq());
+    }
+
+    fn promote(&self, metrics: &Metrics) {
+        if !self.is_primary() {
+            self.role.store(Role::Primary as u8, Ordering::Release);
+            metrics.follower.store(0, Ordering::Relaxed);
+            self.role_tx.send_replace(Role::Primary);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // One call, each argument a different concern.
 fn run<S: Storage>(
     mut writer: Writer<S>,
     receiver: Receiver<Request>,
@@ -426,6 +571,7 @@ fn run<S: Storage>(
     health: &AtomicU8,
     health_tx: &watch::Sender<Health>,
     clock: &Clock,
+    replication: &Replication<'_>,
     options: EngineOptions,
 ) -> Result<(), String> {
     let mut commands: Vec<Command> = Vec::new();
@@ -507,6 +653,34 @@ fn run<S: Storage>(
                 }
                 Request::Read(read) => reads.push(read),
                 Request::Tick(reply) => ticks.push(reply),
+                // Frames and promotion go in queue order, before whatever is gathered after
+                // them. Commands are never gathered on a follower (enqueue refuses them), so
+                // none are waiting here but after a promotion.
+                Request::Replicate(frames, reply) => {
+                    let result = if replication.is_primary() {
+                        Err(ReplicateError::NotFollowing)
+                    } else {
+                        writer.replicate(&frames)
+                    };
+                    match &result {
+                        Ok(_) => {
+                            replication.committed(&writer, metrics);
+                            publish_state_metrics(metrics, &writer);
+                        }
+                        Err(ReplicateError::Unavailable(error)) if writer.failed() => {
+                            let error = format!("replication: {error}");
+                            let _ = reply.send(result);
+                            return fail(error, &receiver);
+                        }
+                        Err(_) => {}
+                    }
+                    let _ = reply.send(result);
+                }
+                Request::Promote(reply) => {
+                    replication.promote(metrics);
+                    tracing::info!(seq = writer.last_seq(), "promoted: this server is a primary now");
+                    let _ = reply.send(Ok(writer.last_seq()));
+                }
             }
             if events >= options.batch_events_max || commands.len() >= options.batch_commands_max {
                 break;
@@ -519,6 +693,9 @@ fn run<S: Storage>(
         let now = clock.now();
         let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
         let mut tick_result = Ok(());
+        // A follower commits nothing of its own, not even an expiry: its batches are the
+        // primary's.
+        let expiry_allowed = expiry_allowed && replication.is_primary();
         if !commands.is_empty() || !ticks.is_empty() || (expiry_allowed && writer.expiry_due(now)) {
             let started = Instant::now();
             let batch_commands = commands.len() as u64;
@@ -531,6 +708,7 @@ fn run<S: Storage>(
                     metrics.commands_total.fetch_add(batch_commands, Ordering::Relaxed);
                     metrics.events_total.fetch_add(events as u64, Ordering::Relaxed);
                     publish_state_metrics(metrics, &writer);
+                    replication.committed(&writer, metrics);
                     for ((reply, then), outcome) in replies.drain(..).zip(outcomes) {
                         if let Some(then) = then {
                             then(writer.state(), &outcome);

@@ -13,7 +13,8 @@ use kasa_core::codec::Sink;
 use kasa_core::event::Event;
 use kasa_core::{decode_commands, encode_commands, ApplyError, Batch, Command, DecodeError, Outcome, State};
 use kasa_journal::{
-    AppendError, Journal, JournalError, Options, RecordLog, RecordLogError, RecordLogOptions, SnapshotDone, Storage,
+    parse_frame, AppendError, Journal, JournalError, Options, RecordLog, RecordLogError, RecordLogOptions,
+    SnapshotDone, Storage,
 };
 use std::collections::VecDeque;
 use std::io::Write;
@@ -72,6 +73,25 @@ pub enum CommitError {
     /// must stop acknowledging and exit; recovery on restart decides what was durable.
     #[error("fatal journal error: {0}")]
     Fatal(String),
+}
+
+/// Why frames shipped from a primary were not taken (see [`Writer::replicate`]).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ReplicateError {
+    /// The frames are damaged, do not continue this journal (another primary's, or a
+    /// journal that went its own way) or do not decode: nothing was written, and following
+    /// must stop rather than diverge.
+    #[error("{0}")]
+    Refused(String),
+    /// The disk is full: nothing was written; try again later.
+    #[error("the disk is full; the frames were not written")]
+    StorageFull,
+    /// This server is not following (it was promoted): it takes no more frames.
+    #[error("this server is a primary: it takes no frames")]
+    NotFollowing,
+    /// The journal failed, or the engine stopped: stop, and let recovery decide on restart.
+    #[error("the engine is not available: {0}")]
+    Unavailable(String),
 }
 
 /// Tuning of the writer.
@@ -327,6 +347,83 @@ impl<S: Storage> Writer<S> {
         let outcomes = outcomes.expect("the sequencer stamps batches after the last event");
         self.unlogged.extend(self.state.take_events());
         Ok(outcomes)
+    }
+
+    /// Takes frames shipped from a primary (`bytes`: whole frames as stored, back to back):
+    /// checks every one first (checksums, seq, timestamp and that it chains onto this journal's
+    /// last frame, and that its payload decodes), so that a refused shipment writes nothing;
+    /// then appends them, syncs once, and applies them exactly as recovery does. Returns the
+    /// last seq now committed. A full disk part way keeps (and applies) the frames written
+    /// before it.
+    pub fn replicate(&mut self, bytes: &[u8]) -> Result<u64, ReplicateError> {
+        if self.failed {
+            return Err(ReplicateError::Unavailable("the writer stopped after an earlier fatal error".into()));
+        }
+        let payload_max = self.journal.options().frame_payload_bytes_max;
+        let (mut seq, mut timestamp, mut hash) =
+            (self.journal.last_seq(), self.journal.last_timestamp(), self.journal.last_hash());
+        let mut checked = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let expected = seq + 1;
+            let refused = |why: String| ReplicateError::Refused(format!("frame {expected}: {why}"));
+            let (frame, len) = parse_frame(rest, payload_max).map_err(|problem| refused(problem.to_string()))?;
+            if frame.seq != expected {
+                return Err(refused(format!("expected seq {expected}, found {}", frame.seq)));
+            }
+            if frame.prev_hash != hash {
+                return Err(refused(format!(
+                    "does not chain onto this journal's frame {seq} (expected previous hash {}, found {}): \
+                     the primary's journal is not the one this data directory follows",
+                    crate::hex(&hash),
+                    crate::hex(&frame.prev_hash)
+                )));
+            }
+            if frame.timestamp <= timestamp {
+                return Err(refused(format!("timestamp {} is not after {timestamp}", frame.timestamp)));
+            }
+            let commands = decode_commands(frame.payload).map_err(|error| refused(error.to_string()))?;
+            (seq, timestamp, hash) = (frame.seq, frame.timestamp, frame.hash);
+            checked.push((frame, commands));
+            rest = &rest[len..];
+        }
+        let mut appended = 0;
+        let mut full = false;
+        for (frame, _) in &checked {
+            match self.journal.append(frame.seq, frame.timestamp, frame.payload) {
+                Ok(()) => {}
+                Err(AppendError::NoSpace { .. }) => {
+                    full = true;
+                    break;
+                }
+                Err(other) => {
+                    self.failed = true;
+                    return Err(ReplicateError::Unavailable(other.to_string()));
+                }
+            }
+            // The header is a function of seq, timestamp, payload and previous hash: the
+            // frame written here is the primary's, byte for byte.
+            assert_eq!(self.journal.last_hash(), frame.hash, "a replicated frame must hash as on the primary");
+            appended += 1;
+        }
+        if appended == 0 {
+            return if full { Err(ReplicateError::StorageFull) } else { Ok(self.journal.last_seq()) };
+        }
+        if let Err(error) = self.journal.sync() {
+            self.failed = true;
+            return Err(ReplicateError::Unavailable(error.to_string()));
+        }
+        for (frame, commands) in checked.into_iter().take(appended) {
+            let batch = Batch { timestamp: frame.timestamp, commands };
+            if let Err(error) = self.state.apply(&batch) {
+                // The primary applied this batch: a state that refuses it is not the state
+                // of the frames before it. Stop; recovery on restart replays the journal.
+                self.failed = true;
+                return Err(ReplicateError::Unavailable(format!("frame {}: {error}", frame.seq)));
+            }
+            self.unlogged.extend(self.state.take_events());
+        }
+        Ok(self.journal.last_seq())
     }
 
     /// Whether committed batches have events that readers cannot see yet.

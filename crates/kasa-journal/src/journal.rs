@@ -527,6 +527,12 @@ impl<S: Storage> Journal<S> {
         self.last_timestamp
     }
 
+    /// The hash of the last frame appended ([`HASH_ZERO`] if none): what the next frame must
+    /// record as its previous hash (a follower checks a shipped frame against it).
+    pub fn last_hash(&self) -> Hash {
+        self.last_hash
+    }
+
     /// The seq of the last frame known durable.
     pub fn synced_seq(&self) -> u64 {
         self.synced_seq

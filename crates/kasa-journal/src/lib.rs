@@ -29,6 +29,9 @@
 //!   snapshot with [`Journal::open_snapshot`] (a [`SnapshotReader`]) and then the frames after
 //!   it with [`Journal::replay`], one at a time; memory is bounded by one frame, whatever the
 //!   size of the state or of the journal tail.
+//! - [`FrameReader`] reads committed frames from a position, as stored, to ship them to a
+//!   follower; [`parse_frame`] checks a shipped frame on arrival (a warm standby,
+//!   `docs/standby.md`).
 //! - [`verify`] is the same walk, offline and read-only, for `kasa verify`.
 //! - [`RecordLog`] is a separate, simpler log in its own directory for data derived from the
 //!   journal (the engine's outbox of events): records keyed by a contiguous `u64`, appended in
@@ -98,6 +101,7 @@ mod format;
 mod journal;
 mod record_log;
 mod scan;
+mod ship;
 mod snapshot;
 mod storage;
 mod verify;
@@ -118,6 +122,7 @@ pub use record_log::{
     RECORD_PAYLOAD_BYTES_LIMIT, RECORD_PAYLOAD_BYTES_MAX_DEFAULT, RECORD_SEGMENT_BYTES_MAX_DEFAULT,
     RECORD_SEGMENT_HEADER_BYTES,
 };
+pub use ship::{parse_frame, FrameReader, ShippedFrame};
 pub use snapshot::{open_snapshot, SnapshotDone, SnapshotInfo, SnapshotReader, SnapshotWriter};
 pub use storage::{FileStorage, Storage};
 pub use verify::{verify, VerifyReport};

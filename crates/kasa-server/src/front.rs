@@ -9,6 +9,7 @@
 //!    `body.rs`), and its content type checked (415): JSON for the API, a form for the
 //!    approval page (`/pay/...`). A merchant import's file (`routes/imports.rs`) has its
 //!    own bounds (512 MiB, 60 seconds, one upload read at a time) and content types.
+//!    On a follower every write but a promotion is refused first (503 `read_only_follower`).
 //! 4. Only then does the request take one of the in-flight permits (503 `busy` when none is
 //!    left): a slow client holds a connection, never a permit.
 //! 5. An `Idempotency-Key` is checked and set up for the handler (`idempotency.rs`).
@@ -22,7 +23,7 @@ use crate::problem::{Problem, ProblemCode};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
@@ -85,6 +86,15 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
     }
     if needs_operator(path) && !crate::bearer_token(request.headers()).is_some_and(|t| app.operator_key.matches(t)) {
         return Problem::unauthorized().into_response();
+    }
+    // A follower takes its changes from its primary's journal only: every write is refused
+    // here, before its body is read or anything (a PIN check, an SMS) is done for it. The
+    // engine refuses commands as well, for whatever gets past (a read with a side effect).
+    if app.engine.role() == kasa_engine::Role::Follower
+        && !matches!(*request.method(), Method::GET | Method::HEAD)
+        && path != "/v1/admin/promote"
+    {
+        return Problem::read_only_follower().into_response();
     }
     let ledger_create = is_ledger_create(path);
     let limit = body_limit(path);

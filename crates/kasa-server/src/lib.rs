@@ -129,6 +129,11 @@ pub struct Shared {
     pub kasa_signer: partner_signature::Signer,
     /// Partners' merchant imports this server runs, with their files.
     pub imports: routes::imports::Imports,
+    /// The journal's directory, from which followers are shipped frames (`None`: not shipped).
+    pub journal_dir: Option<std::path::PathBuf>,
+    /// Frame readers kept between a follower's polls, so that each poll reads on from where
+    /// the last stopped instead of finding its place again.
+    pub frame_readers: routes::replication::Readers,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -151,6 +156,8 @@ pub struct Config {
     pub sms: Arc<sms::SandboxSms>,
     /// Whether webhooks may go to private addresses.
     pub webhooks_allow_private: bool,
+    /// The journal's directory, to ship frames to followers (`None`: no follower can follow).
+    pub journal_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -175,6 +182,8 @@ impl AppState {
                 config.data_key.expose().as_bytes(),
             )),
             imports: routes::imports::Imports::new(),
+            journal_dir: config.journal_dir,
+            frame_readers: routes::replication::Readers::default(),
         }))
     }
 }

@@ -70,6 +70,7 @@ impl Modify for SecuritySchemes {
         (name = "settlement", description = "Settlement windows with partners and their files (operator key)"),
         (name = "partner API", description = "Partner wallet networks pay Kasa's stores for their users (signed requests)"),
         (name = "overseas", description = "Kasa users pay at partners' merchants abroad"),
+        (name = "replication", description = "A warm standby: journal frames for a follower, replication status, promotion (operator key)"),
     ),
     modifiers(&SecuritySchemes)
 )]

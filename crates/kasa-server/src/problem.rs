@@ -73,6 +73,7 @@ codes! {
     "not_held", 409, "Only a held transfer can be cancelled", "The transfer was delivered, returned or cancelled already.";
     "not_pending", 409, "The request was answered or expired", "A money request can be answered once, within 7 days.";
     "import_file_needed", 409, "Upload the import's file again", "The server keeps the files of the latest imports only (and none across a restart): upload the same file again, which changes nothing, then ask for the report.";
+    "journal_position_ahead", 409, "The position is past this journal", "A follower asked for frames after a seq this server's journal has not reached: it followed another primary, or this primary lost frames. The follower stops; see docs/standby.md.";
     "ledger_refused", 409, "The books refused the movement", "An internal limit of Kasa's books (an overflow no real balance reaches).";
     "body_too_large", 413, "The body is too large", "Bodies are at most 64 KiB (8 MiB for ledger batches, 512 MiB for a merchant import's file).";
     "unsupported_media_type", 415, "Unsupported content type", "Send bodies as application/json (ledger batches also as application/octet-stream; the approval page's forms as application/x-www-form-urlencoded; a merchant import's file as text/csv or application/x-ndjson).";
@@ -111,6 +112,7 @@ codes! {
     "sms_failed", 502, "The code could not be sent", "The SMS gateway refused the message; request a new code.";
     "busy", 503, "The server is busy", "Too much at once: retry after `Retry-After` seconds. Nothing happened.";
     "unavailable", 503, "The engine is not available", "The engine is stopping, or stopped after a disk error.";
+    "read_only_follower", 503, "This server is a read-only follower", "A follower serves reads only until an operator promotes it (`kasa promote`): send writes to the primary. Nothing happened.";
     "storage_full", 507, "The disk is full", "The journal could not be written; nothing was changed.";
 }
 
@@ -266,6 +268,14 @@ impl Problem {
         p
     }
 
+    /// 503: a follower refuses every write until it is promoted.
+    pub fn read_only_follower() -> Self {
+        Self::of(
+            "read_only_follower",
+            "this server follows a primary and serves reads only: send writes to the primary",
+        )
+    }
+
     /// 500: a bug; the detail is logged, not shown.
     pub fn internal(what: impl std::fmt::Display) -> Self {
         tracing::error!(error = %what, "internal error");
@@ -285,6 +295,7 @@ impl From<kasa_engine::SubmitError> for Problem {
             kasa_engine::SubmitError::Busy => Problem::busy(),
             kasa_engine::SubmitError::StorageFull => Problem::storage_full(),
             kasa_engine::SubmitError::Unavailable => Problem::unavailable(),
+            kasa_engine::SubmitError::ReadOnly => Problem::read_only_follower(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod bench_partner;
 mod bench_payments;
 mod bench_qr;
 mod bench_scale;
+mod follow;
 mod fx;
 mod import;
 mod qr;
@@ -61,6 +62,19 @@ enum Commands {
     /// Merchants: import a partner's merchant network into a running server.
     #[command(subcommand)]
     Merchants(import::MerchantsCommand),
+    /// Promote a follower (`kasa serve --follow`) to primary: it stops following and takes
+    /// writes. Make sure the old primary is stopped for good first: there is no fencing
+    /// (docs/standby.md). Needs KASA_OPERATOR_KEY.
+    Promote(remote::Remote),
+}
+
+/// `kasa promote --addr FOLLOWER`.
+fn promote(remote: &remote::Remote) -> anyhow::Result<()> {
+    let mut client = remote.connect()?;
+    let response = client.send("POST", "/v1/admin/promote", "application/json", b"")?;
+    let answer = remote::expect_ok(response, "promote")?;
+    println!("{} is a primary, its journal going on from frame {}", remote.addr, answer["seq"]);
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -73,6 +87,7 @@ fn main() -> ExitCode {
         Commands::Fx(command) => return fx::run(command),
         Commands::Reconcile(args) => return reconcile::run(args),
         Commands::Merchants(command) => import::run(command),
+        Commands::Promote(remote) => promote(&remote),
         Commands::Openapi => {
             println!("{}", kasa_server::openapi::json());
             Ok(())

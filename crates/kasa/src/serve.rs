@@ -10,7 +10,7 @@
 //! account unusable: back them up, apart from the journal.
 
 use anyhow::{bail, Context};
-use kasa_engine::{hex, Engine, EngineOptions, Health};
+use kasa_engine::{hex, Engine, EngineOptions, Health, Role};
 use kasa_journal::FileStorage;
 use kasa_server::{AppState, Config, Secret};
 use std::fs::{self, File};
@@ -26,6 +26,7 @@ use std::sync::Arc;
   KASA_PIN_PEPPER     the PIN pepper (at least 16 characters); otherwise generated into DATA/pin.pepper
   KASA_DATA_KEY       the key that seals bank account numbers (at least 16 characters); otherwise DATA/data.key
   KASA_BENCH_SECRET   64 hex digits; only with --bench-seed (kasa bench wallet sets it)
+  KASA_PRIMARY_OPERATOR_KEY  with --follow: the primary's operator key (default: this server's own)
   RUST_LOG            log filter (default: info), e.g. RUST_LOG=kasa::request=warn")]
 pub struct ServeArgs {
     /// The data directory (created if missing).
@@ -81,6 +82,13 @@ pub struct ServeArgs {
     /// `http://localhost` development endpoints.
     #[arg(long)]
     webhooks_allow_private: bool,
+    /// Follow the primary at this URL (http://HOST:PORT) as a warm standby: take its
+    /// committed journal, serve reads, refuse writes, drive no effects, until an operator
+    /// promotes this server (`kasa promote`). The data directory must be empty or a previous
+    /// follow of the same primary, with the primary's PIN pepper and data key. See
+    /// docs/standby.md.
+    #[arg(long, value_name = "URL")]
+    follow: Option<String>,
     /// Log lines as text (for people) or JSON (for log collectors).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -187,6 +195,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let operator_key = load_or_create_secret(&args.data, "operator.key", "KASA_OPERATOR_KEY", "kasa_op_", true)?;
     let pin_pepper = load_or_create_secret(&args.data, "pin.pepper", "KASA_PIN_PEPPER", "", false)?;
     let data_key = load_or_create_secret(&args.data, "data.key", "KASA_DATA_KEY", "", false)?;
+    let primary = match &args.follow {
+        None => None,
+        Some(url) => {
+            if args.demo || args.bench_seed.is_some() {
+                bail!("a follower takes its data from its primary: --follow goes without --demo and --bench-seed");
+            }
+            let key = match std::env::var("KASA_PRIMARY_OPERATOR_KEY") {
+                Ok(key) => Secret::new(key),
+                Err(_) => operator_key.clone(),
+            };
+            Some(crate::follow::Primary::parse(url, key)?)
+        }
+    };
     let journal_dir = args.data.join("journal");
     private_dir(&journal_dir)?;
     let storage = FileStorage::open(&journal_dir).context("opening the journal directory")?;
@@ -196,6 +217,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut options = EngineOptions {
         test_clock: args.test_clock,
         queue_depth_max: args.queue_depth as usize,
+        follower: primary.is_some(),
         ..EngineOptions::default()
     };
     options.writer.snapshot_interval_bytes = args.snapshot_interval_mib << 20;
@@ -257,6 +279,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bank: Arc::new(bank),
         sms: Arc::new(kasa_server::sms::SandboxSms::default()),
         webhooks_allow_private: args.webhooks_allow_private,
+        journal_dir: Some(journal_dir.clone()),
     };
     let app = AppState::new(engine.clone(), config);
     if args.demo {
@@ -271,7 +294,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(users, ms = started.elapsed().as_millis() as u64, "bench users seeded");
     }
     let listening = kasa_server::ServeOptions { connections_max: args.connections_max as usize };
-    let result = runtime.block_on(serve(args.listen, listening, engine.clone(), app));
+    if let Some(primary) = &primary {
+        tracing::info!(primary = %primary.url, seq = report.last_seq, "following: reads only, no effects, until promoted");
+    }
+    let result = runtime.block_on(serve(args.listen, listening, engine.clone(), app, primary));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
     result?;
@@ -291,6 +317,7 @@ async fn serve(
     options: kasa_server::ServeOptions,
     engine: Arc<Engine>,
     app: AppState,
+    primary: Option<crate::follow::Primary>,
 ) -> anyhow::Result<()> {
     // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
     // the default action would kill the process without draining.
@@ -306,12 +333,31 @@ async fn serve(
         writeln!(out, "kasa listening on http://{bound}")?;
         out.flush()?;
     }
-    let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
-    let _partner_calls = kasa_server::consumers::partner_calls::spawn(app.clone());
-    // Its own thread and runtime, at a lower priority; it stops when the engine does.
-    let _webhooks = kasa_server::consumers::webhooks::spawn(app.clone()).context("starting webhook deliveries")?;
-    let _partner_notify =
-        kasa_server::consumers::partner_notify::spawn(app.clone()).context("starting partner notifications")?;
+    // Effects (the bank, webhooks, partners) are driven by the primary only: a follower
+    // starts its consumers when it is promoted, from the state it then has.
+    let bank_rail = Arc::new(std::sync::Mutex::new(None));
+    let follower = match primary {
+        None => {
+            *bank_rail.lock().expect("bank rail lock") = Some(start_consumers(&app)?);
+            None
+        }
+        Some(primary) => {
+            let follower = tokio::spawn(crate::follow::run(engine.clone(), primary));
+            let mut role = engine.role_changes();
+            let (app, bank_rail) = (app.clone(), bank_rail.clone());
+            let promoted = tokio::spawn(async move {
+                if role.wait_for(|r| *r == Role::Primary).await.is_ok() {
+                    match start_consumers(&app) {
+                        Ok(rail) => *bank_rail.lock().expect("bank rail lock") = Some(rail),
+                        Err(error) => {
+                            tracing::error!(error = %format!("{error:#}"), "promoted, but the consumers did not start")
+                        }
+                    }
+                }
+            });
+            Some((follower, promoted))
+        }
+    };
     let mut health = engine.health_changes();
     let stopping = engine.clone();
     let shutdown = async move {
@@ -324,7 +370,24 @@ async fn serve(
         stopping.stop_accepting();
     };
     kasa_server::serve(listener, app, options, shutdown).await?;
+    if let Some((follower, promoted)) = follower {
+        follower.abort();
+        promoted.abort();
+    }
     // The consumers stop here; whatever they had not finished, the next start does again.
-    bank_rail.abort();
+    if let Some(bank_rail) = bank_rail.lock().expect("bank rail lock").take() {
+        bank_rail.abort();
+    }
     Ok(())
+}
+
+/// Starts the consumers that drive effects from the event log: the bank rail (whose task it
+/// returns) and partner calls on this runtime; webhooks and partner notifications on threads
+/// of their own, at a lower priority, which stop when the engine does.
+fn start_consumers(app: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
+    kasa_server::consumers::partner_calls::spawn(app.clone());
+    kasa_server::consumers::webhooks::spawn(app.clone()).context("starting webhook deliveries")?;
+    kasa_server::consumers::partner_notify::spawn(app.clone()).context("starting partner notifications")?;
+    Ok(bank_rail)
 }

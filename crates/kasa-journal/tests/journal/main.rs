@@ -12,6 +12,7 @@ mod file_storage;
 mod record_log;
 mod replay;
 mod round_trip;
+mod ship;
 mod snapshot_stream;
 mod sync_failure;
 mod torn_tail;

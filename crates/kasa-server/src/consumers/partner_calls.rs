@@ -19,7 +19,7 @@
 
 use super::partner_answer::{self, Call};
 use crate::partner_signature as sig;
-use crate::webhook_client::{Connection, Target};
+use crate::webhook_client::Connection;
 use crate::AppState;
 use kasa_core::event::EventKind;
 use kasa_core::partner::{Event as PartnerEvent, OverseasPayment, OverseasStatus, Step};

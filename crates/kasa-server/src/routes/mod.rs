@@ -20,6 +20,7 @@ pub mod payments;
 pub mod payouts;
 pub mod qr;
 pub mod remittance;
+pub mod replication;
 pub mod requests;
 pub mod users;
 pub mod webhooks;
@@ -132,6 +133,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(imports::create_import))
         .routes(routes!(imports::get_import))
         .routes(routes!(imports::import_report))
+        .routes(routes!(replication::journal_frames))
+        .routes(routes!(replication::replication_status))
+        .routes(routes!(replication::promote))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length
