@@ -157,6 +157,7 @@ fn start(dir: &std::path::Path) -> anyhow::Result<(Arc<kasa_engine::Engine>, App
         bank: Arc::new(bank),
         sms: Arc::new(kasa_server::sms::SandboxSms::default()),
         webhooks_allow_private: false,
+        journal_dir: None,
     };
     let app = AppState::new(engine.clone(), config);
     Ok((engine, app))
