@@ -401,7 +401,7 @@ impl Engine {
     pub async fn replicate(&self, frames: Vec<u8>) -> Result<u64, ReplicateError> {
         let (reply, receiver) = oneshot::channel();
         self.enqueue(Request::Replicate(frames, reply)).map_err(|e| match e {
-            SubmitError::Busy => ReplicateError::Unavailable("the engine's queue is full".into()),
+            SubmitError::Busy => ReplicateError::Busy,
             other => ReplicateError::Unavailable(other.to_string()),
         })?;
         receiver.await.map_err(|_| ReplicateError::Unavailable("the engine stopped".into()))?
@@ -597,7 +597,10 @@ fn run<S: Storage>(
     loop {
         let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
         let wait = match writer.state().next_expiry() {
-            Some(at) if expiry_allowed => Duration::from_nanos(at.saturating_sub(clock.now())).min(IDLE_WAIT_MAX),
+            // A follower commits nothing of its own: its expiries come in the primary's frames.
+            Some(at) if expiry_allowed && replication.is_primary() => {
+                Duration::from_nanos(at.saturating_sub(clock.now())).min(IDLE_WAIT_MAX)
+            }
             _ => IDLE_WAIT_MAX,
         };
         // A command that did not fit in the last batch goes first; otherwise take one, and if

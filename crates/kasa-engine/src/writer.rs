@@ -86,6 +86,9 @@ pub enum ReplicateError {
     /// The disk is full: nothing was written; try again later.
     #[error("the disk is full; the frames were not written")]
     StorageFull,
+    /// The engine's queue is full: nothing was taken; try again shortly.
+    #[error("the engine's queue is full; try again")]
+    Busy,
     /// This server is not following (it was promoted): it takes no more frames.
     #[error("this server is a primary: it takes no frames")]
     NotFollowing,
@@ -404,14 +407,18 @@ impl<S: Storage> Writer<S> {
             // The header is a function of seq, timestamp, payload and previous hash: the
             // frame written here is the primary's, byte for byte.
             assert_eq!(self.journal.last_hash(), frame.hash, "a replicated frame must hash as on the primary");
+            // Synced frame by frame, as the primary syncs its batches: recovery cuts only a
+            // torn *last* frame, so frames written together and synced once could, after a
+            // power loss that kept a later frame's pages and lost an earlier one's, leave a
+            // journal that recovery refuses.
+            if let Err(error) = self.journal.sync() {
+                self.failed = true;
+                return Err(ReplicateError::Unavailable(error.to_string()));
+            }
             appended += 1;
         }
         if appended == 0 {
             return if full { Err(ReplicateError::StorageFull) } else { Ok(self.journal.last_seq()) };
-        }
-        if let Err(error) = self.journal.sync() {
-            self.failed = true;
-            return Err(ReplicateError::Unavailable(error.to_string()));
         }
         for (frame, commands) in checked.into_iter().take(appended) {
             let batch = Batch { timestamp: frame.timestamp, commands };

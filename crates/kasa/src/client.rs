@@ -179,8 +179,11 @@ impl Client {
         let mut line = String::new();
         loop {
             line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
+            if (&mut self.reader).take(HEAD_LINE_BYTES_MAX).read_line(&mut line)? == 0 {
                 bail!("connection closed in the response head");
+            }
+            if !line.ends_with('\n') {
+                bail!("a response head line longer than {HEAD_LINE_BYTES_MAX} bytes, or cut short");
             }
             if head.line(&line)? {
                 break;
@@ -189,7 +192,7 @@ impl Client {
         let body = if head.chunked {
             self.read_chunks()?
         } else {
-            let mut body = vec![0; head.body_length()?];
+            let mut body = vec![0; head.body_length(RESPONSE_BODY_BYTES_MAX)?];
             self.reader.read_exact(&mut body)?;
             body
         };
@@ -271,6 +274,13 @@ fn signed_headers<'a>(client_id: &'a str, request_time: &'a str, signature: &'a 
 }
 
 /// A response head read line by line.
+/// The longest line of a response's head this client reads.
+const HEAD_LINE_BYTES_MAX: u64 = 16 * 1024;
+/// The most header lines of a response this client reads.
+const HEADERS_MAX: usize = 128;
+/// The longest `Content-Length` body this client takes unless told otherwise.
+pub const RESPONSE_BODY_BYTES_MAX: usize = 1 << 30;
+
 #[derive(Default)]
 struct Head {
     status: u16,
@@ -280,9 +290,10 @@ struct Head {
 }
 
 impl Head {
-    /// The body's length: the Content-Length, or none for a 204 or 304.
-    fn body_length(&self) -> anyhow::Result<usize> {
+    /// The body's length: the Content-Length (at most `max`), or none for a 204 or 304.
+    fn body_length(&self, max: usize) -> anyhow::Result<usize> {
         match (self.length, self.status) {
+            (Some(length), _) if length > max => bail!("a response body of {length} bytes (at most {max} are taken)"),
             (Some(length), _) => Ok(length),
             (None, 204 | 304) => Ok(0),
             (None, status) => bail!("a {status} response without Content-Length"),
@@ -302,6 +313,9 @@ impl Head {
         }
         if line.is_empty() {
             return Ok(true);
+        }
+        if self.headers.len() >= HEADERS_MAX {
+            bail!("a response head of more than {HEADERS_MAX} header lines");
         }
         if let Some((name, value)) = line.split_once(':') {
             let name = name.to_ascii_lowercase();
@@ -323,6 +337,7 @@ pub struct AsyncClient {
     host: String,
     key: String,
     request: Vec<u8>,
+    body_max: usize,
 }
 
 impl AsyncClient {
@@ -342,7 +357,14 @@ impl AsyncClient {
             host: addr.to_string(),
             key: key.to_string(),
             request: Vec::with_capacity(1 << 20),
+            body_max: RESPONSE_BODY_BYTES_MAX,
         })
+    }
+
+    /// Takes response bodies of at most `bytes` from now on (a larger `Content-Length` is an
+    /// error before anything is allocated).
+    pub fn set_body_max(&mut self, bytes: usize) {
+        self.body_max = bytes;
     }
 
     /// Sends one request and reads its response.
@@ -381,14 +403,20 @@ impl AsyncClient {
         let mut line = String::new();
         loop {
             line.clear();
-            if self.stream.read_line(&mut line).await? == 0 {
+            if (&mut self.stream).take(HEAD_LINE_BYTES_MAX).read_line(&mut line).await? == 0 {
                 bail!("connection closed in the response head");
+            }
+            if !line.ends_with('\n') {
+                bail!("a response head line longer than {HEAD_LINE_BYTES_MAX} bytes, or cut short");
             }
             if head.line(&line)? {
                 break;
             }
         }
-        let mut body = vec![0; head.body_length()?];
+        if head.chunked {
+            bail!("a chunked response (this client reads Content-Length bodies only)");
+        }
+        let mut body = vec![0; head.body_length(self.body_max)?];
         self.stream.read_exact(&mut body).await?;
         Ok(Response { status: head.status, headers: head.headers, body })
     }

@@ -83,7 +83,9 @@ pub async fn run(engine: Arc<Engine>, primary: Primary) {
         let mut answered = false;
         let ended = tokio::select! {
             ended = session(&engine, &primary, &mut answered) => ended,
-            _ = promoted.wait_for(|r| *r == Role::Primary) => End::Promoted,
+            // An `Err` is the engine gone (its sender dropped), not a promotion: that branch
+            // is then disabled and the session's own end tells.
+            Ok(_) = promoted.wait_for(|r| *r == Role::Primary) => End::Promoted,
         };
         engine.metrics().follower_connected.store(0, Relaxed);
         match ended {
@@ -111,7 +113,7 @@ pub async fn run(engine: Arc<Engine>, primary: Primary) {
                 engine.set_follow_state(state("retrying", Some(why)));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = promoted.wait_for(|r| *r == Role::Primary) => {}
+                    Ok(_) = promoted.wait_for(|r| *r == Role::Primary) => {}
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
@@ -125,6 +127,12 @@ async fn session(engine: &Engine, primary: &Primary, answered: &mut bool) -> End
         Ok(client) => client,
         Err(error) => return End::Retry(format!("{error:#}")),
     };
+    // The most one answer holds: the frames' budget and one whole frame past it.
+    client.set_body_max(
+        kasa_server::routes::replication::FRAMES_BYTES_MAX
+            + kasa_journal::FRAME_HEADER_BYTES
+            + kasa_journal::FRAME_PAYLOAD_BYTES_MAX_DEFAULT as usize,
+    );
     loop {
         let after = engine.committed_seq();
         let path = format!("/v1/admin/journal/frames?after={after}&wait_ms={}", POLL_WAIT.as_millis());
@@ -166,7 +174,7 @@ async fn session(engine: &Engine, primary: &Primary, answered: &mut bool) -> End
             Ok(_) => {}
             Err(ReplicateError::Refused(why)) => return End::Stop(why),
             Err(ReplicateError::NotFollowing) => return End::Promoted,
-            Err(error @ ReplicateError::StorageFull) => return End::Retry(error.to_string()),
+            Err(error @ (ReplicateError::StorageFull | ReplicateError::Busy)) => return End::Retry(error.to_string()),
             // The engine stopped (the server is exiting): nothing more to do.
             Err(error @ ReplicateError::Unavailable(_)) => return End::EngineStopped(error.to_string()),
         }

@@ -193,14 +193,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("{} is in use by another kasa process", args.data.display());
     }
     let operator_key = load_or_create_secret(&args.data, "operator.key", "KASA_OPERATOR_KEY", "kasa_op_", true)?;
+    let promoted_marker = args.data.join(PROMOTED_FILE);
+    if args.follow.is_some() {
+        if args.demo || args.bench_seed.is_some() {
+            bail!("a follower takes its data from its primary: --follow goes without --demo and --bench-seed");
+        }
+        if promoted_marker.exists() {
+            bail!(
+                "{} was promoted to a primary ({} exists): it cannot follow again; start it without --follow",
+                args.data.display(),
+                promoted_marker.display()
+            );
+        }
+        // A follower with keys of its own would match the primary's state hash and still,
+        // once promoted, check no PIN and open no sealed account number: never make them.
+        for (file, env) in [("pin.pepper", "KASA_PIN_PEPPER"), ("data.key", "KASA_DATA_KEY")] {
+            if std::env::var_os(env).is_none() && !args.data.join(file).exists() {
+                bail!(
+                    "--follow needs the primary's {file}: copy it into {} or set {env} (a follower never makes its own)",
+                    args.data.display()
+                );
+            }
+        }
+    }
     let pin_pepper = load_or_create_secret(&args.data, "pin.pepper", "KASA_PIN_PEPPER", "", false)?;
     let data_key = load_or_create_secret(&args.data, "data.key", "KASA_DATA_KEY", "", false)?;
     let primary = match &args.follow {
         None => None,
         Some(url) => {
-            if args.demo || args.bench_seed.is_some() {
-                bail!("a follower takes its data from its primary: --follow goes without --demo and --bench-seed");
-            }
             let key = match std::env::var("KASA_PRIMARY_OPERATOR_KEY") {
                 Ok(key) => Secret::new(key),
                 Err(_) => operator_key.clone(),
@@ -297,7 +317,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(primary) = &primary {
         tracing::info!(primary = %primary.url, seq = report.last_seq, "following: reads only, no effects, until promoted");
     }
-    let result = runtime.block_on(serve(args.listen, listening, engine.clone(), app, primary));
+    let result = runtime.block_on(serve(args.listen, listening, engine.clone(), app, primary, promoted_marker));
     tracing::info!("draining the sequencer");
     let stopped = engine.shutdown();
     result?;
@@ -318,6 +338,7 @@ async fn serve(
     engine: Arc<Engine>,
     app: AppState,
     primary: Option<crate::follow::Primary>,
+    promoted_marker: std::path::PathBuf,
 ) -> anyhow::Result<()> {
     // Handle SIGTERM before saying we listen: a supervisor may send it the moment we do, and
     // the default action would kill the process without draining.
@@ -347,6 +368,11 @@ async fn serve(
             let (app, bank_rail) = (app.clone(), bank_rail.clone());
             let promoted = tokio::spawn(async move {
                 if role.wait_for(|r| *r == Role::Primary).await.is_ok() {
+                    // Remembered on disk, so that a restart with the same `--follow` does not
+                    // make this primary a follower again.
+                    if let Err(error) = write_marker(&promoted_marker) {
+                        tracing::error!(error = %format!("{error:#}"), path = %promoted_marker.display(), "promoted, but the marker was not written: do not restart this server with --follow");
+                    }
                     match start_consumers(&app) {
                         Ok(rail) => *bank_rail.lock().expect("bank rail lock") = Some(rail),
                         Err(error) => {
@@ -379,6 +405,24 @@ async fn serve(
         bank_rail.abort();
     }
     Ok(())
+}
+
+/// The file that says a follower's data directory was promoted.
+const PROMOTED_FILE: &str = "PROMOTED";
+
+/// Writes and syncs the promotion marker.
+fn write_marker(path: &Path) -> anyhow::Result<()> {
+    let mut out = private_file(path, true)?;
+    writeln!(out, "promoted at {}", kasa_server::json::Rfc3339(now_nanos()))?;
+    out.sync_all()?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Starts the consumers that drive effects from the event log: the bank rail (whose task it

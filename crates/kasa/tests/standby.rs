@@ -279,6 +279,38 @@ fn the_primary_is_killed_and_the_promoted_follower_lost_nothing_it_had() {
     assert_eq!(top_up["status"], "succeeded", "{top_up}");
     assert_eq!(metric(&follower, "kasa_follower"), 0);
     stop_and_verify(follower);
+    // Promoted for good: the same command line with `--follow` does not make it a follower
+    // again.
+    let again = serve_follower(&dir.path().join("follower"));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("was promoted to a primary"), "{again:?}");
+}
+
+/// `kasa serve --follow` (of a primary that is not there) on `data`, to its exit.
+fn serve_follower(data: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kasa"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--follow", "http://127.0.0.1:9", "--data"])
+        .arg(data)
+        .env("KASA_OPERATOR_KEY", KEY)
+        .env_remove("KASA_PIN_PEPPER")
+        .env_remove("KASA_DATA_KEY")
+        .output()
+        .unwrap()
+}
+
+/// A follower never makes a PIN pepper or a data key of its own: with them it would match
+/// the primary's state hash and, once promoted, check no PIN and open no sealed account.
+#[test]
+fn a_follower_without_the_primarys_keys_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve_follower(dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--follow needs the primary's pin.pepper"), "{stderr}");
+    assert!(!dir.path().join("pin.pepper").exists() && !dir.path().join("data.key").exists());
+    std::fs::write(dir.path().join("pin.pepper"), "0123456789abcdef0123456789abcdef").unwrap();
+    let stderr = String::from_utf8_lossy(&serve_follower(dir.path()).stderr).to_string();
+    assert!(stderr.contains("--follow needs the primary's data.key"), "{stderr}");
 }
 
 /// A follower killed mid-stream and started again resumes from its own journal: it ends with

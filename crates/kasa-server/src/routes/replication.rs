@@ -43,6 +43,9 @@ const POLL_WAIT_DEFAULT: Duration = Duration::from_secs(10);
 /// the oldest is dropped and its follower's next poll finds its place again.
 const READERS_KEPT: usize = 4;
 
+/// Frame reads running at once (the rest wait their turn).
+static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(READERS_KEPT);
+
 /// The frame readers kept between polls, each where its follower will ask next.
 #[derive(Default)]
 pub struct Readers(Mutex<Vec<FrameReader<FileStorage>>>);
@@ -96,6 +99,8 @@ pub async fn journal_frames(State(app): State<AppState>, RawQuery(query): RawQue
             _ = health.wait_for(|h| *h != Health::Ready) => {}
         }
     }
+    // At most READERS_KEPT reads at once: each holds up to FRAMES_BYTES_MAX and a frame.
+    let _reading = READS.acquire().await.map_err(Problem::internal)?;
     let up_to = *committed.borrow();
     let cached = app.frame_readers.take(after + 1);
     let read = tokio::task::spawn_blocking(move || -> Result<_, String> {
