@@ -219,7 +219,7 @@ impl Wallets {
 
     /// A user's bank accounts, oldest first.
     pub fn bank_accounts_of(&self, user_id: u64) -> impl Iterator<Item = &BankAccount> + '_ {
-        self.bank_accounts_of.get(&user_id).into_iter().flatten().filter_map(|&id| self.bank_account(id))
+        self.bank_accounts_of.range((user_id, 0)..=(user_id, u64::MAX)).filter_map(|&(_, id)| self.bank_account(id))
     }
 
     /// A funding by id.
@@ -266,7 +266,7 @@ impl Wallets {
         };
         let view = account.view();
         self.bank_accounts.push_back(account);
-        self.bank_accounts_of.entry(user_id).or_default().push(id);
+        self.bank_accounts_of.insert((user_id, id));
         ctx.emit(Event::BankAccountLinked { user_id, bank_account_id: id });
         Ok(view)
     }

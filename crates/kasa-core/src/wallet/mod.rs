@@ -84,8 +84,9 @@ pub struct Wallets {
     pub(crate) sessions: Table<[u8; 32], Session>,
     /// Derived: (expires_at, token hash) of every session, to expire them in time order.
     pub(crate) session_expiries: BTreeSet<(u64, [u8; 32])>,
-    /// Derived: per user, (created_at, token hash) of their sessions.
-    pub(crate) user_sessions: BTreeMap<u64, BTreeSet<(u64, [u8; 32])>>,
+    /// Derived: (user id, created_at, token hash) of every session, so a user's sessions are
+    /// a range (one flat set: no collection per user).
+    pub(crate) user_sessions: BTreeSet<(u64, u64, [u8; 32])>,
     pub(crate) verifications: Table<[u8; 16], Verification>,
     /// Derived: (expires_at, id) of every verification.
     pub(crate) verification_expiries: BTreeSet<(u64, [u8; 16])>,
@@ -93,8 +94,8 @@ pub struct Wallets {
     pub(crate) verifications_by_phone: BTreeMap<Phone, BTreeSet<(u64, [u8; 16])>>,
     /// Bank accounts by id (dense from 1).
     pub(crate) bank_accounts: imbl::Vector<BankAccount>,
-    /// Derived: per user, their bank accounts' ids.
-    pub(crate) bank_accounts_of: BTreeMap<u64, Vec<u64>>,
+    /// Derived: (user id, bank account id) of every bank account (one flat set).
+    pub(crate) bank_accounts_of: BTreeSet<(u64, u64)>,
     /// Top-ups and withdrawals by id (dense from 1).
     pub(crate) fundings: imbl::Vector<Funding>,
     /// Derived: fundings still waiting for the bank.

@@ -103,7 +103,7 @@ impl Wallets {
                 return Err(DecodeError::invalid("a session is listed twice".to_string()));
             }
             w.session_expiries.insert((s.expires_at, hash));
-            w.user_sessions.entry(s.user_id).or_default().insert((s.created_at, hash));
+            w.user_sessions.insert((s.user_id, s.created_at, hash));
             Ok(())
         })?;
         read_table(r, "verifications", |(id, v): ([u8; 16], Verification)| {
@@ -119,7 +119,7 @@ impl Wallets {
             if w.user(b.user_id).is_none() {
                 return Err(DecodeError::invalid(format!("bank account {} names unknown user {}", b.id, b.user_id)));
             }
-            w.bank_accounts_of.entry(b.user_id).or_default().push(b.id);
+            w.bank_accounts_of.insert((b.user_id, b.id));
             w.bank_accounts.push_back(b);
             Ok(())
         })?;

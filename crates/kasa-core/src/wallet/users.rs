@@ -248,8 +248,7 @@ impl Wallets {
         user.pin_locked_until = 0;
         let view = user.view(now);
         // Whoever knew the old PIN is logged out.
-        let own: Vec<[u8; 32]> =
-            self.user_sessions.get(&user_id).map(|s| s.iter().map(|(_, h)| *h).collect()).unwrap_or_default();
+        let own: Vec<[u8; 32]> = self.sessions_of(user_id).map(|(_, h)| h).collect();
         for hash in own {
             self.close_session(&hash);
         }
@@ -287,13 +286,13 @@ impl Wallets {
             // first session as it was.
             return Ok(existing.expires_at);
         }
-        while self.user_sessions.get(&user_id).map_or(0, BTreeSet::len) >= SESSIONS_PER_USER_MAX {
-            let (_, oldest) = *self.user_sessions[&user_id].first().expect("a user with sessions");
+        while self.sessions_of(user_id).count() >= SESSIONS_PER_USER_MAX {
+            let (_, oldest) = self.sessions_of(user_id).next().expect("a user with sessions");
             self.close_session(&oldest);
         }
         self.sessions.insert(token_hash, Session { user_id, created_at: now, expires_at });
         self.session_expiries.insert((expires_at, token_hash));
-        self.user_sessions.entry(user_id).or_default().insert((now, token_hash));
+        self.user_sessions.insert((user_id, now, token_hash));
         Ok(expires_at)
     }
 
@@ -301,13 +300,14 @@ impl Wallets {
     pub(super) fn close_session(&mut self, token_hash: &[u8; 32]) -> bool {
         let Some(session) = self.sessions.remove(token_hash) else { return false };
         self.session_expiries.remove(&(session.expires_at, *token_hash));
-        if let Some(own) = self.user_sessions.get_mut(&session.user_id) {
-            own.remove(&(session.created_at, *token_hash));
-            if own.is_empty() {
-                self.user_sessions.remove(&session.user_id);
-            }
-        }
+        self.user_sessions.remove(&(session.user_id, session.created_at, *token_hash));
         true
+    }
+
+    /// (created_at, token hash) of a user's sessions, oldest first (at most
+    /// `SESSIONS_PER_USER_MAX`).
+    fn sessions_of(&self, user_id: u64) -> impl Iterator<Item = (u64, [u8; 32])> + '_ {
+        self.user_sessions.range((user_id, 0, [0; 32])..=(user_id, u64::MAX, [u8::MAX; 32])).map(|&(_, at, h)| (at, h))
     }
 
     /// Drops sessions that expired at or before `now`, at most `slice` of them.
