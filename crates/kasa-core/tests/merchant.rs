@@ -439,6 +439,12 @@ mod webhooks {
         let refused = webhook(&mut h, 1, create("https://c.example/", &["payout.paid"], 9));
         assert_eq!(refused, Ok(Err(WebhookError::TooManyEndpoints)));
         assert_eq!(h.state.merchants().endpoints_of(1).count(), ENDPOINTS_PER_MERCHANT_MAX);
+        // A merchant's live endpoints are an index of their own, rebuilt from a snapshot.
+        let live: Vec<u64> = h.state.merchants().endpoints_of(1).map(|e| e.id).collect();
+        assert!(!live.contains(&1), "the deleted endpoint is not listed");
+        h.restart();
+        assert_eq!(h.state.merchants().endpoints_of(1).map(|e| e.id).collect::<Vec<_>>(), live);
+        assert_eq!(h.state.merchants().endpoints_of(3).count(), 0);
     }
 }
 

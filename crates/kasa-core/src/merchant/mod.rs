@@ -77,6 +77,9 @@ pub struct Merchants {
     /// Derived: unapproved payments by (expires at, id).
     pub(crate) payment_expiries: BTreeSet<(u64, u64)>,
     pub(crate) endpoints: imbl::Vector<WebhookEndpoint>,
+    /// Derived: (merchant, endpoint id) of every endpoint not deleted, so that a merchant's
+    /// are a range rather than a scan of everyone's.
+    pub(crate) live_endpoints: BTreeSet<(u64, u64)>,
     pub(crate) refunds: imbl::Vector<Refund>,
     /// Derived: a payment's refunds, oldest first.
     pub(crate) refunds_of: BTreeMap<u64, Vec<u64>>,

@@ -159,6 +159,9 @@ impl Merchants {
                     endpoint.id
                 )));
             }
+            if endpoint.deleted_at == 0 {
+                m.live_endpoints.insert((endpoint.merchant_id, endpoint.id));
+            }
             m.endpoints.push_back(endpoint);
             Ok(())
         })?;

@@ -296,6 +296,7 @@ impl Merchants {
                     enabled_at: now,
                 };
                 self.endpoints.push_back(endpoint.clone());
+                self.live_endpoints.insert((merchant_id, endpoint.id));
                 ctx.emit(super::Event::WebhookEndpointChanged { merchant_id, endpoint_id: endpoint.id });
                 Ok(endpoint)
             }
@@ -303,6 +304,7 @@ impl Merchants {
                 let endpoint = self.live_endpoint_mut(merchant_id, *endpoint_id)?;
                 endpoint.deleted_at = now;
                 let endpoint = endpoint.clone();
+                self.live_endpoints.remove(&(merchant_id, endpoint.id));
                 ctx.emit(super::Event::WebhookEndpointChanged { merchant_id, endpoint_id: endpoint.id });
                 Ok(endpoint)
             }
@@ -370,7 +372,7 @@ impl Merchants {
 
     /// A merchant's endpoints that are not deleted, oldest first.
     pub fn endpoints_of(&self, merchant_id: u64) -> impl Iterator<Item = &WebhookEndpoint> + '_ {
-        self.endpoints.iter().filter(move |e| e.merchant_id == merchant_id && e.deleted_at == 0)
+        self.live_endpoints.range((merchant_id, 0)..=(merchant_id, u64::MAX)).filter_map(|&(_, id)| self.endpoint(id))
     }
 }
 
