@@ -286,6 +286,33 @@ mod payments {
     }
 
     #[test]
+    fn a_list_by_status_reads_that_status_only_and_survives_a_restart() {
+        let mut h = two_merchants();
+        for n in 0..6u64 {
+            create(&mut h, 1, &format!("o{n}"), 1_000 + n).unwrap();
+        }
+        create(&mut h, 2, "other", 1_000).unwrap();
+        for id in [2, 4, 5] {
+            as_key(&mut h, 1, KeyCommand::CancelPayment { payment_id: id });
+            assert_eq!(h.state.merchants().payment(id).unwrap().status, PaymentStatus::Canceled);
+        }
+        let check = |h: &Harness| {
+            let of = |status, before| -> Vec<u64> {
+                h.state.merchants().payments_of(1, before, Some(status), 10).iter().map(|p| p.id).collect()
+            };
+            assert_eq!(of(PaymentStatus::Canceled, u64::MAX), [5, 4, 2]);
+            assert_eq!(of(PaymentStatus::RequiresApproval, u64::MAX), [6, 3, 1], "newest first, merchant 1's");
+            assert_eq!(of(PaymentStatus::RequiresApproval, 6), [3, 1], "before a cursor");
+            assert_eq!(of(PaymentStatus::RequiresApproval, 1), Vec::<u64>::new());
+            assert_eq!(of(PaymentStatus::Succeeded, u64::MAX), Vec::<u64>::new());
+            assert_eq!(h.state.merchants().payments_of(1, u64::MAX, Some(PaymentStatus::Canceled), 2).len(), 2);
+        };
+        check(&h);
+        h.restart();
+        check(&h);
+    }
+
+    #[test]
     fn a_key_must_be_live_and_scoped_and_its_merchant_active() {
         let mut h = two_merchants();
         let command = || KeyCommand::CancelPayment { payment_id: 1 };

@@ -181,8 +181,7 @@ impl Merchants {
             Payer::Partner(_) => 0,
         };
         self.payment_expiries.remove(&(p.expires_at, payment_id));
-        let payment = self.payment_mut(payment_id).expect("found above");
-        payment.status = PaymentStatus::RequiresCapture;
+        let payment = self.payment_to(payment_id, PaymentStatus::RequiresCapture);
         payment.user_id = payer.id();
         payment.approved_at = now;
         payment.day = day;
@@ -270,8 +269,7 @@ impl Merchants {
         if let (true, Payer::User { user_id, .. }) = (amount < p.amount, p.payer()) {
             ctx.limits.uncount_outgoing(user_id, p.day, p.amount.saturating_sub(amount));
         }
-        let payment = self.payment_mut(payment_id).expect("found above");
-        payment.status = PaymentStatus::Succeeded;
+        let payment = self.payment_to(payment_id, PaymentStatus::Succeeded);
         payment.captured = amount;
         payment.fee = fee;
         payment.status_changed_at = now;
@@ -304,8 +302,7 @@ impl Merchants {
         if let Payer::User { user_id, .. } = p.payer() {
             ctx.limits.uncount_outgoing(user_id, p.day, p.amount);
         }
-        let payment = self.payment_mut(p.id).expect("the caller found it");
-        payment.status = PaymentStatus::Canceled;
+        let payment = self.payment_to(p.id, PaymentStatus::Canceled);
         payment.cancel_reason = Some(reason);
         payment.status_changed_at = now;
         let payment = payment.clone();

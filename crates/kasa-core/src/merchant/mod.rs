@@ -74,6 +74,10 @@ pub struct Merchants {
     pub(crate) by_order: Table<(u64, OrderId), u64>,
     /// Derived: a merchant's payments, oldest first.
     pub(crate) payments_of: BTreeMap<u64, Vec<u64>>,
+    /// Derived: (merchant, status, payment id) of every payment, so that a list filtered by
+    /// status reads only that status's payments. Kept by [`Merchants::payment_to`], the one
+    /// place a payment's status changes.
+    pub(crate) by_status: BTreeSet<(u64, u8, u64)>,
     /// Derived: unapproved payments by (expires at, id).
     pub(crate) payment_expiries: BTreeSet<(u64, u64)>,
     pub(crate) endpoints: imbl::Vector<WebhookEndpoint>,

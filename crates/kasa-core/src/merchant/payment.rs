@@ -592,9 +592,8 @@ impl Merchants {
     /// Ends an unapproved payment: canceled for `reason`, out of the expiry order.
     pub(super) fn end_unapproved(&mut self, payment_id: u64, reason: CancelReason, ctx: &mut super::Ctx) -> Payment {
         let now = ctx.now();
-        let payment = self.payment_mut(payment_id).expect("the caller found it");
+        let payment = self.payment_to(payment_id, PaymentStatus::Canceled);
         let expires_at = payment.expires_at;
-        payment.status = PaymentStatus::Canceled;
         payment.cancel_reason = Some(reason);
         payment.status_changed_at = now;
         let payment = payment.clone();
@@ -623,6 +622,7 @@ impl Merchants {
     pub(super) fn index_payment(&mut self, p: &Payment) {
         self.by_order.insert((p.merchant_id, p.order_id.clone()), p.id);
         self.payments_of.entry(p.merchant_id).or_default().push(p.id);
+        self.by_status.insert((p.merchant_id, p.status as u8, p.id));
         if p.status == PaymentStatus::RequiresApproval {
             self.payment_expiries.insert((p.expires_at, p.id));
         }
@@ -635,6 +635,16 @@ impl Merchants {
 
     pub(super) fn payment_mut(&mut self, id: u64) -> Option<&mut Payment> {
         id.checked_sub(1).and_then(|i| self.payments.get_mut(i as usize))
+    }
+
+    /// Moves payment `id` (which the caller found) to status `to`, in the status index too:
+    /// the only way a payment's status changes.
+    pub(super) fn payment_to(&mut self, id: u64, to: PaymentStatus) -> &mut Payment {
+        let payment = id.checked_sub(1).and_then(|i| self.payments.get_mut(i as usize)).expect("the caller found it");
+        self.by_status.remove(&(payment.merchant_id, payment.status as u8, id));
+        self.by_status.insert((payment.merchant_id, to as u8, id));
+        payment.status = to;
+        payment
     }
 
     /// The merchant's payment for `order_id`.
@@ -651,15 +661,13 @@ impl Merchants {
         status: Option<PaymentStatus>,
         limit: usize,
     ) -> Vec<&Payment> {
+        if let Some(status) = status {
+            let ids = self.by_status.range((merchant_id, status as u8, 0)..(merchant_id, status as u8, before.max(1)));
+            return ids.rev().filter_map(|&(_, _, id)| self.payment(id)).take(limit).collect();
+        }
         let Some(ids) = self.payments_of.get(&merchant_id) else { return Vec::new() };
         let end = ids.partition_point(|&id| id < before);
-        ids[..end]
-            .iter()
-            .rev()
-            .filter_map(|&id| self.payment(id))
-            .filter(|p| status.is_none_or(|s| p.status == s))
-            .take(limit)
-            .collect()
+        ids[..end].iter().rev().filter_map(|&id| self.payment(id)).take(limit).collect()
     }
 
     /// The earliest expiry of an unapproved payment.
