@@ -293,7 +293,7 @@ mod payments {
         }
         create(&mut h, 2, "other", 1_000).unwrap();
         for id in [2, 4, 5] {
-            as_key(&mut h, 1, KeyCommand::CancelPayment { payment_id: id });
+            as_key(&mut h, 1, KeyCommand::CancelPayment { payment_id: id }).1.expect("a live key");
             assert_eq!(h.state.merchants().payment(id).unwrap().status, PaymentStatus::Canceled);
         }
         let check = |h: &Harness| {
