@@ -4,12 +4,15 @@
 //! snapshot plus the frames after it) and hands it to the sequencer thread. Connections call
 //! [`Engine::submit`] with a command or [`Engine::read`] with a query; both go through one
 //! bounded queue. The sequencer gathers what is queued into a batch, and the writer appends
-//! it to the journal, syncs, and applies it; only then are the requests answered. This crate
-//! knows nothing of HTTP or JSON; it reads the clock only to stamp batches.
+//! it to the journal, syncs, and applies it; only then are the requests answered (with a
+//! synchronous standby, once a follower also has the batch: `sync.rs`). This crate
+//! knows nothing of HTTP or JSON; it reads the clock only to stamp batches (and to age held
+//! answers for the metrics).
 
 mod metrics;
 mod outbox;
 mod sequencer;
+mod sync;
 mod writer;
 
 pub use metrics::{Histogram, Metrics};

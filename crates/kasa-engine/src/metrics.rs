@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A fixed-bucket histogram (cumulative on render, as Prometheus expects).
 #[derive(Debug)]
@@ -88,6 +89,14 @@ pub struct Metrics {
     pub follower_connected: AtomicU64,
     /// On a follower: connections to the primary that failed or broke.
     pub follower_reconnects_total: AtomicU64,
+    /// 1 while answers wait for a follower to have their batch (`--sync-followers 1`).
+    pub sync_followers: AtomicU64,
+    /// Answers of committed batches waiting for a follower.
+    pub sync_held_answers: AtomicU64,
+    /// When the oldest held batch was committed, in Unix nanoseconds (0: none held).
+    pub sync_oldest_held_at_ns: AtomicU64,
+    /// The highest frame a follower said it has synced (its last poll's `after`).
+    pub sync_follower_seq: AtomicU64,
     /// Time from the start of the journal write to the end of apply, per batch.
     pub commit_latency_seconds: Histogram,
     /// Events per batch.
@@ -114,6 +123,10 @@ impl Default for Metrics {
             follower_primary_seq: AtomicU64::new(0),
             follower_connected: AtomicU64::new(0),
             follower_reconnects_total: AtomicU64::new(0),
+            sync_followers: AtomicU64::new(0),
+            sync_held_answers: AtomicU64::new(0),
+            sync_oldest_held_at_ns: AtomicU64::new(0),
+            sync_follower_seq: AtomicU64::new(0),
             commit_latency_seconds: Histogram::new(LATENCY_BOUNDS_S),
             batch_events: Histogram::new(BATCH_EVENTS_BOUNDS),
             snapshot_pause_seconds: Histogram::new(LATENCY_BOUNDS_S),
@@ -125,7 +138,7 @@ impl Metrics {
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64, &str); 15] = [
+        let counters: [(&str, &str, &AtomicU64, &str); 18] = [
             ("kasa_batches_total", "Batches committed.", &self.batches_total, "counter"),
             ("kasa_commands_total", "Commands committed.", &self.commands_total, "counter"),
             ("kasa_events_total", "Accounts and transfers processed.", &self.events_total, "counter"),
@@ -161,6 +174,24 @@ impl Metrics {
                 &self.follower_reconnects_total,
                 "counter",
             ),
+            (
+                "kasa_sync_followers",
+                "1 while answers wait for a follower to have their batch.",
+                &self.sync_followers,
+                "gauge",
+            ),
+            (
+                "kasa_sync_held_answers",
+                "Answers of committed batches waiting for a follower.",
+                &self.sync_held_answers,
+                "gauge",
+            ),
+            (
+                "kasa_sync_follower_seq",
+                "The highest frame a follower said it has synced.",
+                &self.sync_follower_seq,
+                "gauge",
+            ),
         ];
         for (name, help, value, kind) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Relaxed));
@@ -171,6 +202,15 @@ impl Metrics {
             "# HELP kasa_follower_lag_frames Frames the primary had committed that this follower has not (0 on a primary).\n\
              # TYPE kasa_follower_lag_frames gauge\nkasa_follower_lag_frames {}",
             if self.follower.load(Relaxed) == 1 { lag } else { 0 }
+        );
+        // Computed at the scrape, so that an answer stuck for good shows a growing age.
+        let held_at = self.sync_oldest_held_at_ns.load(Relaxed);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let age = if held_at == 0 { 0.0 } else { now.saturating_sub(held_at) as f64 / 1e9 };
+        let _ = writeln!(
+            out,
+            "# HELP kasa_sync_held_oldest_seconds How long the oldest held answer has waited for a follower (0: none).\n\
+             # TYPE kasa_sync_held_oldest_seconds gauge\nkasa_sync_held_oldest_seconds {age}"
         );
         self.commit_latency_seconds.render(
             &mut out,

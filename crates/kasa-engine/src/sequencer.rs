@@ -9,6 +9,7 @@
 
 use crate::metrics::Metrics;
 use crate::outbox::EventLog;
+use crate::sync::{Answer, SyncGate};
 use crate::writer::{CommitError, EngineError, RecoveryReport, ReplicateError, Writer, WriterOptions};
 use kasa_core::command::PAYLOAD_HEADER_BYTES_MAX;
 use kasa_core::{Command, Outcome, State};
@@ -61,6 +62,13 @@ pub struct EngineOptions {
     /// ([`Engine::replicate`]), refuse commands, and commit no batch of its own (no expiry)
     /// until [`Engine::promote`].
     pub follower: bool,
+    /// A synchronous standby: the answers of a committed batch wait until a follower has
+    /// its frame synced ([`Engine::follower_has`]); the batch itself is durable and applied
+    /// at once, and later batches are not held up. No timeout: with no follower, answers
+    /// wait. Held answers count against [`Self::queue_depth_max`] (new commands get `Busy`
+    /// once that many are held). Batches replicated on a follower are never held; a
+    /// follower with this option holds the answers of its own batches once promoted.
+    pub sync_follower: bool,
     /// A test clock: operators may move engine time forward ([`Engine::advance_clock`]), as
     /// with Stripe's test clocks, to see timeouts (bank answers, 48-hour holds, 7-day money
     /// requests) happen without waiting. Never for production data: time moved forward
@@ -77,6 +85,7 @@ impl Default for EngineOptions {
             batch_payload_bytes_max: BATCH_PAYLOAD_BYTES_MAX,
             writer: WriterOptions::default(),
             follower: false,
+            sync_follower: false,
             test_clock: false,
         }
     }
@@ -183,6 +192,7 @@ pub struct Engine {
     role: Arc<AtomicU8>,
     role_changes: watch::Receiver<Role>,
     committed: watch::Receiver<u64>,
+    sync: Arc<SyncGate>,
     follow_state: Mutex<FollowState>,
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
@@ -233,7 +243,9 @@ impl Engine {
         let (committed_tx, committed) = watch::channel(writer.last_seq());
         metrics.committed_seq.store(writer.last_seq(), Ordering::Relaxed);
         metrics.follower.store(options.follower as u64, Ordering::Relaxed);
+        let sync = Arc::new(SyncGate::new(options.sync_follower, options.queue_depth_max, metrics.clone()));
         let thread = {
+            let sync = sync.clone();
             let role = role.clone();
             let metrics = metrics.clone();
             let health = health.clone();
@@ -245,7 +257,7 @@ impl Engine {
                     // A panic here is a bug, but the process must not linger looking healthy
                     // while it answers nothing: mark the engine failed so the server exits.
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let replication = Replication { role: &role, role_tx, committed: committed_tx };
+                        let replication = Replication { role: &role, role_tx, committed: committed_tx, sync: &sync };
                         run(writer, receiver, &metrics, &health, &health_tx, &clock, &replication, options)
                     }));
                     outcome.unwrap_or_else(|_| {
@@ -267,6 +279,7 @@ impl Engine {
             role,
             role_changes,
             committed,
+            sync,
             follow_state: Mutex::new(FollowState::default()),
             thread: Mutex::new(Some(thread)),
         };
@@ -315,6 +328,12 @@ impl Engine {
         // a command let in here is committed by a primary.
         if matches!(request, Request::Command { .. } | Request::Tick(_)) && self.role() != Role::Primary {
             return Err(SubmitError::ReadOnly);
+        }
+        // Answers held for a follower count against the queue's bound: without a follower,
+        // clients hear `Busy` rather than pile up answers without end.
+        if matches!(request, Request::Command { .. }) && self.sync.full() {
+            self.metrics.rejected_busy_total.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::Busy);
         }
         self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
         match sender.try_send(request) {
@@ -395,6 +414,16 @@ impl Engine {
         *self.committed.borrow()
     }
 
+    /// A follower has this primary's frames 1..=`seq` synced (its poll's `after`): with a
+    /// synchronous standby, the held answers of batches up to `seq` are sent, in commit
+    /// order. The position kept is the highest reported; a lower one changes nothing. The
+    /// caller vouches that the follower's frames are this journal's (the frames route counts
+    /// a position only right after it shipped the frame there).
+    pub fn follower_has(&self, seq: u64) {
+        assert!(seq <= self.committed_seq(), "a follower has frame {seq}, past the last committed one");
+        self.sync.follower_has(seq);
+    }
+
     /// Takes a primary's frames (whole frames as stored, back to back) on a follower: checked,
     /// appended, synced and applied (see [`Writer::replicate`]) on the sequencer, in order
     /// with the reads. Returns the last committed seq.
@@ -459,6 +488,9 @@ impl Engine {
             self.health.store(Health::Stopping as u8, Ordering::Release);
             let _ = self.health_tx.send(Health::Stopping);
         }
+        // A stop must not wait for a follower that may never come: held answers are dropped
+        // (in doubt, as after a timeout), and none are held from now on.
+        self.sync.close();
     }
 
     /// Stops accepting requests, lets the sequencer finish everything queued, writes a
@@ -541,6 +573,8 @@ struct Replication<'a> {
     role: &'a AtomicU8,
     role_tx: watch::Sender<Role>,
     committed: watch::Sender<u64>,
+    /// Where the answers of committed batches go (held for a follower, or sent).
+    sync: &'a SyncGate,
 }
 
 impl Replication<'_> {
@@ -711,13 +745,19 @@ fn run<S: Storage>(
                     metrics.commands_total.fetch_add(batch_commands, Ordering::Relaxed);
                     metrics.events_total.fetch_add(events as u64, Ordering::Relaxed);
                     publish_state_metrics(metrics, &writer);
-                    replication.committed(&writer, metrics);
-                    for ((reply, then), outcome) in replies.drain(..).zip(outcomes) {
+                    // A read that goes with a command runs now, on the state after the batch;
+                    // the answer may wait for a follower (it carries the read with it).
+                    let state = writer.state();
+                    let answers = replies.drain(..).zip(outcomes).map(|((reply, then), outcome)| {
                         if let Some(then) = then {
-                            then(writer.state(), &outcome);
+                            then(state, &outcome);
                         }
-                        let _ = reply.send(Ok(outcome));
-                    }
+                        Answer::Command(reply, outcome)
+                    });
+                    replication.sync.answer(writer.last_seq(), answers.chain(ticks.drain(..).map(Answer::Tick)));
+                    // Published after the answers are with the gate, though the gate does not
+                    // rely on it: a follower's position at or past the batch answers it there.
+                    replication.committed(&writer, metrics);
                 }
                 Err(CommitError::StorageFull) => {
                     if batch_commands == 0 {

@@ -11,7 +11,8 @@
 //!    own bounds (512 MiB, 60 seconds, one upload read at a time) and content types.
 //!    On a follower every write but a promotion is refused first (503 `read_only_follower`).
 //! 4. Only then does the request take one of the in-flight permits (503 `busy` when none is
-//!    left): a slow client holds a connection, never a permit.
+//!    left): a slow client holds a connection, never a permit. A follower's poll of the
+//!    journal's frames takes none (see `routes/replication.rs`).
 //! 5. An `Idempotency-Key` is checked and set up for the handler (`idempotency.rs`).
 //! 6. Any error response that is not problem+json yet (axum's own rejections) becomes one,
 //!    except the approval page's HTML.
@@ -98,6 +99,10 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
     }
     let ledger_create = is_ledger_create(path);
     let limit = body_limit(path);
+    // A follower's poll takes no in-flight permit (its reads have their own bound,
+    // `replication::READERS_KEPT`): on a synchronous primary, writes waiting for the
+    // follower hold permits, and a poll refused for want of one would never release them.
+    let needs_permit = path != crate::routes::replication::FRAMES_PATH;
     // A merchant import's file: one read at a time, before a byte of it is read, with its own
     // time bound; its handler checks its content type (CSV or NDJSON).
     let upload = crate::routes::imports::is_upload(path);
@@ -126,8 +131,9 @@ async fn handle(app: AppState, request: Request, next: Next) -> Response {
             return problem.into_response();
         }
     }
-    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
-        return Problem::busy().into_response();
+    let permit = match needs_permit.then(|| app.in_flight.clone().try_acquire_owned()) {
+        Some(Err(_)) => return Problem::busy().into_response(),
+        permit => permit,
     };
     let context = match crate::idempotency::prepare(&parts, &bytes) {
         Ok(context) => context,

@@ -170,8 +170,11 @@ async fn session(engine: &Engine, primary: &Primary, answered: &mut bool) -> End
         if response.body.is_empty() {
             continue;
         }
+        // Poll again at once: the next poll's `after` is the frame just synced (the engine
+        // publishes it before it answers), and with a synchronous standby that poll is what
+        // releases the primary's held answers, so it must not wait for anything else.
         match engine.replicate(response.body).await {
-            Ok(_) => {}
+            Ok(seq) => debug_assert!(engine.committed_seq() >= seq),
             Err(ReplicateError::Refused(why)) => return End::Stop(why),
             Err(ReplicateError::NotFollowing) => return End::Promoted,
             Err(error @ (ReplicateError::StorageFull | ReplicateError::Busy)) => return End::Retry(error.to_string()),

@@ -89,6 +89,14 @@ pub struct ServeArgs {
     /// docs/standby.md.
     #[arg(long, value_name = "URL")]
     follow: Option<String>,
+    /// Followers that must have a batch's frame synced before its answers are sent: 0
+    /// (asynchronous, the default) or 1 (a synchronous standby: nothing acknowledged is lost
+    /// when the primary is, if the follower is promoted). The batch is durable and applied on
+    /// the primary at once; only its answers wait, with no timeout: with no follower, writes
+    /// get no answer until one catches up or the primary is restarted without this option.
+    /// With --follow, it applies once this server is promoted. See docs/standby.md.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    sync_followers: u8,
     /// Log lines as text (for people) or JSON (for log collectors).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -238,9 +246,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         test_clock: args.test_clock,
         queue_depth_max: args.queue_depth as usize,
         follower: primary.is_some(),
+        sync_follower: args.sync_followers == 1,
         ..EngineOptions::default()
     };
     options.writer.snapshot_interval_bytes = args.snapshot_interval_mib << 20;
+    if args.sync_followers == 1 {
+        tracing::info!("synchronous standby: answers wait until a follower has their batch");
+    }
     if args.test_clock {
         tracing::warn!("test clock: operators can move engine time forward; not for real money");
     }

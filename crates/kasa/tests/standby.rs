@@ -68,10 +68,20 @@ fn follower_when(follower: &Server, done: impl Fn(&Value) -> bool) -> Value {
 
 /// One metric's value from `/metrics`.
 fn metric(server: &Server, name: &str) -> u64 {
+    metric_text(server, name).parse().unwrap()
+}
+
+/// One metric's value from `/metrics`, as a float (for gauges in seconds).
+fn metric_f64(server: &Server, name: &str) -> f64 {
+    metric_text(server, name).parse().unwrap()
+}
+
+/// One metric's value from `/metrics`, as written.
+fn metric_text(server: &Server, name: &str) -> String {
     let r = get(&mut server.client(), "/metrics");
     let text = String::from_utf8(r.body).unwrap();
     let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name}"));
-    line.split(' ').nth(1).unwrap().parse().unwrap()
+    line.split(' ').nth(1).unwrap().to_string()
 }
 
 /// Credits of 1 won to `user` from a thread until `stop` (or the first failure): how many
@@ -227,26 +237,12 @@ fn the_primary_is_killed_and_the_promoted_follower_lost_nothing_it_had() {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while bounds.lock().unwrap().iter().map(Vec::len).sum::<usize>() < 300 {
-        assert!(Instant::now() < deadline, "the writers got too little acknowledged");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    primary.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
+    kill_mid_write(primary, &stop, workers, || bounds.lock().unwrap().iter().map(Vec::len).sum());
     let bounds = bounds.lock().unwrap().clone();
 
     // The follower notices, and is promoted by the operator's command.
     follower_when(&follower, |s| s["following"]["phase"] == "retrying");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kasa"))
-        .args(["promote", "--addr", &follower.addr.to_string()])
-        .env("KASA_OPERATOR_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = promote(&follower);
     let s = status(&follower);
     assert_eq!((s["role"].as_str(), &s["following"]), (Some("primary"), &Value::Null), "{s}");
     let position = s["seq"].as_u64().unwrap();
@@ -284,6 +280,38 @@ fn the_primary_is_killed_and_the_promoted_follower_lost_nothing_it_had() {
     let again = serve_follower(&dir.path().join("follower"));
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("was promoted to a primary"), "{again:?}");
+}
+
+/// `kill -9` of `primary` once its writers have 300 writes acknowledged (`acknowledged`), so
+/// that some are in flight at the kill; then stops and waits for the writers.
+fn kill_mid_write(
+    primary: Server,
+    stop: &AtomicBool,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    acknowledged: impl Fn() -> usize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged() < 300 {
+        assert!(Instant::now() < deadline, "the writers got too little acknowledged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    primary.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+/// `kasa promote` of `follower`, which must succeed; its output.
+#[track_caller]
+fn promote(follower: &Server) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kasa"))
+        .args(["promote", "--addr", &follower.addr.to_string()])
+        .env("KASA_OPERATOR_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
 /// `kasa serve --follow` (of a primary that is not there) on `data`, to its exit.
@@ -386,4 +414,106 @@ fn a_follower_refuses_a_journal_that_does_not_continue_its_own() {
     assert_eq!(s["seq"].as_u64(), Some(seq));
     stop_and_verify(third);
     drop((other, empty));
+}
+
+/// The property of a synchronous standby (`--sync-followers 1`): the primary is killed
+/// with `kill -9` while clients write, the follower is promoted, and EVERY credit the primary
+/// acknowledged is on the promoted follower (nothing more than was sent, either), which then
+/// passes `kasa verify`.
+#[test]
+fn with_a_synchronous_follower_nothing_acknowledged_is_lost_on_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = Server::start_with(&dir.path().join("primary"), &["--sync-followers", "1"]);
+    let follower = follower(&primary, &dir.path().join("follower"));
+    let users: Vec<User> = (0..3).map(|i| sign_up(&primary, &format!("010-5500-000{i}"))).collect();
+    assert_eq!(metric(&primary, "kasa_sync_followers"), 1);
+
+    // Each writer counts the credits the primary acknowledged; the test kills the primary
+    // once they have a few hundred between them, so that some are in flight at the kill.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Arc<Vec<std::sync::atomic::AtomicU64>> = Arc::new((0..users.len()).map(|_| 0.into()).collect());
+    let workers: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut c = primary.client();
+            let (user, stop, acknowledged) = (user.clone(), stop.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                let body = json!({"amount": "1", "currency": "KRW", "direction": "credit", "reason": "sync test"});
+                let path = format!("/v1/admin/users/{}/adjustments", user.id);
+                while !stop.load(Ordering::Relaxed) {
+                    match c.send("POST", &path, "application/json", body.to_string().as_bytes()) {
+                        Ok(r) if r.status == 201 => acknowledged[i].fetch_add(1, Ordering::SeqCst),
+                        _ => return,
+                    };
+                }
+            })
+        })
+        .collect();
+    kill_mid_write(primary, &stop, workers, || acknowledged.iter().map(|a| a.load(Ordering::SeqCst) as usize).sum());
+
+    follower_when(&follower, |s| s["following"]["phase"] == "retrying");
+    promote(&follower);
+    let mut fc = follower.client();
+    for (user, acknowledged) in users.iter().zip(acknowledged.iter()) {
+        let acknowledged = acknowledged.load(Ordering::SeqCst);
+        let (balance, _) = user.balance(&mut fc);
+        // At most one credit per writer was in flight at the kill: committed, maybe even on
+        // the follower, but never answered.
+        assert!(
+            (acknowledged..=acknowledged + 1).contains(&balance),
+            "user {}: the primary acknowledged {acknowledged} credits, the promoted follower has {balance}",
+            user.id
+        );
+    }
+    stop_and_verify(follower);
+}
+
+/// With `--sync-followers 1` and no follower, a write is committed (a read on the primary
+/// sees it) but not answered: the client times out, `/metrics` shows the held answers and
+/// their age. A follower that starts takes the frames, and the answers arrive.
+#[test]
+fn a_synchronous_primary_answers_only_once_a_follower_has_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("primary");
+    // The user is made without the option (there is no follower to wait for yet).
+    let plain = Server::start(&data);
+    let user = sign_up(&plain, "010-5600-0001");
+    stop_and_verify(plain);
+    let primary = Server::start_with(&data, &["--sync-followers", "1"]);
+    let path = format!("/v1/admin/users/{}/adjustments", user.id);
+    let body = json!({"amount": "1", "currency": "KRW", "direction": "credit", "reason": "sync test"}).to_string();
+
+    let mut impatient = primary.client();
+    impatient.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let answer = impatient.send("POST", &path, "application/json", body.as_bytes());
+    assert!(answer.is_err(), "answered with no follower: {:?}", answer.map(|r| r.status));
+    let mut patient = primary.client();
+    let (path2, body2) = (path.clone(), body.clone());
+    let waiting =
+        std::thread::spawn(move || patient.send("POST", &path2, "application/json", body2.as_bytes()).unwrap());
+    let deadline = Instant::now() + BACKGROUND_WAIT;
+    while metric(&primary, "kasa_sync_held_answers") < 2 {
+        assert!(Instant::now() < deadline, "the second answer was never held");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let oldest = metric_f64(&primary, "kasa_sync_held_oldest_seconds");
+    assert!(oldest > 1.0, "the oldest held answer waited {oldest} s");
+    assert_eq!(metric(&primary, "kasa_sync_follower_seq"), 0);
+    assert!(!waiting.is_finished(), "answered with no follower");
+    // The batches are durable and applied on the primary: its reads see them already.
+    assert_eq!(user.balance(&mut primary.client()).0, 2);
+
+    let follower = follower(&primary, &dir.path().join("follower"));
+    let answer = waiting.join().unwrap();
+    assert_eq!(answer.status, 201, "{}", answer.json());
+    assert_eq!(user.balance(&mut follower.client()).0, 2, "answered before the follower had it");
+    assert_eq!(metric(&primary, "kasa_sync_held_answers"), 0);
+    assert_eq!(metric_f64(&primary, "kasa_sync_held_oldest_seconds"), 0.0);
+    assert!(metric(&primary, "kasa_sync_follower_seq") >= status(&follower)["seq"].as_u64().unwrap());
+    // From now on a write is answered in about one round trip to the follower.
+    credit(&mut primary.client(), &user, 1);
+    assert!(user.balance(&mut follower.client()).0 >= 3);
+    stop_and_verify(follower);
+    stop_and_verify(primary);
 }

@@ -6,7 +6,8 @@
 //! bounded `Content-Length` response, so both sides use their ordinary HTTP code, a dead
 //! primary shows as a failed or timed-out request (no heartbeat of our own to design), each
 //! answer carries the primary's committed seq (the follower's lag), and each poll's `after` is
-//! the follower's durable position, which a synchronous mode could wait for later. The cost,
+//! the follower's durable position, which a synchronous standby waits for
+//! ([`kasa_engine::Engine::follower_has`]). The cost,
 //! one request per poll, is small: a poll takes every committed frame up to
 //! [`FRAMES_BYTES_MAX`], and an idle one waits for the next commit.
 //!
@@ -39,6 +40,10 @@ pub const POLL_WAIT_MAX: Duration = Duration::from_secs(30);
 /// How long a poll waits without `wait_ms`.
 const POLL_WAIT_DEFAULT: Duration = Duration::from_secs(10);
 
+/// The frames route: a follower's poll takes no in-flight permit (`front.rs`), since on a
+/// synchronous primary the writes it would release may hold them all.
+pub const FRAMES_PATH: &str = "/v1/admin/journal/frames";
+
 /// Frame readers kept between polls: one per follower covers every sane deployment; past it
 /// the oldest is dropped and its follower's next poll finds its place again.
 const READERS_KEPT: usize = 4;
@@ -48,21 +53,37 @@ static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(READERS
 
 /// The frame readers kept between polls, each where its follower will ask next.
 #[derive(Default)]
-pub struct Readers(Mutex<Vec<FrameReader<FileStorage>>>);
+pub struct Readers(Mutex<Vec<Kept>>);
+
+/// A frame reader, and whether it shipped a frame (then its last one is `next_seq - 1`).
+struct Kept {
+    reader: FrameReader<FileStorage>,
+    shipped: bool,
+}
 
 impl Readers {
-    fn take(&self, next_seq: u64) -> Option<FrameReader<FileStorage>> {
+    fn take(&self, next_seq: u64) -> Option<Kept> {
         let mut readers = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let i = readers.iter().position(|r| r.next_seq() == next_seq)?;
+        let i = readers.iter().position(|k| k.reader.next_seq() == next_seq)?;
         Some(readers.remove(i))
     }
 
-    fn put(&self, reader: FrameReader<FileStorage>) {
+    fn put(&self, kept: Kept) {
         let mut readers = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if readers.len() >= READERS_KEPT {
             readers.remove(0);
         }
-        readers.push(reader);
+        readers.push(kept);
+    }
+
+    /// Whether frame `seq` was shipped by a kept reader that now waits at `seq + 1`: a poll
+    /// with `after=seq` then comes from a follower that took that frame, and a follower
+    /// takes a frame only if it chains onto its own last one, so its frames 1..=seq are
+    /// this journal's. (A bare `after` could come from a follower of another journal, whose
+    /// frames up to it are not ours: it must not release an answer.)
+    fn shipped_through(&self, seq: u64) -> bool {
+        let readers = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        readers.iter().any(|k| k.shipped && k.reader.next_seq() == seq + 1)
     }
 }
 
@@ -92,6 +113,12 @@ pub async fn journal_frames(State(app): State<AppState>, RawQuery(query): RawQue
             ),
         ));
     }
+    // `after` is the follower's synced position: with a synchronous standby, the answers
+    // held for frames up to it go now, before this poll waits for the next commit, so a
+    // write's answer costs about one round trip to the follower and its sync.
+    if after > 0 && app.frame_readers.shipped_through(after) {
+        app.engine.follower_has(after);
+    }
     if now == after && !wait.is_zero() {
         let mut health = app.engine.health_changes();
         tokio::select! {
@@ -104,16 +131,18 @@ pub async fn journal_frames(State(app): State<AppState>, RawQuery(query): RawQue
     let up_to = *committed.borrow();
     let cached = app.frame_readers.take(after + 1);
     let read = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        let mut reader = match cached {
-            Some(reader) => reader,
+        let mut kept = match cached {
+            Some(kept) => kept,
             None => {
                 let storage = FileStorage::open(&dir).map_err(|e| format!("opening the journal: {e}"))?;
-                FrameReader::new(storage, after, kasa_journal::FRAME_PAYLOAD_BYTES_MAX_DEFAULT)
+                let reader = FrameReader::new(storage, after, kasa_journal::FRAME_PAYLOAD_BYTES_MAX_DEFAULT);
+                Kept { reader, shipped: false }
             }
         };
         let mut out = Vec::new();
-        let frames = reader.read(up_to, FRAMES_BYTES_MAX, &mut out).map_err(|e| e.to_string())?;
-        Ok((reader, frames, out))
+        let frames = kept.reader.read(up_to, FRAMES_BYTES_MAX, &mut out).map_err(|e| e.to_string())?;
+        kept.shipped |= frames > 0;
+        Ok((kept, frames, out))
     })
     .await
     .map_err(Problem::internal)?;

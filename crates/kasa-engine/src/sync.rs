@@ -1,0 +1,169 @@
+//! A synchronous standby's gate (`kasa serve --sync-followers 1`): the answers of a committed
+//! batch are held until a follower says it has the batch's frame durably, then sent in
+//! commit order. The batch itself is not held back: it is synced on the primary and applied
+//! before it reaches the gate, reads see it, and the sequencer goes on committing the next
+//! batches while earlier answers wait. Only the acknowledgement waits: like PostgreSQL's
+//! `synchronous_commit = remote_apply` with one synchronous standby (the follower's position
+//! is synced and applied), except that PostgreSQL hides the waiting commit from other
+//! sessions and Kasa does not (`docs/standby.md`).
+//!
+//! A follower's position comes from its polls (`after=N`: "I have frames 1..N synced"), which
+//! the frames route reports with [`Engine::follower_has`](crate::Engine::follower_has); the
+//! gate keeps the highest, which only grows. It does not decide which follower counts (one
+//! position, the highest, so one synchronous follower), and it has no timeout: with no
+//! follower, answers wait until an operator restarts the primary without the flag. Nothing
+//! here touches the journal or the state.
+
+use crate::metrics::Metrics;
+use crate::sequencer::SubmitError;
+use kasa_core::Outcome;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+
+/// One answer of a committed batch.
+// Nearly every answer is a command's: boxing its outcome to shrink the rare tick would cost
+// an allocation per command.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Answer {
+    /// A command's outcome.
+    Command(oneshot::Sender<Result<Outcome, SubmitError>>, Outcome),
+    /// A test clock's move, committed.
+    Tick(oneshot::Sender<Result<(), SubmitError>>),
+}
+
+impl Answer {
+    fn send(self) {
+        match self {
+            Answer::Command(reply, outcome) => {
+                let _ = reply.send(Ok(outcome));
+            }
+            Answer::Tick(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+}
+
+/// The answers of one committed batch, waiting for a follower to have its frame.
+struct HeldBatch {
+    seq: u64,
+    /// When the batch was committed, in Unix nanoseconds (for the oldest answer's age).
+    committed_at_ns: u64,
+    answers: Vec<Answer>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The highest frame a follower said it has synced; only grows.
+    follower_seq: u64,
+    /// Held batches in commit (so seq) order.
+    batches: VecDeque<HeldBatch>,
+    /// Answers in `batches`.
+    answers: usize,
+    /// The engine stopped accepting: nothing more is held (an answer dropped is a 503).
+    closed: bool,
+}
+
+/// The gate between committed batches and their answers.
+pub(crate) struct SyncGate {
+    /// Whether answers wait for a follower at all (`--sync-followers 1`).
+    enabled: bool,
+    /// Answers held at which new commands are refused as busy: with the commands already
+    /// queued, at most twice the queue's depth are ever held.
+    held_max: usize,
+    inner: Mutex<Inner>,
+    metrics: Arc<Metrics>,
+}
+
+fn now_unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+impl SyncGate {
+    pub(crate) fn new(enabled: bool, held_max: usize, metrics: Arc<Metrics>) -> SyncGate {
+        metrics.sync_followers.store(enabled as u64, Relaxed);
+        SyncGate { enabled, held_max, inner: Mutex::new(Inner::default()), metrics }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether new commands should be refused: too many answers are held already.
+    pub(crate) fn full(&self) -> bool {
+        self.enabled && self.lock().answers >= self.held_max
+    }
+
+    /// Answers the committed batch `seq`: at once if no follower is waited for or one has
+    /// the frame already, otherwise once one has (after every earlier batch's answers).
+    pub(crate) fn answer(&self, seq: u64, answers: impl Iterator<Item = Answer>) {
+        if !self.enabled {
+            answers.for_each(Answer::send);
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.closed {
+            return; // Dropped: the clients hear that the engine is not accepting.
+        }
+        if seq <= inner.follower_seq {
+            drop(inner);
+            answers.for_each(Answer::send);
+            return;
+        }
+        assert!(inner.batches.back().is_none_or(|b| b.seq < seq), "held batches in commit order");
+        let answers: Vec<Answer> = answers.collect();
+        if answers.is_empty() {
+            return; // An expiry of the primary's own: nobody waits.
+        }
+        inner.answers += answers.len();
+        inner.batches.push_back(HeldBatch { seq, committed_at_ns: now_unix_ns(), answers });
+        self.publish(&inner);
+    }
+
+    /// A follower has frames 1..=`seq` synced: answers every held batch up to it.
+    pub(crate) fn follower_has(&self, seq: u64) {
+        let mut released = Vec::new();
+        {
+            let mut inner = self.lock();
+            inner.follower_seq = inner.follower_seq.max(seq);
+            while inner.batches.front().is_some_and(|b| b.seq <= inner.follower_seq) {
+                let batch = inner.batches.pop_front().expect("a front batch");
+                inner.answers -= batch.answers.len();
+                released.push(batch.answers);
+            }
+            self.publish(&inner);
+        }
+        released.into_iter().flatten().for_each(Answer::send);
+    }
+
+    /// The engine stops accepting: held answers are dropped (their clients get
+    /// `Unavailable`: the write is in doubt, as after a timeout) and none are held from now
+    /// on, so that a stop never waits for a follower that is gone.
+    pub(crate) fn close(&self) {
+        let dropped = {
+            let mut inner = self.lock();
+            inner.closed = true;
+            inner.answers = 0;
+            let dropped = std::mem::take(&mut inner.batches);
+            self.publish(&inner);
+            dropped
+        };
+        if !dropped.is_empty() {
+            tracing::warn!(
+                batches = dropped.len(),
+                last_seq = dropped.back().map(|b| b.seq),
+                "stopping with answers no follower acknowledged: answered as unavailable"
+            );
+        }
+    }
+
+    fn publish(&self, inner: &Inner) {
+        self.metrics.sync_follower_seq.store(inner.follower_seq, Relaxed);
+        self.metrics.sync_held_answers.store(inner.answers as u64, Relaxed);
+        let oldest = inner.batches.front().map_or(0, |b| b.committed_at_ns);
+        self.metrics.sync_oldest_held_at_ns.store(oldest, Relaxed);
+    }
+}
