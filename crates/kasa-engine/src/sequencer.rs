@@ -243,7 +243,11 @@ impl Engine {
         let (committed_tx, committed) = watch::channel(writer.last_seq());
         metrics.committed_seq.store(writer.last_seq(), Ordering::Relaxed);
         metrics.follower.store(options.follower as u64, Ordering::Relaxed);
-        let sync = Arc::new(SyncGate::new(options.sync_follower, options.queue_depth_max, metrics.clone()));
+        let sync = Arc::new(SyncGate::new(
+            options.sync_follower,
+            options.queue_depth_max.min(crate::sync::HELD_MAX),
+            metrics.clone(),
+        ));
         let thread = {
             let sync = sync.clone();
             let role = role.clone();
@@ -745,6 +749,9 @@ fn run<S: Storage>(
                     metrics.commands_total.fetch_add(batch_commands, Ordering::Relaxed);
                     metrics.events_total.fetch_add(events as u64, Ordering::Relaxed);
                     publish_state_metrics(metrics, &writer);
+                    // The committed seq is published before any answer leaves: whoever has
+                    // an answer and then reads the committed seq sees its batch's frame.
+                    replication.committed(&writer, metrics);
                     // A read that goes with a command runs now, on the state after the batch;
                     // the answer may wait for a follower (it carries the read with it).
                     let state = writer.state();
@@ -755,9 +762,6 @@ fn run<S: Storage>(
                         Answer::Command(reply, outcome)
                     });
                     replication.sync.answer(writer.last_seq(), answers.chain(ticks.drain(..).map(Answer::Tick)));
-                    // Published after the answers are with the gate, though the gate does not
-                    // rely on it: a follower's position at or past the batch answers it there.
-                    replication.committed(&writer, metrics);
                 }
                 Err(CommitError::StorageFull) => {
                     if batch_commands == 0 {

@@ -23,6 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
+/// The most answers held at once (or the queue depth, if smaller); past it new commands get
+/// `Busy`. Each held answer keeps its HTTP request open, and the server lets 512 requests in
+/// at once: holding at most half of them keeps reads, `/v1/admin/replication` and the
+/// follower's own polls answered while a follower is away.
+pub const HELD_MAX: usize = 256;
+
 /// One answer of a committed batch.
 // Nearly every answer is a command's: boxing its outcome to shrink the rare tick would cost
 // an allocation per command.
