@@ -711,6 +711,11 @@ fn well_formed(r: &Response, page: bool, what: &str) {
         match content_type {
             _ if r.status == 204 => assert!(r.body.is_empty(), "{what}"),
             "application/octet-stream" => assert_eq!(r.body.len() % 32, 0, "{what}"),
+            // Journal frames as stored: each at least its 72-byte header.
+            "application/vnd.kasa.journal-frames" => {
+                let frames: usize = r.header("kasa-frames").and_then(|n| n.parse().ok()).expect("Kasa-Frames");
+                assert!(r.body.len() >= 72 * frames && (frames == 0) == r.body.is_empty(), "{what}");
+            }
             "application/json" => assert!(!r.json().is_null(), "{what}: {}", String::from_utf8_lossy(&r.body)),
             text if text.starts_with("text/") => assert!(std::str::from_utf8(&r.body).is_ok(), "{what}"),
             "image/png" => assert!(r.body.starts_with(b"\x89PNG\r\n\x1a\n"), "{what}: not a PNG"),

@@ -120,10 +120,15 @@ pub async fn checked(app: &AppState, call: &Call<'_>, reply: Result<Reply, Strin
     let Some(body) = reply.body else {
         return Err("HTTP 200 with an unreadable or oversized body".into());
     };
-    // An engine that cannot be read is stopping: its key is missing, and the answer refused,
-    // which is the safe side (the payment stays pending, the notification due).
+    // An engine that cannot be read (busy, stopping) leaves the answer unread, which is the
+    // safe side (the payment stays pending, the notification due), and says so.
     let key = match key_version(&reply.signed) {
-        Some(version) => crate::routes::partner_api::live_key(app, call.partner_id, version).await.ok().flatten(),
+        Some(version) => crate::routes::partner_api::live_key(app, call.partner_id, version)
+            .await
+            .map_err(|error| {
+                tracing::warn!(partner_id = call.partner_id, path = call.path, %error, "a partner's key could not be read: its answer is taken as no answer");
+                format!("the partner's key could not be read ({error}): the answer is not taken")
+            })?,
         None => None,
     };
     check_answer(call, &reply.signed, &body, app.engine.now(), key).map_err(|refusal| {

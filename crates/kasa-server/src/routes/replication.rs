@@ -33,6 +33,10 @@ use utoipa::ToSchema;
 /// bounded in memory.
 pub const FRAMES_BYTES_MAX: usize = 16 << 20;
 
+/// The media type of the frames route's answers: journal frames as stored, back to back
+/// (its own type, so nothing takes them for a ledger batch's `application/octet-stream`).
+pub const FRAMES_MEDIA_TYPE: &str = "application/vnd.kasa.journal-frames";
+
 /// The longest a poll waits for a new commit: under the follower's request timeout, and
 /// short enough that a stopping server is not held up long by a poll.
 pub const POLL_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -94,7 +98,7 @@ impl Readers {
 #[utoipa::path(get, path = "/v1/admin/journal/frames", tag = "replication",
     params(("after" = u64, Query, description = "the last frame the follower has (0 for none)"),
         ("wait_ms" = Option<u64>, Query, description = "how long to wait for a new frame: 0 to 30,000 ms (default 10,000)")),
-    responses((status = 200, description = "committed frames, possibly none, as application/octet-stream; `Kasa-Committed-Seq` and `Kasa-Frames` headers", content_type = "application/octet-stream"),
+    responses((status = 200, description = "committed frames, possibly none, as application/vnd.kasa.journal-frames (72-byte headers and payloads back to back, as stored); `Kasa-Committed-Seq` and `Kasa-Frames` headers", content_type = "application/vnd.kasa.journal-frames"),
         (status = "default", description = "an error as application/problem+json, with a stable code (`journal_position_ahead`)", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("operator" = [])))]
 pub async fn journal_frames(State(app): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, Problem> {
@@ -150,7 +154,7 @@ pub async fn journal_frames(State(app): State<AppState>, RawQuery(query): RawQue
     app.frame_readers.put(reader);
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FRAMES_MEDIA_TYPE));
     headers.insert("kasa-committed-seq", HeaderValue::from(up_to));
     headers.insert("kasa-frames", HeaderValue::from(frames));
     Ok(response)
