@@ -173,3 +173,67 @@ impl SyncGate {
         self.metrics.sync_oldest_held_at_ns.store(oldest, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    type Waiting = oneshot::Receiver<Result<(), SubmitError>>;
+
+    /// `n` answers (test-clock ticks: the simplest answer to make) and their receivers.
+    fn answers(n: usize) -> (Vec<Answer>, Vec<Waiting>) {
+        (0..n).map(|_| oneshot::channel()).map(|(tx, rx)| (Answer::Tick(tx), rx)).unzip()
+    }
+
+    fn answered(waiting: &mut [Waiting]) -> Vec<bool> {
+        waiting.iter_mut().map(|rx| matches!(rx.try_recv(), Ok(Ok(())))).collect()
+    }
+
+    #[test]
+    fn without_a_synchronous_follower_answers_go_at_once() {
+        let gate = SyncGate::new(false, 1, Arc::new(Metrics::default()));
+        let (a, mut rx) = answers(3);
+        gate.answer(7, a.into_iter());
+        assert_eq!(answered(&mut rx), [true, true, true]);
+        assert!(!gate.full(), "nothing is ever held");
+    }
+
+    #[test]
+    fn answers_wait_for_the_follower_and_leave_in_commit_order() {
+        let metrics = Arc::new(Metrics::default());
+        let gate = SyncGate::new(true, 4, metrics.clone());
+        let (a1, mut rx1) = answers(2);
+        let (a2, mut rx2) = answers(1);
+        gate.answer(1, a1.into_iter());
+        gate.answer(2, std::iter::empty()); // the primary's own batch: nobody waits
+        gate.answer(3, a2.into_iter());
+        assert_eq!((answered(&mut rx1), answered(&mut rx2)), (vec![false, false], vec![false]));
+        assert_eq!(metrics.sync_held_answers.load(Relaxed), 3);
+        gate.follower_has(2);
+        assert_eq!((answered(&mut rx1), answered(&mut rx2)), (vec![true, true], vec![false]), "up to frame 2");
+        gate.follower_has(1);
+        assert_eq!(answered(&mut rx2), [false], "a lower position changes nothing");
+        gate.follower_has(3);
+        assert_eq!(answered(&mut rx2), [true]);
+        // A batch the follower already has is answered at once.
+        let (a4, mut rx4) = answers(1);
+        gate.answer(3, a4.into_iter());
+        assert_eq!(answered(&mut rx4), [true]);
+        assert_eq!(metrics.sync_held_answers.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_full_gate_refuses_and_a_closed_one_drops_what_it_held() {
+        let gate = SyncGate::new(true, 3, Arc::new(Metrics::default()));
+        let (a, mut held) = answers(3);
+        gate.answer(1, a.into_iter());
+        assert!(gate.full(), "3 held of 3");
+        gate.close();
+        assert!(held.iter_mut().all(|rx| matches!(rx.try_recv(), Err(TryRecvError::Closed))), "dropped");
+        assert!(!gate.full());
+        let (a, mut later) = answers(1);
+        gate.answer(2, a.into_iter());
+        assert!(matches!(later[0].try_recv(), Err(TryRecvError::Closed)), "nothing is held after a stop");
+    }
+}
