@@ -197,7 +197,7 @@ pub struct Engine {
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
-fn now_nanos() -> u64 {
+pub(crate) fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
@@ -586,6 +586,13 @@ impl Replication<'_> {
         self.role.load(Ordering::Acquire) == Role::Primary as u8
     }
 
+    /// Whether the sequencer may commit an expiry of its own now: only on a primary (a
+    /// follower's expiries come in the primary's frames) and not while a full disk holds
+    /// expiries back.
+    fn may_expire(&self, blocked_until: Option<Instant>) -> bool {
+        self.is_primary() && blocked_until.is_none_or(|until| Instant::now() >= until)
+    }
+
     /// Publishes the last committed seq (to the frames endpoint and the metrics).
     fn committed<S: Storage>(&self, writer: &Writer<S>, metrics: &Metrics) {
         metrics.committed_seq.store(writer.last_seq(), Ordering::Relaxed);
@@ -633,10 +640,8 @@ fn run<S: Storage>(
         Err(error)
     };
     loop {
-        let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
         let wait = match writer.state().next_expiry() {
-            // A follower commits nothing of its own: its expiries come in the primary's frames.
-            Some(at) if expiry_allowed && replication.is_primary() => {
+            Some(at) if replication.may_expire(expiry_blocked_until) => {
                 Duration::from_nanos(at.saturating_sub(clock.now())).min(IDLE_WAIT_MAX)
             }
             _ => IDLE_WAIT_MAX,
@@ -732,11 +737,8 @@ fn run<S: Storage>(
             }
         }
         let now = clock.now();
-        let expiry_allowed = expiry_blocked_until.is_none_or(|until| Instant::now() >= until);
+        let expiry_allowed = replication.may_expire(expiry_blocked_until);
         let mut tick_result = Ok(());
-        // A follower commits nothing of its own, not even an expiry: its batches are the
-        // primary's.
-        let expiry_allowed = expiry_allowed && replication.is_primary();
         if !commands.is_empty() || !ticks.is_empty() || (expiry_allowed && writer.expiry_due(now)) {
             let started = Instant::now();
             let batch_commands = commands.len() as u64;

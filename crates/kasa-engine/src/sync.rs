@@ -20,7 +20,6 @@ use kasa_core::Outcome;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 /// The most answers held at once (or the queue depth, if smaller); past it new commands get
@@ -84,10 +83,6 @@ pub(crate) struct SyncGate {
     metrics: Arc<Metrics>,
 }
 
-fn now_unix_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
-
 impl SyncGate {
     pub(crate) fn new(enabled: bool, held_max: usize, metrics: Arc<Metrics>) -> SyncGate {
         metrics.sync_followers.store(enabled as u64, Relaxed);
@@ -125,7 +120,7 @@ impl SyncGate {
             return; // An expiry of the primary's own: nobody waits.
         }
         inner.answers += answers.len();
-        inner.batches.push_back(HeldBatch { seq, committed_at_ns: now_unix_ns(), answers });
+        inner.batches.push_back(HeldBatch { seq, committed_at_ns: crate::sequencer::now_nanos(), answers });
         self.publish(&inner);
     }
 

@@ -182,9 +182,6 @@ impl Client {
             if (&mut self.reader).take(HEAD_LINE_BYTES_MAX).read_line(&mut line)? == 0 {
                 bail!("connection closed in the response head");
             }
-            if !line.ends_with('\n') {
-                bail!("a response head line longer than {HEAD_LINE_BYTES_MAX} bytes, or cut short");
-            }
             if head.line(&line)? {
                 break;
             }
@@ -300,8 +297,12 @@ impl Head {
         }
     }
 
-    /// Takes one line of the head; returns whether it was the blank line that ends it.
+    /// Takes one line of the head (read with at most [`HEAD_LINE_BYTES_MAX`] bytes); returns
+    /// whether it was the blank line that ends it.
     fn line(&mut self, line: &str) -> anyhow::Result<bool> {
+        if !line.ends_with('\n') {
+            bail!("a response head line longer than {HEAD_LINE_BYTES_MAX} bytes, or cut short");
+        }
         let line = line.trim_end();
         if self.status == 0 {
             self.status = line
@@ -405,9 +406,6 @@ impl AsyncClient {
             line.clear();
             if (&mut self.stream).take(HEAD_LINE_BYTES_MAX).read_line(&mut line).await? == 0 {
                 bail!("connection closed in the response head");
-            }
-            if !line.ends_with('\n') {
-                bail!("a response head line longer than {HEAD_LINE_BYTES_MAX} bytes, or cut short");
             }
             if head.line(&line)? {
                 break;

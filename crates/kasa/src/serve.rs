@@ -382,7 +382,7 @@ async fn serve(
                 if role.wait_for(|r| *r == Role::Primary).await.is_ok() {
                     // Remembered on disk, so that a restart with the same `--follow` does not
                     // make this primary a follower again.
-                    if let Err(error) = write_marker(&promoted_marker) {
+                    if let Err(error) = write_marker(&promoted_marker, app.engine.now()) {
                         tracing::error!(error = %format!("{error:#}"), path = %promoted_marker.display(), "promoted, but the marker was not written: do not restart this server with --follow");
                     }
                     match start_consumers(&app) {
@@ -423,18 +423,14 @@ async fn serve(
 const PROMOTED_FILE: &str = "PROMOTED";
 
 /// Writes and syncs the promotion marker.
-fn write_marker(path: &Path) -> anyhow::Result<()> {
+fn write_marker(path: &Path, at: u64) -> anyhow::Result<()> {
     let mut out = private_file(path, true)?;
-    writeln!(out, "promoted at {}", kasa_server::json::Rfc3339(now_nanos()))?;
+    writeln!(out, "promoted at {}", kasa_server::json::Rfc3339(at))?;
     out.sync_all()?;
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Starts the consumers that drive effects from the event log: the bank rail (whose task it
