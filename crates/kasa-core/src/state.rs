@@ -159,6 +159,51 @@ impl State {
         self.ledger.reserve_transfers(additional);
     }
 
+    /// The ledgers whose transfers may go cold, by number: 0 is the operators' ledger, 1 Kasa's
+    /// books. Going cold changes where records are, not what they are (see the ledger's
+    /// `cold.rs`), so the engine may do it between any two batches.
+    pub const COLD_LEDGERS: usize = 2;
+
+    fn cold_ledger(&self, which: usize) -> &Ledger {
+        if which == 0 {
+            &self.ledger
+        } else {
+            &self.books
+        }
+    }
+
+    fn cold_ledger_mut(&mut self, which: usize) -> &mut Ledger {
+        if which == 0 {
+            &mut self.ledger
+        } else {
+            &mut self.books
+        }
+    }
+
+    /// Reads the cold transfers of ledger `which` from `store` from now on.
+    pub fn set_cold_store(&mut self, which: usize, store: std::sync::Arc<dyn crate::ledger::ColdStore>) {
+        self.cold_ledger_mut(which).set_cold_store(store);
+    }
+
+    /// Ledger `which`'s chunks of transfers, and how many of them are cold.
+    pub fn transfer_chunks(&self, which: usize) -> (usize, usize) {
+        self.cold_ledger(which).transfer_chunks()
+    }
+
+    /// Ledger `which`'s chunk `index` of transfers, if no write will touch it again.
+    pub fn sealed_transfer_chunk(
+        &self,
+        which: usize,
+        index: usize,
+    ) -> Option<std::sync::Arc<Vec<crate::ledger::Transfer>>> {
+        self.cold_ledger(which).sealed_transfer_chunk(index)
+    }
+
+    /// Drops ledger `which`'s oldest hot chunk of transfers from memory; the store holds it.
+    pub fn make_transfer_chunk_cold(&mut self, which: usize) {
+        self.cold_ledger_mut(which).make_transfer_chunk_cold();
+    }
+
     /// The timestamp of the last event; the next batch must be stamped after it.
     pub fn last_timestamp(&self) -> u64 {
         self.last_timestamp
@@ -521,6 +566,16 @@ impl State {
     /// whole in memory). Every count, position and reference is checked; bad bytes give an
     /// error that names the section, never a panic.
     pub fn decode_snapshot_from(source: impl std::io::Read, len: u64) -> Result<State, DecodeError> {
+        State::decode_snapshot_spilling(source, len, None)
+    }
+
+    /// [`State::decode_snapshot_from`], with the ledgers' transfers beyond the hot window put
+    /// in `cold` as they are read, so that memory holds only the hot ones at any time.
+    pub fn decode_snapshot_spilling(
+        source: impl std::io::Read,
+        len: u64,
+        cold: Option<&dyn crate::ledger::ColdSpill>,
+    ) -> Result<State, DecodeError> {
         let mut c = Reader::from_stream(source, len);
         if c.take(8)? != SNAPSHOT_MAGIC {
             return Err(DecodeError::invalid("the snapshot does not start with the state magic"));
@@ -539,9 +594,9 @@ impl State {
         let in_section =
             |name: &'static str| move |e: DecodeError| DecodeError::invalid(format!("section {name}: {e}"));
         expect(&mut c, SECTION_LEDGER, crate::ledger::SECTION_VERSION, "ledger")?;
-        let ledger = Ledger::read_section(&mut c).map_err(in_section("ledger"))?;
+        let ledger = Ledger::read_section(&mut c, cold.map(|s| (s, 0))).map_err(in_section("ledger"))?;
         expect(&mut c, SECTION_BOOKS, crate::ledger::SECTION_VERSION, "books")?;
-        let books = Ledger::read_section(&mut c).map_err(in_section("books"))?;
+        let books = Ledger::read_section(&mut c, cold.map(|s| (s, 1))).map_err(in_section("books"))?;
         expect(&mut c, SECTION_SERVICES, SERVICES_VERSION, "services")?;
         let limits = Limits::read_section(&mut c).map_err(in_section("services"))?;
         let fees: Fees = c.value(codec::TABLE_BLOB_BYTES_MAX).map_err(in_section("services"))?;

@@ -9,12 +9,14 @@
 //! knows nothing of HTTP or JSON; it reads the clock only to stamp batches (and to age held
 //! answers for the metrics).
 
+mod cold;
 mod metrics;
 mod outbox;
 mod sequencer;
 mod sync;
 mod writer;
 
+pub use cold::{check_cold_store, ColdOptions, ColdStats};
 pub use metrics::{Histogram, Metrics};
 pub use outbox::{decode_event, EventFilter, EventLog, EventLogError, Matched, EVENTS_PER_READ_MAX};
 pub use sequencer::{hex, Clock, ClockError, Engine, EngineOptions, FollowState, Health, Role, SubmitError};

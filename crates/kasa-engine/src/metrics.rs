@@ -73,6 +73,10 @@ pub struct Metrics {
     pub queue_depth: AtomicU64,
     /// Bytes in the journal.
     pub journal_bytes: AtomicU64,
+    /// Transfers whose records are in the embedded store, not in memory.
+    pub cold_transfers: AtomicU64,
+    /// Reads of cold transfers from the embedded store.
+    pub cold_reads_total: AtomicU64,
     /// Accounts in the ledger.
     pub accounts: AtomicU64,
     /// Transfers in the ledger.
@@ -115,6 +119,8 @@ impl Default for Metrics {
             rejected_storage_full_total: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
+            cold_transfers: AtomicU64::new(0),
+            cold_reads_total: AtomicU64::new(0),
             accounts: AtomicU64::new(0),
             transfers: AtomicU64::new(0),
             snapshots_total: AtomicU64::new(0),
@@ -138,7 +144,7 @@ impl Metrics {
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64, &str); 18] = [
+        let counters: [(&str, &str, &AtomicU64, &str); 20] = [
             ("kasa_batches_total", "Batches committed.", &self.batches_total, "counter"),
             ("kasa_commands_total", "Commands committed.", &self.commands_total, "counter"),
             ("kasa_events_total", "Accounts and transfers processed.", &self.events_total, "counter"),
@@ -152,6 +158,18 @@ impl Metrics {
             ("kasa_snapshots_total", "Snapshots written since start.", &self.snapshots_total, "counter"),
             ("kasa_queue_depth", "Requests waiting for the sequencer.", &self.queue_depth, "gauge"),
             ("kasa_journal_bytes", "Bytes in the journal.", &self.journal_bytes, "gauge"),
+            (
+                "kasa_cold_transfers",
+                "Transfers (both ledgers) whose records are in the embedded store, not in memory.",
+                &self.cold_transfers,
+                "gauge",
+            ),
+            (
+                "kasa_cold_reads_total",
+                "Reads of cold transfers from the embedded store.",
+                &self.cold_reads_total,
+                "counter",
+            ),
             ("kasa_accounts", "Accounts in the ledger.", &self.accounts, "gauge"),
             ("kasa_transfers", "Transfers in the ledger.", &self.transfers, "gauge"),
             ("kasa_committed_seq", "The last journal frame synced and applied.", &self.committed_seq, "gauge"),

@@ -8,6 +8,7 @@
 //! never computed for a batch that could still be lost. The caller answers requests only
 //! after `commit` returns.
 
+use crate::cold::{ColdOptions, ColdStats, ColdTier};
 use crate::outbox::{encode_event, EventLog};
 use kasa_core::codec::Sink;
 use kasa_core::event::Event;
@@ -52,6 +53,9 @@ pub enum EngineError {
     /// The event log could not be opened, written or synced.
     #[error("event log: {0}")]
     Events(#[from] RecordLogError),
+    /// The embedded store of cold transfers could not be opened or created.
+    #[error("cold store: {0}")]
+    Cold(String),
     /// A frame the state refused (its timestamp did not increase).
     #[error("frame {seq}: {error}")]
     Apply {
@@ -105,12 +109,14 @@ pub struct WriterOptions {
     /// Write a snapshot once the journal has grown by this many bytes since the last one, so
     /// that recovery replays at most this much. 0 disables periodic snapshots.
     pub snapshot_interval_bytes: u64,
+    /// Where transfers beyond the hot window go (`cold.rs`); `None` keeps them all in memory.
+    pub cold: Option<ColdOptions>,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         // 2 GiB of journal is about 16 million transfers: a few seconds of replay.
-        WriterOptions { journal: Options::default(), snapshot_interval_bytes: 2 << 30 }
+        WriterOptions { journal: Options::default(), snapshot_interval_bytes: 2 << 30, cold: None }
     }
 }
 
@@ -177,6 +183,9 @@ pub struct Writer<S: Storage> {
     /// The reading end of `events`, shared with consumers.
     event_log: Arc<EventLog>,
     snapshot: Option<SnapshotInFlight>,
+    /// The embedded store of cold transfers, if configured.
+    cold: Option<ColdTier>,
+    cold_stats: Arc<ColdStats>,
 }
 
 impl<S: Storage> Writer<S> {
@@ -195,10 +204,16 @@ impl<S: Storage> Writer<S> {
         let (mut events, events_report) = RecordLog::open(event_storage, RecordLogOptions::default())?;
         let logged = events_report.last_key.unwrap_or(0);
         let mut events_cut = events_report.cut.as_ref().map(|cut| format!("{cut:?}"));
+        let cold_stats = Arc::new(ColdStats::default());
+        let mut cold = match &options.cold {
+            Some(cold_options) => Some(ColdTier::open(cold_options, cold_stats.clone())?),
+            None => None,
+        };
         let (mut state, after, snapshot_seq) = match &recovered.snapshot {
             Some(info) => {
                 let reader = journal.open_snapshot(info.seq)?;
-                let state = State::decode_snapshot_from(reader, info.payload_bytes)
+                let spill = cold.as_ref().map(|c| c as &dyn kasa_core::ledger::ColdSpill);
+                let state = State::decode_snapshot_spilling(reader, info.payload_bytes, spill)
                     .map_err(|error| EngineError::Snapshot { seq: info.seq, error })?;
                 if state.outbox().last_seq() <= logged {
                     (state, info.seq, Some(info.seq))
@@ -215,10 +230,17 @@ impl<S: Storage> Writer<S> {
         };
         // Every 128 bytes of payload is at most one transfer: size the index once.
         state.reserve_transfers(recovered.payload_bytes_after_snapshot as usize / kasa_core::ledger::RECORD_BYTES);
+        if let Some(cold) = cold.as_mut() {
+            cold.attach(&mut state);
+            cold.tick(&mut state);
+        }
         let mut events_derived = 0;
         let mut buffer = Vec::new();
         let frames_replayed = journal.replay(after, |frame| -> Result<(), EngineError> {
             apply_frame(&mut state, frame.seq, frame.timestamp, &frame.payload)?;
+            if let Some(cold) = cold.as_mut() {
+                cold.tick(&mut state);
+            }
             for event in state.take_events() {
                 if event.seq > logged {
                     buffer.clear();
@@ -263,6 +285,8 @@ impl<S: Storage> Writer<S> {
             events_unsynced: false,
             event_log,
             snapshot: None,
+            cold,
+            cold_stats,
         };
         Ok((writer, report))
     }
@@ -272,6 +296,11 @@ impl<S: Storage> Writer<S> {
     pub fn state(&self) -> &State {
         assert!(!self.failed, "the writer failed: its state may not be durable");
         &self.state
+    }
+
+    /// The cold store's counters.
+    pub fn cold_stats(&self) -> &Arc<ColdStats> {
+        &self.cold_stats
     }
 
     /// The reading end of the event log.
@@ -349,6 +378,9 @@ impl<S: Storage> Writer<S> {
         synced.map_err(|error| CommitError::Fatal(error.to_string()))?;
         let outcomes = outcomes.expect("the sequencer stamps batches after the last event");
         self.unlogged.extend(self.state.take_events());
+        if let Some(cold) = self.cold.as_mut() {
+            cold.tick(&mut self.state);
+        }
         Ok(outcomes)
     }
 
@@ -429,6 +461,9 @@ impl<S: Storage> Writer<S> {
                 return Err(ReplicateError::Unavailable(format!("frame {}: {error}", frame.seq)));
             }
             self.unlogged.extend(self.state.take_events());
+            if let Some(cold) = self.cold.as_mut() {
+                cold.tick(&mut self.state);
+            }
         }
         Ok(self.journal.last_seq())
     }

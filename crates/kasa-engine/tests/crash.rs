@@ -19,12 +19,20 @@ const START: u64 = 1_800_000_000 * SECOND;
 fn options() -> WriterOptions {
     // Small segments so that the workload rolls over several times, and a snapshot every few
     // batches so that crashes also land inside snapshot writes.
-    WriterOptions { journal: Options { segment_bytes_max: 4096, ..Options::default() }, snapshot_interval_bytes: 3000 }
+    WriterOptions {
+        journal: Options { segment_bytes_max: 4096, ..Options::default() },
+        snapshot_interval_bytes: 3000,
+        cold: None,
+    }
 }
 
 /// Smaller segments and snapshots for the wallet workload, whose frames are small.
 fn small_options() -> WriterOptions {
-    WriterOptions { journal: Options { segment_bytes_max: 1024, ..Options::default() }, snapshot_interval_bytes: 700 }
+    WriterOptions {
+        journal: Options { segment_bytes_max: 1024, ..Options::default() },
+        snapshot_interval_bytes: 700,
+        cold: None,
+    }
 }
 
 /// A deterministic workload: accounts, then plain, pending (with timeouts), posted, voided,

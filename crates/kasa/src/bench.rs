@@ -162,6 +162,12 @@ pub struct LedgerArgs {
     /// Seed of the random account pairs.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The server's `--hot-transfers` (transfers kept in memory; 0 keeps all).
+    #[arg(long)]
+    hot_transfers: Option<u64>,
+    /// The server's `--snapshot-interval-mib` (0: a snapshot only at a clean stop).
+    #[arg(long)]
+    snapshot_interval_mib: Option<u64>,
 }
 
 /// Runs a benchmark.
@@ -287,8 +293,17 @@ pub(crate) fn start_server_with(
 }
 
 pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// The most memory process `pid` has had resident (its high-water mark).
+pub(crate) fn rss_peak_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -456,7 +471,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
             // The journal (128 bytes and a frame share per transfer) plus up to three snapshots
             // (the last two kept, one being written), each about the state's size.
             check_disk(&data, (args.transfers + args.accounts) * 128 * 4 + (64 << 20))?;
-            let (s, _) = start_server(&data, &key)?;
+            let (s, _) = start_server_with(&data, &key, &ledger_serve_args(&args), &[])?;
             CLEANUP.lock().expect("cleanup lock").1 = Some(s.child.id());
             let addr = s.addr;
             server = Some((s, data));
@@ -568,11 +583,12 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     let Some((server, data)) = server else { return Ok(()) };
     if let (Some(empty), Some(before), Some(after)) = (rss_empty, rss_before, rss_bytes(server.child.id())) {
         println!(
-            "server memory: {:.1} MiB resident at start, {:.1} MiB after accounts, {:.1} MiB after transfers: \
-             {:.1} bytes per account, {:.1} bytes per transfer",
+            "server memory: {:.1} MiB resident at start, {:.1} MiB after accounts, {:.1} MiB after transfers \
+             (peak {:.1} MiB): {:.1} bytes per account, {:.1} bytes per transfer",
             empty as f64 / 1048576.0,
             before as f64 / 1048576.0,
             after as f64 / 1048576.0,
+            rss_peak_bytes(server.child.id()).unwrap_or(0) as f64 / 1048576.0,
             before.saturating_sub(empty) as f64 / args.accounts as f64,
             after.saturating_sub(before) as f64 / args.transfers as f64
         );
@@ -582,16 +598,38 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     }
     // kill -9: the next start replays the journal after the last snapshot.
     drop(server);
-    let (server, took) = start_server(&data, &key)?;
+    let serve_args = ledger_serve_args(&args);
+    let (server, took) = start_server_with(&data, &key, &serve_args, &[])?;
     CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
-    println!("recovery after kill -9 (journal replay): ready in {took:.2?}");
+    println!("recovery after kill -9 (journal replay): ready in {took:.2?}, {}", memory_line(server.child.id()));
     // A clean stop writes a snapshot; the next start loads it.
     stop(server)?;
-    let (server, took) = start_server(&data, &key)?;
+    let (server, took) = start_server_with(&data, &key, &serve_args, &[])?;
     CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
-    println!("recovery after a clean stop (snapshot load): ready in {took:.2?}");
+    println!("recovery after a clean stop (snapshot load): ready in {took:.2?}, {}", memory_line(server.child.id()));
     stop(server)?;
     Ok(())
+}
+
+/// The `kasa serve` flags a ledger benchmark passes on.
+fn ledger_serve_args(args: &LedgerArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(hot) = args.hot_transfers {
+        out.extend(["--hot-transfers".to_string(), hot.to_string()]);
+    }
+    if let Some(mib) = args.snapshot_interval_mib {
+        out.extend(["--snapshot-interval-mib".to_string(), mib.to_string()]);
+    }
+    out
+}
+
+/// The server's resident memory now and at its peak.
+fn memory_line(pid: u32) -> String {
+    format!(
+        "{:.1} MiB resident (peak {:.1} MiB)",
+        rss_bytes(pid).unwrap_or(0) as f64 / 1048576.0,
+        rss_peak_bytes(pid).unwrap_or(0) as f64 / 1048576.0
+    )
 }
 
 /// Stops a server with SIGTERM and waits for it.

@@ -10,7 +10,7 @@
 //! account unusable: back them up, apart from the journal.
 
 use anyhow::{bail, Context};
-use kasa_engine::{hex, Engine, EngineOptions, Health, Role};
+use kasa_engine::{hex, ColdOptions, Engine, EngineOptions, Health, Role};
 use kasa_journal::FileStorage;
 use kasa_server::{AppState, Config, Secret};
 use std::fs::{self, File};
@@ -69,6 +69,13 @@ pub struct ServeArgs {
     /// Write a snapshot every this many MiB of journal (0: only at shutdown).
     #[arg(long, default_value_t = 2048)]
     snapshot_interval_mib: u64,
+    /// Transfers per ledger kept in memory; older ones go to the embedded store `cold.redb`
+    /// in the data directory (whole chunks of 16,384). 0 keeps every transfer in memory.
+    #[arg(long, default_value_t = 1 << 20)]
+    hot_transfers: u64,
+    /// MiB of the embedded store's page cache.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    cold_cache_mib: u64,
     /// Requests that may wait for the sequencer; beyond it a request is answered 503 with
     /// Retry-After at once (backpressure instead of an unbounded queue).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -250,6 +257,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..EngineOptions::default()
     };
     options.writer.snapshot_interval_bytes = args.snapshot_interval_mib << 20;
+    if args.hot_transfers > 0 {
+        options.writer.cold = Some(ColdOptions {
+            path: args.data.join("cold.redb"),
+            hot_transfers: usize::try_from(args.hot_transfers).unwrap_or(usize::MAX),
+            cache_bytes: (args.cold_cache_mib << 20) as usize,
+        });
+    }
     if args.sync_followers == 1 {
         tracing::info!("synchronous standby: answers wait until a follower has their batch");
     }

@@ -2,7 +2,8 @@
 //! checksum and the hash chain from frame 1 (through `kasa_journal::verify`), replays every
 //! frame from an empty state, checks that each snapshot holds exactly the state the replay
 //! reached at its frame, checks that every event in the event log (`events/`) is the event the
-//! replay emitted with its number, checks the ledger invariants, and prints a summary. Any
+//! replay emitted with its number, checks the ledger invariants, checks that every page of the
+//! embedded store of cold transfers (`cold.redb`) equals the replay's transfers, and prints a summary. Any
 //! problem is an error and a non-zero exit. It only reads: it is safe on a copy of production
 //! data, and it does not cut a torn tail (it reports it; a damaged event log is reported too,
 //! since the server derives its events again from the journal).
@@ -95,6 +96,11 @@ pub fn run(data: &Path) -> anyhow::Result<()> {
         }
     }
     state.check_invariants().map_err(|e| anyhow::anyhow!("invariant broken: {e}"))?;
+    let cold = data.join("cold.redb");
+    if cold.exists() {
+        let line = kasa_engine::check_cold_store(&cold, &state).map_err(|e| anyhow::anyhow!("cold store: {e}"))?;
+        println!("cold store: {line}");
+    }
     println!("invariants: every ledger balances, no account breaks its flags, no pending transfer resolved twice");
     println!(
         "wallets: {} users, each with a KRW wallet that cannot go negative and holds at most the legal maximum; \

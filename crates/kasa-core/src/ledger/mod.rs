@@ -19,6 +19,7 @@
 //! TigerBeetle keeps for clients older than 0.16, and failing a linked chain on `exists`
 //! (here an item that exists counts as success in its chain). `docs/api.md` lists these.
 
+mod cold;
 mod command;
 mod exists;
 mod results;
@@ -26,6 +27,7 @@ mod snapshot;
 mod store;
 mod types;
 
+pub use cold::{ColdSpill, ColdStore, TRANSFERS_PER_CHUNK};
 pub use command::{Command, Outcome, Record, Records, ITEMS_PER_COMMAND_MAX};
 pub use results::{CreateAccountResult, CreateTransferResult, PendingStatus};
 pub use snapshot::{LedgerBuilder, LedgerView, SECTION_VERSION};
@@ -169,7 +171,7 @@ pub struct Ledger {
     /// Per account position: the position of its newest transfer (`NONE` if none). Together
     /// with `transfer_links` this is each account's history, newest first, at 4 bytes an entry.
     account_heads: Chunked<u32>,
-    transfers: Chunked<Transfer>,
+    transfers: cold::Transfers,
     transfer_index: IdIndex,
     /// Per transfer position: the previous transfer of its debit account and of its credit
     /// account (`NONE` if none).
@@ -253,7 +255,29 @@ impl Ledger {
     /// recovery calls it before a replay, whose size it knows from the journal.
     pub fn reserve_transfers(&mut self, additional: usize) {
         let records = &self.transfers;
-        self.transfer_index.reserve(additional, |p| records.get(p).id);
+        self.transfer_index.reserve(additional, |p| records.id(p));
+    }
+
+    /// Reads this ledger's cold transfers from `store` from now on (see `cold.rs`).
+    pub fn set_cold_store(&mut self, store: std::sync::Arc<dyn ColdStore>) {
+        self.transfers.set_store(store);
+    }
+
+    /// The number of chunks of transfers ([`TRANSFERS_PER_CHUNK`] each, the last maybe not
+    /// full), and how many of the oldest are cold.
+    pub fn transfer_chunks(&self) -> (usize, usize) {
+        (self.transfers.chunk_count(), self.transfers.cold_chunks())
+    }
+
+    /// The chunk `index` of transfers if no write will touch it again (full, sealed, not the
+    /// last): what may be copied to the embedded store.
+    pub fn sealed_transfer_chunk(&self, index: usize) -> Option<std::sync::Arc<Vec<Transfer>>> {
+        self.transfers.sealed_full_chunk(index)
+    }
+
+    /// Drops the oldest hot chunk of transfers from memory: the cold store must hold it.
+    pub fn make_transfer_chunk_cold(&mut self) {
+        self.transfers.make_cold();
     }
 
     /// Shares the arrays' chunks written since the last call, so that the next
@@ -289,7 +313,7 @@ impl Ledger {
 
     fn transfer_position(&self, id: u128) -> Option<u32> {
         let transfers = &self.transfers;
-        self.transfer_index.find(id, |p| transfers.get(p).id)
+        self.transfer_index.find_by(id, |p| transfers.is(p, id))
     }
 
     /// Whether a transfer with this id failed with a transient result before. Cheap while no
@@ -323,8 +347,8 @@ impl Ledger {
     }
 
     /// The transfer with this id.
-    pub fn transfer(&self, id: u128) -> Option<&Transfer> {
-        self.transfer_position(id).map(|p| self.transfers.get(p))
+    pub fn transfer(&self, id: u128) -> Option<Transfer> {
+        self.transfer_position(id).map(|p| self.transfers.at(p))
     }
 
     /// For a pending transfer: whether it is still open or how it was resolved.
@@ -338,7 +362,7 @@ impl Ledger {
     }
 
     /// All transfers in creation (and timestamp) order.
-    pub fn transfers(&self) -> impl DoubleEndedIterator<Item = &Transfer> + '_ {
+    pub fn transfers(&self) -> impl DoubleEndedIterator<Item = Transfer> + '_ {
         self.transfers.iter()
     }
 
@@ -368,13 +392,13 @@ impl Ledger {
         let mut position = *self.account_heads.get(account);
         // With an upper bound, start from the newest transfer at or before it (the transfer
         // array is sorted by timestamp) rather than walking down from the head.
-        if timestamp_max != 0 && position != NONE && self.transfers.get(position).timestamp > timestamp_max {
+        if timestamp_max != 0 && position != NONE && self.transfers.at(position).timestamp > timestamp_max {
             let start = self.partition_point(timestamp_max);
             position = NONE;
             let mut p = start;
             while p > 0 {
                 p -= 1;
-                let t = self.transfers.get(p);
+                let t = self.transfers.at(p);
                 if t.debit_account_id == id || t.credit_account_id == id {
                     position = p;
                     break;
@@ -382,7 +406,7 @@ impl Ledger {
                 // Scanning the array is only cheap near the bound; fall back to the chain.
                 if start - p > 4096 {
                     position = *self.account_heads.get(account);
-                    while position != NONE && self.transfers.get(position).timestamp > timestamp_max {
+                    while position != NONE && self.transfers.at(position).timestamp > timestamp_max {
                         position = self.next_in_history(position, id);
                     }
                     break;
@@ -390,11 +414,11 @@ impl Ledger {
             }
         }
         while position != NONE && out.len() < limit {
-            let t = self.transfers.get(position);
+            let t = self.transfers.at(position);
             if timestamp_min != 0 && t.timestamp < timestamp_min {
                 break;
             }
-            out.push(*t);
+            out.push(t);
             position = self.next_in_history(position, id);
         }
         out
@@ -402,7 +426,7 @@ impl Ledger {
 
     fn next_in_history(&self, position: u32, account_id: u128) -> u32 {
         let links = self.transfer_links.get(position);
-        if self.transfers.get(position).debit_account_id == account_id {
+        if self.transfers.at(position).debit_account_id == account_id {
             links[0]
         } else {
             links[1]
@@ -414,7 +438,7 @@ impl Ledger {
         let (mut lo, mut hi) = (0u32, self.transfers.len() as u32);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.transfers.get(mid).timestamp <= timestamp {
+            if self.transfers.at(mid).timestamp <= timestamp {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -560,7 +584,7 @@ impl Ledger {
                 let transfers = &self.transfers;
                 let len = transfers.len() as u32;
                 let popped = transfer.id;
-                self.transfer_index.remove(popped, |p| if p == len { popped } else { transfers.get(p).id });
+                self.transfer_index.remove(popped, |p| if p == len { popped } else { transfers.id(p) });
                 let dr = self.account_position(transfer.debit_account_id).expect("debit account of a transfer");
                 let cr = self.account_position(transfer.credit_account_id).expect("credit account of a transfer");
                 *self.account_heads.get_mut(dr) = links[0];
@@ -701,7 +725,7 @@ impl Ledger {
         // Room for the whole batch up front: `create_transfer` fills the slot its duplicate
         // check found empty, which needs the index not to grow in between.
         let records = &self.transfers;
-        self.transfer_index.reserve(transfers.len(), |p| records.get(p).id);
+        self.transfer_index.reserve(transfers.len(), |p| records.id(p));
         // Transfers `..warmed` have had their index slots brought into cache.
         let mut warmed = 0;
         let mut out = Vec::with_capacity(transfers.len());
@@ -765,7 +789,7 @@ impl Ledger {
         // `probe` makes room in the id's own table, so the slot it finds stays valid for
         // `insert_transfer`. (An `IdIndex::reserve(1)` here would visit every table per transfer.)
         let transfers = &self.transfers;
-        let vacant = match self.transfer_index.probe(t.id, |p| transfers.get(p).id) {
+        let vacant = match self.transfer_index.probe_by(t.id, |p| transfers.id(p), |p| transfers.is(p, t.id)) {
             Ok(position) => return self.transfer_exists(t, position),
             Err(vacant) => vacant,
         };
@@ -927,7 +951,7 @@ impl Ledger {
             Some(vacant) => self.transfer_index.insert_vacant(vacant, position),
             None => {
                 let transfers = &self.transfers;
-                self.transfer_index.insert(transfer.id, position, |p| transfers.get(p).id);
+                self.transfer_index.insert(transfer.id, position, |p| transfers.id(p));
             }
         }
         let links = [*self.account_heads.get(dr_position), *self.account_heads.get(cr_position)];
@@ -960,7 +984,7 @@ impl Ledger {
     /// `exists` with the stored timestamp and amount, or the first field that differs.
     fn transfer_exists(&self, t: &Transfer, position: u32) -> TransferOutcome {
         use CreateTransferResult as R;
-        let e = self.transfers.get(position);
+        let e = self.transfers.at(position);
         // The flags decide how the other fields compare, so they come first.
         let difference = if e.flags != t.flags {
             Some(R::ExistsWithDifferentFlags)
@@ -971,9 +995,9 @@ impl Ledger {
         } else if t.flags.has(TransferFlags::POST_PENDING_TRANSFER) || t.flags.has(TransferFlags::VOID_PENDING_TRANSFER)
         {
             let p = self.transfer(e.pending_id).expect("the pending transfer of a stored post or void");
-            exists::resolution_difference(t, e, p)
+            exists::resolution_difference(t, &e, &p)
         } else {
-            exists::plain_difference(t, e)
+            exists::plain_difference(t, &e)
         };
         match difference {
             Some(result) => TransferOutcome::failed(result),
@@ -1000,7 +1024,7 @@ impl Ledger {
         let Some(p_position) = self.transfer_position(t.pending_id) else {
             return fail(R::PendingTransferNotFound);
         };
-        let p = *self.transfers.get(p_position);
+        let p = self.transfers.at(p_position);
         if !p.flags.has(TransferFlags::PENDING) {
             return fail(R::PendingTransferNotPending);
         }
@@ -1108,7 +1132,7 @@ impl Ledger {
                 break;
             }
             self.expiries.pop_first();
-            let p = *self.transfers.get(position);
+            let p = self.transfers.at(position);
             debug_assert_eq!(PendingStatus::from_u8(*self.pending.get(position)), Some(PendingStatus::Pending));
             let dr_position = self.account_position(p.debit_account_id).expect("debit account");
             let cr_position = self.account_position(p.credit_account_id).expect("credit account");

@@ -8,6 +8,7 @@
 //! goes on while another thread encodes) and read as a stream, a slice of records at a time:
 //! neither side ever holds the whole section in one buffer.
 
+use super::cold::TransfersView;
 use super::store::ChunkedView;
 use super::{
     Account, AccountBalance, Ledger, PendingStatus, Transfer, TransferFlags, NANOS_PER_SECOND, NONE, RECORD_BYTES,
@@ -26,7 +27,7 @@ const BALANCE_ENTRY_BYTES: usize = 4 + 8 + 4 * 16;
 #[derive(Clone, Debug)]
 pub struct LedgerView {
     accounts: ChunkedView<Account>,
-    transfers: ChunkedView<Transfer>,
+    transfers: TransfersView,
     pending: ChunkedView<u8>,
     balance_log: ChunkedView<(u32, AccountBalance)>,
     failed: ChunkedView<u128>,
@@ -73,7 +74,7 @@ impl LedgerView {
         sink.put(&(self.accounts.len() as u64).to_le_bytes());
         sink.put(&(self.transfers.len() as u64).to_le_bytes());
         put_records(sink, self.accounts.iter(), &mut buffer);
-        put_records(sink, self.transfers.iter(), &mut buffer);
+        self.transfers.for_each_chunk(|records| put_records(sink, records.iter(), &mut buffer));
         let pending_count = self.pending.iter().filter(|&&b| b != 0).count();
         sink.put(&(pending_count as u64).to_le_bytes());
         for (position, &status) in self.pending.iter().enumerate().filter(|(_, &b)| b != 0) {
@@ -107,7 +108,10 @@ impl LedgerView {
 impl Ledger {
     /// Reads what [`LedgerView::write_section`] wrote, a slice of records at a time. Every
     /// count, position and reference is checked.
-    pub(crate) fn read_section(c: &mut Reader<impl std::io::Read>) -> Result<Ledger, DecodeError> {
+    pub(crate) fn read_section(
+        c: &mut Reader<impl std::io::Read>,
+        cold: Option<(&dyn super::ColdSpill, usize)>,
+    ) -> Result<Ledger, DecodeError> {
         let invalid = DecodeError::Invalid;
         let accounts = c.u64()?;
         let transfers = c.u64()?;
@@ -118,6 +122,9 @@ impl Ledger {
             )));
         }
         let mut builder = LedgerBuilder::new(transfers as usize);
+        if let Some((spill, which)) = cold {
+            builder.ledger.transfers.set_store(spill.store(which));
+        }
         let mut left = accounts as usize;
         while left > 0 {
             let n = left.min(RECORDS_PER_PUT);
@@ -138,6 +145,9 @@ impl Ledger {
                 builder.transfer(t).map_err(invalid)?;
             }
             left -= n;
+            if builder.ledger.transfers.len().is_multiple_of(super::TRANSFERS_PER_CHUNK) || left == 0 {
+                builder.spill(cold)?;
+            }
         }
         for _ in 0..c.count(5, "pending statuses")? {
             let position = c.u32()?;
@@ -181,6 +191,15 @@ impl LedgerBuilder {
         LedgerBuilder { ledger, last_timestamp: 0 }
     }
 
+    /// With a spill, puts the chunks beyond the hot window in the store.
+    fn spill(&mut self, cold: Option<(&dyn super::ColdSpill, usize)>) -> Result<(), DecodeError> {
+        let Some((spill, which)) = cold else { return Ok(()) };
+        self.ledger
+            .transfers
+            .spill_while_decoding(spill, which)
+            .map_err(|e| DecodeError::invalid(format!("cannot write transfers to the cold store: {e}")))
+    }
+
     /// Adds the next account.
     pub fn account(&mut self, a: Account) -> Result<(), String> {
         let ledger = &mut self.ledger;
@@ -198,7 +217,7 @@ impl LedgerBuilder {
     pub fn transfer(&mut self, t: Transfer) -> Result<(), String> {
         let ledger = &mut self.ledger;
         let records = &ledger.transfers;
-        let vacant = match ledger.transfer_index.probe(t.id, |p| records.get(p).id) {
+        let vacant = match ledger.transfer_index.probe_by(t.id, |p| records.id(p), |p| records.is(p, t.id)) {
             Err(vacant) if t.id != 0 && t.id != u128::MAX => vacant,
             _ => return Err(format!("transfer id {} is invalid or repeated", t.id)),
         };
@@ -222,7 +241,7 @@ impl LedgerBuilder {
     pub fn pending(&mut self, position: u32, status: PendingStatus) -> Result<(), String> {
         let ledger = &mut self.ledger;
         if position as usize >= ledger.transfers.len()
-            || !ledger.transfers.get(position).flags.has(TransferFlags::PENDING)
+            || !ledger.transfers.at(position).flags.has(TransferFlags::PENDING)
         {
             return Err(format!("pending status names position {position}, which is not a pending transfer"));
         }
@@ -230,7 +249,7 @@ impl LedgerBuilder {
             return Err(format!("pending status of position {position} given twice"));
         }
         if status == PendingStatus::Pending {
-            let p = ledger.transfers.get(position);
+            let p = ledger.transfers.at(position);
             if p.timeout != 0 {
                 let at = (p.timeout as u64)
                     .checked_mul(NANOS_PER_SECOND)

@@ -31,7 +31,7 @@ use std::sync::Arc;
 /// Records per chunk. 16,384 records of 128 bytes is 2 MiB: a copy-on-write of a whole chunk
 /// takes well under a millisecond, and the chunk list stays short (600 chunks for ten
 /// million transfers).
-const CHUNK_RECORDS: usize = 1 << 14;
+pub const CHUNK_RECORDS: usize = 1 << 14;
 
 /// The most records one array holds; positions are `u32` and `u32::MAX` means "none".
 pub const RECORDS_MAX: usize = u32::MAX as usize - 1;
@@ -53,6 +53,9 @@ pub const NONE: u32 = u32::MAX;
 pub struct Chunked<T> {
     chunks: Vec<Chunk<T>>,
     len: usize,
+    /// The leading chunks that are cold: their records live in the embedded store, not here
+    /// (see `cold.rs`). Only transfers go cold.
+    cold: usize,
     /// Indexes of the chunks made owned since the last seal (some may have been popped since).
     owned: Vec<u32>,
 }
@@ -61,6 +64,8 @@ pub struct Chunked<T> {
 enum Chunk<T> {
     Owned(Vec<T>),
     Shared(Arc<Vec<T>>),
+    /// In the embedded store; read through the ledger's cold store, never here.
+    Cold,
 }
 
 impl<T> Chunk<T> {
@@ -68,13 +73,22 @@ impl<T> Chunk<T> {
         match self {
             Chunk::Owned(v) => v,
             Chunk::Shared(v) => v,
+            Chunk::Cold => panic!("a cold chunk is read through the cold store"),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        match self {
+            Chunk::Owned(v) => v.capacity(),
+            Chunk::Shared(v) => v.capacity(),
+            Chunk::Cold => 0,
         }
     }
 }
 
 impl<T> Default for Chunked<T> {
     fn default() -> Self {
-        Chunked { chunks: Vec::new(), len: 0, owned: Vec::new() }
+        Chunked { chunks: Vec::new(), len: 0, cold: 0, owned: Vec::new() }
     }
 }
 
@@ -82,7 +96,8 @@ impl<T> Default for Chunked<T> {
 /// the writer goes on.
 #[derive(Clone, Debug)]
 pub struct ChunkedView<T> {
-    chunks: Vec<Arc<Vec<T>>>,
+    /// `None` for a cold chunk.
+    chunks: Vec<Option<Arc<Vec<T>>>>,
     len: usize,
 }
 
@@ -100,7 +115,7 @@ impl<T: Clone> Chunked<T> {
         }
         match &mut self.chunks[index] {
             Chunk::Owned(v) => v,
-            Chunk::Shared(_) => unreachable!("the chunk was taken back"),
+            Chunk::Shared(_) | Chunk::Cold => unreachable!("the chunk was taken back"),
         }
     }
 
@@ -109,7 +124,7 @@ impl<T: Clone> Chunked<T> {
     #[inline(never)]
     fn take_back(&mut self, index: usize) {
         let Chunk::Shared(shared) = std::mem::replace(&mut self.chunks[index], Chunk::Owned(Vec::new())) else {
-            unreachable!("only a shared chunk is taken back");
+            unreachable!("only a shared chunk is taken back: a cold one is never written");
         };
         let owned = Arc::try_unwrap(shared).unwrap_or_else(|shared| {
             // Room for a whole chunk: the last one is still pushed to.
@@ -186,8 +201,9 @@ impl<T: Clone> Chunked<T> {
             .chunks
             .iter()
             .map(|chunk| match chunk {
-                Chunk::Shared(shared) => shared.clone(),
-                Chunk::Owned(owned) => Arc::new(owned.clone()),
+                Chunk::Shared(shared) => Some(shared.clone()),
+                Chunk::Owned(owned) => Some(Arc::new(owned.clone())),
+                Chunk::Cold => None,
             })
             .collect();
         ChunkedView { chunks, len: self.len }
@@ -195,7 +211,49 @@ impl<T: Clone> Chunked<T> {
 
     /// Bytes of memory held, for the memory benchmark.
     pub fn bytes_allocated(&self) -> usize {
-        self.chunks.iter().map(|c| c.as_vec().capacity() * std::mem::size_of::<T>()).sum()
+        self.chunks.iter().map(|c| c.capacity() * std::mem::size_of::<T>()).sum()
+    }
+
+    /// Whether the record at `position` is in memory (not in a cold chunk).
+    #[inline]
+    pub fn is_hot(&self, position: u32) -> bool {
+        position as usize / CHUNK_RECORDS >= self.cold
+    }
+
+    /// The number of chunks, full or not.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The number of leading chunks that are cold.
+    pub fn cold_chunks(&self) -> usize {
+        self.cold
+    }
+
+    /// The records of a hot chunk.
+    pub fn chunk(&self, index: usize) -> &[T] {
+        self.chunks[index].as_vec()
+    }
+
+    /// The chunk `index` if it is full, shared (sealed) and not the last: a chunk no write
+    /// will ever touch again, which may go to the embedded store.
+    pub fn sealed_full_chunk(&self, index: usize) -> Option<Arc<Vec<T>>> {
+        match self.chunks.get(index) {
+            Some(Chunk::Shared(records)) if records.len() == CHUNK_RECORDS && index + 1 < self.chunks.len() => {
+                Some(records.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops the records of the next chunk to go cold (chunk `cold_chunks()`), which must be a
+    /// full chunk before the last; the embedded store holds them now.
+    pub fn make_cold(&mut self) {
+        let index = self.cold;
+        assert!(index + 1 < self.chunks.len(), "only a chunk before the last goes cold");
+        assert_eq!(self.chunks[index].as_vec().len(), CHUNK_RECORDS, "only a full chunk goes cold");
+        self.chunks[index] = Chunk::Cold;
+        self.cold += 1;
     }
 }
 
@@ -205,11 +263,16 @@ impl<T> ChunkedView<T> {
         self.len
     }
 
-    /// All records in position order.
+    /// All records in position order; the view must have no cold chunk.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
         // A view's chunks hold exactly its records: the writer takes a chunk back (copying it
         // while the view holds it) before it pushes to it or pops from it.
-        self.chunks.iter().flat_map(|chunk| chunk.iter())
+        self.chunks.iter().flat_map(|chunk| chunk.as_ref().expect("a view of hot chunks only").iter())
+    }
+
+    /// Its chunks in order: `None` for a cold one.
+    pub fn chunks(&self) -> impl Iterator<Item = Option<&[T]>> + '_ {
+        self.chunks.iter().map(|chunk| chunk.as_ref().map(|records| records.as_slice()))
     }
 }
 
@@ -347,7 +410,7 @@ impl Table {
     }
 
     #[inline]
-    fn probe(&self, h: u64, id: u128, id_of: &impl Fn(u32) -> u128) -> Result<u32, (usize, u8)> {
+    fn probe(&self, h: u64, is: &impl Fn(u32) -> bool) -> Result<u32, (usize, u8)> {
         let mask = self.mask();
         let t = tag(h);
         let mut slot = h as usize & mask;
@@ -356,7 +419,7 @@ impl Table {
             if value == 0 {
                 return Err((slot, t));
             }
-            if self.tags[slot] == t && id_of(value - 1) == id {
+            if self.tags[slot] == t && is(value - 1) {
                 return Ok(value - 1);
             }
             slot = (slot + 1) & mask;
@@ -494,21 +557,28 @@ impl IdIndex {
 
     /// The position of `id`, if indexed.
     pub fn find(&self, id: u128, id_of: impl Fn(u32) -> u128) -> Option<u32> {
+        self.find_by(id, |p| id_of(p) == id)
+    }
+
+    /// The position of `id`, if indexed, where `is(p)` tells whether position `p` holds `id`
+    /// (which can answer most mismatches without reading the record).
+    pub fn find_by(&self, id: u128, is: impl Fn(u32) -> bool) -> Option<u32> {
         let h = hash(id);
-        match self.table.probe(h, id, &id_of) {
+        match self.table.probe(h, &is) {
             Ok(position) => Some(position),
-            Err(_) => self.growth.as_ref().and_then(|g| g.old.probe(h, id, &id_of).ok()),
+            Err(_) => self.growth.as_ref().and_then(|g| g.old.probe(h, &is).ok()),
         }
     }
 
     /// The position of `id`, or the empty slot where it would go, with room made for it: the
     /// slot stays valid for [`IdIndex::insert_vacant`] until the index next changes.
-    pub fn probe(&mut self, id: u128, id_of: impl Fn(u32) -> u128) -> Result<u32, Vacant> {
+    /// `is` as in [`IdIndex::find_by`]; `id_of` gives the ids a growth moves.
+    pub fn probe_by(&mut self, id: u128, id_of: impl Fn(u32) -> u128, is: impl Fn(u32) -> bool) -> Result<u32, Vacant> {
         self.make_room(1, MOVES_PER_INSERT, &id_of);
         let h = hash(id);
-        match self.table.probe(h, id, &id_of) {
+        match self.table.probe(h, &is) {
             Ok(position) => Ok(position),
-            Err((slot, tag)) => match self.growth.as_ref().and_then(|g| g.old.probe(h, id, &id_of).ok()) {
+            Err((slot, tag)) => match self.growth.as_ref().and_then(|g| g.old.probe(h, &is).ok()) {
                 Some(position) => Ok(position),
                 None => Err(Vacant { slot, tag }),
             },
@@ -612,7 +682,9 @@ mod tests {
                 if state.is_multiple_of(3) {
                     index.insert(id, position, |p| ids[p as usize]);
                 } else {
-                    let vacant = index.probe(id, |p| ids[p as usize]).expect_err("a new id is vacant");
+                    let vacant = index
+                        .probe_by(id, |p| ids[p as usize], |p| ids[p as usize] == id)
+                        .expect_err("a new id is vacant");
                     index.insert_vacant(vacant, position);
                 }
                 slot.insert(position);
@@ -663,7 +735,8 @@ mod tests {
                 }
             }
             for _ in 0..BATCH {
-                let vacant = index.probe(id_at(len), id_at).expect_err("a new id is vacant");
+                let vacant =
+                    index.probe_by(id_at(len), id_at, |p| id_at(p) == id_at(len)).expect_err("a new id is vacant");
                 index.insert_vacant(vacant, len);
                 len += 1;
             }
@@ -714,7 +787,7 @@ mod tests {
                     .chunks
                     .iter()
                     .zip(&view.chunks)
-                    .all(|(c, v)| matches!(c, Chunk::Shared(s) if Arc::ptr_eq(s, v))));
+                    .all(|(c, v)| matches!((c, v), (Chunk::Shared(s), Some(v)) if Arc::ptr_eq(s, v))));
             }
             *c.get_mut(3) = 1_000_000;
             *c.get_mut(CHUNK_RECORDS as u32 + 2) = 2_000_000;

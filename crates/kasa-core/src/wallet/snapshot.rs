@@ -149,7 +149,7 @@ impl Wallets {
                 }
                 RemittanceStatus::Returned => {
                     let hold = books.transfer(rem.transfer_id()).expect("a status has its transfer");
-                    let at = expiry_of(hold)
+                    let at = expiry_of(&hold)
                         .ok_or_else(|| DecodeError::invalid(format!("hold {} has no timeout", rem.id)))?;
                     w.returned.entry(rem.from_user).or_default().push((at, rem.id));
                 }

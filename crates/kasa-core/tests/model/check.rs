@@ -75,7 +75,7 @@ pub(crate) fn compare_state(state: &State, model: &Model, rng: &mut Rng) -> Resu
     for id in (0..=ACCOUNT_IDS + 2).chain([MAX]) {
         same(format!("account {id}"), format!("{:?}", ledger.account(id)), format!("{:?}", model.accounts.get(&id)))?;
     }
-    let transfers: Vec<Transfer> = ledger.transfers().copied().collect();
+    let transfers: Vec<Transfer> = ledger.transfers().collect();
     if transfers != model.transfers {
         let at = transfers.iter().zip(&model.transfers).position(|(a, e)| a != e).unwrap_or(transfers.len());
         return Err(format!(

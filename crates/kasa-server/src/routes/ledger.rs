@@ -141,7 +141,7 @@ impl Create for Transfer {
         } else {
             ledger.pending_status(item.id)
         };
-        serde_json::to_value(TransferOutput::new(stored, status)).ok()
+        serde_json::to_value(TransferOutput::new(&stored, status)).ok()
     }
 }
 
@@ -272,7 +272,7 @@ pub async fn get_transfer(State(app): State<AppState>, Path(raw): Path<String>) 
     let id = parse_id(&raw)?;
     let found = app
         .engine
-        .read(move |s| s.ledger().transfer(id).map(|t| TransferOutput::new(t, s.ledger().pending_status(id))));
+        .read(move |s| s.ledger().transfer(id).map(|t| TransferOutput::new(&t, s.ledger().pending_status(id))));
     match found.await? {
         Some(transfer) => Ok(Json(transfer).into_response()),
         None => Err(Problem::not_found(format!("no transfer has id {id}"))),
@@ -320,7 +320,7 @@ pub async fn lookup_transfers(State(app): State<AppState>, body: Bytes) -> Resul
             let mut out = LookupOutput { data: Vec::new(), not_found: Vec::new() };
             for id in ids {
                 match s.ledger().transfer(id) {
-                    Some(t) => out.data.push(TransferOutput::new(t, s.ledger().pending_status(id))),
+                    Some(t) => out.data.push(TransferOutput::new(&t, s.ledger().pending_status(id))),
                     None => out.not_found.push(Dec128(id)),
                 }
             }

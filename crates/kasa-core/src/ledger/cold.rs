@@ -1,0 +1,230 @@
+//! Transfers beyond RAM: the array of transfers with its oldest chunks in an embedded store.
+//!
+//! A full chunk of transfers before the last never changes again (transfers are append-only;
+//! a pending transfer's status is in its own array). The engine copies such chunks, oldest
+//! first, to its embedded store and then tells the ledger to drop them: the chunk goes
+//! **cold**. What stays in memory per cold transfer is its index slot, its history links, its
+//! pending byte and a 32-bit fingerprint of its id, which answers nearly every lookup of an id
+//! that is not there without reading the store. Going cold changes where a record is, never
+//! what it is: the state, its hash and its snapshot are the same whether a chunk is hot or
+//! cold, so which chunks are cold is not in the journal and replicas and replays decide it
+//! for themselves.
+//!
+//! The core does no I/O: reads go through [`ColdStore`], which the engine implements over its
+//! store. A store that cannot answer (a failed disk, a checksum that does not match) stops
+//! the process with a message; recovery then rebuilds from the snapshot and the journal, which
+//! hold every transfer.
+
+use super::store::{Chunked, ChunkedView, CHUNK_RECORDS};
+use super::Transfer;
+use std::sync::Arc;
+
+/// Transfers per chunk: the unit that goes cold.
+pub const TRANSFERS_PER_CHUNK: usize = CHUNK_RECORDS;
+
+/// Where a ledger reads its cold transfers.
+pub trait ColdStore: Send + Sync + std::fmt::Debug {
+    /// Fills `out` with the transfers at positions `first..first + out.len()`, all in cold
+    /// chunks. Panics if the store cannot answer (see the module documentation).
+    fn read(&self, first: u32, out: &mut [Transfer]);
+}
+
+/// Where a snapshot being decoded puts its transfers beyond the hot window, so that a
+/// recovery never holds them all in memory at once: the engine's store, written as the
+/// decoder reads.
+pub trait ColdSpill {
+    /// The reader of ledger `which`'s cold transfers (0: the operators' ledger, 1: the books).
+    fn store(&self, which: usize) -> Arc<dyn ColdStore>;
+    /// Chunks kept in memory after the last cold one (at least 1).
+    fn hot_chunks(&self) -> usize;
+    /// Makes chunk `chunk` of ledger `which` durable in the store.
+    fn write(&self, which: usize, chunk: usize, records: &[Transfer]) -> Result<(), String>;
+}
+
+/// The fingerprint of an id kept for cold transfers: independent of the index's hash (a
+/// different multiplier over both halves), so that ids sharing a probe chain rarely share it.
+#[inline]
+fn print(id: u128) -> u32 {
+    let folded = (id as u64) ^ ((id >> 64) as u64).rotate_left(29);
+    (folded.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 32) as u32
+}
+
+/// The ledger's transfers: hot chunks in memory, cold ones in the store.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Transfers {
+    records: Chunked<Transfer>,
+    store: Option<Arc<dyn ColdStore>>,
+    /// Per cold chunk, its transfers' id fingerprints.
+    prints: Vec<Box<[u32]>>,
+}
+
+impl Transfers {
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(crate) fn push(&mut self, t: Transfer) -> u32 {
+        self.records.push(t)
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Transfer> {
+        self.records.pop()
+    }
+
+    pub(crate) fn seal(&mut self) {
+        self.records.seal()
+    }
+
+    pub(crate) fn bytes_allocated(&self) -> usize {
+        self.records.bytes_allocated() + self.prints.len() * TRANSFERS_PER_CHUNK * 4
+    }
+
+    /// The transfer at `position`, which must exist.
+    #[inline]
+    pub(crate) fn at(&self, position: u32) -> Transfer {
+        if self.records.is_hot(position) {
+            *self.records.get(position)
+        } else {
+            self.read_cold(position)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_cold(&self, position: u32) -> Transfer {
+        let mut out = [Transfer::default()];
+        self.store.as_ref().expect("a cold chunk without a store").read(position, &mut out);
+        out[0]
+    }
+
+    /// The id of the transfer at `position` (read from the store if cold: a growth of the
+    /// index reads them in position order).
+    #[inline]
+    pub(crate) fn id(&self, position: u32) -> u128 {
+        self.at(position).id
+    }
+
+    /// Whether the transfer at `position` has this id: for a cold one, the fingerprint
+    /// answers a mismatch without reading the store.
+    #[inline]
+    pub(crate) fn is(&self, position: u32, id: u128) -> bool {
+        if self.records.is_hot(position) {
+            return self.records.get(position).id == id;
+        }
+        let p = position as usize;
+        self.prints[p / TRANSFERS_PER_CHUNK][p % TRANSFERS_PER_CHUNK] == print(id) && self.read_cold(position).id == id
+    }
+
+    /// Every transfer in position order, a chunk at a time (a cold chunk is read whole).
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = Transfer> + '_ {
+        (0..self.records.chunk_count()).flat_map(move |c| self.chunk_records(c))
+    }
+
+    fn chunk_records(&self, chunk: usize) -> ChunkRecords<'_> {
+        if chunk >= self.records.cold_chunks() {
+            return ChunkRecords::Hot(self.records.chunk(chunk).iter());
+        }
+        let mut out = vec![Transfer::default(); TRANSFERS_PER_CHUNK];
+        self.store.as_ref().expect("a cold chunk without a store").read((chunk * TRANSFERS_PER_CHUNK) as u32, &mut out);
+        ChunkRecords::Cold(out.into_iter())
+    }
+
+    pub(crate) fn view(&self) -> TransfersView {
+        TransfersView { records: self.records.view(), store: self.store.clone() }
+    }
+
+    pub(crate) fn set_store(&mut self, store: Arc<dyn ColdStore>) {
+        self.store = Some(store);
+    }
+
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.records.chunk_count()
+    }
+
+    pub(crate) fn cold_chunks(&self) -> usize {
+        self.records.cold_chunks()
+    }
+
+    pub(crate) fn sealed_full_chunk(&self, index: usize) -> Option<Arc<Vec<Transfer>>> {
+        self.records.sealed_full_chunk(index)
+    }
+
+    /// While decoding: writes every chunk beyond the hot window to the store and drops it.
+    pub(crate) fn spill_while_decoding(&mut self, spill: &dyn ColdSpill, which: usize) -> Result<(), String> {
+        self.records.seal();
+        loop {
+            let cold = self.records.cold_chunks();
+            if cold + spill.hot_chunks() >= self.records.chunk_count() {
+                return Ok(());
+            }
+            let Some(records) = self.records.sealed_full_chunk(cold) else { return Ok(()) };
+            spill.write(which, cold, &records)?;
+            drop(records);
+            self.make_cold();
+        }
+    }
+
+    /// Drops the next chunk to go cold, keeping its ids' fingerprints. The store must hold it.
+    pub(crate) fn make_cold(&mut self) {
+        assert!(self.store.is_some(), "a chunk goes cold only with a store to read it from");
+        let chunk = self.records.cold_chunks();
+        let prints = self.records.chunk(chunk).iter().map(|t| print(t.id)).collect();
+        self.records.make_cold();
+        self.prints.push(prints);
+    }
+}
+
+enum ChunkRecords<'a> {
+    Hot(std::slice::Iter<'a, Transfer>),
+    Cold(std::vec::IntoIter<Transfer>),
+}
+
+impl Iterator for ChunkRecords<'_> {
+    type Item = Transfer;
+
+    fn next(&mut self) -> Option<Transfer> {
+        match self {
+            ChunkRecords::Hot(it) => it.next().copied(),
+            ChunkRecords::Cold(it) => it.next(),
+        }
+    }
+}
+
+impl DoubleEndedIterator for ChunkRecords<'_> {
+    fn next_back(&mut self) -> Option<Transfer> {
+        match self {
+            ChunkRecords::Hot(it) => it.next_back().copied(),
+            ChunkRecords::Cold(it) => it.next_back(),
+        }
+    }
+}
+
+/// A frozen view of the transfers, for a snapshot: cold chunks are read from the store as the
+/// snapshot is written (they never change, so any later read gives the same records).
+#[derive(Clone, Debug)]
+pub(crate) struct TransfersView {
+    records: ChunkedView<Transfer>,
+    store: Option<Arc<dyn ColdStore>>,
+}
+
+impl TransfersView {
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Calls `f` with each chunk's records in order, reading cold ones into a buffer.
+    pub(crate) fn for_each_chunk(&self, mut f: impl FnMut(&[Transfer])) {
+        let mut buffer = Vec::new();
+        for (index, chunk) in self.records.chunks().enumerate() {
+            match chunk {
+                Some(records) => f(records),
+                None => {
+                    buffer.resize(TRANSFERS_PER_CHUNK, Transfer::default());
+                    let store = self.store.as_ref().expect("a cold chunk without a store");
+                    store.read((index * TRANSFERS_PER_CHUNK) as u32, &mut buffer);
+                    f(&buffer);
+                }
+            }
+        }
+    }
+}
