@@ -191,11 +191,7 @@ impl State {
     }
 
     /// Ledger `which`'s chunk `index` of transfers, if no write will touch it again.
-    pub fn sealed_transfer_chunk(
-        &self,
-        which: usize,
-        index: usize,
-    ) -> Option<std::sync::Arc<Vec<crate::ledger::Transfer>>> {
+    pub fn sealed_transfer_chunk(&self, which: usize, index: usize) -> Option<crate::ledger::ColdChunk> {
         self.cold_ledger(which).sealed_transfer_chunk(index)
     }
 

@@ -22,24 +22,50 @@
 //! copy) is overwritten, so a chunk goes cold only once this store holds it as the state has it.
 
 use crate::EngineError;
-use kasa_core::ledger::{ColdSpill, ColdStore, Record, Transfer, RECORD_BYTES, TRANSFERS_PER_CHUNK};
+use kasa_core::ledger::{ColdChunk, ColdSpill, ColdStore, Record, Transfer, RECORD_BYTES, TRANSFERS_PER_CHUNK};
 use kasa_core::State;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Transfers per page of the store.
-const PAGE_RECORDS: usize = 32;
-const PAGE_BYTES: usize = PAGE_RECORDS * RECORD_BYTES;
-const PAGES_PER_CHUNK: usize = TRANSFERS_PER_CHUNK / PAGE_RECORDS;
+/// Bytes of a transfer in a page: its 128-byte record and its two history links.
+const ENTRY_BYTES: usize = RECORD_BYTES + 8;
+/// Transfers per page of the store: 29 entries (3,944 bytes) and the B-tree's own bytes fit
+/// one 4 KiB page of redb's; a value past it would take two.
+const PAGE_RECORDS: usize = 29;
+const PAGE_BYTES: usize = PAGE_RECORDS * ENTRY_BYTES;
+/// Pages per chunk (the last one shorter): a page never spans two chunks.
+const PAGES_PER_CHUNK: usize = TRANSFERS_PER_CHUNK.div_ceil(PAGE_RECORDS);
+/// Chunks the decoder writes without a sync in between (see `ColdSpill for ColdTier`).
+const DECODE_CHUNKS_PER_SYNC: usize = 64;
 /// Chunks the spill thread writes in one transaction at most (one sync each transaction).
 const CHUNKS_PER_COMMIT: usize = 16;
 
 const TABLES: [TableDefinition<u64, &[u8]>; State::COLD_LEDGERS] =
     [TableDefinition::new("transfers.operators"), TableDefinition::new("transfers.books")];
+/// Per chunk, the BLAKE3 digest of its pages: a chunk already stored as it is is not written
+/// again.
+const DIGESTS: [TableDefinition<u64, &[u8]>; State::COLD_LEDGERS] =
+    [TableDefinition::new("digests.operators"), TableDefinition::new("digests.books")];
+
+/// The page holding `position`: its key, its first position and its number of records.
+fn page_of(position: usize) -> (u64, usize, usize) {
+    let (chunk, offset) = (position / TRANSFERS_PER_CHUNK, position % TRANSFERS_PER_CHUNK);
+    let index = offset / PAGE_RECORDS;
+    let (key, start, len) = page_span((chunk * PAGES_PER_CHUNK + index) as u64);
+    debug_assert!(start <= position && position < start + len);
+    (key, start, len)
+}
+
+/// A page's key, first position and number of records.
+fn page_span(key: u64) -> (u64, usize, usize) {
+    let (chunk, index) = (key as usize / PAGES_PER_CHUNK, key as usize % PAGES_PER_CHUNK);
+    let offset = index * PAGE_RECORDS;
+    (key, chunk * TRANSFERS_PER_CHUNK + offset, PAGE_RECORDS.min(TRANSFERS_PER_CHUNK - offset))
+}
 const LEDGER_NAMES: [&str; State::COLD_LEDGERS] = ["the operators' ledger", "Kasa's books"];
 
 /// Where cold transfers go, and how many stay hot.
@@ -67,7 +93,7 @@ pub struct ColdStats {
 struct Job {
     ledger: usize,
     chunk: usize,
-    records: Arc<Vec<Transfer>>,
+    chunk_data: ColdChunk,
 }
 
 /// The writer's side: sends chunks to the spill thread and drops the ones it stored.
@@ -155,8 +181,8 @@ impl ColdTier {
             let (chunks, _) = state.transfer_chunks(ledger);
             while self.sent[ledger] + self.hot_chunks < chunks {
                 let chunk = self.sent[ledger];
-                let Some(records) = state.sealed_transfer_chunk(ledger, chunk) else { break };
-                if jobs.send(Job { ledger, chunk, records }).is_err() {
+                let Some(chunk_data) = state.sealed_transfer_chunk(ledger, chunk) else { break };
+                if jobs.send(Job { ledger, chunk, chunk_data }).is_err() {
                     return;
                 }
                 self.sent[ledger] += 1;
@@ -176,8 +202,18 @@ impl ColdSpill for ColdTier {
         self.hot_chunks
     }
 
-    fn write(&self, which: usize, chunk: usize, records: &[Transfer]) -> Result<(), String> {
-        write_chunks(&self.db, &[(which, chunk, records)], &mut Vec::with_capacity(PAGE_BYTES))?;
+    fn write(&self, which: usize, chunk: usize, records: &[Transfer], links: &[[u32; 2]]) -> Result<(), String> {
+        // Synced every so many chunks only: the store needs no durability (a chunk lost in a
+        // crash is written again on the next start), and a sync per chunk made a recovery
+        // that rebuilds the store wait for the disk.
+        let durability =
+            if chunk.is_multiple_of(DECODE_CHUNKS_PER_SYNC) { Durability::Immediate } else { Durability::None };
+        write_chunks(
+            &self.db,
+            &[ChunkWrite { ledger: which, chunk, records, links }],
+            &mut Vec::with_capacity(PAGE_BYTES),
+            durability,
+        )?;
         self.stats.chunks_stored.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -209,8 +245,16 @@ fn spill(
                 Err(_) => break,
             }
         }
-        let items: Vec<_> = batch.iter().map(|job| (job.ledger, job.chunk, job.records.as_slice())).collect();
-        let result = write_chunks(db, &items, &mut page);
+        let items: Vec<_> = batch
+            .iter()
+            .map(|job| ChunkWrite {
+                ledger: job.ledger,
+                chunk: job.chunk,
+                records: &job.chunk_data.records,
+                links: &job.chunk_data.links,
+            })
+            .collect();
+        let result = write_chunks(db, &items, &mut page, Durability::Immediate);
         match result {
             Ok(()) => {
                 for job in &batch {
@@ -228,36 +272,85 @@ fn spill(
     }
 }
 
-/// Writes chunks, each `(ledger, chunk, records)`, in one transaction, durable on return.
-fn write_chunks(db: &Database, items: &[(usize, usize, &[Transfer])], page: &mut Vec<u8>) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| format!("begin: {e}"))?;
-    for &(ledger, chunk, records) in items {
-        let mut table = txn.open_table(TABLES[ledger]).map_err(|e| format!("open table: {e}"))?;
-        for (i, records) in records.chunks(PAGE_RECORDS).enumerate() {
-            page.clear();
-            for t in records {
-                t.encode_record(page);
-            }
-            let key = (chunk * PAGES_PER_CHUNK + i) as u64;
-            let same = table
-                .get(key)
-                .map_err(|e| format!("read page {key}: {e}"))?
-                .is_some_and(|v| v.value() == page.as_slice());
-            if !same {
-                table.insert(key, page.as_slice()).map_err(|e| format!("write page {key}: {e}"))?;
-            }
-        }
+/// A chunk to write: its ledger, its number, its transfers and their links.
+#[derive(Clone, Copy)]
+struct ChunkWrite<'a> {
+    ledger: usize,
+    chunk: usize,
+    records: &'a [Transfer],
+    links: &'a [[u32; 2]],
+}
+
+/// A page's bytes: its transfers' records, then their links.
+fn encode_page(records: &[Transfer], links: &[[u32; 2]], page: &mut Vec<u8>) {
+    page.clear();
+    for t in records {
+        t.encode_record(page);
     }
-    txn.commit().map_err(|e| format!("commit: {e}"))
+    for l in links {
+        page.extend_from_slice(&l[0].to_le_bytes());
+        page.extend_from_slice(&l[1].to_le_bytes());
+    }
+}
+
+/// Writes chunks in one transaction, skipping those the
+/// store holds already with the same digest; with `Durability::Immediate`, durable on return.
+fn write_chunks(
+    db: &Database,
+    items: &[ChunkWrite<'_>],
+    page: &mut Vec<u8>,
+    durability: Durability,
+) -> Result<(), String> {
+    let mut txn = db.begin_write().map_err(|e| format!("begin: {e}"))?;
+    txn.set_durability(durability).map_err(|e| format!("durability: {e}"))?;
+    let mut written = false;
+    for &ChunkWrite { ledger, chunk, records, links } in items {
+        let mut hasher = blake3::Hasher::new();
+        for (records, links) in records.chunks(PAGE_RECORDS).zip(links.chunks(PAGE_RECORDS)) {
+            encode_page(records, links, page);
+            hasher.update(page);
+        }
+        let digest = hasher.finalize();
+        let mut digests = txn.open_table(DIGESTS[ledger]).map_err(|e| format!("open digests: {e}"))?;
+        let key = chunk as u64;
+        if digests
+            .get(key)
+            .map_err(|e| format!("read digest {key}: {e}"))?
+            .is_some_and(|v| v.value() == digest.as_bytes())
+        {
+            continue;
+        }
+        let mut table = txn.open_table(TABLES[ledger]).map_err(|e| format!("open table: {e}"))?;
+        for (i, (records, links)) in records.chunks(PAGE_RECORDS).zip(links.chunks(PAGE_RECORDS)).enumerate() {
+            encode_page(records, links, page);
+            let key = (chunk * PAGES_PER_CHUNK + i) as u64;
+            table.insert(key, page.as_slice()).map_err(|e| format!("write page {key}: {e}"))?;
+        }
+        digests.insert(key, digest.as_bytes().as_slice()).map_err(|e| format!("write digest {key}: {e}"))?;
+        written = true;
+    }
+    if written {
+        txn.commit().map_err(|e| format!("commit: {e}"))
+    } else {
+        txn.abort().map_err(|e| format!("abort: {e}"))
+    }
 }
 
 /// A ledger's reader of its cold transfers. It keeps the last page it read, since reads come
-/// in position order (a growth of the id index, a history) more often than not.
+/// in position order (a history, a snapshot) more often than not.
 struct ColdReader {
     db: Arc<Database>,
     ledger: usize,
-    last: Mutex<Option<(u64, Box<[Transfer; PAGE_RECORDS]>)>>,
+    /// The last page read.
+    last: Mutex<Option<Arc<Page>>>,
     stats: Arc<ColdStats>,
+}
+
+/// A page as read: its first position, its transfers and their links.
+struct Page {
+    start: usize,
+    records: Vec<Transfer>,
+    links: Vec<[u32; 2]>,
 }
 
 impl std::fmt::Debug for ColdReader {
@@ -272,46 +365,60 @@ impl ColdReader {
         // recovery rebuild from the snapshot and the journal, which hold every transfer.
         panic!("the cold store of {} cannot {what}: {error}", LEDGER_NAMES[self.ledger])
     }
+
+    /// The page holding `position`: the last one read, or read now.
+    fn page(&self, position: usize) -> Arc<Page> {
+        if let Some(page) = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if position >= page.start && position < page.start + page.records.len() {
+                return page.clone();
+            }
+        }
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+        let (key, start, len) = page_of(position);
+        let txn = self.db.begin_read().unwrap_or_else(|e| self.fail("begin a read", e));
+        let table = txn.open_table(TABLES[self.ledger]).unwrap_or_else(|e| self.fail("open its table", e));
+        let value = table
+            .get(key)
+            .unwrap_or_else(|e| self.fail(&format!("read page {key}"), e))
+            .unwrap_or_else(|| self.fail(&format!("find page {key}"), "missing"));
+        let bytes = value.value();
+        if bytes.len() != len * ENTRY_BYTES {
+            self.fail(&format!("read page {key}"), format!("{} bytes, not {}", bytes.len(), len * ENTRY_BYTES));
+        }
+        let (record_bytes, link_bytes) = bytes.split_at(len * RECORD_BYTES);
+        let records = record_bytes
+            .chunks_exact(RECORD_BYTES)
+            .map(|record| Transfer::decode_record(record.try_into().expect("a record's bytes")))
+            .collect();
+        let links = link_bytes
+            .chunks_exact(8)
+            .map(|l| {
+                let word = |i: usize| u32::from_le_bytes(l[i..i + 4].try_into().expect("4 bytes"));
+                [word(0), word(4)]
+            })
+            .collect();
+        let page = Arc::new(Page { start, records, links });
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(page.clone());
+        page
+    }
 }
 
 impl ColdStore for ColdReader {
     fn read(&self, first: u32, out: &mut [Transfer]) {
-        self.stats.reads.fetch_add(1, Ordering::Relaxed);
-        let first = first as usize;
-        if let Some((key, records)) = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            let start = *key as usize * PAGE_RECORDS;
-            if first >= start && first + out.len() <= start + PAGE_RECORDS {
-                out.copy_from_slice(&records[first - start..first - start + out.len()]);
-                return;
-            }
-        }
-        let txn = self.db.begin_read().unwrap_or_else(|e| self.fail("begin a read", e));
-        let table = txn.open_table(TABLES[self.ledger]).unwrap_or_else(|e| self.fail("open its table", e));
+        let (first, end) = (first as usize, first as usize + out.len());
         let mut position = first;
-        let end = first + out.len();
         while position < end {
-            let key = (position / PAGE_RECORDS) as u64;
-            let value = table
-                .get(key)
-                .unwrap_or_else(|e| self.fail(&format!("read page {key}"), e))
-                .unwrap_or_else(|| self.fail(&format!("find page {key}"), "missing"));
-            let bytes = value.value();
-            if bytes.len() != PAGE_BYTES {
-                self.fail(&format!("read page {key}"), format!("{} bytes, not {PAGE_BYTES}", bytes.len()));
-            }
-            let mut records = Box::new([Transfer::default(); PAGE_RECORDS]);
-            for (i, record) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
-                records[i] = Transfer::decode_record(record.try_into().expect("a record's bytes"));
-            }
-            let start = key as usize * PAGE_RECORDS;
-            let from = position - start;
-            let count = (PAGE_RECORDS - from).min(end - position);
-            out[position - first..position - first + count].copy_from_slice(&records[from..from + count]);
+            let page = self.page(position);
+            let count = (page.start + page.records.len()).min(end) - position;
+            let from = position - page.start;
+            out[position - first..position - first + count].copy_from_slice(&page.records[from..from + count]);
             position += count;
-            if position == end {
-                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, records));
-            }
         }
+    }
+
+    fn read_links(&self, position: u32) -> [u32; 2] {
+        let page = self.page(position as usize);
+        page.links[position as usize - page.start]
     }
 }
 
@@ -340,29 +447,29 @@ pub fn check_cold_store(path: &std::path::Path, state: &State) -> Result<String,
                 return Err(format!("{}: page {expected} is missing (the next is {key})", LEDGER_NAMES[which]));
             }
             expected += 1;
-            if (key as usize + 1) * PAGE_RECORDS > ledger.transfers_count() {
+            let (_, start, len) = page_span(key);
+            if start + len > ledger.transfers_count() {
                 beyond += 1;
                 continue;
             }
             page.clear();
-            for t in transfers.by_ref().take(PAGE_RECORDS) {
+            for t in transfers.by_ref().take(len) {
                 t.encode_record(&mut page);
             }
-            if value.value() != page.as_slice() {
+            // The records are compared; the links after them are derived from the records.
+            if value.value().get(..page.len()) != Some(page.as_slice()) {
                 return Err(format!(
-                    "{}: page {key} (transfers {} to {}) differs from the replay",
+                    "{}: page {key} (transfers {start} to {}) differs from the replay",
                     LEDGER_NAMES[which],
-                    key as usize * PAGE_RECORDS,
-                    (key as usize + 1) * PAGE_RECORDS - 1
+                    start + len - 1
                 ));
             }
-            compared += 1;
+            compared += len as u64;
         }
         line.push_str(&format!(
-            "{}{}: {compared} pages ({} transfers) equal to the replay{}",
+            "{}{}: {compared} transfers equal to the replay{}",
             if line.is_empty() { "" } else { "; " },
             LEDGER_NAMES[which],
-            compared as usize * PAGE_RECORDS,
             if beyond > 0 { format!(", {beyond} past its last transfer") } else { String::new() }
         ));
     }

@@ -139,6 +139,8 @@ pub struct RecoveryReport {
     pub events_cut: Option<String>,
     /// The BLAKE3 hash of the recovered state.
     pub state_hash: [u8; 32],
+    /// Transfers (both ledgers) in the embedded store once recovered, not in memory.
+    pub cold_transfers: u64,
     /// How long recovery took.
     pub duration: Duration,
 }
@@ -269,6 +271,9 @@ impl<S: Storage> Writer<S> {
             events_derived,
             events_cut,
             state_hash: state.hash(),
+            cold_transfers: (0..State::COLD_LEDGERS)
+                .map(|which| (state.transfer_chunks(which).1 * kasa_core::ledger::TRANSFERS_PER_CHUNK) as u64)
+                .sum(),
             duration: started.elapsed(),
         };
         let journal_bytes_at_snapshot = journal.bytes();

@@ -168,6 +168,11 @@ pub struct LedgerArgs {
     /// The server's `--snapshot-interval-mib` (0: a snapshot only at a clean stop).
     #[arg(long)]
     snapshot_interval_mib: Option<u64>,
+    /// History reads to time after the transfers: an account's 20 transfers before a random
+    /// moment of the run (`GET /v1/ledger/accounts/{id}/transfers?timestamp_max=`), which
+    /// with a hot window smaller than the run reads the embedded store.
+    #[arg(long, default_value_t = 2_000)]
+    history_reads: u64,
 }
 
 /// Runs a benchmark.
@@ -499,6 +504,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     println!("accounts created in {:.2?}", started.elapsed());
     let rss_before = server.as_ref().and_then(|(s, _)| rss_bytes(s.child.id()));
 
+    let started_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
     let batches_total = args.transfers.div_ceil(args.batch_size as u64);
     let next_batch = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -580,6 +586,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     if failed != 0 {
         bail!("{failed} transfers were not ok");
     }
+    history_reads(&mut client, &args, base, started_ns)?;
     let Some((server, data)) = server else { return Ok(()) };
     if let (Some(empty), Some(before), Some(after)) = (rss_empty, rss_before, rss_bytes(server.child.id())) {
         println!(
@@ -608,6 +615,44 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
     println!("recovery after a clean stop (snapshot load): ready in {took:.2?}, {}", memory_line(server.child.id()));
     stop(server)?;
+    Ok(())
+}
+
+/// Times `--history-reads` reads of 20 transfers of a random account before a random moment of
+/// the run, one at a time, and checks each answer is a full page in time order.
+fn history_reads(client: &mut Client, args: &LedgerArgs, base: u128, started_ns: u64) -> anyhow::Result<()> {
+    if args.history_reads == 0 {
+        return Ok(());
+    }
+    let ended_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
+    let mut rng = Rng(args.seed ^ 0x5EED);
+    let mut latencies = Vec::with_capacity(args.history_reads as usize);
+    let mut short = 0;
+    for _ in 0..args.history_reads {
+        let account = base + (rng.next() % args.accounts) as u128 + 1;
+        let before = started_ns + rng.next() % ended_ns.saturating_sub(started_ns).max(1);
+        let path = format!("/v1/ledger/accounts/{account}/transfers?limit=20&timestamp_max={before}");
+        let sent = Instant::now();
+        let r = client.send("GET", &path, "application/json", b"")?;
+        latencies.push(sent.elapsed());
+        if r.status != 200 {
+            bail!("history read failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
+        }
+        let page: serde_json::Value = serde_json::from_slice(&r.body)?;
+        let items = page["data"].as_array().map_or(0, Vec::len);
+        if items < 20 {
+            short += 1;
+        }
+    }
+    latencies.sort();
+    println!(
+        "history reads (20 transfers before a random moment, one connection): p50 {:.2?}  p99 {:.2?}  p100 {:.2?}  \
+         ({} reads, {short} shorter than 20)",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        latencies.len()
+    );
     Ok(())
 }
 

@@ -285,6 +285,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         events_derived = report.events_derived,
         ms = report.duration.as_millis() as u64,
         state_hash = %hex(&report.state_hash),
+        cold_transfers = report.cold_transfers,
         "recovered"
     );
     let engine = Arc::new(engine);

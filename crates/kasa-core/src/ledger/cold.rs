@@ -4,8 +4,8 @@
 //! a pending transfer's status is in its own array). The engine copies such chunks, oldest
 //! first, to its embedded store and then tells the ledger to drop them: the chunk goes
 //! **cold**. What stays in memory per cold transfer is its index slot, its history links, its
-//! pending byte and a 32-bit fingerprint of its id, which answers nearly every lookup of an id
-//! that is not there without reading the store. Going cold changes where a record is, never
+//! pending byte and the index's 64-bit hash of its id, which answers every lookup of an id that
+//! is not there without reading the store, and lets the index grow without reading it. Going cold changes where a record is, never
 //! what it is: the state, its hash and its snapshot are the same whether a chunk is hot or
 //! cold, so which chunks are cold is not in the journal and replicas and replays decide it
 //! for themselves.
@@ -15,7 +15,7 @@
 //! the process with a message; recovery then rebuilds from the snapshot and the journal, which
 //! hold every transfer.
 
-use super::store::{Chunked, ChunkedView, CHUNK_RECORDS};
+use super::store::{hash, Chunked, ChunkedView, CHUNK_RECORDS};
 use super::Transfer;
 use std::sync::Arc;
 
@@ -27,6 +27,18 @@ pub trait ColdStore: Send + Sync + std::fmt::Debug {
     /// Fills `out` with the transfers at positions `first..first + out.len()`, all in cold
     /// chunks. Panics if the store cannot answer (see the module documentation).
     fn read(&self, first: u32, out: &mut [Transfer]);
+    /// The history links of the cold transfer at `position`: the previous transfer of its
+    /// debit account and of its credit account (`NONE` if none).
+    fn read_links(&self, position: u32) -> [u32; 2];
+}
+
+/// A chunk that may go cold: its transfers and their history links.
+#[derive(Clone, Debug)]
+pub struct ColdChunk {
+    /// The transfers.
+    pub records: Arc<Vec<Transfer>>,
+    /// Each transfer's history links.
+    pub links: Arc<Vec<[u32; 2]>>,
 }
 
 /// Where a snapshot being decoded puts its transfers beyond the hot window, so that a
@@ -37,25 +49,22 @@ pub trait ColdSpill {
     fn store(&self, which: usize) -> Arc<dyn ColdStore>;
     /// Chunks kept in memory after the last cold one (at least 1).
     fn hot_chunks(&self) -> usize;
-    /// Makes chunk `chunk` of ledger `which` durable in the store.
-    fn write(&self, which: usize, chunk: usize, records: &[Transfer]) -> Result<(), String>;
-}
-
-/// The fingerprint of an id kept for cold transfers: independent of the index's hash (a
-/// different multiplier over both halves), so that ids sharing a probe chain rarely share it.
-#[inline]
-fn print(id: u128) -> u32 {
-    let folded = (id as u64) ^ ((id >> 64) as u64).rotate_left(29);
-    (folded.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 32) as u32
+    /// Puts chunk `chunk` of ledger `which` in the store.
+    fn write(&self, which: usize, chunk: usize, records: &[Transfer], links: &[[u32; 2]]) -> Result<(), String>;
 }
 
 /// The ledger's transfers: hot chunks in memory, cold ones in the store.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Transfers {
     records: Chunked<Transfer>,
+    /// Per transfer: the previous transfer of its debit account and of its credit account
+    /// (`NONE` if none): with the accounts' heads, each account's history, newest first.
+    /// Never changes once written, and goes cold with its chunk.
+    links: Chunked<[u32; 2]>,
     store: Option<Arc<dyn ColdStore>>,
-    /// Per cold chunk, its transfers' id fingerprints.
-    prints: Vec<Box<[u32]>>,
+    /// Per cold chunk, the index's hash of each of its transfers' ids: a growth of the index
+    /// moves ids by their hashes without reading the store, and a probe compares hashes first.
+    hashes: Vec<Box<[u64]>>,
 }
 
 impl Transfers {
@@ -63,20 +72,33 @@ impl Transfers {
         self.records.len()
     }
 
-    pub(crate) fn push(&mut self, t: Transfer) -> u32 {
+    pub(crate) fn push(&mut self, t: Transfer, links: [u32; 2]) -> u32 {
+        self.links.push(links);
         self.records.push(t)
     }
 
-    pub(crate) fn pop(&mut self) -> Option<Transfer> {
-        self.records.pop()
+    pub(crate) fn pop(&mut self) -> Option<(Transfer, [u32; 2])> {
+        let links = self.links.pop()?;
+        self.records.pop().map(|t| (t, links))
     }
 
     pub(crate) fn seal(&mut self) {
-        self.records.seal()
+        self.records.seal();
+        self.links.seal();
     }
 
     pub(crate) fn bytes_allocated(&self) -> usize {
-        self.records.bytes_allocated() + self.prints.len() * TRANSFERS_PER_CHUNK * 4
+        self.records.bytes_allocated() + self.links.bytes_allocated() + self.hashes.len() * TRANSFERS_PER_CHUNK * 8
+    }
+
+    /// The history links of the transfer at `position`.
+    #[inline]
+    pub(crate) fn links_at(&self, position: u32) -> [u32; 2] {
+        if self.links.is_hot(position) {
+            *self.links.get(position)
+        } else {
+            self.store.as_ref().expect("a cold chunk without a store").read_links(position)
+        }
     }
 
     /// The transfer at `position`, which must exist.
@@ -97,22 +119,31 @@ impl Transfers {
         out[0]
     }
 
-    /// The id of the transfer at `position` (read from the store if cold: a growth of the
-    /// index reads them in position order).
+    /// The id of the transfer at `position` (read from the store if cold).
     #[inline]
     pub(crate) fn id(&self, position: u32) -> u128 {
         self.at(position).id
     }
 
-    /// Whether the transfer at `position` has this id: for a cold one, the fingerprint
-    /// answers a mismatch without reading the store.
+    /// The index's hash of the id of the transfer at `position`, without reading the store.
+    #[inline]
+    pub(crate) fn id_hash(&self, position: u32) -> u64 {
+        if self.records.is_hot(position) {
+            return hash(self.records.get(position).id);
+        }
+        let p = position as usize;
+        self.hashes[p / TRANSFERS_PER_CHUNK][p % TRANSFERS_PER_CHUNK]
+    }
+
+    /// Whether the transfer at `position` has this id: for a cold one, the kept hash answers a
+    /// mismatch without reading the store.
     #[inline]
     pub(crate) fn is(&self, position: u32, id: u128) -> bool {
         if self.records.is_hot(position) {
             return self.records.get(position).id == id;
         }
         let p = position as usize;
-        self.prints[p / TRANSFERS_PER_CHUNK][p % TRANSFERS_PER_CHUNK] == print(id) && self.read_cold(position).id == id
+        self.hashes[p / TRANSFERS_PER_CHUNK][p % TRANSFERS_PER_CHUNK] == hash(id) && self.read_cold(position).id == id
     }
 
     /// Every transfer in position order, a chunk at a time (a cold chunk is read whole).
@@ -145,32 +176,33 @@ impl Transfers {
         self.records.cold_chunks()
     }
 
-    pub(crate) fn sealed_full_chunk(&self, index: usize) -> Option<Arc<Vec<Transfer>>> {
-        self.records.sealed_full_chunk(index)
+    pub(crate) fn sealed_full_chunk(&self, index: usize) -> Option<ColdChunk> {
+        Some(ColdChunk { records: self.records.sealed_full_chunk(index)?, links: self.links.sealed_full_chunk(index)? })
     }
 
     /// While decoding: writes every chunk beyond the hot window to the store and drops it.
     pub(crate) fn spill_while_decoding(&mut self, spill: &dyn ColdSpill, which: usize) -> Result<(), String> {
-        self.records.seal();
+        self.seal();
         loop {
             let cold = self.records.cold_chunks();
             if cold + spill.hot_chunks() >= self.records.chunk_count() {
                 return Ok(());
             }
-            let Some(records) = self.records.sealed_full_chunk(cold) else { return Ok(()) };
-            spill.write(which, cold, &records)?;
-            drop(records);
+            let Some(chunk) = self.sealed_full_chunk(cold) else { return Ok(()) };
+            spill.write(which, cold, &chunk.records, &chunk.links)?;
+            drop(chunk);
             self.make_cold();
         }
     }
 
-    /// Drops the next chunk to go cold, keeping its ids' fingerprints. The store must hold it.
+    /// Drops the next chunk to go cold, keeping its ids' hashes. The store must hold it.
     pub(crate) fn make_cold(&mut self) {
         assert!(self.store.is_some(), "a chunk goes cold only with a store to read it from");
         let chunk = self.records.cold_chunks();
-        let prints = self.records.chunk(chunk).iter().map(|t| print(t.id)).collect();
+        let hashes = self.records.chunk(chunk).iter().map(|t| hash(t.id)).collect();
         self.records.make_cold();
-        self.prints.push(prints);
+        self.links.make_cold();
+        self.hashes.push(hashes);
     }
 }
 

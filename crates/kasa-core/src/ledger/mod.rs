@@ -27,7 +27,7 @@ mod snapshot;
 mod store;
 mod types;
 
-pub use cold::{ColdSpill, ColdStore, TRANSFERS_PER_CHUNK};
+pub use cold::{ColdChunk, ColdSpill, ColdStore, TRANSFERS_PER_CHUNK};
 pub use command::{Command, Outcome, Record, Records, ITEMS_PER_COMMAND_MAX};
 pub use results::{CreateAccountResult, CreateTransferResult, PendingStatus};
 pub use snapshot::{LedgerBuilder, LedgerView, SECTION_VERSION};
@@ -169,13 +169,10 @@ pub struct Ledger {
     accounts: Chunked<Account>,
     account_index: IdIndex,
     /// Per account position: the position of its newest transfer (`NONE` if none). Together
-    /// with `transfer_links` this is each account's history, newest first, at 4 bytes an entry.
+    /// with the transfers' links this is each account's history, newest first, at 4 bytes an entry.
     account_heads: Chunked<u32>,
     transfers: cold::Transfers,
     transfer_index: IdIndex,
-    /// Per transfer position: the previous transfer of its debit account and of its credit
-    /// account (`NONE` if none).
-    transfer_links: Chunked<[u32; 2]>,
     /// Per transfer position: the status of a pending transfer (a [`PendingStatus`] byte), or
     /// 0 for any other transfer. One byte per transfer, copy-on-write like the transfers.
     pending: Chunked<u8>,
@@ -255,7 +252,7 @@ impl Ledger {
     /// recovery calls it before a replay, whose size it knows from the journal.
     pub fn reserve_transfers(&mut self, additional: usize) {
         let records = &self.transfers;
-        self.transfer_index.reserve(additional, |p| records.id(p));
+        self.transfer_index.reserve_hashed(additional, |p| records.id_hash(p));
     }
 
     /// Reads this ledger's cold transfers from `store` from now on (see `cold.rs`).
@@ -271,7 +268,7 @@ impl Ledger {
 
     /// The chunk `index` of transfers if no write will touch it again (full, sealed, not the
     /// last): what may be copied to the embedded store.
-    pub fn sealed_transfer_chunk(&self, index: usize) -> Option<std::sync::Arc<Vec<Transfer>>> {
+    pub fn sealed_transfer_chunk(&self, index: usize) -> Option<ColdChunk> {
         self.transfers.sealed_full_chunk(index)
     }
 
@@ -287,7 +284,6 @@ impl Ledger {
         self.accounts.seal();
         self.account_heads.seal();
         self.transfers.seal();
-        self.transfer_links.seal();
         self.pending.seal();
         self.balance_log.seal();
         self.failed_ids.seal();
@@ -301,7 +297,6 @@ impl Ledger {
             + self.account_heads.bytes_allocated()
             + self.transfers.bytes_allocated()
             + self.transfer_index.bytes_allocated()
-            + self.transfer_links.bytes_allocated()
             + self.failed_ids.bytes_allocated()
             + self.failed_index.bytes_allocated()
     }
@@ -425,7 +420,7 @@ impl Ledger {
     }
 
     fn next_in_history(&self, position: u32, account_id: u128) -> u32 {
-        let links = self.transfer_links.get(position);
+        let links = self.transfers.links_at(position);
         if self.transfers.at(position).debit_account_id == account_id {
             links[0]
         } else {
@@ -578,8 +573,7 @@ impl Ledger {
                 self.account_heads.pop();
             }
             Undo::TransferCreated => {
-                let transfer = self.transfers.pop().expect("undo of a missing transfer");
-                let links = self.transfer_links.pop().expect("links shorter than transfers");
+                let (transfer, links) = self.transfers.pop().expect("undo of a missing transfer");
                 self.pending.pop().expect("pending bytes shorter than transfers");
                 let transfers = &self.transfers;
                 let len = transfers.len() as u32;
@@ -725,7 +719,7 @@ impl Ledger {
         // Room for the whole batch up front: `create_transfer` fills the slot its duplicate
         // check found empty, which needs the index not to grow in between.
         let records = &self.transfers;
-        self.transfer_index.reserve(transfers.len(), |p| records.id(p));
+        self.transfer_index.reserve_hashed(transfers.len(), |p| records.id_hash(p));
         // Transfers `..warmed` have had their index slots brought into cache.
         let mut warmed = 0;
         let mut out = Vec::with_capacity(transfers.len());
@@ -789,7 +783,7 @@ impl Ledger {
         // `probe` makes room in the id's own table, so the slot it finds stays valid for
         // `insert_transfer`. (An `IdIndex::reserve(1)` here would visit every table per transfer.)
         let transfers = &self.transfers;
-        let vacant = match self.transfer_index.probe_by(t.id, |p| transfers.id(p), |p| transfers.is(p, t.id)) {
+        let vacant = match self.transfer_index.probe_by(t.id, |p| transfers.id_hash(p), |p| transfers.is(p, t.id)) {
             Ok(position) => return self.transfer_exists(t, position),
             Err(vacant) => vacant,
         };
@@ -945,17 +939,16 @@ impl Ledger {
         cr_position: u32,
         vacant: Option<Vacant>,
     ) -> u32 {
-        let position = self.transfers.push(transfer);
+        let links = [*self.account_heads.get(dr_position), *self.account_heads.get(cr_position)];
+        let position = self.transfers.push(transfer, links);
         self.pending.push(0);
         match vacant {
             Some(vacant) => self.transfer_index.insert_vacant(vacant, position),
             None => {
                 let transfers = &self.transfers;
-                self.transfer_index.insert(transfer.id, position, |p| transfers.id(p));
+                self.transfer_index.insert_hashed(transfer.id, position, |p| transfers.id_hash(p));
             }
         }
-        let links = [*self.account_heads.get(dr_position), *self.account_heads.get(cr_position)];
-        self.transfer_links.push(links);
         *self.account_heads.get_mut(dr_position) = position;
         *self.account_heads.get_mut(cr_position) = position;
         self.log(Undo::TransferCreated);

@@ -217,7 +217,7 @@ impl LedgerBuilder {
     pub fn transfer(&mut self, t: Transfer) -> Result<(), String> {
         let ledger = &mut self.ledger;
         let records = &ledger.transfers;
-        let vacant = match ledger.transfer_index.probe_by(t.id, |p| records.id(p), |p| records.is(p, t.id)) {
+        let vacant = match ledger.transfer_index.probe_by(t.id, |p| records.id_hash(p), |p| records.is(p, t.id)) {
             Err(vacant) if t.id != 0 && t.id != u128::MAX => vacant,
             _ => return Err(format!("transfer id {} is invalid or repeated", t.id)),
         };

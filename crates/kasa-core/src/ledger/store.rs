@@ -386,7 +386,8 @@ pub struct Vacant {
 /// Mixes a client-chosen id into a 64-bit hash with full avalanche (the murmur3 finaliser
 /// over both halves). Ids are often sequential or share their high bits, so every output bit
 /// must depend on every input bit: the slot comes from the low bits, the tag from the high.
-fn hash(id: u128) -> u64 {
+/// The index's hash of an id (also kept for cold transfers, whose ids are not in memory).
+pub fn hash(id: u128) -> u64 {
     let mut h = (id as u64) ^ ((id >> 64) as u64).rotate_left(32);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -496,14 +497,14 @@ impl IdIndex {
 
     /// Moves up to `moves` ids of a growth under way into the new table, in position order:
     /// the records are read as one sequential stream.
-    fn advance(&mut self, moves: usize, id_of: &impl Fn(u32) -> u128) {
+    fn advance(&mut self, moves: usize, hash_of: &impl Fn(u32) -> u64) {
         let Some(growth) = self.growth.as_mut() else { return };
         let stop = growth.end.min(growth.next.saturating_add(moves.min(u32::MAX as usize) as u32));
         let mut hashes = [0u64; MOVE_GROUP];
         while growth.next < stop {
             let group = &mut hashes[..((stop - growth.next) as usize).min(MOVE_GROUP)];
             for (i, h) in group.iter_mut().enumerate() {
-                *h = hash(id_of(growth.next + i as u32));
+                *h = hash_of(growth.next + i as u32);
             }
             let mut touched = 0;
             for &h in group.iter() {
@@ -522,15 +523,15 @@ impl IdIndex {
 
     /// Makes room for `additional` more ids, moving up to `moves` ids of a growth under way
     /// first, and starting a growth if the table is too full.
-    fn make_room(&mut self, additional: usize, moves: usize, id_of: &impl Fn(u32) -> u128) {
-        self.advance(moves, id_of);
+    fn make_room(&mut self, additional: usize, moves: usize, hash_of: &impl Fn(u32) -> u64) {
+        self.advance(moves, hash_of);
         if self.fits(additional) {
             self.zero_ahead(additional);
             return;
         }
         // A growth still under way ends first: only a reservation larger than the whole
         // table (a replay's) gets here before the last growth has finished.
-        self.advance(usize::MAX, id_of);
+        self.advance(usize::MAX, hash_of);
         let len = self.len();
         let slots = ((len + additional) * LOAD_DENOMINATOR / LOAD_NUMERATOR + 1)
             .next_power_of_two()
@@ -541,7 +542,7 @@ impl IdIndex {
         };
         let old = std::mem::replace(&mut self.table, table);
         self.growth = Some(Box::new(Growth { old, next: 0, end: len as u32 }));
-        self.advance(moves, id_of);
+        self.advance(moves, hash_of);
     }
 
     /// Zeroes some of the next table (see [`Spare`]) if this one is nearly full.
@@ -572,9 +573,14 @@ impl IdIndex {
 
     /// The position of `id`, or the empty slot where it would go, with room made for it: the
     /// slot stays valid for [`IdIndex::insert_vacant`] until the index next changes.
-    /// `is` as in [`IdIndex::find_by`]; `id_of` gives the ids a growth moves.
-    pub fn probe_by(&mut self, id: u128, id_of: impl Fn(u32) -> u128, is: impl Fn(u32) -> bool) -> Result<u32, Vacant> {
-        self.make_room(1, MOVES_PER_INSERT, &id_of);
+    /// `is` as in [`IdIndex::find_by`]; `hash_of` gives the hashes of the ids a growth moves.
+    pub fn probe_by(
+        &mut self,
+        id: u128,
+        hash_of: impl Fn(u32) -> u64,
+        is: impl Fn(u32) -> bool,
+    ) -> Result<u32, Vacant> {
+        self.make_room(1, MOVES_PER_INSERT, &hash_of);
         let h = hash(id);
         match self.table.probe(h, &is) {
             Ok(position) => Ok(position),
@@ -598,7 +604,12 @@ impl IdIndex {
     /// Makes room for `additional` more ids, and moves a bounded step of a growth under way:
     /// called once per batch, with the batch's size.
     pub fn reserve(&mut self, additional: usize, id_of: impl Fn(u32) -> u128) {
-        self.make_room(additional, MOVES_PER_RESERVE, &id_of);
+        self.reserve_hashed(additional, |p| hash(id_of(p)));
+    }
+
+    /// [`IdIndex::reserve`], with the hashes of the indexed ids given by position.
+    pub fn reserve_hashed(&mut self, additional: usize, hash_of: impl Fn(u32) -> u64) {
+        self.make_room(additional, MOVES_PER_RESERVE, &hash_of);
     }
 
     /// Touches the slot where a probe for `id` starts and returns a value derived from it.
@@ -612,8 +623,13 @@ impl IdIndex {
 
     /// Indexes `position` under `id`, which must not be indexed yet.
     pub fn insert(&mut self, id: u128, position: u32, id_of: impl Fn(u32) -> u128) {
+        self.insert_hashed(id, position, |p| hash(id_of(p)));
+    }
+
+    /// [`IdIndex::insert`], with the hashes of the indexed ids given by position.
+    pub fn insert_hashed(&mut self, id: u128, position: u32, hash_of: impl Fn(u32) -> u64) {
         debug_assert!(position < u32::MAX);
-        self.make_room(1, MOVES_PER_INSERT, &id_of);
+        self.make_room(1, MOVES_PER_INSERT, &hash_of);
         self.table.place(hash(id), position + 1);
     }
 
@@ -683,7 +699,7 @@ mod tests {
                     index.insert(id, position, |p| ids[p as usize]);
                 } else {
                     let vacant = index
-                        .probe_by(id, |p| ids[p as usize], |p| ids[p as usize] == id)
+                        .probe_by(id, |p| hash(ids[p as usize]), |p| ids[p as usize] == id)
                         .expect_err("a new id is vacant");
                     index.insert_vacant(vacant, position);
                 }
@@ -735,8 +751,9 @@ mod tests {
                 }
             }
             for _ in 0..BATCH {
-                let vacant =
-                    index.probe_by(id_at(len), id_at, |p| id_at(p) == id_at(len)).expect_err("a new id is vacant");
+                let vacant = index
+                    .probe_by(id_at(len), |p| hash(id_at(p)), |p| id_at(p) == id_at(len))
+                    .expect_err("a new id is vacant");
                 index.insert_vacant(vacant, len);
                 len += 1;
             }
