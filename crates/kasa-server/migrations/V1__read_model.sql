@@ -59,23 +59,26 @@ CREATE INDEX payments_by_order ON payments (merchant_id, order_id);
 -- Reports by day.
 CREATE INDEX payments_by_day ON payments (day_kst, merchant_id);
 
--- A wallet user's history as GET /v1/me/transactions shows it, one row per entry.
+-- A wallet user's history as GET /v1/me/transactions shows it, one row per entry. An entry is
+-- named by where it comes from, which never changes: its time (the time of the transfer it
+-- shows, or of a hold's return by its timeout), its rank (1 for an entry of a transfer, 0 for
+-- a return by the timeout, which comes after a transfer's entry of the same time, newest
+-- first) and its object. Its kind may change (a hold for a number becomes `sent` once the
+-- number's new wallet claims it), so the kind is not in the key.
 CREATE TABLE user_transactions (
     user_id BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    object_id BIGINT NOT NULL,
-    -- The entry's time, and 1 for an entry of a transfer, 0 for a hold its timeout returned
-    -- (which comes after a transfer's entry of the same time, newest first).
     ts BIGINT NOT NULL,
     rank SMALLINT NOT NULL,
+    object_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
     status TEXT NOT NULL,
     amount_minor BIGINT NOT NULL,
     credit BOOLEAN NOT NULL,
     -- The entry as the API renders it (JSON text).
     body TEXT NOT NULL,
-    PRIMARY KEY (user_id, kind, object_id)
+    -- Newest first, a page at a time: the key's order is the page's.
+    PRIMARY KEY (user_id, ts, rank, object_id)
 );
-CREATE INDEX user_transactions_page ON user_transactions (user_id, ts DESC, rank DESC, kind DESC, object_id DESC);
 
 -- The operators' ledger (the TigerBeetle-compatible API).
 CREATE TABLE ledger_accounts (

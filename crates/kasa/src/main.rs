@@ -10,6 +10,7 @@ mod bench_import;
 mod bench_partner;
 mod bench_payments;
 mod bench_qr;
+mod bench_read_model;
 mod bench_scale;
 mod follow;
 mod fx;

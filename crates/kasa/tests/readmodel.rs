@@ -97,6 +97,12 @@ fn workload(server: &Server, c: &mut Client) -> (Vec<User>, String, String) {
         let r = a.post(c, "/v1/transfers", &json!({"to_user_id": b.id, "amount": amount, "pin": PIN}));
         assert_eq!(r.status, 201, "{}", r.json());
     }
+    // Held for a number without a wallet, then claimed by its sign-up: the sender's entry
+    // changes its kind (held, then sent) after the event that made it.
+    let r = a.post(c, "/v1/transfers", &json!({"to_phone": "010-5555-0009", "amount": "4000", "pin": PIN}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["status"], "held", "{}", r.json());
+    let claimer = sign_up(server, "010-5555-0009");
     let bank = link_bank(c, &b, "110222333444");
     funding(c, &b, "top-ups", &bank, 30_000, Some(PIN));
     let (merchant, key) = merchant_with_payments(server, c, &a, "220-81-62517");
@@ -107,7 +113,7 @@ fn workload(server: &Server, c: &mut Client) -> (Vec<User>, String, String) {
         let r = post(c, "/v1/ledger/transfers", &transfer(id, debit, credit_account, amount));
         assert_eq!(r.status, 201, "{}", r.json());
     }
-    (vec![a, b], merchant, key)
+    (vec![a, b, claimer], merchant, key)
 }
 
 /// Runs `kasa read-model rebuild` on `data` into `url`.
@@ -126,7 +132,7 @@ fn dump(url: &str) -> Vec<Vec<String>> {
     for sql in [
         "SELECT * FROM merchants ORDER BY id",
         "SELECT * FROM payments ORDER BY id",
-        "SELECT * FROM user_transactions ORDER BY user_id, kind, object_id",
+        "SELECT * FROM user_transactions ORDER BY user_id, ts, rank, object_id",
         "SELECT * FROM ledger_accounts ORDER BY id",
         "SELECT * FROM ledger_transfers ORDER BY id",
         "SELECT event_seq, ledger_accounts, ledger_transfers FROM read_model_cursor",
@@ -172,7 +178,13 @@ fn rows_of_every_kind_match_the_state_and_the_lag_is_in_metrics() {
     let a = &users[0];
     let entries = all_pages(&mut c, Some(a), "/v1/read-model/me/transactions");
     let kinds: Vec<&str> = entries.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["refund", "payment", "sent", "sent", "sent", "adjustment"]);
+    assert_eq!(kinds, ["refund", "payment", "sent", "sent", "sent", "sent", "adjustment"]);
+    let claimed = &entries[2];
+    assert_eq!(
+        (claimed["amount"].as_str(), claimed["status"].as_str()),
+        (Some("4000"), Some("completed")),
+        "{claimed}"
+    );
 
     // Search: the merchant's payments as its API lists them, filtered by status and order.
     let base = format!("/v1/admin/read-model/payments?merchant_id={merchant}");

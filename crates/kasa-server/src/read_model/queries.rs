@@ -12,7 +12,6 @@ use tokio_postgres::Client;
 pub struct EntryKey {
     pub ts: i64,
     pub rank: i16,
-    pub kind: String,
     pub object_id: i64,
 }
 
@@ -28,8 +27,8 @@ pub async fn history(
         None => {
             client
                 .query(
-                    "SELECT ts, rank, kind, object_id, body FROM user_transactions WHERE user_id = $1
-                     ORDER BY ts DESC, rank DESC, kind DESC, object_id DESC LIMIT $2",
+                    "SELECT ts, rank, object_id, body FROM user_transactions WHERE user_id = $1
+                     ORDER BY ts DESC, rank DESC, object_id DESC LIMIT $2",
                     &[&user_id, &limit],
                 )
                 .await?
@@ -37,18 +36,15 @@ pub async fn history(
         Some(k) => {
             client
                 .query(
-                    "SELECT ts, rank, kind, object_id, body FROM user_transactions WHERE user_id = $1
-                     AND (ts, rank, kind, object_id) < ($2, $3, $4, $5)
-                     ORDER BY ts DESC, rank DESC, kind DESC, object_id DESC LIMIT $6",
-                    &[&user_id, &k.ts, &k.rank, &k.kind, &k.object_id, &limit],
+                    "SELECT ts, rank, object_id, body FROM user_transactions WHERE user_id = $1
+                     AND (ts, rank, object_id) < ($2, $3, $4)
+                     ORDER BY ts DESC, rank DESC, object_id DESC LIMIT $5",
+                    &[&user_id, &k.ts, &k.rank, &k.object_id, &limit],
                 )
                 .await?
         }
     };
-    Ok(rows
-        .into_iter()
-        .map(|r| (EntryKey { ts: r.get(0), rank: r.get(1), kind: r.get(2), object_id: r.get(3) }, r.get(4)))
-        .collect())
+    Ok(rows.into_iter().map(|r| (EntryKey { ts: r.get(0), rank: r.get(1), object_id: r.get(2) }, r.get(3))).collect())
 }
 
 /// What a payment search asks.

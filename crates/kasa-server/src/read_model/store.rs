@@ -147,9 +147,9 @@ const UPSERT_PAYMENTS: &str =
         capture_method = excluded.capture_method, channel = excluded.channel, created_at = excluded.created_at,
         approved_at = excluded.approved_at, status_changed_at = excluded.status_changed_at, day_kst = excluded.day_kst";
 
-const UPSERT_ENTRIES: &str = "INSERT INTO user_transactions (user_id, kind, object_id, ts, rank, status, amount_minor, credit, body)
-    SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::SMALLINT[], $6::TEXT[], $7::BIGINT[], $8::BOOLEAN[], $9::TEXT[])
-    ON CONFLICT (user_id, kind, object_id) DO UPDATE SET ts = excluded.ts, rank = excluded.rank, status = excluded.status,
+const UPSERT_ENTRIES: &str = "INSERT INTO user_transactions (user_id, ts, rank, object_id, kind, status, amount_minor, credit, body)
+    SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::SMALLINT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::BOOLEAN[], $9::TEXT[])
+    ON CONFLICT (user_id, ts, rank, object_id) DO UPDATE SET kind = excluded.kind, status = excluded.status,
         amount_minor = excluded.amount_minor, credit = excluded.credit, body = excluded.body";
 
 const UPSERT_ACCOUNTS: &str = "INSERT INTO ledger_accounts (id, debits_pending, debits_posted, credits_pending, credits_posted,
@@ -243,10 +243,10 @@ pub async fn write_round(client: &mut Client, rows: &Rows, from: Cursor, to: Cur
             UPSERT_ENTRIES,
             &[
                 &e.iter().map(|r| r.user_id).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.kind).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.object_id).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.ts).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.rank).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.object_id).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.kind).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.status).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.amount_minor).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.credit).collect::<Vec<_>>(),
