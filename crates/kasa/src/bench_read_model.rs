@@ -144,7 +144,7 @@ pub fn run(args: ReadModelArgs) -> anyhow::Result<()> {
         args.sends,
         args.sends as f64 / elapsed.as_secs_f64()
     );
-    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    samples.sort_by_key(|s| s.0);
     let events: Vec<u64> = samples.iter().map(|s| s.0).collect();
     let at = |p: f64| events.get(((events.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
     let seconds_max = samples.iter().map(|s| s.1).fold(0.0, f64::max);
