@@ -22,9 +22,10 @@
 //! with its object (a held transfer claimed 47 hours later), so the entries since then are
 //! the ones that may have changed.
 //!
-//! Not here: the expiry of a pending transfer of the operators' ledger changes its accounts'
-//! pending balances without a new transfer; the rows of those accounts catch up at their next
-//! transfer or at a rebuild (`docs/read-model.md`).
+//! The expiry of a pending transfer of the operators' ledger changes its accounts' pending
+//! balances without a new transfer, so the feed keeps the pending transfers with a timeout it
+//! copied ([`Expiring`], read back from PostgreSQL when a session starts) and refreshes their
+//! accounts once the ledger says they expired.
 
 use crate::read_model::store::{big, EntryRow, MerchantRow, PaymentRow, Rows};
 use crate::read_model::{store, Cursor, ReadModel, ReadModelError};
@@ -53,6 +54,14 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 /// distributed engines answer under contention.
 const SERIALIZATION_RETRIES_MAX: u32 = 8;
 
+/// Expired pending transfers looked at per round, at most.
+const EXPIRIES_PER_ROUND: usize = 8_190;
+
+/// The operators' ledger's pending transfers with a timeout that the read model holds and
+/// the ledger had not resolved when last looked at, by (expiry time, id).
+#[derive(Debug, Default)]
+pub struct Expiring(BTreeSet<(u64, u128)>);
+
 /// Starts the feed on the current runtime; it runs until the engine stops.
 pub fn spawn(engine: Arc<Engine>, read_model: Arc<ReadModel>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(run(engine, read_model))
@@ -79,6 +88,7 @@ async fn feed(engine: &Engine, read_model: &ReadModel, wait: &mut Duration) -> R
     let mut client = read_model.connect().await?;
     ReadModel::migrate(&mut client).await?;
     let mut cursor = store::read_cursor(&client).await?;
+    let mut expiring = Expiring(store::pending_with_timeout(&client).await?.into_iter().collect());
     read_model.reached();
     read_model.committed(cursor);
     tracing::info!(target = %read_model.target(), event_seq = cursor.event_seq, "read model: feeding");
@@ -86,7 +96,7 @@ async fn feed(engine: &Engine, read_model: &ReadModel, wait: &mut Duration) -> R
     let mut events = engine.events().subscribe();
     loop {
         events.borrow_and_update();
-        match round(engine, &mut client, cursor, read_model).await? {
+        match round(engine, &mut client, cursor, &mut expiring, read_model).await? {
             Some(next) => {
                 cursor = next;
                 // The feed shares the HTTP runtime: a long catch-up must not hold it.
@@ -108,10 +118,11 @@ async fn round(
     engine: &Engine,
     client: &mut tokio_postgres::Client,
     cursor: Cursor,
+    expiring: &mut Expiring,
     read_model: &ReadModel,
 ) -> Result<Option<Cursor>, ReadModelError> {
     let head = engine.events().last_seq();
-    let step = step(engine, client, cursor).await?;
+    let step = step(engine, client, cursor, expiring).await?;
     read_model.saw_head(head, step.ledger_head);
     if step.cursor == cursor {
         return Ok(None);
@@ -131,14 +142,29 @@ struct Step {
 }
 
 /// Reads the rows after `cursor` from the state and writes them with the new cursor, if there
-/// is anything new: the one step of both the live feed and a rebuild.
-async fn step(engine: &Engine, client: &mut tokio_postgres::Client, cursor: Cursor) -> Result<Step, ReadModelError> {
+/// is anything new: the one step of both the live feed and a rebuild. What `expiring` loses
+/// when the write fails, the next session reads back from PostgreSQL.
+async fn step(
+    engine: &Engine,
+    client: &mut tokio_postgres::Client,
+    cursor: Cursor,
+    expiring: &mut Expiring,
+) -> Result<Step, ReadModelError> {
     let head = engine.events().last_seq();
     let events =
         if head > cursor.event_seq { engine.events().read(cursor.event_seq, EVENTS_PER_ROUND)? } else { Vec::new() };
-    let (rows, next, ledger_head) =
-        engine.read(move |s| collect(s, &events, cursor)).await.map_err(|_| ReadModelError::EngineStopped)??;
-    if next == cursor {
+    let now = engine.now();
+    let mut pending = std::mem::take(expiring);
+    let (collected, pending) = engine
+        .read(move |s| {
+            let collected = collect(s, &events, cursor, &mut pending, now);
+            (collected, pending)
+        })
+        .await
+        .map_err(|_| ReadModelError::EngineStopped)?;
+    *expiring = pending;
+    let (rows, next, ledger_head) = collected?;
+    if next == cursor && rows.is_empty() {
         return Ok(Step { cursor, rows: 0, ledger_head });
     }
     let mut tries = 0;
@@ -157,8 +183,14 @@ async fn step(engine: &Engine, client: &mut tokio_postgres::Client, cursor: Curs
 }
 
 /// The rows a round writes, its new cursor and the ledger's transfer count: read from the
-/// state on the sequencer.
-fn collect(s: &State, events: &[Event], cursor: Cursor) -> Result<(Rows, Cursor, u64), ReadModelError> {
+/// state on the sequencer, at engine time `now`.
+fn collect(
+    s: &State,
+    events: &[Event],
+    cursor: Cursor,
+    expiring: &mut Expiring,
+    now: u64,
+) -> Result<(Rows, Cursor, u64), ReadModelError> {
     let mut merchants = BTreeSet::new();
     let mut payments = BTreeSet::new();
     // Users whose history changed, with the time from which their entries are read again.
@@ -204,8 +236,33 @@ fn collect(s: &State, events: &[Event], cursor: Cursor) -> Result<(Rows, Cursor,
         let Some(t) = ledger.transfer_at(position as usize) else { break };
         accounts.insert(t.debit_account_id, ());
         accounts.insert(t.credit_account_id, ());
+        if t.flags.has(kasa_core::ledger::TransferFlags::PENDING) && t.timeout != 0 {
+            expiring
+                .0
+                .insert((t.timestamp.saturating_add(u64::from(t.timeout) * kasa_core::time::NANOS_PER_SECOND), t.id));
+        }
         rows.transfers.push(*t);
         next.ledger_transfers = position + 1;
+    }
+    // Pending transfers whose time is up: once the ledger resolved them they leave the set,
+    // and an expired one's accounts are written again (nothing else would say they changed).
+    for _ in 0..EXPIRIES_PER_ROUND {
+        let Some(&(at, id)) = expiring.0.first() else { break };
+        if at > now {
+            break;
+        }
+        let status = ledger.pending_status(id);
+        if status == Some(kasa_core::ledger::PendingStatus::Pending) {
+            // Due, but the engine has not run the expiry yet: look again next round.
+            break;
+        }
+        expiring.0.pop_first();
+        if status == Some(kasa_core::ledger::PendingStatus::Expired) {
+            if let Some(t) = ledger.transfer(id) {
+                accounts.insert(t.debit_account_id, ());
+                accounts.insert(t.credit_account_id, ());
+            }
+        }
     }
     let accounts_end = (ledger.accounts_count() as u64).min(cursor.ledger_accounts + LEDGER_PER_ROUND as u64);
     for position in cursor.ledger_accounts..accounts_end {
@@ -394,8 +451,9 @@ pub async fn rebuild(engine: &Engine, read_model: &ReadModel) -> Result<(Cursor,
     store::truncate(&mut client).await?;
     let mut cursor = store::read_cursor(&client).await?;
     let mut rows = 0u64;
+    let mut expiring = Expiring::default();
     loop {
-        let step = step(engine, &mut client, cursor).await?;
+        let step = step(engine, &mut client, cursor, &mut expiring).await?;
         if step.cursor == cursor {
             return Ok((cursor, rows));
         }

@@ -111,6 +111,28 @@ pub async fn read_cursor(client: &Client) -> Result<Cursor, ReadModelError> {
     Ok(Cursor { event_seq: get(0), ledger_accounts: get(1), ledger_transfers: get(2), event_time: get(3) })
 }
 
+/// The pending transfers with a timeout of the operators' ledger, as (expiry time, id): the
+/// feed's [`crate::consumers::read_model::Expiring`] when a session starts.
+pub async fn pending_with_timeout(client: &Client) -> Result<Vec<(u64, u128)>, ReadModelError> {
+    let rows = client
+        .query(
+            "SELECT id::TEXT, \"timestamp\", timeout FROM ledger_transfers WHERE timeout > 0 AND (flags & 2) <> 0",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let id: u128 = r.get::<_, String>(0).parse().ok()?;
+            let (timestamp, timeout): (i64, i64) = (r.get(1), r.get(2));
+            let at = u64::try_from(timestamp)
+                .ok()?
+                .saturating_add(u64::try_from(timeout).ok()?.saturating_mul(kasa_core::time::NANOS_PER_SECOND));
+            Some((at, id))
+        })
+        .collect())
+}
+
 /// Empties the read model (for a rebuild): every row, and the cursor back to the start.
 pub async fn truncate(client: &mut Client) -> Result<(), ReadModelError> {
     let tx = client.transaction().await?;
