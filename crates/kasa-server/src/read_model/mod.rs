@@ -29,6 +29,15 @@ mod embedded {
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after a failed attempt the query connection is tried again.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// The routes' connection, or when the last attempt to make one failed.
+enum QuerySlot {
+    Empty,
+    Connected(Arc<Client>),
+    Failed(std::time::Instant),
+}
 
 /// Why the read model could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +57,9 @@ pub enum ReadModelError {
     /// A value does not fit its column (a bug: Kasa's values are bounded below it).
     #[error("a value does not fit its column: {0}")]
     OutOfRange(&'static str),
+    /// A connection failed less than a second ago; not tried again yet.
+    #[error("PostgreSQL could not be reached a moment ago")]
+    Unreachable,
     /// The engine stopped.
     #[error("the engine stopped")]
     EngineStopped,
@@ -76,7 +88,7 @@ pub struct ReadModel {
     target: String,
     /// The connection the routes query on (tokio-postgres pipelines concurrent queries on one
     /// connection); made again when it closes.
-    query: tokio::sync::Mutex<Option<Arc<Client>>>,
+    query: tokio::sync::Mutex<QuerySlot>,
     /// The cursor last committed by the feed (or read at its start).
     applied_event_seq: AtomicU64,
     applied_event_time: AtomicU64,
@@ -111,7 +123,7 @@ impl ReadModel {
         Ok(ReadModel {
             config,
             target,
-            query: tokio::sync::Mutex::new(None),
+            query: tokio::sync::Mutex::new(QuerySlot::Empty),
             applied_event_seq: AtomicU64::new(0),
             applied_event_time: AtomicU64::new(0),
             applied_ledger_transfers: AtomicU64::new(0),
@@ -144,16 +156,27 @@ impl ReadModel {
         Ok(())
     }
 
-    /// The connection for queries, connected again if it closed.
+    /// The connection for queries, connected again if it closed. Within
+    /// [`RECONNECT_AFTER`] of a failed attempt it fails at once: with PostgreSQL unreachable,
+    /// requests must not queue behind connection attempts of up to [`CONNECT_TIMEOUT`] each.
     pub async fn query_client(&self) -> Result<Arc<Client>, ReadModelError> {
         let mut slot = self.query.lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(client.clone());
+        match &*slot {
+            QuerySlot::Connected(client) if !client.is_closed() => return Ok(client.clone()),
+            QuerySlot::Failed(at) if at.elapsed() < RECONNECT_AFTER => return Err(ReadModelError::Unreachable),
+            _ => {}
         }
-        *slot = None;
-        let client = Arc::new(self.connect().await?);
-        *slot = Some(client.clone());
-        Ok(client)
+        match self.connect().await {
+            Ok(client) => {
+                let client = Arc::new(client);
+                *slot = QuerySlot::Connected(client.clone());
+                Ok(client)
+            }
+            Err(error) => {
+                *slot = QuerySlot::Failed(std::time::Instant::now());
+                Err(error)
+            }
+        }
     }
 
     /// Called by the feed after a round committed.
