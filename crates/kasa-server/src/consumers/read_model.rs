@@ -41,8 +41,11 @@ use std::time::Duration;
 /// Events one round reads: large enough that a round's fixed cost (a read on the sequencer, a
 /// transaction) is spread thin, small enough that its read holds the sequencer briefly.
 pub const EVENTS_PER_ROUND: usize = 1_000;
-/// Transfers of the operators' ledger one round copies (and as many new accounts).
-pub const LEDGER_PER_ROUND: usize = 8_190;
+/// Transfers of the operators' ledger one round copies (and as many new accounts): four full
+/// ledger batches, so that the accounts they touch, written once a round, cost less per
+/// transfer (`kasa bench ledger`'s 10,000 accounts: 8,190 a round copied about 20,000
+/// transfers/s, four times that about 45,000/s; BENCHMARKS.md).
+pub const LEDGER_PER_ROUND: usize = 4 * 8_190;
 /// History entries read per page while a user's history is read again.
 const ENTRIES_PER_PAGE: usize = 256;
 /// How often the ledger is looked at while no event arrives (ledger commands emit none).
