@@ -32,6 +32,7 @@ pub mod paycode;
 pub mod pin;
 pub mod problem;
 pub mod ratelimit;
+pub mod read_model;
 pub mod reconcile;
 pub mod render;
 pub mod routes;
@@ -134,6 +135,9 @@ pub struct Shared {
     /// Frame readers kept between a follower's polls, so that each poll reads on from where
     /// the last stopped instead of finding its place again.
     pub frame_readers: routes::replication::Readers,
+    /// The PostgreSQL read model, when the server runs with one (`--read-model`): set once,
+    /// before the server listens.
+    pub read_model: std::sync::OnceLock<Arc<read_model::ReadModel>>,
 }
 
 /// Requests the server works on at once; beyond it a request gets 503 `busy` at once. It
@@ -184,6 +188,7 @@ impl AppState {
             imports: routes::imports::Imports::new(),
             journal_dir: config.journal_dir,
             frame_readers: routes::replication::Readers::default(),
+            read_model: std::sync::OnceLock::new(),
         }))
     }
 }

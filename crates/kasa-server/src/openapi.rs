@@ -71,6 +71,7 @@ impl Modify for SecuritySchemes {
         (name = "partner API", description = "Partner wallet networks pay Kasa's stores for their users (signed requests)"),
         (name = "overseas", description = "Kasa users pay at partners' merchants abroad"),
         (name = "replication", description = "A warm standby: journal frames for a follower, replication status, promotion (operator key)"),
+        (name = "read model", description = "History, search and reports from the PostgreSQL read model (`kasa serve --read-model`), with the event seq each answer reflects"),
     ),
     modifiers(&SecuritySchemes)
 )]

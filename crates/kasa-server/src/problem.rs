@@ -113,6 +113,8 @@ codes! {
     "busy", 503, "The server is busy", "Too much at once: retry after `Retry-After` seconds. Nothing happened.";
     "unavailable", 503, "The engine is not available", "The engine is stopping, or stopped after a disk error.";
     "read_only_follower", 503, "This server is a read-only follower", "A follower serves reads only until an operator promotes it (`kasa promote`): send writes to the primary. Nothing happened.";
+    "read_model_not_configured", 501, "This server has no read model", "History, search and reports from PostgreSQL need a server started with `--read-model postgres://...` (docs/read-model.md); the in-memory endpoints answer meanwhile.";
+    "read_model_unavailable", 503, "The read model cannot be reached", "The read model's PostgreSQL is down or unreachable: retry later. The engine goes on, and the read model catches up when PostgreSQL is back.";
     "storage_full", 507, "The disk is full", "The journal could not be written; nothing was changed.";
 }
 

@@ -35,6 +35,9 @@ pub enum BenchCommand {
     /// What sign-up, link, top-up, send and history cost at two sizes ten times apart (the
     /// engine in process, no HTTP), with the seeding rate and memory per member.
     Scale(crate::bench_scale::ScaleArgs),
+    /// The PostgreSQL read model: its lag under full-speed wallet sends, and history reads
+    /// from PostgreSQL against the in-memory endpoint.
+    ReadModel(crate::bench_read_model::ReadModelArgs),
 }
 
 /// Arguments of `kasa bench partner`.
@@ -186,6 +189,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Import(args) => crate::bench_import::run(args),
         BenchCommand::Partner(args) => crate::bench_partner::run(args),
         BenchCommand::Scale(args) => crate::bench_scale::run(args),
+        BenchCommand::ReadModel(args) => crate::bench_read_model::run(args),
     }
 }
 

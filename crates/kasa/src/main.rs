@@ -2,18 +2,21 @@
 //! `verify` checks a data directory offline, `bench` measures a real server over loopback,
 //! `qr` decodes and encodes EMV QR payloads, `fx` checks rates files, quotes from them and loads
 //! them, `reconcile` compares a partner's settlement file with Kasa's, `merchants import` merges
-//! a partner's merchant network into a running server.
+//! a partner's merchant network into a running server, `read-model rebuild` makes the
+//! PostgreSQL read model again from a data directory.
 
 mod bench;
 mod bench_import;
 mod bench_partner;
 mod bench_payments;
 mod bench_qr;
+mod bench_read_model;
 mod bench_scale;
 mod follow;
 mod fx;
 mod import;
 mod qr;
+mod read_model;
 mod reconcile;
 mod remote;
 mod serve;
@@ -66,6 +69,9 @@ enum Commands {
     /// writes. Make sure the old primary is stopped for good first: there is no fencing
     /// (docs/standby.md). Needs KASA_OPERATOR_KEY.
     Promote(remote::Remote),
+    /// The PostgreSQL read model: rebuild it from a data directory (server stopped).
+    #[command(subcommand)]
+    ReadModel(read_model::ReadModelCommand),
 }
 
 /// `kasa promote --addr FOLLOWER`.
@@ -88,6 +94,7 @@ fn main() -> ExitCode {
         Commands::Reconcile(args) => return reconcile::run(args),
         Commands::Merchants(command) => import::run(command),
         Commands::Promote(remote) => promote(&remote),
+        Commands::ReadModel(command) => read_model::run(command),
         Commands::Openapi => {
             println!("{}", kasa_server::openapi::json());
             Ok(())

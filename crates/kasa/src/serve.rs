@@ -104,6 +104,12 @@ pub struct ServeArgs {
     /// With --follow, it applies once this server is promoted. See docs/standby.md.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     sync_followers: u8,
+    /// Keep a read model in PostgreSQL at this URL (postgres://USER[:PASSWORD]@HOST:PORT/DB,
+    /// a plain link without TLS) and serve history, search and reports from it: the schema
+    /// is migrated at start, the feed starts with the other consumers. The URL is never
+    /// logged. See docs/read-model.md.
+    #[arg(long, value_name = "URL")]
+    read_model: Option<String>,
     /// Log lines as text (for people) or JSON (for log collectors).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -329,6 +335,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         journal_dir: Some(journal_dir.clone()),
     };
     let app = AppState::new(engine.clone(), config);
+    if let Some(url) = &args.read_model {
+        let read_model = kasa_server::read_model::ReadModel::new(&Secret::new(url.clone()))?;
+        tracing::info!(target = %read_model.target(), "read model: PostgreSQL (migrated and fed once the server runs)");
+        let _ = app.read_model.set(Arc::new(read_model));
+    }
     if args.demo {
         let seeded = runtime.block_on(kasa_server::demo::seed(&app)).map_err(anyhow::Error::msg)?;
         tracing::info!(users = seeded, "demo users seeded (PIN {})", kasa_server::demo::DEMO_PIN);
@@ -449,12 +460,15 @@ fn write_marker(path: &Path, at: u64) -> anyhow::Result<()> {
 }
 
 /// Starts the consumers that drive effects from the event log: the bank rail (whose task it
-/// returns) and partner calls on this runtime; webhooks and partner notifications on threads
+/// returns), partner calls and the read model's feed on this runtime; webhooks and partner notifications on threads
 /// of their own, at a lower priority, which stop when the engine does.
 fn start_consumers(app: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let bank_rail = kasa_server::consumers::bank::spawn(app.clone());
     kasa_server::consumers::partner_calls::spawn(app.clone());
     kasa_server::consumers::webhooks::spawn(app.clone()).context("starting webhook deliveries")?;
     kasa_server::consumers::partner_notify::spawn(app.clone()).context("starting partner notifications")?;
+    if let Some(read_model) = app.read_model.get() {
+        kasa_server::consumers::read_model::spawn(app.engine.clone(), read_model.clone());
+    }
     Ok(bank_rail)
 }

@@ -846,7 +846,10 @@ fn pay(c: &mut Client, w: &mut World, order: &str, amount: &str, capture: &str, 
 fn nothing_refused_or_accepted_breaks_the_journal() {
     let mut rng = Rng::from_env_or_time();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), &["--test-clock"]);
+    // With a read model, so that its routes answer from PostgreSQL as in production.
+    let pg = support::postgres::Postgres::start();
+    let url = pg.url();
+    let server = Server::start_with(dir.path(), &["--test-clock", "--read-model", &url]);
     let mut op = server.client();
     let alice = sign_up(&server, "010-9800-0101");
     let bob = sign_up(&server, "010-9800-0102");

@@ -351,6 +351,19 @@ impl Ledger {
         self.transfer_position(id).and_then(|p| PendingStatus::from_u8(*self.pending.get(p)))
     }
 
+    /// The account at `position` in creation order (`None` past the last): a reader that
+    /// copies the ledger elsewhere (the PostgreSQL read model) goes on from where it stopped.
+    pub fn account_at(&self, position: usize) -> Option<&Account> {
+        let position = u32::try_from(position).ok()?;
+        (position < self.accounts.len() as u32).then(|| self.accounts.get(position))
+    }
+
+    /// The transfer at `position` in creation (and timestamp) order (`None` past the last).
+    pub fn transfer_at(&self, position: usize) -> Option<Transfer> {
+        let position = u32::try_from(position).ok()?;
+        (position < self.transfers.len() as u32).then(|| self.transfers.at(position))
+    }
+
     /// All accounts in creation order.
     pub fn accounts(&self) -> impl DoubleEndedIterator<Item = &Account> + '_ {
         self.accounts.iter()

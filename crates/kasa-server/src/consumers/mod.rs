@@ -7,11 +7,13 @@
 //! The consumers: the bank rail (`bank.rs`: top-ups, withdrawals, payouts and partners'
 //! settlements), webhook deliveries (`webhooks.rs`), partners' payment notifications
 //! (`partner_notify.rs`) and the calls to partners for users' payments abroad
-//! (`partner_calls.rs`), these two checking partners' answers with `partner_answer.rs`. The
-//! PostgreSQL read model is the next.
+//! (`partner_calls.rs`), these two checking partners' answers with `partner_answer.rs`, and the
+//! PostgreSQL read model's feed (`read_model.rs`), whose cursor lives in PostgreSQL with its
+//! rows rather than in the core.
 
 pub mod bank;
 pub mod partner_answer;
 pub mod partner_calls;
 pub mod partner_notify;
+pub mod read_model;
 pub mod webhooks;

@@ -19,6 +19,7 @@ pub mod partners;
 pub mod payments;
 pub mod payouts;
 pub mod qr;
+pub mod read_model;
 pub mod remittance;
 pub mod replication;
 pub mod requests;
@@ -136,6 +137,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(replication::journal_frames))
         .routes(routes!(replication::replication_status))
         .routes(routes!(replication::promote))
+        .routes(routes!(read_model::transactions))
+        .routes(routes!(read_model::payments))
+        .routes(routes!(read_model::daily_payments))
+        .routes(routes!(read_model::status))
 }
 
 /// The hash of the request's bearer token if it starts with `prefix` and is of a sane length

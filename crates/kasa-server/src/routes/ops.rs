@@ -34,6 +34,9 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = "default", description = "an error as application/problem+json, with a stable code", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    let body = app.engine.metrics().render();
+    let mut body = app.engine.metrics().render();
+    if let Some(read_model) = app.read_model.get() {
+        body.push_str(&read_model.render_metrics(app.engine.events().last_seq(), app.engine.now()));
+    }
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

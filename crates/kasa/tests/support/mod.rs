@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod receiver;
 pub mod webdriver;
 
