@@ -182,6 +182,28 @@ fn a_state_with_cold_chunks_answers_hashes_and_snapshots_as_one_without() {
     let bounded = |s: &State| s.ledger().account_transfers(2, 0, middle, 50);
     assert_eq!(bounded(&pair.hot), bounded(&pair.cold));
     assert_eq!(pair.hot.ledger().transfers().collect::<Vec<_>>(), pair.cold.ledger().transfers().collect::<Vec<_>>());
+    // A history from any moment is the account's transfers at or before it, newest first
+    // (the marks that shorten the walk skip nothing).
+    let all: Vec<Transfer> = pair.hot.ledger().transfers().collect();
+    for (k, account) in [1u128, 2, 7, POOR, 40].into_iter().enumerate() {
+        for max in
+            [all[100].timestamp, all[20_000].timestamp, all[50_000].timestamp + k as u64, all[all.len() - 5].timestamp]
+        {
+            let expected: Vec<Transfer> = all
+                .iter()
+                .rev()
+                .filter(|t| t.timestamp <= max && (t.debit_account_id == account || t.credit_account_id == account))
+                .take(30)
+                .copied()
+                .collect();
+            assert_eq!(
+                pair.cold.ledger().account_transfers(account, 0, max, 30),
+                expected,
+                "account {account} before {max}"
+            );
+            assert_eq!(pair.hot.ledger().account_transfers(account, 0, max, 30), expected);
+        }
+    }
 
     // The same hash and the same snapshot, which decodes to an equal state.
     assert_eq!(pair.hot.hash(), pair.cold.hash());
@@ -213,4 +235,43 @@ fn kept_hashes_spare_the_store_for_new_ids() {
     pair.apply(Command::create_transfers(batch));
     let extra = pair.store.reads.load(Ordering::Relaxed) - reads;
     assert_eq!(extra, 0, "reads of the store for new ids");
+}
+
+#[test]
+fn a_rolled_back_chain_takes_its_history_marks_with_it() {
+    let mut pair = Pair::new();
+    let accounts = vec![
+        Account { id: 1, ledger: 1, code: 1, ..Account::default() },
+        Account { id: 2, ledger: 1, code: 1, ..Account::default() },
+        Account {
+            id: POOR,
+            ledger: 1,
+            code: 1,
+            flags: AccountFlags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+            ..Account::default()
+        },
+    ];
+    pair.apply(Command::create_accounts(accounts));
+    // 63 transfers between 1 and 2: the next one of each is its 64th, a marked one.
+    pair.apply(Command::create_transfers((1..=63).map(|id| transfer(id, 1, 2, 1, 0)).collect()));
+    // A linked chain whose first item is that 64th transfer and whose last fails: rolled back.
+    let chain = vec![transfer(64, 1, 2, 1, TransferFlags::LINKED), transfer(65, POOR, 2, 1, 0)];
+    let outcome = pair.apply(Command::create_transfers(chain));
+    assert_eq!(results(&outcome), vec![CreateTransferResult::LinkedEventFailed, CreateTransferResult::ExceedsCredits]);
+    // The position of the rolled-back transfer goes to one that is not account 1's (a mark
+    // left behind would send account 1's walk down another account's chain), then 200 more:
+    // every history from the past is exact.
+    pair.apply(Command::create_transfers(vec![transfer(99, 2, POOR, 1, 0)]));
+    pair.apply(Command::create_transfers((100..300).map(|id| transfer(id, 2, 1, 1, 0)).collect()));
+    let all: Vec<Transfer> = pair.hot.ledger().transfers().collect();
+    for max in all.iter().step_by(7).map(|t| t.timestamp) {
+        let expected: Vec<Transfer> = all
+            .iter()
+            .rev()
+            .filter(|t| t.timestamp <= max && (t.debit_account_id == 1 || t.credit_account_id == 1))
+            .take(10)
+            .copied()
+            .collect();
+        assert_eq!(pair.hot.ledger().account_transfers(1, 0, max, 10), expected, "before {max}");
+    }
 }

@@ -13,7 +13,11 @@
 //! once, in key order, and read by key: an LSM's strengths (absorbing random writes, merging
 //! updates) buy nothing here and its compactions and level lookups cost, while a B-tree
 //! appended in key order is one lookup per read with no background work. Keys are page
-//! numbers (32 transfers, 4 KiB), one table per ledger.
+//! numbers, one table per ledger; a page holds 29 transfers with their history links and a
+//! checksum that every read checks (redb checks its own only when it repairs a file), and a
+//! second table holds each chunk's digest, so that a chunk stored as it is is not written
+//! again. A failed read stops the process and leaves a marker (`cold.suspect`) that makes the
+//! next start set the store aside.
 //!
 //! **What a crash does.** Nothing in this store is needed to recover: the snapshot and the
 //! journal hold every transfer, and which chunks are cold is not state. After a restart the
@@ -24,19 +28,45 @@
 use crate::EngineError;
 use kasa_core::ledger::{ColdChunk, ColdSpill, ColdStore, Record, Transfer, RECORD_BYTES, TRANSFERS_PER_CHUNK};
 use kasa_core::State;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, DatabaseError, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Bytes of a transfer in a page: its 128-byte record and its two history links.
 const ENTRY_BYTES: usize = RECORD_BYTES + 8;
-/// Transfers per page of the store: 29 entries (3,944 bytes) and the B-tree's own bytes fit
-/// one 4 KiB page of redb's; a value past it would take two.
+/// Transfers per page of the store: 29 entries and the page's checksum (3,952 bytes) and the
+/// B-tree's own bytes fit one 4 KiB page of redb's; a value past it would take two.
 const PAGE_RECORDS: usize = 29;
-const PAGE_BYTES: usize = PAGE_RECORDS * ENTRY_BYTES;
+/// The checksum at the end of every page: the first 8 bytes of the BLAKE3 hash of the rest.
+/// redb checks its pages' checksums only when it repairs a file, so a read checks this.
+const CHECKSUM_BYTES: usize = 8;
+const PAGE_BYTES: usize = PAGE_RECORDS * ENTRY_BYTES + CHECKSUM_BYTES;
+
+/// The file whose presence says a read of the store failed: the next start sets the store
+/// aside instead of trusting it (a chunk whose digest matches is otherwise not rewritten).
+fn suspect_marker(path: &std::path::Path) -> PathBuf {
+    path.with_extension("suspect")
+}
+
+/// The checksum of a page's entries.
+fn page_checksum(entries: &[u8]) -> [u8; CHECKSUM_BYTES] {
+    blake3::hash(entries).as_bytes()[..CHECKSUM_BYTES].try_into().expect("8 bytes")
+}
+
+/// A page's entries, if its length is that of `len` entries and its checksum holds.
+fn checked_entries(bytes: &[u8], len: usize) -> Result<&[u8], String> {
+    if bytes.len() != len * ENTRY_BYTES + CHECKSUM_BYTES {
+        return Err(format!("{} bytes, not {}", bytes.len(), len * ENTRY_BYTES + CHECKSUM_BYTES));
+    }
+    let (entries, checksum) = bytes.split_at(len * ENTRY_BYTES);
+    if page_checksum(entries) != checksum {
+        return Err("its checksum does not match its bytes".into());
+    }
+    Ok(entries)
+}
 /// Pages per chunk (the last one shorter): a page never spans two chunks.
 const PAGES_PER_CHUNK: usize = TRANSFERS_PER_CHUNK.div_ceil(PAGE_RECORDS);
 /// Chunks the decoder writes without a sync in between (see `ColdSpill for ColdTier`).
@@ -86,8 +116,10 @@ pub struct ColdStats {
     pub chunks_stored: AtomicU64,
     /// Chunks dropped from memory this run.
     pub chunks_cold: AtomicU64,
-    /// Reads of cold transfers (calls, each one page or more).
+    /// Pages read from the store (reads the last page read answered are not counted).
     pub reads: AtomicU64,
+    /// 1 once a write to the store failed: transfers stay in memory from then on.
+    pub failed: AtomicU64,
 }
 
 struct Job {
@@ -105,23 +137,45 @@ pub(crate) struct ColdTier {
     jobs: Option<mpsc::Sender<Job>>,
     done: mpsc::Receiver<Result<(usize, usize), String>>,
     thread: Option<JoinHandle<()>>,
-    /// Set when the spill thread failed: nothing more goes cold (memory grows, nothing is lost).
-    broken: bool,
+    /// Set when a write to the store failed: nothing more goes cold (memory grows, nothing is
+    /// lost).
+    broken: AtomicBool,
     stats: Arc<ColdStats>,
+    /// The marker a failed read leaves (see [`ColdReader::fail`]).
+    suspect: PathBuf,
 }
 
 impl ColdTier {
     /// Opens (or creates) the store and starts the spill thread. A file that is not a
-    /// readable store is set aside and replaced: it holds nothing recovery needs.
+    /// readable store, or one a failed read marked as suspect, is set aside and replaced: it
+    /// holds nothing recovery needs. A store in use by another process is an error.
     pub(crate) fn open(options: &ColdOptions, stats: Arc<ColdStats>) -> Result<Self, EngineError> {
+        let suspect = suspect_marker(&options.path);
+        let aside = options.path.with_extension("unreadable");
+        let set_aside = |why: &str| -> Result<(), EngineError> {
+            tracing::warn!(path = %options.path.display(), why, "the cold store is set aside; an empty one replaces it");
+            std::fs::rename(&options.path, &aside)
+                .map_err(|e| EngineError::Cold(format!("cannot set the cold store aside: {e}")))
+        };
+        if suspect.exists() {
+            if options.path.exists() {
+                set_aside("a read of it failed before the last stop")?;
+            }
+            std::fs::remove_file(&suspect)
+                .map_err(|e| EngineError::Cold(format!("cannot remove {}: {e}", suspect.display())))?;
+        }
         let open = || Database::builder().set_cache_size(options.cache_bytes).create(&options.path);
         let db = match open() {
             Ok(db) => db,
+            Err(
+                error @ (DatabaseError::DatabaseAlreadyOpen
+                | DatabaseError::LockProtocolMismatch
+                | DatabaseError::TransactionInProgress),
+            ) => {
+                return Err(EngineError::Cold(format!("cannot open {}: {error}", options.path.display())));
+            }
             Err(error) => {
-                let aside = options.path.with_extension("unreadable");
-                tracing::warn!(path = %options.path.display(), %error, "the cold store cannot be opened: set aside, starting an empty one");
-                std::fs::rename(&options.path, &aside)
-                    .map_err(|e| EngineError::Cold(format!("cannot set the cold store aside: {e}")))?;
+                set_aside(&error.to_string())?;
                 open().map_err(|e| EngineError::Cold(format!("cannot create the cold store: {e}")))?
             }
         };
@@ -141,13 +195,20 @@ impl ColdTier {
             jobs: Some(jobs),
             done,
             thread: Some(thread),
-            broken: false,
+            broken: AtomicBool::new(false),
             stats,
+            suspect,
         })
     }
 
     fn reader(&self, ledger: usize) -> Arc<ColdReader> {
-        Arc::new(ColdReader { db: self.db.clone(), ledger, last: Mutex::new(None), stats: self.stats.clone() })
+        Arc::new(ColdReader {
+            db: self.db.clone(),
+            ledger,
+            last: Mutex::new(None),
+            stats: self.stats.clone(),
+            suspect: self.suspect.clone(),
+        })
     }
 
     /// Gives `state` a reader of each ledger's cold transfers.
@@ -171,12 +232,13 @@ impl ColdTier {
                 }
                 Err(error) => {
                     tracing::error!(%error, "the cold store failed: transfers stay in memory from now on");
-                    self.broken = true;
+                    self.broken.store(true, Ordering::Relaxed);
+                    self.stats.failed.store(1, Ordering::Relaxed);
                     self.jobs = None;
                 }
             }
         }
-        let Some(jobs) = self.jobs.as_ref().filter(|_| !self.broken) else { return };
+        let Some(jobs) = self.jobs.as_ref().filter(|_| !self.broken.load(Ordering::Relaxed)) else { return };
         for ledger in 0..State::COLD_LEDGERS {
             let (chunks, _) = state.transfer_chunks(ledger);
             while self.sent[ledger] + self.hot_chunks < chunks {
@@ -202,20 +264,29 @@ impl ColdSpill for ColdTier {
         self.hot_chunks
     }
 
-    fn write(&self, which: usize, chunk: usize, records: &[Transfer], links: &[[u32; 2]]) -> Result<(), String> {
+    fn write(&self, which: usize, chunk: usize, records: &[Transfer], links: &[[u32; 2]]) -> bool {
+        if self.broken.load(Ordering::Relaxed) {
+            return false;
+        }
         // Synced every so many chunks only: the store needs no durability (a chunk lost in a
         // crash is written again on the next start), and a sync per chunk made a recovery
         // that rebuilds the store wait for the disk.
         let durability =
             if chunk.is_multiple_of(DECODE_CHUNKS_PER_SYNC) { Durability::Immediate } else { Durability::None };
-        write_chunks(
-            &self.db,
-            &[ChunkWrite { ledger: which, chunk, records, links }],
-            &mut Vec::with_capacity(PAGE_BYTES),
-            durability,
-        )?;
-        self.stats.chunks_stored.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        let write = ChunkWrite { ledger: which, chunk, records, links };
+        match write_chunks(&self.db, &[write], &mut Vec::with_capacity(PAGE_BYTES), durability) {
+            Ok(()) => {
+                self.stats.chunks_stored.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(error) => {
+                // Recovery goes on with the rest in memory, as the spill thread does.
+                tracing::error!(%error, "the cold store failed while a snapshot was read: transfers stay in memory");
+                self.broken.store(true, Ordering::Relaxed);
+                self.stats.failed.store(1, Ordering::Relaxed);
+                false
+            }
+        }
     }
 }
 
@@ -281,7 +352,7 @@ struct ChunkWrite<'a> {
     links: &'a [[u32; 2]],
 }
 
-/// A page's bytes: its transfers' records, then their links.
+/// A page's bytes: its transfers' records, then their links, then the checksum.
 fn encode_page(records: &[Transfer], links: &[[u32; 2]], page: &mut Vec<u8>) {
     page.clear();
     for t in records {
@@ -291,6 +362,25 @@ fn encode_page(records: &[Transfer], links: &[[u32; 2]], page: &mut Vec<u8>) {
         page.extend_from_slice(&l[0].to_le_bytes());
         page.extend_from_slice(&l[1].to_le_bytes());
     }
+    let checksum = page_checksum(page);
+    page.extend_from_slice(&checksum);
+}
+
+/// A page's entries as records and links.
+fn decode_entries(entries: &[u8], len: usize) -> (Vec<Transfer>, Vec<[u32; 2]>) {
+    let (record_bytes, link_bytes) = entries.split_at(len * RECORD_BYTES);
+    let records = record_bytes
+        .chunks_exact(RECORD_BYTES)
+        .map(|record| Transfer::decode_record(record.try_into().expect("a record's bytes")))
+        .collect();
+    let links = link_bytes
+        .chunks_exact(8)
+        .map(|l| {
+            let word = |i: usize| u32::from_le_bytes(l[i..i + 4].try_into().expect("4 bytes"));
+            [word(0), word(4)]
+        })
+        .collect();
+    (records, links)
 }
 
 /// Writes chunks in one transaction, skipping those the
@@ -303,6 +393,9 @@ fn write_chunks(
 ) -> Result<(), String> {
     let mut txn = db.begin_write().map_err(|e| format!("begin: {e}"))?;
     txn.set_durability(durability).map_err(|e| format!("durability: {e}"))?;
+    // Saves the allocator's state with the commit, so that opening the file after a crash
+    // does not walk the whole store to rebuild it.
+    txn.set_quick_repair(true);
     let mut written = false;
     for &ChunkWrite { ledger, chunk, records, links } in items {
         let mut hasher = blake3::Hasher::new();
@@ -344,6 +437,7 @@ struct ColdReader {
     /// The last page read.
     last: Mutex<Option<Arc<Page>>>,
     stats: Arc<ColdStats>,
+    suspect: PathBuf,
 }
 
 /// A page as read: its first position, its transfers and their links.
@@ -362,8 +456,13 @@ impl std::fmt::Debug for ColdReader {
 impl ColdReader {
     fn fail(&self, what: &str, error: impl std::fmt::Display) -> ! {
         // A store that cannot give back a transfer it took is a failed disk: stop, and let
-        // recovery rebuild from the snapshot and the journal, which hold every transfer.
-        panic!("the cold store of {} cannot {what}: {error}", LEDGER_NAMES[self.ledger])
+        // recovery rebuild from the snapshot and the journal, which hold every transfer. The
+        // marker makes the next start set this store aside rather than trust it again.
+        let marked = std::fs::write(&self.suspect, b"a read failed\n");
+        panic!(
+            "the cold store of {} cannot {what}: {error} (marked for rebuilding at the next start: {marked:?})",
+            LEDGER_NAMES[self.ledger]
+        )
     }
 
     /// The page holding `position`: the last one read, or read now.
@@ -381,22 +480,8 @@ impl ColdReader {
             .get(key)
             .unwrap_or_else(|e| self.fail(&format!("read page {key}"), e))
             .unwrap_or_else(|| self.fail(&format!("find page {key}"), "missing"));
-        let bytes = value.value();
-        if bytes.len() != len * ENTRY_BYTES {
-            self.fail(&format!("read page {key}"), format!("{} bytes, not {}", bytes.len(), len * ENTRY_BYTES));
-        }
-        let (record_bytes, link_bytes) = bytes.split_at(len * RECORD_BYTES);
-        let records = record_bytes
-            .chunks_exact(RECORD_BYTES)
-            .map(|record| Transfer::decode_record(record.try_into().expect("a record's bytes")))
-            .collect();
-        let links = link_bytes
-            .chunks_exact(8)
-            .map(|l| {
-                let word = |i: usize| u32::from_le_bytes(l[i..i + 4].try_into().expect("4 bytes"));
-                [word(0), word(4)]
-            })
-            .collect();
+        let entries = checked_entries(value.value(), len).unwrap_or_else(|e| self.fail(&format!("read page {key}"), e));
+        let (records, links) = decode_entries(entries, len);
         let page = Arc::new(Page { start, records, links });
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(page.clone());
         page
@@ -406,6 +491,34 @@ impl ColdReader {
 impl ColdStore for ColdReader {
     fn read(&self, first: u32, out: &mut [Transfer]) {
         let (first, end) = (first as usize, first as usize + out.len());
+        if out.len() > PAGE_RECORDS {
+            // A chunk at a time (a snapshot, a scan): one transaction and one range.
+            let txn = self.db.begin_read().unwrap_or_else(|e| self.fail("begin a read", e));
+            let table = txn.open_table(TABLES[self.ledger]).unwrap_or_else(|e| self.fail("open its table", e));
+            let (first_key, ..) = page_of(first);
+            let (last_key, ..) = page_of(end - 1);
+            let pages = table.range(first_key..=last_key).unwrap_or_else(|e| self.fail("read a range of pages", e));
+            let mut position = first;
+            for entry in pages {
+                let (key, value) = entry.unwrap_or_else(|e| self.fail("read a range of pages", e));
+                let (key, start, len) = page_span(key.value());
+                if start + len <= position || start > position {
+                    self.fail(&format!("read page {key}"), format!("found it where position {position} was expected"));
+                }
+                let entries =
+                    checked_entries(value.value(), len).unwrap_or_else(|e| self.fail(&format!("read page {key}"), e));
+                self.stats.reads.fetch_add(1, Ordering::Relaxed);
+                let (records, _) = decode_entries(entries, len);
+                let count = (start + len).min(end) - position;
+                let from = position - start;
+                out[position - first..position - first + count].copy_from_slice(&records[from..from + count]);
+                position += count;
+            }
+            if position != end {
+                self.fail(&format!("find the page of position {position}"), "missing");
+            }
+            return;
+        }
         let mut position = first;
         while position < end {
             let page = self.page(position);
@@ -423,28 +536,33 @@ impl ColdStore for ColdReader {
 }
 
 /// `kasa verify`'s check of a cold store against the state a replay reached: every page it
-/// holds must equal the replay's transfers at its positions. Pages past the replay's last
-/// transfer (a store kept from a longer history) are counted, not compared: the server
-/// rewrites a page before any chunk of it goes cold. Returns a line for the report.
+/// holds must have its length and checksum, and equal the replay's transfers and history
+/// links at its positions. Pages past the replay's last transfer (a store kept from a longer
+/// history) are counted, not compared: the server rewrites a chunk before it goes cold.
+/// Opens the file read-only: a store in use by a server, or one that needs a repair, is
+/// reported as not checked. Returns a line for the report.
 pub fn check_cold_store(path: &std::path::Path, state: &State) -> Result<String, String> {
-    let db = Database::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let db = match ReadOnlyDatabase::open(path) {
+        Ok(db) => db,
+        Err(error) => return Ok(format!("not checked ({error})")),
+    };
     let txn = db.begin_read().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut line = String::new();
     for (which, table) in TABLES.iter().enumerate() {
+        let name = LEDGER_NAMES[which];
         let ledger = if which == 0 { state.ledger() } else { state.books() };
         let table = match txn.open_table(*table) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => continue,
-            Err(e) => return Err(format!("{}: {e}", LEDGER_NAMES[which])),
+            Err(e) => return Err(format!("{name}: {e}")),
         };
         let mut transfers = ledger.transfers();
         let (mut compared, mut beyond, mut expected) = (0u64, 0u64, 0u64);
-        let mut page = Vec::with_capacity(PAGE_BYTES);
-        for entry in table.iter().map_err(|e| format!("{}: {e}", LEDGER_NAMES[which]))? {
-            let (key, value) = entry.map_err(|e| format!("{}: {e}", LEDGER_NAMES[which]))?;
+        for entry in table.iter().map_err(|e| format!("{name}: {e}"))? {
+            let (key, value) = entry.map_err(|e| format!("{name}: {e}"))?;
             let key = key.value();
             if key != expected {
-                return Err(format!("{}: page {expected} is missing (the next is {key})", LEDGER_NAMES[which]));
+                return Err(format!("{name}: page {expected} is missing (the next is {key})"));
             }
             expected += 1;
             let (_, start, len) = page_span(key);
@@ -452,25 +570,24 @@ pub fn check_cold_store(path: &std::path::Path, state: &State) -> Result<String,
                 beyond += 1;
                 continue;
             }
-            page.clear();
-            for t in transfers.by_ref().take(len) {
-                t.encode_record(&mut page);
-            }
-            // The records are compared; the links after them are derived from the records.
-            if value.value().get(..page.len()) != Some(page.as_slice()) {
-                return Err(format!(
-                    "{}: page {key} (transfers {start} to {}) differs from the replay",
-                    LEDGER_NAMES[which],
-                    start + len - 1
-                ));
+            let entries = checked_entries(value.value(), len).map_err(|e| format!("{name}: page {key}: {e}"))?;
+            let (records, links) = decode_entries(entries, len);
+            for (i, (record, link)) in records.iter().zip(&links).enumerate() {
+                let replayed = transfers.next().expect("the replay has the page's transfers");
+                let replayed_links = ledger.transfer_links(start + i).expect("the replay has the page's transfers");
+                if *record != replayed || *link != replayed_links {
+                    return Err(format!(
+                        "{name}: page {key} differs from the replay at transfer position {}",
+                        start + i
+                    ));
+                }
             }
             compared += len as u64;
         }
         line.push_str(&format!(
-            "{}{}: {compared} transfers equal to the replay{}",
+            "{}{name}: {compared} transfers and their links equal to the replay{}",
             if line.is_empty() { "" } else { "; " },
-            LEDGER_NAMES[which],
-            if beyond > 0 { format!(", {beyond} past its last transfer") } else { String::new() }
+            if beyond > 0 { format!(", {beyond} pages past its last transfer") } else { String::new() }
         ));
     }
     Ok(if line.is_empty() { "empty".into() } else { line })

@@ -75,8 +75,10 @@ pub struct Metrics {
     pub journal_bytes: AtomicU64,
     /// Transfers whose records are in the embedded store, not in memory.
     pub cold_transfers: AtomicU64,
-    /// Reads of cold transfers from the embedded store.
+    /// Pages of cold transfers read from the embedded store.
     pub cold_reads_total: AtomicU64,
+    /// 1 once a write to the embedded store failed (transfers then stay in memory).
+    pub cold_store_failed: AtomicU64,
     /// Accounts in the ledger.
     pub accounts: AtomicU64,
     /// Transfers in the ledger.
@@ -121,6 +123,7 @@ impl Default for Metrics {
             journal_bytes: AtomicU64::new(0),
             cold_transfers: AtomicU64::new(0),
             cold_reads_total: AtomicU64::new(0),
+            cold_store_failed: AtomicU64::new(0),
             accounts: AtomicU64::new(0),
             transfers: AtomicU64::new(0),
             snapshots_total: AtomicU64::new(0),
@@ -144,7 +147,7 @@ impl Metrics {
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64, &str); 20] = [
+        let counters: [(&str, &str, &AtomicU64, &str); 21] = [
             ("kasa_batches_total", "Batches committed.", &self.batches_total, "counter"),
             ("kasa_commands_total", "Commands committed.", &self.commands_total, "counter"),
             ("kasa_events_total", "Accounts and transfers processed.", &self.events_total, "counter"),
@@ -166,9 +169,15 @@ impl Metrics {
             ),
             (
                 "kasa_cold_reads_total",
-                "Reads of cold transfers from the embedded store.",
+                "Pages of cold transfers read from the embedded store.",
                 &self.cold_reads_total,
                 "counter",
+            ),
+            (
+                "kasa_cold_store_failed",
+                "1 once a write to the embedded store failed: transfers stay in memory from then on.",
+                &self.cold_store_failed,
+                "gauge",
             ),
             ("kasa_accounts", "Accounts in the ledger.", &self.accounts, "gauge"),
             ("kasa_transfers", "Transfers in the ledger.", &self.transfers, "gauge"),

@@ -524,6 +524,7 @@ fn publish_state_metrics<S: Storage>(metrics: &Metrics, writer: &Writer<S>) {
     let cold_chunks: usize = (0..State::COLD_LEDGERS).map(|which| writer.state().transfer_chunks(which).1).sum();
     metrics.cold_transfers.store((cold_chunks * TRANSFERS_PER_CHUNK) as u64, Ordering::Relaxed);
     metrics.cold_reads_total.store(writer.cold_stats().reads.load(Ordering::Relaxed), Ordering::Relaxed);
+    metrics.cold_store_failed.store(writer.cold_stats().failed.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 /// The most payload bytes one batch may take, counted by the commands' type bounds before
@@ -674,7 +675,13 @@ fn run<S: Storage>(
                             metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
                             Some(request)
                         }
-                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // Idle: chunks the spill thread stored since the last batch leave
+                            // memory now rather than at the next write.
+                            writer.cold_tick();
+                            publish_state_metrics(metrics, &writer);
+                            None
+                        }
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }

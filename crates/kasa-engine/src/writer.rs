@@ -303,6 +303,17 @@ impl<S: Storage> Writer<S> {
         &self.state
     }
 
+    /// Between batches with nothing to commit: drops the chunks the store now holds (see
+    /// `cold.rs`).
+    pub fn cold_tick(&mut self) {
+        if self.failed {
+            return;
+        }
+        if let Some(cold) = self.cold.as_mut() {
+            cold.tick(&mut self.state);
+        }
+    }
+
     /// The cold store's counters.
     pub fn cold_stats(&self) -> &Arc<ColdStats> {
         &self.cold_stats

@@ -149,6 +149,17 @@ fn cold_chunks_leave_memory_and_change_nothing_else() {
     let hash = writer.state().hash();
     drop(writer);
 
+    // A store a failed read marked as suspect is set aside at the next start, not trusted.
+    std::fs::write(dir.path().join("cold.suspect"), b"a read failed\n").unwrap();
+    let (mut writer, report) = Writer::recover(disk.clone(), disk.clone(), options(Some(dir.path()))).unwrap();
+    assert_eq!(report.state_hash, hash);
+    assert!(dir.path().join("cold.unreadable").exists(), "the suspect store was set aside");
+    assert!(!dir.path().join("cold.suspect").exists());
+    std::fs::remove_file(dir.path().join("cold.unreadable")).unwrap();
+    wait_cold(&mut writer, &mut now, 2);
+    let hash = writer.state().hash();
+    drop(writer);
+
     // A store that is not a store is set aside, and recovery goes on.
     std::fs::write(dir.path().join("cold.redb"), b"not a database").unwrap();
     let (writer, report) = Writer::recover(disk.clone(), disk, options(Some(dir.path()))).unwrap();

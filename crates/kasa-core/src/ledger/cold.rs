@@ -49,8 +49,9 @@ pub trait ColdSpill {
     fn store(&self, which: usize) -> Arc<dyn ColdStore>;
     /// Chunks kept in memory after the last cold one (at least 1).
     fn hot_chunks(&self) -> usize;
-    /// Puts chunk `chunk` of ledger `which` in the store.
-    fn write(&self, which: usize, chunk: usize, records: &[Transfer], links: &[[u32; 2]]) -> Result<(), String>;
+    /// Puts chunk `chunk` of ledger `which` in the store; `false` if it could not (the
+    /// decoder then keeps the rest in memory).
+    fn write(&self, which: usize, chunk: usize, records: &[Transfer], links: &[[u32; 2]]) -> bool;
 }
 
 /// The ledger's transfers: hot chunks in memory, cold ones in the store.
@@ -119,12 +120,6 @@ impl Transfers {
         out[0]
     }
 
-    /// The id of the transfer at `position` (read from the store if cold).
-    #[inline]
-    pub(crate) fn id(&self, position: u32) -> u128 {
-        self.at(position).id
-    }
-
     /// The index's hash of the id of the transfer at `position`, without reading the store.
     #[inline]
     pub(crate) fn id_hash(&self, position: u32) -> u64 {
@@ -180,16 +175,19 @@ impl Transfers {
         Some(ColdChunk { records: self.records.sealed_full_chunk(index)?, links: self.links.sealed_full_chunk(index)? })
     }
 
-    /// While decoding: writes every chunk beyond the hot window to the store and drops it.
-    pub(crate) fn spill_while_decoding(&mut self, spill: &dyn ColdSpill, which: usize) -> Result<(), String> {
+    /// While decoding: writes every chunk beyond the hot window to the store and drops it,
+    /// until the store fails to take one.
+    pub(crate) fn spill_while_decoding(&mut self, spill: &dyn ColdSpill, which: usize) {
         self.seal();
         loop {
             let cold = self.records.cold_chunks();
             if cold + spill.hot_chunks() >= self.records.chunk_count() {
-                return Ok(());
+                return;
             }
-            let Some(chunk) = self.sealed_full_chunk(cold) else { return Ok(()) };
-            spill.write(which, cold, &chunk.records, &chunk.links)?;
+            let Some(chunk) = self.sealed_full_chunk(cold) else { return };
+            if !spill.write(which, cold, &chunk.records, &chunk.links) {
+                return;
+            }
             drop(chunk);
             self.make_cold();
         }

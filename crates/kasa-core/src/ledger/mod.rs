@@ -55,6 +55,10 @@ const WARM_AHEAD: usize = 64;
 /// bit marks tombstones there), so `timestamp + timeout` past it is `overflows_timeout`.
 const EXPIRY_MAX: u64 = i64::MAX as u64;
 
+/// Every this many transfers of an account, one is marked (`account_marks`): a history read
+/// from a moment in the past walks at most this many steps of the account's chain.
+const MARK_EVERY: u32 = 64;
+
 /// The balance of an account with the `history` flag right after a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccountBalance {
@@ -171,6 +175,13 @@ pub struct Ledger {
     /// Per account position: the position of its newest transfer (`NONE` if none). Together
     /// with the transfers' links this is each account's history, newest first, at 4 bytes an entry.
     account_heads: Chunked<u32>,
+    /// Per account position: how many transfers it has. Derived.
+    account_counts: Vec<u32>,
+    /// (account position, transfer position) of every `MARK_EVERY`-th transfer of each
+    /// account: where a walk down an account's history from a moment in the past starts, so
+    /// that it never walks the whole history between now and then (each step of which may read
+    /// the cold store). Derived.
+    account_marks: BTreeSet<(u32, u32)>,
     transfers: cold::Transfers,
     transfer_index: IdIndex,
     /// Per transfer position: the status of a pending transfer (a [`PendingStatus`] byte), or
@@ -364,6 +375,14 @@ impl Ledger {
         (position < self.transfers.len() as u32).then(|| self.transfers.at(position))
     }
 
+    /// The history links of the transfer at `position`: the previous transfer of its debit
+    /// account and of its credit account (`NONE` if none); for `kasa verify`'s check of the
+    /// cold store.
+    pub fn transfer_links(&self, position: usize) -> Option<[u32; 2]> {
+        let position = u32::try_from(position).ok()?;
+        (position < self.transfers.len() as u32).then(|| self.transfers.links_at(position))
+    }
+
     /// All accounts in creation order.
     pub fn accounts(&self) -> impl DoubleEndedIterator<Item = &Account> + '_ {
         self.accounts.iter()
@@ -398,27 +417,17 @@ impl Ledger {
         let Some(account) = self.account_position(id) else { return Vec::new() };
         let mut out = Vec::new();
         let mut position = *self.account_heads.get(account);
-        // With an upper bound, start from the newest transfer at or before it (the transfer
-        // array is sorted by timestamp) rather than walking down from the head.
+        // With an upper bound, start from the newest transfer at or before it: the transfers
+        // before position `bound` are those at or before it (the array is sorted by
+        // timestamp); the account's first mark at or after `bound` (or its head) is at most
+        // MARK_EVERY of its transfers above it, so the walk down is short however old the bound.
         if timestamp_max != 0 && position != NONE && self.transfers.at(position).timestamp > timestamp_max {
-            let start = self.partition_point(timestamp_max);
-            position = NONE;
-            let mut p = start;
-            while p > 0 {
-                p -= 1;
-                let t = self.transfers.at(p);
-                if t.debit_account_id == id || t.credit_account_id == id {
-                    position = p;
-                    break;
-                }
-                // Scanning the array is only cheap near the bound; fall back to the chain.
-                if start - p > 4096 {
-                    position = *self.account_heads.get(account);
-                    while position != NONE && self.transfers.at(position).timestamp > timestamp_max {
-                        position = self.next_in_history(position, id);
-                    }
-                    break;
-                }
+            let bound = self.partition_point(timestamp_max);
+            if let Some(&(_, mark)) = self.account_marks.range((account, bound)..=(account, u32::MAX)).next() {
+                position = mark;
+            }
+            while position != NONE && position >= bound {
+                position = self.next_in_history(position, id);
             }
         }
         while position != NONE && out.len() < limit {
@@ -584,6 +593,7 @@ impl Ledger {
                 let len = accounts.len() as u32;
                 self.account_index.remove(popped, |p| if p == len { popped } else { accounts.get(p).id });
                 self.account_heads.pop();
+                self.account_counts.pop();
             }
             Undo::TransferCreated => {
                 let (transfer, links) = self.transfers.pop().expect("undo of a missing transfer");
@@ -591,11 +601,23 @@ impl Ledger {
                 let transfers = &self.transfers;
                 let len = transfers.len() as u32;
                 let popped = transfer.id;
-                self.transfer_index.remove(popped, |p| if p == len { popped } else { transfers.id(p) });
+                // Neither the match nor the shift reads the store: the kept hashes answer.
+                self.transfer_index.remove_by(
+                    popped,
+                    |p| if p == len { true } else { transfers.is(p, popped) },
+                    |p| if p == len { store::hash(popped) } else { transfers.id_hash(p) },
+                );
                 let dr = self.account_position(transfer.debit_account_id).expect("debit account of a transfer");
                 let cr = self.account_position(transfer.credit_account_id).expect("credit account of a transfer");
                 *self.account_heads.get_mut(dr) = links[0];
                 *self.account_heads.get_mut(cr) = links[1];
+                for account in [dr, cr] {
+                    let count = &mut self.account_counts[account as usize];
+                    if count.is_multiple_of(MARK_EVERY) {
+                        self.account_marks.remove(&(account, len));
+                    }
+                    *count -= 1;
+                }
             }
             Undo::Account { position, before } => *self.accounts.get_mut(position) = before,
             Undo::Pending { position, before } => *self.pending.get_mut(position) = before,
@@ -716,6 +738,7 @@ impl Ledger {
         let accounts = &self.accounts;
         self.account_index.insert(account.id, position, |p| accounts.get(p).id);
         self.account_heads.push(NONE);
+        self.account_counts.push(0);
         self.log(Undo::AccountCreated);
         AccountOutcome { result: R::Ok, timestamp }
     }
@@ -964,6 +987,13 @@ impl Ledger {
         }
         *self.account_heads.get_mut(dr_position) = position;
         *self.account_heads.get_mut(cr_position) = position;
+        for account in [dr_position, cr_position] {
+            let count = &mut self.account_counts[account as usize];
+            *count += 1;
+            if count.is_multiple_of(MARK_EVERY) {
+                self.account_marks.insert((account, position));
+            }
+        }
         self.log(Undo::TransferCreated);
         position
     }

@@ -146,7 +146,7 @@ impl Ledger {
             }
             left -= n;
             if builder.ledger.transfers.len().is_multiple_of(super::TRANSFERS_PER_CHUNK) || left == 0 {
-                builder.spill(cold)?;
+                builder.spill(cold);
             }
         }
         for _ in 0..c.count(5, "pending statuses")? {
@@ -192,12 +192,10 @@ impl LedgerBuilder {
     }
 
     /// With a spill, puts the chunks beyond the hot window in the store.
-    fn spill(&mut self, cold: Option<(&dyn super::ColdSpill, usize)>) -> Result<(), DecodeError> {
-        let Some((spill, which)) = cold else { return Ok(()) };
-        self.ledger
-            .transfers
-            .spill_while_decoding(spill, which)
-            .map_err(|e| DecodeError::invalid(format!("cannot write transfers to the cold store: {e}")))
+    fn spill(&mut self, cold: Option<(&dyn super::ColdSpill, usize)>) {
+        if let Some((spill, which)) = cold {
+            self.ledger.transfers.spill_while_decoding(spill, which);
+        }
     }
 
     /// Adds the next account.
@@ -210,6 +208,7 @@ impl LedgerBuilder {
         let accounts = &ledger.accounts;
         ledger.account_index.insert(a.id, position, |p| accounts.get(p).id);
         ledger.account_heads.push(NONE);
+        ledger.account_counts.push(0);
         Ok(())
     }
 

@@ -446,7 +446,7 @@ impl Table {
 
     /// Removes `id` if present and returns its position (backward-shift deletion, so probes
     /// stay correct without tombstones).
-    fn remove(&mut self, h: u64, id: u128, id_of: &impl Fn(u32) -> u128) -> Option<u32> {
+    fn remove(&mut self, h: u64, is: &impl Fn(u32) -> bool, hash_of: &impl Fn(u32) -> u64) -> Option<u32> {
         let mask = self.mask();
         let mut slot = h as usize & mask;
         let position = loop {
@@ -454,7 +454,7 @@ impl Table {
             if value == 0 {
                 return None;
             }
-            if self.tags[slot] == tag(h) && id_of(value - 1) == id {
+            if self.tags[slot] == tag(h) && is(value - 1) {
                 break value - 1;
             }
             slot = (slot + 1) & mask;
@@ -462,7 +462,7 @@ impl Table {
         let mut hole = slot;
         let mut next = (hole + 1) & mask;
         while self.slots[next] != 0 {
-            let home = hash(id_of(self.slots[next] - 1)) as usize & mask;
+            let home = hash_of(self.slots[next] - 1) as usize & mask;
             // Move the entry back into the hole unless its home lies cyclically in (hole, next].
             let distance_to_next = next.wrapping_sub(home) & mask;
             let distance_to_hole = hole.wrapping_sub(home) & mask;
@@ -635,11 +635,17 @@ impl IdIndex {
 
     /// Removes `id`, which must be indexed at the newest position.
     pub fn remove(&mut self, id: u128, id_of: impl Fn(u32) -> u128) {
+        self.remove_by(id, |p| id_of(p) == id, |p| hash(id_of(p)));
+    }
+
+    /// [`IdIndex::remove`], with `is` as in [`IdIndex::find_by`] and the hashes of the ids the
+    /// deletion shifts back given by position.
+    pub fn remove_by(&mut self, id: u128, is: impl Fn(u32) -> bool, hash_of: impl Fn(u32) -> u64) {
         let h = hash(id);
-        let in_table = self.table.remove(h, id, &id_of);
+        let in_table = self.table.remove(h, &is, &hash_of);
         let in_old = match self.growth.as_mut() {
             Some(growth) => {
-                let removed = growth.old.remove(h, id, &id_of);
+                let removed = growth.old.remove(h, &is, &hash_of);
                 if let Some(position) = removed {
                     // The old table holds `0..end`, and the newest position is removed.
                     assert_eq!(position + 1, growth.end, "removing an id that is not the newest");
