@@ -477,9 +477,18 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
                     temp.path().to_path_buf()
                 }
             };
-            // The journal (128 bytes and a frame share per transfer) plus up to three snapshots
-            // (the last two kept, one being written), each about the state's size.
-            check_disk(&data, (args.transfers + args.accounts) * 128 * 4 + (64 << 20))?;
+            // The journal (128 bytes and a frame share per transfer), the embedded store of
+            // cold transfers (about 1.2 times their records), and up to three snapshots (the
+            // last two kept, one being written), each about the state's size: two with
+            // snapshots only at a clean stop, none if there is no clean stop either.
+            let snapshots = match (args.snapshot_interval_mib, args.no_recovery) {
+                (Some(0), true) => 0,
+                (Some(0), false) => 2,
+                _ => 3,
+            };
+            let store = if args.hot_transfers == Some(0) { 0 } else { 12 };
+            let tenths = 10 + store + 10 * snapshots;
+            check_disk(&data, (args.transfers + args.accounts) * 128 * tenths / 10 + (64 << 20))?;
             let (s, _) = start_server_with(&data, &key, &ledger_serve_args(&args), &[])?;
             CLEANUP.lock().expect("cleanup lock").1 = Some(s.child.id());
             let addr = s.addr;
