@@ -34,7 +34,7 @@ fn personal_data_stays_sealed_private_and_out_of_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("kasa.log");
-    let launch = || Launch { log: Some(&log), generated_key: true };
+    let launch = || Launch { log: Some(&log), generated_key: true, ..Launch::default() };
     let server = Server::launch(&data, &[], launch());
     let mut c = server.client();
     let phone = "010-9500-0001";

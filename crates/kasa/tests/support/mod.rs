@@ -45,6 +45,8 @@ pub struct Launch<'a> {
     pub log: Option<&'a Path>,
     /// Give no `KASA_OPERATOR_KEY`: the server generates `operator.key` (or reads it).
     pub generated_key: bool,
+    /// More environment variables for the server.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Server {
@@ -72,6 +74,7 @@ impl Server {
         } else {
             command.env("KASA_OPERATOR_KEY", KEY);
         }
+        command.envs(launch.env.iter().copied());
         command.stdout(Stdio::piped());
         match launch.log {
             Some(path) => {
