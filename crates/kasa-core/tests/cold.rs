@@ -50,6 +50,17 @@ fn transfer(id: u128, debit: u128, credit: u128, amount: u128, flags: u16) -> Tr
     }
 }
 
+/// The account that cannot go negative.
+fn poor_account() -> Account {
+    Account {
+        id: POOR,
+        ledger: 1,
+        code: 1,
+        flags: AccountFlags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+        ..Account::default()
+    }
+}
+
 /// Moves every chunk that may go cold (all but `hot` after it) into `store` and drops it.
 fn spill(state: &mut State, store: &MemoryStore, hot: usize) -> usize {
     let mut moved = 0;
@@ -105,13 +116,7 @@ fn a_state_with_cold_chunks_answers_hashes_and_snapshots_as_one_without() {
     let mut accounts: Vec<Account> =
         (1..=ACCOUNTS).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
     accounts[0].flags = AccountFlags(AccountFlags::HISTORY);
-    accounts.push(Account {
-        id: POOR,
-        ledger: 1,
-        code: 1,
-        flags: AccountFlags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
-        ..Account::default()
-    });
+    accounts.push(poor_account());
     pair.apply(Command::create_accounts(accounts));
 
     // Four chunks and a bit: plain transfers between pseudo-random pairs, every 97th a
@@ -243,13 +248,7 @@ fn a_rolled_back_chain_takes_its_history_marks_with_it() {
     let accounts = vec![
         Account { id: 1, ledger: 1, code: 1, ..Account::default() },
         Account { id: 2, ledger: 1, code: 1, ..Account::default() },
-        Account {
-            id: POOR,
-            ledger: 1,
-            code: 1,
-            flags: AccountFlags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
-            ..Account::default()
-        },
+        poor_account(),
     ];
     pair.apply(Command::create_accounts(accounts));
     // 63 transfers between 1 and 2: the next one of each is its 64th, a marked one.

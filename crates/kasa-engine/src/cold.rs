@@ -112,10 +112,6 @@ pub struct ColdOptions {
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ColdStats {
-    /// Chunks written to the store (or found there already) this run.
-    pub chunks_stored: AtomicU64,
-    /// Chunks dropped from memory this run.
-    pub chunks_cold: AtomicU64,
     /// Pages read from the store (reads the last page read answered are not counted).
     pub reads: AtomicU64,
     /// 1 once a write to the store failed: transfers stay in memory from then on.
@@ -183,10 +179,9 @@ impl ColdTier {
         let (jobs, receive_jobs) = mpsc::channel::<Job>();
         let (send_done, done) = mpsc::channel();
         let spill_db = db.clone();
-        let spill_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("kasa-spill".into())
-            .spawn(move || spill(&spill_db, receive_jobs, send_done, &spill_stats))
+            .spawn(move || spill(&spill_db, receive_jobs, send_done))
             .map_err(|e| EngineError::Cold(format!("cannot start the spill thread: {e}")))?;
         Ok(ColdTier {
             db,
@@ -228,7 +223,6 @@ impl ColdTier {
                     let (_, cold) = state.transfer_chunks(ledger);
                     assert_eq!(chunk, cold, "chunks go cold oldest first");
                     state.make_transfer_chunk_cold(ledger);
-                    self.stats.chunks_cold.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(error) => {
                     tracing::error!(%error, "the cold store failed: transfers stay in memory from now on");
@@ -275,10 +269,7 @@ impl ColdSpill for ColdTier {
             if chunk.is_multiple_of(DECODE_CHUNKS_PER_SYNC) { Durability::Immediate } else { Durability::None };
         let write = ChunkWrite { ledger: which, chunk, records, links };
         match write_chunks(&self.db, &[write], &mut Vec::with_capacity(PAGE_BYTES), durability) {
-            Ok(()) => {
-                self.stats.chunks_stored.fetch_add(1, Ordering::Relaxed);
-                true
-            }
+            Ok(()) => true,
             Err(error) => {
                 // Recovery goes on with the rest in memory, as the spill thread does.
                 tracing::error!(%error, "the cold store failed while a snapshot was read: transfers stay in memory");
@@ -301,12 +292,7 @@ impl Drop for ColdTier {
 
 /// The spill thread: writes chunks, a few per transaction, skipping those the store already
 /// holds as they are, and reports each once durable.
-fn spill(
-    db: &Database,
-    jobs: mpsc::Receiver<Job>,
-    done: mpsc::Sender<Result<(usize, usize), String>>,
-    stats: &ColdStats,
-) {
+fn spill(db: &Database, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Result<(usize, usize), String>>) {
     let mut page = Vec::with_capacity(PAGE_BYTES);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -329,7 +315,6 @@ fn spill(
         match result {
             Ok(()) => {
                 for job in &batch {
-                    stats.chunks_stored.fetch_add(1, Ordering::Relaxed);
                     if done.send(Ok((job.ledger, job.chunk))).is_err() {
                         return;
                     }

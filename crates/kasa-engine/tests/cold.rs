@@ -25,39 +25,33 @@ fn options(cold: Option<&Path>) -> WriterOptions {
     }
 }
 
+/// Transfer `id` of the workload: between two of 16 accounts, every 101st pending.
+fn workload_transfer(id: u128) -> Transfer {
+    Transfer {
+        id,
+        debit_account_id: id % 16 + 1,
+        credit_account_id: (id + 5) % 16 + 1,
+        amount: 1 + id % 7,
+        ledger: 1,
+        code: 1,
+        flags: TransferFlags(if id.is_multiple_of(101) { TransferFlags::PENDING } else { 0 }),
+        ..Transfer::default()
+    }
+}
+
 fn workload() -> Vec<Vec<Command>> {
     let accounts = (1..=16u128).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
     let mut batches = vec![vec![Command::create_accounts(accounts)]];
     let total = 4 * TRANSFERS_PER_CHUNK as u128;
     let mut id = 1;
     while id <= total {
-        let batch = (id..(id + 8_000).min(total + 1))
-            .map(|id| Transfer {
-                id,
-                debit_account_id: id % 16 + 1,
-                credit_account_id: (id + 5) % 16 + 1,
-                amount: 1 + id % 7,
-                ledger: 1,
-                code: 1,
-                flags: TransferFlags(if id.is_multiple_of(101) { TransferFlags::PENDING } else { 0 }),
-                ..Transfer::default()
-            })
-            .collect::<Vec<_>>();
+        let batch = (id..(id + 8_000).min(total + 1)).map(workload_transfer).collect::<Vec<_>>();
         id += batch.len() as u128;
         batches.push(vec![Command::create_transfers(batch)]);
     }
     // A re-send of the oldest transfers and a post of an old pending one, once they are cold.
     let resend = (1..=100u128)
-        .map(|id| Transfer {
-            id,
-            debit_account_id: id % 16 + 1,
-            credit_account_id: (id + 5) % 16 + 1,
-            amount: 1 + id % 7,
-            ledger: 1,
-            code: 1,
-            flags: TransferFlags(if id.is_multiple_of(101) { TransferFlags::PENDING } else { 0 }),
-            ..Transfer::default()
-        })
+        .map(workload_transfer)
         .chain([Transfer {
             id: total + 1,
             pending_id: 101,

@@ -150,8 +150,8 @@ impl Transfers {
         if chunk >= self.records.cold_chunks() {
             return ChunkRecords::Hot(self.records.chunk(chunk).iter());
         }
-        let mut out = vec![Transfer::default(); TRANSFERS_PER_CHUNK];
-        self.store.as_ref().expect("a cold chunk without a store").read((chunk * TRANSFERS_PER_CHUNK) as u32, &mut out);
+        let mut out = Vec::new();
+        read_cold_chunk(&self.store, chunk, &mut out);
         ChunkRecords::Cold(out.into_iter())
     }
 
@@ -204,6 +204,12 @@ impl Transfers {
     }
 }
 
+/// Reads cold chunk `index` whole into `out`.
+fn read_cold_chunk(store: &Option<Arc<dyn ColdStore>>, index: usize, out: &mut Vec<Transfer>) {
+    out.resize(TRANSFERS_PER_CHUNK, Transfer::default());
+    store.as_ref().expect("a cold chunk without a store").read((index * TRANSFERS_PER_CHUNK) as u32, out);
+}
+
 enum ChunkRecords<'a> {
     Hot(std::slice::Iter<'a, Transfer>),
     Cold(std::vec::IntoIter<Transfer>),
@@ -249,9 +255,7 @@ impl TransfersView {
             match chunk {
                 Some(records) => f(records),
                 None => {
-                    buffer.resize(TRANSFERS_PER_CHUNK, Transfer::default());
-                    let store = self.store.as_ref().expect("a cold chunk without a store");
-                    store.read((index * TRANSFERS_PER_CHUNK) as u32, &mut buffer);
+                    read_cold_chunk(&self.store, index, &mut buffer);
                     f(&buffer);
                 }
             }
