@@ -250,7 +250,7 @@ impl Limits {
     /// without the PIN, against the PIN-free budget. Returns the KST day it counts on.
     pub fn record_spend(&mut self, user: u64, amount: Amount, pin_free: bool, now: u64) -> u64 {
         let day = kst_day(now);
-        let usage = self.usage.entry(user).or_default();
+        let usage = self.usage.get_or_insert_with(user, Usage::default);
         usage.outgoing = usage.outgoing_on(day).saturating_add(amount);
         usage.day = day;
         if pin_free {

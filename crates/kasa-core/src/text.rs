@@ -26,9 +26,10 @@ pub trait TextRule {
     fn check(value: &str) -> Result<(), String>;
 }
 
-/// A string that its rule accepts. See the module documentation.
+/// A string that its rule accepts. See the module documentation. Up to 24 bytes it is kept
+/// inline (a name, a code, a phone number), with no allocation of its own.
 pub struct Text<R: TextRule> {
-    value: String,
+    value: compact_str::CompactString,
     rule: PhantomData<fn() -> R>,
 }
 
@@ -40,7 +41,7 @@ impl<R: TextRule> Text<R> {
             return Err(format!("{} is at most {} bytes, found {}", R::WHAT, R::MAX_BYTES, value.len()));
         }
         R::check(&value)?;
-        Ok(Text { value, rule: PhantomData })
+        Ok(Text { value: compact_str::CompactString::from(value.as_str()), rule: PhantomData })
     }
 
     /// The string.
