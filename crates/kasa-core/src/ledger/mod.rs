@@ -19,6 +19,7 @@
 //! TigerBeetle keeps for clients older than 0.16, and failing a linked chain on `exists`
 //! (here an item that exists counts as success in its chain). `docs/api.md` lists these.
 
+mod balances;
 mod cold;
 mod command;
 mod exists;
@@ -34,6 +35,7 @@ pub use snapshot::{LedgerBuilder, LedgerView, SECTION_VERSION};
 pub use store::NONE;
 pub use types::{Account, AccountFlags, Transfer, TransferFlags, RECORD_BYTES};
 
+use balances::{BalanceLog, Positions};
 use std::collections::{BTreeMap, BTreeSet};
 use store::{Chunked, IdIndex, Vacant};
 
@@ -116,7 +118,7 @@ enum Undo {
 /// An account's balance history, oldest first: a view into the ledger's balance log.
 #[derive(Clone, Copy)]
 pub struct BalanceHistory<'a> {
-    log: &'a Chunked<(u32, AccountBalance)>,
+    log: &'a BalanceLog,
     positions: &'a [u32],
 }
 
@@ -132,32 +134,30 @@ impl<'a> BalanceHistory<'a> {
     }
 
     /// The `i`-th balance, oldest first.
-    pub fn get(&self, i: usize) -> Option<&'a AccountBalance> {
-        let log = self.log;
-        self.positions.get(i).map(|&p| &log.get(p).1)
+    pub fn get(&self, i: usize) -> Option<AccountBalance> {
+        self.positions.get(i).map(|&p| self.log.get(p).1)
     }
 
     /// The newest balance.
-    pub fn last(&self) -> Option<&'a AccountBalance> {
+    pub fn last(&self) -> Option<AccountBalance> {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
     /// The balances, oldest first, copied out.
     pub fn to_vec(&self) -> Vec<AccountBalance> {
-        self.iter().copied().collect()
+        self.iter().collect()
     }
 
     /// The balances, oldest first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &'a AccountBalance> + ExactSizeIterator + 'a {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = AccountBalance> + ExactSizeIterator + 'a {
         let log = self.log;
-        self.positions.iter().map(move |&p| &log.get(p).1)
+        self.positions.iter().map(move |&p| log.get(p).1)
     }
 
     /// The number of balances for which `pred` holds, when it holds for a prefix (a binary
     /// search, as `slice::partition_point`).
     pub fn partition_point(&self, pred: impl Fn(&AccountBalance) -> bool) -> usize {
-        let log = self.log;
-        self.positions.partition_point(|&p| pred(&log.get(p).1))
+        self.positions.partition_point(|&p| pred(&self.log.get(p).1))
     }
 }
 
@@ -189,11 +189,11 @@ pub struct Ledger {
     pending: Chunked<u8>,
     /// Open pending transfers with a timeout, by (expires_at, position). Derived.
     expiries: BTreeSet<(u64, u32)>,
-    /// Every balance of accounts with the `history` flag, in the order they were recorded:
-    /// (account position, balance). Append-only and copy-on-write, like the transfers.
-    balance_log: Chunked<(u32, AccountBalance)>,
+    /// Every balance of accounts with the `history` flag, in the order they were recorded
+    /// (`balances.rs`). Append-only and copy-on-write, like the transfers.
+    balance_log: BalanceLog,
     /// Per account position, its entries' positions in `balance_log`, oldest first. Derived.
-    balance_index: BTreeMap<u32, Vec<u32>>,
+    balance_index: BTreeMap<u32, Positions>,
     /// Ids of transfers that failed with a transient result in `create_transfers`, oldest
     /// first, and an index over them: such an id answers `id_already_failed` forever. Append
     /// only and never in the undo log, because a failure is remembered even when its linked
@@ -309,6 +309,7 @@ impl Ledger {
             + self.transfers.bytes_allocated()
             + self.transfer_index.bytes_allocated()
             + self.failed_ids.bytes_allocated()
+            + self.balance_log.bytes_allocated()
             + self.failed_index.bytes_allocated()
     }
 
@@ -406,7 +407,7 @@ impl Ledger {
 
     /// Balance history of an account with the `history` flag, oldest first.
     pub fn account_balances(&self, id: u128) -> BalanceHistory<'_> {
-        let positions = self.account_position(id).and_then(|p| self.balance_index.get(&p)).map(Vec::as_slice);
+        let positions = self.account_position(id).and_then(|p| self.balance_index.get(&p)).map(Positions::as_slice);
         BalanceHistory { log: &self.balance_log, positions: positions.unwrap_or(&[]) }
     }
 
@@ -1002,16 +1003,16 @@ impl Ledger {
         if !account.flags.has(AccountFlags::HISTORY) {
             return;
         }
-        let entry = self.balance_log.push((
+        let entry = self.balance_log.push(
             position,
-            AccountBalance {
+            &AccountBalance {
                 timestamp,
                 debits_pending: account.debits_pending,
                 debits_posted: account.debits_posted,
                 credits_pending: account.credits_pending,
                 credits_posted: account.credits_posted,
             },
-        ));
+        );
         self.balance_index.entry(position).or_default().push(entry);
         self.log(Undo::BalancePushed { account: position });
     }

@@ -8,6 +8,7 @@
 //! goes on while another thread encodes) and read as a stream, a slice of records at a time:
 //! neither side ever holds the whole section in one buffer.
 
+use super::balances::BalanceLogView;
 use super::cold::TransfersView;
 use super::store::ChunkedView;
 use super::{
@@ -29,7 +30,7 @@ pub struct LedgerView {
     accounts: ChunkedView<Account>,
     transfers: TransfersView,
     pending: ChunkedView<u8>,
-    balance_log: ChunkedView<(u32, AccountBalance)>,
+    balance_log: BalanceLogView,
     failed: ChunkedView<u128>,
 }
 
@@ -267,9 +268,9 @@ impl LedgerBuilder {
         if account as usize >= ledger.accounts.len() {
             return Err(format!("a balance names account position {account}, which does not exist"));
         }
-        let entry = ledger.balance_log.push((account, balance));
+        let entry = ledger.balance_log.push(account, &balance);
         let history = ledger.balance_index.entry(account).or_default();
-        if history.last().is_some_and(|&last| ledger.balance_log.get(last).1.timestamp > balance.timestamp) {
+        if history.last().is_some_and(|last| ledger.balance_log.get(last).1.timestamp > balance.timestamp) {
             return Err(format!("the balance history of account position {account} goes back in time"));
         }
         history.push(entry);

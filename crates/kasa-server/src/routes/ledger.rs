@@ -432,7 +432,7 @@ pub async fn account_balances(
                 .filter(|(_, b)| q.timestamp_max.is_none_or(|m| b.timestamp <= m))
                 .take_while(|(_, b)| b.timestamp >= q.timestamp_min)
                 .take(q.limit + 1)
-                .map(|(i, b)| (i, BalanceOutput::from(b)))
+                .map(|(i, b)| (i, BalanceOutput::from(&b)))
                 .collect();
             Some(items)
         })

@@ -1,0 +1,234 @@
+//! The balance log of accounts with the `history` flag, kept small: a wallet account logs a
+//! balance after every transfer, so at millions of members the log is one of the largest
+//! things in memory.
+//!
+//! An [`AccountBalance`] is four `u128` amounts and a timestamp; with the account's position
+//! and the amounts' alignment, an entry took 96 bytes. The log keeps the amounts in 64 bits
+//! (48 bytes an entry), and an entry whose amounts do not all fit (more than 18 quintillion
+//! minor units: never a won wallet) points into a second array that holds them whole. Each
+//! account's entries are found through [`Positions`], which holds up to three positions
+//! inline (most wallets have few entries), and a vector beyond that.
+
+use super::store::{Chunked, ChunkedView};
+use super::AccountBalance;
+
+/// One entry of the log.
+#[derive(Clone, Copy, Debug)]
+struct Logged {
+    /// The account's position.
+    account: u32,
+    /// 0 if the amounts fit in `amounts`, else 1 + the position of the whole amounts in the
+    /// wide array.
+    wide: u32,
+    timestamp: u64,
+    /// Debits pending, debits posted, credits pending, credits posted.
+    amounts: [u64; 4],
+}
+
+/// Every balance of accounts with the `history` flag, in the order they were recorded.
+/// Append-only and copy-on-write, like the transfers.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BalanceLog {
+    entries: Chunked<Logged>,
+    wide: Chunked<[u128; 4]>,
+}
+
+fn amounts(b: &AccountBalance) -> [u128; 4] {
+    [b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted]
+}
+
+fn balance(
+    timestamp: u64,
+    [debits_pending, debits_posted, credits_pending, credits_posted]: [u128; 4],
+) -> AccountBalance {
+    AccountBalance { timestamp, debits_pending, debits_posted, credits_pending, credits_posted }
+}
+
+impl Logged {
+    fn narrow(&self) -> Option<AccountBalance> {
+        (self.wide == 0).then(|| balance(self.timestamp, self.amounts.map(u128::from)))
+    }
+}
+
+impl BalanceLog {
+    /// Appends account `account`'s balance `b`; returns its position.
+    pub(crate) fn push(&mut self, account: u32, b: &AccountBalance) -> u32 {
+        let whole = amounts(b);
+        let narrow = whole.map(|a| u64::try_from(a).ok());
+        let logged = match narrow {
+            [Some(dp), Some(dq), Some(cp), Some(cq)] => {
+                Logged { account, wide: 0, timestamp: b.timestamp, amounts: [dp, dq, cp, cq] }
+            }
+            _ => {
+                let wide = self.wide.push(whole);
+                Logged { account, wide: wide + 1, timestamp: b.timestamp, amounts: [0; 4] }
+            }
+        };
+        self.entries.push(logged)
+    }
+
+    /// Removes the newest entry (the rollback of a failed chain); returns its account.
+    pub(crate) fn pop(&mut self) -> Option<u32> {
+        let logged = self.entries.pop()?;
+        if logged.wide != 0 {
+            self.wide.pop();
+        }
+        Some(logged.account)
+    }
+
+    /// The entry at `position`, which must exist: the account's position and the balance.
+    pub(crate) fn get(&self, position: u32) -> (u32, AccountBalance) {
+        let logged = self.entries.get(position);
+        let b = logged.narrow().unwrap_or_else(|| balance(logged.timestamp, *self.wide.get(logged.wide - 1)));
+        (logged.account, b)
+    }
+
+    pub(crate) fn seal(&mut self) {
+        self.entries.seal();
+        self.wide.seal();
+    }
+
+    pub(crate) fn view(&self) -> BalanceLogView {
+        BalanceLogView { entries: self.entries.view(), wide: self.wide.view() }
+    }
+
+    pub(crate) fn bytes_allocated(&self) -> usize {
+        self.entries.bytes_allocated() + self.wide.bytes_allocated()
+    }
+}
+
+/// A frozen view of the balance log, for a snapshot.
+#[derive(Clone, Debug)]
+pub(crate) struct BalanceLogView {
+    entries: ChunkedView<Logged>,
+    wide: ChunkedView<[u128; 4]>,
+}
+
+impl BalanceLogView {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entries in order: (account position, balance).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, AccountBalance)> + '_ {
+        // Wide entries are in the wide array in the log's order.
+        let mut wide = self.wide.iter();
+        self.entries.iter().map(move |logged| {
+            let b = logged
+                .narrow()
+                .unwrap_or_else(|| balance(logged.timestamp, *wide.next().expect("a wide entry has its amounts")));
+            (logged.account, b)
+        })
+    }
+}
+
+/// One account's positions in the log, oldest first: up to three inline, more in a vector.
+#[derive(Clone, Debug)]
+pub(crate) enum Positions {
+    Few(u8, [u32; 3]),
+    Many(Vec<u32>),
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions::Few(0, [0; 3])
+    }
+}
+
+impl Positions {
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            Positions::Few(len, items) => &items[..*len as usize],
+            Positions::Many(items) => items,
+        }
+    }
+
+    pub(crate) fn push(&mut self, position: u32) {
+        match self {
+            Positions::Few(len, items) if (*len as usize) < items.len() => {
+                items[*len as usize] = position;
+                *len += 1;
+            }
+            Positions::Few(_, items) => {
+                let mut many = Vec::with_capacity(8);
+                many.extend_from_slice(items);
+                many.push(position);
+                *self = Positions::Many(many);
+            }
+            Positions::Many(items) => items.push(position),
+        }
+    }
+
+    pub(crate) fn pop(&mut self) {
+        match self {
+            Positions::Few(len, _) => *len = len.saturating_sub(1),
+            Positions::Many(items) => {
+                items.pop();
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    pub(crate) fn last(&self) -> Option<u32> {
+        self.as_slice().last().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(timestamp: u64, amount: u128) -> AccountBalance {
+        AccountBalance {
+            timestamp,
+            debits_pending: amount,
+            debits_posted: amount + 1,
+            credits_pending: amount + 2,
+            credits_posted: amount + 3,
+        }
+    }
+
+    /// Narrow and wide entries, mixed, read back the same from the log, its view and after
+    /// pops; an entry is 48 bytes.
+    #[test]
+    fn balances_of_any_size_read_back_whole() {
+        assert_eq!(std::mem::size_of::<Logged>(), 48);
+        let mut log = BalanceLog::default();
+        let amounts = [0, 5, u64::MAX as u128 - 3, u64::MAX as u128, u128::MAX - 3, 1 << 100, 7];
+        for (i, &a) in amounts.iter().enumerate() {
+            assert_eq!(log.push(i as u32, &b(i as u64, a)), i as u32);
+        }
+        for (i, &a) in amounts.iter().enumerate() {
+            assert_eq!(log.get(i as u32), (i as u32, b(i as u64, a)));
+        }
+        let view = log.view();
+        assert_eq!(log.pop(), Some(6));
+        assert_eq!(log.pop(), Some(5));
+        log.push(9, &b(99, u128::MAX - 3));
+        assert_eq!(log.get(5), (9, b(99, u128::MAX - 3)));
+        assert_eq!(log.get(4), (4, b(4, u128::MAX - 3)));
+        let seen: Vec<_> = view.iter().collect();
+        let expected: Vec<_> = amounts.iter().enumerate().map(|(i, &a)| (i as u32, b(i as u64, a))).collect();
+        assert_eq!(seen, expected, "a view keeps what the log held");
+        assert_eq!(log.view().iter().count(), 6);
+    }
+
+    #[test]
+    fn positions_spill_from_inline_to_a_vector_and_back() {
+        let mut p = Positions::default();
+        assert!(p.is_empty());
+        for i in 0..5 {
+            p.push(i * 10);
+            assert_eq!(p.as_slice(), (0..=i).map(|j| j * 10).collect::<Vec<_>>().as_slice());
+        }
+        assert_eq!(p.last(), Some(40));
+        for _ in 0..5 {
+            p.pop();
+        }
+        assert!(p.is_empty());
+        assert_eq!(std::mem::size_of::<Positions>(), 24, "no larger than the vector it replaces");
+    }
+}
