@@ -4,16 +4,19 @@
 //!
 //! Looked up on every request (sessions, what a user has used of their limits, keyed
 //! answers). A [`Table`] is a linear hash table of pages: each page holds the entries of one
-//! range of hashes, sorted by hash, behind a shared pointer, and the pages are a persistent
-//! vector. A lookup finds its page from the hash's top bits and searches it; a snapshot's copy
-//! shares every page, and a write copies only the page it changes (and the vector's path to
-//! it). The table grows one page at a time (linear hashing: the next page in turn splits in
-//! two by one more bit of the hash), so no insert ever rehashes the whole table.
+//! range of hashes, sorted by hash, behind a shared pointer, and the pages are in segments of
+//! 1,024, shared too. A lookup finds its page from the hash's top bits and searches it; a
+//! snapshot's copy shares every segment, and a write copies the page it changes (and, the
+//! first time after a snapshot, the segment's 1,024 pointers). The table grows one page at a
+//! time (linear hashing: the next page in turn splits in two by one more bit of the hash), so
+//! no insert ever rehashes the whole table. It never shrinks its directory: pages emptied by
+//! removals stay (about 72 bytes each) until the table fills again.
 //!
 //! Why not `imbl`'s hash map: its trie nodes reserve room for 32 entries however few they
 //! hold, so an entry of 56 bytes (a session) cost 500 to 700 bytes there, measured at 0.2 to
-//! 14 million entries. Here it costs its size, its hash and the pages' spare room (one page in
-//! eight at most), about 70 bytes. Tables that are walked in key order (expiries) stay
+//! 14 million entries. Here it costs its size, its hash and the pages' spare room (an eighth
+//! of a page at most as it fills; a page shrinks once it is less than half full), about 70
+//! bytes. Tables that are walked in key order (expiries) stay
 //! ordered maps.
 
 use std::borrow::Borrow;
@@ -83,6 +86,8 @@ impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for Table<K, V> {
     }
 }
 
+/// Equal when the entries are equal in iteration order: two tables with the same entries
+/// differ only if keys with equal 64-bit hashes went in in a different order.
 impl<K: PartialEq, V: PartialEq> PartialEq for Table<K, V> {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len && self.iter().eq(other.iter())
@@ -211,8 +216,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Table<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        // The index first: a key that is not there must not copy a page a snapshot shares.
         let (_, at, found) = self.locate(key);
-        Some(&mut self.page_mut(at).entries[found.ok()?].1)
+        let i = found.ok()?;
+        Some(&mut self.page_mut(at).entries[i].1)
     }
 
     /// The value of `key`, inserted by `make` if it has none.
@@ -451,7 +458,7 @@ mod tests {
             seed
         };
         for step in 0..160_000u64 {
-            // Keys from a range that grows, so the table grows and shrinks by turns.
+            // Keys from a range that grows, so the table grows while entries come and go.
             let key = next() % (1 + step / 2);
             match next() % 8 {
                 0..=3 => assert_eq!(table.insert(key, step), model.insert(key, step)),

@@ -133,6 +133,11 @@ pub struct WalletArgs {
     /// and `--users` must be that number.
     #[arg(long)]
     addr: Option<SocketAddr>,
+    /// The server's `--snapshot-interval-mib` (0: a snapshot only at a clean stop). At 14
+    /// million members a snapshot is about 13 GB and takes minutes, which the sends share
+    /// the 2 cores with.
+    #[arg(long)]
+    snapshot_interval_mib: Option<u64>,
 }
 
 /// Arguments of `kasa bench ledger`.
@@ -762,28 +767,34 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
             let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
             temp = tempfile::Builder::new().prefix("kasa-bench-").tempdir_in(".")?;
             CLEANUP.lock().expect("cleanup lock").0 = Some(temp.path().to_path_buf());
-            // About 2 KiB of journal per seeded user (verification, sign-up, link, top-up and its
-            // answer, a session) and 300 bytes per send, plus a snapshot at the stop.
-            check_disk(temp.path(), args.users * 3 * 1024 + args.sends * 300 + (64 << 20))?;
+            // About 500 bytes of journal and 400 of event log per seeded user (verification,
+            // sign-up, link, top-up and its answer, a session), 200 of the store (the top-up's
+            // two transfers), 300 bytes per send, and snapshots of about 1 KB a member: up to
+            // three (the last two kept, one being written), one if only at the stop.
+            let snapshots = if args.snapshot_interval_mib == Some(0) { 1 } else { 3 };
+            check_disk(temp.path(), args.users * (1100 + snapshots * 1000) + args.sends * 300 + (64 << 20))?;
             println!(
                 "kasa bench wallet: {} users (seeded through the engine, each with a top-up and a session), {} sends from {} connections",
                 args.users, args.sends, args.clients
             );
-            let (server, took) = start_server_with(
-                temp.path(),
-                &key,
-                &["--bench-seed".to_string(), args.users.to_string()],
-                &[("KASA_BENCH_SECRET", secret_hex)],
-            )?;
+            let mut serve = vec!["--bench-seed".to_string(), args.users.to_string()];
+            if let Some(mib) = args.snapshot_interval_mib {
+                serve.extend(["--snapshot-interval-mib".to_string(), mib.to_string()]);
+            }
+            let (server, took) = start_server_with(temp.path(), &key, &serve, &[("KASA_BENCH_SECRET", secret_hex)])?;
             CLEANUP.lock().expect("cleanup lock").1 = Some(server.child.id());
-            println!("server ready with seeded users in {took:.2?}");
+            println!(
+                "server ready with seeded users in {took:.2?} ({:.0} members/s, start included); {}",
+                args.users as f64 / took.as_secs_f64(),
+                memory_line(server.child.id())
+            );
+            if let Some(rss) = rss_bytes(server.child.id()) {
+                println!("memory: {:.0} bytes of RSS per member", rss as f64 / args.users as f64);
+            }
             let addr = server.addr;
             (Some(server), addr, secret)
         }
     };
-    // User ids are 1..=users in seeding order; user 1 (index 0) is at its balance cap.
-    let tokens: Arc<Vec<String>> =
-        Arc::new((1..=args.users).map(|id| kasa_server::demo::bench_token(&secret, id)).collect());
     let next = Arc::new(AtomicU64::new(0));
     let ticker = progress("sends", next.clone(), args.sends);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -792,7 +803,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..args.clients)
             .map(|c| {
-                let (tokens, next, args, key) = (tokens.clone(), next.clone(), args.clone(), key.clone());
+                let (next, args, key) = (next.clone(), args.clone(), key.clone());
                 tokio::spawn(async move {
                     let mut client = AsyncClient::connect(addr, &key).await?;
                     let mut rng = Rng(args.seed.wrapping_mul(c as u64 + 11) | 1);
@@ -819,8 +830,9 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
                             to
                         };
                         let body = format!(r#"{{"to_user_id":"{to}","amount":"{amount}","currency":"KRW"}}"#);
-                        let token = &tokens[(from - 1) as usize];
-                        client.set_key(token);
+                        // User ids are 1..=users in seeding order; user 1 is at its balance cap.
+                        // Tokens are derived as needed: 14 million of them would take 1.5 GB.
+                        client.set_key(&kasa_server::demo::bench_token(&secret, from));
                         let sent = Instant::now();
                         let r = client.send("POST", "/v1/transfers", "application/json", body.as_bytes()).await?;
                         latencies.push(sent.elapsed());
@@ -875,6 +887,7 @@ fn wallet(args: WalletArgs) -> anyhow::Result<()> {
     print_request_latency(&latencies);
     println!("{}", cpu.report(latencies.len() as u64, "send"));
     if let Some(server) = server {
+        println!("after the sends: {}", memory_line(server.child.id()));
         stop(server)?;
     }
     if tally[4] != 0 {

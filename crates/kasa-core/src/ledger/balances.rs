@@ -217,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn positions_spill_from_inline_to_a_vector_and_back() {
+    fn positions_spill_from_inline_to_a_vector() {
         let mut p = Positions::default();
         assert!(p.is_empty());
         for i in 0..5 {

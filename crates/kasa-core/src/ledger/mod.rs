@@ -629,7 +629,8 @@ impl Ledger {
                 self.expiries.insert(key);
             }
             Undo::BalancePushed { account } => {
-                self.balance_log.pop().expect("undo of a missing balance");
+                let popped = self.balance_log.pop().expect("undo of a missing balance");
+                debug_assert_eq!(popped, account, "the undo log and the balance log agree");
                 let history = self.balance_index.get_mut(&account).expect("balance history");
                 history.pop();
                 if history.is_empty() {

@@ -70,9 +70,10 @@ pub fn wallet_account_id(user_id: u64) -> u128 {
 pub const WALLET_CURRENCY: Currency = Currency::KRW;
 
 /// The wallet domain's tables. Deterministic containers only: they are hashed and
-/// snapshotted. The tables a snapshot holds are persistent collections (`imbl`): a snapshot
-/// takes a copy of each in constant time and encodes it on another thread while the writer
-/// goes on, and a write copies only the few nodes on its path. Indexes marked *derived* are
+/// snapshotted. The tables a snapshot holds are persistent collections (`imbl` vectors and
+/// [`Table`]s): a snapshot takes a copy of each in constant time and encodes it on another
+/// thread while the writer goes on, and a write copies only the part it changes (a few nodes,
+/// a page). Indexes marked *derived* are
 /// rebuilt from the tables (and the books) when a snapshot is read, and are never part of the
 /// canonical encoding.
 #[derive(Clone, Debug, Default)]
