@@ -45,8 +45,10 @@ fn balance(
 }
 
 impl Logged {
-    fn narrow(&self) -> Option<AccountBalance> {
-        (self.wide == 0).then(|| balance(self.timestamp, self.amounts.map(u128::from)))
+    /// The balance, with `wide` giving the whole amounts of a wide entry.
+    fn balance(&self, wide: impl FnOnce() -> [u128; 4]) -> AccountBalance {
+        let amounts = if self.wide == 0 { self.amounts.map(u128::from) } else { wide() };
+        balance(self.timestamp, amounts)
     }
 }
 
@@ -79,8 +81,7 @@ impl BalanceLog {
     /// The entry at `position`, which must exist: the account's position and the balance.
     pub(crate) fn get(&self, position: u32) -> (u32, AccountBalance) {
         let logged = self.entries.get(position);
-        let b = logged.narrow().unwrap_or_else(|| balance(logged.timestamp, *self.wide.get(logged.wide - 1)));
-        (logged.account, b)
+        (logged.account, logged.balance(|| *self.wide.get(logged.wide - 1)))
     }
 
     pub(crate) fn seal(&mut self) {
@@ -113,12 +114,9 @@ impl BalanceLogView {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, AccountBalance)> + '_ {
         // Wide entries are in the wide array in the log's order.
         let mut wide = self.wide.iter();
-        self.entries.iter().map(move |logged| {
-            let b = logged
-                .narrow()
-                .unwrap_or_else(|| balance(logged.timestamp, *wide.next().expect("a wide entry has its amounts")));
-            (logged.account, b)
-        })
+        self.entries
+            .iter()
+            .map(move |logged| (logged.account, logged.balance(|| *wide.next().expect("a wide entry has its amounts"))))
     }
 }
 
