@@ -17,9 +17,10 @@ mod sync;
 mod writer;
 
 pub use cold::{check_cold_store, ColdOptions, ColdStats};
+pub use kasa_journal::hex;
 pub use metrics::{Histogram, Metrics};
 pub use outbox::{decode_event, EventFilter, EventLog, EventLogError, Matched, EVENTS_PER_READ_MAX};
-pub use sequencer::{hex, Clock, ClockError, Engine, EngineOptions, FollowState, Health, Role, SubmitError};
+pub use sequencer::{Clock, ClockError, Engine, EngineOptions, FollowState, Health, Role, SubmitError};
 pub use writer::{
     apply_frame, CommitError, EngineError, RecoveryReport, ReplicateError, SnapshotReport, Writer, WriterOptions,
 };

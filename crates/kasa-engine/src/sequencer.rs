@@ -14,7 +14,7 @@ use crate::writer::{CommitError, EngineError, RecoveryReport, ReplicateError, Wr
 use kasa_core::command::PAYLOAD_HEADER_BYTES_MAX;
 use kasa_core::ledger::TRANSFERS_PER_CHUNK;
 use kasa_core::{Command, Outcome, State};
-use kasa_journal::{JournalError, Storage};
+use kasa_journal::{hex, JournalError, Storage};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -289,6 +289,13 @@ impl Engine {
             thread: Mutex::new(Some(thread)),
         };
         Ok((engine, report))
+    }
+
+    /// Answers committed commands through a task on the runtime of `handle`, the one whose
+    /// tasks submit them: a wake-up a batch from the sequencer instead of one an answer (see
+    /// `SyncGate::dispatch_on`). Without it every answer still arrives, each woken on its own.
+    pub fn answer_on(&self, handle: &tokio::runtime::Handle) {
+        self.sync.dispatch_on(handle);
     }
 
     /// Engine time now: the wall clock, or a test clock moved forward.
@@ -869,9 +876,4 @@ fn run<S: Storage>(
         Err(error) => tracing::warn!(%error, "sequencer stopped; the final snapshot failed, the next start replays"),
     }
     Ok(())
-}
-
-/// Lower-case hex of a hash, for logs and reports.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

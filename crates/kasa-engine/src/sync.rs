@@ -20,7 +20,7 @@ use kasa_core::Outcome;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// The most answers held at once (or the queue depth, if smaller); past it new commands get
 /// `Busy`. Each held answer keeps its HTTP request open, and the server lets 512 requests in
@@ -81,12 +81,48 @@ pub(crate) struct SyncGate {
     held_max: usize,
     inner: Mutex<Inner>,
     metrics: Arc<Metrics>,
+    /// A task on the server's runtime that hands each batch's answers to their waiting tasks
+    /// ([`SyncGate::dispatch_on`]), if one was started.
+    dispatch: Mutex<Option<mpsc::UnboundedSender<Vec<Answer>>>>,
 }
 
 impl SyncGate {
     pub(crate) fn new(enabled: bool, held_max: usize, metrics: Arc<Metrics>) -> SyncGate {
         metrics.sync_followers.store(enabled as u64, Relaxed);
-        SyncGate { enabled, held_max, inner: Mutex::new(Inner::default()), metrics }
+        SyncGate { enabled, held_max, inner: Mutex::new(Inner::default()), metrics, dispatch: Mutex::new(None) }
+    }
+
+    /// From now on the answers of each committed batch go, all at once, to a task on the
+    /// runtime of `handle`, which wakes the requests waiting for them there. Without it the
+    /// sequencer wakes each waiting task itself, and a wake-up from outside a runtime costs a
+    /// lock and a system call to rouse the runtime's thread: a quarter of the sequencer's
+    /// time when it answers a few thousand commands a second. With it, that is one wake-up a
+    /// batch. If the runtime is gone, answers go straight to their tasks again.
+    pub(crate) fn dispatch_on(&self, handle: &tokio::runtime::Handle) {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<Answer>>();
+        handle.spawn(async move {
+            while let Some(answers) = receiver.recv().await {
+                answers.into_iter().for_each(Answer::send);
+            }
+        });
+        *self.dispatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+    }
+
+    /// Sends a batch's answers: through the dispatching task if there is one.
+    fn deliver(&self, answers: Vec<Answer>) {
+        let mut dispatch = self.dispatch.lock().unwrap_or_else(|p| p.into_inner());
+        let answers = match dispatch.as_ref() {
+            None => answers,
+            Some(sender) => match sender.send(answers) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(answers)) => {
+                    *dispatch = None;
+                    answers
+                }
+            },
+        };
+        drop(dispatch);
+        answers.into_iter().for_each(Answer::send);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -102,7 +138,7 @@ impl SyncGate {
     /// the frame already, otherwise once one has (after every earlier batch's answers).
     pub(crate) fn answer(&self, seq: u64, answers: impl Iterator<Item = Answer>) {
         if !self.enabled {
-            answers.for_each(Answer::send);
+            self.deliver(answers.collect());
             return;
         }
         let mut inner = self.lock();
@@ -111,7 +147,7 @@ impl SyncGate {
         }
         if seq <= inner.follower_seq {
             drop(inner);
-            answers.for_each(Answer::send);
+            self.deliver(answers.collect());
             return;
         }
         assert!(inner.batches.back().is_none_or(|b| b.seq < seq), "held batches in commit order");
@@ -192,6 +228,25 @@ mod tests {
         gate.answer(7, a.into_iter());
         assert_eq!(answered(&mut rx), [true, true, true]);
         assert!(!gate.full(), "nothing is ever held");
+    }
+
+    #[test]
+    fn answers_go_through_the_runtimes_task_and_straight_once_it_is_gone() {
+        let gate = SyncGate::new(false, 1, Arc::new(Metrics::default()));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        gate.dispatch_on(runtime.handle());
+        let (a, mut rx) = answers(3);
+        gate.answer(1, a.into_iter());
+        assert_eq!(answered(&mut rx), [false, false, false], "the task runs when its runtime does");
+        runtime.block_on(async {
+            for rx in rx {
+                assert!(matches!(rx.await, Ok(Ok(()))));
+            }
+        });
+        drop(runtime);
+        let (a, mut rx) = answers(2);
+        gate.answer(2, a.into_iter());
+        assert_eq!(answered(&mut rx), [true, true], "no runtime: answered on the spot");
     }
 
     #[test]

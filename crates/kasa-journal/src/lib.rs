@@ -109,7 +109,7 @@ mod verify;
 pub use error::{AppendError, Corruption, JournalError, RecordLogError};
 pub use fault::FaultStorage;
 pub use format::{
-    parse_snapshot_name, segment_name, snapshot_name, Hash, FORMAT_VERSION, FRAME_HEADER_BYTES, HASH_ZERO,
+    hex, parse_snapshot_name, segment_name, snapshot_name, Hash, FORMAT_VERSION, FRAME_HEADER_BYTES, HASH_ZERO,
     SNAPSHOT_HEADER_BYTES,
 };
 pub use journal::{

@@ -106,6 +106,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<()> {
     );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (engine, app) = start(temp.path())?;
+    engine.answer_on(runtime.handle());
     let result = runtime.block_on(measure_sizes(&app, &args, big));
     drop(app);
     let stopped = engine.shutdown();

@@ -301,6 +301,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.http_threads).enable_all().build()?
     };
+    engine.answer_on(runtime.handle());
     for ending in [&args.sandbox_bank_decline_ending, &args.sandbox_bank_no_answer_ending] {
         if ending.len() > 19 || !ending.bytes().all(|b| b.is_ascii_digit()) {
             bail!("a sandbox bank ending must be up to 19 digits, found '{ending}'");

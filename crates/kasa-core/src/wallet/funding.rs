@@ -283,14 +283,17 @@ impl Wallets {
         ctx: &mut Ctx,
     ) -> Result<FundingView, FundingError> {
         let now = ctx.now();
-        let Some(user) = self.user(user_id).cloned() else { return Err(FundingError::UnknownUser) };
+        // The two things needed of the user, not a copy of it (its name and phone).
+        let Some((tier, wallet_account_id)) = self.user(user_id).map(|u| (u.tier, u.wallet_account_id())) else {
+            return Err(FundingError::UnknownUser);
+        };
         if self.bank_account(bank_account_id).is_none_or(|b| b.user_id != user_id) {
             return Err(FundingError::UnknownBankAccount);
         }
         if amount.is_zero() {
             return Err(FundingError::InvalidAmount);
         }
-        let wallet = *ctx.books.account(user.wallet_account_id()).expect("every user has a wallet account");
+        let wallet = *ctx.books.account(wallet_account_id).expect("every user has a wallet account");
         let day = kst_day(now);
         // A withdrawal reserves its fee with its amount: one pending transfer, so that a decline
         // or an expiry gives both back at once.
@@ -302,7 +305,7 @@ impl Wallets {
         let mut pin_free = false;
         match kind {
             FundingKind::TopUp => {
-                ctx.limits.check_balance_cap(user.tier, &wallet, amount).map_err(FundingError::LimitExceeded)?
+                ctx.limits.check_balance_cap(tier, &wallet, amount).map_err(FundingError::LimitExceeded)?
             }
             FundingKind::Withdrawal => {
                 pin_free = self.authorize(user_id, reserved, pin_ok, ctx)?;
@@ -327,8 +330,8 @@ impl Wallets {
         };
         let omnibus = chart::BANK_OMNIBUS.system_id(WALLET_CURRENCY);
         let (debit, credit, code) = match kind {
-            FundingKind::TopUp => (omnibus, user.wallet_account_id(), chart::FUNDING_RESERVE.code),
-            FundingKind::Withdrawal => (user.wallet_account_id(), omnibus, chart::CODE_WITHDRAWAL),
+            FundingKind::TopUp => (omnibus, wallet_account_id, chart::FUNDING_RESERVE.code),
+            FundingKind::Withdrawal => (wallet_account_id, omnibus, chart::CODE_WITHDRAWAL),
         };
         let reserve = Transfer {
             id: funding.transfer_id(),
