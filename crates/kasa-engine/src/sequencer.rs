@@ -760,7 +760,10 @@ fn run<S: Storage>(
         if !commands.is_empty() || !ticks.is_empty() || (expiry_allowed && writer.expiry_due(now)) {
             let started = Instant::now();
             let batch_commands = commands.len() as u64;
-            match writer.commit(std::mem::take(&mut commands), now) {
+            // The next batch's vector starts at this one's size: grown from empty every batch,
+            // it was reallocated a dozen times a batch under load.
+            let next_commands = Vec::with_capacity(commands.len());
+            match writer.commit(std::mem::replace(&mut commands, next_commands), now) {
                 Ok(outcomes) => {
                     expiry_blocked_until = None;
                     metrics.commit_latency_seconds.observe(started.elapsed().as_secs_f64());
