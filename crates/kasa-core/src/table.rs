@@ -14,11 +14,10 @@
 //!
 //! Why not `imbl`'s hash map: its trie nodes reserve room for 32 entries however few they
 //! hold, so an entry of 56 bytes (a session) cost 500 to 700 bytes there, measured at 0.2 to
-//! 14 million entries. Here it costs its size, its hash and the pages' spare room (a quarter
-//! of a page at most as it fills, an eighth on average; a page shrinks once it is less than
-//! half full), about 70
-//! bytes. Tables that are walked in key order (expiries) stay
-//! ordered maps.
+//! 14 million entries. Here it costs its size, its hash and the pages' spare room (up to a
+//! quarter of its entries as a page fills, an eighth on average; a page shrinks once it is
+//! less than half full), about 70 bytes for a session. Tables that are walked in key order
+//! (expiries) stay ordered maps.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash, Hasher};

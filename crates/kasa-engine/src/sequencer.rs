@@ -292,8 +292,11 @@ impl Engine {
     }
 
     /// Answers committed commands through a task on the runtime of `handle`, the one whose
-    /// tasks submit them: a wake-up a batch from the sequencer instead of one an answer (see
-    /// `SyncGate::dispatch_on`). Without it every answer still arrives, each woken on its own.
+    /// tasks submit most of them (the HTTP server's): a wake-up a batch from the sequencer
+    /// instead of one an answer (see `SyncGate::dispatch_on`). Without it every answer still
+    /// arrives, each woken on its own. Answers to other threads (the consumers') pass through
+    /// that task too, so they arrive only while the runtime runs; once it is dropped they go
+    /// straight again.
     pub fn answer_on(&self, handle: &tokio::runtime::Handle) {
         self.sync.dispatch_on(handle);
     }

@@ -13,6 +13,11 @@
 //! position, the highest, so one synchronous follower), and it has no timeout: with no
 //! follower, answers wait until an operator restarts the primary without the flag. Nothing
 //! here touches the journal or the state.
+//!
+//! Answers that may leave go out through `deliver`: straight to their waiting tasks, or, once
+//! the server has called [`Engine::answer_on`](crate::Engine::answer_on), as one message a
+//! batch to a task on its HTTP runtime, which wakes them there. Both the sequencer's batches
+//! and the ones a follower's position releases take that one queue, so they keep commit order.
 
 use crate::metrics::Metrics;
 use crate::sequencer::SubmitError;
@@ -108,8 +113,12 @@ impl SyncGate {
         *self.dispatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
     }
 
-    /// Sends a batch's answers: through the dispatching task if there is one.
+    /// Sends answers in commit order: through the dispatching task if there is one (one
+    /// queue for every batch, held or not, so none overtakes an earlier one).
     fn deliver(&self, answers: Vec<Answer>) {
+        if answers.is_empty() {
+            return; // An expiry of the primary's own: nobody waits, nothing to wake.
+        }
         let mut dispatch = self.dispatch.lock().unwrap_or_else(|p| p.into_inner());
         let answers = match dispatch.as_ref() {
             None => answers,
@@ -146,7 +155,8 @@ impl SyncGate {
             return; // Dropped: the clients hear that the engine is not accepting.
         }
         if seq <= inner.follower_seq {
-            drop(inner);
+            // Under the lock: batches a follower's poll releases go first or after, never
+            // between (the lock order is always the gate's, then the dispatcher's).
             self.deliver(answers.collect());
             return;
         }
@@ -163,17 +173,17 @@ impl SyncGate {
     /// A follower has frames 1..=`seq` synced: answers every held batch up to it.
     pub(crate) fn follower_has(&self, seq: u64) {
         let mut released = Vec::new();
-        {
-            let mut inner = self.lock();
-            inner.follower_seq = inner.follower_seq.max(seq);
-            while inner.batches.front().is_some_and(|b| b.seq <= inner.follower_seq) {
-                let batch = inner.batches.pop_front().expect("a front batch");
-                inner.answers -= batch.answers.len();
-                released.push(batch.answers);
-            }
-            self.publish(&inner);
+        let mut inner = self.lock();
+        inner.follower_seq = inner.follower_seq.max(seq);
+        while inner.batches.front().is_some_and(|b| b.seq <= inner.follower_seq) {
+            let batch = inner.batches.pop_front().expect("a front batch");
+            inner.answers -= batch.answers.len();
+            released.extend(batch.answers);
         }
-        released.into_iter().flatten().for_each(Answer::send);
+        self.publish(&inner);
+        // Under the lock, so that a later batch the sequencer answers at once (the follower
+        // has it already) cannot leave before these.
+        self.deliver(released);
     }
 
     /// The engine stops accepting: held answers are dropped (their clients get
@@ -247,6 +257,26 @@ mod tests {
         let (a, mut rx) = answers(2);
         gate.answer(2, a.into_iter());
         assert_eq!(answered(&mut rx), [true, true], "no runtime: answered on the spot");
+    }
+
+    /// With a synchronous follower, a batch the follower already has and the batches its poll
+    /// releases take the same queue as every other answer, so none overtakes another.
+    #[test]
+    fn released_answers_take_the_dispatchers_queue_too() {
+        let gate = SyncGate::new(true, 8, Arc::new(Metrics::default()));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        gate.dispatch_on(runtime.handle());
+        let (a1, mut rx1) = answers(2);
+        gate.answer(1, a1.into_iter());
+        gate.follower_has(1);
+        let (a2, mut rx2) = answers(1);
+        gate.answer(1, a2.into_iter()); // the follower has it: not held
+        assert_eq!((answered(&mut rx1), answered(&mut rx2)), (vec![false, false], vec![false]), "queued");
+        runtime.block_on(async {
+            for rx in rx1.into_iter().chain(rx2) {
+                assert!(matches!(rx.await, Ok(Ok(()))));
+            }
+        });
     }
 
     #[test]

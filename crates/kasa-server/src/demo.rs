@@ -136,7 +136,7 @@ pub async fn bench_pin_hash(app: &AppState) -> Result<PinHash, String> {
 /// Members seeded at once: enough to keep the sequencer's batches full while each waits
 /// for its journal sync (each member is six commands one after the other), and within the
 /// engine's queue (4,096).
-const SEEDING_IN_FLIGHT: u64 = 2_048;
+const SEEDING_IN_FLIGHT: u64 = 3_072;
 
 /// Seeds bench users `range` (phones and names by index, the balance by the id the sign-up
 /// gave: [`bench_balance`]`(id - 1)`, so that id 1 is the one at the cap whatever order the
