@@ -180,24 +180,29 @@ impl State {
         }
     }
 
-    /// Reads the cold transfers of ledger `which` from `store` from now on.
+    /// Reads the cold transfers and balances of ledger `which` from `store` from now on.
     pub fn set_cold_store(&mut self, which: usize, store: std::sync::Arc<dyn crate::ledger::ColdStore>) {
         self.cold_ledger_mut(which).set_cold_store(store);
     }
 
-    /// Ledger `which`'s chunks of transfers, and how many of them are cold.
-    pub fn transfer_chunks(&self, which: usize) -> (usize, usize) {
-        self.cold_ledger(which).transfer_chunks()
+    /// Ledger `which`'s chunks of a kind, and how many of them are cold.
+    pub fn cold_chunks(&self, which: usize, kind: crate::ledger::ColdKind) -> (usize, usize) {
+        self.cold_ledger(which).cold_chunks(kind)
     }
 
-    /// Ledger `which`'s chunk `index` of transfers, if no write will touch it again.
-    pub fn sealed_transfer_chunk(&self, which: usize, index: usize) -> Option<crate::ledger::ColdChunk> {
-        self.cold_ledger(which).sealed_transfer_chunk(index)
+    /// Ledger `which`'s chunk `index` of a kind, if no write will touch it again.
+    pub fn sealed_chunk(
+        &self,
+        which: usize,
+        kind: crate::ledger::ColdKind,
+        index: usize,
+    ) -> Option<crate::ledger::ColdChunk> {
+        self.cold_ledger(which).sealed_chunk(kind, index)
     }
 
-    /// Drops ledger `which`'s oldest hot chunk of transfers from memory; the store holds it.
-    pub fn make_transfer_chunk_cold(&mut self, which: usize) {
-        self.cold_ledger_mut(which).make_transfer_chunk_cold();
+    /// Drops ledger `which`'s oldest hot chunk of a kind from memory; the store holds it.
+    pub fn make_chunk_cold(&mut self, which: usize, kind: crate::ledger::ColdKind) {
+        self.cold_ledger_mut(which).make_chunk_cold(kind);
     }
 
     /// The timestamp of the last event; the next batch must be stamped after it.

@@ -2,10 +2,12 @@
 //! `ColdStore`) answers every request exactly as the same state with everything in memory,
 //! hashes the same and writes the same snapshot. The requests aim at the cold chunks: re-sent
 //! ids (`exists` and its differences), ids that failed before (`id_already_failed`), posts and
-//! voids of old pending transfers, lookups and account histories.
+//! voids of old pending transfers, lookups and account histories. The balance log goes cold
+//! the same way, and its histories read the same.
 
 use kasa_core::ledger::{
-    Account, AccountFlags, ColdStore, CreateTransferResult, Transfer, TransferFlags, TRANSFERS_PER_CHUNK,
+    Account, AccountFlags, ColdChunk, ColdKind, ColdStore, CreateTransferResult, LoggedBalance, Transfer,
+    TransferFlags, TRANSFERS_PER_CHUNK,
 };
 use kasa_core::{Batch, Command, Outcome, State};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex};
 struct MemoryStore {
     records: Mutex<Vec<Transfer>>,
     links: Mutex<Vec<[u32; 2]>>,
+    balances: Mutex<Vec<LoggedBalance>>,
     reads: AtomicU64,
 }
 
@@ -30,6 +33,12 @@ impl ColdStore for MemoryStore {
     fn read_links(&self, position: u32) -> [u32; 2] {
         self.reads.fetch_add(1, Ordering::Relaxed);
         self.links.lock().unwrap()[position as usize]
+    }
+
+    fn read_balances(&self, first: u32, out: &mut [LoggedBalance]) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let first = first as usize;
+        out.copy_from_slice(&self.balances.lock().unwrap()[first..first + out.len()]);
     }
 }
 
@@ -61,20 +70,29 @@ fn poor_account() -> Account {
     }
 }
 
-/// Moves every chunk that may go cold (all but `hot` after it) into `store` and drops it.
+/// Moves every chunk of either kind that may go cold (all but `hot` after it) into `store`
+/// and drops it.
 fn spill(state: &mut State, store: &MemoryStore, hot: usize) -> usize {
     let mut moved = 0;
-    loop {
-        let (chunks, cold) = state.transfer_chunks(0);
-        if cold + hot >= chunks {
-            return moved;
+    for kind in ColdKind::ALL {
+        loop {
+            let (chunks, cold) = state.cold_chunks(0, kind);
+            if cold + hot >= chunks {
+                break;
+            }
+            let Some(chunk) = state.sealed_chunk(0, kind, cold) else { break };
+            match chunk {
+                ColdChunk::Transfers { records, links } => {
+                    store.records.lock().unwrap().extend_from_slice(&records);
+                    store.links.lock().unwrap().extend_from_slice(&links);
+                }
+                ColdChunk::Balances(entries) => store.balances.lock().unwrap().extend_from_slice(&entries),
+            }
+            state.make_chunk_cold(0, kind);
+            moved += 1;
         }
-        let Some(chunk) = state.sealed_transfer_chunk(0, cold) else { return moved };
-        store.records.lock().unwrap().extend_from_slice(&chunk.records);
-        store.links.lock().unwrap().extend_from_slice(&chunk.links);
-        state.make_transfer_chunk_cold(0);
-        moved += 1;
     }
+    moved
 }
 
 struct Pair {
@@ -143,7 +161,7 @@ fn a_state_with_cold_chunks_answers_hashes_and_snapshots_as_one_without() {
         next += batch.len() as u128;
         pair.apply(Command::create_transfers(batch));
     }
-    let (chunks, cold) = pair.cold.transfer_chunks(0);
+    let (chunks, cold) = pair.cold.cold_chunks(0, ColdKind::Transfers);
     assert!(cold >= 3, "{cold} of {chunks} chunks went cold");
     let reads_before = pair.store.reads.load(Ordering::Relaxed);
 
@@ -230,7 +248,7 @@ fn kept_hashes_spare_the_store_for_new_ids() {
         next += 8_000;
         pair.apply(Command::create_transfers(batch));
     }
-    assert!(pair.cold.transfer_chunks(0).1 >= 1);
+    assert!(pair.cold.cold_chunks(0, ColdKind::Transfers).1 >= 1);
     let reads = pair.store.reads.load(Ordering::Relaxed);
     // 8,000 new ids with random bits probe an index whose older slots are cold: the kept
     // hashes answer every one (a read per tag match would be dozens).
@@ -273,4 +291,68 @@ fn a_rolled_back_chain_takes_its_history_marks_with_it() {
             .collect();
         assert_eq!(pair.hot.ledger().account_transfers(1, 0, max, 10), expected, "before {max}");
     }
+}
+
+#[test]
+fn cold_balances_read_back_as_hot_ones_through_rollbacks_snapshots_and_decoding() {
+    let mut pair = Pair::new();
+    let mut accounts: Vec<Account> = (1..=4)
+        .map(|id| Account { id, ledger: 1, code: 1, flags: AccountFlags(AccountFlags::HISTORY), ..Account::default() })
+        .collect();
+    accounts.push(poor_account());
+    pair.apply(Command::create_accounts(accounts));
+    // Two balances a transfer: three chunks of the log and more, every 89th transfer pending.
+    let total = 3 * TRANSFERS_PER_CHUNK as u128 / 2 + 3_000;
+    let mut next = 1u128;
+    while next <= total {
+        let batch: Vec<Transfer> = (next..(next + 8_000).min(total + 1))
+            .map(|id| {
+                let flags = if id.is_multiple_of(89) { TransferFlags::PENDING } else { 0 };
+                transfer(id, id % 4 + 1, (id + 1) % 4 + 1, 1 + id % 9, flags)
+            })
+            .collect();
+        next += batch.len() as u128;
+        pair.apply(Command::create_transfers(batch));
+    }
+    let (chunks, cold) = pair.cold.cold_chunks(0, ColdKind::Balances);
+    assert!(cold >= 2, "{cold} of {chunks} chunks of balances went cold");
+    // A linked chain that fails after its first item pushed balances: rolled back, the cold
+    // chunks untouched.
+    let chain = vec![transfer(total + 1, 1, 2, 1, TransferFlags::LINKED), transfer(total + 2, POOR, 2, 1, 0)];
+    pair.apply(Command::create_transfers(chain));
+    pair.apply(Command::create_transfers(vec![transfer(total + 3, 3, 4, 1, 0)]));
+    let reads = pair.store.reads.load(Ordering::Relaxed);
+    for account in 1..=4u128 {
+        let all = |s: &State| s.ledger().account_balances(account).to_vec();
+        assert!(all(&pair.hot).len() > 10_000);
+        assert_eq!(all(&pair.cold), all(&pair.hot), "account {account}");
+        for at in [1_000u128, 10_000, 25_000] {
+            let moment = pair.hot.ledger().transfer(at).unwrap().timestamp;
+            let before = |s: &State| s.ledger().account_balances(account).partition_point(|b| b.timestamp <= moment);
+            assert_eq!(before(&pair.cold), before(&pair.hot), "account {account} at {moment}");
+        }
+    }
+    assert!(pair.store.reads.load(Ordering::Relaxed) > reads, "the cold balances were read");
+    // The search by time finds what counting finds, at every kind of moment; one for a recent
+    // moment reads nothing from the store (it starts from the newest).
+    let history = pair.cold.ledger().account_balances(1).to_vec();
+    let moments = (0..history.len()).step_by(997).map(|i| history[i].timestamp).chain([0, u64::MAX]);
+    for moment in moments.chain(history.iter().rev().take(40).map(|b| b.timestamp - 1)) {
+        let counted = history.iter().filter(|b| b.timestamp <= moment).count();
+        let found = pair.cold.ledger().account_balances(1).partition_point(|b| b.timestamp <= moment);
+        assert_eq!(found, counted, "at {moment}");
+    }
+    let reads = pair.store.reads.load(Ordering::Relaxed);
+    let recent = history[history.len() - 100].timestamp;
+    pair.cold.ledger().account_balances(1).partition_point(|b| b.timestamp <= recent);
+    assert_eq!(pair.store.reads.load(Ordering::Relaxed), reads, "a recent moment read the store");
+    for position in [0, 16_383, 16_384, 40_000, pair.hot.ledger().balance_log_len() - 1] {
+        assert_eq!(pair.cold.ledger().logged_balance(position), pair.hot.ledger().logged_balance(position));
+    }
+    assert_eq!(pair.cold.ledger().logged_balance(pair.hot.ledger().balance_log_len()), None);
+    // The same hash and snapshot; decoded, the same state.
+    assert_eq!(pair.hot.hash(), pair.cold.hash());
+    let snapshot = pair.cold.encode_snapshot();
+    assert_eq!(snapshot, pair.hot.encode_snapshot());
+    assert_eq!(State::decode_snapshot(&snapshot).unwrap().hash(), pair.hot.hash());
 }

@@ -75,7 +75,9 @@ pub struct Metrics {
     pub journal_bytes: AtomicU64,
     /// Transfers whose records are in the embedded store, not in memory.
     pub cold_transfers: AtomicU64,
-    /// Pages of cold transfers read from the embedded store.
+    /// Balance log entries in the embedded store, not in memory.
+    pub cold_balances: AtomicU64,
+    /// Pages of cold transfers and balances read from the embedded store.
     pub cold_reads_total: AtomicU64,
     /// 1 once a write to the embedded store failed (transfers then stay in memory).
     pub cold_store_failed: AtomicU64,
@@ -122,6 +124,7 @@ impl Default for Metrics {
             queue_depth: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
             cold_transfers: AtomicU64::new(0),
+            cold_balances: AtomicU64::new(0),
             cold_reads_total: AtomicU64::new(0),
             cold_store_failed: AtomicU64::new(0),
             accounts: AtomicU64::new(0),
@@ -147,7 +150,7 @@ impl Metrics {
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64, &str); 21] = [
+        let counters: [(&str, &str, &AtomicU64, &str); 22] = [
             ("kasa_batches_total", "Batches committed.", &self.batches_total, "counter"),
             ("kasa_commands_total", "Commands committed.", &self.commands_total, "counter"),
             ("kasa_events_total", "Accounts and transfers processed.", &self.events_total, "counter"),
@@ -168,8 +171,14 @@ impl Metrics {
                 "gauge",
             ),
             (
+                "kasa_cold_balances",
+                "Entries of the balance log (both ledgers) in the embedded store, not in memory.",
+                &self.cold_balances,
+                "gauge",
+            ),
+            (
                 "kasa_cold_reads_total",
-                "Pages of cold transfers read from the embedded store.",
+                "Pages of cold transfers and balances read from the embedded store.",
                 &self.cold_reads_total,
                 "counter",
             ),

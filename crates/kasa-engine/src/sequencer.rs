@@ -12,7 +12,7 @@ use crate::outbox::EventLog;
 use crate::sync::{Answer, SyncGate};
 use crate::writer::{CommitError, EngineError, RecoveryReport, ReplicateError, Writer, WriterOptions};
 use kasa_core::command::PAYLOAD_HEADER_BYTES_MAX;
-use kasa_core::ledger::TRANSFERS_PER_CHUNK;
+use kasa_core::ledger::{ColdKind, TRANSFERS_PER_CHUNK};
 use kasa_core::{Command, Outcome, State};
 use kasa_journal::{hex, JournalError, Storage};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -531,8 +531,12 @@ fn publish_state_metrics<S: Storage>(metrics: &Metrics, writer: &Writer<S>) {
     metrics.accounts.store(ledger.accounts_count() as u64, Ordering::Relaxed);
     metrics.transfers.store(ledger.transfers_count() as u64, Ordering::Relaxed);
     metrics.journal_bytes.store(writer.journal_bytes(), Ordering::Relaxed);
-    let cold_chunks: usize = (0..State::COLD_LEDGERS).map(|which| writer.state().transfer_chunks(which).1).sum();
-    metrics.cold_transfers.store((cold_chunks * TRANSFERS_PER_CHUNK) as u64, Ordering::Relaxed);
+    let cold = |kind| -> u64 {
+        let chunks: usize = (0..State::COLD_LEDGERS).map(|which| writer.state().cold_chunks(which, kind).1).sum();
+        (chunks * TRANSFERS_PER_CHUNK) as u64
+    };
+    metrics.cold_transfers.store(cold(ColdKind::Transfers), Ordering::Relaxed);
+    metrics.cold_balances.store(cold(ColdKind::Balances), Ordering::Relaxed);
     metrics.cold_reads_total.store(writer.cold_stats().reads.load(Ordering::Relaxed), Ordering::Relaxed);
     metrics.cold_store_failed.store(writer.cold_stats().failed.load(Ordering::Relaxed), Ordering::Relaxed);
 }

@@ -272,7 +272,10 @@ impl<S: Storage> Writer<S> {
             events_cut,
             state_hash: state.hash(),
             cold_transfers: (0..State::COLD_LEDGERS)
-                .map(|which| (state.transfer_chunks(which).1 * kasa_core::ledger::TRANSFERS_PER_CHUNK) as u64)
+                .map(|which| {
+                    let (_, cold) = state.cold_chunks(which, kasa_core::ledger::ColdKind::Transfers);
+                    (cold * kasa_core::ledger::TRANSFERS_PER_CHUNK) as u64
+                })
                 .sum(),
             duration: started.elapsed(),
         };

@@ -1,9 +1,9 @@
-//! The writer with an embedded store of cold transfers (redb, in a temporary directory): old
-//! chunks leave memory, and the state, its hash, its snapshot and its recovery (from the
+//! The writer with an embedded store of cold transfers and balances (redb, in a temporary
+//! directory): old chunks leave memory, and the state, its hash, its snapshot and its recovery (from the
 //! journal and from a snapshot, with the store kept, lost or unreadable) are those of a writer
 //! that keeps everything in memory.
 
-use kasa_core::ledger::{Account, Transfer, TransferFlags, TRANSFERS_PER_CHUNK};
+use kasa_core::ledger::{Account, AccountFlags, ColdKind, Transfer, TransferFlags, TRANSFERS_PER_CHUNK};
 use kasa_core::{Command, State};
 use kasa_engine::{ColdOptions, Writer, WriterOptions};
 use kasa_journal::FaultStorage;
@@ -40,7 +40,17 @@ fn workload_transfer(id: u128) -> Transfer {
 }
 
 fn workload() -> Vec<Vec<Command>> {
-    let accounts = (1..=16u128).map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }).collect();
+    // Half the accounts keep their balance history: about a balance a transfer, whose log goes
+    // cold as the transfers do.
+    let accounts = (1..=16u128)
+        .map(|id| Account {
+            id,
+            ledger: 1,
+            code: 1,
+            flags: AccountFlags(if id <= 8 { AccountFlags::HISTORY } else { 0 }),
+            ..Account::default()
+        })
+        .collect();
     let mut batches = vec![vec![Command::create_accounts(accounts)]];
     let total = 4 * TRANSFERS_PER_CHUNK as u128;
     let mut id = 1;
@@ -66,11 +76,13 @@ fn workload() -> Vec<Vec<Command>> {
     batches
 }
 
-/// Commits empty batches until the spill thread has made `chunks` chunks cold.
+/// Commits empty batches until the spill thread has made `chunks` chunks of transfers and of
+/// balances cold.
 fn wait_cold(writer: &mut Writer<FaultStorage>, now: &mut u64, chunks: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while writer.state().transfer_chunks(0).1 < chunks {
-        assert!(Instant::now() < deadline, "chunks did not go cold: {:?}", writer.state().transfer_chunks(0));
+    let cold = |w: &Writer<FaultStorage>| ColdKind::ALL.map(|kind| w.state().cold_chunks(0, kind).1);
+    while cold(writer).iter().any(|&c| c < chunks) {
+        assert!(Instant::now() < deadline, "chunks did not go cold: {:?}", cold(writer));
         std::thread::sleep(Duration::from_millis(5));
         *now += SECOND;
         writer.commit(vec![], *now).unwrap();
@@ -119,6 +131,19 @@ fn cold_chunks_leave_memory_and_change_nothing_else() {
     for id in [1, 101, 16_384, 30_000] {
         assert_eq!(lookup(writer.state(), id), lookup(hot.state(), id));
     }
+    // Balance histories read through the store, whole and by time (those of the last batch,
+    // committed later by the writer with the store, only counted).
+    let middle = hot.state().ledger().transfer(20_000).unwrap().timestamp;
+    let last_batch = START + (last as u64 + 1) * SECOND;
+    for account in 1..=8u128 {
+        let balances = |s: &State| s.ledger().account_balances(account).to_vec();
+        let before_last = |s: &State| balances(s).into_iter().filter(|b| b.timestamp < last_batch).collect::<Vec<_>>();
+        assert!(balances(hot.state()).len() > 5_000);
+        assert_eq!(balances(writer.state()).len(), balances(hot.state()).len());
+        assert!(before_last(writer.state()) == before_last(hot.state()), "account {account}'s balances differ");
+        let before = |s: &State| s.ledger().account_balances(account).partition_point(|b| b.timestamp <= middle);
+        assert_eq!(before(writer.state()), before(hot.state()));
+    }
     let hash = writer.state().hash();
     writer.state().check_invariants().unwrap();
 
@@ -137,8 +162,10 @@ fn cold_chunks_leave_memory_and_change_nothing_else() {
     assert!(report.snapshot_seq.is_some());
     assert_eq!(report.state_hash, hash);
     // The decoder put the chunks beyond the hot window in the store as it read them.
-    let (chunks, cold) = writer.state().transfer_chunks(0);
-    assert_eq!(cold + 1, chunks, "all but the hot chunk went cold while decoding");
+    for kind in ColdKind::ALL {
+        let (chunks, cold) = writer.state().cold_chunks(0, kind);
+        assert_eq!(cold + 1, chunks, "all but the hot chunk of {kind:?} went cold while decoding");
+    }
     wait_cold(&mut writer, &mut now, 2);
     let hash = writer.state().hash();
     drop(writer);

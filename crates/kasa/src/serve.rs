@@ -69,8 +69,9 @@ pub struct ServeArgs {
     /// Write a snapshot every this many MiB of journal (0: only at shutdown).
     #[arg(long, default_value_t = 2048)]
     snapshot_interval_mib: u64,
-    /// Transfers per ledger kept in memory; older ones go to the embedded store `cold.redb`
-    /// in the data directory (whole chunks of 16,384). 0 keeps every transfer in memory.
+    /// Transfers per ledger kept in memory, and as many entries of its balance log; older ones
+    /// go to the embedded store `cold.redb` in the data directory (whole chunks of 16,384).
+    /// 0 keeps every transfer and balance in memory.
     #[arg(long, default_value_t = 1 << 20)]
     hot_transfers: u64,
     /// MiB of the embedded store's page cache.

@@ -550,14 +550,19 @@ fn verify_compares_the_event_log_with_the_replay() {
     assert!(ok && report.contains("event log: 1 events, each the replay's; the last 1 are not in it yet"), "{report}");
 }
 
-/// The kasa_cold_transfers gauge of `/metrics`.
-fn cold_transfers(c: &mut kasa::client::Client) -> u64 {
+/// A gauge of `/metrics`.
+fn gauge(c: &mut kasa::client::Client, name: &str) -> u64 {
     let metrics = String::from_utf8(get(c, "/metrics").body).unwrap();
     metrics
         .lines()
-        .find_map(|line| line.strip_prefix("kasa_cold_transfers "))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-        .expect("kasa_cold_transfers in /metrics")
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+/// The kasa_cold_transfers gauge of `/metrics`.
+fn cold_transfers(c: &mut kasa::client::Client) -> u64 {
+    gauge(c, "kasa_cold_transfers")
 }
 
 #[test]
@@ -619,7 +624,8 @@ fn transfers_in_the_embedded_store_survive_kill_9_and_answer_as_before() {
 #[test]
 fn wallets_whose_books_transfers_went_cold_answer_as_before() {
     // 20,000 seeded members (sign-up, bank account, top-up, session): their top-ups are
-    // 40,000 transfers in Kasa's books, so with one chunk hot the oldest go cold.
+    // 40,000 transfers in Kasa's books and as many balances in the wallets' balance log, so
+    // with one chunk hot the oldest of both go cold.
     let dir = tempfile::tempdir().unwrap();
     let secret = [7u8; 32];
     let secret_hex = "07".repeat(32);
@@ -629,11 +635,12 @@ fn wallets_whose_books_transfers_went_cold_answer_as_before() {
     let server = Server::launch(dir.path(), &seeded, Launch { env: &env, ..Launch::default() });
     let mut c = server.client();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while cold_transfers(&mut c) < 16_384 {
-        assert!(Instant::now() < deadline, "no chunk of the books went cold");
+    while cold_transfers(&mut c) < 16_384 || gauge(&mut c, "kasa_cold_balances") < 16_384 {
+        assert!(Instant::now() < deadline, "no chunk of the books or of their balances went cold");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // The first members' top-ups are in the store: their wallets and histories read them.
+    // The first members' top-ups and balances are in the store: their wallets and histories
+    // (with the balance after each entry) read them.
     let read = |c: &mut kasa::client::Client| -> Vec<(Value, Value)> {
         (1..=3u64)
             .map(|user| {
@@ -644,6 +651,8 @@ fn wallets_whose_books_transfers_went_cold_answer_as_before() {
                 assert_eq!(history.status, 200, "{}", String::from_utf8_lossy(&history.body));
                 let entries = history.json()["data"].as_array().cloned().unwrap_or_default();
                 assert!(!entries.is_empty(), "user {user} has no history");
+                // The newest entry's balance, read from the (cold) balance log, is the wallet's.
+                assert_eq!(entries[0]["balance_after"], wallet.json()["balance"], "user {user}");
                 (wallet.json(), history.json())
             })
             .collect()
@@ -666,4 +675,10 @@ fn wallets_whose_books_transfers_went_cold_answer_as_before() {
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(checked >= 16_384, "the books' cold pages were checked:\n{report}");
+    let balances = line
+        .split("; ")
+        .filter(|part| part.starts_with("Kasa's books: ") && part.contains(" balances equal to the replay"))
+        .find_map(|part| part.strip_prefix("Kasa's books: ")?.split(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(balances >= 16_384, "the books' cold balances were checked:\n{report}");
 }

@@ -8,13 +8,21 @@
 //! minor units: never a won wallet) points into a second array that holds them whole. Each
 //! account's entries are found through [`Positions`], which holds up to three positions
 //! inline (most wallets have few entries), and a vector beyond that.
+//!
+//! Like the transfers, the log is append-only, so its full chunks before the last never
+//! change again and go **cold** as the transfers' do (`cold.rs`): the engine copies them to
+//! its embedded store and the log drops them, keeping only the chunk list. A cold entry is
+//! read back through the ledger's [`ColdStore`]. The positions and the wide amounts stay in
+//! memory (4 bytes an entry, and wide amounts never happen in a won wallet).
 
-use super::store::{Chunked, ChunkedView};
+use super::cold::{ColdSpill, ColdStore};
+use super::store::{Chunked, ChunkedView, CHUNK_RECORDS};
 use super::AccountBalance;
+use std::sync::Arc;
 
-/// One entry of the log.
-#[derive(Clone, Copy, Debug)]
-struct Logged {
+/// One entry of the log, as the cold store keeps it too ([`LoggedBalance::BYTES`] bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoggedBalance {
     /// The account's position.
     account: u32,
     /// 0 if the amounts fit in `amounts`, else 1 + the position of the whole amounts in the
@@ -25,12 +33,41 @@ struct Logged {
     amounts: [u64; 4],
 }
 
+impl LoggedBalance {
+    /// Bytes of an entry in the cold store.
+    pub const BYTES: usize = 48;
+
+    /// Appends the entry's bytes (little-endian fields in order).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.account.to_le_bytes());
+        out.extend_from_slice(&self.wide.to_le_bytes());
+        out.extend_from_slice(&self.timestamp.to_le_bytes());
+        for a in self.amounts {
+            out.extend_from_slice(&a.to_le_bytes());
+        }
+    }
+
+    /// The entry [`LoggedBalance::encode`] wrote.
+    pub fn decode(bytes: &[u8; Self::BYTES]) -> LoggedBalance {
+        let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        LoggedBalance {
+            account: u32_at(0),
+            wide: u32_at(4),
+            timestamp: u64_at(8),
+            amounts: [u64_at(16), u64_at(24), u64_at(32), u64_at(40)],
+        }
+    }
+}
+
 /// Every balance of accounts with the `history` flag, in the order they were recorded.
 /// Append-only and copy-on-write, like the transfers.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BalanceLog {
-    entries: Chunked<Logged>,
+    entries: Chunked<LoggedBalance>,
     wide: Chunked<[u128; 4]>,
+    /// Where cold entries are read.
+    store: Option<Arc<dyn ColdStore>>,
 }
 
 fn amounts(b: &AccountBalance) -> [u128; 4] {
@@ -44,7 +81,7 @@ fn balance(
     AccountBalance { timestamp, debits_pending, debits_posted, credits_pending, credits_posted }
 }
 
-impl Logged {
+impl LoggedBalance {
     /// The balance, with `wide` giving the whole amounts of a wide entry.
     fn balance(&self, wide: impl FnOnce() -> [u128; 4]) -> AccountBalance {
         let amounts = if self.wide == 0 { self.amounts.map(u128::from) } else { wide() };
@@ -59,11 +96,11 @@ impl BalanceLog {
         let narrow = whole.map(|a| u64::try_from(a).ok());
         let logged = match narrow {
             [Some(dp), Some(dq), Some(cp), Some(cq)] => {
-                Logged { account, wide: 0, timestamp: b.timestamp, amounts: [dp, dq, cp, cq] }
+                LoggedBalance { account, wide: 0, timestamp: b.timestamp, amounts: [dp, dq, cp, cq] }
             }
             _ => {
                 let wide = self.wide.push(whole);
-                Logged { account, wide: wide + 1, timestamp: b.timestamp, amounts: [0; 4] }
+                LoggedBalance { account, wide: wide + 1, timestamp: b.timestamp, amounts: [0; 4] }
             }
         };
         self.entries.push(logged)
@@ -80,8 +117,67 @@ impl BalanceLog {
 
     /// The entry at `position`, which must exist: the account's position and the balance.
     pub(crate) fn get(&self, position: u32) -> (u32, AccountBalance) {
-        let logged = self.entries.get(position);
+        let logged = self.entry(position);
         (logged.account, logged.balance(|| *self.wide.get(logged.wide - 1)))
+    }
+
+    /// The entry at `position` as it is kept, which must exist.
+    pub(crate) fn entry(&self, position: u32) -> LoggedBalance {
+        if self.entries.is_hot(position) {
+            *self.entries.get(position)
+        } else {
+            self.read_cold(position)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_cold(&self, position: u32) -> LoggedBalance {
+        let mut out = [LoggedBalance::default()];
+        self.store.as_ref().expect("a cold chunk without a store").read_balances(position, &mut out);
+        out[0]
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn set_store(&mut self, store: Arc<dyn ColdStore>) {
+        self.store = Some(store);
+    }
+
+    /// The number of chunks of entries, and how many of the oldest are cold.
+    pub(crate) fn chunks(&self) -> (usize, usize) {
+        (self.entries.chunk_count(), self.entries.cold_chunks())
+    }
+
+    /// Chunk `index` if no write will touch it again: what may go to the store.
+    pub(crate) fn sealed_full_chunk(&self, index: usize) -> Option<Arc<Vec<LoggedBalance>>> {
+        self.entries.sealed_full_chunk(index)
+    }
+
+    /// Drops the next chunk to go cold. The store must hold it.
+    pub(crate) fn make_cold(&mut self) {
+        assert!(self.store.is_some(), "a chunk goes cold only with a store to read it from");
+        self.entries.make_cold();
+    }
+
+    /// While decoding: writes every chunk beyond the hot window to the store and drops it,
+    /// until the store fails to take one.
+    pub(crate) fn spill_while_decoding(&mut self, spill: &dyn ColdSpill, which: usize) {
+        self.seal();
+        loop {
+            let (chunks, cold) = self.chunks();
+            if cold + spill.hot_chunks() >= chunks {
+                return;
+            }
+            let Some(chunk) = self.sealed_full_chunk(cold) else { return };
+            if !spill.write(which, cold, super::ColdChunk::Balances(chunk)) {
+                return;
+            }
+            self.make_cold();
+        }
     }
 
     pub(crate) fn seal(&mut self) {
@@ -90,7 +186,7 @@ impl BalanceLog {
     }
 
     pub(crate) fn view(&self) -> BalanceLogView {
-        BalanceLogView { entries: self.entries.view(), wide: self.wide.view() }
+        BalanceLogView { entries: self.entries.view(), wide: self.wide.view(), store: self.store.clone() }
     }
 
     pub(crate) fn bytes_allocated(&self) -> usize {
@@ -101,8 +197,9 @@ impl BalanceLog {
 /// A frozen view of the balance log, for a snapshot.
 #[derive(Clone, Debug)]
 pub(crate) struct BalanceLogView {
-    entries: ChunkedView<Logged>,
+    entries: ChunkedView<LoggedBalance>,
     wide: ChunkedView<[u128; 4]>,
+    store: Option<Arc<dyn ColdStore>>,
 }
 
 impl BalanceLogView {
@@ -110,13 +207,26 @@ impl BalanceLogView {
         self.entries.len()
     }
 
-    /// The entries in order: (account position, balance).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, AccountBalance)> + '_ {
+    /// Calls `f` with the entries in order (account position, balance), reading cold chunks
+    /// from the store a chunk at a time (they never change, so any later read gives the same).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u32, AccountBalance)) {
         // Wide entries are in the wide array in the log's order.
         let mut wide = self.wide.iter();
-        self.entries
-            .iter()
-            .map(move |logged| (logged.account, logged.balance(|| *wide.next().expect("a wide entry has its amounts"))))
+        let mut buffer = Vec::new();
+        for (index, chunk) in self.entries.chunks().enumerate() {
+            let entries = match chunk {
+                Some(entries) => entries,
+                None => {
+                    buffer.resize(CHUNK_RECORDS, LoggedBalance::default());
+                    let store = self.store.as_ref().expect("a cold chunk without a store");
+                    store.read_balances((index * CHUNK_RECORDS) as u32, &mut buffer);
+                    &buffer
+                }
+            };
+            for logged in entries {
+                f(logged.account, logged.balance(|| *wide.next().expect("a wide entry has its amounts")));
+            }
+        }
     }
 }
 
@@ -169,10 +279,6 @@ impl Positions {
     pub(crate) fn is_empty(&self) -> bool {
         self.as_slice().is_empty()
     }
-
-    pub(crate) fn last(&self) -> Option<u32> {
-        self.as_slice().last().copied()
-    }
 }
 
 #[cfg(test)]
@@ -193,7 +299,7 @@ mod tests {
     /// pops; an entry is 48 bytes.
     #[test]
     fn balances_of_any_size_read_back_whole() {
-        assert_eq!(std::mem::size_of::<Logged>(), 48);
+        assert_eq!(std::mem::size_of::<LoggedBalance>(), 48);
         let mut log = BalanceLog::default();
         let amounts = [0, 5, u64::MAX as u128 - 3, u64::MAX as u128, u128::MAX - 3, 1 << 100, 7];
         for (i, &a) in amounts.iter().enumerate() {
@@ -208,10 +314,13 @@ mod tests {
         log.push(9, &b(99, u128::MAX - 3));
         assert_eq!(log.get(5), (9, b(99, u128::MAX - 3)));
         assert_eq!(log.get(4), (4, b(4, u128::MAX - 3)));
-        let seen: Vec<_> = view.iter().collect();
+        let mut seen = Vec::new();
+        view.for_each(|account, b| seen.push((account, b)));
         let expected: Vec<_> = amounts.iter().enumerate().map(|(i, &a)| (i as u32, b(i as u64, a))).collect();
         assert_eq!(seen, expected, "a view keeps what the log held");
-        assert_eq!(log.view().iter().count(), 6);
+        let mut count = 0;
+        log.view().for_each(|_, _| count += 1);
+        assert_eq!(count, 6);
     }
 
     #[test]
@@ -222,7 +331,7 @@ mod tests {
             p.push(i * 10);
             assert_eq!(p.as_slice(), (0..=i).map(|j| j * 10).collect::<Vec<_>>().as_slice());
         }
-        assert_eq!(p.last(), Some(40));
+        assert_eq!(p.as_slice().last(), Some(&40));
         for _ in 0..5 {
             p.pop();
         }

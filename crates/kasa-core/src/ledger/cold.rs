@@ -1,4 +1,5 @@
 //! Transfers beyond RAM: the array of transfers with its oldest chunks in an embedded store.
+//! The balance log goes cold the same way (`balances.rs`), through the same store.
 //!
 //! A full chunk of transfers before the last never changes again (transfers are append-only;
 //! a pending transfer's status is in its own array). The engine copies such chunks, oldest
@@ -15,6 +16,7 @@
 //! the process with a message; recovery then rebuilds from the snapshot and the journal, which
 //! hold every transfer.
 
+use super::balances::LoggedBalance;
 use super::store::{hash, Chunked, ChunkedView, CHUNK_RECORDS};
 use super::Transfer;
 use std::sync::Arc;
@@ -30,28 +32,60 @@ pub trait ColdStore: Send + Sync + std::fmt::Debug {
     /// The history links of the cold transfer at `position`: the previous transfer of its
     /// debit account and of its credit account (`NONE` if none).
     fn read_links(&self, position: u32) -> [u32; 2];
+    /// Fills `out` with the balance log's entries at positions `first..first + out.len()`, all
+    /// in cold chunks. Panics if the store cannot answer.
+    fn read_balances(&self, first: u32, out: &mut [LoggedBalance]);
 }
 
-/// A chunk that may go cold: its transfers and their history links.
+/// What goes cold: a ledger's transfers, or its balance log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColdKind {
+    /// The transfers with their history links.
+    Transfers,
+    /// The balance log of accounts with the `history` flag.
+    Balances,
+}
+
+impl ColdKind {
+    /// Every kind, in the order the engine numbers them.
+    pub const ALL: [ColdKind; 2] = [ColdKind::Transfers, ColdKind::Balances];
+}
+
+/// A chunk that may go cold.
 #[derive(Clone, Debug)]
-pub struct ColdChunk {
-    /// The transfers.
-    pub records: Arc<Vec<Transfer>>,
-    /// Each transfer's history links.
-    pub links: Arc<Vec<[u32; 2]>>,
+pub enum ColdChunk {
+    /// Transfers and each one's history links.
+    Transfers {
+        /// The transfers.
+        records: Arc<Vec<Transfer>>,
+        /// Each transfer's history links.
+        links: Arc<Vec<[u32; 2]>>,
+    },
+    /// Entries of the balance log.
+    Balances(Arc<Vec<LoggedBalance>>),
 }
 
-/// Where a snapshot being decoded puts its transfers beyond the hot window, so that a
-/// recovery never holds them all in memory at once: the engine's store, written as the
+impl ColdChunk {
+    /// Its kind.
+    pub fn kind(&self) -> ColdKind {
+        match self {
+            ColdChunk::Transfers { .. } => ColdKind::Transfers,
+            ColdChunk::Balances(_) => ColdKind::Balances,
+        }
+    }
+}
+
+/// Where a snapshot being decoded puts its transfers and balances beyond the hot window, so
+/// that a recovery never holds them all in memory at once: the engine's store, written as the
 /// decoder reads.
 pub trait ColdSpill {
     /// The reader of ledger `which`'s cold transfers (0: the operators' ledger, 1: the books).
     fn store(&self, which: usize) -> Arc<dyn ColdStore>;
     /// Chunks kept in memory after the last cold one (at least 1).
     fn hot_chunks(&self) -> usize;
-    /// Puts chunk `chunk` of ledger `which` in the store; `false` if it could not (the
-    /// decoder then keeps the rest in memory).
-    fn write(&self, which: usize, chunk: usize, records: &[Transfer], links: &[[u32; 2]]) -> bool;
+    /// Puts chunk `chunk` (of its kind) of ledger `which` in the store; `false` if it could
+    /// not (the decoder then keeps the rest in memory).
+    fn write(&self, which: usize, chunk: usize, data: ColdChunk) -> bool;
 }
 
 /// The ledger's transfers: hot chunks in memory, cold ones in the store.
@@ -172,7 +206,10 @@ impl Transfers {
     }
 
     pub(crate) fn sealed_full_chunk(&self, index: usize) -> Option<ColdChunk> {
-        Some(ColdChunk { records: self.records.sealed_full_chunk(index)?, links: self.links.sealed_full_chunk(index)? })
+        Some(ColdChunk::Transfers {
+            records: self.records.sealed_full_chunk(index)?,
+            links: self.links.sealed_full_chunk(index)?,
+        })
     }
 
     /// While decoding: writes every chunk beyond the hot window to the store and drops it,
@@ -185,10 +222,9 @@ impl Transfers {
                 return;
             }
             let Some(chunk) = self.sealed_full_chunk(cold) else { return };
-            if !spill.write(which, cold, &chunk.records, &chunk.links) {
+            if !spill.write(which, cold, chunk) {
                 return;
             }
-            drop(chunk);
             self.make_cold();
         }
     }

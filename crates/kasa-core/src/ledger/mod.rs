@@ -28,7 +28,8 @@ mod snapshot;
 mod store;
 mod types;
 
-pub use cold::{ColdChunk, ColdSpill, ColdStore, TRANSFERS_PER_CHUNK};
+pub use balances::LoggedBalance;
+pub use cold::{ColdChunk, ColdKind, ColdSpill, ColdStore, TRANSFERS_PER_CHUNK};
 pub use command::{Command, Outcome, Record, Records, ITEMS_PER_COMMAND_MAX};
 pub use results::{CreateAccountResult, CreateTransferResult, PendingStatus};
 pub use snapshot::{LedgerBuilder, LedgerView, SECTION_VERSION};
@@ -154,10 +155,24 @@ impl<'a> BalanceHistory<'a> {
         self.positions.iter().map(move |&p| log.get(p).1)
     }
 
-    /// The number of balances for which `pred` holds, when it holds for a prefix (a binary
-    /// search, as `slice::partition_point`).
+    /// The number of balances for which `pred` holds, when it holds for a prefix (as
+    /// `slice::partition_point`). The search starts from the newest and doubles its step back
+    /// before it bisects: histories ask about recent moments, whose entries are in memory,
+    /// and a bisection from the middle would read old ones from the cold store.
     pub fn partition_point(&self, pred: impl Fn(&AccountBalance) -> bool) -> usize {
-        self.positions.partition_point(|&p| pred(&self.log.get(p).1))
+        let holds = |p: &u32| pred(&self.log.get(*p).1);
+        let (mut lo, mut hi) = (0, self.positions.len());
+        let mut step = 1;
+        while lo < hi {
+            let i = hi.saturating_sub(step).max(lo);
+            if holds(&self.positions[i]) {
+                lo = i + 1;
+                break;
+            }
+            hi = i;
+            step *= 2;
+        }
+        lo + self.positions[lo..hi].partition_point(holds)
     }
 }
 
@@ -266,26 +281,37 @@ impl Ledger {
         self.transfer_index.reserve_hashed(additional, |p| records.id_hash(p));
     }
 
-    /// Reads this ledger's cold transfers from `store` from now on (see `cold.rs`).
+    /// Reads this ledger's cold transfers and balances from `store` from now on (see
+    /// `cold.rs`).
     pub fn set_cold_store(&mut self, store: std::sync::Arc<dyn ColdStore>) {
-        self.transfers.set_store(store);
+        self.transfers.set_store(store.clone());
+        self.balance_log.set_store(store);
     }
 
-    /// The number of chunks of transfers ([`TRANSFERS_PER_CHUNK`] each, the last maybe not
-    /// full), and how many of the oldest are cold.
-    pub fn transfer_chunks(&self) -> (usize, usize) {
-        (self.transfers.chunk_count(), self.transfers.cold_chunks())
+    /// The number of chunks of a kind ([`TRANSFERS_PER_CHUNK`] records each, the last maybe
+    /// not full), and how many of the oldest are cold.
+    pub fn cold_chunks(&self, kind: ColdKind) -> (usize, usize) {
+        match kind {
+            ColdKind::Transfers => (self.transfers.chunk_count(), self.transfers.cold_chunks()),
+            ColdKind::Balances => self.balance_log.chunks(),
+        }
     }
 
-    /// The chunk `index` of transfers if no write will touch it again (full, sealed, not the
+    /// The chunk `index` of a kind if no write will touch it again (full, sealed, not the
     /// last): what may be copied to the embedded store.
-    pub fn sealed_transfer_chunk(&self, index: usize) -> Option<ColdChunk> {
-        self.transfers.sealed_full_chunk(index)
+    pub fn sealed_chunk(&self, kind: ColdKind, index: usize) -> Option<ColdChunk> {
+        match kind {
+            ColdKind::Transfers => self.transfers.sealed_full_chunk(index),
+            ColdKind::Balances => self.balance_log.sealed_full_chunk(index).map(ColdChunk::Balances),
+        }
     }
 
-    /// Drops the oldest hot chunk of transfers from memory: the cold store must hold it.
-    pub fn make_transfer_chunk_cold(&mut self) {
-        self.transfers.make_cold();
+    /// Drops the oldest hot chunk of a kind from memory: the cold store must hold it.
+    pub fn make_chunk_cold(&mut self, kind: ColdKind) {
+        match kind {
+            ColdKind::Transfers => self.transfers.make_cold(),
+            ColdKind::Balances => self.balance_log.make_cold(),
+        }
     }
 
     /// Shares the arrays' chunks written since the last call, so that the next
@@ -382,6 +408,18 @@ impl Ledger {
     pub fn transfer_links(&self, position: usize) -> Option<[u32; 2]> {
         let position = u32::try_from(position).ok()?;
         (position < self.transfers.len() as u32).then(|| self.transfers.links_at(position))
+    }
+
+    /// The number of entries in the balance log (of every account with the `history` flag).
+    pub fn balance_log_len(&self) -> usize {
+        self.balance_log.len()
+    }
+
+    /// The balance log's entry at `position` as it is kept (and stored when cold), if any: for
+    /// `kasa verify`'s check of the cold store.
+    pub fn logged_balance(&self, position: usize) -> Option<LoggedBalance> {
+        let position = u32::try_from(position).ok()?;
+        (position < self.balance_log.len() as u32).then(|| self.balance_log.entry(position))
     }
 
     /// All accounts in creation order.

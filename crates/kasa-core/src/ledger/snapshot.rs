@@ -86,7 +86,7 @@ impl LedgerView {
         sink.put(&buffer);
         buffer.clear();
         sink.put(&(self.balance_log.len() as u64).to_le_bytes());
-        for (account, b) in self.balance_log.iter() {
+        self.balance_log.for_each(|account, b| {
             buffer.extend_from_slice(&account.to_le_bytes());
             buffer.extend_from_slice(&b.timestamp.to_le_bytes());
             buffer.extend_from_slice(&b.debits_pending.to_le_bytes());
@@ -94,7 +94,7 @@ impl LedgerView {
             buffer.extend_from_slice(&b.credits_pending.to_le_bytes());
             buffer.extend_from_slice(&b.credits_posted.to_le_bytes());
             flush_if_full(sink, &mut buffer);
-        }
+        });
         sink.put(&buffer);
         buffer.clear();
         sink.put(&(self.failed.len() as u64).to_le_bytes());
@@ -124,7 +124,7 @@ impl Ledger {
         }
         let mut builder = LedgerBuilder::new(transfers as usize);
         if let Some((spill, which)) = cold {
-            builder.ledger.transfers.set_store(spill.store(which));
+            builder.ledger.set_cold_store(spill.store(which));
         }
         let mut left = accounts as usize;
         while left > 0 {
@@ -167,7 +167,11 @@ impl Ledger {
                 credits_posted: c.u128()?,
             };
             builder.balance(account, balance).map_err(invalid)?;
+            if builder.ledger.balance_log.len().is_multiple_of(super::TRANSFERS_PER_CHUNK) {
+                builder.spill_balances(cold);
+            }
         }
+        builder.spill_balances(cold);
         for _ in 0..c.count(16, "failed transfer ids")? {
             let id = c.u128()?;
             builder.failed(id).map_err(invalid)?;
@@ -181,6 +185,9 @@ impl Ledger {
 pub struct LedgerBuilder {
     ledger: Ledger,
     last_timestamp: u64,
+    /// Per account position, the timestamp of its last balance so far (0: none): checks each
+    /// account's history for order without reading back an entry that went cold meanwhile.
+    last_balance: Vec<u64>,
 }
 
 impl LedgerBuilder {
@@ -189,13 +196,20 @@ impl LedgerBuilder {
         let mut ledger = Ledger::default();
         let no_records = |_: u32| -> u128 { unreachable!("the index is empty") };
         ledger.transfer_index.reserve(transfers, no_records);
-        LedgerBuilder { ledger, last_timestamp: 0 }
+        LedgerBuilder { ledger, last_timestamp: 0, last_balance: Vec::new() }
     }
 
     /// With a spill, puts the chunks beyond the hot window in the store.
     fn spill(&mut self, cold: Option<(&dyn super::ColdSpill, usize)>) {
         if let Some((spill, which)) = cold {
             self.ledger.transfers.spill_while_decoding(spill, which);
+        }
+    }
+
+    /// With a spill, puts the balance log's chunks beyond the hot window in the store.
+    fn spill_balances(&mut self, cold: Option<(&dyn super::ColdSpill, usize)>) {
+        if let Some((spill, which)) = cold {
+            self.ledger.balance_log.spill_while_decoding(spill, which);
         }
     }
 
@@ -268,12 +282,14 @@ impl LedgerBuilder {
         if account as usize >= ledger.accounts.len() {
             return Err(format!("a balance names account position {account}, which does not exist"));
         }
-        let entry = ledger.balance_log.push(account, &balance);
-        let history = ledger.balance_index.entry(account).or_default();
-        if history.last().is_some_and(|last| ledger.balance_log.get(last).1.timestamp > balance.timestamp) {
+        self.last_balance.resize(ledger.accounts.len(), 0);
+        let last = &mut self.last_balance[account as usize];
+        if *last > balance.timestamp {
             return Err(format!("the balance history of account position {account} goes back in time"));
         }
-        history.push(entry);
+        *last = balance.timestamp;
+        let entry = ledger.balance_log.push(account, &balance);
+        ledger.balance_index.entry(account).or_default().push(entry);
         Ok(())
     }
 
