@@ -153,6 +153,16 @@ fn ledger_api_round_trip() {
     }
     assert_eq!(seen, all);
     assert_eq!(seen.len(), 5);
+    // Bounded by time: exactly the entries in the window, newest first, whatever the bounds.
+    let ts = |b: &Value| -> u64 { b["timestamp"].as_str().unwrap().parse().unwrap() };
+    let stamps: Vec<u64> = all.iter().map(ts).collect();
+    for &max in stamps.iter().chain(&[stamps[0] + 1, stamps[4] - 1, 1]) {
+        for &min in stamps.iter().chain(&[0, stamps[2] + 1]) {
+            let page = get(&mut c, &format!("/v1/ledger/accounts/1/balances?timestamp_max={max}&timestamp_min={min}"));
+            let expected: Vec<Value> = all.iter().filter(|b| ts(b) <= max && ts(b) >= min).cloned().collect();
+            assert_eq!(page.json()["data"].as_array().unwrap(), &expected, "from {min} to {max}");
+        }
+    }
     // A transfers cursor at the very first timestamp is an empty page, not a restart.
     let r = get(&mut c, "/v1/ledger/accounts/1/transfers?cursor=t_1");
     assert_eq!(r.json()["data"], json!([]));

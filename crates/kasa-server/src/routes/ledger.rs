@@ -423,13 +423,16 @@ pub async fn account_balances(
         .read(move |s| {
             s.ledger().account(id)?;
             let history = s.ledger().account_balances(id);
-            let end = before.map_or(history.len(), |b| (b as usize).min(history.len()));
-            let items: Vec<(usize, BalanceOutput)> = history
-                .iter()
-                .take(end)
-                .enumerate()
+            let mut end = before.map_or(history.len(), |b| (b as usize).min(history.len()));
+            // An account's balances are in time order: the newest at or before
+            // `timestamp_max` is found by a search, not by walking down to it (each step of
+            // which may read the cold store).
+            if let Some(max) = q.timestamp_max {
+                end = end.min(history.partition_point(|b| b.timestamp <= max));
+            }
+            let items: Vec<(usize, BalanceOutput)> = (0..end)
                 .rev()
-                .filter(|(_, b)| q.timestamp_max.is_none_or(|m| b.timestamp <= m))
+                .map_while(|i| Some((i, history.get(i)?)))
                 .take_while(|(_, b)| b.timestamp >= q.timestamp_min)
                 .take(q.limit + 1)
                 .map(|(i, b)| (i, BalanceOutput::from(&b)))
