@@ -156,7 +156,7 @@ pub struct ColdOptions {
 pub struct ColdStats {
     /// Pages read from the store (reads the last page read answered are not counted).
     pub reads: AtomicU64,
-    /// 1 once a write to the store failed: transfers stay in memory from then on.
+    /// 1 once a write to the store failed: transfers and balances stay in memory from then on.
     pub failed: AtomicU64,
 }
 

@@ -184,7 +184,7 @@ impl Metrics {
             ),
             (
                 "kasa_cold_store_failed",
-                "1 once a write to the embedded store failed: transfers stay in memory from then on.",
+                "1 once a write to the embedded store failed: transfers and balances stay in memory from then on.",
                 &self.cold_store_failed,
                 "gauge",
             ),

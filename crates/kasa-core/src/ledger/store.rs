@@ -54,7 +54,7 @@ pub struct Chunked<T> {
     chunks: Vec<Chunk<T>>,
     len: usize,
     /// The leading chunks that are cold: their records live in the embedded store, not here
-    /// (see `cold.rs`). Only transfers go cold.
+    /// (see `cold.rs`). Only transfers and balance log entries go cold.
     cold: usize,
     /// Indexes of the chunks made owned since the last seal (some may have been popped since).
     owned: Vec<u32>,
