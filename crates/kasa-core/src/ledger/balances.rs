@@ -230,6 +230,45 @@ impl BalanceLogView {
     }
 }
 
+/// Each account's positions in the log, by account position: an array, not a map (a map's
+/// nodes cost about twice the 24 bytes of an entry, and each balance logged walked it at
+/// millions of accounts), in chunks, so that growing it never copies it on the writer. It
+/// grows to the highest account that logged a balance, so an account without the `history`
+/// flag below that one costs an empty entry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BalanceIndex {
+    by_account: Chunked<Positions>,
+}
+
+impl BalanceIndex {
+    /// Account `account`'s positions in the log, oldest first.
+    pub(crate) fn get(&self, account: u32) -> &[u32] {
+        if (account as usize) < self.by_account.len() {
+            self.by_account.get(account).as_slice()
+        } else {
+            &[]
+        }
+    }
+
+    /// Appends `entry` to account `account`'s positions.
+    pub(crate) fn push(&mut self, account: u32, entry: u32) {
+        while self.by_account.len() <= account as usize {
+            self.by_account.push(Positions::default());
+        }
+        self.by_account.get_mut(account).push(entry);
+    }
+
+    /// Removes account `account`'s newest position (the rollback of a failed chain).
+    pub(crate) fn pop(&mut self, account: u32) {
+        self.by_account.get_mut(account).pop();
+    }
+
+    /// Bytes held by the array (not the vectors of accounts with more than three entries).
+    pub(crate) fn bytes_allocated(&self) -> usize {
+        self.by_account.bytes_allocated()
+    }
+}
+
 /// One account's positions in the log, oldest first: up to three inline, more in a vector.
 #[derive(Clone, Debug)]
 pub(crate) enum Positions {
@@ -275,10 +314,6 @@ impl Positions {
             }
         }
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.as_slice().is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -323,10 +358,39 @@ mod tests {
         assert_eq!(count, 6);
     }
 
+    /// The index by account position: accounts that never logged read empty, whether below or
+    /// past the highest that did; pops take back exactly the pushes; growing past a chunk of
+    /// accounts keeps what was there.
+    #[test]
+    fn the_index_by_account_reads_pushes_and_pops() {
+        let mut index = BalanceIndex::default();
+        assert_eq!(index.get(0), &[] as &[u32]);
+        assert_eq!(index.get(u32::MAX - 1), &[] as &[u32]);
+        index.push(7, 100);
+        index.push(7, 101);
+        index.push(2, 102);
+        let far = CHUNK_RECORDS as u32 + 5;
+        index.push(far, 103);
+        for i in 0..5 {
+            index.push(7, 200 + i);
+        }
+        assert_eq!(index.get(7), &[100, 101, 200, 201, 202, 203, 204]);
+        assert_eq!(index.get(2), &[102]);
+        assert_eq!(index.get(3), &[] as &[u32]);
+        assert_eq!(index.get(far), &[103]);
+        assert_eq!(index.get(far + 1), &[] as &[u32]);
+        index.pop(far);
+        index.pop(7);
+        index.pop(7);
+        assert_eq!(index.get(far), &[] as &[u32]);
+        assert_eq!(index.get(7), &[100, 101, 200, 201, 202]);
+        assert!(index.bytes_allocated() >= (far as usize + 1) * std::mem::size_of::<Positions>());
+    }
+
     #[test]
     fn positions_spill_from_inline_to_a_vector() {
         let mut p = Positions::default();
-        assert!(p.is_empty());
+        assert!(p.as_slice().is_empty());
         for i in 0..5 {
             p.push(i * 10);
             assert_eq!(p.as_slice(), (0..=i).map(|j| j * 10).collect::<Vec<_>>().as_slice());
@@ -335,7 +399,7 @@ mod tests {
         for _ in 0..5 {
             p.pop();
         }
-        assert!(p.is_empty());
+        assert!(p.as_slice().is_empty());
         assert_eq!(std::mem::size_of::<Positions>(), 24, "no larger than the vector it replaces");
     }
 }

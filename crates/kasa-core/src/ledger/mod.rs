@@ -36,7 +36,7 @@ pub use snapshot::{LedgerBuilder, LedgerView, SECTION_VERSION};
 pub use store::NONE;
 pub use types::{Account, AccountFlags, Transfer, TransferFlags, RECORD_BYTES};
 
-use balances::{BalanceLog, Positions};
+use balances::{BalanceIndex, BalanceLog};
 use std::collections::{BTreeMap, BTreeSet};
 use store::{Chunked, IdIndex, Vacant};
 
@@ -208,7 +208,7 @@ pub struct Ledger {
     /// (`balances.rs`). Append-only and copy-on-write, like the transfers.
     balance_log: BalanceLog,
     /// Per account position, its entries' positions in `balance_log`, oldest first. Derived.
-    balance_index: BTreeMap<u32, Positions>,
+    balance_index: BalanceIndex,
     /// Ids of transfers that failed with a transient result in `create_transfers`, oldest
     /// first, and an index over them: such an id answers `id_already_failed` forever. Append
     /// only and never in the undo log, because a failure is remembered even when its linked
@@ -336,6 +336,7 @@ impl Ledger {
             + self.transfer_index.bytes_allocated()
             + self.failed_ids.bytes_allocated()
             + self.balance_log.bytes_allocated()
+            + self.balance_index.bytes_allocated()
             + self.failed_index.bytes_allocated()
     }
 
@@ -445,8 +446,8 @@ impl Ledger {
 
     /// Balance history of an account with the `history` flag, oldest first.
     pub fn account_balances(&self, id: u128) -> BalanceHistory<'_> {
-        let positions = self.account_position(id).and_then(|p| self.balance_index.get(&p)).map(Positions::as_slice);
-        BalanceHistory { log: &self.balance_log, positions: positions.unwrap_or(&[]) }
+        let positions = self.account_position(id).map_or(&[][..], |p| self.balance_index.get(p));
+        BalanceHistory { log: &self.balance_log, positions }
     }
 
     /// The transfers of an account, newest first, with timestamps in `[min, max]` (0 = no
@@ -669,11 +670,7 @@ impl Ledger {
             Undo::BalancePushed { account } => {
                 let popped = self.balance_log.pop().expect("undo of a missing balance");
                 debug_assert_eq!(popped, account, "the undo log and the balance log agree");
-                let history = self.balance_index.get_mut(&account).expect("balance history");
-                history.pop();
-                if history.is_empty() {
-                    self.balance_index.remove(&account);
-                }
+                self.balance_index.pop(account);
             }
         }
     }
@@ -1052,7 +1049,7 @@ impl Ledger {
                 credits_posted: account.credits_posted,
             },
         );
-        self.balance_index.entry(position).or_default().push(entry);
+        self.balance_index.push(position, entry);
         self.log(Undo::BalancePushed { account: position });
     }
 

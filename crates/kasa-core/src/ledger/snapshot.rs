@@ -289,7 +289,7 @@ impl LedgerBuilder {
         }
         *last = balance.timestamp;
         let entry = ledger.balance_log.push(account, &balance);
-        ledger.balance_index.entry(account).or_default().push(entry);
+        ledger.balance_index.push(account, entry);
         Ok(())
     }
 
