@@ -260,6 +260,7 @@ impl BalanceIndex {
 
     /// Removes account `account`'s newest position (the rollback of a failed chain).
     pub(crate) fn pop(&mut self, account: u32) {
+        debug_assert!(!self.get(account).is_empty(), "the undo log and the balance index agree");
         self.by_account.get_mut(account).pop();
     }
 
