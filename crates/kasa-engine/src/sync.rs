@@ -240,11 +240,18 @@ mod tests {
         assert!(!gate.full(), "nothing is ever held");
     }
 
-    #[test]
-    fn answers_go_through_the_runtimes_task_and_straight_once_it_is_gone() {
-        let gate = SyncGate::new(false, 1, Arc::new(Metrics::default()));
+    /// A gate whose answers go through a task on a runtime of its own, which runs only when
+    /// the test blocks on it.
+    fn dispatched(enabled: bool, held_max: usize) -> (SyncGate, tokio::runtime::Runtime) {
+        let gate = SyncGate::new(enabled, held_max, Arc::new(Metrics::default()));
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         gate.dispatch_on(runtime.handle());
+        (gate, runtime)
+    }
+
+    #[test]
+    fn answers_go_through_the_runtimes_task_and_straight_once_it_is_gone() {
+        let (gate, runtime) = dispatched(false, 1);
         let (a, mut rx) = answers(3);
         gate.answer(1, a.into_iter());
         assert_eq!(answered(&mut rx), [false, false, false], "the task runs when its runtime does");
@@ -263,9 +270,7 @@ mod tests {
     /// releases take the same queue as every other answer, so none overtakes another.
     #[test]
     fn released_answers_take_the_dispatchers_queue_too() {
-        let gate = SyncGate::new(true, 8, Arc::new(Metrics::default()));
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-        gate.dispatch_on(runtime.handle());
+        let (gate, runtime) = dispatched(true, 8);
         let (a1, mut rx1) = answers(2);
         gate.answer(1, a1.into_iter());
         gate.follower_has(1);

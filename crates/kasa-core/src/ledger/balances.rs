@@ -15,7 +15,7 @@
 //! read back through the ledger's [`ColdStore`]. The positions and the wide amounts stay in
 //! memory (4 bytes an entry, and wide amounts never happen in a won wallet).
 
-use super::cold::{ColdSpill, ColdStore};
+use super::cold::ColdStore;
 use super::store::{Chunked, ChunkedView, CHUNK_RECORDS};
 use super::AccountBalance;
 use std::sync::Arc;
@@ -161,23 +161,6 @@ impl BalanceLog {
     pub(crate) fn make_cold(&mut self) {
         assert!(self.store.is_some(), "a chunk goes cold only with a store to read it from");
         self.entries.make_cold();
-    }
-
-    /// While decoding: writes every chunk beyond the hot window to the store and drops it,
-    /// until the store fails to take one.
-    pub(crate) fn spill_while_decoding(&mut self, spill: &dyn ColdSpill, which: usize) {
-        self.seal();
-        loop {
-            let (chunks, cold) = self.chunks();
-            if cold + spill.hot_chunks() >= chunks {
-                return;
-            }
-            let Some(chunk) = self.sealed_full_chunk(cold) else { return };
-            if !spill.write(which, cold, super::ColdChunk::Balances(chunk)) {
-                return;
-            }
-            self.make_cold();
-        }
     }
 
     pub(crate) fn seal(&mut self) {

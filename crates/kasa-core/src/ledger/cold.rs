@@ -212,23 +212,6 @@ impl Transfers {
         })
     }
 
-    /// While decoding: writes every chunk beyond the hot window to the store and drops it,
-    /// until the store fails to take one.
-    pub(crate) fn spill_while_decoding(&mut self, spill: &dyn ColdSpill, which: usize) {
-        self.seal();
-        loop {
-            let cold = self.records.cold_chunks();
-            if cold + spill.hot_chunks() >= self.records.chunk_count() {
-                return;
-            }
-            let Some(chunk) = self.sealed_full_chunk(cold) else { return };
-            if !spill.write(which, cold, chunk) {
-                return;
-            }
-            self.make_cold();
-        }
-    }
-
     /// Drops the next chunk to go cold, keeping its ids' hashes. The store must hold it.
     pub(crate) fn make_cold(&mut self) {
         assert!(self.store.is_some(), "a chunk goes cold only with a store to read it from");

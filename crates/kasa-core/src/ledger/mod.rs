@@ -314,6 +314,26 @@ impl Ledger {
         }
     }
 
+    /// While a snapshot is decoded: writes every chunk of a kind beyond the hot window to the
+    /// store and drops it, until the store fails to take one.
+    pub(crate) fn spill_while_decoding(&mut self, kind: ColdKind, spill: &dyn ColdSpill, which: usize) {
+        match kind {
+            ColdKind::Transfers => self.transfers.seal(),
+            ColdKind::Balances => self.balance_log.seal(),
+        }
+        loop {
+            let (chunks, cold) = self.cold_chunks(kind);
+            if cold + spill.hot_chunks() >= chunks {
+                return;
+            }
+            let Some(chunk) = self.sealed_chunk(kind, cold) else { return };
+            if !spill.write(which, cold, chunk) {
+                return;
+            }
+            self.make_chunk_cold(kind);
+        }
+    }
+
     /// Shares the arrays' chunks written since the last call, so that the next
     /// [`Ledger::view`] costs a reference per chunk (see [`Chunked::seal`]). The state calls
     /// it after every batch.

@@ -147,7 +147,7 @@ impl Ledger {
             }
             left -= n;
             if builder.ledger.transfers.len().is_multiple_of(super::TRANSFERS_PER_CHUNK) || left == 0 {
-                builder.spill(cold);
+                builder.spill(super::ColdKind::Transfers, cold);
             }
         }
         for _ in 0..c.count(5, "pending statuses")? {
@@ -168,10 +168,10 @@ impl Ledger {
             };
             builder.balance(account, balance).map_err(invalid)?;
             if builder.ledger.balance_log.len().is_multiple_of(super::TRANSFERS_PER_CHUNK) {
-                builder.spill_balances(cold);
+                builder.spill(super::ColdKind::Balances, cold);
             }
         }
-        builder.spill_balances(cold);
+        builder.spill(super::ColdKind::Balances, cold);
         for _ in 0..c.count(16, "failed transfer ids")? {
             let id = c.u128()?;
             builder.failed(id).map_err(invalid)?;
@@ -199,17 +199,10 @@ impl LedgerBuilder {
         LedgerBuilder { ledger, last_timestamp: 0, last_balance: Vec::new() }
     }
 
-    /// With a spill, puts the chunks beyond the hot window in the store.
-    fn spill(&mut self, cold: Option<(&dyn super::ColdSpill, usize)>) {
+    /// With a spill, puts the chunks of a kind beyond the hot window in the store.
+    fn spill(&mut self, kind: super::ColdKind, cold: Option<(&dyn super::ColdSpill, usize)>) {
         if let Some((spill, which)) = cold {
-            self.ledger.transfers.spill_while_decoding(spill, which);
-        }
-    }
-
-    /// With a spill, puts the balance log's chunks beyond the hot window in the store.
-    fn spill_balances(&mut self, cold: Option<(&dyn super::ColdSpill, usize)>) {
-        if let Some((spill, which)) = cold {
-            self.ledger.balance_log.spill_while_decoding(spill, which);
+            self.ledger.spill_while_decoding(kind, spill, which);
         }
     }
 
